@@ -1,0 +1,324 @@
+"""The one source of truth for the blob layout and the wire protocol.
+
+Everything numeric that both Python and C (and the MicroPython runtime) must agree on lives here:
+enums (op codes, encodings, output stages, preprocessing modes, status codes, protocol commands)
+and the fixed-size records (blob header, tensor entry, layer entry, frame header) as ordered field
+lists.  ``python -m edgeq.spec`` regenerates ``firmware/include/eq_spec.h`` and
+``edgeq/micro/edgeq_spec.py``; ``tests/test_spec.py`` fails if the committed files differ from what
+this module generates, so the languages cannot drift apart.
+
+All multi-byte fields are little-endian.  Records are read field by field at the offsets given
+here (never by casting a C struct over the buffer), so alignment and padding never matter.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from pathlib import Path
+
+# --------------------------------------------------------------------------------------------
+# Versions
+BLOB_MAGIC = b"EQB\x01"  # 4 bytes at offset 0
+BLOB_VERSION_MAJOR = 1
+BLOB_VERSION_MINOR = 0
+BLOB_ALIGN = 8  # every section starts on a multiple of this
+BLOB_DATA_ALIGN = 64  # weight data starts on a multiple of this
+PROTOCOL_VERSION = 1
+WORD_BITS = 32  # packed bits live in little-endian uint32 words
+
+# --------------------------------------------------------------------------------------------
+# Enums: name -> (value, description)
+STATUS = {
+    "OK": (0, "ok"),
+    "ERR_ARG": (1, "invalid argument"),
+    "ERR_MAGIC": (2, "bad magic: not an edgeq blob"),
+    "ERR_VERSION": (3, "unsupported blob version"),
+    "ERR_TRUNCATED": (4, "blob truncated: fewer bytes than its header declares"),
+    "ERR_CRC": (5, "CRC mismatch: the blob is corrupt"),
+    "ERR_BOUNDS": (6, "offset or size out of range"),
+    "ERR_SHAPE": (7, "shape mismatch between layers or tensors"),
+    "ERR_UNSUPPORTED": (8, "unsupported op, encoding or combination"),
+    "ERR_ARENA": (9, "arena too small for this model"),
+    "ERR_NO_MODEL": (10, "no model loaded"),
+    "ERR_FRAME": (11, "bad frame (COBS, length or CRC)"),
+    "ERR_UNKNOWN_CMD": (12, "unknown command"),
+    "ERR_TOO_LARGE": (13, "too large for this board"),
+    "ERR_SEQUENCE": (14, "out-of-order chunk or command"),
+    "ERR_INPUT": (15, "input size does not match the model"),
+}
+
+# Element encodings of tensors (weights, tables) and activations.
+ENC = {
+    "U8": (1, "uint8 values"),
+    "I8": (2, "int8 values"),
+    "I16": (3, "int16 values"),
+    "I32": (4, "int32 values"),
+    "F32": (5, "float32 values"),
+    "B1": (6, "bit-packed +-1: bit 1 = +1, bit 0 = -1; rows padded to 32-bit words"),
+    "TERN": (7, "ternary as two bit-packed planes per row: sign plane then nonzero plane"),
+    "TERN_SPARSE": (8, "ternary skip-zero: per-row uint32 offsets + nibble gap/sign stream"),
+    "KBIT": (9, "k-bit codes, one per byte (uint8), products from a LUT tensor"),
+}
+
+# Layer op codes.
+OP = {
+    "CONV": (1, "2-D convolution over HWC activations; dense = conv whose kernel covers the input"),
+    "MAXPOOL": (2, "max-pool (OR on B1 activations, max on U8/I32)"),
+}
+
+# Output stage of a CONV layer (what is done with the int32 accumulator).
+OUT = {
+    "SIGN": (1, "bit = flip ? acc <= thr : acc >= thr  -> B1 activation"),
+    "MULTI": (2, "code = #{i : flip ? acc <= thr[i] : acc >= thr[i]} -> U8 activation"),
+    "AFFINE": (3, "y = sat32((acc * mul + add) >> shift) -> I32 activation"),
+}
+
+# Preprocessing of raw uint8 pixels (stored per blob, applied identically by every runtime).
+PRE = {
+    "THRESH": (1, "B1 input: bit = pixel >= param"),
+    "RAW": (2, "U8 input: the pixel value itself (0..255)"),
+    "QUANT": (3, "U8 input: code = (pixel * (2**param - 1) + 127) // 255"),
+}
+
+# Header flags.
+FLAG = {
+    "INVERT": (1, "informational: the model was trained on light-on-dark images"),
+}
+
+# Protocol commands (request code; a reply carries code | REPLY_BIT).
+CMD = {
+    "HELLO": (1, "version handshake; reply: protocol version, max payload, window"),
+    "INFO": (2, "board, firmware and blob versions, capabilities, memory"),
+    "LOAD_BEGIN": (3, "start a model upload: total size, crc32"),
+    "LOAD_CHUNK": (4, "one chunk: offset u32 + data"),
+    "LOAD_END": (5, "finish the upload: verify CRC and parse the blob"),
+    "INFER": (6, "input tensor in (packed as the model's input), class + scores out"),
+    "PROFILE": (7, "per-layer timer ticks of the last inference"),
+    "RESET": (8, "drop the model and reset state"),
+    "ECHO": (9, "echo payload back (link test)"),
+}
+REPLY_BIT = 0x80
+CMD_ERROR = 0x7F  # reply code used when a request could not even be decoded
+
+# --------------------------------------------------------------------------------------------
+# Records: name -> list of (field, struct code, description).  Offsets follow from the order.
+HEADER = [
+    ("magic", "4s", "b'EQB\\x01'"),
+    ("version_major", "H", "incompatible changes"),
+    ("version_minor", "H", "compatible additions"),
+    ("total_size", "I", "bytes in the blob, header included"),
+    ("crc32", "I", "CRC-32 (IEEE, zlib) of every byte with this field taken as zero"),
+    ("header_size", "I", "bytes of this header"),
+    ("flags", "I", "FLAG bits"),
+    ("n_tensors", "I", "entries in the tensor table"),
+    ("tensor_table_off", "I", "offset of the tensor table"),
+    ("n_layers", "I", "entries in the layer table"),
+    ("layer_table_off", "I", "offset of the layer table"),
+    ("meta_off", "I", "offset of the UTF-8 JSON metadata (class names...)"),
+    ("meta_size", "I", "bytes of metadata"),
+    ("in_c", "H", "input channels"),
+    ("in_h", "H", "input height"),
+    ("in_w", "H", "input width"),
+    ("pre_mode", "B", "PRE_*"),
+    ("pre_param", "B", "threshold (THRESH) or bits (QUANT)"),
+    ("n_classes", "H", "length of the output score vector"),
+    ("reserved0", "H", "zero"),
+    ("arena_size", "I", "bytes of scratch the runtime needs (checked, never trusted)"),
+    ("model_hash", "8s", "first 8 bytes of SHA-256 over tensor and layer data"),
+    ("reserved1", "8s", "zero"),
+]
+
+TENSOR = [
+    ("offset", "I", "byte offset of the data in the blob"),
+    ("nbytes", "I", "bytes of data"),
+    ("enc", "B", "ENC_*"),
+    ("bits", "B", "bits per code (KBIT), else 0"),
+    ("rank", "B", "number of dims used"),
+    ("reserved", "B", "zero"),
+    ("d0", "I", "dim 0"),
+    ("d1", "I", "dim 1"),
+    ("d2", "I", "dim 2"),
+    ("d3", "I", "dim 3"),
+    ("aux", "I", "encoding-specific (TERN_SPARSE: number of nibbles)"),
+]
+
+LAYER = [
+    ("op", "B", "OP_*"),
+    ("in_enc", "B", "activation encoding in: B1, U8 or I32"),
+    ("out_enc", "B", "activation encoding out: B1, U8 or I32"),
+    ("out_stage", "B", "OUT_* (CONV), 0 otherwise"),
+    ("in_h", "H", ""),
+    ("in_w", "H", ""),
+    ("in_c", "H", ""),
+    ("out_h", "H", ""),
+    ("out_w", "H", ""),
+    ("out_c", "H", ""),
+    ("kh", "B", "kernel height"),
+    ("kw", "B", "kernel width"),
+    ("stride", "B", ""),
+    ("pad", "B", "zero padding on every side"),
+    ("w_enc", "B", "ENC_* of the weights (CONV)"),
+    ("out_bits", "B", "bits of U8 output codes (MULTI)"),
+    ("shift", "B", "right shift (AFFINE)"),
+    ("reserved", "B", "zero"),
+    ("t_weight", "h", "tensor index of the weights, -1 if none"),
+    ("t_lut", "h", "tensor index of the product LUT (KBIT), -1 if none"),
+    ("t_thr", "h", "tensor index of the thresholds (SIGN, MULTI) or mul (AFFINE)"),
+    ("t_aux", "h", "tensor index of the flip bytes (SIGN, MULTI) or add (AFFINE)"),
+    ("name_off", "I", "offset into metadata of the name, or 0"),
+    ("macs", "I", "multiply-accumulates (or bit-ops) of the layer, for profiling"),
+    ("reserved2", "8s", "zero"),
+]
+
+# Wire frame (before COBS): header, payload, crc32 (over header + payload).
+FRAME = [
+    ("version", "B", "PROTOCOL_VERSION"),
+    ("cmd", "B", "CMD_* for requests, CMD_* | REPLY_BIT for replies"),
+    ("seq", "H", "sequence number; a reply echoes its request's"),
+    ("length", "H", "payload bytes"),
+]
+FRAME_MAX_PAYLOAD = 1024
+FRAME_CRC_SIZE = 4
+FRAME_DELIM = 0  # COBS frames end with a zero byte
+
+RECORDS = {"HEADER": HEADER, "TENSOR": TENSOR, "LAYER": LAYER, "FRAME": FRAME}
+
+
+def fmt(record: list) -> str:
+    return "<" + "".join(code for _, code, _ in record)
+
+
+def offsets(record: list) -> dict:
+    out, off = {}, 0
+    for name, code, _ in record:
+        out[name] = off
+        off += struct.calcsize("<" + code)
+    return out
+
+
+def size(record: list) -> int:
+    return struct.calcsize(fmt(record))
+
+
+HEADER_SIZE = size(HEADER)
+TENSOR_SIZE = size(TENSOR)
+LAYER_SIZE = size(LAYER)
+FRAME_HEADER_SIZE = size(FRAME)
+CRC_OFFSET = offsets(HEADER)["crc32"]
+
+assert HEADER_SIZE % BLOB_ALIGN == 0 and TENSOR_SIZE % BLOB_ALIGN == 0 and LAYER_SIZE % BLOB_ALIGN == 0
+
+
+def value(enum: dict, name: str) -> int:
+    return enum[name][0]
+
+
+def name_of(enum: dict, v: int) -> str:
+    for k, (val, _) in enum.items():
+        if val == v:
+            return k
+    return f"?{v}"
+
+
+ENUMS = {"STATUS": STATUS, "ENC": ENC, "OP": OP, "OUT": OUT, "PRE": PRE, "FLAG": FLAG, "CMD": CMD}
+CONSTS = {
+    "BLOB_VERSION_MAJOR": BLOB_VERSION_MAJOR,
+    "BLOB_VERSION_MINOR": BLOB_VERSION_MINOR,
+    "BLOB_ALIGN": BLOB_ALIGN,
+    "BLOB_DATA_ALIGN": BLOB_DATA_ALIGN,
+    "PROTOCOL_VERSION": PROTOCOL_VERSION,
+    "WORD_BITS": WORD_BITS,
+    "REPLY_BIT": REPLY_BIT,
+    "CMD_ERROR": CMD_ERROR,
+    "FRAME_MAX_PAYLOAD": FRAME_MAX_PAYLOAD,
+    "FRAME_CRC_SIZE": FRAME_CRC_SIZE,
+    "HEADER_SIZE": HEADER_SIZE,
+    "TENSOR_SIZE": TENSOR_SIZE,
+    "LAYER_SIZE": LAYER_SIZE,
+    "FRAME_HEADER_SIZE": FRAME_HEADER_SIZE,
+}
+
+_GEN_NOTE = "Generated by `python -m edgeq.spec` from edgeq/spec.py. Do not edit."
+
+
+def render_c() -> str:
+    lines = [f"/* {_GEN_NOTE} */", "#ifndef EQ_SPEC_H", "#define EQ_SPEC_H", ""]
+    magic = ", ".join(f"0x{b:02x}" for b in BLOB_MAGIC)
+    lines.append(f"#define EQ_BLOB_MAGIC_BYTES {{ {magic} }}")
+    for k, v in CONSTS.items():
+        lines.append(f"#define EQ_{k} {v}u")
+    lines.append("")
+    for ename, enum in ENUMS.items():
+        lines.append(f"/* {ename} */")
+        for k, (v, desc) in enum.items():
+            cname = f"EQ_{k}" if ename == "STATUS" else f"EQ_{ename}_{k}"
+            lines.append(f"#define {cname} {v} /* {desc} */")
+        lines.append("")
+    lines.append("/* status strings, indexed by status code */")
+    n = max(v for v, _ in STATUS.values()) + 1
+    msgs = ["unknown status"] * n
+    for v, d in STATUS.values():
+        msgs[v] = d
+    lines.append(f"#define EQ_STATUS_COUNT {n}")
+    lines.append("#define EQ_STATUS_STRINGS { \\")
+    for m in msgs:
+        lines.append(f'    "{m}", \\')
+    lines.append("}")
+    lines.append("")
+    for rname, rec in RECORDS.items():
+        lines.append(f"/* {rname} record: {size(rec)} bytes */")
+        lines.append(f"#define EQ_{rname}_SIZE_BYTES {size(rec)}u")
+        offs = offsets(rec)
+        for fname, code, desc in rec:
+            lines.append(f"#define EQ_{rname}_{fname.upper()} {offs[fname]} /* {code}: {desc} */")
+        lines.append("")
+    lines.append("#endif /* EQ_SPEC_H */")
+    return "\n".join(lines) + "\n"
+
+
+def render_micro() -> str:
+    lines = [f"# {_GEN_NOTE}", "# MicroPython-compatible: plain integer constants, no imports.", ""]
+    lines.append(f"BLOB_MAGIC = {BLOB_MAGIC!r}")
+    for k, v in CONSTS.items():
+        lines.append(f"{k} = {v}")
+    lines.append(f"CRC_OFFSET = {CRC_OFFSET}")
+    for ename, enum in ENUMS.items():
+        for k, (v, _) in enum.items():
+            pname = k if ename == "STATUS" else f"{ename}_{k}"
+            lines.append(f"{pname} = {v}")
+    lines.append("STATUS_STRINGS = {")
+    for k, (v, d) in STATUS.items():
+        lines.append(f"    {v}: {d!r},")
+    lines.append("}")
+    for rname, rec in RECORDS.items():
+        lines.append(f"{rname}_FMT = {fmt(rec)!r}")
+        offs = offsets(rec)
+        for fname, _, _ in rec:
+            lines.append(f"{rname}_{fname.upper()} = {offs[fname]}")
+    return "\n".join(lines) + "\n"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+C_HEADER_PATH = ROOT / "firmware" / "include" / "eq_spec.h"
+MICRO_SPEC_PATH = Path(__file__).resolve().parent / "micro" / "edgeq_spec.py"
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    check = "--check" in argv
+    bad = 0
+    for path, text in ((C_HEADER_PATH, render_c()), (MICRO_SPEC_PATH, render_micro())):
+        if check:
+            if not path.exists() or path.read_text() != text:
+                print(f"{path} is out of date: run `python -m edgeq.spec`")
+                bad = 1
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path}")
+    return bad
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

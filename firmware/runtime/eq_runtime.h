@@ -1,0 +1,69 @@
+/* edgeq blob runtime: loads a validated blob and runs it layer by layer.
+ *
+ * Portable C99, shared by the host (through cffi) and every firmware build. No malloc, printf or
+ * exit: the caller owns the model struct, the arena and the output buffers. Every public function
+ * validates its arguments and returns an eq_status_t (EQ_OK = 0, codes in eq_spec.h).
+ * Semantics: docs/blob-format.md. Blob contents are never trusted: eq_model_load checks every
+ * offset, size, shape and code before eq_model_run may touch them.
+ */
+#ifndef EQ_RUNTIME_H
+#define EQ_RUNTIME_H
+
+#include <stdint.h>
+#include "eq_spec.h"
+
+typedef int32_t eq_status_t;
+
+typedef struct {
+    const uint8_t *blob;     /* the validated blob (8-byte aligned, kept by the caller) */
+    uint32_t size;           /* total_size */
+    uint32_t n_layers, n_tensors;
+    uint32_t layer_off, tensor_off;
+    uint16_t in_c, in_h, in_w;
+    uint8_t pre_mode, pre_param;
+    uint16_t n_classes;
+    uint32_t input_pixels;   /* in_c * in_h * in_w */
+    uint32_t input_wire;     /* bytes of the wire input (packed bits for THRESH, else pixels) */
+    uint32_t max_act;        /* largest activation in bytes, rounded up to 8 */
+    uint32_t acc_row;        /* bytes of the accumulator row */
+    uint32_t arena_need;     /* 2 * max_act + acc_row */
+    uint32_t max_macs;       /* largest per-layer MAC count (informational) */
+} eq_model_t;
+
+/* input_kind for eq_model_run */
+#define EQ_INPUT_PIXELS 0u   /* raw uint8 pixels, CHW, input_pixels bytes */
+#define EQ_INPUT_WIRE 1u     /* wire format (docs/blob-format.md), input_wire bytes */
+
+/* Monotonic tick source for per-layer profiling (wraps modulo 2^32). */
+typedef uint32_t (*eq_clock_fn)(void *ctx);
+
+typedef struct {
+    eq_clock_fn now;         /* NULL: no profiling */
+    void *ctx;
+    uint32_t *ticks;         /* n_ticks entries; ticks[i] = ticks spent in layer i */
+    uint32_t n_ticks;        /* must be >= n_layers when now != NULL */
+    uint32_t total;          /* out: ticks of the whole inference (preprocessing included) */
+} eq_profile_t;
+
+/* Validate a blob and fill *m. blob must be 8-byte aligned and stay alive while m is used. */
+eq_status_t eq_model_load(eq_model_t *m, const uint8_t *blob, uint32_t size);
+
+/* Run the whole model (n_run = 0) or only its first n_run layers.
+ * scores: n_scores >= n_classes int32 (ignored when n_run stops early: then the activation after
+ * layer n_run-1 is copied to act_out, act_size bytes, which must be >= that activation's bytes).
+ * cls: argmax (first maximum), may be NULL. prof may be NULL. */
+eq_status_t eq_model_run(const eq_model_t *m, const uint8_t *input, uint32_t input_size,
+                         uint32_t input_kind, uint8_t *arena, uint32_t arena_size,
+                         int32_t *scores, uint32_t n_scores, uint32_t *cls,
+                         eq_profile_t *prof, uint32_t n_run, uint8_t *act_out, uint32_t act_size);
+
+/* Bytes of the activation produced by layer i (for act_out). 0 if i is out of range. */
+uint32_t eq_model_act_bytes(const eq_model_t *m, uint32_t layer);
+
+/* Human-readable text of a status code (never NULL). */
+const char *eq_status_str(eq_status_t s);
+
+/* zlib-compatible CRC-32, incremental: crc = eq_crc32(0, p, n); crc = eq_crc32(crc, q, k). */
+uint32_t eq_crc32(uint32_t crc, const uint8_t *p, uint32_t n);
+
+#endif /* EQ_RUNTIME_H */

@@ -1,0 +1,53 @@
+"""cffi (API, out-of-line mode) build of the edgeq C sources for the host.
+
+The very same files under firmware/ are compiled into the microcontroller firmware; host/ only
+adds host glue (CPU-feature dispatch of SIMD kernel variants). Declarations exposed to Python are
+the plain-C prototypes in host/cdef_*.h (cffi cannot parse the preprocessor-heavy headers).
+
+    python host/build_cffi.py      # rebuild edgeq/_native*.so in place (development)
+    pip install -e .               # does the same through setuptools
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def _rel(paths):
+    return sorted(os.path.relpath(p, ROOT) for p in paths)
+
+
+SOURCES = _rel(
+    glob.glob(os.path.join(ROOT, "firmware", "kernels", "*.c"))
+    + glob.glob(os.path.join(ROOT, "firmware", "runtime", "*.c"))
+    + glob.glob(os.path.join(ROOT, "host", "*.c"))
+)
+CDEF = "\n".join(open(p).read() for p in sorted(glob.glob(os.path.join(HERE, "cdef_*.h"))))
+INCLUDE = ["firmware/include", "firmware/kernels", "firmware/runtime", "host"]
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source(
+    "edgeq._native",
+    '#include "eq_kernels.h"\n#include "eq_runtime.h"\n#include "eq_host.h"\n',
+    sources=SOURCES,
+    include_dirs=INCLUDE,
+    extra_compile_args=["-O3", "-std=c99", "-fno-strict-aliasing"],
+)
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    out = ffibuilder.compile(tmpdir=os.path.join(ROOT, "build", "cffi"), verbose="-v" in sys.argv)
+    # compile() leaves the module in tmpdir/edgeq/; move it next to the package
+    import shutil
+
+    dst = os.path.join(ROOT, "edgeq", os.path.basename(out))
+    shutil.copy2(out, dst)
+    print(dst)
