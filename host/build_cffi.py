@@ -44,10 +44,12 @@ ffibuilder.set_source(
 
 if __name__ == "__main__":
     os.chdir(ROOT)
-    out = ffibuilder.compile(tmpdir=os.path.join(ROOT, "build", "cffi"), verbose="-v" in sys.argv)
-    # compile() leaves the module in tmpdir/edgeq/; move it next to the package
     import shutil
 
+    tmp = os.path.join(ROOT, "build", f"cffi-{os.getpid()}")  # private dir: parallel builds are safe
+    out = ffibuilder.compile(tmpdir=tmp, verbose="-v" in sys.argv)
     dst = os.path.join(ROOT, "edgeq", os.path.basename(out))
-    shutil.copy2(out, dst)
+    shutil.copy2(out, dst + ".tmp")
+    os.replace(dst + ".tmp", dst)  # atomic: a concurrent import never sees half a file
+    shutil.rmtree(tmp, ignore_errors=True)
     print(dst)

@@ -1,0 +1,120 @@
+"""Bit conventions, written once (docs/blob-format.md): +1 is bit 1, sign(0) = +1, LSB-first
+little-endian uint32 words, every row padded to whole words with zero bits.
+
+Pure numpy; used by the packer, the numpy references and the tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WORD = 32
+
+
+def words(n_bits: int) -> int:
+    """Number of uint32 words holding n_bits."""
+    return (int(n_bits) + WORD - 1) // WORD
+
+
+def pack_bits(bits: np.ndarray) -> np.ndarray:
+    """Pack 0/1 values along the last axis into uint32 words (LSB first, zero padded)."""
+    bits = np.asarray(bits).astype(bool)
+    n = bits.shape[-1]
+    nw = words(n)
+    pad = nw * WORD - n
+    if pad:
+        bits = np.concatenate([bits, np.zeros(bits.shape[:-1] + (pad,), bool)], axis=-1)
+    by = np.packbits(bits.reshape(bits.shape[:-1] + (nw * 4, 8)), axis=-1, bitorder="little")
+    return np.ascontiguousarray(by.reshape(bits.shape[:-1] + (nw * 4,))).view("<u4")
+
+
+def unpack_bits(w: np.ndarray, n: int) -> np.ndarray:
+    """Inverse of pack_bits: uint32 words (..., nw) -> uint8 0/1 (..., n)."""
+    w = np.ascontiguousarray(np.asarray(w, dtype="<u4"))
+    by = w.view(np.uint8).reshape(w.shape[:-1] + (w.shape[-1] * 4,))
+    return np.unpackbits(by, axis=-1, bitorder="little")[..., :n]
+
+
+def pack_signs(x: np.ndarray) -> np.ndarray:
+    """Pack sign(x) along the last axis: bit 1 for x >= 0 (+1), bit 0 for x < 0 (-1)."""
+    return pack_bits(np.asarray(x) >= 0)
+
+
+def unpack_signs(w: np.ndarray, n: int) -> np.ndarray:
+    """Packed words -> int8 +-1 values (..., n)."""
+    return (unpack_bits(w, n).astype(np.int8) * 2 - 1).astype(np.int8)
+
+
+def tern_planes(w: np.ndarray) -> np.ndarray:
+    """Ternary weights (N, ..., C) in {-1,0,1} -> (N, 2 * prod(...) * words(C)) uint32:
+    per row the sign plane (bit 1 = +1) then the nonzero plane, each tap padded to whole words."""
+    w = np.asarray(w)
+    n = w.shape[0]
+    sign = pack_bits(w > 0).reshape(n, -1)
+    nz = pack_bits(w != 0).reshape(n, -1)
+    return np.ascontiguousarray(np.concatenate([sign, nz], axis=1))
+
+
+def sparse_encode(w2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Skip-zero encoding of ternary rows (N, K) -> (row_off uint32 (N+1,), nibbles uint8 (total,)).
+
+    Nibble v: 7 = skip 7 zeros (no weight); 15 is invalid; otherwise skip v & 7 zeros, then a
+    weight -1 if v & 8 else +1.
+    """
+    w2d = np.asarray(w2d)
+    if w2d.ndim != 2 or not np.isin(w2d, (-1, 0, 1)).all():
+        raise ValueError("sparse_encode takes a 2-D array of -1/0/+1")
+    nib: list[int] = []
+    row_off = [0]
+    for row in w2d:
+        p = 0
+        for k in np.flatnonzero(row):
+            gap = int(k) - p
+            while gap >= 7:
+                nib.append(7)
+                gap -= 7
+            nib.append(gap | (8 if row[k] < 0 else 0))
+            p = int(k) + 1
+        row_off.append(len(nib))
+    return np.asarray(row_off, dtype="<u4"), np.asarray(nib, dtype=np.uint8)
+
+
+def sparse_to_bytes(row_off: np.ndarray, nib: np.ndarray) -> bytes:
+    """row_off words followed by the nibble stream, two per byte, low nibble first."""
+    nib = np.asarray(nib, dtype=np.uint8)
+    if len(nib) % 2:
+        nib = np.append(nib, np.uint8(0))
+    stream = (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8)
+    return np.asarray(row_off, dtype="<u4").tobytes() + stream.tobytes()
+
+
+def sparse_decode(data: bytes, n: int, k: int) -> np.ndarray:
+    """Inverse of sparse_to_bytes for n rows of length k -> int8 (n, k). Raises ValueError."""
+    row_off = np.frombuffer(data, dtype="<u4", count=n + 1)
+    stream = np.frombuffer(data, dtype=np.uint8, offset=4 * (n + 1))
+    nib = np.empty(len(stream) * 2, np.uint8)
+    nib[0::2] = stream & 15
+    nib[1::2] = stream >> 4
+    if row_off[0] != 0 or np.any(np.diff(row_off.astype(np.int64)) < 0) or row_off[-1] > len(nib):
+        raise ValueError("sparse row offsets are not monotone or run past the stream")
+    out = np.zeros((n, k), np.int8)
+    for r in range(n):
+        p = 0
+        for v in nib[row_off[r]:row_off[r + 1]]:
+            if v == 7:
+                p += 7
+                continue
+            if v == 15:
+                raise ValueError(f"invalid nibble 15 in row {r}")
+            p += int(v) & 7
+            if p >= k:
+                raise ValueError(f"sparse row {r} runs past K={k}")
+            out[r, p] = -1 if v & 8 else 1
+            p += 1
+    return out
+
+
+def pack_wire(pixels_chw: np.ndarray, thr: int) -> bytes:
+    """Wire format of a THRESH input: bits pixel >= thr in CHW order, LSB-first bytes."""
+    flat = np.asarray(pixels_chw, dtype=np.uint8).reshape(-1) >= thr
+    return np.packbits(flat, bitorder="little").tobytes()
