@@ -66,6 +66,14 @@ class MaxPool:
 
 
 @dataclass
+class Flatten:
+    """(H, W, C) -> (1, 1, H*W*C), HWC order. The packer stores every dense layer (a CONV whose
+    kernel covers its input) as FLATTEN + 1x1 CONV, so a 1-channel input costs 1 bit per weight."""
+
+    name: str = ""
+
+
+@dataclass
 class Graph:
     input_shape: tuple  # (C, H, W)
     pre_mode: str  # THRESH | RAW | QUANT
@@ -114,6 +122,9 @@ def infer_shapes(g: Graph) -> list[LayerShape]:
                 raise UnsupportedError(f"{where}: weight encoding {layer.w_enc!r} not in {W_ENCS}")
             if layer.out not in OUT_STAGES:
                 raise UnsupportedError(f"{where}: output stage {layer.out!r} not in {OUT_STAGES}")
+            if enc == "I32":
+                raise UnsupportedError(
+                    f"{where}: a CONV cannot take int32 (AFFINE) activations; end the net with AFFINE")
             if layer.weight.ndim != 4 or layer.weight.shape[3] != c:
                 raise ShapeError(
                     f"{where}: weight shape {layer.weight.shape} does not take {c} input channels;"
@@ -151,6 +162,9 @@ def infer_shapes(g: Graph) -> list[LayerShape]:
             ow = (w - layer.k) // layer.stride + 1
             shapes.append(LayerShape(enc, (h, w, c), enc, (oh, ow, c), levels))
             h, w = oh, ow
+        elif isinstance(layer, Flatten):
+            shapes.append(LayerShape(enc, (h, w, c), enc, (1, 1, h * w * c), levels))
+            h, w, c = 1, 1, h * w * c
         else:
             raise UnsupportedError(f"{where}: unsupported layer type {type(layer).__name__}")
     if not shapes:

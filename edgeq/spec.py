@@ -65,6 +65,7 @@ ENC = {
 OP = {
     "CONV": (1, "2-D convolution over HWC activations; dense = conv whose kernel covers the input"),
     "MAXPOOL": (2, "max-pool (OR on B1 activations, max on U8/I32)"),
+    "FLATTEN": (3, "(H, W, C) -> (1, 1, H*W*C) in HWC order; B1 bits are repacked without padding"),
 }
 
 # Output stage of a CONV layer (what is done with the int32 accumulator).
@@ -178,7 +179,7 @@ FRAME = [
     ("seq", "H", "sequence number; a reply echoes its request's"),
     ("length", "H", "payload bytes"),
 ]
-FRAME_MAX_PAYLOAD = 1024
+FRAME_MAX_PAYLOAD = 4096  # protocol maximum; a board advertises its own (<=) in HELLO
 FRAME_CRC_SIZE = 4
 FRAME_DELIM = 0  # COBS frames end with a zero byte
 

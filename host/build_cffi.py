@@ -20,17 +20,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def _rel(paths):
-    return sorted(os.path.relpath(p, ROOT) for p in paths)
-
-
-SOURCES = _rel(
+SOURCES = sorted(
     glob.glob(os.path.join(ROOT, "firmware", "kernels", "*.c"))
     + glob.glob(os.path.join(ROOT, "firmware", "runtime", "*.c"))
     + glob.glob(os.path.join(ROOT, "host", "*.c"))
 )
 CDEF = "\n".join(open(p).read() for p in sorted(glob.glob(os.path.join(HERE, "cdef_*.h"))))
-INCLUDE = ["firmware/include", "firmware/kernels", "firmware/runtime", "host"]
+INCLUDE = [os.path.join(ROOT, d) for d in ("firmware/include", "firmware/kernels", "firmware/runtime", "host")]
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)

@@ -69,4 +69,88 @@ void eq_pack_wire_chw_b1(const uint8_t *pix, uint32_t n, uint8_t thr, uint8_t *b
 /* first index of the maximum; 0 when n == 0 */
 uint32_t eq_argmax_i32(const int32_t *x, uint32_t n);
 
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+/* Portable SWAR popcount (no libgcc call on hosts without POPCNT, a few cycles on Cortex-M). */
+static inline uint32_t eq_popcount32(uint32_t x)
+{
+    x = x - ((x >> 1) & 0x55555555u);
+    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+    x = (x + (x >> 4)) & 0x0F0F0F0Fu;
+    return (x * 0x01010101u) >> 24;
+}
+
+/* ---- standalone GEMM kernels (out is row-major (M, N); all return EQ_OK or EQ_ERR_ARG) ----- */
+/* a (M, KW) uint32, b (N, KW) uint32 packed signs (KW = EQ_WORDS(k), pad bits 0 in both):
+ * out[m, n] = sum_i a_i * b_i over k +-1 values = k - 2 * popcount(a ^ b). */
+eq_status_t eq_gemm_xnor_b1b1(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
+                              uint32_t k, int32_t *out);
+
+/* a (M, KW) packed signs; w (N, 2*KW) TERN rows: sign plane (KW words) then nonzero plane.
+ * out[m, n] = sum_i a_i * w_i = popcount(nz) - 2 * popcount(nz & (a ^ sign)). */
+eq_status_t eq_gemm_tern_b1(const uint32_t *a, const uint32_t *w, uint32_t m, uint32_t n,
+                            uint32_t k, int32_t *out);
+
+/* a (M, K) int8 (any value); w = TERN_SPARSE bytes as edgeq.bits.sparse_to_bytes writes them:
+ * row_off uint32 [N+1] (nibbles) then the nibble stream (low nibble first), w_bytes in all.
+ * out[m, n] = sum over the nonzeros of row n of +-a[m, p]. The stream is checked while decoding
+ * (offsets monotone and inside w_bytes, no nibble 15, p < K): EQ_ERR_ARG if not.
+ * scratch: eq_gemm_tern_sparse_i8_scratch_size(m, k) bytes, 4-byte aligned (0 bytes for M = 1):
+ * holds a transposed (K, M) copy of a, the decoded row and an (M,) accumulator, so each nonzero
+ * of a weight row is decoded once and applied to all M rows with a contiguous inner loop. */
+uint32_t eq_gemm_tern_sparse_i8_scratch_size(uint32_t m, uint32_t k);
+eq_status_t eq_gemm_tern_sparse_i8(const int8_t *a, const uint8_t *w, uint32_t w_bytes,
+                                   uint32_t m, uint32_t n, uint32_t k, void *scratch,
+                                   uint32_t scratch_size, int32_t *out);
+
+/* Dense baseline: a (M, K) int8, w (N, K) int8 -> out[m, n] = sum_k a[m,k] * w[n,k] (exact). */
+eq_status_t eq_gemm_i8(const int8_t *a, const int8_t *w, uint32_t m, uint32_t n, uint32_t k,
+                       int32_t *out);
+
+/* Multiplier-free k-bit GEMM: a (M, K) uint8 codes < lut_cols, w (N, K) uint8 codes < lut_rows,
+ * lut (lut_rows, lut_cols) int32: out[m, n] = sum_k lut[w[n,k]][a[m,k]]. Codes are checked
+ * (EQ_ERR_ARG if one is out of range) before anything is written. */
+eq_status_t eq_gemm_lut_u8(const uint8_t *a, const uint8_t *w, const int32_t *lut,
+                           uint32_t lut_rows, uint32_t lut_cols, uint32_t m, uint32_t n,
+                           uint32_t k, int32_t *out);
+
+/* Float GEMM: a (M, K) f32, b (K, N) f32 -> out (M, N) f32 = a @ b (row-major, contiguous). */
+typedef eq_status_t (*eq_gemm_f32_fn)(const float *a, const float *b, uint32_t m, uint32_t n,
+                                      uint32_t k, float *out);
+eq_status_t eq_gemm_f32(const float *a, const float *b, uint32_t m, uint32_t n, uint32_t k,
+                        float *out);
+
+/* ---- 3x3 float convolution, stride 1, zero pad 1: x (C, H, W) f32, w (K, C, 3, 3) f32,
+ * out (K, H, W) f32 = cross-correlation (as torch.nn.functional.conv2d). ------------------- */
+/* Winograd F(2x2, 3x3); odd H/W handled (last tile partly outside). The elementwise stage is
+ * 16 GEMMs (K x C) . (C x T), T = ceil(H/2) * ceil(W/2) tiles, done by `gemm`.
+ * scratch: eq_conv3x3_wino_f23_f32_scratch_size(c, h, w, k) bytes, 4-byte aligned. */
+uint32_t eq_conv3x3_wino_f23_f32_scratch_size(uint32_t c, uint32_t h, uint32_t w, uint32_t k);
+eq_status_t eq_conv3x3_wino_f23_f32(const float *x, const float *wt, uint32_t c, uint32_t h,
+                                    uint32_t w, uint32_t k, void *scratch,
+                                    uint32_t scratch_size, float *out);
+eq_status_t eq_conv3x3_wino_f23_f32_ex(const float *x, const float *wt, uint32_t c, uint32_t h,
+                                       uint32_t w, uint32_t k, void *scratch,
+                                       uint32_t scratch_size, float *out, eq_gemm_f32_fn gemm);
+/* Baseline: im2col (9C, H*W) then one GEMM (K x 9C) . (9C x H*W) through the same gemm. */
+uint32_t eq_conv3x3_im2col_f32_scratch_size(uint32_t c, uint32_t h, uint32_t w);
+eq_status_t eq_conv3x3_im2col_f32(const float *x, const float *wt, uint32_t c, uint32_t h,
+                                  uint32_t w, uint32_t k, void *scratch, uint32_t scratch_size,
+                                  float *out);
+eq_status_t eq_conv3x3_im2col_f32_ex(const float *x, const float *wt, uint32_t c, uint32_t h,
+                                     uint32_t w, uint32_t k, void *scratch,
+                                     uint32_t scratch_size, float *out, eq_gemm_f32_fn gemm);
+
+/* ---- packing helpers (row-wise, each row padded to whole words with zero bits) ------------- */
+/* x (rows, k) int8 -> out (rows, EQ_WORDS(k)) uint32, bit = x >= 0 (+1). */
+void eq_pack_signs_i8_b1(const int8_t *x, uint32_t rows, uint32_t k, uint32_t *out);
+/* w (rows, k) int8 in {-1,0,1} -> out (rows, 2*EQ_WORDS(k)) TERN planes (sign, then nonzero).
+ * Returns EQ_ERR_ARG if a value is outside {-1, 0, 1}. */
+eq_status_t eq_pack_tern_i8(const int8_t *w, uint32_t rows, uint32_t k, uint32_t *out);
+/* Skip-zero encoding of w (rows, k) in {-1,0,1} into TERN_SPARSE bytes (same bytes as
+ * edgeq.bits.sparse_to_bytes(*sparse_encode(w))). Pass out = NULL to only get *out_bytes.
+ * EQ_ERR_ARG on a value outside {-1,0,1} or when cap is smaller than the encoding. */
+eq_status_t eq_sparse_encode_i8(const int8_t *w, uint32_t rows, uint32_t k, uint8_t *out,
+                                uint32_t cap, uint32_t *out_bytes);
+
 #endif /* EQ_KERNELS_H */

@@ -11,7 +11,7 @@
 #define EQ_WORD_BITS 32u
 #define EQ_REPLY_BIT 128u
 #define EQ_CMD_ERROR 127u
-#define EQ_FRAME_MAX_PAYLOAD 1024u
+#define EQ_FRAME_MAX_PAYLOAD 4096u
 #define EQ_FRAME_CRC_SIZE 4u
 #define EQ_HEADER_SIZE 80u
 #define EQ_TENSOR_SIZE 32u
@@ -50,6 +50,7 @@
 /* OP */
 #define EQ_OP_CONV 1 /* 2-D convolution over HWC activations; dense = conv whose kernel covers the input */
 #define EQ_OP_MAXPOOL 2 /* max-pool (OR on B1 activations, max on U8/I32) */
+#define EQ_OP_FLATTEN 3 /* (H, W, C) -> (1, 1, H*W*C) in HWC order; B1 bits are repacked without padding */
 
 /* OUT */
 #define EQ_OUT_SIGN 1 /* bit = flip ? acc <= thr : acc >= thr  -> B1 activation */

@@ -11,8 +11,7 @@
 
 #include <stdint.h>
 #include "eq_spec.h"
-
-typedef int32_t eq_status_t;
+#include "eq_kernels.h" /* eq_status_t */
 
 typedef struct {
     const uint8_t *blob;     /* the validated blob (8-byte aligned, kept by the caller) */
@@ -49,8 +48,9 @@ typedef struct {
 eq_status_t eq_model_load(eq_model_t *m, const uint8_t *blob, uint32_t size);
 
 /* Run the whole model (n_run = 0) or only its first n_run layers.
- * scores: n_scores >= n_classes int32 (ignored when n_run stops early: then the activation after
- * layer n_run-1 is copied to act_out, act_size bytes, which must be >= that activation's bytes).
+ * scores: n_scores >= n_classes int32, filled when every layer ran (required when n_run = 0).
+ * act_out (optional unless n_run stops early): receives the activation after layer n_run-1 in the
+ * runtime layout; act_size must be >= eq_model_act_bytes(m, n_run - 1).
  * cls: argmax (first maximum), may be NULL. prof may be NULL. */
 eq_status_t eq_model_run(const eq_model_t *m, const uint8_t *input, uint32_t input_size,
                          uint32_t input_kind, uint8_t *arena, uint32_t arena_size,

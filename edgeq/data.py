@@ -1,0 +1,189 @@
+"""Data sets for `edgeq train`: every loader returns raw uint8 images (N, C, H, W), int64 labels
+and class names.  Specs:
+
+  digits          scikit-learn's bundled 8x8 digits (1797 images, offline; the default).
+                  Pixel values 0..16 are scaled to uint8 by round(v * 255 / 16).
+  idx:PREFIX      PREFIX-images-idx3-ubyte[.gz] + PREFIX-labels-idx1-ubyte[.gz] (MNIST format)
+  folder:DIR      one sub-folder per class (sorted names = class names), images read with
+                  OpenCV as grayscale; all must share one size
+  npz:FILE        arrays x uint8 (N, H, W) or (N, C, H, W) and y (N,); optional 'classes'
+  mnist:DIR       the MNIST benchmark split of `mnist_benchmark_split` (DIR holds train5k/test8k)
+
+Fixed train/test split (`split`): a permutation with numpy seed 0; the last 20 % (rounded down)
+is the test set.  `load_split(spec)` applies it (or the benchmark split for mnist:).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+TEST_FRACTION = 0.2
+SPLIT_SEED = 0
+
+
+def load_digits():
+    try:
+        from sklearn.datasets import load_digits as _ld
+    except ImportError:  # pragma: no cover - depends on the install
+        raise DataError("the 'digits' data set needs scikit-learn (pip install 'edgeq[train]')") from None
+    d = _ld()
+    x = np.round(d.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)[:, None]
+    return x, d.target.astype(np.int64), [str(i) for i in range(10)]
+
+
+def _open(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _find(prefix: str, kind: str) -> Path:
+    for suf in (".gz", ""):
+        p = Path(f"{prefix}-{kind}{suf}")
+        if p.is_file():
+            return p
+    raise DataError(f"idx data: {prefix}-{kind}[.gz] not found")
+
+
+def read_idx(path) -> np.ndarray:
+    """One IDX file (optionally gzip) -> numpy array (uint8 data only)."""
+    path = Path(path)
+    try:
+        with _open(path) as f:
+            raw = f.read()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{path}: not an IDX file (bad magic)")
+    if raw[2] != 0x08:
+        raise DataError(f"{path}: only unsigned-byte IDX data is supported (type {raw[2]:#x})")
+    nd = raw[3]
+    if len(raw) < 4 + 4 * nd:
+        raise DataError(f"{path}: truncated IDX header")
+    dims = struct.unpack(f">{nd}I", raw[4:4 + 4 * nd])
+    n = int(np.prod(dims))
+    body = np.frombuffer(raw, np.uint8, offset=4 + 4 * nd)
+    if len(body) != n:
+        raise DataError(f"{path}: expected {n} bytes of data for shape {dims}, found {len(body)}")
+    return body.reshape(dims)
+
+
+def load_idx(prefix: str):
+    x = read_idx(_find(prefix, "images-idx3-ubyte"))
+    y = read_idx(_find(prefix, "labels-idx1-ubyte")).astype(np.int64)
+    if x.ndim != 3 or len(x) != len(y):
+        raise DataError(f"idx:{prefix}: images {x.shape} and labels {y.shape} do not match")
+    return x[:, None].copy(), y, [str(i) for i in range(int(y.max()) + 1)]
+
+
+IMG_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+
+
+def load_folder(root: str):
+    rootp = Path(root)
+    if not rootp.is_dir():
+        raise DataError(f"folder:{root}: not a directory")
+    try:
+        import cv2
+    except ImportError:
+        raise DataError("folder: data needs OpenCV (pip install 'edgeq[camera]' for "
+                        "opencv-python-headless)") from None
+    classes = sorted(d.name for d in rootp.iterdir() if d.is_dir())
+    if not classes:
+        raise DataError(f"folder:{root}: no class sub-folders")
+    xs, ys = [], []
+    for ci, cname in enumerate(classes):
+        for f in sorted((rootp / cname).iterdir()):
+            if f.suffix.lower() not in IMG_EXT:
+                continue
+            img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+            if img is None:
+                raise DataError(f"{f}: OpenCV could not read this image")
+            if xs and img.shape != xs[0].shape:
+                raise DataError(f"{f}: size {img.shape} differs from {xs[0].shape}; resize images first")
+            xs.append(img)
+            ys.append(ci)
+    if not xs:
+        raise DataError(f"folder:{root}: no images found ({', '.join(sorted(IMG_EXT))})")
+    return np.stack(xs)[:, None].astype(np.uint8), np.asarray(ys, np.int64), classes
+
+
+def load_npz(path: str):
+    if not os.path.isfile(path):
+        raise DataError(f"npz:{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z or "y" not in z:
+                raise DataError(f"npz:{path}: needs arrays 'x' and 'y' (has {sorted(z.files)})")
+            x, y = z["x"], z["y"]
+            classes = [str(c) for c in z["classes"]] if "classes" in z else None
+    except (ValueError, OSError) as e:
+        raise DataError(f"npz:{path}: cannot read ({e})") from None
+    if x.dtype != np.uint8:
+        raise DataError(f"npz:{path}: x must be uint8 images, got {x.dtype}")
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or len(x) != len(y):
+        raise DataError(f"npz:{path}: x must be (N,H,W) or (N,C,H,W) with N = len(y); got {x.shape}, {y.shape}")
+    y = y.astype(np.int64)
+    if y.min() < 0:
+        raise DataError(f"npz:{path}: labels must be >= 0")
+    classes = classes or [str(i) for i in range(int(y.max()) + 1)]
+    return np.ascontiguousarray(x), y, classes
+
+
+def load(spec: str):
+    """spec -> (x uint8 (N, C, H, W), y int64 (N,), class_names).  Raises DataError."""
+    if spec == "digits":
+        return load_digits()
+    kind, sep, arg = spec.partition(":")
+    if not sep or not arg:
+        raise DataError(f"bad data spec {spec!r}; use digits, idx:PREFIX, folder:DIR, npz:FILE or mnist:DIR")
+    if kind == "idx":
+        return load_idx(arg)
+    if kind == "folder":
+        return load_folder(arg)
+    if kind == "npz":
+        return load_npz(arg)
+    if kind == "mnist":
+        xtr, ytr, xte, yte = mnist_benchmark_split(arg)
+        return np.concatenate([xtr, xte]), np.concatenate([ytr, yte]), [str(i) for i in range(10)]
+    raise DataError(f"unknown data kind {kind!r} in {spec!r}; use digits, idx:, folder:, npz: or mnist:")
+
+
+def split(x, y, test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED):
+    """The fixed split: permutation(seed); the last floor(N * test_fraction) are the test set."""
+    n = len(x)
+    perm = np.random.RandomState(seed).permutation(n)
+    n_test = int(n * test_fraction)
+    if n_test < 1 or n - n_test < 1:
+        raise DataError(f"{n} samples are too few to split into train and test")
+    tr, te = perm[: n - n_test], perm[n - n_test:]
+    return x[tr], y[tr], x[te], y[te]
+
+
+def mnist_benchmark_split(root):
+    """MNIST benchmark split: train on train5k + test8k[0:6000] (11,000 images), evaluate on
+    test8k[6000:8000] (2,000 images).  Returns (xtr, ytr, xte, yte), x uint8 (N, 1, 28, 28)."""
+    root = str(root)
+    a_x, a_y, _ = load_idx(os.path.join(root, "train5k"))
+    b_x, b_y, _ = load_idx(os.path.join(root, "test8k"))
+    if len(b_x) < 8000:
+        raise DataError(f"{root}/test8k has {len(b_x)} images, expected 8000")
+    xtr = np.concatenate([a_x, b_x[:6000]])
+    ytr = np.concatenate([a_y, b_y[:6000]])
+    return xtr, ytr, b_x[6000:8000].copy(), b_y[6000:8000].copy()
+
+
+def load_split(spec: str):
+    """spec -> (xtr, ytr, xte, yte, class_names) with the fixed split (benchmark split for mnist:)."""
+    if spec.startswith("mnist:"):
+        xtr, ytr, xte, yte = mnist_benchmark_split(spec[6:])
+        return xtr, ytr, xte, yte, [str(i) for i in range(10)]
+    x, y, classes = load(spec)
+    return (*split(x, y), classes)

@@ -1,0 +1,304 @@
+"""Wire protocol between the host and a board (docs/protocol.md), host side: COBS, CRC, frames,
+payload codecs. No I/O here: `edgeq.board.Board` does the talking.
+
+A frame before COBS is ``header (FRAME record in edgeq/spec.py) + payload + crc32``, the CRC
+(zlib's) covering header and payload; on the wire it is COBS-encoded and ends with one 0x00.
+Every reply payload starts with a status byte (STATUS in edgeq/spec.py); an error reply carries
+``status u8 + detail u32``.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+from . import spec
+from .errors import ProtocolError
+
+PROTOCOL_VERSION = spec.PROTOCOL_VERSION
+MAX_PAYLOAD = spec.FRAME_MAX_PAYLOAD
+HEADER = struct.Struct(spec.fmt(spec.FRAME))
+CRC = struct.Struct("<I")
+DELIM = bytes([spec.FRAME_DELIM])
+REPLY_BIT = spec.REPLY_BIT
+CMD_ERROR = spec.CMD_ERROR
+CMD = {k: v for k, (v, _) in spec.CMD.items()}
+STATUS = {k: v for k, (v, _) in spec.STATUS.items()}
+OK = STATUS["OK"]
+
+# capability bits (HELLO/INFO flags) and model sources, as in firmware/app/eq_app.h
+CAP_PROFILE, CAP_FLASH_MODEL, CAP_MODEL = 0x01, 0x02, 0x04
+SOURCES = {0: "none", 1: "flash", 2: "ram"}
+
+
+def crc32(data: bytes, crc: int = 0) -> int:
+    """The frame and blob CRC: CRC-32/IEEE exactly as zlib.crc32 (and eq_crc32 in C)."""
+    return zlib.crc32(data, crc) & 0xFFFFFFFF
+
+
+class FrameError(ProtocolError):
+    """A frame could not be decoded (COBS, length or CRC): worth retrying."""
+
+
+def status_text(status: int) -> str:
+    for name, (v, desc) in spec.STATUS.items():
+        if v == status:
+            return f"{desc} ({name})"
+    return f"unknown status {status}"
+
+
+# ---- COBS -----------------------------------------------------------------------------------
+def cobs_encode(data: bytes) -> bytes:
+    """COBS-encode (no delimiter appended). The output contains no zero byte."""
+    out = bytearray()
+    data = bytes(data)
+    start, n = 0, len(data)
+    while True:
+        end = data.find(b"\x00", start, min(start + 254, n))
+        if end < 0:
+            end = min(start + 254, n)
+        run = end - start
+        out.append(run + 1)
+        out += data[start:end]
+        start = end
+        if run == 254:
+            if start == n:
+                return bytes(out)
+            continue
+        if start >= n:
+            return bytes(out)
+        start += 1  # the zero this block stands for
+        if start == n:
+            out.append(1)
+            return bytes(out)
+
+
+def cobs_decode(enc: bytes) -> bytes:
+    """Inverse of cobs_encode; raises FrameError on malformed input."""
+    out = bytearray()
+    i, n = 0, len(enc)
+    while i < n:
+        code = enc[i]
+        i += 1
+        if code == 0 or i + code - 1 > n:
+            raise FrameError("bad COBS block")
+        block = enc[i:i + code - 1]
+        if 0 in block:
+            raise FrameError("zero byte inside a COBS frame")
+        out += block
+        i += code - 1
+        if code < 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+# ---- frames ---------------------------------------------------------------------------------
+@dataclass
+class Frame:
+    cmd: int
+    seq: int
+    payload: bytes = b""
+    version: int = PROTOCOL_VERSION
+
+    @property
+    def status(self) -> int:
+        """First payload byte of a reply (its STATUS)."""
+        if not self.payload:
+            raise ProtocolError(f"reply to {cmd_name(self.cmd)} has an empty payload")
+        return self.payload[0]
+
+
+def cmd_name(cmd: int) -> str:
+    base = cmd & ~REPLY_BIT if cmd != CMD_ERROR else cmd
+    for k, v in CMD.items():
+        if v == base:
+            return k
+    return "ERROR" if cmd == CMD_ERROR else f"0x{cmd:02x}"
+
+
+def frame_bytes(cmd: int, seq: int, payload: bytes = b"", version: int = PROTOCOL_VERSION) -> bytes:
+    """The raw frame (header + payload + CRC), before COBS."""
+    if len(payload) > 0xFFFF:
+        raise ValueError(f"payload of {len(payload)} bytes does not fit the 16-bit length field")
+    raw = HEADER.pack(version, cmd, seq & 0xFFFF, len(payload)) + bytes(payload)
+    return raw + CRC.pack(crc32(raw))
+
+
+def encode_frame(cmd: int, seq: int, payload: bytes = b"", version: int = PROTOCOL_VERSION) -> bytes:
+    """What goes on the wire: a leading 0x00 (flushes any half frame the receiver holds), the
+    COBS-encoded frame, the 0x00 delimiter."""
+    return DELIM + cobs_encode(frame_bytes(cmd, seq, payload, version)) + DELIM
+
+
+def decode_frame(enc: bytes) -> Frame:
+    """One COBS-encoded frame without its delimiter -> Frame; FrameError if anything is off."""
+    raw = cobs_decode(enc)
+    if len(raw) < HEADER.size + CRC.size:
+        raise FrameError(f"frame of {len(raw)} bytes is shorter than header + CRC")
+    version, cmd, seq, length = HEADER.unpack_from(raw)
+    if length != len(raw) - HEADER.size - CRC.size:
+        raise FrameError(f"frame length field {length} but {len(raw) - HEADER.size - CRC.size} "
+                         "payload bytes")
+    (crc,) = CRC.unpack_from(raw, len(raw) - CRC.size)
+    if crc != crc32(raw[:-CRC.size]):
+        raise FrameError("frame CRC mismatch")
+    return Frame(cmd, seq, raw[HEADER.size:-CRC.size], version)
+
+
+class FrameReader:
+    """Splits a byte stream into frames at 0x00; empty frames (back-to-back delimiters) are
+    skipped. Oversized junk is dropped (reported as a FrameError by `frames`)."""
+
+    def __init__(self, max_frame: int = HEADER.size + MAX_PAYLOAD + CRC.size):
+        self.max_enc = max_frame + max_frame // 254 + 2
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> list:
+        """Returns a list of Frame or FrameError (in order)."""
+        out = []
+        self.buf += data
+        while True:
+            i = self.buf.find(0)
+            if i < 0:
+                if len(self.buf) > self.max_enc:
+                    out.append(FrameError(f"{len(self.buf)} bytes without a frame delimiter"))
+                    self.buf.clear()
+                break
+            chunk = bytes(self.buf[:i])
+            del self.buf[:i + 1]
+            if not chunk:
+                continue
+            try:
+                out.append(decode_frame(chunk))
+            except FrameError as e:
+                out.append(e)
+        return out
+
+
+# ---- payloads -------------------------------------------------------------------------------
+HELLO = struct.Struct("<BBBBHH")           # status, proto, window, caps, max_payload, fw_version
+INFO_FIXED = struct.Struct("<BBBBHHHHIIIIIIII")
+SUMMARY = struct.Struct("<BBHII8sHHHHII")  # 36 bytes, see ModelSummary
+INFER_HEAD = struct.Struct("<BBHHHI")      # status, 0, cls, n, 0, ticks
+PROFILE_HEAD = struct.Struct("<BBHII")     # status, 0, n, total, tick_hz
+NEXT = struct.Struct("<BI")                # status, next offset (LOAD_BEGIN/CHUNK replies)
+ERROR = struct.Struct("<BI")               # status, detail
+LOAD_BEGIN = struct.Struct("<II")          # total size, crc32 of the whole blob
+CHUNK_HEAD = struct.Struct("<I")           # offset
+
+
+@dataclass
+class Hello:
+    protocol: int
+    window: int
+    caps: int
+    max_payload: int
+    fw_version: tuple
+
+    @classmethod
+    def parse(cls, p: bytes) -> "Hello":
+        _need(p, HELLO.size, "HELLO")
+        _, proto, window, caps, maxp, fw = HELLO.unpack_from(p)
+        return cls(proto, max(1, window), caps, maxp, (fw >> 8, fw & 0xFF))
+
+
+@dataclass
+class ModelSummary:
+    source: str           # "none", "flash" (found in the flash model region at boot), "ram" (LOAD)
+    pre_mode: int = 0
+    n_layers: int = 0
+    size: int = 0         # blob bytes
+    crc32: int = 0        # zlib CRC of the whole blob, computed by the board
+    model_hash: bytes = b""
+    n_classes: int = 0
+    input_shape: tuple = (0, 0, 0)  # (C, H, W)
+    input_wire: int = 0   # bytes of one INFER payload
+    arena_need: int = 0
+
+    @classmethod
+    def parse(cls, p: bytes, off: int = 0) -> "ModelSummary":
+        _need(p, off + SUMMARY.size, "model summary")
+        src, pre, nl, size, crc, h, ncls, c, hh, w, wire, arena = SUMMARY.unpack_from(p, off)
+        if src == 0:
+            return cls("none")
+        return cls(SOURCES.get(src, f"?{src}"), pre, nl, size, crc, h, ncls, (c, hh, w), wire, arena)
+
+    @property
+    def loaded(self) -> bool:
+        return self.source != "none"
+
+
+@dataclass
+class Info:
+    protocol: int
+    window: int
+    caps: int
+    max_payload: int
+    fw_version: tuple
+    blob_version: tuple
+    cpu_hz: int
+    tick_hz: int
+    model_buf: int        # bytes of the RAM upload buffer
+    arena: int            # bytes of runtime scratch
+    flash_model: int      # bytes of the flash model region (0: none)
+    frames_ok: int
+    frames_bad: int
+    rx_overruns: int
+    model: ModelSummary
+    board: str
+
+    @classmethod
+    def parse(cls, p: bytes) -> "Info":
+        _need(p, INFO_FIXED.size + SUMMARY.size, "INFO")
+        (_, proto, window, caps, maxp, fw, bmaj, bmin, cpu, tick, buf, arena, flash, ok, bad,
+         ovr) = INFO_FIXED.unpack_from(p)
+        model = ModelSummary.parse(p, INFO_FIXED.size)
+        board = p[INFO_FIXED.size + SUMMARY.size:].decode("utf-8", "replace")
+        return cls(proto, max(1, window), caps, maxp, (fw >> 8, fw & 0xFF), (bmaj, bmin), cpu,
+                   tick, buf, arena, flash, ok, bad, ovr, model, board)
+
+
+@dataclass
+class Profile:
+    ticks: list           # per layer, board ticks
+    total: int            # whole inference (preprocessing included)
+    tick_hz: int
+    layers: list = field(default_factory=list)  # filled by callers that know the layer names
+
+    def seconds(self) -> list:
+        return [t / self.tick_hz for t in self.ticks] if self.tick_hz else []
+
+    @classmethod
+    def parse(cls, p: bytes) -> "Profile":
+        _need(p, PROFILE_HEAD.size, "PROFILE")
+        _, _, n, total, hz = PROFILE_HEAD.unpack_from(p)
+        _need(p, PROFILE_HEAD.size + 4 * n, "PROFILE")
+        ticks = list(struct.unpack_from(f"<{n}I", p, PROFILE_HEAD.size))
+        return cls(ticks, total, hz)
+
+
+def parse_infer(p: bytes):
+    """INFER reply -> (cls, scores int32 list, ticks)."""
+    _need(p, INFER_HEAD.size, "INFER")
+    _, _, cls, n, _, ticks = INFER_HEAD.unpack_from(p)
+    _need(p, INFER_HEAD.size + 4 * n, "INFER")
+    if n and cls >= n:
+        raise ProtocolError(f"INFER reply: class {cls} outside {n} scores")
+    return cls, p[INFER_HEAD.size:INFER_HEAD.size + 4 * n], ticks
+
+
+def _need(p: bytes, n: int, what: str) -> None:
+    if len(p) < n:
+        raise ProtocolError(f"{what} reply of {len(p)} bytes, expected at least {n}")
+
+
+def wire_input(pixels, pre_mode: int, pre_param: int) -> bytes:
+    """Raw uint8 CHW pixels -> INFER payload (docs/blob-format.md, wire input): THRESH packs
+    `pixel >= pre_param` LSB-first into bytes; RAW and QUANT send the pixels."""
+    import numpy as np
+
+    px = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(-1)
+    if pre_mode == spec.value(spec.PRE, "THRESH"):
+        return np.packbits(px >= pre_param, bitorder="little").tobytes()
+    return px.tobytes()

@@ -1,0 +1,140 @@
+"""Host runtime: runs a blob through the portable C runtime (firmware/runtime) via cffi.
+
+    m = Model(open("model.eqb", "rb").read())
+    classes, scores = m.predict(pixels)      # pixels uint8 (N, C, H, W) or (N, H, W)
+
+The C code is the same that runs inside the firmware; it validates the blob itself and never
+trusts its contents (see docs/blob-format.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import bits as B
+from . import pack
+from .errors import BlobFormatError, KernelError, ShapeError
+
+
+def native():
+    """The compiled cffi module, with a clear error if it was never built."""
+    try:
+        from . import _native
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise KernelError(
+            f"the edgeq C extension is not built ({e}); run `pip install -e .` or "
+            "`python host/build_cffi.py` in the source tree") from None
+    return _native
+
+
+def check(status: int, what: str, error=KernelError):
+    """Raise `error` with the C status text when status is not EQ_OK."""
+    if status != 0:
+        msg = native().ffi.string(native().lib.eq_status_str(status)).decode()
+        raise error(f"{what}: {msg} (status {status})")
+
+
+class Model:
+    """A loaded blob. Thread-compatible (one arena per Model; use one Model per thread)."""
+
+    def __init__(self, blob: bytes):
+        nat = native()
+        self._ffi, self._lib = nat.ffi, nat.lib
+        blob = bytes(blob)
+        # validate in Python first for a detailed message; the C loader checks again on its own
+        self.header = pack.read_header(blob)
+        self.graph = pack.read_blob(blob)
+        # an 8-byte aligned private copy (the C loader requires alignment)
+        self._buf = self._ffi.new("uint64_t[]", (len(blob) + 7) // 8)
+        self._ffi.memmove(self._buf, blob, len(blob))
+        self._m = self._ffi.new("eq_model_t *")
+        st = self._lib.eq_model_load(self._m, self._ffi.cast("uint8_t *", self._buf), len(blob))
+        check(st, "C loader rejected the blob", BlobFormatError)
+        m = self._m
+        self.input_shape = (m.in_c, m.in_h, m.in_w)
+        self.n_classes = m.n_classes
+        self.n_layers = m.n_layers
+        self.arena_size = m.arena_need
+        self.input_wire_bytes = m.input_wire
+        self._arena = self._ffi.new("uint64_t[]", (m.arena_need + 7) // 8 or 1)
+        self._scores = self._ffi.new("int32_t[]", m.n_classes)
+        self._cls = self._ffi.new("uint32_t *")
+        self.blob = blob
+
+    @classmethod
+    def from_file(cls, path) -> "Model":
+        with open(path, "rb") as f:
+            return cls(f.read())
+
+    def _batch(self, pixels) -> np.ndarray:
+        px = np.asarray(pixels)
+        c, h, w = self.input_shape
+        if px.dtype != np.uint8:
+            raise ShapeError(f"inputs must be raw uint8 pixels, got dtype {px.dtype}")
+        if px.shape == (c, h, w) or (c == 1 and px.shape == (h, w)):
+            px = px.reshape(1, c, h, w)
+        elif px.ndim == 3 and c == 1 and px.shape[1:] == (h, w):
+            px = px[:, None]
+        if px.ndim != 4 or px.shape[1:] != (c, h, w):
+            raise ShapeError(
+                f"input shape {np.asarray(pixels).shape} does not match the model's input "
+                f"(C, H, W) = {(c, h, w)}; resize/crop the images or give (N, C, H, W)")
+        return np.ascontiguousarray(px)
+
+    def _run_one(self, data: bytes, kind: int, prof=None, n_run: int = 0, act=None, act_size=0):
+        st = self._lib.eq_model_run(
+            self._m, data, len(data), kind, self._ffi.cast("uint8_t *", self._arena),
+            self.arena_size, self._scores, self.n_classes, self._cls,
+            prof if prof is not None else self._ffi.NULL, n_run,
+            act if act is not None else self._ffi.NULL, act_size)
+        check(st, "inference failed")
+
+    def predict(self, pixels) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 pixels (N, C, H, W), (N, H, W) or one image -> (classes (N,), scores int32 (N, n))."""
+        px = self._batch(pixels)
+        scores = np.empty((len(px), self.n_classes), np.int32)
+        classes = np.empty(len(px), np.int64)
+        for i, img in enumerate(px):
+            self._run_one(img.tobytes(), 0)
+            scores[i] = np.frombuffer(self._ffi.buffer(self._scores), np.int32)
+            classes[i] = self._cls[0]
+        return classes, scores
+
+    def wire_input(self, image) -> bytes:
+        """What the host sends a board for one image (docs/blob-format.md, wire input)."""
+        px = self._batch(image)[0]
+        if self.graph.pre_mode == "THRESH":
+            return B.pack_wire(px, self.graph.pre_param)
+        return px.tobytes()
+
+    def predict_wire(self, wire: bytes) -> tuple[int, np.ndarray]:
+        """Run one wire-format input (as a board receives it)."""
+        self._run_one(bytes(wire), 1)
+        return int(self._cls[0]), np.frombuffer(self._ffi.buffer(self._scores), np.int32).copy()
+
+    def layer_output(self, image, layer: int) -> np.ndarray:
+        """Raw bytes of the activation after `layer` (runtime layout), for debugging and tests."""
+        px = self._batch(image)[0]
+        n = self._lib.eq_model_act_bytes(self._m, layer)
+        if n == 0:
+            raise ShapeError(f"layer {layer} out of range (0..{self.n_layers - 1})")
+        buf = self._ffi.new("uint8_t[]", n)
+        self._run_one(px.tobytes(), 0, n_run=layer + 1, act=buf, act_size=n)
+        return np.frombuffer(self._ffi.buffer(buf), np.uint8).copy()
+
+    def profile(self, image, clock=None) -> tuple[list[int], int]:
+        """Per-layer times on the host in nanoseconds (time.perf_counter_ns as the clock)."""
+        import time
+
+        ticks = self._ffi.new("uint32_t[]", self.n_layers)
+        base = time.perf_counter_ns()
+
+        @self._ffi.callback("uint32_t(void *)")
+        def now(_ctx):
+            return (time.perf_counter_ns() - base) & 0xFFFFFFFF
+
+        prof = self._ffi.new("eq_profile_t *")
+        prof.now, prof.ctx, prof.ticks, prof.n_ticks = now, self._ffi.NULL, ticks, self.n_layers
+        px = self._batch(image)[0]
+        self._run_one(px.tobytes(), 0, prof=prof)
+        return list(ticks), int(prof.total)

@@ -1,0 +1,348 @@
+/* eq_conv2d_row: accumulators of one output row of a CONV layer (docs/blob-format.md, CONV).
+ *
+ * acc (out_w, out_c) int32. Activations are HWC: B1 (in_h, in_w, CW) uint32 or U8 (in_h, in_w,
+ * in_c) uint8. Weight rows are in (ky, kx, c) order. Taps outside the input contribute 0.
+ * One static function per (in_enc, w_enc) pair keeps every inner loop free of encoding switches.
+ */
+#include "eq_kernels.h"
+
+typedef struct {
+    int32_t iy0, ix0;      /* input coordinates of tap (0, 0) */
+    uint32_t ky0, ky1;     /* in-bounds kernel rows [ky0, ky1) */
+    uint32_t kx0, kx1;     /* in-bounds kernel columns [kx0, kx1) */
+} eq_taps_t;
+
+static void eq_range(int32_t i0, uint32_t k, uint32_t n, uint32_t *lo, uint32_t *hi)
+{
+    int32_t a = i0 < 0 ? -i0 : 0;
+    int32_t b = (int32_t)n - i0;
+    if (b > (int32_t)k) b = (int32_t)k;
+    if (b < a) b = a;
+    *lo = (uint32_t)a;
+    *hi = (uint32_t)b;
+}
+
+static void eq_taps(const eq_conv_shape_t *s, uint32_t oy, uint32_t ox, eq_taps_t *t)
+{
+    t->iy0 = (int32_t)(oy * s->stride) - (int32_t)s->pad;
+    t->ix0 = (int32_t)(ox * s->stride) - (int32_t)s->pad;
+    eq_range(t->iy0, s->kh, s->in_h, &t->ky0, &t->ky1);
+    eq_range(t->ix0, s->kw, s->in_w, &t->kx0, &t->kx1);
+}
+
+/* value of activation channel c at pixel pointer px (+-1 for B1, the code for U8) */
+static int32_t eq_act_b1(const uint32_t *px, uint32_t c)
+{
+    return ((px[c >> 5] >> (c & 31u)) & 1u) ? 1 : -1;
+}
+
+/* ---- B1 activations ---------------------------------------------------------------------- */
+static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
+                         uint32_t oy, int32_t *acc)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c), taps = (uint32_t)s->kh * s->kw;
+    uint32_t ox, n, ky, kx, i;
+    for (ox = 0; ox < s->out_w; ++ox) {
+        eq_taps_t t;
+        uint32_t n_in;
+        eq_taps(s, oy, ox, &t);
+        n_in = (t.ky1 - t.ky0) * (t.kx1 - t.kx0);
+        for (n = 0; n < s->out_c; ++n) {
+            const uint32_t *wr = wt + (uint32_t)n * taps * cw;
+            uint32_t pc = 0;
+            for (ky = t.ky0; ky < t.ky1; ++ky) {
+                const uint32_t *arow = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w) * cw;
+                for (kx = t.kx0; kx < t.kx1; ++kx) {
+                    const uint32_t *a = arow + (uint32_t)(t.ix0 + (int32_t)kx) * cw;
+                    const uint32_t *w = wr + (ky * s->kw + kx) * cw;
+                    for (i = 0; i < cw; ++i) pc += eq_popcount32(a[i] ^ w[i]);
+                }
+            }
+            acc[ox * s->out_c + n] = (int32_t)(n_in * s->in_c) - 2 * (int32_t)pc;
+        }
+    }
+}
+
+static void eq_row_b1_tern(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
+                           uint32_t oy, int32_t *acc)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c), taps = (uint32_t)s->kh * s->kw;
+    uint32_t ox, n, ky, kx, i;
+    for (ox = 0; ox < s->out_w; ++ox) {
+        eq_taps_t t;
+        eq_taps(s, oy, ox, &t);
+        for (n = 0; n < s->out_c; ++n) {
+            const uint32_t *sg = wt + (uint32_t)n * 2u * taps * cw;
+            const uint32_t *nz = sg + taps * cw;
+            int32_t sum = 0;
+            for (ky = t.ky0; ky < t.ky1; ++ky) {
+                const uint32_t *arow = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w) * cw;
+                for (kx = t.kx0; kx < t.kx1; ++kx) {
+                    const uint32_t *a = arow + (uint32_t)(t.ix0 + (int32_t)kx) * cw;
+                    const uint32_t off = (ky * s->kw + kx) * cw;
+                    for (i = 0; i < cw; ++i) {
+                        uint32_t z = nz[off + i];
+                        sum += (int32_t)eq_popcount32(z)
+                               - 2 * (int32_t)eq_popcount32(z & (a[i] ^ sg[off + i]));
+                    }
+                }
+            }
+            acc[ox * s->out_c + n] = sum;
+        }
+    }
+}
+
+static void eq_row_b1_i8(const eq_conv_shape_t *s, const uint32_t *in, const int8_t *wt,
+                         uint32_t oy, int32_t *acc)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c), c = s->in_c, taps = (uint32_t)s->kh * s->kw;
+    uint32_t ox, n, ky, kx, i;
+    for (ox = 0; ox < s->out_w; ++ox) {
+        eq_taps_t t;
+        eq_taps(s, oy, ox, &t);
+        for (n = 0; n < s->out_c; ++n) {
+            const int8_t *wr = wt + (uint32_t)n * taps * c;
+            int32_t sum = 0;
+            for (ky = t.ky0; ky < t.ky1; ++ky) {
+                for (kx = t.kx0; kx < t.kx1; ++kx) {
+                    const uint32_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                              + (uint32_t)(t.ix0 + (int32_t)kx)) * cw;
+                    const int8_t *w = wr + (ky * s->kw + kx) * c;
+                    for (i = 0; i < c; ++i) sum += eq_act_b1(a, i) * (int32_t)w[i];
+                }
+            }
+            acc[ox * s->out_c + n] = sum;
+        }
+    }
+}
+
+static void eq_row_b1_kbit(const eq_conv_shape_t *s, const uint32_t *in, const uint8_t *wt,
+                           const int32_t *lut, uint32_t lut_cols, uint32_t oy, int32_t *acc)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c), c = s->in_c, taps = (uint32_t)s->kh * s->kw;
+    uint32_t ox, n, ky, kx, i;
+    for (ox = 0; ox < s->out_w; ++ox) {
+        eq_taps_t t;
+        eq_taps(s, oy, ox, &t);
+        for (n = 0; n < s->out_c; ++n) {
+            const uint8_t *wr = wt + (uint32_t)n * taps * c;
+            int32_t sum = 0;
+            for (ky = t.ky0; ky < t.ky1; ++ky) {
+                for (kx = t.kx0; kx < t.kx1; ++kx) {
+                    const uint32_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                              + (uint32_t)(t.ix0 + (int32_t)kx)) * cw;
+                    const uint8_t *w = wr + (ky * s->kw + kx) * c;
+                    for (i = 0; i < c; ++i)
+                        sum += lut[(uint32_t)w[i] * lut_cols + ((a[i >> 5] >> (i & 31u)) & 1u)];
+                }
+            }
+            acc[ox * s->out_c + n] = sum;
+        }
+    }
+}
+
+/* ---- U8 activations ---------------------------------------------------------------------- */
+static void eq_row_u8_b1(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt,
+                         uint32_t oy, int32_t *acc)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c), c = s->in_c, taps = (uint32_t)s->kh * s->kw;
+    uint32_t ox, n, ky, kx, i;
+    for (ox = 0; ox < s->out_w; ++ox) {
+        eq_taps_t t;
+        eq_taps(s, oy, ox, &t);
+        for (n = 0; n < s->out_c; ++n) {
+            const uint32_t *wr = wt + (uint32_t)n * taps * cw;
+            int32_t sum = 0;
+            for (ky = t.ky0; ky < t.ky1; ++ky) {
+                for (kx = t.kx0; kx < t.kx1; ++kx) {
+                    const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                             + (uint32_t)(t.ix0 + (int32_t)kx)) * c;
+                    const uint32_t *w = wr + (ky * s->kw + kx) * cw;
+                    for (i = 0; i < c; ++i) sum += eq_act_b1(w, i) * (int32_t)a[i];
+                }
+            }
+            acc[ox * s->out_c + n] = sum;
+        }
+    }
+}
+
+static void eq_row_u8_tern(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt,
+                           uint32_t oy, int32_t *acc)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c), c = s->in_c, taps = (uint32_t)s->kh * s->kw;
+    uint32_t ox, n, ky, kx, i;
+    for (ox = 0; ox < s->out_w; ++ox) {
+        eq_taps_t t;
+        eq_taps(s, oy, ox, &t);
+        for (n = 0; n < s->out_c; ++n) {
+            const uint32_t *sg = wt + (uint32_t)n * 2u * taps * cw;
+            const uint32_t *nz = sg + taps * cw;
+            int32_t sum = 0;
+            for (ky = t.ky0; ky < t.ky1; ++ky) {
+                for (kx = t.kx0; kx < t.kx1; ++kx) {
+                    const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                             + (uint32_t)(t.ix0 + (int32_t)kx)) * c;
+                    const uint32_t off = (ky * s->kw + kx) * cw;
+                    for (i = 0; i < c; ++i) {
+                        uint32_t sh = i & 31u, wi = off + (i >> 5);
+                        if ((nz[wi] >> sh) & 1u)
+                            sum += ((sg[wi] >> sh) & 1u) ? (int32_t)a[i] : -(int32_t)a[i];
+                    }
+                }
+            }
+            acc[ox * s->out_c + n] = sum;
+        }
+    }
+}
+
+static void eq_row_u8_i8(const eq_conv_shape_t *s, const uint8_t *in, const int8_t *wt,
+                         uint32_t oy, int32_t *acc)
+{
+    const uint32_t c = s->in_c, taps = (uint32_t)s->kh * s->kw;
+    uint32_t ox, n, ky, kx, i;
+    for (ox = 0; ox < s->out_w; ++ox) {
+        eq_taps_t t;
+        eq_taps(s, oy, ox, &t);
+        for (n = 0; n < s->out_c; ++n) {
+            const int8_t *wr = wt + (uint32_t)n * taps * c;
+            int32_t sum = 0;
+            for (ky = t.ky0; ky < t.ky1; ++ky) {
+                for (kx = t.kx0; kx < t.kx1; ++kx) {
+                    const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                             + (uint32_t)(t.ix0 + (int32_t)kx)) * c;
+                    const int8_t *w = wr + (ky * s->kw + kx) * c;
+                    for (i = 0; i < c; ++i) sum += (int32_t)a[i] * (int32_t)w[i];
+                }
+            }
+            acc[ox * s->out_c + n] = sum;
+        }
+    }
+}
+
+static void eq_row_u8_kbit(const eq_conv_shape_t *s, const uint8_t *in, const uint8_t *wt,
+                           const int32_t *lut, uint32_t lut_cols, uint32_t oy, int32_t *acc)
+{
+    const uint32_t c = s->in_c, taps = (uint32_t)s->kh * s->kw;
+    uint32_t ox, n, ky, kx, i;
+    for (ox = 0; ox < s->out_w; ++ox) {
+        eq_taps_t t;
+        eq_taps(s, oy, ox, &t);
+        for (n = 0; n < s->out_c; ++n) {
+            const uint8_t *wr = wt + (uint32_t)n * taps * c;
+            int32_t sum = 0;
+            for (ky = t.ky0; ky < t.ky1; ++ky) {
+                for (kx = t.kx0; kx < t.kx1; ++kx) {
+                    const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                             + (uint32_t)(t.ix0 + (int32_t)kx)) * c;
+                    const uint8_t *w = wr + (ky * s->kw + kx) * c;
+                    for (i = 0; i < c; ++i) sum += lut[(uint32_t)w[i] * lut_cols + a[i]];
+                }
+            }
+            acc[ox * s->out_c + n] = sum;
+        }
+    }
+}
+
+/* ---- skip-zero ternary (either activation encoding) ---------------------------------------
+ * Each weight row is decoded once per output row; every nonzero (ky, kx, c, sign) is applied to
+ * all output columns whose tap is inside the input. */
+static eq_status_t eq_row_sparse(const eq_conv_shape_t *s, uint8_t in_enc, const void *in,
+                                 const uint8_t *data, uint32_t oy, int32_t *acc)
+{
+    const uint32_t n_out = s->out_c, c = s->in_c, cw = EQ_WORDS(c);
+    const uint32_t kdim = (uint32_t)s->kh * s->kw * c;
+    const uint32_t *row_off = (const uint32_t *)(const void *)data;
+    const uint8_t *stream = data + 4u * (n_out + 1u);
+    const int32_t iy0 = (int32_t)(oy * s->stride) - (int32_t)s->pad;
+    uint32_t n, ox;
+
+    for (ox = 0; ox < s->out_w; ++ox)
+        for (n = 0; n < n_out; ++n) acc[ox * n_out + n] = 0;
+
+    for (n = 0; n < n_out; ++n) {
+        uint32_t q, p = 0, tap = 0, ch = 0;
+        for (q = row_off[n]; q < row_off[n + 1]; ++q) {
+            uint32_t v = (stream[q >> 1] >> ((q & 1u) * 4u)) & 15u, d, ky, kx;
+            int32_t iy, sign;
+            if (v == 7u) {
+                d = 7u;
+            } else {
+                if (v == 15u) return EQ_ERR_ARG;
+                d = v & 7u;
+            }
+            p += d;
+            ch += d;
+            while (ch >= c) {
+                ch -= c;
+                ++tap;
+            }
+            if (v == 7u) {
+                if (p > kdim) return EQ_ERR_ARG;
+                continue;
+            }
+            if (p >= kdim) return EQ_ERR_ARG;
+            sign = (v & 8u) ? -1 : 1;
+            ky = tap / s->kw;
+            kx = tap - ky * s->kw;
+            iy = iy0 + (int32_t)ky;
+            if (iy >= 0 && iy < (int32_t)s->in_h) {
+                for (ox = 0; ox < s->out_w; ++ox) {
+                    int32_t ix = (int32_t)(ox * s->stride) - (int32_t)s->pad + (int32_t)kx;
+                    uint32_t pix;
+                    int32_t a;
+                    if (ix < 0 || ix >= (int32_t)s->in_w) continue;
+                    pix = (uint32_t)iy * s->in_w + (uint32_t)ix;
+                    if (in_enc == EQ_ENC_B1)
+                        a = eq_act_b1((const uint32_t *)in + pix * cw, ch);
+                    else
+                        a = (int32_t)((const uint8_t *)in)[pix * c + ch];
+                    acc[ox * n_out + n] += sign * a;
+                }
+            }
+            /* the weight occupies position p; move past it */
+            ++p;
+            if (++ch == c) {
+                ch = 0;
+                ++tap;
+            }
+        }
+    }
+    return EQ_OK;
+}
+
+eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *in,
+                          const eq_weights_t *w, uint16_t oy, int32_t *acc)
+{
+    if (!s || !in || !w || !w->data || !acc) return EQ_ERR_ARG;
+    if (!s->kh || !s->kw || !s->stride || !s->in_c || oy >= s->out_h) return EQ_ERR_ARG;
+    if (in_enc != EQ_ENC_B1 && in_enc != EQ_ENC_U8) return EQ_ERR_UNSUPPORTED;
+    if (w->enc == EQ_ENC_KBIT && (!w->lut || !w->lut_rows || !w->lut_cols)) return EQ_ERR_ARG;
+
+    if (in_enc == EQ_ENC_B1) {
+        const uint32_t *a = (const uint32_t *)in;
+        switch (w->enc) {
+        case EQ_ENC_B1: eq_row_b1_b1(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_TERN: eq_row_b1_tern(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_I8: eq_row_b1_i8(s, a, (const int8_t *)w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_KBIT:
+            eq_row_b1_kbit(s, a, (const uint8_t *)w->data, w->lut, w->lut_cols, oy, acc);
+            return EQ_OK;
+        case EQ_ENC_TERN_SPARSE:
+            return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, acc);
+        default: return EQ_ERR_UNSUPPORTED;
+        }
+    } else {
+        const uint8_t *a = (const uint8_t *)in;
+        switch (w->enc) {
+        case EQ_ENC_B1: eq_row_u8_b1(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_TERN: eq_row_u8_tern(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_I8: eq_row_u8_i8(s, a, (const int8_t *)w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_KBIT:
+            eq_row_u8_kbit(s, a, (const uint8_t *)w->data, w->lut, w->lut_cols, oy, acc);
+            return EQ_OK;
+        case EQ_ENC_TERN_SPARSE:
+            return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, acc);
+        default: return EQ_ERR_UNSUPPORTED;
+        }
+    }
+}

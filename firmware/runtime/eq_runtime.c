@@ -1,0 +1,601 @@
+/* edgeq blob runtime: loader (validates everything) and sequential graph executor.
+ * Semantics and layout: docs/blob-format.md. Field offsets: eq_spec.h (generated from edgeq/spec.py).
+ */
+#include "eq_runtime.h"
+#include "eq_kernels.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* ---- little-endian field access (never cast structs over the blob) ----------------------- */
+static uint32_t rd8(const uint8_t *p) { return p[0]; }
+static uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static int32_t rds16(const uint8_t *p) { return (int32_t)(int16_t)(uint16_t)rd16(p); }
+
+#define CHECK(cond, status) \
+    do {                    \
+        if (!(cond)) {      \
+            return (status); \
+        }                   \
+    } while (0)
+
+static const char *const k_status_strings[EQ_STATUS_COUNT] = EQ_STATUS_STRINGS;
+
+const char *eq_status_str(eq_status_t s)
+{
+    if (s < 0 || s >= (eq_status_t)EQ_STATUS_COUNT) {
+        return "unknown status";
+    }
+    return k_status_strings[s];
+}
+
+uint32_t eq_crc32(uint32_t crc, const uint8_t *p, uint32_t n)
+{
+    /* nibble-table CRC-32 (poly 0xEDB88320): 64 bytes of table, fast enough for flash-sized blobs */
+    static const uint32_t t[16] = {
+        0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu, 0x76dc4190u, 0x6b6b51f4u,
+        0x4db26158u, 0x5005713cu, 0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu,
+        0x9b64c2b0u, 0x86d3d2d4u, 0xa00ae278u, 0xbdbdf21cu};
+    uint32_t i;
+    crc = ~crc;
+    for (i = 0; i < n; i++) {
+        crc ^= p[i];
+        crc = (crc >> 4) ^ t[crc & 15u];
+        crc = (crc >> 4) ^ t[crc & 15u];
+    }
+    return ~crc;
+}
+
+/* ---- sizes -------------------------------------------------------------------------------- */
+static uint64_t act_bytes(uint32_t enc, uint32_t h, uint32_t w, uint32_t c)
+{
+    if (enc == EQ_ENC_B1) {
+        return (uint64_t)h * w * EQ_WORDS(c) * 4u;
+    }
+    if (enc == EQ_ENC_U8) {
+        return (uint64_t)h * w * c;
+    }
+    return (uint64_t)h * w * c * 4u;
+}
+
+static uint64_t round8(uint64_t n) { return (n + 7u) & ~(uint64_t)7u; }
+
+/* ---- tensors -------------------------------------------------------------------------------- */
+typedef struct {
+    const uint8_t *data;
+    uint32_t nbytes, enc, bits, rank, d[4], aux;
+} tensor_t;
+
+static eq_status_t get_tensor(const eq_model_t *m, int32_t idx, tensor_t *t)
+{
+    const uint8_t *e;
+    uint32_t off;
+    CHECK(idx >= 0 && (uint32_t)idx < m->n_tensors, EQ_ERR_BOUNDS);
+    e = m->blob + m->tensor_off + (uint32_t)idx * EQ_TENSOR_SIZE_BYTES;
+    off = rd32(e + EQ_TENSOR_OFFSET);
+    t->nbytes = rd32(e + EQ_TENSOR_NBYTES);
+    CHECK((uint64_t)off + t->nbytes <= m->size, EQ_ERR_BOUNDS);
+    CHECK((off & 3u) == 0u, EQ_ERR_BOUNDS);
+    t->data = m->blob + off;
+    t->enc = rd8(e + EQ_TENSOR_ENC);
+    t->bits = rd8(e + EQ_TENSOR_BITS);
+    t->rank = rd8(e + EQ_TENSOR_RANK);
+    t->d[0] = rd32(e + EQ_TENSOR_D0);
+    t->d[1] = rd32(e + EQ_TENSOR_D1);
+    t->d[2] = rd32(e + EQ_TENSOR_D2);
+    t->d[3] = rd32(e + EQ_TENSOR_D3);
+    t->aux = rd32(e + EQ_TENSOR_AUX);
+    return EQ_OK;
+}
+
+/* ---- layer records -------------------------------------------------------------------------- */
+typedef struct {
+    uint32_t op, in_enc, out_enc, out_stage;
+    uint32_t in_h, in_w, in_c, out_h, out_w, out_c;
+    uint32_t kh, kw, stride, pad, w_enc, out_bits, shift;
+    int32_t t_weight, t_lut, t_thr, t_aux;
+    uint32_t macs;
+} layer_t;
+
+static void get_layer(const eq_model_t *m, uint32_t i, layer_t *L)
+{
+    const uint8_t *e = m->blob + m->layer_off + i * EQ_LAYER_SIZE_BYTES;
+    L->op = rd8(e + EQ_LAYER_OP);
+    L->in_enc = rd8(e + EQ_LAYER_IN_ENC);
+    L->out_enc = rd8(e + EQ_LAYER_OUT_ENC);
+    L->out_stage = rd8(e + EQ_LAYER_OUT_STAGE);
+    L->in_h = rd16(e + EQ_LAYER_IN_H);
+    L->in_w = rd16(e + EQ_LAYER_IN_W);
+    L->in_c = rd16(e + EQ_LAYER_IN_C);
+    L->out_h = rd16(e + EQ_LAYER_OUT_H);
+    L->out_w = rd16(e + EQ_LAYER_OUT_W);
+    L->out_c = rd16(e + EQ_LAYER_OUT_C);
+    L->kh = rd8(e + EQ_LAYER_KH);
+    L->kw = rd8(e + EQ_LAYER_KW);
+    L->stride = rd8(e + EQ_LAYER_STRIDE);
+    L->pad = rd8(e + EQ_LAYER_PAD);
+    L->w_enc = rd8(e + EQ_LAYER_W_ENC);
+    L->out_bits = rd8(e + EQ_LAYER_OUT_BITS);
+    L->shift = rd8(e + EQ_LAYER_SHIFT);
+    L->t_weight = rds16(e + EQ_LAYER_T_WEIGHT);
+    L->t_lut = rds16(e + EQ_LAYER_T_LUT);
+    L->t_thr = rds16(e + EQ_LAYER_T_THR);
+    L->t_aux = rds16(e + EQ_LAYER_T_AUX);
+    L->macs = rd32(e + EQ_LAYER_MACS);
+}
+
+/* bits above `c` in the last word of every padded row of `words_per_row` words must be zero */
+static eq_status_t check_pad_bits(const uint32_t *w, uint32_t rows, uint32_t words_per_row, uint32_t c)
+{
+    uint32_t r, used = c % 32u;
+    uint32_t mask;
+    if (used == 0u) {
+        return EQ_OK;
+    }
+    mask = ~((1u << used) - 1u);
+    for (r = 0; r < rows; r++) {
+        CHECK((w[r * words_per_row + words_per_row - 1u] & mask) == 0u, EQ_ERR_BOUNDS);
+    }
+    return EQ_OK;
+}
+
+/* decode every skip-zero row once: offsets monotone, nibbles valid, positions inside K */
+static eq_status_t check_sparse(const tensor_t *t, uint32_t n, uint32_t k)
+{
+    const uint8_t *stream;
+    uint32_t r, total = t->aux;
+    CHECK((uint64_t)4u * (n + 1u) + (total + 1u) / 2u == t->nbytes, EQ_ERR_BOUNDS);
+    stream = t->data + 4u * (n + 1u);
+    CHECK(rd32(t->data) == 0u, EQ_ERR_BOUNDS);
+    CHECK(rd32(t->data + 4u * n) == total, EQ_ERR_BOUNDS);
+    for (r = 0; r < n; r++) {
+        uint32_t a = rd32(t->data + 4u * r), b = rd32(t->data + 4u * (r + 1u)), q;
+        uint64_t p = 0;
+        CHECK(a <= b && b <= total, EQ_ERR_BOUNDS);
+        for (q = a; q < b; q++) {
+            uint32_t v = (stream[q >> 1] >> ((q & 1u) * 4u)) & 15u;
+            if (v == 7u) {
+                p += 7u;
+                continue;
+            }
+            CHECK(v != 15u, EQ_ERR_BOUNDS);
+            p += v & 7u;
+            CHECK(p < k, EQ_ERR_BOUNDS);
+            p += 1u;
+        }
+    }
+    return EQ_OK;
+}
+
+/* Validate one CONV layer's tensors; *max_prod = largest |product| for the overflow bound. */
+static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uint32_t in_levels,
+                                      uint64_t *max_prod)
+{
+    tensor_t t;
+    eq_status_t st;
+    uint32_t n = L->out_c, cw = EQ_WORDS(L->in_c);
+    uint64_t k = (uint64_t)L->kh * L->kw * L->in_c;
+    uint64_t amax = (L->in_enc == EQ_ENC_B1) ? 1u : (uint64_t)(in_levels - 1u);
+    st = get_tensor(m, L->t_weight, &t);
+    if (st != EQ_OK) {
+        return st;
+    }
+    CHECK(t.enc == L->w_enc, EQ_ERR_SHAPE);
+    CHECK(t.d[0] == n && t.d[1] == L->kh && t.d[2] == L->kw && t.d[3] == L->in_c, EQ_ERR_SHAPE);
+    switch (L->w_enc) {
+    case EQ_ENC_B1:
+        CHECK((uint64_t)n * L->kh * L->kw * cw * 4u == t.nbytes, EQ_ERR_SHAPE);
+        *max_prod = amax;
+        return check_pad_bits((const uint32_t *)(const void *)t.data, n * L->kh * L->kw, cw, L->in_c);
+    case EQ_ENC_TERN:
+        CHECK((uint64_t)2u * n * L->kh * L->kw * cw * 4u == t.nbytes, EQ_ERR_SHAPE);
+        *max_prod = amax;
+        return check_pad_bits((const uint32_t *)(const void *)t.data, 2u * n * L->kh * L->kw, cw, L->in_c);
+    case EQ_ENC_TERN_SPARSE:
+        *max_prod = amax;
+        return check_sparse(&t, n, (uint32_t)k);
+    case EQ_ENC_I8:
+        CHECK((uint64_t)n * k == t.nbytes, EQ_ERR_SHAPE);
+        *max_prod = 128u * amax;
+        return EQ_OK;
+    case EQ_ENC_KBIT: {
+        tensor_t lut;
+        uint32_t i, rows, cols;
+        uint64_t big = 0;
+        CHECK((uint64_t)n * k == t.nbytes, EQ_ERR_SHAPE);
+        CHECK(t.bits >= 1u && t.bits <= 8u, EQ_ERR_SHAPE);
+        for (i = 0; i < t.nbytes; i++) {
+            CHECK(t.data[i] < (1u << t.bits), EQ_ERR_BOUNDS);
+        }
+        st = get_tensor(m, L->t_lut, &lut);
+        if (st != EQ_OK) {
+            return st;
+        }
+        rows = lut.d[0];
+        cols = lut.d[1];
+        CHECK(lut.enc == EQ_ENC_I32 && lut.rank == 2u, EQ_ERR_SHAPE);
+        CHECK(rows == (1u << t.bits) && cols >= in_levels && cols <= 65535u, EQ_ERR_SHAPE);
+        CHECK((uint64_t)rows * cols * 4u == lut.nbytes, EQ_ERR_SHAPE);
+        for (i = 0; i < rows * cols; i++) {
+            int64_t v = (int32_t)rd32(lut.data + 4u * i);
+            uint64_t a = (uint64_t)(v < 0 ? -v : v);
+            if (a > big) {
+                big = a;
+            }
+        }
+        *max_prod = big;
+        return EQ_OK;
+    }
+    default:
+        return EQ_ERR_UNSUPPORTED;
+    }
+}
+
+static eq_status_t check_stage(const eq_model_t *m, const layer_t *L)
+{
+    tensor_t a, b;
+    eq_status_t st;
+    uint32_t n = L->out_c;
+    st = get_tensor(m, L->t_thr, &a);
+    if (st == EQ_OK) {
+        st = get_tensor(m, L->t_aux, &b);
+    }
+    if (st != EQ_OK) {
+        return st;
+    }
+    CHECK(a.enc == EQ_ENC_I32, EQ_ERR_SHAPE);
+    if (L->out_stage == EQ_OUT_SIGN || L->out_stage == EQ_OUT_MULTI) {
+        uint32_t nthr;
+        if (L->out_stage == EQ_OUT_SIGN) {
+            CHECK(L->out_enc == EQ_ENC_B1, EQ_ERR_SHAPE);
+            nthr = 1u;
+        } else {
+            CHECK(L->out_enc == EQ_ENC_U8 && L->out_bits >= 1u && L->out_bits <= 8u, EQ_ERR_SHAPE);
+            nthr = (1u << L->out_bits) - 1u;
+        }
+        CHECK((uint64_t)n * nthr * 4u == a.nbytes, EQ_ERR_SHAPE);
+        CHECK(b.enc == EQ_ENC_U8 && b.nbytes == n, EQ_ERR_SHAPE);
+        return EQ_OK;
+    }
+    if (L->out_stage == EQ_OUT_AFFINE) {
+        CHECK(L->out_enc == EQ_ENC_I32 && L->shift < 32u, EQ_ERR_SHAPE);
+        CHECK(a.nbytes == n * 4u && b.enc == EQ_ENC_I32 && b.nbytes == n * 4u, EQ_ERR_SHAPE);
+        return EQ_OK;
+    }
+    return EQ_ERR_UNSUPPORTED;
+}
+
+eq_status_t eq_model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
+{
+    static const uint8_t magic[4] = EQ_BLOB_MAGIC_BYTES;
+    static const uint8_t zero4[4] = {0, 0, 0, 0};
+    uint32_t total, crc, i, enc, levels, h, w, c, pre;
+    uint64_t max_act, acc_row = 0, end;
+    eq_status_t st;
+    const uint16_t endian_probe = 1u;
+
+    CHECK(m != NULL && blob != NULL, EQ_ERR_ARG);
+    memset(m, 0, sizeof(*m));
+    CHECK(*(const uint8_t *)&endian_probe == 1u, EQ_ERR_UNSUPPORTED); /* little-endian only */
+    CHECK(((uintptr_t)blob & 7u) == 0u, EQ_ERR_ARG);
+    CHECK(size >= EQ_HEADER_SIZE_BYTES, EQ_ERR_TRUNCATED);
+    CHECK(memcmp(blob, magic, 4) == 0, EQ_ERR_MAGIC);
+    CHECK(rd16(blob + EQ_HEADER_VERSION_MAJOR) == EQ_BLOB_VERSION_MAJOR, EQ_ERR_VERSION);
+    total = rd32(blob + EQ_HEADER_TOTAL_SIZE);
+    CHECK(total <= size, EQ_ERR_TRUNCATED);
+    CHECK(total >= EQ_HEADER_SIZE_BYTES, EQ_ERR_BOUNDS);
+    CHECK(rd32(blob + EQ_HEADER_HEADER_SIZE) == EQ_HEADER_SIZE_BYTES, EQ_ERR_BOUNDS);
+    crc = eq_crc32(0, blob, EQ_HEADER_CRC32);
+    crc = eq_crc32(crc, zero4, 4);
+    crc = eq_crc32(crc, blob + EQ_HEADER_CRC32 + 4u, total - (EQ_HEADER_CRC32 + 4u));
+    CHECK(crc == rd32(blob + EQ_HEADER_CRC32), EQ_ERR_CRC);
+
+    m->blob = blob;
+    m->size = total;
+    m->n_tensors = rd32(blob + EQ_HEADER_N_TENSORS);
+    m->tensor_off = rd32(blob + EQ_HEADER_TENSOR_TABLE_OFF);
+    m->n_layers = rd32(blob + EQ_HEADER_N_LAYERS);
+    m->layer_off = rd32(blob + EQ_HEADER_LAYER_TABLE_OFF);
+    end = (uint64_t)m->tensor_off + (uint64_t)m->n_tensors * EQ_TENSOR_SIZE_BYTES;
+    CHECK(end <= total && m->n_tensors <= 32767u, EQ_ERR_BOUNDS);
+    end = (uint64_t)m->layer_off + (uint64_t)m->n_layers * EQ_LAYER_SIZE_BYTES;
+    CHECK(end <= total && m->n_layers >= 1u, EQ_ERR_BOUNDS);
+    end = (uint64_t)rd32(blob + EQ_HEADER_META_OFF) + rd32(blob + EQ_HEADER_META_SIZE);
+    CHECK(end <= total, EQ_ERR_BOUNDS);
+
+    m->in_c = (uint16_t)rd16(blob + EQ_HEADER_IN_C);
+    m->in_h = (uint16_t)rd16(blob + EQ_HEADER_IN_H);
+    m->in_w = (uint16_t)rd16(blob + EQ_HEADER_IN_W);
+    m->pre_mode = (uint8_t)rd8(blob + EQ_HEADER_PRE_MODE);
+    m->pre_param = (uint8_t)rd8(blob + EQ_HEADER_PRE_PARAM);
+    m->n_classes = (uint16_t)rd16(blob + EQ_HEADER_N_CLASSES);
+    CHECK(m->in_c > 0u && m->in_h > 0u && m->in_w > 0u && m->n_classes > 0u, EQ_ERR_SHAPE);
+    h = m->in_h;
+    w = m->in_w;
+    c = m->in_c;
+    m->input_pixels = h * w * c;
+    pre = m->pre_mode;
+    if (pre == EQ_PRE_THRESH) {
+        enc = EQ_ENC_B1;
+        levels = 2u;
+        m->input_wire = (m->input_pixels + 7u) / 8u;
+    } else if (pre == EQ_PRE_RAW) {
+        enc = EQ_ENC_U8;
+        levels = 256u;
+        m->input_wire = m->input_pixels;
+    } else if (pre == EQ_PRE_QUANT) {
+        CHECK(m->pre_param >= 1u && m->pre_param <= 8u, EQ_ERR_SHAPE);
+        enc = EQ_ENC_U8;
+        levels = 1u << m->pre_param;
+        m->input_wire = m->input_pixels;
+    } else {
+        return EQ_ERR_UNSUPPORTED;
+    }
+    max_act = act_bytes(enc, h, w, c);
+
+    for (i = 0; i < m->n_layers; i++) {
+        layer_t L;
+        get_layer(m, i, &L);
+        CHECK(L.in_enc == enc && L.in_h == h && L.in_w == w && L.in_c == c, EQ_ERR_SHAPE);
+        if (L.op == EQ_OP_CONV) {
+            uint64_t max_prod = 0, k = (uint64_t)L.kh * L.kw * L.in_c;
+            CHECK(enc == EQ_ENC_B1 || enc == EQ_ENC_U8, EQ_ERR_UNSUPPORTED); /* no conv on I32 */
+            CHECK(L.kh >= 1u && L.kw >= 1u && L.stride >= 1u, EQ_ERR_SHAPE);
+            CHECK(L.pad < (L.kh > L.kw ? L.kh : L.kw), EQ_ERR_SHAPE);
+            CHECK(h + 2u * L.pad >= L.kh && w + 2u * L.pad >= L.kw, EQ_ERR_SHAPE);
+            CHECK(L.out_h == (h + 2u * L.pad - L.kh) / L.stride + 1u, EQ_ERR_SHAPE);
+            CHECK(L.out_w == (w + 2u * L.pad - L.kw) / L.stride + 1u, EQ_ERR_SHAPE);
+            CHECK(L.out_c >= 1u, EQ_ERR_SHAPE);
+            st = check_conv_weights(m, &L, levels, &max_prod);
+            if (st != EQ_OK) {
+                return st;
+            }
+            CHECK(k * max_prod < 0x7fffffffull, EQ_ERR_TOO_LARGE); /* int32 accumulators never overflow */
+            st = check_stage(m, &L);
+            if (st != EQ_OK) {
+                return st;
+            }
+            if ((uint64_t)L.out_w * L.out_c * 4u > acc_row) {
+                acc_row = (uint64_t)L.out_w * L.out_c * 4u;
+            }
+            levels = (L.out_stage == EQ_OUT_SIGN) ? 2u : (L.out_stage == EQ_OUT_MULTI) ? (1u << L.out_bits) : 0u;
+        } else if (L.op == EQ_OP_MAXPOOL) {
+            CHECK(L.kh == L.kw && L.kh >= 1u && L.stride >= 1u && L.pad == 0u, EQ_ERR_SHAPE);
+            CHECK(L.kh <= h && L.kh <= w, EQ_ERR_SHAPE);
+            CHECK(L.out_enc == enc && L.out_c == c, EQ_ERR_SHAPE);
+            CHECK(L.out_h == (h - L.kh) / L.stride + 1u && L.out_w == (w - L.kw) / L.stride + 1u,
+                  EQ_ERR_SHAPE);
+        } else if (L.op == EQ_OP_FLATTEN) {
+            CHECK(L.out_enc == enc && L.out_h == 1u && L.out_w == 1u, EQ_ERR_SHAPE);
+            CHECK((uint64_t)h * w * c == L.out_c, EQ_ERR_SHAPE);
+        } else {
+            return EQ_ERR_UNSUPPORTED;
+        }
+        enc = L.out_enc;
+        h = L.out_h;
+        w = L.out_w;
+        c = L.out_c;
+        if (act_bytes(enc, h, w, c) > max_act) {
+            max_act = act_bytes(enc, h, w, c);
+        }
+        if (L.macs > m->max_macs) {
+            m->max_macs = L.macs;
+        }
+    }
+    CHECK((uint64_t)h * w * c == m->n_classes, EQ_ERR_SHAPE);
+    max_act = round8(max_act);
+    CHECK(2u * max_act + acc_row < 0x80000000ull, EQ_ERR_TOO_LARGE);
+    m->max_act = (uint32_t)max_act;
+    m->acc_row = (uint32_t)acc_row;
+    m->arena_need = (uint32_t)(2u * max_act + acc_row);
+    return EQ_OK;
+}
+
+uint32_t eq_model_act_bytes(const eq_model_t *m, uint32_t layer)
+{
+    layer_t L;
+    if (m == NULL || m->blob == NULL || layer >= m->n_layers) {
+        return 0;
+    }
+    get_layer(m, layer, &L);
+    return (uint32_t)act_bytes(L.out_enc, L.out_h, L.out_w, L.out_c);
+}
+
+static eq_status_t run_conv(const eq_model_t *m, const layer_t *L, const void *in, void *out,
+                            int32_t *acc)
+{
+    tensor_t wt, thr, aux;
+    eq_conv_shape_t s;
+    eq_weights_t wd;
+    uint32_t oy, n_pix = L->out_w;
+    eq_status_t st;
+    (void)get_tensor(m, L->t_weight, &wt); /* validated at load */
+    (void)get_tensor(m, L->t_thr, &thr);
+    (void)get_tensor(m, L->t_aux, &aux);
+    s.in_h = (uint16_t)L->in_h;
+    s.in_w = (uint16_t)L->in_w;
+    s.in_c = (uint16_t)L->in_c;
+    s.out_h = (uint16_t)L->out_h;
+    s.out_w = (uint16_t)L->out_w;
+    s.out_c = (uint16_t)L->out_c;
+    s.kh = (uint8_t)L->kh;
+    s.kw = (uint8_t)L->kw;
+    s.stride = (uint8_t)L->stride;
+    s.pad = (uint8_t)L->pad;
+    wd.enc = (uint8_t)L->w_enc;
+    wd.data = wt.data;
+    wd.lut = NULL;
+    wd.lut_rows = 0;
+    wd.lut_cols = 0;
+    if (L->w_enc == EQ_ENC_KBIT) {
+        tensor_t lut;
+        (void)get_tensor(m, L->t_lut, &lut);
+        wd.lut = (const int32_t *)(const void *)lut.data;
+        wd.lut_rows = (uint16_t)lut.d[0];
+        wd.lut_cols = (uint16_t)lut.d[1];
+    }
+    for (oy = 0; oy < L->out_h; oy++) {
+        st = eq_conv2d_row(&s, (uint8_t)L->in_enc, in, &wd, (uint16_t)oy, acc);
+        if (st != EQ_OK) {
+            return st;
+        }
+        if (L->out_stage == EQ_OUT_SIGN) {
+            uint32_t *o = (uint32_t *)out + (size_t)oy * n_pix * EQ_WORDS(L->out_c);
+            eq_threshold_sign_b1(acc, n_pix, s.out_c, (const int32_t *)(const void *)thr.data,
+                                 aux.data, o);
+        } else if (L->out_stage == EQ_OUT_MULTI) {
+            uint8_t *o = (uint8_t *)out + (size_t)oy * n_pix * L->out_c;
+            eq_threshold_multi_u8(acc, n_pix, s.out_c, (const int32_t *)(const void *)thr.data,
+                                  (uint16_t)((1u << L->out_bits) - 1u), aux.data, o);
+        } else {
+            int32_t *o = (int32_t *)out + (size_t)oy * n_pix * L->out_c;
+            eq_affine_i32(acc, n_pix, s.out_c, (const int32_t *)(const void *)thr.data,
+                          (const int32_t *)(const void *)aux.data, (uint8_t)L->shift, o);
+        }
+    }
+    return EQ_OK;
+}
+
+/* (H, W, C) -> (1, 1, H*W*C): B1 bits lose their per-pixel word padding; U8/I32 are already flat */
+static void run_flatten(const layer_t *L, const void *in, void *out)
+{
+    uint32_t n_pix = L->in_h * L->in_w, c = L->in_c;
+    if (L->in_enc == EQ_ENC_B1) {
+        const uint32_t *src = (const uint32_t *)in;
+        uint32_t *dst = (uint32_t *)out;
+        uint32_t cw = EQ_WORDS(c), p, ch, bit = 0;
+        memset(dst, 0, (size_t)EQ_WORDS(L->out_c) * 4u);
+        for (p = 0; p < n_pix; p++) {
+            for (ch = 0; ch < c; ch++, bit++) {
+                dst[bit >> 5] |= ((src[p * cw + (ch >> 5)] >> (ch & 31u)) & 1u) << (bit & 31u);
+            }
+        }
+    } else {
+        memcpy(out, in, (size_t)act_bytes(L->in_enc, L->in_h, L->in_w, c));
+    }
+}
+
+static void run_pool(const layer_t *L, const void *in, void *out)
+{
+    uint16_t h = (uint16_t)L->in_h, w = (uint16_t)L->in_w, c = (uint16_t)L->in_c;
+    uint8_t k = (uint8_t)L->kh, s = (uint8_t)L->stride;
+    if (L->in_enc == EQ_ENC_B1) {
+        eq_maxpool_b1((const uint32_t *)in, h, w, c, k, s, (uint32_t *)out);
+    } else if (L->in_enc == EQ_ENC_U8) {
+        eq_maxpool_u8((const uint8_t *)in, h, w, c, k, s, (uint8_t *)out);
+    } else {
+        eq_maxpool_i32((const int32_t *)in, h, w, c, k, s, (int32_t *)out);
+    }
+}
+
+eq_status_t eq_model_run(const eq_model_t *m, const uint8_t *input, uint32_t input_size,
+                         uint32_t input_kind, uint8_t *arena, uint32_t arena_size,
+                         int32_t *scores, uint32_t n_scores, uint32_t *cls,
+                         eq_profile_t *prof, uint32_t n_run, uint8_t *act_out, uint32_t act_size)
+{
+    uint8_t *cur, *nxt, *tmp;
+    int32_t *acc;
+    uint32_t i, t0 = 0, t_start = 0, last_enc;
+    layer_t L;
+    eq_status_t st;
+
+    CHECK(m != NULL && m->blob != NULL && input != NULL && arena != NULL, EQ_ERR_ARG);
+    CHECK(((uintptr_t)arena & 7u) == 0u, EQ_ERR_ARG);
+    CHECK(arena_size >= m->arena_need, EQ_ERR_ARENA);
+    CHECK(n_run <= m->n_layers, EQ_ERR_ARG);
+    if (n_run == 0u) {
+        n_run = m->n_layers;
+        CHECK(scores != NULL && n_scores >= m->n_classes, EQ_ERR_ARG);
+    }
+    if (act_out != NULL) {
+        CHECK(act_size >= eq_model_act_bytes(m, n_run - 1u), EQ_ERR_ARG);
+    } else {
+        CHECK(n_run == m->n_layers, EQ_ERR_ARG);
+    }
+    if (prof != NULL && prof->now != NULL) {
+        CHECK(prof->ticks != NULL && prof->n_ticks >= m->n_layers, EQ_ERR_ARG);
+        t_start = prof->now(prof->ctx);
+    }
+    cur = arena;
+    nxt = arena + m->max_act;
+    acc = (int32_t *)(void *)(arena + 2u * m->max_act);
+
+    if (input_kind == EQ_INPUT_PIXELS) {
+        CHECK(input_size == m->input_pixels, EQ_ERR_INPUT);
+        if (m->pre_mode == EQ_PRE_THRESH) {
+            eq_pack_threshold_chw_b1(input, m->in_c, m->in_h, m->in_w, m->pre_param, (uint32_t *)(void *)cur);
+        } else {
+            eq_quant_chw_u8(input, m->in_c, m->in_h, m->in_w,
+                            m->pre_mode == EQ_PRE_RAW ? 8u : m->pre_param, cur);
+        }
+    } else if (input_kind == EQ_INPUT_WIRE) {
+        CHECK(input_size == m->input_wire, EQ_ERR_INPUT);
+        if (m->pre_mode == EQ_PRE_THRESH) {
+            eq_unpack_wire_chw_b1(input, m->in_c, m->in_h, m->in_w, (uint32_t *)(void *)cur);
+        } else {
+            eq_quant_chw_u8(input, m->in_c, m->in_h, m->in_w,
+                            m->pre_mode == EQ_PRE_RAW ? 8u : m->pre_param, cur);
+        }
+    } else {
+        return EQ_ERR_ARG;
+    }
+
+    last_enc = EQ_ENC_B1;
+    for (i = 0; i < n_run; i++) {
+        if (prof != NULL && prof->now != NULL) {
+            t0 = prof->now(prof->ctx);
+        }
+        get_layer(m, i, &L);
+        if (L.op == EQ_OP_CONV) {
+            st = run_conv(m, &L, cur, nxt, acc);
+            if (st != EQ_OK) {
+                return st;
+            }
+        } else if (L.op == EQ_OP_FLATTEN) {
+            run_flatten(&L, cur, nxt);
+        } else {
+            run_pool(&L, cur, nxt);
+        }
+        if (prof != NULL && prof->now != NULL) {
+            prof->ticks[i] = prof->now(prof->ctx) - t0;
+        }
+        last_enc = L.out_enc;
+        tmp = cur;
+        cur = nxt;
+        nxt = tmp;
+    }
+
+    if (act_out != NULL) {
+        memcpy(act_out, cur, eq_model_act_bytes(m, n_run - 1u));
+    }
+    if (n_run == m->n_layers && scores != NULL && n_scores >= m->n_classes) {
+        uint32_t n = m->n_classes;
+        if (last_enc == EQ_ENC_I32) {
+            memcpy(scores, cur, (size_t)n * 4u);
+        } else if (last_enc == EQ_ENC_U8) {
+            for (i = 0; i < n; i++) {
+                scores[i] = cur[i];
+            }
+        } else {
+            /* B1 scores: the last layer's channels per pixel, padded to words */
+            const uint32_t *wd = (const uint32_t *)(const void *)cur;
+            uint32_t cw = EQ_WORDS(L.out_c), p, ch;
+            for (i = 0; i < n; i++) {
+                p = i / L.out_c;
+                ch = i % L.out_c;
+                scores[i] = ((wd[p * cw + ch / 32u] >> (ch % 32u)) & 1u) ? 1 : -1;
+            }
+        }
+        if (cls != NULL) {
+            *cls = eq_argmax_i32(scores, n);
+        }
+    }
+    if (prof != NULL && prof->now != NULL) {
+        prof->total = prof->now(prof->ctx) - t_start;
+    }
+    return EQ_OK;
+}

@@ -1,0 +1,144 @@
+/* Host-side run-time dispatch of kernel variants (see eq_host.h). Host only: the one piece of
+ * global state (the selected variant) lives here, never in firmware/. */
+#include "eq_host.h"
+
+typedef eq_status_t (*eq_xnor_fn)(const uint32_t *, const uint32_t *, uint32_t, uint32_t,
+                                  uint32_t, int32_t *);
+typedef eq_status_t (*eq_sparse_fn)(const int8_t *, const uint8_t *, uint32_t, uint32_t,
+                                    uint32_t, uint32_t, void *, uint32_t, int32_t *);
+typedef eq_status_t (*eq_i8_fn)(const int8_t *, const int8_t *, uint32_t, uint32_t, uint32_t,
+                                int32_t *);
+typedef eq_status_t (*eq_lut_fn)(const uint8_t *, const uint8_t *, const int32_t *, uint32_t,
+                                 uint32_t, uint32_t, uint32_t, uint32_t, int32_t *);
+
+typedef struct {
+    const char *name;
+    int (*supported)(void);
+    eq_xnor_fn xnor, tern;
+    eq_sparse_fn sparse;
+    eq_i8_fn i8;
+    eq_lut_fn lut;
+    eq_gemm_f32_fn f32;
+} eq_variant_t;
+
+static int eq_always(void) { return 1; }
+
+#ifdef EQ_HOST_HAVE_AVX2
+static int eq_has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt")
+           && __builtin_cpu_supports("fma");
+}
+#endif
+
+/* ordered from most portable to fastest; AUTO picks the last supported one */
+static const eq_variant_t eq_variants[] = {
+    {"portable", eq_always, eq_gemm_xnor_b1b1, eq_gemm_tern_b1, eq_gemm_tern_sparse_i8,
+     eq_gemm_i8, eq_gemm_lut_u8, eq_gemm_f32},
+#ifdef EQ_HOST_HAVE_AVX2
+    {"avx2", eq_has_avx2, eq_gemm_xnor_b1b1_avx2, eq_gemm_tern_b1_avx2,
+     eq_gemm_tern_sparse_i8_avx2, eq_gemm_i8_avx2, eq_gemm_lut_u8_avx2, eq_gemm_f32_avx2},
+#endif
+};
+#define EQ_N_VARIANTS ((uint32_t)(sizeof eq_variants / sizeof eq_variants[0]))
+
+static int32_t eq_selected = -1; /* -1: not resolved yet */
+
+static int32_t eq_best(void)
+{
+    int32_t i;
+    for (i = (int32_t)EQ_N_VARIANTS - 1; i > 0; --i)
+        if (eq_variants[i].supported()) return i;
+    return 0;
+}
+
+static const eq_variant_t *eq_cur(void)
+{
+    if (eq_selected < 0) eq_selected = eq_best();
+    return &eq_variants[eq_selected];
+}
+
+uint32_t eq_host_variant_count(void) { return EQ_N_VARIANTS; }
+
+const char *eq_host_variant_name(uint32_t i)
+{
+    return i < EQ_N_VARIANTS ? eq_variants[i].name : "";
+}
+
+int32_t eq_host_variant_supported(uint32_t i)
+{
+    return i < EQ_N_VARIANTS ? eq_variants[i].supported() : 0;
+}
+
+eq_status_t eq_host_set_variant(int32_t i)
+{
+    if (i == EQ_HOST_AUTO) {
+        eq_selected = eq_best();
+        return EQ_OK;
+    }
+    if (i < 0 || (uint32_t)i >= EQ_N_VARIANTS) return EQ_ERR_ARG;
+    if (!eq_variants[i].supported()) return EQ_ERR_UNSUPPORTED;
+    eq_selected = i;
+    return EQ_OK;
+}
+
+int32_t eq_host_get_variant(void)
+{
+    (void)eq_cur();
+    return eq_selected;
+}
+
+eq_status_t eq_host_gemm_xnor_b1b1(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
+                                   uint32_t k, int32_t *out)
+{
+    return eq_cur()->xnor(a, b, m, n, k, out);
+}
+
+eq_status_t eq_host_gemm_tern_b1(const uint32_t *a, const uint32_t *w, uint32_t m, uint32_t n,
+                                 uint32_t k, int32_t *out)
+{
+    return eq_cur()->tern(a, w, m, n, k, out);
+}
+
+eq_status_t eq_host_gemm_tern_sparse_i8(const int8_t *a, const uint8_t *w, uint32_t w_bytes,
+                                        uint32_t m, uint32_t n, uint32_t k, void *scratch,
+                                        uint32_t scratch_size, int32_t *out)
+{
+    return eq_cur()->sparse(a, w, w_bytes, m, n, k, scratch, scratch_size, out);
+}
+
+eq_status_t eq_host_gemm_i8(const int8_t *a, const int8_t *w, uint32_t m, uint32_t n, uint32_t k,
+                            int32_t *out)
+{
+    return eq_cur()->i8(a, w, m, n, k, out);
+}
+
+eq_status_t eq_host_gemm_lut_u8(const uint8_t *a, const uint8_t *w, const int32_t *lut,
+                                uint32_t lut_rows, uint32_t lut_cols, uint32_t m, uint32_t n,
+                                uint32_t k, int32_t *out)
+{
+    return eq_cur()->lut(a, w, lut, lut_rows, lut_cols, m, n, k, out);
+}
+
+eq_status_t eq_host_gemm_f32(const float *a, const float *b, uint32_t m, uint32_t n, uint32_t k,
+                             float *out)
+{
+    return eq_cur()->f32(a, b, m, n, k, out);
+}
+
+eq_status_t eq_host_conv3x3_wino_f23_f32(const float *x, const float *wt, uint32_t c, uint32_t h,
+                                         uint32_t w, uint32_t k, void *scratch,
+                                         uint32_t scratch_size, float *out)
+{
+    return eq_conv3x3_wino_f23_f32_ex(x, wt, c, h, w, k, scratch, scratch_size, out,
+                                      eq_cur()->f32);
+}
+
+eq_status_t eq_host_conv3x3_im2col_f32(const float *x, const float *wt, uint32_t c, uint32_t h,
+                                       uint32_t w, uint32_t k, void *scratch,
+                                       uint32_t scratch_size, float *out)
+{
+    return eq_conv3x3_im2col_f32_ex(x, wt, c, h, w, k, scratch, scratch_size, out,
+                                    eq_cur()->f32);
+}

@@ -1,0 +1,66 @@
+/* edgeq host glue: run-time CPU dispatch of kernel variants (host builds only, never firmware).
+ *
+ * Every hot kernel has the portable C function (firmware/kernels, the one the firmware runs) and,
+ * on x86-64 hosts, SIMD variants compiled with __attribute__((target(...))) in host/eq_*.c (never
+ * -march=native). eq_host_<kernel> calls the selected variant; by default the best one the CPU
+ * supports (__builtin_cpu_supports). Tests force each variant in turn with eq_host_set_variant.
+ */
+#ifndef EQ_HOST_H
+#define EQ_HOST_H
+
+#include <stdint.h>
+#include "eq_kernels.h"
+
+/* ---- variant registry --------------------------------------------------------------------- */
+#define EQ_HOST_AUTO (-1)
+uint32_t eq_host_variant_count(void);            /* variants compiled into this build */
+const char *eq_host_variant_name(uint32_t i);    /* "portable", "avx2", ...; "" if out of range */
+int32_t eq_host_variant_supported(uint32_t i);   /* 1 if this CPU can run variant i */
+/* Select variant i for every eq_host_* call (EQ_HOST_AUTO: the best supported one).
+ * EQ_ERR_ARG if i is out of range, EQ_ERR_UNSUPPORTED if the CPU cannot run it. */
+eq_status_t eq_host_set_variant(int32_t i);
+int32_t eq_host_get_variant(void);               /* index of the variant in use */
+
+/* ---- dispatched entry points (arguments and semantics exactly as the eq_* kernels) -------- */
+eq_status_t eq_host_gemm_xnor_b1b1(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
+                                   uint32_t k, int32_t *out);
+eq_status_t eq_host_gemm_tern_b1(const uint32_t *a, const uint32_t *w, uint32_t m, uint32_t n,
+                                 uint32_t k, int32_t *out);
+eq_status_t eq_host_gemm_tern_sparse_i8(const int8_t *a, const uint8_t *w, uint32_t w_bytes,
+                                        uint32_t m, uint32_t n, uint32_t k, void *scratch,
+                                        uint32_t scratch_size, int32_t *out);
+eq_status_t eq_host_gemm_i8(const int8_t *a, const int8_t *w, uint32_t m, uint32_t n, uint32_t k,
+                            int32_t *out);
+eq_status_t eq_host_gemm_lut_u8(const uint8_t *a, const uint8_t *w, const int32_t *lut,
+                                uint32_t lut_rows, uint32_t lut_cols, uint32_t m, uint32_t n,
+                                uint32_t k, int32_t *out);
+eq_status_t eq_host_gemm_f32(const float *a, const float *b, uint32_t m, uint32_t n, uint32_t k,
+                             float *out);
+/* Winograd and im2col both go through the selected variant's eq_host_gemm_f32. */
+eq_status_t eq_host_conv3x3_wino_f23_f32(const float *x, const float *wt, uint32_t c, uint32_t h,
+                                         uint32_t w, uint32_t k, void *scratch,
+                                         uint32_t scratch_size, float *out);
+eq_status_t eq_host_conv3x3_im2col_f32(const float *x, const float *wt, uint32_t c, uint32_t h,
+                                       uint32_t w, uint32_t k, void *scratch,
+                                       uint32_t scratch_size, float *out);
+
+/* ---- x86-64 AVX2 (+POPCNT, +FMA for f32) variants, host/eq_avx2.c ------------------------ */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define EQ_HOST_HAVE_AVX2 1
+eq_status_t eq_gemm_xnor_b1b1_avx2(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
+                                   uint32_t k, int32_t *out);
+eq_status_t eq_gemm_tern_b1_avx2(const uint32_t *a, const uint32_t *w, uint32_t m, uint32_t n,
+                                 uint32_t k, int32_t *out);
+eq_status_t eq_gemm_tern_sparse_i8_avx2(const int8_t *a, const uint8_t *w, uint32_t w_bytes,
+                                        uint32_t m, uint32_t n, uint32_t k, void *scratch,
+                                        uint32_t scratch_size, int32_t *out);
+eq_status_t eq_gemm_i8_avx2(const int8_t *a, const int8_t *w, uint32_t m, uint32_t n, uint32_t k,
+                            int32_t *out);
+eq_status_t eq_gemm_lut_u8_avx2(const uint8_t *a, const uint8_t *w, const int32_t *lut,
+                                uint32_t lut_rows, uint32_t lut_cols, uint32_t m, uint32_t n,
+                                uint32_t k, int32_t *out);
+eq_status_t eq_gemm_f32_avx2(const float *a, const float *b, uint32_t m, uint32_t n, uint32_t k,
+                             float *out);
+#endif
+
+#endif /* EQ_HOST_H */

@@ -1,0 +1,123 @@
+"""The C host runtime equals the numpy reference bit for bit; the C loader survives hostile blobs."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from edgeq import pack, refnet
+from edgeq.errors import BlobFormatError, ShapeError
+from edgeq.graph import Conv, Graph
+from edgeq.runtime import Model
+from edgeq.testing import random_graph
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_c_runtime_equals_reference_on_random_graphs(seed):
+    g = random_graph(seed, "mnist" if seed % 6 == 0 else "small")
+    blob = pack.write_blob(g)
+    m = Model(blob)
+    x = np.random.default_rng(1000 + seed).integers(0, 256, (8,) + g.input_shape).astype(np.uint8)
+    ref_scores, ref_cls = refnet.run(g, x)
+    cls, scores = m.predict(x)
+    if not np.array_equal(scores, ref_scores):
+        bad = np.argwhere(scores != ref_scores)[0]
+        pytest.fail(f"first mismatch at image/score {tuple(bad)}: C {scores[tuple(bad)]} ref "
+                    f"{ref_scores[tuple(bad)]}; layers {[type(l).__name__ for l in g.layers]}")
+    assert np.array_equal(cls, ref_cls)
+
+
+@pytest.mark.parametrize("seed", range(0, 60, 7))
+def test_every_layer_output_equals_reference(seed):
+    """Intermediate activations, decoded from the runtime layout, match layer by layer."""
+    from edgeq import bits as B
+
+    g = pack.canonical(random_graph(seed, "small"))
+    m = Model(pack.write_blob(g))
+    x = np.random.default_rng(seed).integers(0, 256, g.input_shape).astype(np.uint8)
+    outs = refnet.layer_outputs(g, x)
+    from edgeq.graph import infer_shapes
+
+    for i, (ref, s) in enumerate(zip(outs, infer_shapes(g))):
+        raw = m.layer_output(x, i)
+        h, w, c = s.out_shape
+        if s.out_enc == "B1":
+            got = B.unpack_signs(raw.view("<u4").reshape(h, w, -1), c)
+        elif s.out_enc == "U8":
+            got = raw.reshape(h, w, c)
+        else:
+            got = raw.view("<i4").reshape(h, w, c)
+        assert np.array_equal(got, ref), f"layer {i} ({type(g.layers[i]).__name__}) differs"
+
+
+def test_wire_input_equals_pixel_input():
+    for seed in range(12):
+        g = random_graph(seed, "small")
+        m = Model(pack.write_blob(g))
+        x = np.random.default_rng(seed).integers(0, 256, g.input_shape).astype(np.uint8)
+        cls, scores = m.predict(x)
+        wcls, wscores = m.predict_wire(m.wire_input(x))
+        assert wcls == cls[0] and np.array_equal(wscores, scores[0])
+        assert len(m.wire_input(x)) == m.input_wire_bytes
+
+
+def test_bad_inputs_are_named():
+    g = random_graph(3, "small")
+    m = Model(pack.write_blob(g))
+    with pytest.raises(ShapeError, match="does not match the model's input"):
+        m.predict(np.zeros((2, 5, 5), np.uint8))
+    with pytest.raises(ShapeError, match="uint8"):
+        m.predict(np.zeros((1,) + g.input_shape, np.float32))
+    with pytest.raises(BlobFormatError):
+        Model(b"not a blob at all" * 10)
+
+
+def test_profile_covers_every_layer():
+    g = random_graph(5, "mnist")
+    m = Model(pack.write_blob(g))
+    ticks, total = m.profile(np.zeros(g.input_shape, np.uint8))
+    assert len(ticks) == len(g.layers) or len(ticks) == m.n_layers
+    assert sum(ticks) <= total
+
+
+def test_dense_layers_are_stored_flat():
+    """A dense layer over a 1-channel binary image costs 1 bit per weight (FLATTEN + 1x1 CONV)."""
+    rng = np.random.default_rng(0)
+    w = np.where(rng.random((16, 28, 28, 1)) < .5, -1, 1).astype(np.int8)
+    g = Graph((1, 28, 28), "THRESH", 128, [Conv(w, "B1", "AFFINE", mul=np.ones(16, np.int32),
+                                                   add=np.zeros(16, np.int32))])
+    blob = pack.write_blob(g)
+    assert pack.blob_info(blob)["weight_bytes"] == 16 * 25 * 4  # 784 bits -> 25 words a row
+    x = rng.integers(0, 256, (5, 28, 28)).astype(np.uint8)
+    assert np.array_equal(Model(blob).predict(x)[1], refnet.run(g, x)[0])
+
+
+FUZZ_SRC = ["tests/c/fuzz_loader.c", "firmware/runtime/eq_runtime.c"]
+
+
+@pytest.fixture(scope="module")
+def fuzz_exe(tmp_path_factory):
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        pytest.skip("no C compiler")
+    import glob
+
+    exe = tmp_path_factory.mktemp("fuzz") / "fuzz_loader"
+    cmd = [cc, "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
+           "-fno-sanitize-recover=all", "-Ifirmware/include", "-Ifirmware/runtime", *FUZZ_SRC,
+           *sorted(glob.glob("firmware/kernels/*.c")), "-o", str(exe)]
+    subprocess.run(cmd, check=True)
+    return exe
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_c_loader_survives_mutated_blobs_under_asan(fuzz_exe, tmp_path, seed):
+    g = random_graph(seed * 11, "small" if seed % 2 else "mnist")
+    path = tmp_path / "m.eqb"
+    path.write_bytes(pack.write_blob(g))
+    r = subprocess.run([str(fuzz_exe), str(path), "3000", str(seed)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    tried, accepted, rejected = (int(v) for v in r.stdout.split()[1::2])
+    assert tried == 3000 and rejected > 0
