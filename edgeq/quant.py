@@ -659,8 +659,6 @@ class QConv2d(nn.Conv2d):
                  wq: str | WeightQuantizer = "sign"):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
         self.wq = make_weight_quantizer(wq) if isinstance(wq, str) else wq
-        if self.wq.clip_latent:
-            nn.init.uniform_(self.weight, -1, 1)
 
     def qweight(self):
         return self.wq(self.weight)
@@ -675,8 +673,6 @@ class QLinear(nn.Linear):
     def __init__(self, in_features, out_features, bias=False, wq: str | WeightQuantizer = "sign"):
         super().__init__(in_features, out_features, bias=bias)
         self.wq = make_weight_quantizer(wq) if isinstance(wq, str) else wq
-        if self.wq.clip_latent:
-            nn.init.uniform_(self.weight, -1, 1)
 
     def qweight(self):
         return self.wq(self.weight)

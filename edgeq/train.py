@@ -126,7 +126,7 @@ def train_model(model: QNet, xtr: np.ndarray, ytr: np.ndarray, *, epochs: int, l
                 sched.step()
             step += 1
             clip_latent_weights(model)
-            tot += float(loss) * len(idx)
+            tot += float(loss.detach()) * len(idx)
             if progress:
                 progress(ep, step, total, float(loss))
         hist["loss"].append(tot / n)

@@ -241,6 +241,7 @@ class Model:
         self.mv = memoryview(buf)
         self.layer_ms = []
         self.total_ms = 0
+        self.probe = None  # optional callable, run after every output pixel and layer (memory probes)
         self._load(check_crc, native_crc)
 
     # ---------------------------------------------------------------------------- validation
@@ -547,6 +548,8 @@ class Model:
         for L in self.layers:
             t1 = _ticks_ms() if _ticks_ms else 0
             act = self._run_layer(L, act, bufs[L.index & 1])
+            if self.probe is not None:
+                self.probe()
             if _ticks_ms:
                 times.append(_ticks_diff(_ticks_ms(), t1))
         out = self._flatten(act)
@@ -792,6 +795,7 @@ class Model:
     def _conv_bits_b1(self, L, src, dst):
         """conv_xnor_b1_{b1,tern,sparse}: B1 input, B1 / ternary weights, XNOR-popcount on
         big integers.  acc = (#agree - #disagree) over valid taps."""
+        probe = self.probe
         ic, iw = L.in_c, L.in_w
         pb = _cw(ic) * 4  # bytes per input pixel
         pbits = pb * 8
@@ -877,6 +881,8 @@ class Model:
                 if stage == _SIGN:
                     dst[op * opb:(op + 1) * opb] = bits.to_bytes(opb, "little")
                 op += 1
+                if probe is not None:
+                    probe()
         return out if stage == _AFFINE else dst
 
     def _emit(self, L, acc, r, op, thr, aux, dst, out):
@@ -906,6 +912,7 @@ class Model:
         """conv_planes_u8_{b1,tern,sparse}: U8 input codes a = sum_b 2**b a_b, +-1/ternary
         weights: acc = sum_b 2**b (popcount(a_b & w_pos) - popcount(a_b & w_neg)).  The input is
         split once into bit-plane images laid out like B1 activations (pixel padded to words)."""
+        probe = self.probe
         ih, iw, ic = L.in_h, L.in_w, L.in_c
         pb = _cw(ic) * 4
         pbits = pb * 8
@@ -963,11 +970,14 @@ class Model:
                 if stage == _SIGN:
                     dst[op * opb:(op + 1) * opb] = bits.to_bytes(opb, "little")
                 op += 1
+                if probe is not None:
+                    probe()
         return out if stage == _AFFINE else dst
 
     def _conv_values(self, L, src, dst):
         """conv_values_{b1,u8}_{i8,kbit}: integer dot products, one tap at a time.
         B1 input reads +-1 (bit 0/1 as the LUT column for KBIT), U8 input its codes."""
+        probe = self.probe
         ih, iw, ic = L.in_h, L.in_w, L.in_c
         kw, kh = L.kw, L.kh
         n = L.out_c
@@ -1035,6 +1045,8 @@ class Model:
                 if stage == _SIGN:
                     dst[op * opb:(op + 1) * opb] = bits.to_bytes(opb, "little")
                 op += 1
+                if probe is not None:
+                    probe()
         return out if stage == _AFFINE else dst
 
     def _flatten_layer(self, L, src, dst):

@@ -13,6 +13,7 @@
 #define EQ_CMD_ERROR 127u
 #define EQ_FRAME_MAX_PAYLOAD 4096u
 #define EQ_FRAME_CRC_SIZE 4u
+#define EQ_FRAME_DELIM 0u
 #define EQ_HEADER_SIZE 80u
 #define EQ_TENSOR_SIZE 32u
 #define EQ_LAYER_SIZE 48u

@@ -1,0 +1,66 @@
+"""`edgeq build`, `edgeq flash`, `edgeq boards`: firmware builds and boards (docs/boards.md)."""
+
+from __future__ import annotations
+
+from . import boards as B
+
+
+def cmd_build(args) -> int:
+    names = B.names() if args.board == "all" else [args.board]
+    for name in names:
+        res = B.build(name)
+        print(res.summary())
+    return 0
+
+
+def cmd_flash(args) -> int:
+    b = B.get(args.board)
+    run, info = B.flash(b, args.model, port=args.port)
+    m = info.model
+    where = run.url if run else (args.port or "auto")
+    print(f"{b.name}: model {args.model} verified on the board ({m.size:,} B, CRC {m.crc32:08x}, "
+          f"{m.n_layers} layers, {m.n_classes} classes, arena {m.arena_need:,} of {info.arena:,} B)")
+    print(f"  serial: {where}  (later commands: --board {b.name} --port auto)")
+    return 0
+
+
+def cmd_boards(args) -> int:
+    if args.stop:
+        if B.stop(args.stop):
+            print(f"stopped {args.stop}")
+        else:
+            print(f"{args.stop} was not running")
+        return 0
+    live = {r.name: r for r in B.running()}
+    print(f"{'board':<18} {'kind':<5} {'cpu':<11} {'flash':>9} {'RAM':>9} {'model region':>12}  state")
+    for b in B.all_boards():
+        fl = b.memory.get("flash", (0, 0))[1]
+        ram = b.memory.get("ram", (0, 0))[1]
+        r = live.get(b.name)
+        state = f"running pid {r.pid} at {r.url}" if r else ("built" if b.image.exists() else "-")
+        print(f"{b.name:<18} {b.kind:<5} {b.cpu or 'host':<11} {_kb(fl):>9} {_kb(ram):>9} "
+              f"{_kb(b.model_region[1]):>12}  {state}")
+    return 0
+
+
+def _kb(n: int) -> str:
+    if not n:
+        return "-"
+    return f"{n // 1024} KB" if n < 1 << 20 else f"{n / (1 << 20):g} MB"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("build", help="build the firmware for a board (make; prints flash/RAM use)")
+    p.add_argument("--board", required=True, help="board name (see `edgeq boards`), or 'all'")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("flash", help="build if needed, flash firmware + model, verify the model "
+                       "CRC on the board (QEMU/sim boards are started in the background)")
+    p.add_argument("model", help="model blob (.eqb)")
+    p.add_argument("--board", required=True)
+    p.add_argument("--port", default=None, help="serial device or URL for real boards (default: auto)")
+    p.set_defaults(func=cmd_flash)
+
+    p = sub.add_parser("boards", help="list board definitions and the boards running now")
+    p.add_argument("--stop", metavar="NAME", help="stop a QEMU/sim board started by `edgeq flash`")
+    p.set_defaults(func=cmd_boards)

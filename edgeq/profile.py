@@ -1,0 +1,136 @@
+"""Per-layer latency: run N inferences on a target, take the median ticks of every layer, and
+join them with what the blob says about each layer (shapes, encodings, MACs, bytes).
+
+The per-layer ticks come from the runtime's eq_profile_t hook (the board's timer: DWT/SysTick on
+real Cortex-M, the CMSDK timer/SysTick on QEMU -- under `-icount` those count executed
+instructions, not real cycles). `total` spans the whole inference including input unpacking, so
+sum(layers) <= total; the difference is the documented overhead (input preparation, argmax and the
+profiling calls themselves).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import pack
+from .errors import EdgeqError
+from .graph import infer_shapes
+
+
+def build_report(blob: bytes, runs: list[tuple[list, int]], tick_hz: int, board: str, clock: str) -> dict:
+    """runs: [(per-layer ticks, total ticks), ...] -> report dict (medians over runs)."""
+    info = pack.blob_info(blob)
+    g = pack.read_blob(blob)
+    shapes = infer_shapes(g)
+    ticks = np.array([r[0] for r in runs], dtype=np.int64)
+    if ticks.shape[1] != len(info["layers"]):
+        raise EdgeqError(f"the board profiled {ticks.shape[1]} layers but the blob has "
+                         f"{len(info['layers'])}: is the same model flashed? (edgeq flash it again)")
+    med = np.median(ticks, axis=0)
+    total = float(np.median([r[1] for r in runs]))
+    layers = []
+    for row, s, cyc in zip(info["layers"], shapes, med):
+        scratch = pack.act_bytes(s.in_enc, s.in_shape) + pack.act_bytes(s.out_enc, s.out_shape)
+        layers.append(dict(
+            name=row["name"], op=row["op"],
+            shape=f"{'x'.join(map(str, s.in_shape))}->{'x'.join(map(str, s.out_shape))}",
+            encoding=(f"{s.in_enc}x{row['w_enc']}->{s.out_enc}" if "w_enc" in row
+                      else f"{s.in_enc}->{s.out_enc}"),
+            cycles=float(cyc), time_us=float(cyc) / tick_hz * 1e6 if tick_hz else None,
+            macs=int(row["macs"]), ops_per_cycle=round(row["macs"] / cyc, 3) if cyc else None,
+            weight_bytes=int(row.get("weight_bytes", 0)), scratch_bytes=int(scratch)))
+    layer_sum = float(sum(lay["cycles"] for lay in layers))
+    for lay in layers:
+        lay["percent"] = round(100.0 * lay["cycles"] / layer_sum, 2) if layer_sum else 0.0
+    return dict(board=board, clock=clock, tick_hz=tick_hz, runs=len(runs), layers=layers,
+                total_cycles=total, layer_sum_cycles=layer_sum, overhead_cycles=total - layer_sum)
+
+
+def profile_target(target, blob: bytes, image, runs: int = 5) -> dict:
+    from .runtime import Model
+
+    m = Model(blob)
+    wire = m.wire_input(image)
+    results = []
+    tick_hz, clock = 1, ""
+    for _ in range(runs):
+        if target.name == "host":
+            ticks, total, tick_hz, clock = target.profile(image)
+        else:
+            ticks, total, tick_hz, clock = target.profile(wire)
+        results.append((ticks, total))
+    if target.name.startswith("qemu"):
+        clock = (f"QEMU timer ticks at {tick_hz} Hz nominal; under -icount they count executed "
+                 "instructions, not real cycles")
+    return build_report(blob, results, tick_hz, target.name, clock)
+
+
+def print_table(rep: dict, console=None, compare: dict | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = console or Console()
+    t = Table(title=f"per-layer latency on {rep['board']} (median of {rep['runs']} runs)")
+    cols = ["layer", "op", "shape", "encoding", "cycles", "time", "%", "MACs", "MACs/cycle",
+            "weights B", "scratch B"]
+    if compare:
+        cols.append("vs old")
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("layer", "op", "shape", "encoding") else "right")
+    old = {lay["name"]: lay for lay in (compare or {}).get("layers", [])}
+    for lay in rep["layers"]:
+        tm = f"{lay['time_us']:.1f} us" if lay["time_us"] is not None else "-"
+        row = [lay["name"], lay["op"], lay["shape"], lay["encoding"], f"{lay['cycles']:,.0f}", tm,
+               f"{lay['percent']:.1f}", f"{lay['macs']:,}",
+               f"{lay['ops_per_cycle']:.2f}" if lay["ops_per_cycle"] else "-",
+               f"{lay['weight_bytes']:,}", f"{lay['scratch_bytes']:,}"]
+        if compare:
+            o = old.get(lay["name"])
+            row.append(f"{100 * (lay['cycles'] / o['cycles'] - 1):+.1f}%" if o and o["cycles"] else "new")
+        t.add_row(*row)
+    con.print(t)
+    con.print(f"total {rep['total_cycles']:,.0f} ticks; layers sum {rep['layer_sum_cycles']:,.0f}; "
+              f"overhead (input unpacking, argmax, timer reads) {rep['overhead_cycles']:,.0f}")
+    con.print(f"clock: {rep['clock']}")
+
+
+def write_csv(rep: dict, path: str) -> None:
+    import csv
+
+    keys = ["name", "op", "shape", "encoding", "cycles", "time_us", "percent", "macs",
+            "ops_per_cycle", "weight_bytes", "scratch_bytes"]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for lay in rep["layers"]:
+            w.writerow({k: lay[k] for k in keys})
+
+
+def plot(rep: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [f"{lay['name']} ({lay['op']})" for lay in rep["layers"]][::-1]
+    cyc = [lay["cycles"] for lay in rep["layers"]][::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.5))
+    bars = ax.barh(names, cyc, color="#3b7dd8")
+    for b, lay in zip(bars, rep["layers"][::-1]):
+        ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {lay['percent']:.1f}%", va="center", fontsize=8)
+    ax.set_xlabel(f"ticks ({rep['tick_hz']:,} Hz)")
+    ax.set_title(f"edgeq per-layer latency: {rep['board']}")
+    fig.text(0.01, 0.01, rep["clock"][:110], fontsize=7, color="gray")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def load_json(path: str) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise EdgeqError(f"profile {path!r} not found (write one with --json FILE)")
+    return json.loads(p.read_text())

@@ -1,0 +1,111 @@
+"""Where inference runs: the host C runtime, a board over serial, (later) a MicroPython board.
+
+Every target answers `infer(wire) -> (class, scores)` and, for pipelining, `submit(wire)` /
+`collect() -> (class, scores)` with at most `depth` requests in flight.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+
+from .errors import EdgeqError
+from .runtime import Model
+
+
+class HostTarget:
+    """The C host runtime; runs synchronously (submit computes at once)."""
+
+    name = "host"
+    depth = 1
+
+    def __init__(self, model: Model):
+        self.model = model
+        self._done: deque = deque()
+        self.bytes_out = self.bytes_in = 0
+
+    def submit(self, wire: bytes) -> None:
+        self._done.append(bytes(wire))
+
+    def collect(self):
+        return self.model.predict_wire(self._done.popleft())
+
+    def infer(self, wire: bytes):
+        self.submit(wire)
+        return self.collect()
+
+    def profile(self, image):
+        ticks, total = self.model.profile(image)
+        return ticks, total, 1_000_000_000, "host clock (ns, time.perf_counter_ns)"
+
+    def close(self) -> None:
+        pass
+
+    def link_rate(self) -> float:
+        return float("inf")
+
+
+class BoardTarget:
+    """A board running the edgeq firmware, driven with up to `depth` INFER requests in flight:
+    the next frame travels over the link while the board computes the current one."""
+
+    depth = 2
+
+    def __init__(self, board, name: str = "board"):
+        from . import protocol as P
+
+        self.P = P
+        self.board = board
+        self.name = name
+        self._inflight: deque = deque()
+        self.bytes_out = self.bytes_in = 0
+        self.depth = max(1, min(2, int(board.window or 1)))
+
+    def submit(self, wire: bytes) -> None:
+        seq = self.board.send(self.P.CMD["INFER"], bytes(wire))
+        self._inflight.append((seq, bytes(wire)))
+        self.bytes_out += len(self.P.encode_frame(self.P.CMD["INFER"], seq, wire))
+
+    def collect(self):
+        seq, wire = self._inflight.popleft()
+        try:
+            reply = self.board.receive(self.P.CMD["INFER"], seq)
+        except self.P.FrameError:  # damaged on the way: ask again, synchronously (with retries)
+            reply = self.board.request(self.P.CMD["INFER"], wire, check=False)
+        self.board.check(reply, "INFER")
+        cls, raw, _ticks = self.P.parse_infer(reply.payload)
+        self.bytes_in += len(self.P.encode_frame(reply.cmd, reply.seq, reply.payload))
+        return cls, np.frombuffer(raw, "<i4").astype(np.int32)
+
+    def infer(self, wire: bytes):
+        return self.board.infer(wire)
+
+    def profile(self, image_wire: bytes):
+        self.board.infer(image_wire)
+        prof = self.board.profile()
+        return list(prof.ticks), int(prof.total), int(prof.tick_hz), "board timer"
+
+    def link_rate(self, seconds: float = 0.4) -> float:
+        """Measured round-trip payload bytes/s of the link (ECHO of full frames)."""
+        payload = bytes(range(256)) * 2
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            self.board.echo(payload)
+            n += 2 * len(payload)
+        return n / (time.perf_counter() - t0)
+
+    def close(self) -> None:
+        self.board.close()
+
+
+def open_target(board: str | None, port: str | None, model_path: str | None):
+    """Resolve --board/--port/--model into a target. `--board host` needs --model."""
+    if board == "host" or (board is None and port is None):
+        if not model_path:
+            raise EdgeqError("--board host needs --model model.eqb")
+        return HostTarget(Model.from_file(model_path))
+    from . import boards
+
+    return BoardTarget(boards.connect(board, port), name=board or port)

@@ -1,0 +1,42 @@
+"""Helpers shared by the board/firmware tests and benchmarks/board.py: small hand-built models,
+MNIST loading, running boards in a private state directory."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from edgeq.graph import Conv, Graph, MaxPool
+
+MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
+
+
+def small_graph(seed: int = 0, c1: int = 16, n_cls: int = 10, pool: int = 2, dense_shift: int = 0) -> Graph:
+    """conv 3x3 B1 SIGN (c1 filters, pad 1) -> maxpool -> dense AFFINE, on 28x28 THRESH input."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.choice(np.array([-1, 1], np.int8), size=(c1, 3, 3, 1))
+    conv = Conv(w1, "B1", "SIGN", stride=1, pad=1, thr=rng.integers(-2, 3, c1).astype(np.int32),
+                flip=rng.random(c1) < 0.2, name="conv1")
+    h = 28 // pool
+    w2 = rng.choice(np.array([-1, 1], np.int8), size=(n_cls, h, h, c1))
+    dense = Conv(w2, "B1", "AFFINE", mul=rng.integers(1, 5, n_cls).astype(np.int32),
+                 add=rng.integers(-50, 50, n_cls).astype(np.int32), shift=dense_shift, name="fc")
+    return Graph((1, 28, 28), "THRESH", 128, [conv, MaxPool(pool, pool, name="pool1"), dense],
+                 classes=[str(i) for i in range(n_cls)])
+
+
+def small_blob(**kw) -> bytes:
+    from edgeq.pack import write_blob
+
+    return write_blob(small_graph(**kw))
+
+
+def mnist_test(n: int | None = None):
+    img, lab = MNIST / "test8k-images-idx3-ubyte.gz", MNIST / "test8k-labels-idx1-ubyte.gz"
+    if not img.exists():
+        return None
+    x = np.frombuffer(gzip.open(img).read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    y = np.frombuffer(gzip.open(lab).read(), np.uint8, offset=8)
+    return (x[:n], y[:n]) if n else (x, y)
