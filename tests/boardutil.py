@@ -40,3 +40,21 @@ def mnist_test(n: int | None = None):
     x = np.frombuffer(gzip.open(img).read(), np.uint8, offset=16).reshape(-1, 28, 28)
     y = np.frombuffer(gzip.open(lab).read(), np.uint8, offset=8)
     return (x[:n], y[:n]) if n else (x, y)
+
+
+def compare_on_board(board, model, images) -> tuple:
+    """INFER every image on a connected Board and on the host runtime (edgeq.runtime.Model).
+    Returns (n, class mismatches, score mismatches, first mismatching index or None)."""
+    bad_cls = bad_scores = 0
+    first = None
+    for i, img in enumerate(images):
+        wire = model.wire_input(img)
+        cls, scores = board.infer(wire)
+        hcls, hscores = model.predict_wire(wire)
+        if cls != hcls:
+            bad_cls += 1
+        if not np.array_equal(scores, hscores):
+            bad_scores += 1
+        if first is None and (cls != hcls or not np.array_equal(scores, hscores)):
+            first = (i, cls, hcls, scores.tolist(), hscores.tolist())
+    return len(images), bad_cls, bad_scores, first
