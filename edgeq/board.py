@@ -19,6 +19,7 @@ import socket
 import time
 
 import numpy as np
+import serial
 
 from . import protocol as P
 from .errors import BoardError, BoardTimeout, ProtocolError, TransportError
@@ -77,7 +78,7 @@ class Board:
             finally:
                 self.ser = None
 
-    def __enter__(self) -> "Board":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
@@ -91,7 +92,7 @@ class Board:
             flush = getattr(self.ser, "flush", None)
             if flush:
                 flush()
-        except Exception as e:  # serial.SerialException, OSError, write timeouts
+        except (serial.SerialException, OSError) as e:  # includes write timeouts
             raise TransportError(f"{self.url}: write failed: {e}") from None
 
     def _read_frame(self, deadline: float):
@@ -104,7 +105,7 @@ class Board:
                 self.ser.timeout = min(left, 0.5)
                 n = getattr(self.ser, "in_waiting", 0) or 1
                 data = self.ser.read(n)
-            except Exception as e:
+            except (serial.SerialException, OSError) as e:
                 raise TransportError(f"{self.url}: read failed: {e}") from None
             if data:
                 self.pending.extend(self.reader.feed(data))

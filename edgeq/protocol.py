@@ -197,7 +197,7 @@ class Hello:
     fw_version: tuple
 
     @classmethod
-    def parse(cls, p: bytes) -> "Hello":
+    def parse(cls, p: bytes) -> Hello:
         _need(p, HELLO.size, "HELLO")
         _, proto, window, caps, maxp, fw = HELLO.unpack_from(p)
         return cls(proto, max(1, window), caps, maxp, (fw >> 8, fw & 0xFF))
@@ -217,7 +217,7 @@ class ModelSummary:
     arena_need: int = 0
 
     @classmethod
-    def parse(cls, p: bytes, off: int = 0) -> "ModelSummary":
+    def parse(cls, p: bytes, off: int = 0) -> ModelSummary:
         _need(p, off + SUMMARY.size, "model summary")
         src, pre, nl, size, crc, h, ncls, c, hh, w, wire, arena = SUMMARY.unpack_from(p, off)
         if src == 0:
@@ -249,7 +249,7 @@ class Info:
     board: str
 
     @classmethod
-    def parse(cls, p: bytes) -> "Info":
+    def parse(cls, p: bytes) -> Info:
         _need(p, INFO_FIXED.size + SUMMARY.size, "INFO")
         (_, proto, window, caps, maxp, fw, bmaj, bmin, cpu, tick, buf, arena, flash, ok, bad,
          ovr) = INFO_FIXED.unpack_from(p)
@@ -270,7 +270,7 @@ class Profile:
         return [t / self.tick_hz for t in self.ticks] if self.tick_hz else []
 
     @classmethod
-    def parse(cls, p: bytes) -> "Profile":
+    def parse(cls, p: bytes) -> Profile:
         _need(p, PROFILE_HEAD.size, "PROFILE")
         _, _, n, total, hz = PROFILE_HEAD.unpack_from(p)
         _need(p, PROFILE_HEAD.size + 4 * n, "PROFILE")

@@ -106,6 +106,23 @@ def open_target(board: str | None, port: str | None, model_path: str | None):
         if not model_path:
             raise EdgeqError("--board host needs --model model.eqb")
         return HostTarget(Model.from_file(model_path))
-    from . import boards
+    from . import boards, pack, protocol
 
-    return BoardTarget(boards.connect(board, port), name=board or port)
+    dev = boards.connect(board, port)
+    try:
+        if model_path:  # the board must run this very blob, or every answer would be wrong
+            blob = open(model_path, "rb").read()
+            hdr = pack.read_header(blob)
+            m = dev.info().model
+            if not m.loaded:
+                raise EdgeqError(f"{board or port} has no model loaded; run `edgeq flash {model_path} "
+                                 f"--board {board or 'NAME'}` first")
+            if m.crc32 != protocol.crc32(blob):
+                raise EdgeqError(
+                    f"{board or port} runs another model (input {m.input_shape}, {m.size} bytes) than "
+                    f"{model_path} (input {(hdr['in_c'], hdr['in_h'], hdr['in_w'])}, {len(blob)} bytes); "
+                    f"flash it first: `edgeq flash {model_path} --board {board or 'NAME'}`")
+    except BaseException:
+        dev.close()
+        raise
+    return BoardTarget(dev, name=board or port)

@@ -45,43 +45,38 @@ static EQ_AVX2 EQ_INLINE uint64_t eq_hsum64(__m256i v)
     {                                                                                            \
         const __m256i lut = EQ_PC_LUT, low = _mm256_set1_epi8(0x0f);                             \
         const uint32_t nv = nw / 8u;                                                             \
-        __m256i wide[RA][RB];                                                                    \
+        uint64_t wide[RA][RB];                                                                   \
         uint32_t v = 0, r, s, q;                                                                 \
         EQ_UNROLL for (r = 0; r < RA; ++r)                                                               \
-            EQ_UNROLL for (s = 0; s < RB; ++s) wide[r][s] = _mm256_setzero_si256();                        \
+            EQ_UNROLL for (s = 0; s < RB; ++s) wide[r][s] = 0;                      \
         while (v < nv) {                                                                         \
             const uint32_t end = (nv - v) > EQ_CHUNK ? v + EQ_CHUNK : nv;                        \
             __m256i cnt[RA][RB];                                                                 \
             EQ_UNROLL for (r = 0; r < RA; ++r)                                                           \
                 EQ_UNROLL for (s = 0; s < RB; ++s) cnt[r][s] = _mm256_setzero_si256();                     \
             for (; v < end; ++v) {                                                               \
-                __m256i va[RA], vb[RB], vz[RB];                                                  \
-                EQ_UNROLL for (r = 0; r < RA; ++r)                                                       \
+                __m256i va[RA];                                                                  \
+                EQ_UNROLL for (r = 0; r < RA; ++r)                                               \
                     va[r] = _mm256_loadu_si256((const __m256i *)(const void *)(pa[r] + 8u * v)); \
-                EQ_UNROLL for (s = 0; s < RB; ++s) {                                                       \
-                    vb[s] = _mm256_loadu_si256((const __m256i *)(const void *)(pb[s] + 8u * v)); \
-                    if (MODE)                                                                    \
-                        vz[s] = _mm256_loadu_si256(                                              \
-                            (const __m256i *)(const void *)(pz[s] + 8u * v));                    \
-                    else                                                                         \
-                        vz[s] = vb[s];                                                           \
-                }                                                                                \
-                EQ_UNROLL for (r = 0; r < RA; ++r) {                                                       \
-                    EQ_UNROLL for (s = 0; s < RB; ++s) {                                                   \
-                        __m256i x = _mm256_xor_si256(va[r], vb[s]);                              \
-                        if (MODE) x = _mm256_and_si256(x, vz[s]);                                \
+                EQ_UNROLL for (s = 0; s < RB; ++s) {                                             \
+                    const __m256i vb =                                                           \
+                        _mm256_loadu_si256((const __m256i *)(const void *)(pb[s] + 8u * v));     \
+                    const __m256i vz = MODE ? _mm256_loadu_si256(                                \
+                        (const __m256i *)(const void *)(pz[s] + 8u * v)) : vb;                   \
+                    EQ_UNROLL for (r = 0; r < RA; ++r) {                                         \
+                        __m256i x = _mm256_xor_si256(va[r], vb);                                 \
+                        if (MODE) x = _mm256_and_si256(x, vz);                                   \
                         cnt[r][s] = _mm256_add_epi8(cnt[r][s], eq_pc8(x, lut, low));             \
                     }                                                                            \
                 }                                                                                \
             }                                                                                    \
             EQ_UNROLL for (r = 0; r < RA; ++r)                                                           \
                 EQ_UNROLL for (s = 0; s < RB; ++s)                                                         \
-                    wide[r][s] = _mm256_add_epi64(                                               \
-                        wide[r][s], _mm256_sad_epu8(cnt[r][s], _mm256_setzero_si256()));         \
+                    wide[r][s] += eq_hsum64(_mm256_sad_epu8(cnt[r][s], _mm256_setzero_si256())); \
         }                                                                                        \
         EQ_UNROLL for (r = 0; r < RA; ++r) {                                                               \
             EQ_UNROLL for (s = 0; s < RB; ++s) {                                                           \
-                uint64_t t = eq_hsum64(wide[r][s]);                                              \
+                uint64_t t = wide[r][s];                                                         \
                 for (q = 8u * nv; q < nw; ++q) {                                                 \
                     uint32_t x = pa[r][q] ^ pb[s][q];                                            \
                     if (MODE) x &= pz[s][q];                                                     \
@@ -241,30 +236,30 @@ eq_status_t EQ_AVX2 eq_gemm_tern_sparse_i8_avx2(const int8_t *a, const uint8_t *
         int8_t *at = (int8_t *)scratch;
         uint32_t *lists = (uint32_t *)(void *)((uint8_t *)scratch + EQ_ALIGN4(k * m));
         int32_t *acc = (int32_t *)(void *)(lists + k);
-        for (i = 0; i < m; ++i)
-            for (e = 0; e < k; ++e) at[e * m + i] = a[i * k + e];
+        uint32_t i0, e0;
+        for (i0 = 0; i0 < m; i0 += 16u) /* 16 x 16 tiles: both sides stay in cache */
+            for (e0 = 0; e0 < k; e0 += 16u)
+                for (i = i0; i < m && i < i0 + 16u; ++i)
+                    for (e = e0; e < k && e < e0 + 16u; ++e) at[e * m + i] = a[i * k + e];
         for (j = 0; j < n; ++j) {
             uint32_t npos, nneg, m0;
             uint32_t *neg;
             /* positives fill lists from the front, negatives from the back */
             {
-                uint32_t q, p = 0, cp = 0, cn = 0;
-                for (q = row_off[j]; q < row_off[j + 1]; ++q) {
+                uint32_t q, p = 0, cp = 0, cn = 0, bad = 0;
+                for (q = row_off[j]; q < row_off[j + 1]; ++q) { /* branch-free decode */
                     const uint32_t v = (stream[q >> 1] >> ((q & 1u) * 4u)) & 15u;
-                    if (v == 7u) {
-                        p += 7u;
-                        continue;
-                    }
-                    if (v == 15u) return EQ_ERR_ARG;
+                    const uint32_t is_w = (uint32_t)(v != 7u), neg_w = is_w & (v >> 3);
                     p += v & 7u;
-                    if (p >= k) return EQ_ERR_ARG;
-                    if (v & 8u)
-                        lists[k - 1u - cn++] = p;
-                    else
-                        lists[cp++] = p;
-                    ++p;
+                    bad |= (uint32_t)(v == 15u) | (is_w & (uint32_t)(p >= k)) | (uint32_t)(p > k);
+                    if (bad) break; /* before writing: a bad stream never writes out of range */
+                    lists[cp] = p;  /* both slots are free: cp + cn <= p - 1 < k here */
+                    lists[k - 1u - cn] = p;
+                    cp += is_w - neg_w;
+                    cn += neg_w;
+                    p += is_w;
                 }
-                if (p > k) return EQ_ERR_ARG;
+                if (bad || p > k) return EQ_ERR_ARG;
                 npos = cp;
                 nneg = cn;
                 neg = lists + k - nneg; /* reversed order: addition order is irrelevant */

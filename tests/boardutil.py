@@ -37,8 +37,9 @@ def mnist_test(n: int | None = None):
     img, lab = MNIST / "test8k-images-idx3-ubyte.gz", MNIST / "test8k-labels-idx1-ubyte.gz"
     if not img.exists():
         return None
-    x = np.frombuffer(gzip.open(img).read(), np.uint8, offset=16).reshape(-1, 28, 28)
-    y = np.frombuffer(gzip.open(lab).read(), np.uint8, offset=8)
+    with gzip.open(img) as fi, gzip.open(lab) as fl:
+        x = np.frombuffer(fi.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+        y = np.frombuffer(fl.read(), np.uint8, offset=8)
     return (x[:n], y[:n]) if n else (x, y)
 
 

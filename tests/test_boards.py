@@ -10,15 +10,13 @@ import random
 import shutil
 import time
 
-import numpy as np
+import boardutil as U
 import pytest
 
 from edgeq import boards
 from edgeq import protocol as P
 from edgeq.board import Board
 from edgeq.errors import BoardError, BoardTimeout
-
-import boardutil as U
 
 REF = "qemu-mps2-an386"
 pytestmark = pytest.mark.qemu
@@ -55,8 +53,7 @@ def _flash(name, blob, tmp_path):
     _need(name)
     path = tmp_path / f"{name}.eqb"
     path.write_bytes(blob)
-    run, info = boards.flash(name, path, log=lambda s: None)
-    return run, info
+    return boards.flash(name, path, log=lambda s: None)
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +61,12 @@ def ref_board(tmp_path_factory):
     from edgeq.runtime import Model
 
     blob = U.small_blob(seed=0)
-    run, info = _flash(REF, blob, tmp_path_factory.mktemp("ref"))
+    run, _ = _flash(REF, blob, tmp_path_factory.mktemp("ref"))
     yield run, blob, Model(blob)
     boards.stop(REF)
 
 
+@pytest.mark.slow
 def test_reference_board_matches_host_on_500_mnist_digits(ref_board, mnist):
     run, blob, model = ref_board
     with boards.connect(REF) as b:  # --port auto: found through the state directory
@@ -85,7 +83,7 @@ def test_reference_board_matches_host_on_500_mnist_digits(ref_board, mnist):
 
 
 def test_reference_board_profile_is_deterministic(ref_board, mnist):
-    run, blob, model = ref_board
+    _, _, model = ref_board
     with boards.connect(REF) as b:
         wire = model.wire_input(mnist[0][0])
         profs = []
@@ -105,7 +103,7 @@ def test_small_model_on_other_qemu_boards(name, mnist, tmp_path):
 
     blob = U.small_blob(seed=5, c1=8)
     model = Model(blob)
-    run, info = _flash(name, blob, tmp_path)
+    run, _ = _flash(name, blob, tmp_path)
     try:
         with Board(run.url) as b:
             n, bad_cls, bad_scores, first = U.compare_on_board(b, model, mnist[0][:100])
@@ -144,12 +142,12 @@ def _expect_frame_error(b: Board, seq=None, timeout=3.0):
 
 
 def _still_correct(b, model, images):
-    n, bad_cls, bad_scores, first = U.compare_on_board(b, model, images)
+    _, bad_cls, bad_scores, first = U.compare_on_board(b, model, images)
     assert bad_cls == 0 and bad_scores == 0, first
 
 
 def test_survives_garbage_bitflips_drops_truncation_oversize(ref_board, mnist):
-    run, blob, model = ref_board
+    run, _, model = ref_board
     rng = random.Random(7)
     imgs = mnist[0][:5]
     with Board(run.url, timeout=3.0) as b:
@@ -185,7 +183,7 @@ def test_survives_garbage_bitflips_drops_truncation_oversize(ref_board, mnist):
 
 
 def test_protocol_errors_get_their_status(ref_board, mnist):
-    run, blob, model = ref_board
+    run, _, model = ref_board
     with Board(run.url) as b:
         with pytest.raises(BoardError) as e:
             b.request(0x55)
@@ -211,7 +209,7 @@ def test_protocol_errors_get_their_status(ref_board, mnist):
 def test_interrupted_load_then_retry_and_bad_crc_blobs(ref_board, mnist):
     from edgeq.runtime import Model
 
-    run, blob, model = ref_board
+    run, _, model = ref_board
     other = U.small_blob(seed=11)
     m2 = Model(other)
     imgs = mnist[0][:10]
@@ -253,7 +251,7 @@ def test_interrupted_load_then_retry_and_bad_crc_blobs(ref_board, mnist):
 
 def test_reconnect_and_idle_sleep(ref_board, mnist):
     """Clients come and go like on a USB port; an idle board sleeps (WFI) instead of spinning."""
-    run, blob, model = ref_board
+    run, _, model = ref_board
     for _ in range(3):
         with Board(run.url) as b:
             _still_correct(b, model, mnist[0][:2])

@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 
+import boardutil as U
 import numpy as np
 import pytest
 
 from edgeq import boards
 from edgeq.board import Board
 from edgeq.errors import BoardError
-
-import boardutil as U
 
 
 def _skip_without(name):
@@ -45,7 +44,7 @@ def test_firmware_builds(name):
         return
     # static memory only: no heap, and everything (buffers + stack) fits the board's RAM
     assert 0 < res.flash_used <= res.flash_total and 0 < res.ram_used <= res.ram_total
-    nm = subprocess.run(["arm-none-eabi-nm", str(res.image)], capture_output=True, text=True).stdout
+    nm = subprocess.run(["arm-none-eabi-nm", str(res.image)], capture_output=True, text=True, check=False).stdout
     assert "_sbrk" not in nm and " malloc" not in nm
     syms = {line.split()[-1]: int(line.split()[0], 16) for line in nm.splitlines() if len(line.split()) == 3}
     assert syms["eq_vectors"] == b.memory["flash"][0]  # vector table at the start of flash
@@ -80,10 +79,11 @@ def sim(sim_model, tmp_path_factory):
     blob, _ = sim_model
     path = tmp_path_factory.mktemp("m") / "m.eqb"
     path.write_bytes(blob)
-    run, info = boards.flash("sim", path, log=lambda s: None)
+    run, _ = boards.flash("sim", path, log=lambda s: None)
     yield run
     boards.stop("sim")
-    log = open(run.log, errors="replace").read()
+    with open(run.log, errors="replace") as fh:
+        log = fh.read()
     assert "ERROR: AddressSanitizer" not in log and "runtime error" not in log, log[-2000:]
 
 
@@ -91,7 +91,7 @@ def test_sim_matches_host_runtime_on_mnist(sim, sim_model):
     data = U.mnist_test(600)
     if data is None:
         pytest.skip("../shared/data/mnist not present")
-    blob, model = sim_model
+    _, model = sim_model
     with Board(sim.url) as b:
         info = b.info()
         assert info.board == "sim" and info.model.source == "flash"
@@ -100,7 +100,7 @@ def test_sim_matches_host_runtime_on_mnist(sim, sim_model):
 
 
 def test_sim_profile_and_reload(sim, sim_model):
-    blob, model = sim_model
+    _, model = sim_model
     other = U.small_blob(seed=4, c1=8)
     from edgeq.runtime import Model
 

@@ -1,0 +1,206 @@
+"""Board benchmark on the reference Cortex-M4 (qemu-mps2-an386 under -icount).
+
+1. Executed instructions per inference, per layer type, as binary MACs per instruction. Under
+   `-icount shift=5` one instruction advances virtual time by 32 ns and SysTick counts the 25 MHz
+   CPU clock (40 ns), so instructions = ticks * 40 / 32, deterministic up to the few instructions
+   of a SysTick interrupt landing inside a layer. MACs come from each LAYER record's `macs`.
+2. Link: frames/s of ECHO and INFER round trips against what the link's byte rate allows
+   (the measured host->board byte rate of the emulated UART, and a real 115200-baud UART).
+
+    python -m benchmarks.board [--board qemu-mps2-an386] [--json build/bench/board.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edgeq import boards, spec
+from edgeq import protocol as P
+from edgeq.board import Board
+from edgeq.graph import Conv, Graph, MaxPool
+from edgeq.pack import write_blob
+
+C = 32  # channels of the benchmarked middle layer
+
+
+def _pm1(rng, shape):
+    return rng.choice(np.array([-1, 1], np.int8), size=shape)
+
+
+def _sign(rng, w, **kw):
+    n = w.shape[0]
+    return Conv(w, kw.pop("w_enc"), "SIGN", thr=rng.integers(-3, 4, n).astype(np.int32),
+                flip=np.zeros(n, bool), **kw)
+
+
+def models() -> dict:
+    """name -> Graph: 28x28 input -> conv 3x3 (1->C) -> the layer under test (3x3, C->C, pad 1)
+    on 28x28 -> maxpool 2 -> dense AFFINE 10."""
+    rng = np.random.default_rng(0)
+    out = {}
+
+    def head(pre="THRESH", param=128, first=None):
+        return [first or _sign(rng, _pm1(rng, (C, 3, 3, 1)), w_enc="B1", pad=1, name="conv1")], pre, param
+
+    def tail(layers, pre, param):
+        dense = Conv(_pm1(rng, (10, 14, 14, C)), "B1", "AFFINE", mul=np.ones(10, np.int32),
+                     add=np.zeros(10, np.int32), name="fc")
+        return Graph((1, 28, 28), pre, param, layers + [MaxPool(2, 2, name="pool"), dense])
+
+    for enc in ("B1", "TERN", "TERN_SPARSE", "I8"):
+        layers, pre, param = head()
+        if enc == "B1":
+            w = _pm1(rng, (C, 3, 3, C))
+        elif enc == "I8":
+            w = rng.integers(-127, 128, (C, 3, 3, C)).astype(np.int8)
+        else:
+            zero = 0.5 if enc == "TERN" else 0.85
+            w = (_pm1(rng, (C, 3, 3, C)) * (rng.random((C, 3, 3, C)) >= zero)).astype(np.int8)
+        layers.append(_sign(rng, w, w_enc=enc, pad=1, name=f"conv2_{enc.lower()}"))
+        out[f"{enc.lower()}_on_b1"] = tail(layers, pre, param)
+    # U8 activations: conv1 MULTI (2-bit codes) -> KBIT 2-bit weights with a LUT, and I8 weights
+    for enc in ("KBIT", "I8"):
+        n = C
+        first = Conv(_pm1(rng, (n, 3, 3, 1)), "B1", "MULTI", pad=1, out_bits=2,
+                     thr=np.sort(rng.integers(-4, 5, (n, 3)), axis=1).astype(np.int32),
+                     flip=np.zeros(n, bool), name="conv1_multi")
+        layers, pre, param = head(first=first)
+        if enc == "KBIT":
+            lut = (np.arange(4)[:, None] - 1.5).astype(np.int32) * np.arange(4)[None, :].astype(np.int32)
+            w = rng.integers(0, 4, (C, 3, 3, C)).astype(np.uint8)
+            conv2 = Conv(w, "KBIT", "SIGN", pad=1, thr=np.zeros(C, np.int32), flip=np.zeros(C, bool),
+                         lut=lut, wbits=2, name="conv2_kbit")
+        else:
+            w = rng.integers(-127, 128, (C, 3, 3, C)).astype(np.int8)
+            conv2 = _sign(rng, w, w_enc="I8", pad=1, name="conv2_i8")
+        layers.append(conv2)
+        out[f"{enc.lower()}_on_u8"] = tail(layers, pre, param)
+    return out
+
+
+def layer_records(blob: bytes) -> list:
+    hdr = dict(zip([f for f, _, _ in spec.HEADER], struct.unpack_from(spec.fmt(spec.HEADER), blob)))
+    names = [f for f, _, _ in spec.LAYER]
+    recs = []
+    for i in range(hdr["n_layers"]):
+        vals = struct.unpack_from(spec.fmt(spec.LAYER), blob, hdr["layer_table_off"] + i * spec.LAYER_SIZE)
+        recs.append(dict(zip(names, vals)))
+    return recs
+
+
+def label(rec) -> str:
+    op = spec.name_of(spec.OP, rec["op"])
+    if op != "CONV":
+        return f"{op} {spec.name_of(spec.ENC, rec['in_enc'])}"
+    k = f"{rec['kh']}x{rec['kw']}"
+    return (f"CONV {k} {spec.name_of(spec.ENC, rec['w_enc'])} w x {spec.name_of(spec.ENC, rec['in_enc'])} "
+            f"in -> {spec.name_of(spec.OUT, rec['out_stage'])}")
+
+
+def bench_layers(b: Board, board, results: dict) -> None:
+    instr_per_tick = (1e9 / board.tick_hz) / board.qemu.get("instr_ns", 32)
+    rows = {}
+    for name, g in models().items():
+        blob = write_blob(g)
+        b.load(blob)
+        wire = bytes(np.random.default_rng(1).integers(0, 256, 98, dtype=np.uint8))
+        b.infer(wire, timeout=60)
+        prof = b.profile()
+        for rec, t in zip(layer_records(blob), prof.ticks):
+            key = label(rec)
+            instr = t * instr_per_tick
+            rows.setdefault(key, []).append((rec["macs"], instr, name))
+        results.setdefault("models", {})[name] = {
+            "total_instructions": round(prof.total * instr_per_tick), "blob_bytes": len(blob)}
+    print(f"\nPer-layer cost on {board.name} ({board.cpu}), executed instructions under -icount:")
+    print(f"{'layer':<44} {'MACs':>10} {'instructions':>13} {'MACs/instr':>11}   model")
+    out = []
+    for key, items in rows.items():
+        for macs, instr, model in items:
+            if key.startswith("CONV 3x3 B1 w x B1 in") and model != "b1_on_b1":
+                continue  # the shared first layer: shown once
+            if key.startswith(("CONV 1x1", "MAXPOOL", "FLATTEN")) and model != "b1_on_b1":
+                continue
+            ratio = macs / instr if instr else 0.0
+            print(f"{key:<44} {macs:>10,} {instr:>13,.0f} {ratio:>11.3f}   {model}")
+            out.append({"layer": key, "model": model, "macs": macs, "instructions": round(instr),
+                        "macs_per_instruction": ratio})
+    results["layers"] = out
+
+
+def bench_link(b: Board, results: dict, seconds: float = 2.0) -> None:
+    print("\nLink: round trips (stop-and-wait) vs the byte rate")
+    # host -> board byte rate: one big ECHO (request bytes dominate)
+    big = bytes(range(1, 256)) * (min(b.max_payload - 1, 4000) // 255)
+    t = time.perf_counter()
+    for _ in range(3):
+        b.echo(big)
+    dt = (time.perf_counter() - t) / 3
+    enc_up = len(P.encode_frame(9, 0, big))
+    rate = 2 * enc_up / dt  # the reply is as long as the request
+    print(f"  ECHO {len(big)} B: {1000 * dt:.1f} ms per round trip -> link ~{rate / 1000:.1f} kB/s "
+          "(both directions)")
+    results["link_bytes_per_s"] = rate
+    rows = []
+    for what, payload in (("ECHO 0 B", b""), ("ECHO 98 B", bytes(98)), ("ECHO 1000 B", bytes(1000))):
+        up = len(P.encode_frame(9, 0, payload))
+        down = len(P.encode_frame(9 | 0x80, 0, b"\x00" + payload))
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / 3:
+            b.echo(payload)
+            n += 1
+        fps = n / (time.perf_counter() - t0)
+        bound = rate / (up + down)
+        uart = 11520 / (up + down)
+        print(f"  {what:<12} {up:>5}+{down:<5} B/frame pair: {fps:8.1f} frames/s; the measured byte "
+              f"rate allows {bound:8.1f}/s ({100 * fps / bound:5.1f} %); a 115200-baud UART {uart:6.1f}/s")
+        rows.append({"what": what, "bytes_up": up, "bytes_down": down, "frames_per_s": fps,
+                     "byte_rate_bound": bound, "uart_115200_bound": uart})
+    results["link"] = rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--board", default="qemu-mps2-an386")
+    ap.add_argument("--json", default=str(ROOT / "build" / "bench" / "board.json"))
+    args = ap.parse_args(argv)
+    board = boards.get(args.board)
+    why = boards.toolchain_missing(board)
+    if why:
+        print(f"board benchmark skipped: {why}")
+        return 0
+    os.environ.setdefault("EDGEQ_STATE_DIR", tempfile.mkdtemp(prefix="edgeq-bench-"))
+    res = boards.build(board)
+    print(res.summary())
+    blob = write_blob(models()["b1_on_b1"])
+    with tempfile.NamedTemporaryFile(suffix=".eqb") as f:
+        f.write(blob)
+        f.flush()
+        run, _ = boards.flash(board, f.name, log=lambda s: None)
+    results = {"board": board.name, "flash_used": res.flash_used, "ram_used": res.ram_used}
+    try:
+        with Board(run.url, timeout=30) as b:
+            bench_layers(b, board, results)
+            bench_link(b, results)
+    finally:
+        boards.stop(board.name)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

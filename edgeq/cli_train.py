@@ -1,0 +1,102 @@
+"""`edgeq train`: train a low-bit net, export it exactly, write the blob and a checkpoint.
+
+    edgeq train --arch bnn-cnn --data digits --out model.eqb
+    edgeq train --arch twn-cnn --data mnist:../shared/data/mnist --prune 0.9 --out twn.eqb
+
+Prints the test accuracy measured with the host C runtime on the blob (the fixed test split of
+`edgeq.data`), the torch/runtime agreement, and the blob size.  The checkpoint (``--ckpt``, by
+default the blob path with ``.pt``) is a plain state_dict loaded with weights_only=True.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .errors import EdgeqError
+
+
+def register(sub) -> None:
+    from .models import arch_names
+
+    p = sub.add_parser("train", help="train a low-bit model and write its blob",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", default="bnn-cnn", choices=arch_names(), help="architecture (default bnn-cnn)")
+    p.add_argument("--data", default="digits",
+                   help="digits (default) | idx:PREFIX | folder:DIR | npz:FILE | mnist:DIR")
+    p.add_argument("--epochs", type=int, default=None, help="default: per arch and data size")
+    p.add_argument("--prune", type=float, default=0.0, metavar="SPARSITY",
+                   help="magnitude-prune every layer but the first to this sparsity (0..0.99)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=None, help="default: per arch")
+    p.add_argument("--first-w", default=None, help="first-layer weight quantizer (e.g. int8, sign)")
+    p.add_argument("--last-w", default=None, help="last-layer weight quantizer (e.g. int8)")
+    p.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
+    p.add_argument("--ckpt", default=None, help="checkpoint path (default: OUT with .pt)")
+    p.add_argument("--out", required=True, help="blob path to write (.eqb)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import numpy as np
+    import torch
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import data, export, train
+    from .quant import make_weight_quantizer
+
+    if not 0.0 <= args.prune < 1.0:
+        raise EdgeqError(f"--prune must be in [0, 1), got {args.prune}")
+    if args.epochs is not None and args.epochs < 1:
+        raise EdgeqError("--epochs must be >= 1")
+    for q in (args.first_w, args.last_w):
+        if q:
+            make_weight_quantizer(q)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    con = Console(stderr=True)
+    xtr, ytr, xte, yte, classes = data.load_split(args.data)
+    con.print(f"data {args.data}: {len(xtr)} train / {len(xte)} test images {tuple(xtr.shape[1:])}, "
+              f"{len(classes)} classes; arch {args.arch}, device {train.pick_device(args.device)}")
+    t0 = time.time()
+    with Progress(TextColumn("[bold]train[/] epoch {task.fields[ep]}"), BarColumn(),
+                  TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), console=con,
+                  transient=False) as prog:
+        task = prog.add_task("train", total=1, ep=0, loss=float("nan"))
+
+        def progress(ep, step, total, loss):
+            prog.update(task, total=total, completed=step, ep=ep + 1, loss=loss)
+
+        model, hist = train.build_and_train(
+            args.arch, xtr, ytr, classes, epochs=args.epochs, seed=args.seed, prune=args.prune,
+            device=args.device, progress=progress, lr=args.lr, first_wq=args.first_w,
+            last_wq=args.last_w, width=args.width)
+    secs = time.time() - t0
+    out = Path(args.out)
+    blob = export.export_blob(model, meta={"data": args.data, "seed": args.seed, "prune": args.prune})
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(blob)
+        ckpt = Path(args.ckpt) if args.ckpt else out.with_suffix(".pt")
+        train.save_checkpoint(model, ckpt)
+    except OSError as e:
+        raise EdgeqError(f"cannot write {e.filename}: {e.strerror}") from None
+    from . import pack
+    from .runtime import Model
+
+    info = pack.blob_info(blob)
+    cls, _ = Model(blob).predict(export.graph_input(model, xte))
+    acc = float((cls == yte).mean())
+    agree = float((cls == train.predict(model, xte)).mean())
+    con.print(f"trained {hist['epochs']} epochs in {secs:.1f}s"
+              + (f", sparsity {100 * hist['sparsity']:.1f}%" if args.prune else ""))
+    print(f"test accuracy {100 * acc:.2f}% ({len(yte)} images, C host runtime); "
+          f"torch/runtime agreement {100 * agree:.2f}%")
+    print(f"wrote {out} ({len(blob):,} bytes; {info['weights']:,} weights, {info['bits_per_weight']} "
+          f"bits/weight, {info['compression_vs_f32']}x smaller than float32) and {ckpt}")
+    if agree < 1.0:
+        raise EdgeqError("the exported blob disagrees with the torch model: please report this bug")
+    return 0 if np.isfinite(acc) else 1
