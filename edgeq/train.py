@@ -128,7 +128,7 @@ def train_model(model: QNet, xtr: np.ndarray, ytr: np.ndarray, *, epochs: int, l
             clip_latent_weights(model)
             tot += float(loss.detach()) * len(idx)
             if progress:
-                progress(ep, step, total, float(loss))
+                progress(ep, step, total, float(loss.detach()))
         hist["loss"].append(tot / n)
         if xval is not None:
             hist["val_acc"].append(accuracy(model, xval, yval))

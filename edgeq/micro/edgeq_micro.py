@@ -74,7 +74,7 @@ class BlobError(ValueError):
     `status` is the spec's status code (ERR_MAGIC, ERR_CRC, ...)."""
 
     def __init__(self, status, detail):
-        ValueError.__init__(self, S.STATUS_STRINGS.get(status, "error") + ": " + detail)
+        super().__init__(S.STATUS_STRINGS.get(status, "error") + ": " + detail)
         self.status = status
 
 
@@ -82,7 +82,7 @@ class InputError(ValueError):
     """The input does not match the model (wrong number of bytes)."""
 
     def __init__(self, detail):
-        ValueError.__init__(self, S.STATUS_STRINGS[S.ERR_INPUT] + ": " + detail)
+        super().__init__(S.STATUS_STRINGS[S.ERR_INPUT] + ": " + detail)
         self.status = S.ERR_INPUT
 
 
@@ -714,51 +714,9 @@ class Model:
                 _from_bytes(mv[s + pb_row:s + 2 * pb_row], "little"))
 
     def _row_values(self, L, r, sparse_rows):
-        """Weight row r as a sequence of K ints in (ky, kx, c) order (codes for KBIT)."""
-        mv = self.mv
+        """I8 weight row r as a tuple of K ints in (ky, kx, c) order."""
         K = L.K
-        we = L.w_enc
-        if we == _I8:
-            return _unpack_from("<%db" % K, mv, L.w_off + r * K)
-        if we == _KBIT:
-            return mv[L.w_off + r * K:L.w_off + (r + 1) * K]
-        ic = L.in_c
-        cw4 = _cw(ic) * 4
-        taps = L.kh * L.kw
-        if we == _SPARSE:
-            sgn, nz = sparse_rows[r]
-            pbits = cw4 * 8
-            out = [0] * K
-            k = 0
-            for t in range(taps):
-                for c in range(ic):
-                    bit = t * pbits + c
-                    if (nz >> bit) & 1:
-                        out[k] = 1 if (sgn >> bit) & 1 else -1
-                    k += 1
-            return out
-        if we == _B1:
-            o = L.w_off + r * taps * cw4
-            out = []
-            for t in range(taps):
-                b = o + t * cw4
-                for c in range(ic):
-                    out.append(1 if (mv[b + (c >> 3)] >> (c & 7)) & 1 else -1)
-            return out
-        # TERN
-        o = L.w_off + 2 * r * taps * cw4
-        z = o + taps * cw4
-        out = []
-        for t in range(taps):
-            b = t * cw4
-            for c in range(ic):
-                q = b + (c >> 3)
-                m = 1 << (c & 7)
-                if mv[z + q] & m:
-                    out.append(1 if mv[o + q] & m else -1)
-                else:
-                    out.append(0)
-        return out
+        return _unpack_from("<%db" % K, self.mv, L.w_off + r * K)
 
     # ---------------------------------------------------------------------------- output stages
     def _stage_params(self, L):
@@ -885,29 +843,6 @@ class Model:
                     probe()
         return out if stage == _AFFINE else dst
 
-    def _emit(self, L, acc, r, op, thr, aux, dst, out):
-        stage = L.stage
-        if stage == _MULTI:
-            nthr = L.nthr
-            b0 = r * nthr
-            code = 0
-            if aux[r]:
-                for q in range(b0, b0 + nthr):
-                    if acc <= thr[q]:
-                        code += 1
-            else:
-                for q in range(b0, b0 + nthr):
-                    if acc >= thr[q]:
-                        code += 1
-            dst[op * L.out_c + r] = code
-            return 0
-        if stage == _SIGN:
-            t = thr[r]
-            return 1 if ((acc <= t) if aux[r] else (acc >= t)) else 0
-        y = (acc * thr[r] + aux[r]) >> L.shift
-        out.append(_I32_MIN if y < _I32_MIN else (_I32_MAX if y > _I32_MAX else y))
-        return 0
-
     def _conv_planes_u8(self, L, src, dst):
         """conv_planes_u8_{b1,tern,sparse}: U8 input codes a = sum_b 2**b a_b, +-1/ternary
         weights: acc = sum_b 2**b (popcount(a_b & w_pos) - popcount(a_b & w_neg)).  The input is
@@ -942,6 +877,7 @@ class Model:
         stage = L.stage
         opb = _cw(n) * 4
         out = [] if stage == _AFFINE else None
+        accs = [0] * n
         op = 0
         for oy in range(L.out_h):
             for ox in range(L.out_w):
@@ -953,7 +889,6 @@ class Model:
                         st = start * pb
                         P |= _from_bytes(pl[st:st + nkx * pb], "little") << ((ky * kw + kx0) * pbits)
                     A.append(P)
-                bits = 0
                 for r in range(n):
                     sg, nz = self._row_planes(L, r, patch_bytes, sparse_rows)
                     acc = 0
@@ -966,24 +901,58 @@ class Model:
                         for b in range(nplanes):
                             Ab = A[b] & nz
                             acc += (2 * pc(Ab & pos) - pc(Ab)) << b
-                    bits |= self._emit(L, acc, r, op, thr, aux, dst, out) << r
-                if stage == _SIGN:
-                    dst[op * opb:(op + 1) * opb] = bits.to_bytes(opb, "little")
+                    accs[r] = acc
+                self._stage_pixel(L, accs, op, thr, aux, dst, out)
                 op += 1
                 if probe is not None:
                     probe()
         return out if stage == _AFFINE else dst
 
+    def _stage_pixel(self, L, accs, op, thr, aux, dst, out):
+        """Output stage of one output pixel (accs: the N accumulators)."""
+        stage = L.stage
+        n = L.out_c
+        if stage == _SIGN:
+            bits = 0
+            for r in range(n):
+                acc = accs[r]
+                t = thr[r]
+                if (acc <= t) if aux[r] else (acc >= t):
+                    bits |= 1 << r
+            opb = _cw(n) * 4
+            dst[op * opb:(op + 1) * opb] = bits.to_bytes(opb, "little")
+        elif stage == _MULTI:
+            nthr = L.nthr
+            o = op * n
+            for r in range(n):
+                acc = accs[r]
+                b0 = r * nthr
+                code = 0
+                if aux[r]:
+                    for q in range(b0, b0 + nthr):
+                        if acc <= thr[q]:
+                            code += 1
+                else:
+                    for q in range(b0, b0 + nthr):
+                        if acc >= thr[q]:
+                            code += 1
+                dst[o + r] = code
+        else:
+            sh = L.shift
+            for r in range(n):
+                y = (accs[r] * thr[r] + aux[r]) >> sh
+                out.append(_I32_MIN if y < _I32_MIN else (_I32_MAX if y > _I32_MAX else y))
+
     def _conv_values(self, L, src, dst):
         """conv_values_{b1,u8}_{i8,kbit}: integer dot products, one tap at a time.
-        B1 input reads +-1 (bit 0/1 as the LUT column for KBIT), U8 input its codes."""
+        B1 input reads +-1 (bit 0/1 as the LUT column for KBIT), U8 input its codes.
+        Taps outside the input read 0 (products) or a zero LUT entry (KBIT)."""
         probe = self.probe
         ih, iw, ic = L.in_h, L.in_w, L.in_c
-        kw, kh = L.kw, L.kh
+        kw = L.kw
         n = L.out_c
         K = L.K
-        we = L.w_enc
-        kbit = we == _KBIT
+        kbit = L.w_enc == _KBIT
         if L.in_enc == _B1:
             cw4 = _cw(ic) * 4
             vals = bytearray(ih * iw * ic) if kbit else [0] * (ih * iw * ic)
@@ -996,58 +965,62 @@ class Model:
                     k += 1
         else:
             vals = src
+        pad_val = 0
         if kbit:
             cols = L.lut_cols
-            lut = _unpack_from("<%di" % ((1 << L.wbits) * cols), self.mv, L.lut_off)
-        sparse_rows = self._sparse_rows_planes(L, _cw(ic) * 32) if we == _SPARSE else None
+            nl = (1 << L.wbits) * cols
+            lut = list(_unpack_from("<%di" % nl, self.mv, L.lut_off)) + [0] * nl
+            pad_val = nl  # lut[q*cols + nl] == 0 for every code q
         thr, aux = self._stage_params(L)
-        stage = L.stage
-        opb = _cw(n) * 4
-        out = [] if stage == _AFFINE else None
+        out = [] if L.stage == _AFFINE else None
         npix = L.out_h * L.out_w
         cache = None
         if npix > 1:
-            cache = [self._row_values(L, r, sparse_rows) for r in range(n)]
+            cache = [self._row_codes(L, r, kbit) for r in range(n)]
+        accs = [0] * n
         op = 0
         for oy in range(L.out_h):
             for ox in range(L.out_w):
                 rows, full = self._patch_geometry(L, oy, ox)
-                # patch values and their positions k in the weight row
-                pv = []
-                pk = []
-                for start, kx0, nkx, ky in rows:
-                    st = start * ic
-                    pv.extend(vals[st:st + nkx * ic])
-                    k0 = (ky * kw + kx0) * ic
-                    pk.extend(range(k0, k0 + nkx * ic))
-                bits = 0
+                if full and len(rows) == 1:
+                    st = rows[0][0] * ic
+                    pv = vals[st:st + K]
+                elif full:
+                    pv = []
+                    for start, kx0, nkx, ky in rows:
+                        st = start * ic
+                        pv.extend(vals[st:st + nkx * ic])
+                else:
+                    pv = [pad_val] * K
+                    for start, kx0, nkx, ky in rows:
+                        st = start * ic
+                        k0 = (ky * kw + kx0) * ic
+                        pv[k0:k0 + nkx * ic] = list(vals[st:st + nkx * ic])
                 for r in range(n):
-                    wv = cache[r] if cache is not None else self._row_values(L, r, sparse_rows)
+                    wv = cache[r] if cache is not None else self._row_codes(L, r, kbit)
                     acc = 0
                     if kbit:
-                        if full:
-                            for j in range(K):
-                                acc += lut[wv[j] * cols + pv[j]]
-                        else:
-                            j = 0
-                            for k in pk:
-                                acc += lut[wv[k] * cols + pv[j]]
-                                j += 1
-                    elif full:
+                        for j in range(K):
+                            acc += lut[wv[j] + pv[j]]
+                    else:
                         for j in range(K):
                             acc += wv[j] * pv[j]
-                    else:
-                        j = 0
-                        for k in pk:
-                            acc += wv[k] * pv[j]
-                            j += 1
-                    bits |= self._emit(L, acc, r, op, thr, aux, dst, out) << r
-                if stage == _SIGN:
-                    dst[op * opb:(op + 1) * opb] = bits.to_bytes(opb, "little")
+                    accs[r] = acc
+                self._stage_pixel(L, accs, op, thr, aux, dst, out)
                 op += 1
                 if probe is not None:
                     probe()
-        return out if stage == _AFFINE else dst
+        return out if L.stage == _AFFINE else dst
+
+    def _row_codes(self, L, r, kbit):
+        """Weight row r for the value kernels: int8 values, or KBIT codes pre-multiplied by the
+        LUT row length (so the product is lut[code*cols + a])."""
+        if not kbit:
+            return self._row_values(L, r, None)
+        cols = L.lut_cols
+        K = L.K
+        o = L.w_off + r * K
+        return [q * cols for q in self.mv[o:o + K]]
 
     def _flatten_layer(self, L, src, dst):
         """flatten_{b1,u8,i32}: (H, W, C) -> (1, 1, H*W*C).  U8/I32 keep their bytes; B1 drops

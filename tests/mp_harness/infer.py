@@ -1,10 +1,13 @@
-# MicroPython driver for tests/mp_harness/run.mjs: runs the jobs listed in /work/job.json with
-# edgeq_micro and prints one JSON line per job.  Also runs under CPython (sys.path permitting).
+# MicroPython driver for tests/mp_harness/run.mjs: runs the jobs in /work/job.json with
+# edgeq_micro and prints one JSON line per job.  run.mjs calls step() until DONE, one inference
+# per step, so the port's garbage collector (top level only) runs between inferences.
 #
-# job: {"blob": FILE, "inputs": FILE, "n": N, "wire": bool, "native_crc": bool, "peak": bool,
-#       "repeat": R}
-# out: {"ok": true, "classes": [...], "scores": [[...]...], "ms": total_ms, "layer_ms": [...],
-#       "peak": bytes, "load_ms": ms}  or  {"ok": false, "error": NAME, "status": code, "msg": str}
+# job: {"blob": FILE, "inputs": FILE or null, "n": N, "wire": bool, "native_crc": bool}
+# out: {"ok": true, "load_ms", "ms" (all inferences), "layer_ms" (summed), "classes", "scores",
+#       "model_heap" (bytes live after loading), "peak_heap" (max bytes in use during one
+#       inference: live + everything allocated, nothing is freed mid-call on this port),
+#       "alloc" (max bytes allocated by one inference)}
+#   or {"ok": false, "error": NAME, "status": code, "msg": str}
 import gc
 import json
 import time
@@ -28,55 +31,62 @@ def read(name):
         return f.read()
 
 
-def run(job):
+JOBS = json.loads(read("job.json"))
+DONE = not JOBS
+_job = -1
+_i = 0
+_st = None
+
+
+def _start(job):
     gc.collect()
     base = gc.mem_alloc()
-    peak = [0]
-
-    def probe():
-        a = gc.mem_alloc()
-        if a > peak[0]:
-            peak[0] = a
-
     t0 = ticks_ms()
     try:
         m = edgeq_micro.Model(read(job["blob"]), native_crc=job.get("native_crc", True))
     except ValueError as e:
-        return {"ok": False, "error": type(e).__name__, "status": getattr(e, "status", -1), "msg": str(e)}
-    load_ms = ticks_diff(ticks_ms(), t0)
-    res = {"ok": True, "load_ms": load_ms}
+        print(json.dumps({"ok": False, "error": type(e).__name__,
+                          "status": getattr(e, "status", -1), "msg": str(e)}))
+        return None
+    res = {"ok": True, "load_ms": ticks_diff(ticks_ms(), t0)}
+    gc.collect()
+    res["model_heap"] = gc.mem_alloc() - base
     if not job.get("inputs"):
-        return res
+        print(json.dumps(res))
+        return None
     data = read(job["inputs"])
-    n = job["n"]
-    size = len(data) // n
-    wire = job.get("wire", False)
-    if job.get("peak"):
-        gc.threshold(2048)  # frequent collections: mem_alloc() stays close to the live set
-        m.probe = probe
-    classes, scores = [], []
-    layer_ms = None
-    mv = memoryview(data)
+    res.update(classes=[], scores=[], ms=0, layer_ms=[0] * len(m.layers), peak_heap=0, alloc=0)
+    return [m, memoryview(data), len(data) // job["n"], res, base]
+
+
+def step():
+    global DONE, _job, _i, _st
+    if _st is None:
+        _job += 1
+        if _job >= len(JOBS):
+            DONE = True
+            return
+        _i = 0
+        _st = _start(JOBS[_job])
+        return
+    m, mv, size, res, base = _st
+    job = JOBS[_job]
+    gc.collect()
+    a0 = gc.mem_alloc()
     t0 = ticks_ms()
-    for _ in range(job.get("repeat", 1)):
-        classes, scores = [], []
-        for i in range(n):
-            s = m.scores(mv[i * size:(i + 1) * size], wire=wire)
-            scores.append(s)
-            classes.append(edgeq_micro.argmax(s))
-            if layer_ms is None:
-                layer_ms = [0] * len(m.layer_ms)
-            for j, v in enumerate(m.layer_ms):
-                layer_ms[j] += v
-    res["ms"] = ticks_diff(ticks_ms(), t0)
-    res["classes"] = classes
-    res["scores"] = scores
-    res["layer_ms"] = layer_ms
-    if job.get("peak"):
-        gc.threshold(-1)
-        res["peak"] = peak[0] - base
-    return res
-
-
-for job in json.loads(read("job.json")):
-    print(json.dumps(run(job)))
+    s = m.scores(mv[_i * size:(_i + 1) * size], wire=job.get("wire", False))
+    res["ms"] += ticks_diff(ticks_ms(), t0)
+    a1 = gc.mem_alloc()
+    if a1 - base > res["peak_heap"]:
+        res["peak_heap"] = a1 - base
+    if a1 - a0 > res["alloc"]:
+        res["alloc"] = a1 - a0
+    res["scores"].append(s)
+    res["classes"].append(edgeq_micro.argmax(s))
+    lm = res["layer_ms"]
+    for j, v in enumerate(m.layer_ms):
+        lm[j] += v
+    _i += 1
+    if _i >= job["n"]:
+        print(json.dumps(res))
+        _st = None

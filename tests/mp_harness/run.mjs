@@ -2,6 +2,7 @@
 //
 //   node tests/mp_harness/run.mjs [--heap BYTES] [--pystack WORDS] [--mount DIR]... SCRIPT.py
 //
+// A script that defines step() and DONE is then driven step by step (see below).
 // Every regular file of each --mount DIR is copied into the MicroPython filesystem under /work
 // (which is put first on sys.path), then SCRIPT.py runs as __main__.  stdout/stderr of the
 // script are forwarded line by line.  Exit status: 0 on success, 1 when the script raised (the
@@ -53,6 +54,12 @@ for (const dir of mounts) {
 mp.runPython("import sys\nsys.path.insert(0, '/work')\n");
 try {
   mp.runPython(fs.readFileSync(script, "utf8"));
+  // Step protocol: a script that defines step() is driven from here, one call per step, until
+  // step() sets DONE.  Returning to JavaScript between steps matters on this port: its garbage
+  // collector only frees memory at the top level (it cannot scan the wasm stack mid-call).
+  if (mp.globals.get("step") !== undefined && mp.globals.get("step") !== null) {
+    while (!mp.globals.get("DONE")) mp.runPython("step()");
+  }
 } catch (e) {
   if (e.name === "PythonError") {
     if (e.type === "SystemExit") process.exit(0);
