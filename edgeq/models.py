@@ -91,7 +91,8 @@ class Pre(nn.Module):
 
 
 class QBlock(nn.Module):
-    """QConv2d -> BN -> act -> [maxpool k=pool].  act=None marks the last (AFFINE) block."""
+    """QConv2d -> BN -> act -> [maxpool k=pool].  act=None marks the last (AFFINE) block.
+    (Training pools before the quantizer: identical forward, see forward.)"""
 
     def __init__(self, in_c, out_c, k, stride=1, pad=0, wq="sign", act: ActQuantizer | None = None,
                  pool: int = 0, bn: str = "bn", kw: int | None = None):
@@ -105,8 +106,12 @@ class QBlock(nn.Module):
         y = self.bn(self.conv(x))
         if self.act is None:
             return y
-        y = self.act(y)
-        return F.max_pool2d(y, self.pool) if self.pool else y
+        # every quantizer is monotone non-decreasing, so act(maxpool(y)) == maxpool(act(y)): the
+        # same forward as the exported CONV(stage) -> MAXPOOL, with 1/pool**2 of the quantizer work
+        # and the gradient routed to the largest pre-activation
+        if self.pool:
+            y = F.max_pool2d(y, self.pool)
+        return self.act(y)
 
 
 class QNet(nn.Module):

@@ -49,7 +49,7 @@ FRAC_BITS = 6  # fixed-point fraction bits of non-uniform activation levels (HWG
 # =============================================================================================
 def sign(x: torch.Tensor) -> torch.Tensor:
     """sign with sign(0) = +1 (no gradient defined; use `sign_ste` in training)."""
-    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+    return (x >= 0).to(x.dtype).mul_(2).sub_(1)
 
 
 class _SignSTE(torch.autograd.Function):
@@ -64,7 +64,7 @@ class _SignSTE(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         if ctx.clip is None:
             return g, None
-        return g * (x.abs() <= ctx.clip).to(g.dtype), None
+        return g.masked_fill(x.abs() > ctx.clip, 0.0), None
 
 
 def sign_ste(x: torch.Tensor, clip: float | None = 1.0) -> torch.Tensor:

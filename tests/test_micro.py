@@ -282,13 +282,14 @@ def test_micropython_trained_model_matches_c(port, mnist_test):
     from edgeq import train
 
     x, y = mnist_test
-    model, _ = train.build_and_train("bnn-mlp", x[:2000], y[:2000], [str(i) for i in range(10)],
+    x = x[:, None]
+    model, _ = train.build_and_train("bnn-mlp", x[:1000], y[:1000], [str(i) for i in range(10)],
                                      epochs=1, width=0.25)
     from edgeq import export
 
     blob = export.export_blob(model)
     c = runtime.Model(blob)
-    xt = x[4000:4200]
+    xt = x[4000:4200].reshape((200,) + c.input_shape)  # an MLP may take the image as channels
     cls, sc = c.predict(xt)
     res = mpwasm.run_jobs([{"blob": "t.eqb", "inputs": "t.bin", "n": len(xt)}],
                           {"t.eqb": blob, "t.bin": xt.tobytes()})[0]
@@ -307,3 +308,33 @@ def test_micropython_bad_blobs(port):
         assert not res["ok"] and res["error"] == "BlobError", f"{name}: {res}"
         assert res["status"] == status, f"{name}: {res}"
     assert results[-1]["ok"]
+
+
+# --------------------------------------------------------------------------------------------
+# deploy: everything up to the serial transport (no board here)
+
+
+def test_deploy_commands_on_micropython(port, tmp_path):
+    from edgeq import micro_deploy as D
+
+    mpys = D.compile_mpy(tmp_path)
+    assert [p.name for p in mpys] == ["edgeq_spec.mpy", "edgeq_micro.mpy"]
+    assert all(p.read_bytes()[:1] == b"M" for p in mpys)  # .mpy header
+    g = _case("b1_tern_stride_multi_pool_u8")
+    blob = pack.write_blob(g)
+    c = runtime.Model(blob)
+    x = _inputs(g, 5, 3)
+    cls, sc = c.predict(x)
+    # what deploy()/infer_remote() exec on the board, run on wasm MicroPython from the .mpy files
+    script = D.load_command("/work/model.eqb") + "".join(D.infer_command(D.wire_frame(blob, img)) for img in x)
+    sp = tmp_path / "board.py"
+    sp.write_text("import sys\nsys.path.insert(0, '/work')\n" + script)
+    files = {p.name: p.read_bytes() for p in mpys}
+    files["model.eqb"] = blob
+    out = mpwasm.run_script(sp, files, runtime=False).strip().splitlines()
+    n_classes, wire_bytes, _ = D.parse_reply(out[0])
+    assert n_classes == c.n_classes and wire_bytes == c.input_wire_bytes
+    for i, line in enumerate(out[1:]):
+        got_cls, got, layer_ms = D.parse_reply(line)
+        assert (got_cls, got) == (cls[i], sc[i].tolist())
+        assert len(layer_ms) == c.n_layers

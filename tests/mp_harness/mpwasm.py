@@ -46,12 +46,13 @@ def ensure_port() -> Path:
     return PORT_DIR
 
 
-def run_script(script: str | Path, files: dict, heap: int = 16 << 20, timeout: float = 600) -> str:
-    """Run a MicroPython script on the wasm port with `files` ({name: bytes}) plus edgeq_micro.py
-    and edgeq_spec.py in its /work directory. Returns stdout; raises RuntimeError on failure."""
+def run_script(script: str | Path, files: dict, heap: int = 16 << 20, timeout: float = 600,
+               runtime: bool = True) -> str:
+    """Run a MicroPython script on the wasm port with `files` ({name: bytes}) plus (runtime=True)
+    edgeq_micro.py and edgeq_spec.py in its /work directory. Returns stdout; raises RuntimeError."""
     ensure_port()
     with tempfile.TemporaryDirectory(prefix="edgeq-mp-") as d:
-        for name in ("edgeq_micro.py", "edgeq_spec.py"):
+        for name in ("edgeq_micro.py", "edgeq_spec.py") if runtime else ():
             shutil.copy(MICRO / name, d)
         for name, data in files.items():
             Path(d, name).write_bytes(data)
