@@ -24,8 +24,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "mp_harness")]
 
-import mpwasm  # noqa: E402
-from edgeq import pack, runtime  # noqa: E402
+import mpwasm
+
+from edgeq import pack, runtime
 
 
 def main(argv=None) -> int:
@@ -39,7 +40,7 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     reps = max(1, 5000 // args.n)
     for _ in range(reps):
-        cls, sc = host.predict(x)
+        _, sc = host.predict(x)
     host_ips = reps * args.n / (time.perf_counter() - t)
     res = mpwasm.run_jobs([{"blob": "m.eqb", "inputs": "x.bin", "n": args.n}],
                           {"m.eqb": blob, "x.bin": x.tobytes()})[0]

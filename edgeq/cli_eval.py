@@ -50,7 +50,7 @@ def cmd_eval(args) -> int:
     if args.board or args.port:
         from .targets import open_target
 
-        target = open_target(args.board, args.port, args.model)
+        target = open_target(args.board, args.port, args.model, args.runtime)
     try:
         if target is not None and not args.json:
             from rich.progress import Progress
@@ -82,6 +82,8 @@ def register(sub) -> None:
                    help="which part of the data set (the fixed split of edgeq.data); default test")
     p.add_argument("--board", help="also run every image on this board and compare with the host")
     p.add_argument("--port", help="serial port or URL of the board")
+    p.add_argument("--runtime", choices=("c", "micropython"), default="c",
+                   help="micropython: a stock MicroPython board at --port running edgeq_micro")
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("--json", action="store_true", help='print {"accuracy": ..., "n": ...[, "mismatches": ...]}')
     p.set_defaults(func=cmd_eval)

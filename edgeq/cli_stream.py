@@ -37,7 +37,7 @@ def cmd_stream(args) -> int:
     g = pack.read_blob(_blob(model))
     src = stream.open_source(args.source) if args.source != "synthetic" else stream.SyntheticSource(
         n_frames=args.limit or 120, data=args.data)
-    target = open_target(args.board, args.port, model)
+    target = open_target(args.board, args.port, model, args.runtime)
     try:
         if args.json:
             stats = stream.run_stream(target, g, src, limit=args.limit, realtime=args.realtime,
@@ -113,7 +113,7 @@ def cmd_profile(args) -> int:
     g = pack.read_blob(blob)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, g.input_shape).astype(np.uint8)
-    target = open_target(args.board, args.port, model)
+    target = open_target(args.board, args.port, model, args.runtime)
     try:
         rep = prof.profile_target(target, blob, image, runs=args.runs)
     finally:
@@ -146,6 +146,8 @@ def register(sub) -> None:
     p.add_argument("--invert", action="store_true", help="invert pixels (dark digits on light paper)")
     p.add_argument("--save", help="write the annotated frames to this .mp4")
     p.add_argument("--json", action="store_true", help="one JSON line per frame on stdout")
+    p.add_argument("--runtime", choices=("c", "micropython"), default="c",
+                   help="micropython: a stock MicroPython board at --port (see `edgeq flash --runtime`)")
     p.set_defaults(func=cmd_stream)
 
     p = sub.add_parser("profile", help="per-layer latency on a board (table, JSON, CSV, chart)")
@@ -157,4 +159,5 @@ def register(sub) -> None:
     p.add_argument("--csv", help="write the table as CSV")
     p.add_argument("--plot", help="write a bar chart PNG")
     p.add_argument("--compare", help="an earlier --json report to compare against")
+    p.add_argument("--runtime", choices=("c", "micropython"), default="c")
     p.set_defaults(func=cmd_profile)

@@ -5,7 +5,7 @@ class EdgeqError(Exception):
     """Base of every error edgeq raises on purpose."""
 
 
-class BlobFormatError(EdgeqError):
+class BlobFormatError(EdgeqError, ValueError):
     """A blob is truncated, corrupt, of an unknown version, or inconsistent."""
 
 

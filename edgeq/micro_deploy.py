@@ -147,7 +147,7 @@ def deploy(blob_path, port: str, *, baudrate: int = 115200, self_test_input=None
                     transport.fs_rmfile(twin)
             transport.fs_writefile(f.name, f.read_bytes())
     transport.fs_writefile(BOARD_BLOB, blob)
-    n_classes, wire_bytes, free = parse_reply(_exec(transport, load_command()))
+    n_classes, _wire_bytes, _free = parse_reply(_exec(transport, load_command()))
     if n_classes != host.n_classes:
         raise BoardError(f"board loaded {n_classes} classes, host {host.n_classes}")
     if self_test_input is None:

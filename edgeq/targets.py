@@ -11,7 +11,7 @@ from collections import deque
 
 import numpy as np
 
-from .errors import EdgeqError
+from .errors import EdgeqError, TransportError
 from .runtime import Model
 
 
@@ -107,8 +107,71 @@ class BoardTarget:
         self.board.close()
 
 
-def open_target(board: str | None, port: str | None, model_path: str | None):
-    """Resolve --board/--port/--model into a target. `--board host` needs --model."""
+class MicroTarget:
+    """A stock MicroPython board running edgeq_micro (put there by `edgeq flash --runtime
+    micropython`), driven through mpremote's raw-REPL transport: one frame per exec, the answer
+    printed as one repr line (docs/micropython.md)."""
+
+    depth = 1
+
+    def __init__(self, transport, name: str = "micropython"):
+        from . import micro_deploy as MD
+
+        self.MD = MD
+        self.t = transport
+        self.name = name
+        self._queue: deque = deque()
+        self.bytes_out = self.bytes_in = 0
+        self.n_classes, self.input_wire, _free = MD.parse_reply(MD._exec(transport, MD.load_command()))
+
+    @classmethod
+    def open(cls, port: str, baudrate: int = 115200) -> "MicroTarget":
+        try:
+            from mpremote.transport_serial import SerialTransport
+
+            t = SerialTransport(port, baudrate=baudrate)
+            t.enter_raw_repl()
+        except ImportError:
+            raise EdgeqError("the MicroPython runtime needs mpremote: pip install 'edgeq[micro]'") from None
+        except Exception as e:  # mpremote raises its own TransportError types
+            raise TransportError(f"{port}: cannot reach a MicroPython REPL ({e}); check the port and "
+                                 "that the board runs MicroPython") from None
+        return cls(t, name=f"micropython@{port}")
+
+    def submit(self, wire: bytes) -> None:
+        self._queue.append(bytes(wire))
+
+    def collect(self):
+        wire = self._queue.popleft()
+        cmd = self.MD.infer_command(wire)
+        cls, scores = self.MD.infer_remote(self.t, None, wire=wire)
+        self.bytes_out += len(cmd)
+        self.bytes_in += 8 + 12 * len(scores)  # approximate size of the printed reply
+        return cls, np.asarray(scores, np.int32)
+
+    def infer(self, wire: bytes):
+        self.submit(wire)
+        return self.collect()
+
+    def profile(self, wire: bytes):
+        self.infer(wire)
+        ms = list(getattr(self.t, "_edgeq_layer_ms", []))
+        return ms, sum(ms), 1000, "MicroPython time.ticks_ms (1 ms resolution)"
+
+    def close(self) -> None:
+        try:
+            self.t.exit_raw_repl()
+            self.t.close()
+        except Exception:  # closing a vanished port must not hide the real error
+            pass
+
+
+def open_target(board: str | None, port: str | None, model_path: str | None, runtime: str = "c"):
+    """Resolve --board/--port/--model/--runtime into a target. `--board host` needs --model."""
+    if runtime == "micropython":
+        if not port:
+            raise EdgeqError("--runtime micropython needs --port (the board's serial port)")
+        return MicroTarget.open(port)
     if board == "host" or (board is None and port is None):
         if not model_path:
             raise EdgeqError("--board host needs --model model.eqb")

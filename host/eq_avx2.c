@@ -14,116 +14,185 @@
 #define EQ_AVX2 __attribute__((target("avx2,popcnt")))
 #define EQ_AVX2_FMA __attribute__((target("avx2,fma")))
 #define EQ_INLINE __attribute__((always_inline)) inline
-
-/* ---- popcount of 256-bit vectors: nibble lookup with vpshufb, byte counts (each <= 8) ------ */
-static EQ_AVX2 EQ_INLINE __m256i eq_pc8(__m256i x, __m256i lut, __m256i low)
-{
-    __m256i lo = _mm256_and_si256(x, low);
-    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), low);
-    return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
-}
-
-static EQ_AVX2 EQ_INLINE uint64_t eq_hsum64(__m256i v)
-{
-    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    return (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
-}
+#define EQ_NOINLINE __attribute__((noinline))
 
 #define EQ_PC_LUT                                                                               \
     _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, \
                      2, 2, 3, 2, 3, 3, 4)
 
-/* Byte counters may take 31 steps of <= 8 before they must be widened (31 * 8 = 248). */
-#define EQ_CHUNK 31u
+/* ---- XNOR / ternary-bitplane GEMMs ---------------------------------------------------------
+ * Both operands are first copied ("nibble-split") into stack panels: per row and per 256-bit
+ * step v, the vector of low nibbles (x & 0x0f in every byte) and the vector of high nibbles
+ * ((x >> 4) & 0x0f). Since (a ^ b) & 0x0f = (a & 0x0f) ^ (b & 0x0f), a pair then costs
+ * xor, vpshufb and add per nibble half: 6 vector ops per 256 bits (XNOR) or 8 with the nonzero
+ * mask (ternary), instead of 8 / 10 when every pair re-splits its nibbles. Rows are padded to
+ * whole 256-bit steps with zero bits, which add 0 (pad bits are 0 in both operands), so there is
+ * no scalar tail; missing rows of a 2 x 4 block are zero rows whose results are not stored.
+ * Byte counters take <= 8 per step, so they are widened (vpsadbw) every 31 steps. */
+#define EQ_CHUNK 31u          /* 256-bit steps per K chunk (7936 bits) */
+#ifndef EQ_BPANEL
+#define EQ_BPANEL 32768u      /* bytes of the split b panel */
+#endif
 
-/* popcount(x[i] ^ y[i]) (mode 0) or popcount(z[i] & (x[i] ^ y[i])) (mode 1) over nw words, for an
- * RA x RB block of rows. pa[r], pb[s], pz[s] are row pointers; out[r][s] receives the counts. */
-#define EQ_UNROLL _Pragma("GCC unroll 8")
-#define EQ_DEFINE_BLOCK(NAME, RA, RB, MODE)                                                      \
-    static EQ_AVX2 void NAME(const uint32_t *const *pa, const uint32_t *const *pb,               \
-                             const uint32_t *const *pz, uint32_t nw, uint64_t out[RA][RB])        \
-    {                                                                                            \
-        const __m256i lut = EQ_PC_LUT, low = _mm256_set1_epi8(0x0f);                             \
-        const uint32_t nv = nw / 8u;                                                             \
-        uint64_t wide[RA][RB];                                                                   \
-        uint32_t v = 0, r, s, q;                                                                 \
-        EQ_UNROLL for (r = 0; r < RA; ++r)                                                               \
-            EQ_UNROLL for (s = 0; s < RB; ++s) wide[r][s] = 0;                      \
-        while (v < nv) {                                                                         \
-            const uint32_t end = (nv - v) > EQ_CHUNK ? v + EQ_CHUNK : nv;                        \
-            __m256i cnt[RA][RB];                                                                 \
-            EQ_UNROLL for (r = 0; r < RA; ++r)                                                           \
-                EQ_UNROLL for (s = 0; s < RB; ++s) cnt[r][s] = _mm256_setzero_si256();                     \
-            for (; v < end; ++v) {                                                               \
-                __m256i va[RA];                                                                  \
-                EQ_UNROLL for (r = 0; r < RA; ++r)                                               \
-                    va[r] = _mm256_loadu_si256((const __m256i *)(const void *)(pa[r] + 8u * v)); \
-                EQ_UNROLL for (s = 0; s < RB; ++s) {                                             \
-                    const __m256i vb =                                                           \
-                        _mm256_loadu_si256((const __m256i *)(const void *)(pb[s] + 8u * v));     \
-                    const __m256i vz = MODE ? _mm256_loadu_si256(                                \
-                        (const __m256i *)(const void *)(pz[s] + 8u * v)) : vb;                   \
-                    EQ_UNROLL for (r = 0; r < RA; ++r) {                                         \
-                        __m256i x = _mm256_xor_si256(va[r], vb);                                 \
-                        if (MODE) x = _mm256_and_si256(x, vz);                                   \
-                        cnt[r][s] = _mm256_add_epi8(cnt[r][s], eq_pc8(x, lut, low));             \
-                    }                                                                            \
-                }                                                                                \
-            }                                                                                    \
-            EQ_UNROLL for (r = 0; r < RA; ++r)                                                           \
-                EQ_UNROLL for (s = 0; s < RB; ++s)                                                         \
-                    wide[r][s] += eq_hsum64(_mm256_sad_epu8(cnt[r][s], _mm256_setzero_si256())); \
-        }                                                                                        \
-        EQ_UNROLL for (r = 0; r < RA; ++r) {                                                               \
-            EQ_UNROLL for (s = 0; s < RB; ++s) {                                                           \
-                uint64_t t = wide[r][s];                                                         \
-                for (q = 8u * nv; q < nw; ++q) {                                                 \
-                    uint32_t x = pa[r][q] ^ pb[s][q];                                            \
-                    if (MODE) x &= pz[s][q];                                                     \
-                    t += (uint64_t)_mm_popcnt_u32(x);                                            \
-                }                                                                                \
-                out[r][s] = t;                                                                   \
-            }                                                                                    \
-        }                                                                                        \
+static EQ_AVX2 EQ_INLINE __m128i eq_red4(__m256i c0, __m256i c1, __m256i c2, __m256i c3)
+{
+    const __m256i z = _mm256_setzero_si256();
+    const __m256i p01 = _mm256_or_si256(_mm256_sad_epu8(c0, z),
+                                        _mm256_slli_epi64(_mm256_sad_epu8(c1, z), 32));
+    const __m256i p23 = _mm256_or_si256(_mm256_sad_epu8(c2, z),
+                                        _mm256_slli_epi64(_mm256_sad_epu8(c3, z), 32));
+    const __m256i s = _mm256_add_epi32(_mm256_unpacklo_epi64(p01, p23),
+                                       _mm256_unpackhi_epi64(p01, p23));
+    return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+}
+
+/* split words [0, nw) of src (nw <= 8 * nv) into nv (lo, hi) vector pairs at dst, dst_step
+ * vectors apart; zeros past nw. src == NULL: all zero (a padding row). */
+static EQ_AVX2 void eq_split(const uint32_t *src, uint32_t nw, uint32_t nv, __m256i *dst,
+                             uint32_t dst_step)
+{
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    uint32_t v;
+    for (v = 0; v < nv; ++v) {
+        __m256i x;
+        if (src && 8u * v + 8u <= nw) {
+            x = _mm256_loadu_si256((const __m256i *)(const void *)(src + 8u * v));
+        } else {
+            uint32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0}, q;
+            for (q = 0; src && 8u * v + q < nw && q < 8u; ++q) t[q] = src[8u * v + q];
+            x = _mm256_loadu_si256((const __m256i *)(const void *)t);
+        }
+        dst[dst_step * v] = _mm256_and_si256(x, low);
+        dst[dst_step * v + 1u] = _mm256_and_si256(_mm256_srli_epi16(x, 4), low);
+    }
+}
+
+/* 2 x 4 block over nv <= 31 steps. a: 2 split rows interleaved per step (a0 lo, a0 hi, a1 lo,
+ * a1 hi); b: 4 split rows, bs vectors apart, holding (lo, hi) per step (XNOR) or (sign lo,
+ * sign hi, nz lo, nz hi) per step (TERN). Returns the 4 popcounts of each a row in r[0], r[1].
+ * The per-row step is inline asm: 8 byte counters, 4 a vectors, the LUT, the 2 b vectors of
+ * the row and a temporary take all 16 ymm registers, which GCC's allocator does not manage
+ * (it spills counters and re-loads a); this way each b vector is loaded once per step. */
+#define EQ_ASM_NIB(AL, AH, C, AND_L, AND_H)                                                       \
+    "vpxor %[bl], %[" AL "], %[t]\n\t" AND_L "vpshufb %[t], %[lut], %[t]\n\t"                     \
+    "vpaddb %[t], %[" C "], %[" C "]\n\t"                                                         \
+    "vpxor %[bh], %[" AH "], %[t]\n\t" AND_H "vpshufb %[t], %[lut], %[t]\n\t"                     \
+    "vpaddb %[t], %[" C "], %[" C "]\n\t"
+#define EQ_ROW_XNOR(C0, C1, P)                                                                    \
+    __asm__("vmovdqa %[ml], %[bl]\n\tvmovdqa %[mh], %[bh]\n\t"                                    \
+            EQ_ASM_NIB("al0", "ah0", "c0", "", "") EQ_ASM_NIB("al1", "ah1", "c1", "", "")         \
+            : [c0] "+x"(C0), [c1] "+x"(C1), [t] "=&x"(t_), [bl] "=&x"(bl_), [bh] "=&x"(bh_)       \
+            : [al0] "x"(al0), [ah0] "x"(ah0), [al1] "x"(al1), [ah1] "x"(ah1), [lut] "x"(lut),     \
+              [ml] "m"((P)[0]), [mh] "m"((P)[1]))
+#define EQ_AND_L "vpand %[zl], %[t], %[t]\n\t"
+#define EQ_AND_H "vpand %[zh], %[t], %[t]\n\t"
+#define EQ_ROW_TERN(C0, C1, P)                                                                    \
+    __asm__("vmovdqa %[ml], %[bl]\n\tvmovdqa %[mh], %[bh]\n\t"                                    \
+            EQ_ASM_NIB("al0", "ah0", "c0", EQ_AND_L, EQ_AND_H)                                    \
+            EQ_ASM_NIB("al1", "ah1", "c1", EQ_AND_L, EQ_AND_H)                                    \
+            : [c0] "+x"(C0), [c1] "+x"(C1), [t] "=&x"(t_), [bl] "=&x"(bl_), [bh] "=&x"(bh_)       \
+            : [al0] "x"(al0), [ah0] "x"(ah0), [al1] "x"(al1), [ah1] "x"(ah1), [lut] "x"(lut),     \
+              [ml] "m"((P)[0]), [mh] "m"((P)[1]), [zl] "m"((P)[2]), [zh] "m"((P)[3]))
+
+#define EQ_DEFINE_UKR(NAME, SV, ROW)                                                              \
+    static EQ_AVX2 EQ_INLINE void NAME(const __m256i *a, const __m256i *b, uint32_t bs,           \
+                                       uint32_t nv, __m128i r[2])                                 \
+    {                                                                                             \
+        const __m256i lut = EQ_PC_LUT;                                                            \
+        __m256i c00 = _mm256_setzero_si256(), c01 = c00, c02 = c00, c03 = c00;                    \
+        __m256i c10 = c00, c11 = c00, c12 = c00, c13 = c00;                                       \
+        uint32_t v;                                                                               \
+        for (v = 0; v < nv; ++v, a += 4, b += SV) {                                               \
+            const __m256i al0 = a[0], ah0 = a[1], al1 = a[2], ah1 = a[3];                         \
+            __m256i t_, bl_, bh_;                                                                 \
+            ROW(c00, c10, b);                                                                     \
+            ROW(c01, c11, b + bs);                                                                \
+            ROW(c02, c12, b + 2u * bs);                                                           \
+            ROW(c03, c13, b + 3u * bs);                                                           \
+        }                                                                                         \
+        r[0] = eq_red4(c00, c01, c02, c03);                                                       \
+        r[1] = eq_red4(c10, c11, c12, c13);                                                       \
     }
 
-EQ_DEFINE_BLOCK(eq_xor_2x4, 2, 4, 0)
-EQ_DEFINE_BLOCK(eq_xor_1x1, 1, 1, 0)
-EQ_DEFINE_BLOCK(eq_andxor_2x4, 2, 4, 1)
-EQ_DEFINE_BLOCK(eq_andxor_1x1, 1, 1, 1)
+EQ_DEFINE_UKR(eq_ukr_xnor, 2u, EQ_ROW_XNOR)
+EQ_DEFINE_UKR(eq_ukr_tern, 4u, EQ_ROW_TERN)
 
-eq_status_t EQ_AVX2 eq_gemm_xnor_b1b1_avx2(const uint32_t *a, const uint32_t *b, uint32_t m,
-                                           uint32_t n, uint32_t k, int32_t *out)
+/* Shared driver. tern = 0: b (N, KW) signs, out = k - 2 * popcount(a ^ b).
+ * tern = 1: b (N, 2 KW) planes, out = nz(n) - 2 * popcount(nz & (a ^ sign)).
+ * K is processed in chunks of 31 steps (out holds partial counts between chunks); per chunk,
+ * panels of b rows are split once and every pair of a rows is split once per panel. */
+static EQ_AVX2 void eq_bitgemm(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
+                               uint32_t k, int32_t *out, int tern)
 {
-    const uint32_t kw = EQ_WORDS(k);
-    uint32_t i, j, r, s;
-    if ((m && n && kw && (!a || !b)) || (m && n && !out)) return EQ_ERR_ARG;
-    for (j = 0; j < n; j += 4u) {
-        const uint32_t nb = (n - j) < 4u ? n - j : 4u;
-        for (i = 0; i < m; i += 2u) {
-            const uint32_t mb = (m - i) < 2u ? m - i : 2u;
-            if (mb == 2u && nb == 4u) {
-                const uint32_t *pa[2] = {a + i * kw, a + (i + 1u) * kw};
-                const uint32_t *pb[4] = {b + j * kw, b + (j + 1u) * kw, b + (j + 2u) * kw,
-                                         b + (j + 3u) * kw};
-                uint64_t c[2][4];
-                eq_xor_2x4(pa, pb, pb, kw, c);
-                for (r = 0; r < 2u; ++r)
-                    for (s = 0; s < 4u; ++s)
-                        out[(i + r) * n + j + s] = (int32_t)k - 2 * (int32_t)c[r][s];
-            } else {
-                for (r = 0; r < mb; ++r) {
-                    for (s = 0; s < nb; ++s) {
-                        const uint32_t *pa[1] = {a + (i + r) * kw};
-                        const uint32_t *pb[1] = {b + (j + s) * kw};
-                        uint64_t c[1][1];
-                        eq_xor_1x1(pa, pb, pb, kw, c);
-                        out[(i + r) * n + j + s] = (int32_t)k - 2 * (int32_t)c[0][0];
+    const uint32_t kw = EQ_WORDS(k), nvt = (kw + 7u) / 8u, sv = tern ? 4u : 2u;
+    const uint32_t bstride = tern ? 2u * kw : kw;
+    __m256i bpan[EQ_BPANEL / 32u];
+    __m256i apan[4u * EQ_CHUNK];
+    int32_t base[64u + 4u];
+    uint32_t v0, j0, i, jj, r, s, q;
+    for (v0 = 0; v0 < nvt; v0 += EQ_CHUNK) {
+        const uint32_t nv = (nvt - v0) < EQ_CHUNK ? nvt - v0 : EQ_CHUNK;
+        const uint32_t w0 = 8u * v0, nw = (kw - w0) < 8u * nv ? kw - w0 : 8u * nv;
+        const uint32_t rowv = sv * nv; /* vectors per split b row */
+        const int first = v0 == 0, last = v0 + nv >= nvt;
+        uint32_t np = (uint32_t)(sizeof bpan / sizeof bpan[0]) / rowv / 4u * 4u;
+        if (np > 64u) np = 64u;
+        for (j0 = 0; j0 < n; j0 += np) {
+            const uint32_t nb = (n - j0) < np ? n - j0 : np, nb4 = (nb + 3u) & ~3u;
+            for (s = 0; s < nb4; ++s) {
+                const uint32_t *row = s < nb ? b + (j0 + s) * bstride : NULL;
+                eq_split(row ? row + w0 : NULL, nw, nv, bpan + s * rowv, sv);
+                if (tern) eq_split(row ? row + kw + w0 : NULL, nw, nv, bpan + s * rowv + 2u, sv);
+                base[s] = (int32_t)k;
+                if (tern) {
+                    base[s] = 0;
+                    for (q = 0; row && q < kw; ++q) base[s] += (int32_t)_mm_popcnt_u32(row[kw + q]);
+                }
+            }
+            for (i = 0; i < m; i += 2u) {
+                eq_split(a + i * kw + w0, nw, nv, apan, 4u);
+                eq_split(i + 1u < m ? a + (i + 1u) * kw + w0 : NULL, nw, nv, apan + 2u, 4u);
+                for (jj = 0; jj < nb; jj += 4u) {
+                    __m128i res[2];
+                    const uint32_t ns = (nb - jj) < 4u ? nb - jj : 4u;
+                    const __m128i b4 = _mm_loadu_si128((const __m128i *)(const void *)(base + jj));
+                    if (tern)
+                        eq_ukr_tern(apan, bpan + jj * rowv, rowv, nv, res);
+                    else
+                        eq_ukr_xnor(apan, bpan + jj * rowv, rowv, nv, res);
+                    for (r = 0; r < 2u && i + r < m; ++r) {
+                        int32_t *o = out + (i + r) * n + j0 + jj;
+                        __m128i c = res[r];
+                        int32_t t[4];
+                        if (ns == 4u) {
+                            if (!first) c = _mm_add_epi32(c, _mm_loadu_si128((__m128i *)(void *)o));
+                            if (last) c = _mm_sub_epi32(b4, _mm_slli_epi32(c, 1));
+                            _mm_storeu_si128((__m128i *)(void *)o, c);
+                        } else {
+                            _mm_storeu_si128((__m128i *)(void *)t, c);
+                            for (s = 0; s < ns; ++s) {
+                                int32_t x = t[s] + (first ? 0 : o[s]);
+                                o[s] = last ? base[jj + s] - 2 * x : x;
+                            }
+                        }
                     }
                 }
             }
         }
     }
+}
+
+eq_status_t EQ_AVX2 eq_gemm_xnor_b1b1_avx2(const uint32_t *a, const uint32_t *b, uint32_t m,
+                                           uint32_t n, uint32_t k, int32_t *out)
+{
+    const uint32_t kw = EQ_WORDS(k);
+    if ((m && n && kw && (!a || !b)) || (m && n && !out)) return EQ_ERR_ARG;
+    if (!m || !n) return EQ_OK;
+    if (!kw) {
+        memset(out, 0, (size_t)m * n * sizeof(int32_t));
+        return EQ_OK;
+    }
+    eq_bitgemm(a, b, m, n, k, out, 0);
     return EQ_OK;
 }
 
@@ -131,39 +200,13 @@ eq_status_t EQ_AVX2 eq_gemm_tern_b1_avx2(const uint32_t *a, const uint32_t *w, u
                                          uint32_t n, uint32_t k, int32_t *out)
 {
     const uint32_t kw = EQ_WORDS(k);
-    uint32_t i, j, r, s, q;
     if ((m && n && kw && (!a || !w)) || (m && n && !out)) return EQ_ERR_ARG;
-    for (j = 0; j < n; j += 4u) {
-        const uint32_t nb = (n - j) < 4u ? n - j : 4u;
-        const uint32_t *ps[4], *pz[4];
-        int32_t nzc[4];
-        for (s = 0; s < nb; ++s) {
-            ps[s] = w + (j + s) * 2u * kw;
-            pz[s] = ps[s] + kw;
-            nzc[s] = 0;
-            for (q = 0; q < kw; ++q) nzc[s] += (int32_t)_mm_popcnt_u32(pz[s][q]);
-        }
-        for (i = 0; i < m; i += 2u) {
-            const uint32_t mb = (m - i) < 2u ? m - i : 2u;
-            if (mb == 2u && nb == 4u) {
-                const uint32_t *pa[2] = {a + i * kw, a + (i + 1u) * kw};
-                uint64_t c[2][4];
-                eq_andxor_2x4(pa, ps, pz, kw, c);
-                for (r = 0; r < 2u; ++r)
-                    for (s = 0; s < 4u; ++s)
-                        out[(i + r) * n + j + s] = nzc[s] - 2 * (int32_t)c[r][s];
-            } else {
-                for (r = 0; r < mb; ++r) {
-                    for (s = 0; s < nb; ++s) {
-                        const uint32_t *pa[1] = {a + (i + r) * kw};
-                        uint64_t c[1][1];
-                        eq_andxor_1x1(pa, ps + s, pz + s, kw, c);
-                        out[(i + r) * n + j + s] = nzc[s] - 2 * (int32_t)c[0][0];
-                    }
-                }
-            }
-        }
+    if (!m || !n) return EQ_OK;
+    if (!kw) {
+        memset(out, 0, (size_t)m * n * sizeof(int32_t));
+        return EQ_OK;
     }
+    eq_bitgemm(a, w, m, n, k, out, 1);
     return EQ_OK;
 }
 

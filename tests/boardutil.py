@@ -59,3 +59,50 @@ def compare_on_board(board, model, images) -> tuple:
         if first is None and (cls != hcls or not np.array_equal(scores, hscores)):
             first = (i, cls, hcls, scores.tolist(), hscores.tolist())
     return len(images), bad_cls, bad_scores, first
+
+
+def build_tick_probe(name, out_dir) -> Path:
+    """Link boards/common/probe/tick_probe.c with a Cortex-M board's HAL (no app, no runtime)."""
+    import subprocess
+
+    from edgeq import boards
+
+    b = boards.get(name)
+    out = Path(out_dir)
+    boards.generate(b, out)
+    common = boards.BOARDS_DIR / "common"
+    srcs = [b.path / s for s in b.sources] + sorted((common / "cortexm").glob("*.c"))
+    srcs += [boards.ROOT / "firmware" / "app" / "eq_ring.c", common / "probe" / "tick_probe.c"]
+    elf = out / "tick_probe.elf"
+    cmd = [boards.CROSS + "gcc", *b.cflags, "-O2", "-Wall", "-Werror", "-ffunction-sections",
+           f"-I{out}", f"-I{boards.ROOT / 'firmware' / 'app'}", f"-I{common / 'cortexm'}",
+           "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", f"-L{out}",
+           "-T", str(common / "cortexm" / "sections.ld"), *map(str, srcs), "-o", str(elf)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return elf
+
+
+def run_tick_probe(name, elf, timeout: float = 120.0) -> list:
+    """Run the probe under the board's QEMU (-icount as in board.toml) -> [(loops, ticks), ...]."""
+    import subprocess
+    import time
+
+    from edgeq import boards
+
+    b = boards.get(name)
+    cmd = [boards.QEMU, "-M", b.qemu["machine"], "-nographic", "-monitor", "none", "-kernel", str(elf),
+           "-serial", "stdio", *b.qemu.get("args", [])]
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    rows, t0 = [], time.monotonic()
+    try:
+        for line in p.stdout:
+            if line.strip() == "END" or time.monotonic() - t0 > timeout:
+                break
+            parts = line.split()
+            if len(parts) == 2 and all(x.isdigit() for x in parts):
+                rows.append((int(parts[0]), int(parts[1])))
+    finally:
+        p.kill()
+        p.wait()
+    return rows

@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 
 from edgeq import pack, runtime, spec, testing
+from edgeq.errors import BlobFormatError, KernelError
 from edgeq.graph import Conv, Flatten, Graph, MaxPool, infer_shapes
 from edgeq.refnet import apply_stage, conv_acc, maxpool, preprocess
 
 sys.path.insert(0, "edgeq/micro")
 sys.path.insert(0, "tests/mp_harness")
-import edgeq_micro  # noqa: E402
-import mpwasm  # noqa: E402
-
+import edgeq_micro
+import mpwasm
 
 # --------------------------------------------------------------------------------------------
 # graph builder covering every layer type / encoding with small shapes
@@ -220,7 +220,7 @@ def test_cpython_bad_blobs():
             edgeq_micro.Model(data)
         assert e.value.status == status, f"{name}: {e.value}"
         assert isinstance(e.value, ValueError)
-        with pytest.raises(Exception):
+        with pytest.raises((BlobFormatError, KernelError)):
             runtime.Model(data)
 
 

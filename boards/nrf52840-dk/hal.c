@@ -53,7 +53,7 @@ void eq_hal_init(int argc, char **argv)
     UART_TASKS_STARTRX = 1u;
     UART_TASKS_STARTTX = 1u;
     eq_nvic_enable(EQ_UART_IRQ);
-    eq_systick_start();
+    eq_ticks_init();
 }
 
 void eq_hal_tx(const uint8_t *p, uint32_t n)

@@ -33,7 +33,7 @@ void eq_hal_init(int argc, char **argv)
     USART_BRR = (EQ_CPU_HZ + EQ_UART_BAUD / 2u) / EQ_UART_BAUD;    /* APB1 = HSI, oversampling 16 */
     USART_CR1 = (1u << 13) | (1u << 5) | (1u << 3) | (1u << 2);    /* UE, RXNEIE, TE, RE */
     eq_nvic_enable(EQ_UART_IRQ);
-    eq_systick_start();
+    eq_ticks_init();
 }
 
 void eq_hal_tx(const uint8_t *p, uint32_t n)

@@ -44,7 +44,7 @@ void eq_hal_init(int argc, char **argv)
     UART_IM = INT_RX | INT_RT;
     UART_CTL = 0x301u; /* UARTEN, TXE, RXE */
     eq_nvic_enable(EQ_UART_IRQ);
-    eq_systick_start();
+    eq_ticks_init();
 }
 
 void eq_hal_tx(const uint8_t *p, uint32_t n)

@@ -25,7 +25,7 @@ void eq_hal_init(int argc, char **argv)
     UART_BAUDDIV = EQ_CPU_HZ / EQ_UART_BAUD; /* >= 16 */
     UART_CTRL = 0x1u | 0x2u | 0x8u;          /* TX enable, RX enable, RX interrupt */
     eq_nvic_enable(EQ_UART_IRQ);
-    eq_systick_start();
+    eq_ticks_init();
 }
 
 void eq_hal_tx(const uint8_t *p, uint32_t n)

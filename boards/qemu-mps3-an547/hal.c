@@ -26,7 +26,7 @@ void eq_hal_init(int argc, char **argv)
     UART_CTRL = 0x1u | 0x2u | 0x8u;          /* TX enable, RX enable, RX interrupt */
     eq_nvic_enable(EQ_UART_IRQ);
     eq_nvic_enable(EQ_UART_IRQ2);
-    eq_systick_start();
+    eq_ticks_init();
 }
 
 void eq_hal_tx(const uint8_t *p, uint32_t n)

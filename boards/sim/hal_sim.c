@@ -128,6 +128,10 @@ uint32_t eq_hal_ticks(void)
     return (uint32_t)((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
 }
 
+/* a host process is timed by the OS clock: nothing to hold back */
+void eq_hal_timed_begin(void) {}
+void eq_hal_timed_end(void) {}
+
 const uint8_t *eq_hal_flash_model(uint32_t *size)
 {
     *size = flash_size;

@@ -875,7 +875,6 @@ class Model:
         sparse_rows = self._sparse_rows_planes(L, pbits) if we == _SPARSE else None
         thr, aux = self._stage_params(L)
         stage = L.stage
-        opb = _cw(n) * 4
         out = [] if stage == _AFFINE else None
         accs = [0] * n
         op = 0
@@ -1056,7 +1055,7 @@ class Model:
 
     def _maxpool(self, L, src, dst):
         """maxpool_{b1 (OR), u8, i32}."""
-        ih, iw, c = L.in_h, L.in_w, L.in_c
+        iw, c = L.in_w, L.in_c
         kh, kw, s = L.kh, L.kw, L.stride
         oh, ow = L.out_h, L.out_w
         enc = L.in_enc

@@ -300,8 +300,10 @@ static int cmd_infer(const uint8_t *a, uint32_t n, uint32_t *detail, uint32_t *p
         prof.n_ticks = EQ_MAX_PROFILE_LAYERS;
     }
     st.have_prof = 0;
+    eq_hal_timed_begin();
     eq_status_t s = eq_model_run(m, a, n, EQ_INPUT_WIRE, arena, EQ_ARENA_SIZE, scores, MAX_SCORES,
                                  &cls, prof.now ? &prof : 0, 0u, 0, 0u);
+    eq_hal_timed_end();
     if (s != EQ_OK)
         return (int)s;
     if (prof.now) {

@@ -19,8 +19,14 @@ void eq_hal_tx(const uint8_t *p, uint32_t n);
 /* Sleep until something may have happened (WFI); returns at once if bytes are pending. */
 void eq_hal_idle(void);
 
-/* Free-running tick counter (EQ_TICK_HZ), wraps modulo 2^32. */
+/* Free-running tick counter (EQ_TICK_HZ), wraps modulo 2^32: take unsigned differences. */
 uint32_t eq_hal_ticks(void);
+
+/* Around one inference (the profiled span): the board restarts its counter's phase and holds back
+ * interrupts that are not needed, so that under QEMU -icount every reading in between is exact and
+ * repeatable (boards/common/cortexm/ticks.c). No-ops where that does not apply (sim). */
+void eq_hal_timed_begin(void);
+void eq_hal_timed_end(void);
 
 /* The flash model region (a blob may be there) and its size in bytes; NULL if none. */
 const uint8_t *eq_hal_flash_model(uint32_t *size);

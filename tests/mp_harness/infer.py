@@ -77,10 +77,8 @@ def step():
     s = m.scores(mv[_i * size:(_i + 1) * size], wire=job.get("wire", False))
     res["ms"] += ticks_diff(ticks_ms(), t0)
     a1 = gc.mem_alloc()
-    if a1 - base > res["peak_heap"]:
-        res["peak_heap"] = a1 - base
-    if a1 - a0 > res["alloc"]:
-        res["alloc"] = a1 - a0
+    res["peak_heap"] = max(res["peak_heap"], a1 - base)
+    res["alloc"] = max(res["alloc"], a1 - a0)
     res["scores"].append(s)
     res["classes"].append(edgeq_micro.argmax(s))
     lm = res["layer_ms"]

@@ -80,7 +80,7 @@ def reference_mlp(seed: int = 0, hidden: int = 256, thresh: int = 128):
     -> 1x1 CONV B1 SIGN -> 1x1 CONV B1 AFFINE), random +-1 weights, thresholds at the median of
     the accumulators so activations stay balanced."""
     from edgeq.graph import Conv, Graph
-    from edgeq.refnet import conv_acc, apply_stage, preprocess
+    from edgeq.refnet import apply_stage, conv_acc, preprocess
 
     rng = np.random.default_rng(seed)
     g = Graph((1, 28, 28), "THRESH", thresh, [], classes=[str(i) for i in range(10)])

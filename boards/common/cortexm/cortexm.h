@@ -9,7 +9,7 @@
 
 static inline void eq_nvic_enable(uint32_t irq) { NVIC_ISER(irq / 32u) = 1u << (irq % 32u); }
 
-/* start SysTick as the tick source (systick.c) */
-void eq_systick_start(void);
+/* start the tick source picked by [ticks] in board.toml (ticks.c) */
+void eq_ticks_init(void);
 
 #endif

@@ -1,0 +1,150 @@
+"""Export is exact: for every arch (short trainings on digits), the blob run by the C host runtime
+predicts the same class as the torch model in eval mode for every test image, with identical
+integer scores, and the numpy reference's accumulators equal the torch-computed ones."""
+
+import numpy as np
+import pytest
+import torch
+
+from edgeq import data, export, models, pack, refnet, train
+from edgeq.errors import EdgeqError, UnsupportedError
+
+torch.set_num_threads(1)
+
+ARCHS = ["bnn-mlp", "bnn-cnn", "xnor-cnn", "twn-cnn", "twn5-cnn", "dorefa-w1a2", "dorefa-w2a2", "hwgq-cnn"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load_split("digits")
+
+
+def _runtime():
+    try:
+        from edgeq.runtime import Model
+
+        Model  # noqa: B018
+        from edgeq import _native  # noqa: F401
+    except (ImportError, EdgeqError) as e:  # pragma: no cover
+        pytest.skip(f"C host runtime not built: {e}")
+    return Model
+
+
+def _check_exact(model, xte, n_ref=6):
+    Model = _runtime()
+    model.eval()
+    g = export.to_graph(model)
+    blob = pack.write_blob(g)
+    gin = export.graph_input(model, xte)
+    cls, scores = Model(blob).predict(gin)
+    ts = train.predict(model, xte)
+    tscores, accs = export.int_forward(model, torch.as_tensor(xte), return_accs=True)
+    np.testing.assert_array_equal(cls, ts)
+    np.testing.assert_array_equal(scores, tscores.numpy().astype(np.int64))
+    # the blob read back is the same graph; refnet accumulators == torch accumulators
+    g2 = pack.read_blob(blob)
+    for k in range(n_ref):
+        ref = [a for a in refnet.layer_accs(g2, gin[k]) if a is not None]
+        mine = export.accs_hwc(accs, k)
+        assert len(ref) == len(mine)
+        for j, (r, m) in enumerate(zip(ref, mine)):
+            np.testing.assert_array_equal(r, m, err_msg=f"image {k} conv {j}")
+    return blob, float((cls == ts).mean())
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_export_exact(arch, digits):
+    xtr, ytr, xte, yte, classes = digits
+    model, hist = train.build_and_train(arch, xtr, ytr, classes, epochs=3, seed=1)
+    blob, _ = _check_exact(model, xte)
+    acc = train.accuracy(model, xte, yte)
+    assert acc > 0.3, f"{arch}: accuracy {acc} after 3 epochs"
+    # float eval (unfolded batch norm) and integer eval agree on almost every image
+    with torch.no_grad():
+        fl = model.float_forward(torch.as_tensor(xte)).argmax(1).numpy()
+    assert (fl == train.predict(model, xte)).mean() >= 0.97
+
+
+def test_thresholds_flip_for_negative_gamma(digits):
+    """Negative BN gammas (flip) and every encoding path stay exact."""
+    xtr, ytr, xte, yte, classes = digits
+    for arch in ("bnn-cnn", "twn-cnn", "hwgq-cnn"):
+        torch.manual_seed(0)
+        model = models.build_model(arch, (1, 8, 8), classes)
+        model.train()
+        with torch.no_grad():
+            for _ in range(3):
+                model(torch.as_tensor(xtr[:256]))  # running statistics
+            for b in model.blocks:
+                b.bn.weight.mul_(torch.where(torch.rand_like(b.bn.weight) < 0.5, -1.0, 1.0))
+                b.bn.bias.uniform_(-0.5, 0.5)
+        g = export.to_graph(model)
+        assert any(bool(np.any(layer.flip)) for layer in g.layers if getattr(layer, "flip", None) is not None)
+        _check_exact(model, xte[:64], n_ref=3)
+
+
+def test_first_last_precision_and_pruned_sparse(digits):
+    xtr, ytr, xte, yte, classes = digits
+    model, _ = train.build_and_train("twn-cnn", xtr, ytr, classes, epochs=4, prune=0.85, first_wq="int8",
+                                     last_wq="int8")
+    g = export.to_graph(model)
+    encs = [layer.w_enc for layer in g.layers if hasattr(layer, "w_enc")]
+    assert encs[0] == "I8" and encs[-1] == "I8"
+    assert "TERN_SPARSE" in encs
+    for layer in g.layers[1:]:
+        if getattr(layer, "w_enc", "") == "TERN_SPARSE":
+            assert (layer.weight == 0).mean() >= 0.84
+    _check_exact(model, xte)
+    info = pack.blob_info(pack.write_blob(g))
+    sparse = [r for r in info["layers"] if r.get("w_enc") == "TERN_SPARSE"]
+    assert all(r["bits_per_weight"] < 1.0 for r in sparse if r["weights"] > 5000)
+
+
+def test_shift_bn_exports_exactly(digits):
+    xtr, ytr, xte, yte, classes = digits
+    torch.manual_seed(0)
+    model = models.build_model("bnn-cnn", (1, 8, 8), classes, bn="shift")
+    train.train_model(model, xtr, ytr, epochs=2, lr=3e-3)
+    _check_exact(model, xte[:100], n_ref=2)
+
+
+def test_checkpoint_roundtrip(tmp_path, digits):
+    xtr, ytr, xte, yte, classes = digits
+    model, _ = train.build_and_train("dorefa-w2a2", xtr, ytr, classes, epochs=1)
+    train.save_checkpoint(model, tmp_path / "m.pt")
+    m2 = train.load_checkpoint(tmp_path / "m.pt")
+    np.testing.assert_array_equal(train.predict(m2, xte), train.predict(model, xte))
+    assert export.export_blob(m2) == export.export_blob(model)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(EdgeqError):
+        train.load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_unexportable_and_unknown():
+    with pytest.raises(UnsupportedError):
+        models.build_model("nope", (1, 8, 8), list(range(10)))
+    m = models.build_model("bnn-cnn", (1, 8, 8), list(range(10)), first_wq="float")
+    m.eval()
+    with pytest.raises(UnsupportedError):
+        export.to_graph(m)
+
+
+def test_cli_train_digits(tmp_path, capsys):
+    from edgeq import cli
+
+    out = tmp_path / "m.eqb"
+    rc = cli.main(["train", "--arch", "bnn-mlp", "--epochs", "2", "--threads", "1", "--out", str(out)])
+    assert rc == 0 and out.is_file() and out.with_suffix(".pt").is_file()
+    text = capsys.readouterr().out
+    assert "test accuracy" in text and "agreement 100.00%" in text
+    g = pack.read_blob(out.read_bytes())
+    assert g.meta["arch"] == "bnn-mlp" and g.meta["image_shape"] == [1, 8, 8]
+    assert cli.main(["train", "--arch", "bnn-mlp", "--data", "npz:/no/file.npz", "--out", str(out)]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["bnn-cnn", "twn-cnn", "hwgq-cnn"])
+def test_digits_default_accuracy(arch, digits):
+    xtr, ytr, xte, yte, classes = digits
+    model, _ = train.build_and_train(arch, xtr, ytr, classes)
+    assert train.accuracy(model, xte, yte) >= 0.9
