@@ -39,18 +39,18 @@ def run_one(arch: str, prune: float, data, seed: int = 0, epochs=None) -> dict:
     info = pack.blob_info(blob)
     cls, _ = runtime.Model(blob).predict(export.graph_input(model, xte))
     torch_cls = train.predict(model, xte)
-    return dict(arch=arch, prune=prune, accuracy=float((cls == yte).mean()),
-                exact=bool((cls == torch_cls).all()), blob_bytes=len(blob), weights=info["weights"],
-                bits_per_weight=info["bits_per_weight"], compression=info["compression_vs_f32"],
-                sparsity=float(np.mean([r.get("sparsity", 0) for r in info["layers"] if "weights" in r]))
-                if prune else 0.0, train_s=round(secs, 1), epochs=hist["epochs"])
+    return {"arch": arch, "prune": prune, "accuracy": float((cls == yte).mean()),
+                "exact": bool((cls == torch_cls).all()), "blob_bytes": len(blob), "weights": info["weights"],
+                "bits_per_weight": info["bits_per_weight"], "compression": info["compression_vs_f32"],
+                "sparsity": float(np.mean([r.get("sparsity", 0) for r in info["layers"] if "weights" in r]))
+                if prune else 0.0, "train_s": round(secs, 1), "epochs": hist["epochs"]}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=str(DEFAULT_ROOT))
     ap.add_argument("--arch", action="append", help="arch[@sparsity], repeatable (default: all)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: edgeq.train.auto_threads)")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -59,7 +59,9 @@ def main(argv=None) -> int:
     from rich.table import Table
 
     from edgeq.data import mnist_benchmark_split
+    from edgeq.train import auto_threads
 
+    args.threads = args.threads or auto_threads()
     torch.set_num_threads(args.threads)
     runs = DEFAULT_RUNS
     if args.arch:

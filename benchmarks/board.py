@@ -1,9 +1,9 @@
 """Board benchmark on the reference Cortex-M4 (qemu-mps2-an386 under -icount).
 
 1. Executed instructions per inference, per layer type, as binary MACs per instruction. Under
-   `-icount shift=5` one instruction advances virtual time by 32 ns and SysTick counts the 25 MHz
-   CPU clock (40 ns), so instructions = ticks * 40 / 32, deterministic up to the few instructions
-   of a SysTick interrupt landing inside a layer. MACs come from each LAYER record's `macs`.
+   `-icount shift=5` one instruction advances virtual time by 32 ns and the board's CMSDK timer
+   counts the 25 MHz clock (40 ns), so instructions = ticks * 40 / 32, exactly and identically on
+   every run (docs/boards.md, "Ticks"). MACs come from each LAYER record's `macs`.
 2. Link: frames/s of ECHO and INFER round trips against what the link's byte rate allows
    (the measured host->board byte rate of the emulated UART, and a real 115200-baud UART).
 

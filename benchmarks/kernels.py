@@ -1,11 +1,12 @@
 """Kernel benchmark: ``python -m benchmarks.kernels [--quick] [--variant NAME]``.
 
 Single-threaded (OMP/OPENBLAS/MKL threads = 1 are set before numpy is imported, and
-torch.set_num_threads(1)). For each GEMM shape (M, K, N) every compiled kernel variant is timed
-on pre-packed operands (packing is a one-time cost for weights) next to numpy float32 matmul of the
-same shape measured in the same run; the 3x3 conv is compared with torch float32 conv2d when torch
-is importable. GOPS counts 2*M*N*K (one multiply + one add per MAC) for every kernel, binary
-ones included, so the numbers compare work, not instructions.
+torch.set_num_threads(1)). The machine is shared, so every ratio is measured *interleaved*: each
+kernel and its baseline alternate, one timed batch each, for several rounds, and the table shows
+median per-call times and the median of the per-round ratios (baseline and kernel see the same
+load). Operands are pre-packed (packing is a one-time cost for weights). GOPS counts 2*M*N*K
+for every kernel, binary ones included, so the numbers compare work, not instructions.
+OPENBLAS_CORETYPE is removed from the environment for the run (printed in the header).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_v] = "1"
+_CORETYPE = os.environ.pop("OPENBLAS_CORETYPE", None)  # let OpenBLAS pick its own kernels
 
 import argparse  # noqa: E402
 import time  # noqa: E402
@@ -27,20 +29,44 @@ SHAPES = [(1, 4096, 4096), (64, 784, 256), (256, 2304, 256)]
 CONV = (64, 32, 32, 64)  # C, H, W, K
 
 
-def bench(fn, min_time=0.25, repeat=5):
-    """Best per-call time (s) over `repeat` rounds of enough calls to last min_time/repeat."""
+ROUNDS = 9
+
+
+def _batch(fn, budget):
+    """Calls per timed batch so that one batch lasts about `budget` seconds."""
     fn()
     t0 = time.perf_counter()
     fn()
-    one = max(time.perf_counter() - t0, 1e-7)
-    number = max(1, int(min_time / repeat / one))
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / number)
-    return best
+    return max(1, int(budget / max(time.perf_counter() - t0, 1e-7)))
+
+
+def _timed(fn, number):
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+def pair(fn, base, rounds=ROUNDS, budget=0.02):
+    """Interleaved timing: per round, one batch of `base` then one of `fn` (order alternating).
+    Returns (median time of fn, median time of base, median of per-round base/fn ratios)."""
+    nf, nb = _batch(fn, budget), _batch(base, budget)
+    tf, tb = [], []
+    for r in range(rounds):
+        if r % 2:
+            tf.append(_timed(fn, nf))
+            tb.append(_timed(base, nb))
+        else:
+            tb.append(_timed(base, nb))
+            tf.append(_timed(fn, nf))
+    ratios = sorted(b / f for b, f in zip(tb, tf))
+    return float(np.median(tf)), float(np.median(tb)), ratios[len(ratios) // 2]
+
+
+def bench(fn, rounds=ROUNDS, budget=0.02):
+    """Median per-call time over `rounds` batches."""
+    n = _batch(fn, budget)
+    return float(np.median([_timed(fn, n) for _ in range(rounds)]))
 
 
 def _p(ffi, t, a):
@@ -48,6 +74,7 @@ def _p(ffi, t, a):
 
 
 def gemm_rows(m, k, n, variants, quick):
+    """Rows: (kernel, variant, t, ops, t_ref, ratio_ref, t_base, ratio_base, base_name)."""
     from edgeq._native import ffi, lib
 
     rng = np.random.default_rng(0)
@@ -55,8 +82,9 @@ def gemm_rows(m, k, n, variants, quick):
     ops = 2.0 * m * n * k
     af = rng.standard_normal((m, k)).astype(np.float32)
     bf = rng.standard_normal((k, n)).astype(np.float32)
-    t_np = bench(lambda: af @ bf)
-    rows.append(("numpy f32 matmul", "openblas", t_np, ops, t_np, None, None))
+    f_np = lambda: af @ bf  # noqa: E731
+    t_np = bench(f_np)
+    rows.append(("numpy f32 matmul", "openblas", t_np, ops, t_np, 1.0, None, None, None))
 
     a_pm = rng.choice(np.array([-1, 1], np.int8), (m, k))
     b_pm = rng.choice(np.array([-1, 1], np.int8), (n, k))
@@ -76,34 +104,42 @@ def gemm_rows(m, k, n, variants, quick):
     a_c = rng.integers(0, 4, (m, k)).astype(np.uint8)
     w_c = rng.integers(0, 4, (n, k)).astype(np.uint8)
     out = np.empty((m, n), np.int32)
-    po = _p(ffi, "int32_t *", out)
+    out2 = np.empty((m, n), np.int32)
+    po, po2 = _p(ffi, "int32_t *", out), _p(ffi, "int32_t *", out2)
+    rounds = 5 if quick else ROUNDS
 
     for v in variants:
         K.use_variant(v)
         pa, pb, pw = (_p(ffi, "uint32_t *", x) for x in (ap, bp, wp))
-        t = bench(lambda: lib.eq_host_gemm_xnor_b1b1(pa, pb, m, n, k, po))
+        f = lambda: lib.eq_host_gemm_xnor_b1b1(pa, pb, m, n, k, po)  # noqa: E731
+        t, tn, rr = pair(f, f_np, rounds)
         assert (out == a_pm.astype(np.int32) @ b_pm.astype(np.int32).T).all()
-        rows.append(("xnor b1 x b1", v, t, ops, t_np, None, None))
-        t = bench(lambda: lib.eq_host_gemm_tern_b1(pa, pw, m, n, k, po))
-        rows.append(("ternary bitplanes (b1 act)", v, t, ops, t_np, None, None))
+        rows.append(("xnor b1 x b1", v, t, ops, tn, rr, None, None, None))
+        f = lambda: lib.eq_host_gemm_tern_b1(pa, pw, m, n, k, po)  # noqa: E731
+        t, tn, rr = pair(f, f_np, rounds)
+        assert (out == a_pm.astype(np.int32) @ w_t.astype(np.int32).T).all()
+        rows.append(("ternary bitplanes (b1 act)", v, t, ops, tn, rr, None, None, None))
         pai, pwi = _p(ffi, "int8_t *", a_i8), _p(ffi, "int8_t *", w_i8)
-        t_i8 = bench(lambda: lib.eq_host_gemm_i8(pai, pwi, m, n, k, po))
-        rows.append(("dense int8", v, t_i8, ops, t_np, None, None))
+        f_i8 = lambda: lib.eq_host_gemm_i8(pai, pwi, m, n, k, po2)  # noqa: E731
+        t_i8, tn, rr = pair(f_i8, f_np, rounds)
+        rows.append(("dense int8", v, t_i8, ops, tn, rr, None, None, None))
         psp, psc = _p(ffi, "uint8_t *", sp), _p(ffi, "void *", scratch)
-        t = bench(lambda: lib.eq_host_gemm_tern_sparse_i8(pai, psp, enc.size, m, n, k,
-                                                          psc, ss, po))
+        f = lambda: lib.eq_host_gemm_tern_sparse_i8(pai, psp, enc.size, m, n, k,  # noqa: E731
+                                                    psc, ss, po)
+        t, tb, rb = pair(f, f_i8, rounds)
         assert (out == a_i8.astype(np.int32) @ w_sp.astype(np.int32).T).all()
-        rows.append(("ternary skip-zero i8, 90% zeros", v, t, ops, t_np, t_i8, "dense int8"))
+        rows.append(("ternary skip-zero i8, 90% zeros", v, t, ops, t_np, t_np / t, tb, rb,
+                     "dense int8"))
         if not quick or v != "portable":
             pac, pwc, pl = (_p(ffi, "uint8_t *", a_c), _p(ffi, "uint8_t *", w_c),
                             _p(ffi, "int32_t *", lut))
-            t = bench(lambda: lib.eq_host_gemm_lut_u8(pac, pwc, pl, 4, 4, m, n, k, po))
-            rows.append(("LUT 2b x 2b", v, t, ops, t_np, None, None))
+            t = bench(lambda: lib.eq_host_gemm_lut_u8(pac, pwc, pl, 4, 4, m, n, k, po), rounds)
+            rows.append(("LUT 2b x 2b", v, t, ops, t_np, t_np / t, None, None, None))
     K.use_variant(None)
     return rows
 
 
-def conv_rows(variants):
+def conv_rows(variants, quick):
     from edgeq._native import ffi, lib
 
     c, h, w, k = CONV
@@ -113,14 +149,15 @@ def conv_rows(variants):
     ops = 2.0 * k * c * 9 * h * w
     rows = []
     t_ref = None
+    rounds = 5 if quick else ROUNDS
     try:
         import torch
 
         torch.set_num_threads(1)
         tx, tw = torch.from_numpy(x[None]), torch.from_numpy(wt)
         with torch.no_grad():
-            t_ref = bench(lambda: torch.nn.functional.conv2d(tx, tw, padding=1))
-        rows.append(("torch f32 conv2d", "torch", t_ref, ops, t_ref, None, None))
+            t_ref = bench(lambda: torch.nn.functional.conv2d(tx, tw, padding=1), rounds)
+        rows.append(("torch f32 conv2d", "torch", t_ref, ops, t_ref, 1.0, None, None, None))
     except ImportError:
         pass
     out = np.empty((k, h, w), np.float32)
@@ -131,10 +168,44 @@ def conv_rows(variants):
     pb1, pb2 = _p(ffi, "void *", b1), _p(ffi, "void *", b2)
     for v in variants:
         K.use_variant(v)
-        t_im = bench(lambda: lib.eq_host_conv3x3_im2col_f32(px, pw, c, h, w, k, pb2, s2, po))
-        rows.append(("conv3x3 im2col + gemm", v, t_im, ops, t_ref, None, None))
-        t_wi = bench(lambda: lib.eq_host_conv3x3_wino_f23_f32(px, pw, c, h, w, k, pb1, s1, po))
-        rows.append(("conv3x3 winograd F(2,3) + gemm", v, t_wi, ops, t_ref, t_im, "im2col"))
+        f_im = lambda: lib.eq_host_conv3x3_im2col_f32(px, pw, c, h, w, k, pb2, s2, po)  # noqa: E731
+        f_wi = lambda: lib.eq_host_conv3x3_wino_f23_f32(px, pw, c, h, w, k, pb1, s1, po)  # noqa: E731
+        t_wi, t_im, rr = pair(f_wi, f_im, rounds)
+        r_im = t_ref / t_im if t_ref else None
+        r_wi = t_ref / t_wi if t_ref else None
+        rows.append(("conv3x3 im2col + gemm", v, t_im, ops, t_ref, r_im, None, None, None))
+        rows.append(("conv3x3 winograd F(2,3) + gemm", v, t_wi, ops, t_ref, r_wi, t_im, rr,
+                     "im2col"))
+    K.use_variant(None)
+    return rows
+
+
+def m1_rows(variants, quick):
+    """M = 1 skip-zero (the serial-decode case) against dense int8, both interleaved."""
+    from edgeq._native import ffi, lib
+
+    m, k, n = 1, 4096, 1024
+    rng = np.random.default_rng(2)
+    a = rng.integers(-128, 128, (m, k)).astype(np.int8)
+    wd = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    ws = np.where(rng.random((n, k)) < 0.9, 0,
+                  rng.choice(np.array([-1, 1], np.int8), (n, k))).astype(np.int8)
+    enc = K.sparse_encode(ws)
+    sp = np.zeros((enc.size + 3) // 4, np.uint32)
+    sp.view(np.uint8)[: enc.size] = enc
+    nib = int(np.frombuffer(enc[: 4 * (n + 1)].tobytes(), np.uint32)[-1])
+    out = np.empty((m, n), np.int32)
+    pa, pwd, psp, po = (_p(ffi, t, x) for t, x in (("int8_t *", a), ("int8_t *", wd),
+                                                   ("uint8_t *", sp), ("int32_t *", out)))
+    rows = []
+    for v in variants:
+        K.use_variant(v)
+        f_d = lambda: lib.eq_host_gemm_i8(pa, pwd, m, n, k, po)  # noqa: E731
+        f_s = lambda: lib.eq_host_gemm_tern_sparse_i8(pa, psp, enc.size, m, n, k,  # noqa: E731
+                                                      ffi.NULL, 0, po)
+        t_s, t_d, rr = pair(f_s, f_d, 5 if quick else ROUNDS)
+        rows.append((f"skip-zero i8 M=1 ({t_s / nib * 1e9:.2f} ns/nibble)", v, t_s,
+                     2.0 * m * n * k, None, None, t_d, rr, "dense int8"))
     K.use_variant(None)
     return rows
 
@@ -151,27 +222,39 @@ def render(title, rows, ref_name):
     t = Table(title=title)
     for col in ("kernel", "variant", "time (ms)", "GOPS", f"vs {ref_name}", "vs baseline"):
         t.add_column(col, justify="left" if col in ("kernel", "variant") else "right")
-    for name, var, sec, ops, t_ref, t_base, base_name in rows:
+    for name, var, sec, ops, _t_ref, r_ref, _t_base, r_base, base_name in rows:
         t.add_row(name, var, f"{sec * 1e3:.3f}", f"{ops / sec / 1e9:.1f}",
-                  f"{t_ref / sec:.2f}x" if t_ref else "-",
-                  f"{t_base / sec:.2f}x {base_name}" if t_base else "")
+                  f"{r_ref:.2f}x" if r_ref else "-",
+                  f"{r_base:.2f}x {base_name}" if r_base else "")
     Console(width=120).print(t)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="smaller time budget per measurement")
+    ap.add_argument("--quick", action="store_true", help="fewer rounds per measurement")
     ap.add_argument("--variant", action="append", help="only these variants (repeatable)")
     args = ap.parse_args(argv)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
     names = [v["name"] for v in K.variants() if v["supported"]]
     if args.variant:
         names = [n for n in names if n in args.variant]
+    load = "/".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"variants: {', '.join(names)} (auto: {K.current_variant()}); single thread; "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '<unset>')}")
+          f"OPENBLAS_CORETYPE unset for this run (was {_CORETYPE or '<unset>'}); "
+          f"load average {load}; ratios = median of {5 if args.quick else ROUNDS} interleaved "
+          "rounds")
     for m, k, n in SHAPES:
         render(f"GEMM M={m} K={k} N={n}", gemm_rows(m, k, n, names, args.quick), "numpy f32")
+    render("skip-zero ternary, M=1 K=4096 N=1024", m1_rows(names, args.quick), "numpy f32")
     c, h, w, k = CONV
-    render(f"3x3 conv C={c} K={k} {h}x{w}, stride 1, pad 1", conv_rows(names), "torch f32")
+    render(f"3x3 conv C={c} K={k} {h}x{w}, stride 1, pad 1", conv_rows(names, args.quick),
+           "torch f32")
+    print(f"load average at the end: {'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ class Board:
         if st != P.OK:
             detail = ""
             if len(reply.payload) >= P.ERROR.size:
-                detail = P.ERROR.unpack_from(reply.payload)[1]
+                detail = P.fields("ERROR_REPLY", reply.payload)["detail"]
             raise BoardError(_error_message(what, st, detail), status=st)
 
     # ---- commands ---------------------------------------------------------------------------
@@ -183,7 +183,7 @@ class Board:
 
     def reset(self) -> P.ModelSummary:
         """Drop an uploaded model and go back to the boot state (the flash model if valid)."""
-        return P.ModelSummary.parse(self.request(P.CMD["RESET"]).payload, 1)
+        return P.ModelSummary.parse(self.request(P.CMD["RESET"]).payload, P.MODEL_REPLY_OFFSET)
 
     def load(self, blob: bytes, progress=None, chunk: int | None = None) -> P.ModelSummary:
         """Upload a blob into the board's RAM model buffer and make it the active model.
@@ -217,7 +217,7 @@ class Board:
                 st = r.status
                 if st not in (P.OK, P.STATUS["ERR_SEQUENCE"]) or len(r.payload) < P.NEXT.size:
                     self.check(r, "LOAD_CHUNK")
-                nxt = P.NEXT.unpack_from(r.payload)[1]
+                nxt = P.fields("NEXT_REPLY", r.payload)["next"]
                 if st == P.STATUS["ERR_SEQUENCE"] and nxt == 0 and acked > 0:
                     self.check(r, "LOAD_CHUNK")  # the board dropped the upload (reset?)
                 if nxt > acked:
@@ -230,7 +230,7 @@ class Board:
                     raise ProtocolError(f"{self.url}: upload stuck at byte {acked} of {total}")
                 self._drain(0.2)
         reply = self.request(P.CMD["LOAD_END"], timeout=max(self.timeout, 10.0))
-        summary = P.ModelSummary.parse(reply.payload, 1)
+        summary = P.ModelSummary.parse(reply.payload, P.MODEL_REPLY_OFFSET)
         if summary.crc32 != crc or summary.size != total:
             raise ProtocolError(f"{self.url}: board holds a blob of {summary.size} B, CRC "
                                 f"{summary.crc32:08x}; sent {total} B, CRC {crc:08x}")

@@ -33,7 +33,8 @@ def register(sub) -> None:
     p.add_argument("--last-w", default=None, help="last-layer weight quantizer (e.g. int8)")
     p.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch (default: up to 2, fewer when the cores are busy)")
     p.add_argument("--ckpt", default=None, help="checkpoint path (default: OUT with .pt)")
     p.add_argument("--out", required=True, help="blob path to write (.eqb)")
     p.set_defaults(func=run)
@@ -55,8 +56,7 @@ def run(args) -> int:
     for q in (args.first_w, args.last_w):
         if q:
             make_weight_quantizer(q)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads if args.threads > 0 else train.auto_threads())
     con = Console(stderr=True)
     xtr, ytr, xte, yte, classes = data.load_split(args.data)
     con.print(f"data {args.data}: {len(xtr)} train / {len(xte)} test images {tuple(xtr.shape[1:])}, "

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from . import bits as B
 from .errors import UnsupportedError
-from .graph import Conv, Graph, MaxPool
+from .graph import Conv, Graph, MaxPool, infer_shapes
 from .quant import bn_affine_terms
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
@@ -157,7 +157,7 @@ def to_graph(model, meta: dict | None = None) -> Graph:
     for fb in fold(model):
         w = np.transpose(fb.codes if fb.w_enc == "KBIT" else fb.values, (0, 2, 3, 1))
         w = np.ascontiguousarray(w.astype(np.uint8 if fb.w_enc == "KBIT" else np.int8))
-        kw = dict(weight=w, w_enc=fb.w_enc, out=fb.out, stride=fb.stride, pad=fb.pad, name=fb.name)
+        kw = {"weight": w, "w_enc": fb.w_enc, "out": fb.out, "stride": fb.stride, "pad": fb.pad, "name": fb.name}
         if fb.w_enc == "KBIT":
             kw.update(lut=fb.lut.astype(np.int32), wbits=fb.wbits)
         if fb.out == "AFFINE":
@@ -167,15 +167,26 @@ def to_graph(model, meta: dict | None = None) -> Graph:
         layers.append(Conv(**kw))
         if fb.pool:
             layers.append(MaxPool(k=fb.pool, stride=fb.pool, name=fb.name + "_pool"))
-    m = dict(arch=model.arch, config=model.config, image_shape=list(model.pre.image_shape))
+    m = {"arch": model.arch, "config": model.config, "image_shape": list(model.pre.image_shape)}
     m.update(meta or {})
-    return Graph(input_shape=tuple(model.pre.graph_input_shape), pre_mode=model.pre.mode,
-                 pre_param=model.pre.param if model.pre.mode != "RAW" else 0, layers=layers,
-                 classes=list(model.classes), meta=m)
+    g = Graph(input_shape=tuple(model.pre.graph_input_shape), pre_mode=model.pre.mode,
+              pre_param=model.pre.param if model.pre.mode != "RAW" else 0, layers=layers,
+              classes=list(model.classes), meta=m)
+    # ternary: skip-zero stream or bit-planes, whichever is smaller in the stored form (dense
+    # layers are stored as FLATTEN + 1x1 CONV, without per-tap word padding)
+    from .pack import best_ternary_encoding
+
+    for layer, s in zip(g.layers, infer_shapes(g)):
+        if isinstance(layer, Conv) and layer.w_enc in ("TERN", "TERN_SPARSE"):
+            h, w, _ = s.in_shape
+            dense = layer.pad == 0 and (layer.kh, layer.kw) == (h, w)
+            wt = layer.weight.reshape(layer.n_out, 1, 1, -1) if dense else layer.weight
+            layer.w_enc = best_ternary_encoding(wt)
+    return g
 
 
 def graph_input(model, px: np.ndarray) -> np.ndarray:
-    """Raw uint8 images (N, C, H, W) -> the graph's input shape (flattened for MLPs)."""
+    """Raw uint8 images (N, C, H, W) -> the graph's input shape (only differs for Pre(flatten=True))."""
     px = np.asarray(px, np.uint8)
     return px.reshape((len(px),) + tuple(model.pre.graph_input_shape))
 

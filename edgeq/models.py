@@ -16,14 +16,14 @@ Input preprocessing (stored in the graph as pre_mode/pre_param; pixels are raw u
   THRESH t : first activation is binary, +1 where pixel >= t (the network sees +-1);
   RAW      : the pixel code 0..255 itself (the network sees pixel / 255 in training);
   QUANT k  : code = (pixel * (2**k - 1) + 127) // 255 (the network sees code / (2**k - 1)).
-``flatten=True`` (the MLP) reshapes the (C, H, W) image to (C*H*W, 1, 1) so the first dense layer
-packs its binary weights along channels (no per-tap word padding); the exported graph's input is
-then (C*H*W, 1, 1), meta['image_shape'] keeps the original shape, and callers reshape images
-(same bytes, same order).
+Dense layers over an image (the MLP's first layer) are convolutions whose kernel covers the
+image; the packer stores them as FLATTEN + 1x1 CONV, so binary weights cost 1 bit each.
+(`Pre(flatten=True)` instead makes the graph input (C*H*W, 1, 1); no built-in arch uses it.)
 
 Architectures (`ARCHS`, each for 28x28 and 8x8 inputs; any square size works):
-  bnn-mlp     THRESH input, [BNN] sign weights and activations, dense 256-256-n
-  bnn-cnn     THRESH input, [BNN] conv net, binary everywhere
+  bnn-mlp     THRESH input (binary), [BNN] sign weights and activations, dense 256-256-n
+  bnn-cnn     RAW input (first layer: pixel codes x +-1 weights, as in [BNN]), then binary
+              weights and activations everywhere
   xnor-cnn    RAW input, [XNOR] BWN weights (alpha per channel, folded) and sign activations
   twn-cnn     RAW input, [TWN] ternary weights, 2-bit uniform activations (TERN x U8 codes)
   twn5-cnn    RAW input, 5-level {-2..2} weights (3-bit KBIT), 2-bit activations
@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from .errors import UnsupportedError
 from .graph import PRE_MODES
@@ -158,7 +158,7 @@ class ArchSpec:
 
 ARCHS = {
     "bnn-mlp": ArchSpec(("THRESH", 128), "sign", "sign", kind="mlp", lr=3e-3, epochs=20),
-    "bnn-cnn": ArchSpec(("THRESH", 128), "sign", "sign", lr=3e-3),
+    "bnn-cnn": ArchSpec(("RAW", 0), "sign", "sign", lr=3e-3),
     "xnor-cnn": ArchSpec(("RAW", 0), "bwn", "sign", lr=3e-3),
     "twn-cnn": ArchSpec(("RAW", 0), "twn", "dorefa2", lr=2e-3),
     "twn5-cnn": ArchSpec(("RAW", 0), "tern5", "dorefa2", lr=2e-3),
@@ -200,12 +200,12 @@ def build_model(arch: str, input_shape: tuple, classes: list, *, first_wq: str |
     n = len(classes)
     fw = first_wq or spec.first_wq or spec.wq
     lw = last_wq or spec.last_wq or spec.wq
-    W = lambda v: max(8, int(round(v * width)))  # noqa: E731
-    pre = Pre(spec.pre[0], spec.pre[1], (c, h, w), flatten=spec.kind == "mlp")
+    W = lambda v: max(8, round(v * width))
+    pre = Pre(spec.pre[0], spec.pre[1], (c, h, w))
     blocks = []
     if spec.kind == "mlp":
         hid = W(256)
-        blocks = [QBlock(c * h * w, hid, 1, wq=fw, act=_act(spec.act), bn=bn),
+        blocks = [QBlock(c, hid, h, wq=fw, act=_act(spec.act), bn=bn, kw=w),
                   QBlock(hid, hid, 1, wq=spec.wq, act=_act(spec.act), bn=bn),
                   QBlock(hid, n, 1, wq=lw, act=None)]
     elif h >= 16:  # 28x28-style
@@ -222,7 +222,7 @@ def build_model(arch: str, input_shape: tuple, classes: list, *, first_wq: str |
                   QBlock(c1, c2, 3, pad=1, wq=spec.wq, act=_act(spec.act), pool=2, bn=bn),
                   QBlock(c2, fc, h // 2, wq=spec.wq, act=_act(spec.act), bn=bn, kw=w // 2),
                   QBlock(fc, n, 1, wq=lw, act=None)]
-    cfg = dict(arch=name, input_shape=[c, h, w], first_wq=fw, last_wq=lw, width=width, bn=bn)
+    cfg = {"arch": name, "input_shape": [c, h, w], "first_wq": fw, "last_wq": lw, "width": width, "bn": bn}
     return QNet(pre, blocks, classes, arch=name, config=cfg)
 
 

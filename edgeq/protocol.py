@@ -177,15 +177,30 @@ class FrameReader:
 
 
 # ---- payloads -------------------------------------------------------------------------------
-HELLO = struct.Struct("<BBBBHH")           # status, proto, window, caps, max_payload, fw_version
-INFO_FIXED = struct.Struct("<BBBBHHHHIIIIIIII")
-SUMMARY = struct.Struct("<BBHII8sHHHHII")  # 36 bytes, see ModelSummary
-INFER_HEAD = struct.Struct("<BBHHHI")      # status, 0, cls, n, 0, ticks
-PROFILE_HEAD = struct.Struct("<BBHII")     # status, 0, n, total, tick_hz
-NEXT = struct.Struct("<BI")                # status, next offset (LOAD_BEGIN/CHUNK replies)
-ERROR = struct.Struct("<BI")               # status, detail
-LOAD_BEGIN = struct.Struct("<II")          # total size, crc32 of the whole blob
-CHUNK_HEAD = struct.Struct("<I")           # offset
+# Layouts are the records of edgeq/spec.py (the firmware writes the same fields at the offsets
+# generated from them into eq_spec.h); docs/protocol.md describes them.
+def _record(name: str) -> struct.Struct:
+    return struct.Struct(spec.fmt(spec.RECORDS[name]))
+
+
+HELLO = _record("HELLO_REPLY")             # status, proto, window, caps, max_payload, fw_version
+INFO_FIXED = _record("INFO_REPLY")         # HELLO fields, versions, clocks, memory, counters, summary
+SUMMARY = _record("MODEL_SUMMARY")         # 36 bytes, see ModelSummary
+MODEL_REPLY = _record("MODEL_REPLY")       # status + summary (LOAD_END, RESET)
+INFER_HEAD = _record("INFER_REPLY")        # status, 0, cls, n, 0, ticks; scores i32[n] follow
+PROFILE_HEAD = _record("PROFILE_REPLY")    # status, 0, n, total, tick_hz; ticks u32[n] follow
+NEXT = _record("NEXT_REPLY")               # status, next offset (LOAD_BEGIN/CHUNK replies)
+ERROR = _record("ERROR_REPLY")             # status, detail
+LOAD_BEGIN = _record("LOAD_BEGIN_REQ")     # total size, crc32 of the whole blob
+CHUNK_HEAD = _record("LOAD_CHUNK_REQ")     # offset; the data follow
+SUMMARY_OFFSET = spec.offsets(spec.INFO_REPLY)["model"]      # the summary inside INFO
+MODEL_REPLY_OFFSET = spec.offsets(spec.MODEL_REPLY)["model"]  # ... inside LOAD_END/RESET replies
+
+
+def fields(name: str, p: bytes, off: int = 0) -> dict:
+    """Unpack record `name` of edgeq/spec.py at p[off:] into {field: value}."""
+    rec = spec.RECORDS[name]
+    return dict(zip((f for f, _, _ in rec), struct.unpack_from(spec.fmt(rec), p, off)))
 
 
 @dataclass
@@ -199,8 +214,9 @@ class Hello:
     @classmethod
     def parse(cls, p: bytes) -> Hello:
         _need(p, HELLO.size, "HELLO")
-        _, proto, window, caps, maxp, fw = HELLO.unpack_from(p)
-        return cls(proto, max(1, window), caps, maxp, (fw >> 8, fw & 0xFF))
+        f = fields("HELLO_REPLY", p)
+        fw = f["fw_version"]
+        return cls(f["proto"], max(1, f["window"]), f["caps"], f["max_payload"], (fw >> 8, fw & 0xFF))
 
 
 @dataclass
@@ -218,11 +234,14 @@ class ModelSummary:
 
     @classmethod
     def parse(cls, p: bytes, off: int = 0) -> ModelSummary:
+        """MODEL_SUMMARY at p[off:] (INFO: SUMMARY_OFFSET; LOAD_END/RESET: MODEL_REPLY_OFFSET)."""
         _need(p, off + SUMMARY.size, "model summary")
-        src, pre, nl, size, crc, h, ncls, c, hh, w, wire, arena = SUMMARY.unpack_from(p, off)
-        if src == 0:
+        f = fields("MODEL_SUMMARY", p, off)
+        if f["source"] == 0:
             return cls("none")
-        return cls(SOURCES.get(src, f"?{src}"), pre, nl, size, crc, h, ncls, (c, hh, w), wire, arena)
+        return cls(SOURCES.get(f["source"], f"?{f['source']}"), f["pre_mode"], f["n_layers"], f["size"],
+                   f["crc32"], f["model_hash"], f["n_classes"], (f["in_c"], f["in_h"], f["in_w"]),
+                   f["input_wire"], f["arena_need"])
 
     @property
     def loaded(self) -> bool:
@@ -250,13 +269,15 @@ class Info:
 
     @classmethod
     def parse(cls, p: bytes) -> Info:
-        _need(p, INFO_FIXED.size + SUMMARY.size, "INFO")
-        (_, proto, window, caps, maxp, fw, bmaj, bmin, cpu, tick, buf, arena, flash, ok, bad,
-         ovr) = INFO_FIXED.unpack_from(p)
-        model = ModelSummary.parse(p, INFO_FIXED.size)
-        board = p[INFO_FIXED.size + SUMMARY.size:].decode("utf-8", "replace")
-        return cls(proto, max(1, window), caps, maxp, (fw >> 8, fw & 0xFF), (bmaj, bmin), cpu,
-                   tick, buf, arena, flash, ok, bad, ovr, model, board)
+        _need(p, INFO_FIXED.size, "INFO")
+        f = fields("INFO_REPLY", p)
+        fw = f["fw_version"]
+        model = ModelSummary.parse(p, SUMMARY_OFFSET)
+        board = p[INFO_FIXED.size:].decode("utf-8", "replace")
+        return cls(f["proto"], max(1, f["window"]), f["caps"], f["max_payload"], (fw >> 8, fw & 0xFF),
+                   (f["blob_major"], f["blob_minor"]), f["cpu_hz"], f["tick_hz"], f["model_buf"],
+                   f["arena"], f["flash_model"], f["frames_ok"], f["frames_bad"], f["rx_overruns"],
+                   model, board)
 
 
 @dataclass
@@ -272,7 +293,8 @@ class Profile:
     @classmethod
     def parse(cls, p: bytes) -> Profile:
         _need(p, PROFILE_HEAD.size, "PROFILE")
-        _, _, n, total, hz = PROFILE_HEAD.unpack_from(p)
+        f = fields("PROFILE_REPLY", p)
+        n, total, hz = f["n"], f["total"], f["tick_hz"]
         _need(p, PROFILE_HEAD.size + 4 * n, "PROFILE")
         ticks = list(struct.unpack_from(f"<{n}I", p, PROFILE_HEAD.size))
         return cls(ticks, total, hz)
@@ -281,7 +303,8 @@ class Profile:
 def parse_infer(p: bytes):
     """INFER reply -> (cls, scores int32 list, ticks)."""
     _need(p, INFER_HEAD.size, "INFER")
-    _, _, cls, n, _, ticks = INFER_HEAD.unpack_from(p)
+    f = fields("INFER_REPLY", p)
+    cls, n, ticks = f["cls"], f["n"], f["ticks"]
     _need(p, INFER_HEAD.size + 4 * n, "INFER")
     if n and cls >= n:
         raise ProtocolError(f"INFER reply: class {cls} outside {n} scores")

@@ -18,7 +18,7 @@ import copy
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 from .errors import EdgeqError
 
@@ -35,7 +35,7 @@ def prunable(model: nn.Module, skip_first: bool = False) -> dict:
 
 
 def _kth_abs(values: torch.Tensor, sparsity: float) -> float:
-    k = int(round(sparsity * values.numel()))
+    k = round(sparsity * values.numel())
     if k <= 0:
         return -1.0
     return float(values.abs().flatten().kthvalue(min(k, values.numel())).values)
@@ -73,7 +73,7 @@ def filter_masks(model: nn.Module, layer: str, amount: float) -> dict:
     with the smallest L1 norm (whole rows of the weight)."""
     p = prunable(model)[layer].detach()
     norms = p.abs().flatten(1).sum(1)
-    k = int(round(amount * len(norms)))
+    k = round(amount * len(norms))
     keep = torch.ones(len(norms), dtype=torch.bool)
     if k > 0:
         keep[torch.argsort(norms)[:k]] = False

@@ -32,12 +32,12 @@ Papers:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from .errors import UnsupportedError
 
@@ -313,7 +313,7 @@ def _cond_mean(a: float, b: float) -> float:
     return float((stats.norm.pdf(a) - stats.norm.pdf(b)) / den)
 
 
-@lru_cache(maxsize=None)
+@cache
 def hwgq_lloyd_levels(bits: int, iters: int = 300) -> tuple:
     """Lloyd-Max levels of the half-wave Gaussian quantizer [HWGQ sec. 3.3]: 2**bits levels
     q_0 = 0 < q_1 < ... on the half-normal density (x > 0 of N(0,1)), q_0 held at 0 so that
@@ -328,7 +328,7 @@ def hwgq_lloyd_levels(bits: int, iters: int = 300) -> tuple:
     return tuple(float(v) for v in q)
 
 
-@lru_cache(maxsize=None)
+@cache
 def hwgq_uniform_step(bits: int) -> float:
     """Step D of the uniform HWGQ quantizer q_i = i*D (i < 2**bits) minimising the mean squared
     error on the half-normal density (closed-form cell integrals with scipy.stats.norm, bounded
@@ -720,8 +720,10 @@ class ShiftBatchNorm2d(nn.BatchNorm2d):
             var = x.var(dim=(0, 2, 3), unbiased=False)
             with torch.no_grad():
                 n = x.numel() / x.shape[1]
-                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mu)
-                self.running_var.mul_(1 - self.momentum).add_(self.momentum * var * n / max(n - 1, 1))
+                self.num_batches_tracked += 1
+                f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean.mul_(1 - f).add_(f * mu)
+                self.running_var.mul_(1 - f).add_(f * var * n / max(n - 1, 1))
         else:
             mu, var = self.running_mean, self.running_var
         g = ap2(self.weight / torch.sqrt(var + self.eps))
@@ -745,7 +747,7 @@ class ShiftAdaMax(torch.optim.Optimizer):
     theta -= AP2(lr / (1 - b1**t)) * m * AP2(1 / v)   (multiplications by powers of two = shifts)."""
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
 
     @torch.no_grad()
     def step(self, closure=None):

@@ -183,7 +183,87 @@ FRAME_MAX_PAYLOAD = 4096  # protocol maximum; a board advertises its own (<=) in
 FRAME_CRC_SIZE = 4
 FRAME_DELIM = 0  # COBS frames end with a zero byte
 
-RECORDS = {"HEADER": HEADER, "TENSOR": TENSOR, "LAYER": LAYER, "FRAME": FRAME}
+# Payloads of the protocol (docs/protocol.md), fixed parts; a variable tail is said in the record's
+# last description. Every reply starts with `status` (STATUS); eq_app.c writes each field at the
+# offset generated from here and edgeq/protocol.py unpacks with fmt() of the same record.
+MODEL_SUMMARY = [
+    ("source", "B", "0 none, 1 flash (found at boot), 2 RAM (uploaded with LOAD_*)"),
+    ("pre_mode", "B", "PRE_* of the model"),
+    ("n_layers", "H", ""),
+    ("size", "I", "blob bytes"),
+    ("crc32", "I", "zlib CRC of the whole blob, computed by the board"),
+    ("model_hash", "8s", "from the blob header"),
+    ("n_classes", "H", ""),
+    ("in_c", "H", ""),
+    ("in_h", "H", ""),
+    ("in_w", "H", ""),
+    ("input_wire", "I", "bytes of one INFER payload"),
+    ("arena_need", "I", "arena bytes the model needs; every field after source is 0 with no model"),
+]
+HELLO_REPLY = [
+    ("status", "B", "STATUS"),
+    ("proto", "B", "PROTOCOL_VERSION of the board"),
+    ("window", "B", "frames the host may send before waiting for replies"),
+    ("caps", "B", "capability bits: 1 PROFILE, 2 flash model region, 4 model loaded"),
+    ("max_payload", "H", "largest request payload the board accepts"),
+    ("fw_version", "H", "firmware version, major << 8 | minor"),
+]
+INFO_REPLY = HELLO_REPLY + [
+    ("blob_major", "H", "BLOB_VERSION_MAJOR the runtime reads"),
+    ("blob_minor", "H", "BLOB_VERSION_MINOR"),
+    ("cpu_hz", "I", "CPU clock"),
+    ("tick_hz", "I", "rate of the INFER/PROFILE ticks"),
+    ("model_buf", "I", "bytes of the RAM model buffer (LOAD_*)"),
+    ("arena", "I", "bytes of runtime scratch"),
+    ("flash_model", "I", "bytes of the flash model region, 0 if none"),
+    ("frames_ok", "I", "frames decoded since boot"),
+    ("frames_bad", "I", "frames rejected (COBS, length, CRC, too long)"),
+    ("rx_overruns", "I", "received bytes dropped: the RX ring was full"),
+    ("model", f"{struct.calcsize('<' + ''.join(c for _, c, _ in MODEL_SUMMARY))}s",
+     "MODEL_SUMMARY; the board name (UTF-8) fills the rest of the payload"),
+]
+MODEL_REPLY = [  # LOAD_END, RESET
+    ("status", "B", "STATUS"),
+    ("model", INFO_REPLY[-1][1], "MODEL_SUMMARY"),
+]
+NEXT_REPLY = [  # LOAD_BEGIN, LOAD_CHUNK
+    ("status", "B", "STATUS (OK, or ERR_SEQUENCE for LOAD_CHUNK)"),
+    ("next", "I", "bytes held contiguously from offset 0: where the next chunk goes"),
+]
+ERROR_REPLY = [  # any status but OK (and CMD_ERROR)
+    ("status", "B", "STATUS, not OK"),
+    ("detail", "I", "the limit that was hit (docs/protocol.md), else 0"),
+]
+INFER_REPLY = [
+    ("status", "B", "STATUS"),
+    ("reserved0", "B", "zero"),
+    ("cls", "H", "class: the first maximum score"),
+    ("n", "H", "number of scores"),
+    ("reserved1", "H", "zero"),
+    ("ticks", "I", "ticks of the whole inference; followed by scores i32[n]"),
+]
+PROFILE_REPLY = [
+    ("status", "B", "STATUS"),
+    ("reserved0", "B", "zero"),
+    ("n", "H", "number of layers"),
+    ("total", "I", "ticks of the whole inference (input unpacking and argmax included)"),
+    ("tick_hz", "I", "tick rate; followed by ticks u32[n], one per layer"),
+]
+LOAD_BEGIN_REQ = [
+    ("total", "I", "blob bytes"),
+    ("crc32", "I", "zlib CRC of the whole blob"),
+]
+LOAD_CHUNK_REQ = [
+    ("offset", "I", "where the data goes in the blob; followed by the data"),
+]
+
+RECORDS = {"HEADER": HEADER, "TENSOR": TENSOR, "LAYER": LAYER, "FRAME": FRAME,
+           "MODEL_SUMMARY": MODEL_SUMMARY, "HELLO_REPLY": HELLO_REPLY, "INFO_REPLY": INFO_REPLY,
+           "MODEL_REPLY": MODEL_REPLY, "NEXT_REPLY": NEXT_REPLY, "ERROR_REPLY": ERROR_REPLY,
+           "INFER_REPLY": INFER_REPLY, "PROFILE_REPLY": PROFILE_REPLY,
+           "LOAD_BEGIN_REQ": LOAD_BEGIN_REQ, "LOAD_CHUNK_REQ": LOAD_CHUNK_REQ}
+# payload records: every reply record starts with the status byte
+PROTOCOL_RECORDS = [k for k in RECORDS if k not in ("HEADER", "TENSOR", "LAYER", "FRAME")]
 
 
 def fmt(record: list) -> str:
@@ -206,6 +286,9 @@ HEADER_SIZE = size(HEADER)
 TENSOR_SIZE = size(TENSOR)
 LAYER_SIZE = size(LAYER)
 FRAME_HEADER_SIZE = size(FRAME)
+MODEL_SUMMARY_SIZE = size(MODEL_SUMMARY)
+assert offsets(INFO_REPLY)["model"] + MODEL_SUMMARY_SIZE == size(INFO_REPLY)
+assert INFO_REPLY[:len(HELLO_REPLY)] == HELLO_REPLY  # INFO starts with the HELLO reply
 CRC_OFFSET = offsets(HEADER)["crc32"]
 
 assert HEADER_SIZE % BLOB_ALIGN == 0 and TENSOR_SIZE % BLOB_ALIGN == 0 and LAYER_SIZE % BLOB_ALIGN == 0
@@ -294,6 +377,8 @@ def render_micro() -> str:
         lines.append(f"    {v}: {d!r},")
     lines.append("}")
     for rname, rec in RECORDS.items():
+        if rname in PROTOCOL_RECORDS:  # the MicroPython runtime speaks no serial protocol
+            continue
         lines.append(f"{rname}_FMT = {fmt(rec)!r}")
         offs = offsets(rec)
         for fname, _, _ in rec:

@@ -38,12 +38,27 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device(device)
 
 
+def auto_threads(max_threads: int = 2) -> int:
+    """CPU threads for torch: up to `max_threads`, one less per core already busy (1-minute load
+    average).  OpenMP threads that share a core with another busy process spin and slow small
+    convolutions down several-fold, so a loaded 2-core machine gets 1 thread."""
+    import os
+
+    n = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not on every platform
+        busy = 0.0
+    return int(max(1, min(max_threads, n, round(n - busy))))
+
+
 def default_epochs(arch: str, n_train: int, batch: int = 64) -> int:
+    """The arch's MNIST epochs for >= 5000 images; small sets get ~900 steps (digits: 40 epochs)."""
     base = get_arch(arch).epochs
     if n_train >= 5000:
         return base
     steps = max(1, math.ceil(n_train / batch))
-    return int(min(80, max(base, round(2500 / steps))))
+    return int(min(60, max(base, round(900 / steps))))
 
 
 def shift_batch(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -179,3 +194,61 @@ def build_and_train(arch: str, xtr, ytr, classes, *, epochs: int | None = None, 
                        device=device, progress=progress)
     model.cpu().eval()
     return model, hist
+
+
+@torch.no_grad()
+def alternating_finetune(model: QNet, x_calib: np.ndarray, iters: int = 2, max_rows: int = 4096) -> dict:
+    """HWGQ-style layer-wise alternating fine-tune of BWN scales and binary weights.
+
+    For every BWN-quantized block (first to last), its inputs X are taken from the current
+    network on `x_calib` (im2col'ed, at most `max_rows` rows) and the target is the layer's output
+    with its latent float weights, Y = X W.  `quant.alternating_fit` then alternates the closed-form
+    per-channel scale and a coordinate sweep over the binary weights to minimise
+    ||Y - alpha * X b||^2; the latent weights become alpha * b (so BWN's alpha = mean|w| and
+    sign(w) = b reproduce them exactly).  Batch-norm statistics are then re-estimated on x_calib.
+    Returns {block index: (loss before, loss after)}."""
+    from .quant import BWNWeight, alternating_fit
+
+    model.eval()
+    px = torch.as_tensor(np.asarray(x_calib), dtype=torch.float32)
+    gen = torch.Generator().manual_seed(0)
+    out = {}
+    for i, blk in enumerate(model.blocks):
+        conv = blk.conv
+        if not isinstance(conv.wq, BWNWeight):
+            continue
+        x = model.pre(px)
+        for b in model.blocks[:i]:
+            b.eval()
+            x = b(x)
+        cols = F.unfold(x, conv.kernel_size, padding=conv.padding, stride=conv.stride)  # (B, K, L)
+        cols = cols.transpose(1, 2).reshape(-1, cols.shape[1])
+        if len(cols) > max_rows:
+            cols = cols[torch.randperm(len(cols), generator=gen)[:max_rows]]
+        w = conv.weight.reshape(conv.out_channels, -1)
+        y = cols @ w.T
+        b0 = torch.where(w >= 0, 1.0, -1.0)
+        a0 = w.abs().mean(1)
+        before = float(((y - (cols @ b0.T) * a0) ** 2).sum())
+        alpha, b = alternating_fit(cols, y, b0, iters=iters)
+        after = float(((y - (cols @ b.T) * alpha) ** 2).sum())
+        if after < before:
+            conv.weight.copy_((alpha[:, None] * b).reshape_as(conv.weight))
+        out[i] = (before, min(before, after))
+    recalibrate_bn(model, x_calib)
+    return out
+
+
+@torch.no_grad()
+def recalibrate_bn(model: QNet, x: np.ndarray, batch: int = 256) -> None:
+    """Re-estimate every batch-norm's running statistics (cumulative average) on images x."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for i in range(0, len(x), batch):
+        model.float_forward(torch.as_tensor(np.asarray(x[i:i + batch]), dtype=torch.float32))
+    for m in bns:
+        m.momentum = 0.1
+    model.eval()

@@ -253,6 +253,112 @@ static EQ_AVX2 void eq_sp_apply(const int8_t *at, uint32_t m, uint32_t m0, uint3
     }
 }
 
+/* 16 x 16 byte transpose: dst[j * ld + i] = src[i * ls + j] (4 unpack stages of 16 ops). */
+static EQ_AVX2 void eq_tr16(const int8_t *src, uint32_t ls, int8_t *dst, uint32_t ld)
+{
+    __m128i r[16], x[16];
+    uint32_t i, g, h;
+    for (i = 0; i < 16u; ++i) r[i] = _mm_loadu_si128((const __m128i *)(const void *)(src + i * ls));
+    for (g = 0; g < 8u; ++g) { /* x[2g + h]: rows 2g, 2g+1, cols 8h .. 8h+7 */
+        x[2u * g] = _mm_unpacklo_epi8(r[2u * g], r[2u * g + 1u]);
+        x[2u * g + 1u] = _mm_unpackhi_epi8(r[2u * g], r[2u * g + 1u]);
+    }
+    for (g = 0; g < 4u; ++g) /* r[4g + u]: rows 4g .. 4g+3, cols 4u .. 4u+3 */
+        for (h = 0; h < 2u; ++h) {
+            r[4u * g + 2u * h] = _mm_unpacklo_epi16(x[4u * g + h], x[4u * g + 2u + h]);
+            r[4u * g + 2u * h + 1u] = _mm_unpackhi_epi16(x[4u * g + h], x[4u * g + 2u + h]);
+        }
+    for (g = 0; g < 2u; ++g) /* x[8g + c]: rows 8g .. 8g+7, cols 2c, 2c+1 */
+        for (h = 0; h < 4u; ++h) {
+            x[8u * g + 2u * h] = _mm_unpacklo_epi32(r[8u * g + h], r[8u * g + 4u + h]);
+            x[8u * g + 2u * h + 1u] = _mm_unpackhi_epi32(r[8u * g + h], r[8u * g + 4u + h]);
+        }
+    for (h = 0; h < 8u; ++h) {
+        _mm_storeu_si128((__m128i *)(void *)(dst + 2u * h * ld), _mm_unpacklo_epi64(x[h], x[8u + h]));
+        _mm_storeu_si128((__m128i *)(void *)(dst + (2u * h + 1u) * ld),
+                         _mm_unpackhi_epi64(x[h], x[8u + h]));
+    }
+}
+
+/* M = 1: a byte (two nibbles) per step through a 256-entry table, branch-free, into a short
+ * index list on the stack (entry = position | sign << 31) that is summed, without gathers, when
+ * it is full and at the end of the row. The table gives, per byte, the entries' offsets from p
+ * (with the sign bit), whether each nibble is a weight, the advance of p and a bad-nibble flag.
+ * The fast loop runs while p + 16 <= k, so every index it writes is < k even for a bad stream;
+ * the last nibbles of a row take the checked per-nibble path of the portable kernel. */
+#define EQ_SPL 1024u
+typedef struct {
+    uint32_t e0, e1;
+    uint8_t w0, w1, adv, bad;
+} eq_sptab_t;
+
+static EQ_AVX2 EQ_INLINE int32_t eq_sp_flush(const int8_t *a, const uint32_t *list, uint32_t c)
+{
+    int32_t s = 0;
+    uint32_t e;
+    for (e = 0; e < c; ++e) {
+        const int32_t x = a[list[e] & 0x7fffffffu], sg = -(int32_t)(list[e] >> 31);
+        s += (x ^ sg) - sg;
+    }
+    return s;
+}
+
+static EQ_AVX2 eq_status_t eq_sp_m1(const int8_t *a, const uint8_t *stream,
+                                    const uint32_t *row_off, uint32_t n, uint32_t k, int32_t *out)
+{
+    eq_sptab_t tab[256];
+    uint32_t list[EQ_SPL + 2u];
+    uint32_t j, b;
+    for (b = 0; b < 256u; ++b) {
+        const uint32_t v0 = b & 15u, v1 = b >> 4, w0 = v0 != 7u, w1 = v1 != 7u;
+        const uint32_t off0 = v0 & 7u, off1 = off0 + w0 + (v1 & 7u);
+        tab[b].e0 = off0 | (v0 >> 3) << 31;
+        tab[b].e1 = off1 | (v1 >> 3) << 31;
+        tab[b].w0 = (uint8_t)w0;
+        tab[b].w1 = (uint8_t)w1;
+        tab[b].adv = (uint8_t)(off1 + w1);
+        tab[b].bad = (uint8_t)(v0 == 15u || v1 == 15u);
+    }
+    for (j = 0; j < n; ++j) {
+        uint32_t q = row_off[j], q1 = row_off[j + 1], p = 0, c = 0, bad = 0;
+        int32_t sum = 0;
+        if ((q & 1u) && q < q1) { /* a row starting mid-byte: its first nibble, checked */
+            const uint32_t v = (uint32_t)stream[q >> 1] >> 4, is_w = (uint32_t)(v != 7u);
+            p += v & 7u;
+            if (v == 15u || p > k || (is_w && p >= k)) return EQ_ERR_ARG;
+            if (is_w) sum += (v & 8u) ? -(int32_t)a[p] : (int32_t)a[p];
+            p += is_w;
+            ++q;
+        }
+        while (q + 2u <= q1 && p + 16u <= k) {
+            const eq_sptab_t *t = &tab[stream[q >> 1]];
+            if (c >= EQ_SPL) {
+                sum += eq_sp_flush(a, list, c);
+                c = 0;
+            }
+            list[c] = p + t->e0;
+            c += t->w0;
+            list[c] = p + t->e1;
+            c += t->w1;
+            p += t->adv;
+            bad |= t->bad;
+            q += 2u;
+        }
+        sum += eq_sp_flush(a, list, c);
+        if (bad) return EQ_ERR_ARG;
+        for (; q < q1; ++q) { /* checked nibbles: the end of the row (p near K) */
+            const uint32_t v = (stream[q >> 1] >> ((q & 1u) * 4u)) & 15u;
+            const uint32_t is_w = (uint32_t)(v != 7u);
+            p += v & 7u;
+            if (v == 15u || p > k || (is_w && p >= k)) return EQ_ERR_ARG;
+            if (is_w) sum += (v & 8u) ? -(int32_t)a[p] : (int32_t)a[p];
+            p += is_w;
+        }
+        out[j] = sum;
+    }
+    return EQ_OK;
+}
+
 eq_status_t EQ_AVX2 eq_gemm_tern_sparse_i8_avx2(const int8_t *a, const uint8_t *w,
                                                 uint32_t w_bytes, uint32_t m, uint32_t n,
                                                 uint32_t k, void *scratch,
@@ -261,17 +367,20 @@ eq_status_t EQ_AVX2 eq_gemm_tern_sparse_i8_avx2(const int8_t *a, const uint8_t *
     const uint32_t *row_off;
     const uint8_t *stream;
     uint32_t i, j, e;
-    if (m <= 1u) /* serial decode dominates; the portable loop is as good as it gets */
+    if (m != 1u && (!w || !n))
         return eq_gemm_tern_sparse_i8(a, w, w_bytes, m, n, k, scratch, scratch_size, out);
-    if (!w || !n) return eq_gemm_tern_sparse_i8(a, w, w_bytes, m, n, k, scratch, scratch_size, out);
+    if (m == 0u || !w || !n)
+        return eq_gemm_tern_sparse_i8(a, w, w_bytes, m, n, k, scratch, scratch_size, out);
     if (!a || !out) return EQ_ERR_ARG;
     row_off = (const uint32_t *)(const void *)w;
     if (w_bytes < 4u * (n + 1u) || row_off[0] != 0u) return EQ_ERR_ARG;
     for (j = 0; j < n; ++j)
         if (row_off[j + 1] < row_off[j]) return EQ_ERR_ARG;
     if ((row_off[n] + 1u) / 2u > w_bytes - 4u * (n + 1u)) return EQ_ERR_ARG;
-    if (!scratch || scratch_size < eq_gemm_tern_sparse_i8_scratch_size(m, k)) return EQ_ERR_ARG;
+    if (m > 1u && (!scratch || scratch_size < eq_gemm_tern_sparse_i8_scratch_size(m, k)))
+        return EQ_ERR_ARG;
     stream = w + 4u * (n + 1u);
+    if (m == 1u) return eq_sp_m1(a, stream, row_off, n, k, out);
     {
         /* same scratch size as the portable kernel: [aT (K, M) | K entries | M int32] ;
          * the K entries hold the positive list from the front and the negative list from the
@@ -280,10 +389,16 @@ eq_status_t EQ_AVX2 eq_gemm_tern_sparse_i8_avx2(const int8_t *a, const uint8_t *
         uint32_t *lists = (uint32_t *)(void *)((uint8_t *)scratch + EQ_ALIGN4(k * m));
         int32_t *acc = (int32_t *)(void *)(lists + k);
         uint32_t i0, e0;
-        for (i0 = 0; i0 < m; i0 += 16u) /* 16 x 16 tiles: both sides stay in cache */
-            for (e0 = 0; e0 < k; e0 += 16u)
+        for (i0 = 0; i0 < m; i0 += 16u) { /* 16 x 16 tiles: both sides stay in cache */
+            for (e0 = 0; e0 < k; e0 += 16u) {
+                if (i0 + 16u <= m && e0 + 16u <= k) {
+                    eq_tr16(a + i0 * k + e0, k, at + e0 * m + i0, m);
+                    continue;
+                }
                 for (i = i0; i < m && i < i0 + 16u; ++i)
                     for (e = e0; e < k && e < e0 + 16u; ++e) at[e * m + i] = a[i * k + e];
+            }
+        }
         for (j = 0; j < n; ++j) {
             uint32_t npos, nneg, m0;
             uint32_t *neg;
@@ -532,4 +647,222 @@ eq_status_t EQ_AVX2_FMA eq_gemm_f32_avx2(const float *a, const float *b, uint32_
     return EQ_OK;
 }
 
+
+/* ---- Winograd F(2x2, 3x3) with vectorised transforms ---------------------------------------
+ * Same algorithm, scratch layout and GEMM (eq_gemm_f32_avx2, the one im2col uses) as the portable
+ * eq_conv3x3_wino_f23_f32_ex; the input and output transforms handle 8 horizontally adjacent
+ * tiles per step: a tile row of input is read as 16-float vectors and de-interleaved into the
+ * even / odd columns, every transformed value is stored as 8 contiguous floats of V (tiles of a
+ * row are consecutive), and the output transform reads 8 contiguous floats of each M slice and
+ * re-interleaves the 2 output columns of the 8 tiles into 16 contiguous floats. */
+static EQ_AVX2_FMA EQ_INLINE void eq_deint(const float *p, __m256 *ev, __m256 *od)
+{
+    const __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
+    *ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)),
+                                                 0xD8));
+    *od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)),
+                                                 0xD8));
+}
+
+static EQ_AVX2_FMA __m256i eq_lanes(uint32_t cnt)
+{
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)cnt), idx);
+}
+
+#define EQ_WINO_LINE 1024u /* widest input row read through the zero-padded line buffers */
+
+/* tile rows [ty0, ty0 + nty) -> v (16, C, nty * TW) */
+static EQ_AVX2_FMA void eq_wino_in_avx2(const float *x, uint32_t c, uint32_t h, uint32_t w,
+                                        uint32_t ty0, uint32_t nty, float *v)
+{
+    const uint32_t tw = (w + 1u) / 2u, nt = nty * tw, ct = c * nt;
+    const uint32_t lw = 2u * ((tw + 7u) & ~7u) + 24u; /* line floats: col u - 1 at line[u] */
+    const int lines = w <= EQ_WINO_LINE;
+    static const float zero[24];
+    float line[4][2u * EQ_WINO_LINE + 32u];
+    uint32_t ch, ty, t0, r, s, u;
+    if (lines)
+        for (r = 0; r < 4u; ++r) memset(line[r], 0, lw * sizeof(float));
+    for (ch = 0; ch < c; ++ch) {
+        const float *xc = x + ch * h * w;
+        for (ty = ty0; ty < ty0 + nty; ++ty) {
+            const float *rows[4];
+            for (r = 0; r < 4u; ++r) { /* zero-padded copies of the 4 input rows of this tile row */
+                const int32_t yy = 2 * (int32_t)ty - 1 + (int32_t)r;
+                rows[r] = NULL;
+                if (yy >= 0 && yy < (int32_t)h) rows[r] = xc + (uint32_t)yy * w;
+                if (lines && rows[r]) memcpy(line[r] + 1, rows[r], w * sizeof(float));
+            }
+            for (t0 = 0; t0 < tw; t0 += 8u) {
+                const uint32_t cnt = (tw - t0) < 8u ? tw - t0 : 8u;
+                float seg[4][24];
+                __m256 d[4][4], t[4][4];
+                float *vb = v + ch * nt + (ty - ty0) * tw + t0;
+                for (r = 0; r < 4u; ++r) {
+                    const float *base;
+                    if (!rows[r]) {
+                        base = zero;
+                    } else if (lines) {
+                        base = line[r] + 2u * t0;
+                    } else {
+                        for (u = 0; u < 18u; ++u) {
+                            const int32_t xx = 2 * (int32_t)t0 - 1 + (int32_t)u;
+                            seg[r][u] = (xx >= 0 && xx < (int32_t)w) ? rows[r][xx] : 0.0f;
+                        }
+                        base = seg[r];
+                    }
+                    eq_deint(base, &d[r][0], &d[r][1]);     /* columns 2t-1, 2t */
+                    eq_deint(base + 2, &d[r][2], &d[r][3]); /* columns 2t+1, 2t+2 */
+                }
+                for (s = 0; s < 4u; ++s) { /* B^T d */
+                    t[0][s] = _mm256_sub_ps(d[0][s], d[2][s]);
+                    t[1][s] = _mm256_add_ps(d[1][s], d[2][s]);
+                    t[2][s] = _mm256_sub_ps(d[2][s], d[1][s]);
+                    t[3][s] = _mm256_sub_ps(d[1][s], d[3][s]);
+                }
+                for (r = 0; r < 4u; ++r) { /* (B^T d) B, 8 tiles per store */
+                    __m256 o[4];
+                    o[0] = _mm256_sub_ps(t[r][0], t[r][2]);
+                    o[1] = _mm256_add_ps(t[r][1], t[r][2]);
+                    o[2] = _mm256_sub_ps(t[r][2], t[r][1]);
+                    o[3] = _mm256_sub_ps(t[r][1], t[r][3]);
+                    for (s = 0; s < 4u; ++s) {
+                        float *dst = vb + (r * 4u + s) * ct;
+                        if (cnt == 8u)
+                            _mm256_storeu_ps(dst, o[s]);
+                        else
+                            _mm256_maskstore_ps(dst, eq_lanes(cnt), o[s]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* mm (16, K, nty * TW) of tile rows [ty0, ty0 + nty) -> their output rows */
+static EQ_AVX2_FMA void eq_wino_out_avx2(const float *mm, uint32_t k, uint32_t h, uint32_t w,
+                                         uint32_t ty0, uint32_t nty, float *out)
+{
+    const uint32_t tw = (w + 1u) / 2u, nt = nty * tw, kt = k * nt;
+    uint32_t o, ty, t0, r, s, u;
+    for (o = 0; o < k; ++o) {
+        float *oc = out + o * h * w;
+        for (ty = ty0; ty < ty0 + nty; ++ty) {
+            for (t0 = 0; t0 < tw; t0 += 8u) {
+                const uint32_t cnt = (tw - t0) < 8u ? tw - t0 : 8u;
+                const __m256i lanes = eq_lanes(cnt);
+                const float *p = mm + o * nt + (ty - ty0) * tw + t0;
+                __m256 m[4][4], t[2][4];
+                for (r = 0; r < 4u; ++r)
+                    for (s = 0; s < 4u; ++s)
+                        m[r][s] = cnt == 8u ? _mm256_loadu_ps(p + (r * 4u + s) * kt)
+                                            : _mm256_maskload_ps(p + (r * 4u + s) * kt, lanes);
+                for (s = 0; s < 4u; ++s) { /* A^T m */
+                    t[0][s] = _mm256_add_ps(_mm256_add_ps(m[0][s], m[1][s]), m[2][s]);
+                    t[1][s] = _mm256_sub_ps(_mm256_sub_ps(m[1][s], m[2][s]), m[3][s]);
+                }
+                for (r = 0; r < 2u; ++r) { /* (A^T m) A, then interleave columns 2t, 2t+1 */
+                    const uint32_t y = 2u * ty + r, col = 2u * t0;
+                    const __m256 y0 = _mm256_add_ps(_mm256_add_ps(t[r][0], t[r][1]), t[r][2]);
+                    const __m256 y1 = _mm256_sub_ps(_mm256_sub_ps(t[r][1], t[r][2]), t[r][3]);
+                    const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
+                    const __m256 a = _mm256_permute2f128_ps(lo, hi, 0x20);
+                    const __m256 b = _mm256_permute2f128_ps(lo, hi, 0x31);
+                    float *orow = oc + y * w + col;
+                    if (y >= h) break;
+                    if (col + 16u <= w) {
+                        _mm256_storeu_ps(orow, a);
+                        _mm256_storeu_ps(orow + 8, b);
+                    } else {
+                        float tmp[16];
+                        _mm256_storeu_ps(tmp, a);
+                        _mm256_storeu_ps(tmp + 8, b);
+                        for (u = 0; u < 16u && col + u < w; ++u) orow[u] = tmp[u];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* U (16, K, C) = G g G^T for 8 channels at a time (gathered taps, stride 9), then one
+ * contiguous 8-float store per transformed value; channel tail scalar. */
+static EQ_AVX2_FMA void eq_wino_weights_avx2(const float *wt, uint32_t c, uint32_t k, float *u)
+{
+    const uint32_t kc = k * c;
+    const __m256i idx = _mm256_setr_epi32(0, 9, 18, 27, 36, 45, 54, 63);
+    const __m256 half = _mm256_set1_ps(0.5f);
+    uint32_t o, ch, r, s;
+    for (o = 0; o < k; ++o) {
+        for (ch = 0; ch + 8u <= c; ch += 8u) {
+            const float *g = wt + (o * c + ch) * 9u;
+            __m256 gv[9], tg[4][3];
+            for (s = 0; s < 9u; ++s) gv[s] = _mm256_i32gather_ps(g + s, idx, 4);
+            for (s = 0; s < 3u; ++s) {
+                tg[0][s] = gv[s];
+                tg[1][s] = _mm256_mul_ps(half, _mm256_add_ps(_mm256_add_ps(gv[s], gv[3 + s]), gv[6 + s]));
+                tg[2][s] = _mm256_mul_ps(half, _mm256_add_ps(_mm256_sub_ps(gv[s], gv[3 + s]), gv[6 + s]));
+                tg[3][s] = gv[6 + s];
+            }
+            for (r = 0; r < 4u; ++r) {
+                float *dst = u + (r * 4u) * kc + o * c + ch;
+                const __m256 v1 = _mm256_mul_ps(half, _mm256_add_ps(_mm256_add_ps(tg[r][0], tg[r][1]), tg[r][2]));
+                const __m256 v2 = _mm256_mul_ps(half, _mm256_add_ps(_mm256_sub_ps(tg[r][0], tg[r][1]), tg[r][2]));
+                _mm256_storeu_ps(dst, tg[r][0]);
+                _mm256_storeu_ps(dst + kc, v1);
+                _mm256_storeu_ps(dst + 2u * kc, v2);
+                _mm256_storeu_ps(dst + 3u * kc, tg[r][2]);
+            }
+        }
+        for (; ch < c; ++ch) {
+            const float *g = wt + (o * c + ch) * 9u;
+            float tg[4][3], v[4][4];
+            for (s = 0; s < 3; ++s) {
+                tg[0][s] = g[s];
+                tg[1][s] = 0.5f * (g[s] + g[3 + s] + g[6 + s]);
+                tg[2][s] = 0.5f * (g[s] - g[3 + s] + g[6 + s]);
+                tg[3][s] = g[6 + s];
+            }
+            for (r = 0; r < 4; ++r) {
+                v[r][0] = tg[r][0];
+                v[r][1] = 0.5f * (tg[r][0] + tg[r][1] + tg[r][2]);
+                v[r][2] = 0.5f * (tg[r][0] - tg[r][1] + tg[r][2]);
+                v[r][3] = tg[r][2];
+            }
+            for (r = 0; r < 4; ++r)
+                for (s = 0; s < 4; ++s) u[(r * 4 + s) * kc + o * c + ch] = v[r][s];
+        }
+    }
+}
+
+eq_status_t eq_conv3x3_wino_f23_f32_avx2(const float *x, const float *wt, uint32_t c, uint32_t h,
+                                         uint32_t w, uint32_t k, void *scratch,
+                                         uint32_t scratch_size, float *out)
+{
+    /* blocks of whole tile rows, about 64 tiles each, so V and M of a block stay in L2; the
+     * scratch layout is the portable one, of which a block uses the first nty * TW tiles */
+    const uint32_t th = (h + 1u) / 2u, tw = (w + 1u) / 2u, nt = th * tw;
+    const uint32_t rb = tw >= 64u ? 1u : 64u / tw;
+    float *u, *v, *mm;
+    uint32_t xi, ty0;
+    if (!x || !wt || !out || !c || !h || !w || !k) return EQ_ERR_ARG;
+    if (!scratch || scratch_size < eq_conv3x3_wino_f23_f32_scratch_size(c, h, w, k))
+        return EQ_ERR_ARG;
+    u = (float *)scratch;
+    v = u + 16u * k * c;
+    mm = v + 16u * c * nt;
+    eq_wino_weights_avx2(wt, c, k, u);
+    for (ty0 = 0; ty0 < th; ty0 += rb) {
+        const uint32_t nty = (th - ty0) < rb ? th - ty0 : rb, tb = nty * tw;
+        eq_wino_in_avx2(x, c, h, w, ty0, nty, v);
+        for (xi = 0; xi < 16u; ++xi) {
+            eq_status_t st = eq_gemm_f32_avx2(u + xi * k * c, v + xi * c * tb, k, tb, c,
+                                              mm + xi * k * tb);
+            if (st != EQ_OK) return st;
+        }
+        eq_wino_out_avx2(mm, k, h, w, ty0, nty, out);
+    }
+    return EQ_OK;
+}
 #endif /* EQ_HOST_HAVE_AVX2 */

@@ -11,6 +11,9 @@ typedef eq_status_t (*eq_i8_fn)(const int8_t *, const int8_t *, uint32_t, uint32
 typedef eq_status_t (*eq_lut_fn)(const uint8_t *, const uint8_t *, const int32_t *, uint32_t,
                                  uint32_t, uint32_t, uint32_t, uint32_t, int32_t *);
 
+typedef eq_status_t (*eq_wino_fn)(const float *, const float *, uint32_t, uint32_t, uint32_t,
+                                  uint32_t, void *, uint32_t, float *);
+
 typedef struct {
     const char *name;
     int (*supported)(void);
@@ -19,6 +22,7 @@ typedef struct {
     eq_i8_fn i8;
     eq_lut_fn lut;
     eq_gemm_f32_fn f32;
+    eq_wino_fn wino; /* Winograd whose 16 GEMMs run through this variant's f32 */
 } eq_variant_t;
 
 static int eq_always(void) { return 1; }
@@ -35,10 +39,11 @@ static int eq_has_avx2(void)
 /* ordered from most portable to fastest; AUTO picks the last supported one */
 static const eq_variant_t eq_variants[] = {
     {"portable", eq_always, eq_gemm_xnor_b1b1, eq_gemm_tern_b1, eq_gemm_tern_sparse_i8,
-     eq_gemm_i8, eq_gemm_lut_u8, eq_gemm_f32},
+     eq_gemm_i8, eq_gemm_lut_u8, eq_gemm_f32, eq_conv3x3_wino_f23_f32},
 #ifdef EQ_HOST_HAVE_AVX2
     {"avx2", eq_has_avx2, eq_gemm_xnor_b1b1_avx2, eq_gemm_tern_b1_avx2,
-     eq_gemm_tern_sparse_i8_avx2, eq_gemm_i8_avx2, eq_gemm_lut_u8_avx2, eq_gemm_f32_avx2},
+     eq_gemm_tern_sparse_i8_avx2, eq_gemm_i8_avx2, eq_gemm_lut_u8_avx2, eq_gemm_f32_avx2,
+     eq_conv3x3_wino_f23_f32_avx2},
 #endif
 };
 #define EQ_N_VARIANTS ((uint32_t)(sizeof eq_variants / sizeof eq_variants[0]))
@@ -131,8 +136,7 @@ eq_status_t eq_host_conv3x3_wino_f23_f32(const float *x, const float *wt, uint32
                                          uint32_t w, uint32_t k, void *scratch,
                                          uint32_t scratch_size, float *out)
 {
-    return eq_conv3x3_wino_f23_f32_ex(x, wt, c, h, w, k, scratch, scratch_size, out,
-                                      eq_cur()->f32);
+    return eq_cur()->wino(x, wt, c, h, w, k, scratch, scratch_size, out);
 }
 
 eq_status_t eq_host_conv3x3_im2col_f32(const float *x, const float *wt, uint32_t c, uint32_t h,

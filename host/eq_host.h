@@ -61,6 +61,10 @@ eq_status_t eq_gemm_lut_u8_avx2(const uint8_t *a, const uint8_t *w, const int32_
                                 uint32_t k, int32_t *out);
 eq_status_t eq_gemm_f32_avx2(const float *a, const float *b, uint32_t m, uint32_t n, uint32_t k,
                              float *out);
+/* Winograd with AVX2 transforms (8 tiles per step) and eq_gemm_f32_avx2 for the 16 GEMMs */
+eq_status_t eq_conv3x3_wino_f23_f32_avx2(const float *x, const float *wt, uint32_t c, uint32_t h,
+                                         uint32_t w, uint32_t k, void *scratch,
+                                         uint32_t scratch_size, float *out);
 #endif
 
 #endif /* EQ_HOST_H */

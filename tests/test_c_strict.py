@@ -37,7 +37,7 @@ static int fails = 0;
 /* every buffer is malloc'ed at its exact size so ASan sees any overrun */
 static void *xmalloc(size_t n) { void *p = malloc(n ? n : 1); if (!p) exit(2); return p; }
 
-static void conv_all(void)
+static void conv_all(uint16_t in_c)
 {
     static const uint8_t encs[5] = {EQ_ENC_B1, EQ_ENC_TERN, EQ_ENC_TERN_SPARSE, EQ_ENC_KBIT,
                                     EQ_ENC_I8};
@@ -50,7 +50,7 @@ static void conv_all(void)
             void *in, *wd;
             int32_t *acc, *lut;
             uint8_t in_enc = ie ? EQ_ENC_U8 : EQ_ENC_B1;
-            s.in_h = 7; s.in_w = 6; s.in_c = 37; s.kh = 3; s.kw = 2; s.stride = 2; s.pad = 1;
+            s.in_h = 7; s.in_w = 6; s.in_c = in_c; s.kh = 3; s.kw = 2; s.stride = 2; s.pad = 1;
             s.out_c = 5;
             s.out_h = (uint16_t)((s.in_h + 2 * s.pad - s.kh) / s.stride + 1);
             s.out_w = (uint16_t)((s.in_w + 2 * s.pad - s.kw) / s.stride + 1);
@@ -59,7 +59,8 @@ static void conv_all(void)
             if (in_enc == EQ_ENC_B1) {
                 uint32_t *p = xmalloc(4u * s.in_h * s.in_w * cw);
                 for (i = 0; i < (uint32_t)s.in_h * s.in_w * cw; ++i)
-                    p[i] = rnd() & ((i % cw == cw - 1) ? ((1u << (s.in_c % 32)) - 1u) : ~0u);
+                    p[i] = rnd() & ((i % cw == cw - 1 && s.in_c % 32)
+                                    ? ((1u << (s.in_c % 32)) - 1u) : ~0u);
                 in = p;
             } else {
                 uint8_t *p = xmalloc((size_t)s.in_h * s.in_w * s.in_c);
@@ -195,11 +196,12 @@ static void convs(uint32_t c, uint32_t h, uint32_t w, uint32_t k)
 
 int main(void)
 {
-    conv_all();
+    conv_all(37); conv_all(3); conv_all(1);
     stages();
     gemms(1, 1, 1); gemms(3, 5, 37); gemms(7, 9, 300); gemms(17, 6, 2049); gemms(130, 5, 70);
-    gemms(1, 9, 4096);
-    convs(1, 1, 1, 1); convs(3, 5, 7, 2); convs(5, 9, 8, 7);
+    gemms(1, 9, 4096); gemms(5, 70, 8200); gemms(1, 40, 3000); gemms(33, 131, 100);
+    convs(1, 1, 1, 1); convs(3, 5, 7, 2); convs(5, 9, 8, 7); convs(2, 7, 37, 3);
+    convs(1, 3, 1030, 2); convs(9, 40, 6, 2);
     if (fails) { fprintf(stderr, "%d failures\n", fails); return 1; }
     puts("ok");
     return 0;

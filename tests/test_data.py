@@ -30,7 +30,7 @@ def test_fixed_split_is_deterministic_and_disjoint():
         np.testing.assert_array_equal(u, v)
     assert len(a[0]) == 80 and len(a[2]) == 20
     assert not set(a[0].ravel()) & set(a[2].ravel())
-    xtr, ytr, xte, yte, cl = data.load_split("digits")
+    xtr, _ytr, xte, _yte, _cl = data.load_split("digits")
     assert len(xtr) == 1438 and len(xte) == 359
 
 
@@ -66,7 +66,7 @@ def test_npz(tmp_path):
     x = np.zeros((4, 6, 6), np.uint8)
     y = np.array([0, 1, 1, 0])
     np.savez(tmp_path / "d.npz", x=x, y=y, classes=np.array(["cat", "dog"]))
-    xs, ys, cl = data.load(f"npz:{tmp_path}/d.npz")
+    xs, _ys, cl = data.load(f"npz:{tmp_path}/d.npz")
     assert xs.shape == (4, 1, 6, 6) and cl == ["cat", "dog"]
     np.savez(tmp_path / "f.npz", x=x.astype(np.float32), y=y)
     with pytest.raises(DataError, match="uint8"):
@@ -97,8 +97,8 @@ def test_bad_specs(spec, msg):
 
 @pytest.mark.skipif(not (MNIST / "train5k-images-idx3-ubyte.gz").exists(), reason="shared MNIST not present")
 def test_mnist_benchmark_split():
-    xtr, ytr, xte, yte = data.mnist_benchmark_split(MNIST)
+    xtr, _ytr, xte, _yte = data.mnist_benchmark_split(MNIST)
     assert xtr.shape == (11000, 1, 28, 28) and xte.shape == (2000, 1, 28, 28)
-    b_x, b_y, _ = data.load(f"idx:{MNIST}/test8k")
+    b_x, _b_y, _ = data.load(f"idx:{MNIST}/test8k")
     np.testing.assert_array_equal(xte, b_x[6000:8000])
     np.testing.assert_array_equal(xtr[5000:], b_x[:6000])

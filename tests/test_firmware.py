@@ -62,6 +62,11 @@ def test_board_definitions_are_consistent():
             assert fo + fl <= mo or mo + ml <= fo, f"{b.name}: model region overlaps code"
             ram = b.memory["ram"][1]
             assert fw["model_buf"] + fw["arena"] + fw["rx_ring"] + fw["stack"] < ram, b.name
+            # ticks: a known source; under QEMU nothing may interrupt an inference (exact ticks),
+            # on real boards the UART interrupt must stay on (a real UART would overrun)
+            assert b.ticks.get("source") in boards.TICK_SOURCES, b.name
+            assert bool(b.ticks.get("hold_uart")) == (b.kind == "qemu"), b.name
+            assert b.tick_hz > 0 and (b.ticks["source"] != "dwt" or b.tick_hz == b.cpu_hz), b.name
         assert b.description
 
 

@@ -133,6 +133,40 @@ def test_integer_gemms_random_shapes(variant, m, k, n, seed):
     assert_same(K.dense_i8_gemm(ai, b), R.eq_gemm_i8(ai, b), "i8")
 
 
+# AVX2 bit GEMMs: nibble-split panels of up to 64 b rows, K chunks of 31 x 256 bits (the
+# multi-chunk path keeps partial counts in out), zero padding rows for odd M / N % 4
+@pytest.mark.parametrize("m,k,n", [(5, 100, 70), (3, 7937, 6), (2, 20000, 9), (33, 2304, 131),
+                                   (1, 256, 4), (4, 255, 1)])
+def test_bit_gemms_panels_and_chunks(variant, m, k, n):
+    r = rng(m + k + n)
+    a, b = pm1(r, (m, k)), pm1(r, (n, k))
+    w = tern(r, (n, k), 0.4)
+    assert_same(K.xnor_gemm(a, b), R.eq_gemm_xnor_b1b1(a, b), f"xnor {variant} {m,k,n}")
+    assert_same(K.ternary_gemm_b1(a, w), R.eq_gemm_tern_b1(a, w), f"tern_b1 {variant} {m,k,n}")
+
+
+# M = 1 skip-zero: byte-table fast loop while p + 16 <= K, checked nibbles near the end of a row,
+# rows starting mid-byte, list flushes (> 1024 nonzeros in a row)
+@pytest.mark.parametrize("k,n,p_zero", [(3000, 40, 0.9), (17, 33, 0.5), (16, 9, 0.0),
+                                        (5000, 3, 0.0), (200, 7, 0.97), (33, 5, 1.0)])
+def test_sparse_m1(variant, k, n, p_zero):
+    r = rng(k + n)
+    a = r.integers(-128, 128, (1, k)).astype(np.int8)
+    w = tern(r, (n, k), p_zero)
+    assert_same(K.ternary_gemm(a, w), R.eq_gemm_tern_sparse_i8(a, w), f"sparse m1 {variant}")
+
+
+def test_sparse_bad_stream_long_row(variant):
+    w = np.zeros((2, 400), np.int8)
+    w[0, ::3] = 1
+    w[1, 5] = -1
+    enc = bytearray(K.sparse_encode(w).tobytes())
+    enc[12 + 20] = 0xF3  # a nibble 15 in the middle of row 0 (inside the fast loop)
+    for m in (1, 3):
+        with pytest.raises(KernelError, match="ERR_ARG"):
+            K.ternary_gemm_sparse(np.ones((m, 400), np.int8), bytes(enc), 2, 400)
+
+
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (6, 16, 16), (7, 300, 33), (13, 513, 5), (64, 64, 100)])
 def test_gemm_f32(variant, m, k, n):
     r = rng(m + k + n)
@@ -143,7 +177,9 @@ def test_gemm_f32(variant, m, k, n):
 
 
 @pytest.mark.parametrize("c,h,w,k", [(1, 1, 1, 1), (1, 2, 2, 1), (3, 5, 7, 2), (4, 8, 8, 5),
-                                     (16, 9, 11, 8), (8, 32, 32, 16), (2, 1, 6, 3)])
+                                     (16, 9, 11, 8), (8, 32, 32, 16), (2, 1, 6, 3),
+                                     (3, 7, 37, 5), (2, 200, 6, 2), (1, 3, 2100, 2),
+                                     (9, 17, 18, 3)])
 def test_winograd_and_im2col(variant, c, h, w, k):
     r = rng(c + h + w + k)
     x = r.standard_normal((c, h, w)).astype(np.float32)
@@ -230,6 +266,17 @@ def test_conv2d_random(h, w, c, n, kh, kw, stride, pad, ae, we, seed):
     act, wt, lut = _conv_case(rng(seed), ae, we, h, w, c, n, kh, kw)
     assert_same(K.conv2d(act, ae, wt, we, stride, pad, lut),
                 R.conv2d_ref(act, ae, wt, we, stride, pad, lut), f"conv {ae}x{we}")
+
+
+# B1 x B1 with few channels: taps' bits concatenated per output pixel (C < 32, taps * C <= 256),
+# valid-bit mask at the borders, output channels in chunks of 16
+@pytest.mark.parametrize("c", [1, 2, 3, 7, 28, 31])
+@pytest.mark.parametrize("kh,kw,stride,pad", [(3, 3, 1, 1), (3, 3, 2, 1), (5, 5, 1, 2), (2, 3, 1, 0)])
+def test_binary_conv2d_few_channels(c, kh, kw, stride, pad):
+    r = rng(c * 10 + kh + stride)
+    act, wt = pm1(r, (9, 11, c)), pm1(r, (20, kh, kw, c))
+    assert_same(K.binary_conv2d(act, wt, stride, pad),
+                R.conv2d_ref(act, "B1", wt, "B1", stride, pad), f"bconv c={c} {kh}x{kw}")
 
 
 def test_binary_conv2d_wrapper():

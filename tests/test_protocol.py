@@ -76,6 +76,65 @@ def test_frame_layout_follows_spec():
     assert (f.cmd, f.seq, f.payload, f.version) == (P.CMD["ECHO"], 0x1234, b"\x00hi", 1)
 
 
+def test_c_firmware_uses_the_payload_offsets_of_spec(tmp_path):
+    """Reply/request payloads are records of edgeq/spec.py: compile a C program that prints the
+    offsets and sizes eq_app.c writes with (EQ_<RECORD>_<FIELD> from eq_spec.h, seen through the
+    firmware's own includes) and compare with spec.py and with the structs protocol.py parses."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler")
+    root = Path(__file__).resolve().parent.parent
+    lines = ["#include <stdio.h>", '#include "eq_spec.h"', '#include "eq_app.h"', "int main(void){"]
+    expect = []
+    for rname in spec.PROTOCOL_RECORDS:
+        rec = spec.RECORDS[rname]
+        lines.append(f'printf("%u\\n", (unsigned)EQ_{rname}_SIZE_BYTES);')
+        expect.append(spec.size(rec))
+        for f, off in spec.offsets(rec).items():
+            lines.append(f'printf("%u\\n", (unsigned)EQ_{rname}_{f.upper()});')
+            expect.append(off)
+    lines.append("return 0;}")
+    src = tmp_path / "offsets.c"
+    src.write_text("\n".join(lines))
+    exe = tmp_path / "offsets"
+    subprocess.run([cc, "-std=c99", "-Wall", "-Werror", f"-I{root / 'firmware' / 'include'}",
+                    f"-I{root / 'firmware' / 'app'}", str(src), "-o", str(exe)], check=True)
+    got = [int(x) for x in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
+    assert got == expect
+    # the host parses the very same records
+    assert P.HELLO.format == spec.fmt(spec.HELLO_REPLY) and P.INFO_FIXED.format == spec.fmt(spec.INFO_REPLY)
+    assert P.SUMMARY.size == spec.MODEL_SUMMARY_SIZE == 36 and P.MODEL_REPLY_OFFSET == 1
+    for name, st in (("INFER_REPLY", P.INFER_HEAD), ("PROFILE_REPLY", P.PROFILE_HEAD), ("NEXT_REPLY", P.NEXT),
+                     ("ERROR_REPLY", P.ERROR), ("LOAD_BEGIN_REQ", P.LOAD_BEGIN), ("LOAD_CHUNK_REQ", P.CHUNK_HEAD)):
+        assert st.format == spec.fmt(spec.RECORDS[name]), name
+    # and the firmware writes every (non-reserved) field through its generated offset, no literals
+    app = (root / "firmware" / "app" / "eq_app.c").read_text()
+    for rname in spec.PROTOCOL_RECORDS:
+        for f, _, _ in spec.RECORDS[rname]:
+            if not f.startswith("reserved"):
+                assert f"EQ_{rname}_{f.upper()}" in app, f"eq_app.c does not use EQ_{rname}_{f.upper()}"
+
+
+def test_payload_records_roundtrip():
+    summ = P.SUMMARY.pack(2, 1, 3, 1000, 0xDEADBEEF, b"abcdefgh", 10, 1, 28, 28, 98, 4096)
+    info = P.INFO_FIXED.pack(0, 1, 3, 7, 4096, 0x0102, 1, 0, 25_000_000, 25_000_000, 1 << 20, 1 << 19, 1 << 21,
+                             5, 1, 0, summ) + b"qemu-mps2-an386"
+    i = P.Info.parse(info)
+    assert (i.window, i.caps, i.max_payload, i.fw_version, i.tick_hz, i.board) == \
+        (3, 7, 4096, (1, 2), 25_000_000, "qemu-mps2-an386")
+    assert i.model.source == "ram" and i.model.crc32 == 0xDEADBEEF and i.model.input_shape == (1, 28, 28)
+    m = P.ModelSummary.parse(P.MODEL_REPLY.pack(0, summ), P.MODEL_REPLY_OFFSET)
+    assert m == i.model
+    prof = P.Profile.parse(P.PROFILE_HEAD.pack(0, 0, 2, 30, 1000) + struct.pack("<2I", 10, 15))
+    assert (prof.ticks, prof.total, prof.tick_hz) == ([10, 15], 30, 1000)
+    cls, raw, ticks = P.parse_infer(P.INFER_HEAD.pack(0, 0, 1, 2, 0, 77) + struct.pack("<2i", -5, 9))
+    assert (cls, np.frombuffer(raw, "<i4").tolist(), ticks) == (1, [-5, 9], 77)
+
+
 def test_decode_frame_detects_every_single_bit_flip():
     wire = P.encode_frame(P.CMD["INFER"], 7, bytes(range(98)))
     enc = wire[1:-1]

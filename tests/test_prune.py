@@ -2,7 +2,7 @@
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 from edgeq import prune as P
 from edgeq.quant import QConv2d

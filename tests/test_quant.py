@@ -56,7 +56,7 @@ def test_quantize_k_and_dorefa_act(rng):
     g = rng.normal(size=300)
     for k in (1, 2, 3):
         n = 2**k - 1
-        y, dx = _grad(lambda t: Q.dorefa_act(t, k), x, g)
+        y, dx = _grad(lambda t, k=k: Q.dorefa_act(t, k), x, g)
         np.testing.assert_allclose(y, np.floor(np.clip(x, 0, 1) * n + 0.5) / n)
         np.testing.assert_allclose(dx, g * ((x >= 0) & (x <= 1)), rtol=1e-12)
 

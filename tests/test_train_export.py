@@ -55,8 +55,8 @@ def _check_exact(model, xte, n_ref=6):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_export_exact(arch, digits):
     xtr, ytr, xte, yte, classes = digits
-    model, hist = train.build_and_train(arch, xtr, ytr, classes, epochs=3, seed=1)
-    blob, _ = _check_exact(model, xte)
+    model, _hist = train.build_and_train(arch, xtr, ytr, classes, epochs=3, seed=1)
+    _blob, _ = _check_exact(model, xte)
     acc = train.accuracy(model, xte, yte)
     assert acc > 0.3, f"{arch}: accuracy {acc} after 3 epochs"
     # float eval (unfolded batch norm) and integer eval agree on almost every image
@@ -67,7 +67,7 @@ def test_export_exact(arch, digits):
 
 def test_thresholds_flip_for_negative_gamma(digits):
     """Negative BN gammas (flip) and every encoding path stay exact."""
-    xtr, ytr, xte, yte, classes = digits
+    xtr, _ytr, xte, _yte, classes = digits
     for arch in ("bnn-cnn", "twn-cnn", "hwgq-cnn"):
         torch.manual_seed(0)
         model = models.build_model(arch, (1, 8, 8), classes)
@@ -84,7 +84,7 @@ def test_thresholds_flip_for_negative_gamma(digits):
 
 
 def test_first_last_precision_and_pruned_sparse(digits):
-    xtr, ytr, xte, yte, classes = digits
+    xtr, ytr, xte, _yte, classes = digits
     model, _ = train.build_and_train("twn-cnn", xtr, ytr, classes, epochs=4, prune=0.85, first_wq="int8",
                                      last_wq="int8")
     g = export.to_graph(model)
@@ -101,7 +101,7 @@ def test_first_last_precision_and_pruned_sparse(digits):
 
 
 def test_shift_bn_exports_exactly(digits):
-    xtr, ytr, xte, yte, classes = digits
+    xtr, ytr, xte, _yte, classes = digits
     torch.manual_seed(0)
     model = models.build_model("bnn-cnn", (1, 8, 8), classes, bn="shift")
     train.train_model(model, xtr, ytr, epochs=2, lr=3e-3)
@@ -109,7 +109,7 @@ def test_shift_bn_exports_exactly(digits):
 
 
 def test_checkpoint_roundtrip(tmp_path, digits):
-    xtr, ytr, xte, yte, classes = digits
+    xtr, ytr, xte, _yte, classes = digits
     model, _ = train.build_and_train("dorefa-w2a2", xtr, ytr, classes, epochs=1)
     train.save_checkpoint(model, tmp_path / "m.pt")
     m2 = train.load_checkpoint(tmp_path / "m.pt")
@@ -148,3 +148,11 @@ def test_digits_default_accuracy(arch, digits):
     xtr, ytr, xte, yte, classes = digits
     model, _ = train.build_and_train(arch, xtr, ytr, classes)
     assert train.accuracy(model, xte, yte) >= 0.9
+
+
+def test_hwgq_alternating_finetune_stays_exact(digits):
+    xtr, ytr, xte, _yte, classes = digits
+    model, _ = train.build_and_train("hwgq-cnn", xtr, ytr, classes, epochs=2)
+    res = train.alternating_finetune(model, xtr[:128], iters=1, max_rows=512)
+    assert res and all(after <= before for before, after in res.values())
+    _check_exact(model, xte[:100], n_ref=2)

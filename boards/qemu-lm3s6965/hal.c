@@ -1,4 +1,5 @@
-/* Stellaris LM3S6965 (QEMU lm3s6965evb): UART0 (a PL011 variant) with RX interrupt, SysTick. */
+/* Stellaris LM3S6965 (QEMU lm3s6965evb): UART0 (a PL011 variant) with RX interrupt; SysTick
+ * ticks (ticks.c). */
 #include "cortexm.h"
 #include "eq_board.h"
 #include "eq_hal.h"

@@ -1,4 +1,4 @@
-/* MPS2 AN386 (QEMU): CMSDK APB UART0 with RX interrupt, SysTick ticks. */
+/* MPS2 AN386 (QEMU): CMSDK APB UART0 with RX interrupt; ticks from CMSDK timer 0 (ticks.c). */
 #include "cortexm.h"
 #include "eq_board.h"
 #include "eq_hal.h"

@@ -1,4 +1,5 @@
-/* MPS3 AN547 (QEMU, Secure state): CMSDK APB UART0 with RX interrupt, SysTick ticks. */
+/* MPS3 AN547 (QEMU, Secure state): CMSDK APB UART0 with RX interrupt; ticks from the SSE-300
+ * system counter (ticks.c). */
 #include "cortexm.h"
 #include "eq_board.h"
 #include "eq_hal.h"

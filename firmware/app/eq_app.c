@@ -1,6 +1,8 @@
 /* Serial protocol, board side. Frame (before COBS): version u8, cmd u8, seq u16, length u16,
  * payload[length], crc32 u32 over header + payload (zlib CRC, eq_crc32). Every reply payload
- * starts with a status byte. Layouts of each payload: docs/protocol.md. */
+ * starts with a status byte. Payload layouts are records in edgeq/spec.py (HELLO_REPLY,
+ * INFO_REPLY, MODEL_SUMMARY, ...): every field is written at its generated offset from eq_spec.h
+ * (EQ_<RECORD>_<FIELD>), and edgeq/protocol.py unpacks the same records. docs/protocol.md. */
 #include <string.h>
 
 #include "eq_app.h"
@@ -13,10 +15,20 @@
 #error "EQ_MAX_PAYLOAD exceeds the protocol maximum EQ_FRAME_MAX_PAYLOAD"
 #endif
 
+#if EQ_INFO_REPLY_MODEL + EQ_MODEL_SUMMARY_SIZE_BYTES != EQ_INFO_REPLY_SIZE_BYTES \
+    || EQ_MODEL_REPLY_MODEL + EQ_MODEL_SUMMARY_SIZE_BYTES != EQ_MODEL_REPLY_SIZE_BYTES \
+    || EQ_ERROR_REPLY_SIZE_BYTES != 5u || EQ_INFO_REPLY_SIZE_BYTES > EQ_MAX_PAYLOAD \
+    || EQ_INFO_REPLY_STATUS != EQ_HELLO_REPLY_STATUS || EQ_INFO_REPLY_PROTO != EQ_HELLO_REPLY_PROTO \
+    || EQ_INFO_REPLY_WINDOW != EQ_HELLO_REPLY_WINDOW || EQ_INFO_REPLY_CAPS != EQ_HELLO_REPLY_CAPS \
+    || EQ_INFO_REPLY_MAX_PAYLOAD != EQ_HELLO_REPLY_MAX_PAYLOAD \
+    || EQ_INFO_REPLY_FW_VERSION != EQ_HELLO_REPLY_FW_VERSION /* INFO starts as HELLO (put_hello) */
+#error "eq_spec.h reply records do not fit what eq_app.c writes: regenerate with python -m edgeq.spec"
+#endif
+
 #define HDR EQ_FRAME_HEADER_SIZE
 #define FRAME_MAX (HDR + EQ_MAX_PAYLOAD + EQ_FRAME_CRC_SIZE)
 #define ENC_MAX EQ_COBS_MAX(FRAME_MAX)
-#define MAX_SCORES ((EQ_MAX_PAYLOAD - 12u) / 4u)
+#define MAX_SCORES ((EQ_MAX_PAYLOAD - EQ_INFER_REPLY_SIZE_BYTES) / 4u)
 #ifndef EQ_MAX_PROFILE_LAYERS
 #define EQ_MAX_PROFILE_LAYERS 256u
 #endif
@@ -78,31 +90,39 @@ static void send_reply(uint8_t cmd, uint32_t seq, uint32_t plen)
 
 static void send_status(uint8_t cmd, uint32_t seq, uint32_t status, uint32_t detail)
 {
-    tx[HDR] = (uint8_t)status;
-    put32(tx + HDR + 1, detail);
-    send_reply(cmd, seq, 5u);
+    uint8_t *p = tx + HDR;
+    p[EQ_ERROR_REPLY_STATUS] = (uint8_t)status;
+    put32(p + EQ_ERROR_REPLY_DETAIL, detail);
+    send_reply(cmd, seq, EQ_ERROR_REPLY_SIZE_BYTES);
 }
 
-/* model summary, 36 bytes (INFO, LOAD_END, RESET) */
-#define SUMMARY_SIZE 36u
+/* MODEL_SUMMARY record (INFO, LOAD_END, RESET) */
 static void put_summary(uint8_t *p)
 {
     const eq_model_t *m = &st.m;
-    memset(p, 0, SUMMARY_SIZE);
-    p[0] = st.src;
+    memset(p, 0, EQ_MODEL_SUMMARY_SIZE_BYTES);
+    p[EQ_MODEL_SUMMARY_SOURCE] = st.src;
     if (st.src == EQ_SRC_NONE)
         return;
-    p[1] = m->pre_mode;
-    put16(p + 2, m->n_layers);
-    put32(p + 4, m->size);
-    put32(p + 8, st.file_crc);
-    memcpy(p + 12, m->blob + EQ_HEADER_MODEL_HASH, 8);
-    put16(p + 20, m->n_classes);
-    put16(p + 22, m->in_c);
-    put16(p + 24, m->in_h);
-    put16(p + 26, m->in_w);
-    put32(p + 28, m->input_wire);
-    put32(p + 32, m->arena_need);
+    p[EQ_MODEL_SUMMARY_PRE_MODE] = m->pre_mode;
+    put16(p + EQ_MODEL_SUMMARY_N_LAYERS, m->n_layers);
+    put32(p + EQ_MODEL_SUMMARY_SIZE, m->size);
+    put32(p + EQ_MODEL_SUMMARY_CRC32, st.file_crc);
+    memcpy(p + EQ_MODEL_SUMMARY_MODEL_HASH, m->blob + EQ_HEADER_MODEL_HASH, 8);
+    put16(p + EQ_MODEL_SUMMARY_N_CLASSES, m->n_classes);
+    put16(p + EQ_MODEL_SUMMARY_IN_C, m->in_c);
+    put16(p + EQ_MODEL_SUMMARY_IN_H, m->in_h);
+    put16(p + EQ_MODEL_SUMMARY_IN_W, m->in_w);
+    put32(p + EQ_MODEL_SUMMARY_INPUT_WIRE, m->input_wire);
+    put32(p + EQ_MODEL_SUMMARY_ARENA_NEED, m->arena_need);
+}
+
+/* LOAD_END, RESET: status + MODEL_SUMMARY */
+static uint32_t model_reply(void)
+{
+    tx[HDR + EQ_MODEL_REPLY_STATUS] = EQ_OK;
+    put_summary(tx + HDR + EQ_MODEL_REPLY_MODEL);
+    return EQ_MODEL_REPLY_SIZE_BYTES;
 }
 
 /* ---- model ------------------------------------------------------------------------------ */
@@ -162,16 +182,21 @@ static uint8_t caps(void)
 }
 
 /* ---- commands: each fills tx[HDR..] and returns the payload length ----------------------- */
+/* HELLO_REPLY; INFO_REPLY starts with the same fields (spec.py asserts it) */
+static void put_hello(uint8_t *p)
+{
+    p[EQ_HELLO_REPLY_STATUS] = EQ_OK;
+    p[EQ_HELLO_REPLY_PROTO] = EQ_PROTOCOL_VERSION;
+    p[EQ_HELLO_REPLY_WINDOW] = (uint8_t)WINDOW;
+    p[EQ_HELLO_REPLY_CAPS] = caps();
+    put16(p + EQ_HELLO_REPLY_MAX_PAYLOAD, EQ_MAX_PAYLOAD);
+    put16(p + EQ_HELLO_REPLY_FW_VERSION, (EQ_FW_VERSION_MAJOR << 8) | EQ_FW_VERSION_MINOR);
+}
+
 static uint32_t cmd_hello(void)
 {
-    uint8_t *p = tx + HDR;
-    p[0] = EQ_OK;
-    p[1] = EQ_PROTOCOL_VERSION;
-    p[2] = (uint8_t)WINDOW;
-    p[3] = caps();
-    put16(p + 4, EQ_MAX_PAYLOAD);
-    put16(p + 6, (EQ_FW_VERSION_MAJOR << 8) | EQ_FW_VERSION_MINOR);
-    return 8u;
+    put_hello(tx + HDR);
+    return EQ_HELLO_REPLY_SIZE_BYTES;
 }
 
 static uint32_t cmd_info(void)
@@ -179,36 +204,36 @@ static uint32_t cmd_info(void)
     uint8_t *p = tx + HDR;
     uint32_t fsize = 0, n = (uint32_t)sizeof(EQ_BOARD_NAME) - 1u;
     (void)eq_hal_flash_model(&fsize);
-    cmd_hello(); /* first 8 bytes as HELLO */
-    put16(p + 8, EQ_BLOB_VERSION_MAJOR);
-    put16(p + 10, EQ_BLOB_VERSION_MINOR);
-    put32(p + 12, EQ_CPU_HZ);
-    put32(p + 16, EQ_TICK_HZ);
-    put32(p + 20, EQ_MODEL_BUF_SIZE);
-    put32(p + 24, EQ_ARENA_SIZE);
-    put32(p + 28, fsize);
-    put32(p + 32, st.frames_ok);
-    put32(p + 36, st.frames_bad);
-    put32(p + 40, eq_rx_overruns());
-    put_summary(p + 44);
-    if (n > EQ_MAX_PAYLOAD - 44u - SUMMARY_SIZE)
-        n = EQ_MAX_PAYLOAD - 44u - SUMMARY_SIZE;
-    memcpy(p + 44 + SUMMARY_SIZE, EQ_BOARD_NAME, n);
-    return 44u + SUMMARY_SIZE + n;
+    put_hello(p);
+    put16(p + EQ_INFO_REPLY_BLOB_MAJOR, EQ_BLOB_VERSION_MAJOR);
+    put16(p + EQ_INFO_REPLY_BLOB_MINOR, EQ_BLOB_VERSION_MINOR);
+    put32(p + EQ_INFO_REPLY_CPU_HZ, EQ_CPU_HZ);
+    put32(p + EQ_INFO_REPLY_TICK_HZ, EQ_TICK_HZ);
+    put32(p + EQ_INFO_REPLY_MODEL_BUF, EQ_MODEL_BUF_SIZE);
+    put32(p + EQ_INFO_REPLY_ARENA, EQ_ARENA_SIZE);
+    put32(p + EQ_INFO_REPLY_FLASH_MODEL, fsize);
+    put32(p + EQ_INFO_REPLY_FRAMES_OK, st.frames_ok);
+    put32(p + EQ_INFO_REPLY_FRAMES_BAD, st.frames_bad);
+    put32(p + EQ_INFO_REPLY_RX_OVERRUNS, eq_rx_overruns());
+    put_summary(p + EQ_INFO_REPLY_MODEL);
+    if (n > EQ_MAX_PAYLOAD - EQ_INFO_REPLY_SIZE_BYTES)
+        n = EQ_MAX_PAYLOAD - EQ_INFO_REPLY_SIZE_BYTES;
+    memcpy(p + EQ_INFO_REPLY_SIZE_BYTES, EQ_BOARD_NAME, n); /* the board name: rest of the payload */
+    return EQ_INFO_REPLY_SIZE_BYTES + n;
 }
 
 static uint32_t ok_next(uint32_t next)
 {
-    tx[HDR] = EQ_OK;
-    put32(tx + HDR + 1, next);
-    return 5u;
+    tx[HDR + EQ_NEXT_REPLY_STATUS] = EQ_OK;
+    put32(tx + HDR + EQ_NEXT_REPLY_NEXT, next);
+    return EQ_NEXT_REPLY_SIZE_BYTES;
 }
 
 static int cmd_load_begin(const uint8_t *a, uint32_t n, uint32_t *detail, uint32_t *plen)
 {
-    if (n != 8u)
+    if (n != EQ_LOAD_BEGIN_REQ_SIZE_BYTES)
         return EQ_ERR_ARG;
-    uint32_t total = get32(a), crc = get32(a + 4);
+    uint32_t total = get32(a + EQ_LOAD_BEGIN_REQ_TOTAL), crc = get32(a + EQ_LOAD_BEGIN_REQ_CRC32);
     if (total > EQ_MODEL_BUF_SIZE) {
         *detail = EQ_MODEL_BUF_SIZE;
         return EQ_ERR_TOO_LARGE;
@@ -231,9 +256,9 @@ static int cmd_load_chunk(const uint8_t *a, uint32_t n, uint32_t *detail, uint32
 {
     if (!st.loading)
         return EQ_ERR_SEQUENCE;
-    if (n < 4u)
+    if (n < EQ_LOAD_CHUNK_REQ_SIZE_BYTES)
         return EQ_ERR_ARG;
-    uint32_t off = get32(a), len = n - 4u;
+    uint32_t off = get32(a + EQ_LOAD_CHUNK_REQ_OFFSET), len = n - EQ_LOAD_CHUNK_REQ_SIZE_BYTES;
     if (off > st.load_total || len > st.load_total - off) {
         *detail = st.load_total;
         return EQ_ERR_BOUNDS;
@@ -243,7 +268,7 @@ static int cmd_load_chunk(const uint8_t *a, uint32_t n, uint32_t *detail, uint32
         return EQ_ERR_SEQUENCE;
     }
     if (off + len > st.load_next) {
-        memcpy(model_buf + off, a + 4, len);
+        memcpy(model_buf + off, a + EQ_LOAD_CHUNK_REQ_SIZE_BYTES, len);
         st.load_next = off + len;
     } /* else: a repeated chunk we already hold */
     *plen = ok_next(st.load_next);
@@ -254,9 +279,7 @@ static int cmd_load_end(uint32_t *detail, uint32_t *plen)
 {
     if (!st.loading) {
         if (st.src == EQ_SRC_RAM) { /* a repeated LOAD_END: answer again */
-            tx[HDR] = EQ_OK;
-            put_summary(tx + HDR + 1);
-            *plen = 1u + SUMMARY_SIZE;
+            *plen = model_reply();
             return EQ_OK;
         }
         return EQ_ERR_SEQUENCE;
@@ -271,9 +294,7 @@ static int cmd_load_end(uint32_t *detail, uint32_t *plen)
     int s = (int)adopt(model_buf, st.load_total, EQ_SRC_RAM, detail);
     if (s != EQ_OK)
         return s;
-    tx[HDR] = EQ_OK;
-    put_summary(tx + HDR + 1);
-    *plen = 1u + SUMMARY_SIZE;
+    *plen = model_reply();
     return EQ_OK;
 }
 
@@ -312,15 +333,14 @@ static int cmd_infer(const uint8_t *a, uint32_t n, uint32_t *detail, uint32_t *p
         st.prof_n = m->n_layers;
     }
     uint8_t *p = tx + HDR;
-    p[0] = EQ_OK;
-    p[1] = 0;
-    put16(p + 2, cls);
-    put16(p + 4, m->n_classes);
-    put16(p + 6, 0);
-    put32(p + 8, prof.total);
-    for (uint32_t i = 0; i < m->n_classes; i++)
-        put32(p + 12 + 4u * i, (uint32_t)scores[i]);
-    *plen = 12u + 4u * m->n_classes;
+    memset(p, 0, EQ_INFER_REPLY_SIZE_BYTES);
+    p[EQ_INFER_REPLY_STATUS] = EQ_OK;
+    put16(p + EQ_INFER_REPLY_CLS, cls);
+    put16(p + EQ_INFER_REPLY_N, m->n_classes);
+    put32(p + EQ_INFER_REPLY_TICKS, prof.total);
+    for (uint32_t i = 0; i < m->n_classes; i++) /* scores i32[n] */
+        put32(p + EQ_INFER_REPLY_SIZE_BYTES + 4u * i, (uint32_t)scores[i]);
+    *plen = EQ_INFER_REPLY_SIZE_BYTES + 4u * m->n_classes;
     return EQ_OK;
 }
 
@@ -329,17 +349,17 @@ static int cmd_profile(uint32_t *plen)
     if (!st.have_prof)
         return EQ_ERR_SEQUENCE;
     uint32_t n = st.prof_n;
-    if (12u + 4u * n > EQ_MAX_PAYLOAD)
-        n = (EQ_MAX_PAYLOAD - 12u) / 4u;
+    if (EQ_PROFILE_REPLY_SIZE_BYTES + 4u * n > EQ_MAX_PAYLOAD)
+        n = (EQ_MAX_PAYLOAD - EQ_PROFILE_REPLY_SIZE_BYTES) / 4u;
     uint8_t *p = tx + HDR;
-    p[0] = EQ_OK;
-    p[1] = 0;
-    put16(p + 2, n);
-    put32(p + 4, st.prof_total);
-    put32(p + 8, EQ_TICK_HZ);
-    for (uint32_t i = 0; i < n; i++)
-        put32(p + 12 + 4u * i, prof_ticks[i]);
-    *plen = 12u + 4u * n;
+    memset(p, 0, EQ_PROFILE_REPLY_SIZE_BYTES);
+    p[EQ_PROFILE_REPLY_STATUS] = EQ_OK;
+    put16(p + EQ_PROFILE_REPLY_N, n);
+    put32(p + EQ_PROFILE_REPLY_TOTAL, st.prof_total);
+    put32(p + EQ_PROFILE_REPLY_TICK_HZ, EQ_TICK_HZ);
+    for (uint32_t i = 0; i < n; i++) /* ticks u32[n] */
+        put32(p + EQ_PROFILE_REPLY_SIZE_BYTES + 4u * i, prof_ticks[i]);
+    *plen = EQ_PROFILE_REPLY_SIZE_BYTES + 4u * n;
     return EQ_OK;
 }
 
@@ -347,9 +367,7 @@ static uint32_t cmd_reset(void)
 {
     st.loading = 0;
     boot_model();
-    tx[HDR] = EQ_OK;
-    put_summary(tx + HDR + 1);
-    return 1u + SUMMARY_SIZE;
+    return model_reply();
 }
 
 /* ---- frames ----------------------------------------------------------------------------- */
@@ -397,7 +415,7 @@ static void handle_frame(void)
             detail = EQ_MAX_PAYLOAD - 1u;
             break;
         }
-        tx[HDR] = EQ_OK;
+        tx[HDR] = EQ_OK; /* status, then the bytes */
         memmove(tx + HDR + 1, a, n);
         plen = n + 1u;
         break;

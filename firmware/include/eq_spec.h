@@ -173,4 +173,89 @@
 #define EQ_FRAME_SEQ 2 /* H: sequence number; a reply echoes its request's */
 #define EQ_FRAME_LENGTH 4 /* H: payload bytes */
 
+/* MODEL_SUMMARY record: 36 bytes */
+#define EQ_MODEL_SUMMARY_SIZE_BYTES 36u
+#define EQ_MODEL_SUMMARY_SOURCE 0 /* B: 0 none, 1 flash (found at boot), 2 RAM (uploaded with LOAD_*) */
+#define EQ_MODEL_SUMMARY_PRE_MODE 1 /* B: PRE_* of the model */
+#define EQ_MODEL_SUMMARY_N_LAYERS 2 /* H:  */
+#define EQ_MODEL_SUMMARY_SIZE 4 /* I: blob bytes */
+#define EQ_MODEL_SUMMARY_CRC32 8 /* I: zlib CRC of the whole blob, computed by the board */
+#define EQ_MODEL_SUMMARY_MODEL_HASH 12 /* 8s: from the blob header */
+#define EQ_MODEL_SUMMARY_N_CLASSES 20 /* H:  */
+#define EQ_MODEL_SUMMARY_IN_C 22 /* H:  */
+#define EQ_MODEL_SUMMARY_IN_H 24 /* H:  */
+#define EQ_MODEL_SUMMARY_IN_W 26 /* H:  */
+#define EQ_MODEL_SUMMARY_INPUT_WIRE 28 /* I: bytes of one INFER payload */
+#define EQ_MODEL_SUMMARY_ARENA_NEED 32 /* I: arena bytes the model needs; every field after source is 0 with no model */
+
+/* HELLO_REPLY record: 8 bytes */
+#define EQ_HELLO_REPLY_SIZE_BYTES 8u
+#define EQ_HELLO_REPLY_STATUS 0 /* B: STATUS */
+#define EQ_HELLO_REPLY_PROTO 1 /* B: PROTOCOL_VERSION of the board */
+#define EQ_HELLO_REPLY_WINDOW 2 /* B: frames the host may send before waiting for replies */
+#define EQ_HELLO_REPLY_CAPS 3 /* B: capability bits: 1 PROFILE, 2 flash model region, 4 model loaded */
+#define EQ_HELLO_REPLY_MAX_PAYLOAD 4 /* H: largest request payload the board accepts */
+#define EQ_HELLO_REPLY_FW_VERSION 6 /* H: firmware version, major << 8 | minor */
+
+/* INFO_REPLY record: 80 bytes */
+#define EQ_INFO_REPLY_SIZE_BYTES 80u
+#define EQ_INFO_REPLY_STATUS 0 /* B: STATUS */
+#define EQ_INFO_REPLY_PROTO 1 /* B: PROTOCOL_VERSION of the board */
+#define EQ_INFO_REPLY_WINDOW 2 /* B: frames the host may send before waiting for replies */
+#define EQ_INFO_REPLY_CAPS 3 /* B: capability bits: 1 PROFILE, 2 flash model region, 4 model loaded */
+#define EQ_INFO_REPLY_MAX_PAYLOAD 4 /* H: largest request payload the board accepts */
+#define EQ_INFO_REPLY_FW_VERSION 6 /* H: firmware version, major << 8 | minor */
+#define EQ_INFO_REPLY_BLOB_MAJOR 8 /* H: BLOB_VERSION_MAJOR the runtime reads */
+#define EQ_INFO_REPLY_BLOB_MINOR 10 /* H: BLOB_VERSION_MINOR */
+#define EQ_INFO_REPLY_CPU_HZ 12 /* I: CPU clock */
+#define EQ_INFO_REPLY_TICK_HZ 16 /* I: rate of the INFER/PROFILE ticks */
+#define EQ_INFO_REPLY_MODEL_BUF 20 /* I: bytes of the RAM model buffer (LOAD_*) */
+#define EQ_INFO_REPLY_ARENA 24 /* I: bytes of runtime scratch */
+#define EQ_INFO_REPLY_FLASH_MODEL 28 /* I: bytes of the flash model region, 0 if none */
+#define EQ_INFO_REPLY_FRAMES_OK 32 /* I: frames decoded since boot */
+#define EQ_INFO_REPLY_FRAMES_BAD 36 /* I: frames rejected (COBS, length, CRC, too long) */
+#define EQ_INFO_REPLY_RX_OVERRUNS 40 /* I: received bytes dropped: the RX ring was full */
+#define EQ_INFO_REPLY_MODEL 44 /* 36s: MODEL_SUMMARY; the board name (UTF-8) fills the rest of the payload */
+
+/* MODEL_REPLY record: 37 bytes */
+#define EQ_MODEL_REPLY_SIZE_BYTES 37u
+#define EQ_MODEL_REPLY_STATUS 0 /* B: STATUS */
+#define EQ_MODEL_REPLY_MODEL 1 /* 36s: MODEL_SUMMARY */
+
+/* NEXT_REPLY record: 5 bytes */
+#define EQ_NEXT_REPLY_SIZE_BYTES 5u
+#define EQ_NEXT_REPLY_STATUS 0 /* B: STATUS (OK, or ERR_SEQUENCE for LOAD_CHUNK) */
+#define EQ_NEXT_REPLY_NEXT 1 /* I: bytes held contiguously from offset 0: where the next chunk goes */
+
+/* ERROR_REPLY record: 5 bytes */
+#define EQ_ERROR_REPLY_SIZE_BYTES 5u
+#define EQ_ERROR_REPLY_STATUS 0 /* B: STATUS, not OK */
+#define EQ_ERROR_REPLY_DETAIL 1 /* I: the limit that was hit (docs/protocol.md), else 0 */
+
+/* INFER_REPLY record: 12 bytes */
+#define EQ_INFER_REPLY_SIZE_BYTES 12u
+#define EQ_INFER_REPLY_STATUS 0 /* B: STATUS */
+#define EQ_INFER_REPLY_RESERVED0 1 /* B: zero */
+#define EQ_INFER_REPLY_CLS 2 /* H: class: the first maximum score */
+#define EQ_INFER_REPLY_N 4 /* H: number of scores */
+#define EQ_INFER_REPLY_RESERVED1 6 /* H: zero */
+#define EQ_INFER_REPLY_TICKS 8 /* I: ticks of the whole inference; followed by scores i32[n] */
+
+/* PROFILE_REPLY record: 12 bytes */
+#define EQ_PROFILE_REPLY_SIZE_BYTES 12u
+#define EQ_PROFILE_REPLY_STATUS 0 /* B: STATUS */
+#define EQ_PROFILE_REPLY_RESERVED0 1 /* B: zero */
+#define EQ_PROFILE_REPLY_N 2 /* H: number of layers */
+#define EQ_PROFILE_REPLY_TOTAL 4 /* I: ticks of the whole inference (input unpacking and argmax included) */
+#define EQ_PROFILE_REPLY_TICK_HZ 8 /* I: tick rate; followed by ticks u32[n], one per layer */
+
+/* LOAD_BEGIN_REQ record: 8 bytes */
+#define EQ_LOAD_BEGIN_REQ_SIZE_BYTES 8u
+#define EQ_LOAD_BEGIN_REQ_TOTAL 0 /* I: blob bytes */
+#define EQ_LOAD_BEGIN_REQ_CRC32 4 /* I: zlib CRC of the whole blob */
+
+/* LOAD_CHUNK_REQ record: 4 bytes */
+#define EQ_LOAD_CHUNK_REQ_SIZE_BYTES 4u
+#define EQ_LOAD_CHUNK_REQ_OFFSET 0 /* I: where the data goes in the blob; followed by the data */
+
 #endif /* EQ_SPEC_H */

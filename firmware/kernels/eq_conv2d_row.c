@@ -63,6 +63,60 @@ static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uin
     }
 }
 
+/* B1 x B1 with few channels (C < 32, taps * C <= 256): each tap holds C bits in a word of its
+ * own, so the general loop spends a load, XOR and popcount per tap for C useful bits. Here the
+ * taps' C-bit fields of one output pixel are concatenated (bit t * C + c) into at most 8 words,
+ * with a valid-bit mask for the in-bounds taps, and the weights of a chunk of 16 output channels
+ * are concatenated the same way once per call; an output is then one XOR + AND + popcount per
+ * word: n_in * C - 2 * popcount((a ^ w) & valid). Out-of-bounds taps contribute 0 as before. */
+#define EQ_DENSE_WORDS 8u
+#define EQ_DENSE_CH 16u
+
+static void eq_put_bits(uint32_t *dst, uint32_t pos, uint32_t val, uint32_t c)
+{
+    const uint32_t sh = pos & 31u;
+    dst[pos >> 5] |= val << sh;
+    if (sh + c > 32u) dst[(pos >> 5) + 1u] |= val >> (32u - sh);
+}
+
+static void eq_row_b1_b1_dense(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
+                               uint32_t oy, int32_t *acc)
+{
+    const uint32_t c = s->in_c, taps = (uint32_t)s->kh * s->kw, nwd = EQ_WORDS(taps * c);
+    const uint32_t cm = (1u << c) - 1u; /* c < 32 */
+    uint32_t wd[EQ_DENSE_CH][EQ_DENSE_WORDS];
+    uint32_t n0, ox, j, q, ky, kx;
+    for (n0 = 0; n0 < s->out_c; n0 += EQ_DENSE_CH) {
+        const uint32_t nch = (s->out_c - n0) < EQ_DENSE_CH ? s->out_c - n0 : EQ_DENSE_CH;
+        for (j = 0; j < nch; ++j) { /* weight rows (taps, 1 word each) -> concatenated bits */
+            const uint32_t *wr = wt + (n0 + j) * taps;
+            for (q = 0; q < nwd; ++q) wd[j][q] = 0;
+            for (q = 0; q < taps; ++q) eq_put_bits(wd[j], q * c, wr[q] & cm, c);
+        }
+        for (ox = 0; ox < s->out_w; ++ox) {
+            uint32_t ad[EQ_DENSE_WORDS], vm[EQ_DENSE_WORDS];
+            eq_taps_t t;
+            int32_t nbits;
+            eq_taps(s, oy, ox, &t);
+            nbits = (int32_t)((t.ky1 - t.ky0) * (t.kx1 - t.kx0) * c);
+            for (q = 0; q < nwd; ++q) ad[q] = vm[q] = 0;
+            for (ky = t.ky0; ky < t.ky1; ++ky) {
+                const uint32_t *arow = in + (uint32_t)(t.iy0 + (int32_t)ky) * s->in_w;
+                for (kx = t.kx0; kx < t.kx1; ++kx) {
+                    const uint32_t pos = (ky * s->kw + kx) * c;
+                    eq_put_bits(ad, pos, arow[(uint32_t)(t.ix0 + (int32_t)kx)] & cm, c);
+                    eq_put_bits(vm, pos, cm, c);
+                }
+            }
+            for (j = 0; j < nch; ++j) {
+                uint32_t pc = 0;
+                for (q = 0; q < nwd; ++q) pc += eq_popcount32((ad[q] ^ wd[j][q]) & vm[q]);
+                acc[ox * s->out_c + n0 + j] = nbits - 2 * (int32_t)pc;
+            }
+        }
+    }
+}
+
 static void eq_row_b1_tern(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
                            uint32_t oy, int32_t *acc)
 {
@@ -321,7 +375,12 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
     if (in_enc == EQ_ENC_B1) {
         const uint32_t *a = (const uint32_t *)in;
         switch (w->enc) {
-        case EQ_ENC_B1: eq_row_b1_b1(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_B1:
+            if (s->in_c < 32u && (uint32_t)s->kh * s->kw * s->in_c <= 32u * EQ_DENSE_WORDS)
+                eq_row_b1_b1_dense(s, a, (const uint32_t *)w->data, oy, acc);
+            else
+                eq_row_b1_b1(s, a, (const uint32_t *)w->data, oy, acc);
+            return EQ_OK;
         case EQ_ENC_TERN: eq_row_b1_tern(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
         case EQ_ENC_I8: eq_row_b1_i8(s, a, (const int8_t *)w->data, oy, acc); return EQ_OK;
         case EQ_ENC_KBIT:
