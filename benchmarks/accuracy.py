@@ -21,7 +21,8 @@ from pathlib import Path
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 DEFAULT_RUNS = [("bnn-mlp", 0.0), ("bnn-cnn", 0.0), ("xnor-cnn", 0.0), ("twn-cnn", 0.0),
-                ("twn-cnn", 0.9), ("dorefa-w1a2", 0.0), ("dorefa-w2a2", 0.0), ("hwgq-cnn", 0.0)]
+                ("twn-cnn", 0.9), ("twn5-cnn", 0.0), ("dorefa-w1a2", 0.0), ("dorefa-w2a2", 0.0),
+                ("hwgq-cnn", 0.0), ("hwgq-uniform", 0.0)]
 BARS = {"bnn-mlp": 0.95, "bnn-cnn": 0.97, "twn-cnn": 0.98, "dorefa-w2a2": 0.98, "hwgq-cnn": 0.98}
 
 

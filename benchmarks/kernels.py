@@ -19,6 +19,7 @@ _CORETYPE = os.environ.pop("OPENBLAS_CORETYPE", None)  # let OpenBLAS pick its o
 
 import argparse  # noqa: E402
 import time  # noqa: E402
+from functools import partial  # noqa: E402 (after the thread settings above)
 
 import numpy as np  # noqa: E402
 
@@ -82,7 +83,7 @@ def gemm_rows(m, k, n, variants, quick):
     ops = 2.0 * m * n * k
     af = rng.standard_normal((m, k)).astype(np.float32)
     bf = rng.standard_normal((k, n)).astype(np.float32)
-    f_np = lambda: af @ bf  # noqa: E731
+    f_np = partial(np.matmul, af, bf)
     t_np = bench(f_np)
     rows.append(("numpy f32 matmul", "openblas", t_np, ops, t_np, 1.0, None, None, None))
 
@@ -111,21 +112,20 @@ def gemm_rows(m, k, n, variants, quick):
     for v in variants:
         K.use_variant(v)
         pa, pb, pw = (_p(ffi, "uint32_t *", x) for x in (ap, bp, wp))
-        f = lambda: lib.eq_host_gemm_xnor_b1b1(pa, pb, m, n, k, po)  # noqa: E731
+        f = partial(lib.eq_host_gemm_xnor_b1b1, pa, pb, m, n, k, po)
         t, tn, rr = pair(f, f_np, rounds)
         assert (out == a_pm.astype(np.int32) @ b_pm.astype(np.int32).T).all()
         rows.append(("xnor b1 x b1", v, t, ops, tn, rr, None, None, None))
-        f = lambda: lib.eq_host_gemm_tern_b1(pa, pw, m, n, k, po)  # noqa: E731
+        f = partial(lib.eq_host_gemm_tern_b1, pa, pw, m, n, k, po)
         t, tn, rr = pair(f, f_np, rounds)
         assert (out == a_pm.astype(np.int32) @ w_t.astype(np.int32).T).all()
         rows.append(("ternary bitplanes (b1 act)", v, t, ops, tn, rr, None, None, None))
         pai, pwi = _p(ffi, "int8_t *", a_i8), _p(ffi, "int8_t *", w_i8)
-        f_i8 = lambda: lib.eq_host_gemm_i8(pai, pwi, m, n, k, po2)  # noqa: E731
+        f_i8 = partial(lib.eq_host_gemm_i8, pai, pwi, m, n, k, po2)
         t_i8, tn, rr = pair(f_i8, f_np, rounds)
         rows.append(("dense int8", v, t_i8, ops, tn, rr, None, None, None))
         psp, psc = _p(ffi, "uint8_t *", sp), _p(ffi, "void *", scratch)
-        f = lambda: lib.eq_host_gemm_tern_sparse_i8(pai, psp, enc.size, m, n, k,  # noqa: E731
-                                                    psc, ss, po)
+        f = partial(lib.eq_host_gemm_tern_sparse_i8, pai, psp, enc.size, m, n, k, psc, ss, po)
         t, tb, rb = pair(f, f_i8, rounds)
         assert (out == a_i8.astype(np.int32) @ w_sp.astype(np.int32).T).all()
         rows.append(("ternary skip-zero i8, 90% zeros", v, t, ops, t_np, t_np / t, tb, rb,
@@ -133,7 +133,7 @@ def gemm_rows(m, k, n, variants, quick):
         if not quick or v != "portable":
             pac, pwc, pl = (_p(ffi, "uint8_t *", a_c), _p(ffi, "uint8_t *", w_c),
                             _p(ffi, "int32_t *", lut))
-            t = bench(lambda: lib.eq_host_gemm_lut_u8(pac, pwc, pl, 4, 4, m, n, k, po), rounds)
+            t = bench(partial(lib.eq_host_gemm_lut_u8, pac, pwc, pl, 4, 4, m, n, k, po), rounds)
             rows.append(("LUT 2b x 2b", v, t, ops, t_np, t_np / t, None, None, None))
     K.use_variant(None)
     return rows
@@ -168,8 +168,8 @@ def conv_rows(variants, quick):
     pb1, pb2 = _p(ffi, "void *", b1), _p(ffi, "void *", b2)
     for v in variants:
         K.use_variant(v)
-        f_im = lambda: lib.eq_host_conv3x3_im2col_f32(px, pw, c, h, w, k, pb2, s2, po)  # noqa: E731
-        f_wi = lambda: lib.eq_host_conv3x3_wino_f23_f32(px, pw, c, h, w, k, pb1, s1, po)  # noqa: E731
+        f_im = partial(lib.eq_host_conv3x3_im2col_f32, px, pw, c, h, w, k, pb2, s2, po)
+        f_wi = partial(lib.eq_host_conv3x3_wino_f23_f32, px, pw, c, h, w, k, pb1, s1, po)
         t_wi, t_im, rr = pair(f_wi, f_im, rounds)
         r_im = t_ref / t_im if t_ref else None
         r_wi = t_ref / t_wi if t_ref else None
@@ -200,9 +200,8 @@ def m1_rows(variants, quick):
     rows = []
     for v in variants:
         K.use_variant(v)
-        f_d = lambda: lib.eq_host_gemm_i8(pa, pwd, m, n, k, po)  # noqa: E731
-        f_s = lambda: lib.eq_host_gemm_tern_sparse_i8(pa, psp, enc.size, m, n, k,  # noqa: E731
-                                                      ffi.NULL, 0, po)
+        f_d = partial(lib.eq_host_gemm_i8, pa, pwd, m, n, k, po)
+        f_s = partial(lib.eq_host_gemm_tern_sparse_i8, pa, psp, enc.size, m, n, k, ffi.NULL, 0, po)
         t_s, t_d, rr = pair(f_s, f_d, 5 if quick else ROUNDS)
         rows.append((f"skip-zero i8 M=1 ({t_s / nib * 1e9:.2f} ns/nibble)", v, t_s,
                      2.0 * m * n * k, None, None, t_d, rr, "dense int8"))

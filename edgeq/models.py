@@ -3,7 +3,8 @@
 Every model is a `QNet`: an input preprocessing step (`Pre`) and a chain of `QBlock`s.  A block is
 ``QConv2d -> BatchNorm -> activation quantizer -> [max-pool]``; the last block has no activation
 and ends in an AFFINE output stage (the scores).  Dense layers are convolutions whose kernel covers
-their whole input (as in the IR, so flattening never repacks bits).
+their whole input (as in the IR).  Blocks after a binary activation pool ORs of bits; every
+quantizer is monotone, so training pools before quantizing (same forward, less work).
 
 Training (``model.train()``) runs the float forward with straight-through quantizers.  Evaluation
 (``model.eval()``) runs `edgeq.export.int_forward`: the conv accumulators are computed on integer
@@ -16,8 +17,8 @@ Input preprocessing (stored in the graph as pre_mode/pre_param; pixels are raw u
   THRESH t : first activation is binary, +1 where pixel >= t (the network sees +-1);
   RAW      : the pixel code 0..255 itself (the network sees pixel / 255 in training);
   QUANT k  : code = (pixel * (2**k - 1) + 127) // 255 (the network sees code / (2**k - 1)).
-Dense layers over an image (the MLP's first layer) are convolutions whose kernel covers the
-image; the packer stores them as FLATTEN + 1x1 CONV, so binary weights cost 1 bit each.
+The packer stores dense layers (e.g. the MLP's first layer, whose kernel covers the image) as
+FLATTEN + 1x1 CONV, so binary weights cost 1 bit each.
 (`Pre(flatten=True)` instead makes the graph input (C*H*W, 1, 1); no built-in arch uses it.)
 
 Architectures (`ARCHS`, each for 28x28 and 8x8 inputs; any square size works):
@@ -31,6 +32,7 @@ Architectures (`ARCHS`, each for 28x28 and 8x8 inputs; any square size works):
   dorefa-w2a2 QUANT(4) input, [DoReFa] 2-bit weights (KBIT LUT), 2-bit activations
   dorefa-cnn  alias of dorefa-w2a2
   hwgq-cnn    RAW input, BWN weights, [HWGQ] 2-bit Lloyd-Max activations (fixed point, KBIT LUT)
+  hwgq-uniform  as hwgq-cnn with the 2-bit uniform HWGQ quantizer (B1 weights x U8 codes, no LUT)
 First/last layer weight precision is configurable (`first_wq`, `last_wq`, e.g. 'int8').
 """
 
@@ -165,6 +167,7 @@ ARCHS = {
     "dorefa-w1a2": ArchSpec(("RAW", 0), "dorefa1", "dorefa2", lr=2e-3),
     "dorefa-w2a2": ArchSpec(("QUANT", 4), "dorefa2", "dorefa2", lr=2e-3),
     "hwgq-cnn": ArchSpec(("RAW", 0), "bwn", "hwgq2", lr=2e-3),
+    "hwgq-uniform": ArchSpec(("RAW", 0), "bwn", "hwgq2u", lr=2e-3),
 }
 ALIASES = {"dorefa-cnn": "dorefa-w2a2", "xnor": "xnor-cnn", "bnn": "bnn-cnn"}
 

@@ -4,6 +4,10 @@
  * so the module still loads on CPUs without AVX2 (the dispatcher then keeps "portable").
  * Semantics, layouts and status codes are exactly those of the portable kernels in
  * firmware/kernels/; tests/test_kernels.py runs every variant against edgeq/ref.py.
+ * The two bit-GEMM inner steps are GCC extended inline asm (AT&T, operands only in registers
+ * and "m" memory operands, no clobbers needed): with all 16 ymm registers live, GCC's allocator
+ * otherwise spills counters and re-loads operands. Scratch for re-laid-out operands lives on the
+ * stack (at most ~80 KB, eq_xnor_tab), so callers need no extra buffers.
  */
 #include "eq_host.h"
 
@@ -16,19 +20,20 @@
 #define EQ_INLINE __attribute__((always_inline)) inline
 #define EQ_NOINLINE __attribute__((noinline))
 
+/* popcount of each nibble value, in both 128-bit lanes (vpshufb table) */
 #define EQ_PC_LUT                                                                               \
     _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, \
                      2, 2, 3, 2, 3, 3, 4)
 
-/* ---- XNOR / ternary-bitplane GEMMs ---------------------------------------------------------
+/* ---- ternary-bitplane GEMM (binary activations) ---------------------------------------------
  * Both operands are first copied ("nibble-split") into stack panels: per row and per 256-bit
  * step v, the vector of low nibbles (x & 0x0f in every byte) and the vector of high nibbles
- * ((x >> 4) & 0x0f). Since (a ^ b) & 0x0f = (a & 0x0f) ^ (b & 0x0f), a pair then costs
- * xor, vpshufb and add per nibble half: 6 vector ops per 256 bits (XNOR) or 8 with the nonzero
- * mask (ternary), instead of 8 / 10 when every pair re-splits its nibbles. Rows are padded to
- * whole 256-bit steps with zero bits, which add 0 (pad bits are 0 in both operands), so there is
- * no scalar tail; missing rows of a 2 x 4 block are zero rows whose results are not stored.
- * Byte counters take <= 8 per step, so they are widened (vpsadbw) every 31 steps. */
+ * ((x >> 4) & 0x0f). Since (a ^ s) & z & 0x0f = (a_lo ^ s_lo) & z_lo, a pair then costs xor, and,
+ * vpshufb and add per nibble half: 8 vector ops per 256 bits instead of 10 when every pair
+ * re-splits its nibbles. Rows are padded to whole 256-bit steps with zero bits, which add 0
+ * (pad bits are 0 in both operands), so there is no scalar tail; missing rows of a 2 x 4 block
+ * are zero rows whose results are not stored. Byte counters take <= 8 per step, so they are
+ * widened (vpsadbw) every 31 steps. (XNOR uses the table-per-nibble kernel further down.) */
 #define EQ_CHUNK 31u          /* 256-bit steps per K chunk (7936 bits) */
 #ifndef EQ_BPANEL
 #define EQ_BPANEL 32768u      /* bytes of the split b panel */
@@ -68,8 +73,7 @@ static EQ_AVX2 void eq_split(const uint32_t *src, uint32_t nw, uint32_t nv, __m2
 }
 
 /* 2 x 4 block over nv <= 31 steps. a: 2 split rows interleaved per step (a0 lo, a0 hi, a1 lo,
- * a1 hi); b: 4 split rows, bs vectors apart, holding (lo, hi) per step (XNOR) or (sign lo,
- * sign hi, nz lo, nz hi) per step (TERN). Returns the 4 popcounts of each a row in r[0], r[1].
+ * a1 hi); b: 4 split rows, bs vectors apart, holding (sign lo, sign hi, nz lo, nz hi) per step. Returns the 4 popcounts of each a row in r[0], r[1].
  * The per-row step is inline asm: 8 byte counters, 4 a vectors, the LUT, the 2 b vectors of
  * the row and a temporary take all 16 ymm registers, which GCC's allocator does not manage
  * (it spills counters and re-loads a); this way each b vector is loaded once per step. */
@@ -78,12 +82,6 @@ static EQ_AVX2 void eq_split(const uint32_t *src, uint32_t nw, uint32_t nv, __m2
     "vpaddb %[t], %[" C "], %[" C "]\n\t"                                                         \
     "vpxor %[bh], %[" AH "], %[t]\n\t" AND_H "vpshufb %[t], %[lut], %[t]\n\t"                     \
     "vpaddb %[t], %[" C "], %[" C "]\n\t"
-#define EQ_ROW_XNOR(C0, C1, P)                                                                    \
-    __asm__("vmovdqa %[ml], %[bl]\n\tvmovdqa %[mh], %[bh]\n\t"                                    \
-            EQ_ASM_NIB("al0", "ah0", "c0", "", "") EQ_ASM_NIB("al1", "ah1", "c1", "", "")         \
-            : [c0] "+x"(C0), [c1] "+x"(C1), [t] "=&x"(t_), [bl] "=&x"(bl_), [bh] "=&x"(bh_)       \
-            : [al0] "x"(al0), [ah0] "x"(ah0), [al1] "x"(al1), [ah1] "x"(ah1), [lut] "x"(lut),     \
-              [ml] "m"((P)[0]), [mh] "m"((P)[1]))
 #define EQ_AND_L "vpand %[zl], %[t], %[t]\n\t"
 #define EQ_AND_H "vpand %[zh], %[t], %[t]\n\t"
 #define EQ_ROW_TERN(C0, C1, P)                                                                    \
@@ -114,18 +112,15 @@ static EQ_AVX2 void eq_split(const uint32_t *src, uint32_t nw, uint32_t nv, __m2
         r[1] = eq_red4(c10, c11, c12, c13);                                                       \
     }
 
-EQ_DEFINE_UKR(eq_ukr_xnor, 2u, EQ_ROW_XNOR)
 EQ_DEFINE_UKR(eq_ukr_tern, 4u, EQ_ROW_TERN)
 
-/* Shared driver. tern = 0: b (N, KW) signs, out = k - 2 * popcount(a ^ b).
- * tern = 1: b (N, 2 KW) planes, out = nz(n) - 2 * popcount(nz & (a ^ sign)).
+/* Ternary driver: w (N, 2 KW) planes, out = nz(n) - 2 * popcount(nz & (a ^ sign)).
  * K is processed in chunks of 31 steps (out holds partial counts between chunks); per chunk,
- * panels of b rows are split once and every pair of a rows is split once per panel. */
-static EQ_AVX2 void eq_bitgemm(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
-                               uint32_t k, int32_t *out, int tern)
+ * panels of w rows are split once and every pair of a rows is split once per panel. */
+static EQ_AVX2 void eq_tern_split(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
+                                  uint32_t k, int32_t *out)
 {
-    const uint32_t kw = EQ_WORDS(k), nvt = (kw + 7u) / 8u, sv = tern ? 4u : 2u;
-    const uint32_t bstride = tern ? 2u * kw : kw;
+    const uint32_t kw = EQ_WORDS(k), nvt = (kw + 7u) / 8u, sv = 4u, bstride = 2u * kw;
     __m256i bpan[EQ_BPANEL / 32u];
     __m256i apan[4u * EQ_CHUNK];
     int32_t base[64u + 4u];
@@ -142,12 +137,9 @@ static EQ_AVX2 void eq_bitgemm(const uint32_t *a, const uint32_t *b, uint32_t m,
             for (s = 0; s < nb4; ++s) {
                 const uint32_t *row = s < nb ? b + (j0 + s) * bstride : NULL;
                 eq_split(row ? row + w0 : NULL, nw, nv, bpan + s * rowv, sv);
-                if (tern) eq_split(row ? row + kw + w0 : NULL, nw, nv, bpan + s * rowv + 2u, sv);
-                base[s] = (int32_t)k;
-                if (tern) {
-                    base[s] = 0;
-                    for (q = 0; row && q < kw; ++q) base[s] += (int32_t)_mm_popcnt_u32(row[kw + q]);
-                }
+                eq_split(row ? row + kw + w0 : NULL, nw, nv, bpan + s * rowv + 2u, sv);
+                base[s] = 0;
+                for (q = 0; row && q < kw; ++q) base[s] += (int32_t)_mm_popcnt_u32(row[kw + q]);
             }
             for (i = 0; i < m; i += 2u) {
                 eq_split(a + i * kw + w0, nw, nv, apan, 4u);
@@ -156,10 +148,7 @@ static EQ_AVX2 void eq_bitgemm(const uint32_t *a, const uint32_t *b, uint32_t m,
                     __m128i res[2];
                     const uint32_t ns = (nb - jj) < 4u ? nb - jj : 4u;
                     const __m128i b4 = _mm_loadu_si128((const __m128i *)(const void *)(base + jj));
-                    if (tern)
-                        eq_ukr_tern(apan, bpan + jj * rowv, rowv, nv, res);
-                    else
-                        eq_ukr_xnor(apan, bpan + jj * rowv, rowv, nv, res);
+                    eq_ukr_tern(apan, bpan + jj * rowv, rowv, nv, res);
                     for (r = 0; r < 2u && i + r < m; ++r) {
                         int32_t *o = out + (i + r) * n + j0 + jj;
                         __m128i c = res[r];
@@ -182,6 +171,251 @@ static EQ_AVX2 void eq_bitgemm(const uint32_t *a, const uint32_t *b, uint32_t m,
     }
 }
 
+/* ---- XNOR GEMM, one lookup table per activation nibble --------------------------------------
+ * popcount(x ^ y) over a nibble pair is tab_x[y] with tab_x = popcount(x ^ .), a 16-byte table
+ * for each of the 16 values x. Weights are transposed per group of 32 rows into "nibble
+ * columns" (byte j of bt[g][q] = nibble q of row 32 g + j), activations become per-nibble table
+ * offsets (16 x). One vpshufb of tab_x (loaded, no ALU op) by a nibble column then gives 32
+ * pair counts for 4 bits: 2 vector ALU ops (vpshufb + vpaddb) per 32 x 4 pair-bits, i.e. 4 per
+ * 256-bit pair against 6 for xor + split-nibble lookups. Blocks of 2 a rows x 4 groups (128 b
+ * rows): 8 byte counters + 4 nibble columns + the table + a temporary in registers; counters
+ * (<= 4 per step) are widened to 16 bits every 63 steps, K is chunked at 2560 bits. */
+static EQ_AVX2 void eq_tr16(const int8_t *src, uint32_t ls, int8_t *dst, uint32_t ld);
+#define EQ_XQC 640u /* nibble positions per K chunk (2560 bits; 80 KB of nibble columns) */
+#define EQ_XG 4u     /* groups of 32 b rows per block */
+
+/* one group: nibble column -> iv, 32 lookups in each of the two row tables, accumulate */
+#define EQ_XQ_GROUP(B, C0, C1)                                                                    \
+    "vmovdqa %[" B "], %[iv]\n\t"                                                                 \
+    "vpshufb %[iv], %[t0], %[x]\n\t"                                                              \
+    "vpaddb %[x], %[" C0 "], %[" C0 "]\n\t"                                                       \
+    "vpshufb %[iv], %[t1], %[iv]\n\t"                                                             \
+    "vpaddb %[iv], %[" C1 "], %[" C1 "]\n\t"
+
+static EQ_AVX2 EQ_NOINLINE void eq_xq_ukr(const __m256i *bt, uint32_t nq, const uint8_t *ao0,
+                                          const uint8_t *ao1, const uint8_t *tabs,
+                                          uint16_t cnt[2][EQ_XG * 32u])
+{
+    const __m256i z = _mm256_setzero_si256();
+    __m256i w16[2][EQ_XG][2];
+    uint32_t q = 0, r, g, j;
+    for (r = 0; r < 2u; ++r)
+        for (g = 0; g < EQ_XG; ++g) w16[r][g][0] = w16[r][g][1] = z;
+    while (q < nq) {
+        const uint32_t end = (nq - q) > 63u ? q + 63u : nq;
+        __m256i c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
+#define EQ_XQ_STEP(Q)                                                                             \
+    do {                                                                                          \
+        __m256i t0, t1, iv, x;                                                                    \
+        __asm__("vbroadcasti128 %[m0], %[t0]\n\t"                                                 \
+                "vbroadcasti128 %[m1], %[t1]\n\t"                                                 \
+                EQ_XQ_GROUP("b0", "c00", "c10") EQ_XQ_GROUP("b1", "c01", "c11")                   \
+                EQ_XQ_GROUP("b2", "c02", "c12") EQ_XQ_GROUP("b3", "c03", "c13")                   \
+                : [c00] "+x"(c00), [c01] "+x"(c01), [c02] "+x"(c02), [c03] "+x"(c03),             \
+                  [c10] "+x"(c10), [c11] "+x"(c11), [c12] "+x"(c12), [c13] "+x"(c13),             \
+                  [t0] "=&x"(t0), [t1] "=&x"(t1), [iv] "=&x"(iv), [x] "=&x"(x)                    \
+                : [m0] "m"(*(const __m128i *)(const void *)(tabs + ao0[Q])),                      \
+                  [m1] "m"(*(const __m128i *)(const void *)(tabs + ao1[Q])),                      \
+                  [b0] "m"(bt[Q]), [b1] "m"(bt[nq + (Q)]), [b2] "m"(bt[2u * nq + (Q)]),           \
+                  [b3] "m"(bt[3u * nq + (Q)]));                                                   \
+    } while (0)
+        for (; q < end; ++q) EQ_XQ_STEP(q);
+        {
+            const __m256i c[2][EQ_XG] = {{c00, c01, c02, c03}, {c10, c11, c12, c13}};
+            for (r = 0; r < 2u; ++r)
+                for (g = 0; g < EQ_XG; ++g) {
+                    w16[r][g][0] = _mm256_add_epi16(w16[r][g][0], _mm256_unpacklo_epi8(c[r][g], z));
+                    w16[r][g][1] = _mm256_add_epi16(w16[r][g][1], _mm256_unpackhi_epi8(c[r][g], z));
+                }
+        }
+    }
+    for (r = 0; r < 2u; ++r)
+        for (g = 0; g < EQ_XG; ++g) { /* unpacklo holds rows 0-7, 16-23; unpackhi 8-15, 24-31 */
+            uint16_t lo[16], hi[16];
+            _mm256_storeu_si256((__m256i *)(void *)lo, w16[r][g][0]);
+            _mm256_storeu_si256((__m256i *)(void *)hi, w16[r][g][1]);
+            for (j = 0; j < 8u; ++j) {
+                cnt[r][32u * g + j] = lo[j];
+                cnt[r][32u * g + 16u + j] = lo[8u + j];
+                cnt[r][32u * g + 8u + j] = hi[j];
+                cnt[r][32u * g + 24u + j] = hi[8u + j];
+            }
+        }
+}
+
+/* a row's bytes [byte0, byte0 + nb) -> table offsets (16 * nibble), nibble q = 2 * byte + hi */
+static EQ_AVX2 void eq_xq_aoff(const uint8_t *row, uint32_t nbytes_row, uint32_t byte0,
+                               uint32_t nb, uint8_t *ao)
+{
+    const __m128i low = _mm_set1_epi8(0x0f);
+    uint32_t i;
+    for (i = 0; i < nb; i += 16u) {
+        __m128i x;
+        if (row && byte0 + i + 16u <= nbytes_row) {
+            x = _mm_loadu_si128((const __m128i *)(const void *)(row + byte0 + i));
+        } else {
+            uint8_t t[16] = {0};
+            uint32_t u;
+            for (u = 0; row && u < 16u && byte0 + i + u < nbytes_row; ++u) t[u] = row[byte0 + i + u];
+            x = _mm_loadu_si128((const __m128i *)(const void *)t);
+        }
+        {
+            const __m128i lo = _mm_and_si128(x, low);
+            const __m128i hi = _mm_and_si128(_mm_srli_epi16(x, 4), low);
+            _mm_storeu_si128((__m128i *)(void *)(ao + 2u * i), _mm_slli_epi16(_mm_unpacklo_epi8(lo, hi), 4));
+            _mm_storeu_si128((__m128i *)(void *)(ao + 2u * i + 16u),
+                             _mm_slli_epi16(_mm_unpackhi_epi8(lo, hi), 4));
+        }
+    }
+}
+
+/* M < 4: nothing to amortise a re-layout of b over (each b row is used by M rows only, and b is
+ * usually streamed from memory), so each b row is read once and paired with every a row by
+ * xor + on-the-fly nibble lookups; byte counters widened with vpsadbw every 31 steps. */
+static EQ_AVX2 void eq_xnor_direct(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
+                                   uint32_t k, int32_t *out)
+{
+    const uint32_t kw = EQ_WORDS(k), nv = kw / 8u;
+    const __m256i lut = EQ_PC_LUT, low = _mm256_set1_epi8(0x0f), z = _mm256_setzero_si256();
+    uint32_t i, j, v, q;
+    for (j = 0; j < n; ++j) {
+        const uint32_t *br = b + j * kw;
+        for (i = 0; i < m; ++i) {
+            const uint32_t *ar = a + i * kw;
+            __m256i wide = z;
+            uint64_t t;
+            for (v = 0; v < nv;) {
+                const uint32_t end = (nv - v) > EQ_CHUNK ? v + EQ_CHUNK : nv;
+                __m256i c = z;
+                for (; v < end; ++v) {
+                    const __m256i x = _mm256_xor_si256(
+                        _mm256_loadu_si256((const __m256i *)(const void *)(ar + 8u * v)),
+                        _mm256_loadu_si256((const __m256i *)(const void *)(br + 8u * v)));
+                    c = _mm256_add_epi8(c, _mm256_shuffle_epi8(lut, _mm256_and_si256(x, low)));
+                    c = _mm256_add_epi8(c, _mm256_shuffle_epi8(
+                                               lut, _mm256_and_si256(_mm256_srli_epi16(x, 4), low)));
+                }
+                wide = _mm256_add_epi64(wide, _mm256_sad_epu8(c, z));
+            }
+            {
+                const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(wide),
+                                                _mm256_extracti128_si256(wide, 1));
+                t = (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
+            }
+            for (q = 8u * nv; q < kw; ++q) t += (uint64_t)_mm_popcnt_u32(ar[q] ^ br[q]);
+            out[i * n + j] = (int32_t)k - 2 * (int32_t)t;
+        }
+    }
+}
+
+/* ternary counterpart of eq_xnor_direct (M < 4): popcount(nz & (a ^ sign)) on the fly */
+static EQ_AVX2 void eq_tern_direct(const uint32_t *a, const uint32_t *w, uint32_t m, uint32_t n,
+                                   uint32_t k, int32_t *out)
+{
+    const uint32_t kw = EQ_WORDS(k), nv = kw / 8u;
+    const __m256i lut = EQ_PC_LUT, low = _mm256_set1_epi8(0x0f), z = _mm256_setzero_si256();
+    uint32_t i, j, v, q;
+    for (j = 0; j < n; ++j) {
+        const uint32_t *sg = w + j * 2u * kw, *nz = sg + kw;
+        int32_t nzc = 0;
+        for (q = 0; q < kw; ++q) nzc += (int32_t)_mm_popcnt_u32(nz[q]);
+        for (i = 0; i < m; ++i) {
+            const uint32_t *ar = a + i * kw;
+            __m256i wide = z;
+            uint64_t t;
+            for (v = 0; v < nv;) {
+                const uint32_t end = (nv - v) > EQ_CHUNK ? v + EQ_CHUNK : nv;
+                __m256i c = z;
+                for (; v < end; ++v) {
+                    const __m256i x = _mm256_and_si256(
+                        _mm256_loadu_si256((const __m256i *)(const void *)(nz + 8u * v)),
+                        _mm256_xor_si256(
+                            _mm256_loadu_si256((const __m256i *)(const void *)(ar + 8u * v)),
+                            _mm256_loadu_si256((const __m256i *)(const void *)(sg + 8u * v))));
+                    c = _mm256_add_epi8(c, _mm256_shuffle_epi8(lut, _mm256_and_si256(x, low)));
+                    c = _mm256_add_epi8(c, _mm256_shuffle_epi8(
+                                               lut, _mm256_and_si256(_mm256_srli_epi16(x, 4), low)));
+                }
+                wide = _mm256_add_epi64(wide, _mm256_sad_epu8(c, z));
+            }
+            {
+                const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(wide),
+                                                _mm256_extracti128_si256(wide, 1));
+                t = (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
+            }
+            for (q = 8u * nv; q < kw; ++q) t += (uint64_t)_mm_popcnt_u32(nz[q] & (ar[q] ^ sg[q]));
+            out[i * n + j] = nzc - 2 * (int32_t)t;
+        }
+    }
+}
+
+static EQ_AVX2 void eq_xnor_tab(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
+                                uint32_t k, int32_t *out)
+{
+    const uint32_t kw = EQ_WORDS(k), rb = 4u * kw; /* bytes per row */
+    const uint32_t nqt = 2u * ((rb + 15u) & ~15u); /* nibble positions, whole 16-byte steps */
+    uint8_t tabs[16][16] __attribute__((aligned(16)));
+    __m256i bt[EQ_XG * EQ_XQC];
+    uint8_t ao[2][EQ_XQC];
+    uint16_t cnt[2][EQ_XG * 32u];
+    uint32_t q0, n0, i, r, s, x, y;
+    for (x = 0; x < 16u; ++x)
+        for (y = 0; y < 16u; ++y) tabs[x][y] = (uint8_t)_mm_popcnt_u32(x ^ y);
+    for (q0 = 0; q0 < nqt; q0 += EQ_XQC) {
+        const uint32_t nq = (nqt - q0) < EQ_XQC ? nqt - q0 : EQ_XQC, byte0 = q0 / 2u;
+        const int first = q0 == 0, last = q0 + nq >= nqt;
+        for (n0 = 0; n0 < n; n0 += 32u * EQ_XG) {
+            const uint32_t nbk = (n - n0) < 32u * EQ_XG ? n - n0 : 32u * EQ_XG;
+            uint32_t g, bp;
+            for (g = 0; g < EQ_XG; ++g) { /* nibble columns of rows n0 + 32 g + (0..31) */
+                for (bp = 0; bp < nq / 2u; bp += 32u) {
+                    int8_t blk[32][32], tr[32][32];
+                    uint32_t j, u;
+                    const uint32_t nbp = (nq / 2u - bp) < 32u ? nq / 2u - bp : 32u;
+                    for (j = 0; j < 32u; ++j) {
+                        const uint32_t row = n0 + 32u * g + j;
+                        const uint8_t *src = (const uint8_t *)(const void *)(b + row * kw);
+                        if (row < n && nbp == 32u && byte0 + bp + 32u <= rb) {
+                            _mm256_storeu_si256((__m256i *)(void *)blk[j],
+                                                _mm256_loadu_si256((const __m256i *)(const void *)
+                                                                   (src + byte0 + bp)));
+                            continue;
+                        }
+                        for (u = 0; u < 32u; ++u) {
+                            const uint32_t byte = byte0 + bp + u;
+                            blk[j][u] = (int8_t)((row < n && u < nbp && byte < rb) ? src[byte] : 0);
+                        }
+                    }
+                    eq_tr16(&blk[0][0], 32u, &tr[0][0], 32u);
+                    eq_tr16(&blk[0][16], 32u, &tr[16][0], 32u);
+                    eq_tr16(&blk[16][0], 32u, &tr[0][16], 32u);
+                    eq_tr16(&blk[16][16], 32u, &tr[16][16], 32u);
+                    for (u = 0; u < nbp; ++u) {
+                        const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)tr[u]);
+                        const __m256i low = _mm256_set1_epi8(0x0f);
+                        bt[g * nq + 2u * (bp + u)] = _mm256_and_si256(v, low);
+                        bt[g * nq + 2u * (bp + u) + 1u] =
+                            _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+                    }
+                }
+            }
+            for (i = 0; i < m; i += 2u) {
+                eq_xq_aoff((const uint8_t *)(const void *)(a + i * kw), rb, byte0, nq / 2u, ao[0]);
+                eq_xq_aoff(i + 1u < m ? (const uint8_t *)(const void *)(a + (i + 1u) * kw) : NULL,
+                           rb, byte0, nq / 2u, ao[1]);
+                eq_xq_ukr(bt, nq, ao[0], ao[1], &tabs[0][0], cnt);
+                for (r = 0; r < 2u && i + r < m; ++r) {
+                    int32_t *o = out + (i + r) * n + n0;
+                    for (s = 0; s < nbk; ++s) {
+                        const int32_t c = (int32_t)cnt[r][s] + (first ? 0 : o[s]);
+                        o[s] = last ? (int32_t)k - 2 * c : c;
+                    }
+                }
+            }
+        }
+    }
+}
+
 eq_status_t EQ_AVX2 eq_gemm_xnor_b1b1_avx2(const uint32_t *a, const uint32_t *b, uint32_t m,
                                            uint32_t n, uint32_t k, int32_t *out)
 {
@@ -192,7 +426,10 @@ eq_status_t EQ_AVX2 eq_gemm_xnor_b1b1_avx2(const uint32_t *a, const uint32_t *b,
         memset(out, 0, (size_t)m * n * sizeof(int32_t));
         return EQ_OK;
     }
-    eq_bitgemm(a, b, m, n, k, out, 0);
+    if (m < 4u)
+        eq_xnor_direct(a, b, m, n, k, out);
+    else
+        eq_xnor_tab(a, b, m, n, k, out);
     return EQ_OK;
 }
 
@@ -206,14 +443,19 @@ eq_status_t EQ_AVX2 eq_gemm_tern_b1_avx2(const uint32_t *a, const uint32_t *w, u
         memset(out, 0, (size_t)m * n * sizeof(int32_t));
         return EQ_OK;
     }
-    eq_bitgemm(a, w, m, n, k, out, 1);
+    if (m < 4u)
+        eq_tern_direct(a, w, m, n, k, out);
+    else
+        eq_tern_split(a, w, m, n, k, out);
     return EQ_OK;
 }
 
 /* ---- skip-zero ternary x int8 ------------------------------------------------------------
- * Same decode and checks as the portable kernel; for M > 1 the decoded row is split into a
- * positive and a negative index list, and columns of aT (K, M) are summed in int16 lanes, 128 rows
- * of M at a time (8 registers), widened to int32 every 255 entries (255 * 128 < 2^15). */
+ * Same checks and status codes as the portable kernel. M > 1: a is transposed to aT (K, M) with
+ * 16 x 16 byte-transposes (the scalar transpose used to take half the time), each decoded row is
+ * split into a positive and a negative index list, and columns of aT are summed in int16 lanes,
+ * 128 rows of M at a time (8 registers), widened to int32 every 255 entries (255 * 128 < 2^15).
+ * M = 1: byte-table decode into an index list, see eq_sp_m1. */
 #define EQ_ALIGN4(x) (((x) + 3u) & ~3u)
 
 static EQ_AVX2 void eq_sp_apply(const int8_t *at, uint32_t m, uint32_t m0, uint32_t nvec,

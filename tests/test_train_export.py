@@ -11,7 +11,8 @@ from edgeq.errors import EdgeqError, UnsupportedError
 
 torch.set_num_threads(1)
 
-ARCHS = ["bnn-mlp", "bnn-cnn", "xnor-cnn", "twn-cnn", "twn5-cnn", "dorefa-w1a2", "dorefa-w2a2", "hwgq-cnn"]
+ARCHS = ["bnn-mlp", "bnn-cnn", "xnor-cnn", "twn-cnn", "twn5-cnn", "dorefa-w1a2", "dorefa-w2a2", "hwgq-cnn",
+         "hwgq-uniform"]
 
 
 @pytest.fixture(scope="module")

@@ -65,12 +65,13 @@ static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uin
 
 /* B1 x B1 with few channels (C < 32, taps * C <= 256): each tap holds C bits in a word of its
  * own, so the general loop spends a load, XOR and popcount per tap for C useful bits. Here the
- * taps' C-bit fields of one output pixel are concatenated (bit t * C + c) into at most 8 words,
- * with a valid-bit mask for the in-bounds taps, and the weights of a chunk of 16 output channels
- * are concatenated the same way once per call; an output is then one XOR + AND + popcount per
- * word: n_in * C - 2 * popcount((a ^ w) & valid). Out-of-bounds taps contribute 0 as before. */
+ * taps' C-bit fields of one output pixel are concatenated (bit t * C + c) into nwd <= 8 words,
+ * with a valid-bit mask for the in-bounds taps (all ones inside the image), and the weights of
+ * up to 256 / nwd output channels are concatenated the same way once per call (1 KB of stack);
+ * an output is then one XOR + AND + popcount per word: n_in * C - 2 * popcount((a ^ w) & valid).
+ * Out-of-bounds taps contribute 0, exactly as in the general loop. */
 #define EQ_DENSE_WORDS 8u
-#define EQ_DENSE_CH 16u
+#define EQ_DENSE_BUF 256u
 
 static void eq_put_bits(uint32_t *dst, uint32_t pos, uint32_t val, uint32_t c)
 {
@@ -83,35 +84,50 @@ static void eq_row_b1_b1_dense(const eq_conv_shape_t *s, const uint32_t *in, con
                                uint32_t oy, int32_t *acc)
 {
     const uint32_t c = s->in_c, taps = (uint32_t)s->kh * s->kw, nwd = EQ_WORDS(taps * c);
-    const uint32_t cm = (1u << c) - 1u; /* c < 32 */
-    uint32_t wd[EQ_DENSE_CH][EQ_DENSE_WORDS];
+    const uint32_t cm = (1u << c) - 1u, chunk = EQ_DENSE_BUF / nwd; /* c < 32 */
+    uint32_t wd[EQ_DENSE_BUF], vfull[EQ_DENSE_WORDS];
     uint32_t n0, ox, j, q, ky, kx;
-    for (n0 = 0; n0 < s->out_c; n0 += EQ_DENSE_CH) {
-        const uint32_t nch = (s->out_c - n0) < EQ_DENSE_CH ? s->out_c - n0 : EQ_DENSE_CH;
+    for (q = 0; q < nwd; ++q) vfull[q] = 0;
+    for (q = 0; q < taps; ++q) eq_put_bits(vfull, q * c, cm, c);
+    for (n0 = 0; n0 < s->out_c; n0 += chunk) {
+        const uint32_t nch = (s->out_c - n0) < chunk ? s->out_c - n0 : chunk;
+        for (j = 0; j < nch * nwd; ++j) wd[j] = 0;
         for (j = 0; j < nch; ++j) { /* weight rows (taps, 1 word each) -> concatenated bits */
             const uint32_t *wr = wt + (n0 + j) * taps;
-            for (q = 0; q < nwd; ++q) wd[j][q] = 0;
-            for (q = 0; q < taps; ++q) eq_put_bits(wd[j], q * c, wr[q] & cm, c);
+            for (q = 0; q < taps; ++q) eq_put_bits(wd + j * nwd, q * c, wr[q] & cm, c);
         }
         for (ox = 0; ox < s->out_w; ++ox) {
-            uint32_t ad[EQ_DENSE_WORDS], vm[EQ_DENSE_WORDS];
+            uint32_t ad[EQ_DENSE_WORDS], vb[EQ_DENSE_WORDS];
+            const uint32_t *vm = vfull;
+            int32_t *o = acc + ox * s->out_c + n0;
             eq_taps_t t;
             int32_t nbits;
             eq_taps(s, oy, ox, &t);
             nbits = (int32_t)((t.ky1 - t.ky0) * (t.kx1 - t.kx0) * c);
-            for (q = 0; q < nwd; ++q) ad[q] = vm[q] = 0;
+            for (q = 0; q < nwd; ++q) ad[q] = 0;
+            if ((uint32_t)nbits != taps * c) { /* border: mask of the in-bounds taps */
+                for (q = 0; q < nwd; ++q) vb[q] = 0;
+                for (ky = t.ky0; ky < t.ky1; ++ky)
+                    for (kx = t.kx0; kx < t.kx1; ++kx) eq_put_bits(vb, (ky * s->kw + kx) * c, cm, c);
+                vm = vb;
+            }
             for (ky = t.ky0; ky < t.ky1; ++ky) {
                 const uint32_t *arow = in + (uint32_t)(t.iy0 + (int32_t)ky) * s->in_w;
-                for (kx = t.kx0; kx < t.kx1; ++kx) {
-                    const uint32_t pos = (ky * s->kw + kx) * c;
-                    eq_put_bits(ad, pos, arow[(uint32_t)(t.ix0 + (int32_t)kx)] & cm, c);
-                    eq_put_bits(vm, pos, cm, c);
-                }
+                for (kx = t.kx0; kx < t.kx1; ++kx)
+                    eq_put_bits(ad, (ky * s->kw + kx) * c,
+                                arow[(uint32_t)(t.ix0 + (int32_t)kx)] & cm, c);
             }
-            for (j = 0; j < nch; ++j) {
-                uint32_t pc = 0;
-                for (q = 0; q < nwd; ++q) pc += eq_popcount32((ad[q] ^ wd[j][q]) & vm[q]);
-                acc[ox * s->out_c + n0 + j] = nbits - 2 * (int32_t)pc;
+            if (nwd == 1u) {
+                const uint32_t a0 = ad[0], v0 = vm[0];
+                for (j = 0; j < nch; ++j)
+                    o[j] = nbits - 2 * (int32_t)eq_popcount32((a0 ^ wd[j]) & v0);
+            } else {
+                for (j = 0; j < nch; ++j) {
+                    const uint32_t *w = wd + j * nwd;
+                    uint32_t pc = 0;
+                    for (q = 0; q < nwd; ++q) pc += eq_popcount32((ad[q] ^ w[q]) & vm[q]);
+                    o[j] = nbits - 2 * (int32_t)pc;
+                }
             }
         }
     }
