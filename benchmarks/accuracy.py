@@ -27,8 +27,6 @@ BARS = {"bnn-mlp": 0.95, "bnn-cnn": 0.97, "twn-cnn": 0.98, "dorefa-w2a2": 0.98, 
 
 
 def run_one(arch: str, prune: float, data, seed: int = 0, epochs=None) -> dict:
-    import numpy as np
-
     from edgeq import export, pack, runtime, train
 
     xtr, ytr, xte, yte = data
@@ -40,11 +38,12 @@ def run_one(arch: str, prune: float, data, seed: int = 0, epochs=None) -> dict:
     info = pack.blob_info(blob)
     cls, _ = runtime.Model(blob).predict(export.graph_input(model, xte))
     torch_cls = train.predict(model, xte)
+    zeros = sum(r["sparsity"] * r["weights"] for r in info["layers"] if "weights" in r)
     return {"arch": arch, "prune": prune, "accuracy": float((cls == yte).mean()),
-                "exact": bool((cls == torch_cls).all()), "blob_bytes": len(blob), "weights": info["weights"],
-                "bits_per_weight": info["bits_per_weight"], "compression": info["compression_vs_f32"],
-                "sparsity": float(np.mean([r.get("sparsity", 0) for r in info["layers"] if "weights" in r]))
-                if prune else 0.0, "train_s": round(secs, 1), "epochs": hist["epochs"]}
+            "exact": bool((cls == torch_cls).all()), "blob_bytes": len(blob), "weights": info["weights"],
+            "bits_per_weight": info["bits_per_weight"], "compression": info["compression_vs_f32"],
+            "sparsity": round(zeros / info["weights"], 4), "train_s": round(secs, 1),
+            "epochs": hist["epochs"]}
 
 
 def main(argv=None) -> int:
@@ -68,7 +67,7 @@ def main(argv=None) -> int:
     if args.arch:
         runs = [(a.split("@")[0], float(a.split("@")[1]) if "@" in a else 0.0) for a in args.arch]
     data = mnist_benchmark_split(os.path.normpath(args.root))
-    con = Console()
+    con = Console(width=130)
     rows = []
     for arch, pr in runs:
         r = run_one(arch, pr, data, epochs=args.epochs)
@@ -77,14 +76,16 @@ def main(argv=None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1))
     t = Table(title=f"MNIST (train 11,000 / test 2,000), {args.threads} threads")
-    for col in ("arch", "prune", "accuracy", "bar", "exact", "blob bytes", "bits/w", "x vs f32", "train s"):
+    for col in ("arch", "prune", "zeros", "accuracy", "bar", "exact", "blob bytes", "bits/w", "x vs f32",
+                "train s"):
         t.add_column(col, justify="left" if col == "arch" else "right")
     ok = True
     for r in rows:
         bar = BARS.get(r["arch"]) if not r["prune"] else None
         if bar and r["accuracy"] < bar:
             ok = False
-        t.add_row(r["arch"], f"{r['prune']:.2f}" if r["prune"] else "-", f"{100 * r['accuracy']:.2f}%",
+        t.add_row(r["arch"], f"{r['prune']:.2f}" if r["prune"] else "-", f"{100 * r['sparsity']:.1f}%",
+                  f"{100 * r['accuracy']:.2f}%",
                   f"{100 * bar:.0f}%" if bar else "", "yes" if r["exact"] else "NO", f"{r['blob_bytes']:,}",
                   f"{r['bits_per_weight']:.3f}", f"{r['compression']:.1f}", f"{r['train_s']:.0f}")
     con.print(t)

@@ -211,7 +211,8 @@ class BuildResult:
         if not self.flash_total:
             return f"{self.board}: built {self.image}"
         return (f"{self.board}: {self.image}\n"
-                f"  flash {self.flash_used:>9,} B of {self.flash_total:>9,} ({100 * self.flash_used / self.flash_total:.1f} %)"
+                f"  flash {self.flash_used:>9,} B of {self.flash_total:>9,} "
+                f"({100 * self.flash_used / self.flash_total:.1f} %)"
                 f"  text {self.text:,} data {self.data:,}\n"
                 f"  RAM   {self.ram_used:>9,} B of {self.ram_total:>9,} ({100 * self.ram_used / self.ram_total:.1f} %)"
                 f"  data {self.data:,} bss {self.bss:,} (static buffers and stack)")

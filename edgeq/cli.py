@@ -51,7 +51,7 @@ def cmd_info(args) -> int:
     for r in info["layers"]:
         shape = lambda s: "x".join(str(v) for v in s)  # noqa: E731
         t.add_row(str(r["index"]), r["name"], r["op"], f"{shape(r['in_shape'])} {r['in_enc']}",
-                  f"{shape(r['out_shape'])} {r['out_enc']}", r.get("kernel", f"pool"),
+                  f"{shape(r['out_shape'])} {r['out_enc']}", r.get("kernel", ""),
                   str(r.get("weights", "")), r.get("w_enc", ""), r.get("out_stage", ""),
                   str(r.get("weight_bytes", "")), str(r.get("bits_per_weight", "")),
                   f"{100 * r['sparsity']:.1f}%" if "sparsity" in r else "", f"{r['macs']:,}")

@@ -120,9 +120,7 @@ def run(g: Graph, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ShapeError(f"expected a batch (N, C, H, W) or (N, H, W), got shape {px.shape}")
     scores = []
     for img in px:
-        out = None
-        for _, out in _walk(g, img):
-            pass
+        *_, (_, out) = _walk(g, img)
         scores.append(out.reshape(-1))
     s = np.stack(scores).astype(np.int64)
     return s, s.argmax(axis=1)

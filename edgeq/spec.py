@@ -373,7 +373,7 @@ def render_micro() -> str:
             pname = k if ename == "STATUS" else f"{ename}_{k}"
             lines.append(f"{pname} = {v}")
     lines.append("STATUS_STRINGS = {")
-    for k, (v, d) in STATUS.items():
+    for v, d in STATUS.values():
         lines.append(f"    {v}: {d!r},")
     lines.append("}")
     for rname, rec in RECORDS.items():

@@ -119,7 +119,7 @@ class SyntheticSource(Source):
 
     def frames(self):
         cv2 = _cv2()
-        for i in range(self.n):
+        for _ in range(self.n):
             j = int(self.rng.integers(len(self.x)))
             digit = self.x[j]
             box = int(self.size * self.rng.uniform(0.8, 0.95))

@@ -24,7 +24,7 @@ def test_c_runtime_equals_reference_on_random_graphs(seed):
     if not np.array_equal(scores, ref_scores):
         bad = np.argwhere(scores != ref_scores)[0]
         pytest.fail(f"first mismatch at image/score {tuple(bad)}: C {scores[tuple(bad)]} ref "
-                    f"{ref_scores[tuple(bad)]}; layers {[type(l).__name__ for l in g.layers]}")
+                    f"{ref_scores[tuple(bad)]}; layers {[type(x).__name__ for x in g.layers]}")
     assert np.array_equal(cls, ref_cls)
 
 

@@ -986,7 +986,7 @@ class Model:
                     pv = vals[st:st + K]
                 elif full:
                     pv = []
-                    for start, kx0, nkx, ky in rows:
+                    for start, _kx0, nkx, _ky in rows:
                         st = start * ic
                         pv.extend(vals[st:st + nkx * ic])
                 else:
