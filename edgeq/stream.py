@@ -279,19 +279,22 @@ def run_stream(target, g: Graph, src: Source, *, limit: int | None = None, realt
     stats = StreamStats() if stats is None else stats
     if measure_link and hasattr(target, "link_rate"):
         stats.link_rate = target.link_rate()
+    threaded = src.live or realtime  # frames on their own clock: a producer thread may drop
     q: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
     th = threading.Thread(target=_producer, args=(src, q, stop, realtime, stats), daemon=True)
+    frames = None if threaded else iter(src.frames())  # pulled at the board's pace, never dropped
     writer = None
     inflight: list = []  # (index, frame, label, t_sent)
     stats.t0 = time.perf_counter()
-    th.start()
+    if threaded:
+        th.start()
     i = 0
     exhausted = False
     try:
         while True:
             while not exhausted and len(inflight) < target.depth and (limit is None or i < limit):
-                item = q.get()
+                item = q.get() if threaded else next(frames, None)
                 if item is None:
                     exhausted = True
                     break
