@@ -157,3 +157,16 @@ def test_hwgq_alternating_finetune_stays_exact(digits):
     res = train.alternating_finetune(model, xtr[:128], iters=1, max_rows=512)
     assert res and all(after <= before for before, after in res.values())
     _check_exact(model, xte[:100], n_ref=2)
+
+
+def test_cli_arch_list_matches_models_and_cli_starts_without_torch():
+    import subprocess
+    import sys
+
+    from edgeq.cli_train import ARCH_NAMES
+    from edgeq.models import arch_names
+
+    assert tuple(arch_names()) == ARCH_NAMES
+    code = "import sys, edgeq.cli; edgeq.cli.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False", "`edgeq --help` must not import torch"
