@@ -122,7 +122,7 @@ class SyntheticSource(Source):
         for _ in range(self.n):
             j = int(self.rng.integers(len(self.x)))
             digit = self.x[j]
-            box = int(self.size * self.rng.uniform(0.8, 0.95))
+            box = int(self.size * self.rng.uniform(0.92, 1.0))  # digit fills the frame, as in training
             d = cv2.resize(digit, (box, box), interpolation=cv2.INTER_LINEAR)
             frame = np.zeros((self.size, self.size), np.uint8)
             oy, ox = (int(v) for v in self.rng.integers(0, self.size - box + 1, 2))
