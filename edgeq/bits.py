@@ -55,6 +55,57 @@ def tern_planes(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([sign, nz], axis=1))
 
 
+def kbit_slot_bits(bits: int) -> int:
+    """Storage width of a KBIT code: the smallest of 1, 2, 4, 8 that is >= bits (1..8)."""
+    bits = int(bits)
+    for sb in (1, 2, 4, 8):
+        if sb >= bits >= 1:
+            return sb
+    raise ValueError(f"KBIT codes need 1..8 bits, got {bits}")
+
+
+def kbit_row_bytes(k: int, bits: int) -> int:
+    """Bytes of one packed KBIT weight row of k codes: padded to whole 32-bit words."""
+    return 4 * words(int(k) * kbit_slot_bits(bits))
+
+
+def pack_codes(codes: np.ndarray, bits: int) -> bytes:
+    """KBIT weight rows (N, K) uint8 codes < 2**bits -> bytes: each row packed LSB-first at
+    kbit_slot_bits(bits) bits a code (code i at bits (i*sb) % 8 of byte i*sb // 8; codes never
+    straddle bytes), zero padded to a whole number of 32-bit words."""
+    codes = np.asarray(codes)
+    sb = kbit_slot_bits(bits)
+    if codes.ndim != 2:
+        raise ValueError(f"pack_codes takes a 2-D (N, K) array, got shape {codes.shape}")
+    if codes.size and (codes.min() < 0 or codes.max() >= 1 << bits):
+        raise ValueError(f"KBIT codes must be in [0, {1 << bits})")
+    n, k = codes.shape
+    per = 8 // sb  # codes a byte
+    rb = kbit_row_bytes(k, bits)
+    slots = np.zeros((n, rb * per), np.uint8)
+    slots[:, :k] = codes
+    slots = slots.reshape(n, rb, per) << (np.arange(per, dtype=np.uint8) * sb)
+    return np.bitwise_or.reduce(slots, axis=2).astype(np.uint8).tobytes()
+
+
+def unpack_codes(data: bytes, n: int, k: int, bits: int) -> np.ndarray:
+    """Inverse of pack_codes -> uint8 (n, k). Raises ValueError on a wrong size, a code >= 2**bits
+    or a nonzero padding bit."""
+    sb = kbit_slot_bits(bits)
+    per = 8 // sb
+    rb = kbit_row_bytes(k, bits)
+    if len(data) != n * rb:
+        raise ValueError(f"{n} packed rows of {k} {bits}-bit codes take {n * rb} bytes, got {len(data)}")
+    by = np.frombuffer(data, np.uint8).reshape(n, rb, 1)
+    slots = ((by >> (np.arange(per, dtype=np.uint8) * sb)) & ((1 << sb) - 1)).reshape(n, rb * per)
+    if slots[:, k:].any():
+        raise ValueError("nonzero padding bits after the last code of a row")
+    codes = np.ascontiguousarray(slots[:, :k], np.uint8)
+    if codes.size and codes.max() >= 1 << bits:
+        raise ValueError(f"code {int(codes.max())} >= 2**{bits}")
+    return codes
+
+
 def sparse_encode(w2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Skip-zero encoding of ternary rows (N, K) -> (row_off uint32 (N+1,), nibbles uint8 (total,)).
 

@@ -443,12 +443,16 @@ def conv2d(act, act_enc, w, w_enc, stride: int = 1, pad: int = 0, lut=None) -> n
         if lut is None:
             raise KernelError("KBIT weights need a lut (2**wbits, 2**abits) int32")
         lut = np.ascontiguousarray(_arr(lut, "lut", 2, "iu"), np.int32)
+        if not 1 <= lut.shape[0] <= 256:
+            raise ShapeError(f"KBIT lut must have 1..256 rows (2**wbits), got {lut.shape[0]}")
         if w.size and (w.min() < 0 or w.max() >= lut.shape[0]):
             raise KernelError(f"KBIT weight codes must be in [0, {lut.shape[0]}) (lut rows)")
         acols = 2 if ae == "B1" else int(act.max(initial=0)) + 1
         if lut.shape[1] < acols:
             raise KernelError(f"lut has {lut.shape[1]} columns; activations need {acols}")
-        w_buf = np.ascontiguousarray(w, np.uint8)
+        # rows packed at the slot width the kernel derives from lut_rows (docs/blob-format.md)
+        wbits = max(1, (lut.shape[0] - 1).bit_length())
+        w_buf = np.frombuffer(_bits.pack_codes(w.reshape(n, -1).astype(np.uint8), wbits), "<u4").copy()
         lut_ptr, lr, lc = _ptr(ffi, "int32_t *", lut), lut.shape[0], lut.shape[1]
         keep.append(lut)
     shape = ffi.new("eq_conv_shape_t *", dict(in_h=h, in_w=wd, in_c=c, out_h=oh, out_w=ow,

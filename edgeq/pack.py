@@ -106,8 +106,11 @@ def _weight_tensor(t: _Tensors, layer: Conv, where: str) -> int:
         row_off, nib = B.sparse_encode(w.reshape(n, -1))
         return t.add(B.sparse_to_bytes(row_off, nib), "TERN_SPARSE", (n, kh, kw, c), aux=len(nib))
     if enc == "KBIT":
+        if not 1 <= layer.wbits <= 8:
+            raise ShapeError(f"{where}: KBIT weights need 1..8 bits, got {layer.wbits}")
         _check_values(where, w, None, 0, (1 << layer.wbits) - 1)
-        return t.add(w.astype(np.uint8).tobytes(), "KBIT", (n, kh, kw, c), bits=layer.wbits)
+        data = B.pack_codes(w.reshape(n, -1).astype(np.uint8), layer.wbits)
+        return t.add(data, "KBIT", (n, kh, kw, c), bits=layer.wbits)
     if enc == "I8":
         _check_values(where, w, None, -128, 127)
         return t.add(w.astype(np.int8).tobytes(), "I8", (n, kh, kw, c))
@@ -404,18 +407,19 @@ def _layer_from_record(rec, tensors, i):
         except ValueError as e:
             raise BlobFormatError(f"bad skip-zero stream: {e}") from None
     elif w_enc == "KBIT":
-        _need(wt, n * k, "weight")
         wbits = wt["bits"]
         if not 1 <= wbits <= 8:
             raise BlobFormatError(f"KBIT weights need 1..8 bits, got {wbits}")
-        weight = np.frombuffer(wt["data"], np.uint8).reshape(n, kh, kw, c).copy()
+        _need(wt, n * B.kbit_row_bytes(k, wbits), "weight")
+        try:
+            weight = B.unpack_codes(wt["data"], n, k, wbits).reshape(n, kh, kw, c)
+        except ValueError as e:
+            raise BlobFormatError(f"KBIT weights: {e}") from None
         lt = _tensor(tensors, rec["t_lut"], "lut", "I32")
         if len(lt["dims"]) != 2 or lt["dims"][0] != 1 << wbits or lt["dims"][1] < 1:
             raise BlobFormatError(f"lut dims {lt['dims']} do not fit {wbits}-bit weights")
         _need(lt, lt["dims"][0] * lt["dims"][1] * 4, "lut")
         lut = np.frombuffer(lt["data"], "<i4").reshape(lt["dims"]).copy()
-        if weight.size and weight.max() >= 1 << wbits:
-            raise BlobFormatError("KBIT weight code out of range")
     elif w_enc == "I8":
         _need(wt, n * k, "weight")
         weight = np.frombuffer(wt["data"], np.int8).reshape(n, kh, kw, c).copy()

@@ -58,7 +58,7 @@ ENC = {
     "B1": (6, "bit-packed +-1: bit 1 = +1, bit 0 = -1; rows padded to 32-bit words"),
     "TERN": (7, "ternary as two bit-packed planes per row: sign plane then nonzero plane"),
     "TERN_SPARSE": (8, "ternary skip-zero: per-row uint32 offsets + nibble gap/sign stream"),
-    "KBIT": (9, "k-bit codes, one per byte (uint8), products from a LUT tensor"),
+    "KBIT": (9, "k-bit codes packed in 1/2/4/8-bit slots, rows padded to words; products from a LUT"),
 }
 
 # Layer op codes.

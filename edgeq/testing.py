@@ -72,7 +72,7 @@ def random_graph(seed: int, size: str = "small", n_classes: int = 10) -> Graph:
             out = str(rng.choice(["SIGN", "MULTI"]))
             n = int(rng.choice([3, 8, 33, 40]))
         w_enc = str(rng.choice(["B1", "TERN", "TERN_SPARSE", "KBIT", "I8"]))
-        wbits = int(rng.integers(1, 4))
+        wbits = int(rng.integers(1, 9))
         layer = Conv(_weights(rng, w_enc, (n, kh, kw, cin), wbits), w_enc, out, stride=stride,
                      pad=pad, name=f"conv{i}")
         if w_enc == "KBIT":  # the LUT covers every code the input can take
@@ -92,3 +92,65 @@ def random_graph(seed: int, size: str = "small", n_classes: int = 10) -> Graph:
             acts = [maxpool(pool, a) for a in acts]
     infer_shapes(g)
     return g
+
+
+def kbit_graph(wbits: int, pre: str = "QUANT", seed: int = 0) -> Graph:
+    """KBIT weights of one width on both activation encodings, with rows whose packed length is
+    not a whole number of words (padding bits): a 3x3 conv (pad 1) on the input (B1 for THRESH,
+    U8 for QUANT), a 2x3 stride-2 conv on its 2-bit MULTI codes, a dense head on B1 bits."""
+    rng = np.random.default_rng(seed)
+    pre_param = {"THRESH": 128, "QUANT": 2, "RAW": 0}[pre]
+    g = Graph((2, 7, 7), pre, pre_param, [], classes=[f"c{i}" for i in range(10)])
+    acts = [preprocess(g, x) for x in rng.integers(0, 256, (6, 2, 7, 7)).astype(np.uint8)]
+    enc = "B1" if pre == "THRESH" else "U8"
+    levels = {"THRESH": 2, "RAW": 256, "QUANT": 1 << pre_param}[pre]
+    specs = [((3, 3), 5, 1, 1, "MULTI"), ((2, 3), 6, 2, 1, "SIGN"), (None, 10, 1, 0, "AFFINE")]
+    for i, (k, n, stride, pad, out) in enumerate(specs):
+        h, w, cin = acts[0].shape
+        kh, kw = k if k else (h, w)
+        layer = Conv(_weights(rng, "KBIT", (n, kh, kw, cin), wbits), "KBIT", out, stride=stride,
+                     pad=pad, name=f"conv{i}", wbits=wbits,
+                     lut=rng.integers(-9, 10, (1 << wbits, levels)).astype(np.int32))
+        if out == "MULTI":
+            layer.out_bits = 2
+        accs = [conv_acc(layer, a, enc) for a in acts]
+        _fit_stage(rng, layer, np.stack(accs))
+        g.layers.append(layer)
+        acts = [apply_stage(layer, a) for a in accs]
+        enc = {"SIGN": "B1", "MULTI": "U8", "AFFINE": "I32"}[out]
+        levels = {"SIGN": 2, "MULTI": 4, "AFFINE": 0}[out]
+    infer_shapes(g)
+    return g
+
+
+def kbit_tamper(blob: bytes, kind: str) -> bytes:
+    """A copy of blob (CRC resealed) with its first suitable KBIT weight tensor broken: kind
+    'code' puts a code >= 2**bits into row 0 (needs bits of 3, 5, 6 or 7), 'pad' sets the last
+    padding bit of row 0 (needs K * slot bits not a multiple of 32)."""
+    import struct
+    import zlib
+
+    from . import bits as B
+    from . import spec
+
+    hdr = dict(zip([f for f, _, _ in spec.HEADER], struct.unpack_from(spec.fmt(spec.HEADER), blob)))
+    tnames = [f for f, _, _ in spec.TENSOR]
+    b = bytearray(blob)
+    for i in range(hdr["n_tensors"]):
+        t = dict(zip(tnames, struct.unpack_from(spec.fmt(spec.TENSOR), blob,
+                                               hdr["tensor_table_off"] + i * spec.TENSOR_SIZE)))
+        if t["enc"] != spec.value(spec.ENC, "KBIT"):
+            continue
+        bits, k = t["bits"], t["d1"] * t["d2"] * t["d3"]
+        sb = B.kbit_slot_bits(bits)
+        if kind == "code" and bits != sb:
+            b[t["offset"]] |= 1 << bits  # slot 0 of row 0 gets its bit `bits` set
+            break
+        if kind == "pad" and (k * sb) % 32:
+            b[t["offset"] + B.kbit_row_bytes(k, bits) - 1] |= 0x80  # last bit of row 0
+            break
+    else:
+        raise ValueError(f"no KBIT tensor in this blob can take a {kind!r} fault")
+    struct.pack_into("<I", b, spec.CRC_OFFSET, 0)
+    struct.pack_into("<I", b, spec.CRC_OFFSET, zlib.crc32(bytes(b)))
+    return bytes(b)

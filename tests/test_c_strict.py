@@ -39,11 +39,14 @@ static void *xmalloc(size_t n) { void *p = malloc(n ? n : 1); if (!p) exit(2); r
 
 static void conv_all(uint16_t in_c)
 {
-    static const uint8_t encs[5] = {EQ_ENC_B1, EQ_ENC_TERN, EQ_ENC_TERN_SPARSE, EQ_ENC_KBIT,
-                                    EQ_ENC_I8};
+    /* KBIT four times: lut_rows 8, 2, 4, 256 -> codes in 4-, 1-, 2-, 8-bit slots */
+    static const uint8_t encs[8] = {EQ_ENC_B1, EQ_ENC_TERN, EQ_ENC_TERN_SPARSE, EQ_ENC_KBIT,
+                                    EQ_ENC_I8, EQ_ENC_KBIT, EQ_ENC_KBIT, EQ_ENC_KBIT};
+    static const uint16_t lut_rows[8] = {8, 8, 8, 8, 8, 2, 4, 256};
+    static const uint32_t slot[8] = {4, 4, 4, 4, 4, 1, 2, 8};
     uint32_t ie, we, i;
     for (ie = 0; ie < 2; ++ie) {
-        for (we = 0; we < 5; ++we) {
+        for (we = 0; we < 8; ++we) {
             eq_conv_shape_t s;
             eq_weights_t w;
             uint32_t cw, kk, n_w, oy;
@@ -67,8 +70,8 @@ static void conv_all(uint16_t in_c)
                 for (i = 0; i < (uint32_t)s.in_h * s.in_w * s.in_c; ++i) p[i] = (uint8_t)rnd();
                 in = p;
             }
-            lut = xmalloc(4u * 8u * 256u);
-            for (i = 0; i < 8u * 256u; ++i) lut[i] = (int32_t)(rnd() % 200u) - 100;
+            lut = xmalloc(4u * lut_rows[we] * 256u);
+            for (i = 0; i < lut_rows[we] * 256u; ++i) lut[i] = (int32_t)(rnd() % 200u) - 100;
             memset(&w, 0, sizeof w);
             w.enc = encs[we];
             if (w.enc == EQ_ENC_TERN_SPARSE) {
@@ -80,16 +83,19 @@ static void conv_all(uint16_t in_c)
                 CHECK(eq_sparse_encode_i8(t, s.out_c, kk, wd, nb, &nb) == EQ_OK);
                 free(t);
             } else {
+                /* KBIT: packed rows padded to words, every slot < lut_rows (0x77: 3-bit codes) */
                 n_w = w.enc == EQ_ENC_B1 ? 4u * s.out_c * s.kh * s.kw * cw
                     : w.enc == EQ_ENC_TERN ? 8u * s.out_c * s.kh * s.kw * cw
+                    : w.enc == EQ_ENC_KBIT ? 4u * s.out_c * EQ_WORDS(slot[we] * kk)
                     : (uint32_t)s.out_c * kk;
                 wd = xmalloc(n_w);
-                for (i = 0; i < n_w; ++i) ((uint8_t *)wd)[i] = (uint8_t)(rnd() & 7u);
+                for (i = 0; i < n_w; ++i)
+                    ((uint8_t *)wd)[i] = (uint8_t)(rnd() & (slot[we] == 4u ? 0x77u : 0xffu));
                 if (w.enc == EQ_ENC_B1 || w.enc == EQ_ENC_TERN) memset(wd, 0, n_w);
             }
             w.data = wd;
             w.lut = lut;
-            w.lut_rows = 8;
+            w.lut_rows = lut_rows[we];
             w.lut_cols = 256;
             acc = xmalloc(4u * s.out_w * s.out_c);
             for (oy = 0; oy < s.out_h; ++oy)

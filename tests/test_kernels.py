@@ -268,6 +268,24 @@ def test_conv2d_random(h, w, c, n, kh, kw, stride, pad, ae, we, seed):
                 R.conv2d_ref(act, ae, wt, we, stride, pad, lut), f"conv {ae}x{we}")
 
 
+# KBIT rows are packed at the slot width the kernel derives from lut_rows (1, 2, 4 or 8 bits,
+# rows padded to words; docs/blob-format.md); codes are decoded 64 at a time, so C = 70 with
+# several taps crosses chunk and byte boundaries at odd offsets
+@pytest.mark.parametrize("ae", ["B1", "U8"])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 8, 16, 32, 256])
+@pytest.mark.parametrize("h,w,c,n,kh,kw,stride,pad", [
+    (5, 5, 1, 3, 3, 3, 1, 1), (6, 7, 5, 2, 2, 3, 2, 1), (4, 5, 70, 3, 3, 2, 1, 1),
+    (3, 3, 33, 2, 3, 3, 1, 0),
+])
+def test_conv2d_kbit_every_slot_width(ae, rows, h, w, c, n, kh, kw, stride, pad):
+    r = rng(rows * 7 + c)
+    act = pm1(r, (h, w, c)) if ae == "B1" else r.integers(0, 256, (h, w, c))
+    wt = r.integers(0, rows, (n, kh, kw, c))
+    lut = r.integers(-300, 300, (rows, 2 if ae == "B1" else 256))
+    assert_same(K.conv2d(act, ae, wt, "KBIT", stride, pad, lut),
+                R.conv2d_ref(act, ae, wt, "KBIT", stride, pad, lut), f"kbit {ae} rows={rows}")
+
+
 # B1 x B1 with few channels: taps' bits concatenated per output pixel (C < 32, taps * C <= 256),
 # valid-bit mask at the borders, output channels in chunks of 16
 @pytest.mark.parametrize("c", [1, 2, 3, 7, 28, 31])
@@ -388,6 +406,9 @@ def test_bad_inputs_raise_typed_errors():
         K.conv2d(np.ones((3, 3, 4), np.int8), "B1", np.ones((2, 5, 5, 4), np.int8), "B1", 1, 0)
     with pytest.raises(KernelError, match="lut"):
         K.conv2d(np.ones((3, 3, 4), np.uint8), "U8", np.ones((2, 1, 1, 4), np.uint8), "KBIT")
+    with pytest.raises(ShapeError, match="1..256 rows"):
+        K.conv2d(np.ones((3, 3, 4), np.uint8), "U8", np.ones((2, 1, 1, 4), np.uint8), "KBIT",
+                 lut=np.zeros((257, 256), np.int32))
 
 
 def test_c_status_becomes_kernel_error(variant):

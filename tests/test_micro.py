@@ -98,6 +98,17 @@ CASES = {
         ("pool", 3, 3)]),
     "raw_sparse_planes_multi": ("RAW", 0, (1, 6, 5), [
         ("conv", "TERN_SPARSE", (3, 3), 5, 1, 1, "MULTI", 1), ("dense", "KBIT", "AFFINE", 1)]),
+    # KBIT codes packed at 1-, 2-, 4- and 8-bit slots (weights of 1, 2, 3, 4, 5, 8 bits), rows
+    # with padding bits, on B1 and U8 inputs (a KBIT MULTI stage outputs 2-bit codes)
+    "kbit_w1_w2_w3_b1_u8": ("THRESH", 128, (2, 7, 7), [
+        ("conv", "KBIT", (3, 3), 6, 1, 1, "SIGN", 1), ("conv", "KBIT", (2, 3), 5, 2, 1, "MULTI", 2),
+        ("conv", "KBIT", (3, 3), 4, 1, 1, "MULTI", 3), ("dense", "KBIT", "AFFINE", 3)]),
+    "kbit_w4_w8_w5_u8_b1": ("QUANT", 2, (3, 6, 6), [
+        ("conv", "KBIT", (3, 3), 6, 1, 1, "MULTI", 4), ("conv", "KBIT", (2, 2), 5, 1, 1, "SIGN", 8),
+        ("conv", "KBIT", (3, 3), 7, 2, 1, "SIGN", 5), ("dense", "KBIT", "AFFINE", 8)]),
+    "kbit_w1_w2_w5_w8_u8": ("QUANT", 3, (1, 7, 7), [
+        ("conv", "KBIT", (3, 3), 5, 1, 1, "MULTI", 1), ("conv", "KBIT", (3, 3), 6, 1, 1, "MULTI", 2),
+        ("conv", "KBIT", (2, 2), 4, 2, 0, "MULTI", 5), ("dense", "KBIT", "AFFINE", 8)]),
 }
 
 
@@ -211,6 +222,10 @@ def _bad_blobs():
     l0 = struct.unpack_from("<I", b, off["layer_table_off"])[0]
     struct.pack_into("<H", b, l0 + spec.offsets(spec.LAYER)["in_h"], 99)
     out.append(("shape_chain", _reseal(b), spec.value(spec.STATUS, "ERR_SHAPE")))
+    # packed KBIT weights: a code >= 2**bits in a 4- or 8-bit slot, a nonzero padding bit
+    for bits, kind in ((3, "code"), (5, "code"), (2, "pad"), (8, "pad")):
+        bad = testing.kbit_tamper(pack.write_blob(testing.kbit_graph(bits, "QUANT")), kind)
+        out.append((f"kbit{bits}_{kind}", bad, spec.value(spec.STATUS, "ERR_BOUNDS")))
     return out
 
 

@@ -10,7 +10,7 @@ from edgeq import bits as B
 from edgeq import pack, refnet, spec
 from edgeq.errors import BlobFormatError, ShapeError, UnsupportedError
 from edgeq.graph import Conv, Graph, MaxPool
-from edgeq.testing import random_graph
+from edgeq.testing import kbit_graph, kbit_tamper, random_graph
 
 
 def _fix_crc(b: bytearray) -> bytes:
@@ -134,3 +134,85 @@ def test_bit_conventions():
     assert (w[0, 0] >> 1) & 1 == 0  # -0.5 -> bit 0
     assert w[0, 1] == 0b11  # padding bits zero
     assert B.pack_wire(np.array([[[0, 255, 128, 7, 200, 0, 0, 0, 255]]], np.uint8), 128) == bytes([0b10110, 1])
+
+
+KBIT_WIDTHS = (1, 2, 3, 4, 5, 6, 7, 8)
+
+
+@pytest.mark.parametrize("bits", KBIT_WIDTHS)
+def test_kbit_codes_packed_at_slot_width(bits):
+    """docs/blob-format.md: slot sb = smallest of 1, 2, 4, 8 >= bits; code i of a row at bits
+    (i*sb) % 8 of byte i*sb // 8, LSB first; rows zero padded to whole 32-bit words."""
+    sb = {1: 1, 2: 2, 3: 4, 4: 4, 5: 8, 6: 8, 7: 8, 8: 8}[bits]
+    assert B.kbit_slot_bits(bits) == sb
+    rng = np.random.default_rng(bits)
+    for k in (1, 5, 8, 31, 32, 33, 100):
+        codes = rng.integers(0, 1 << bits, (3, k)).astype(np.uint8)
+        data = B.pack_codes(codes, bits)
+        rb = 4 * -(-k * sb // 32)
+        assert len(data) == 3 * rb == 3 * B.kbit_row_bytes(k, bits)
+        bitstream = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little").reshape(3, rb * 8)
+        for r in range(3):
+            for i in range(k):
+                slot = bitstream[r, i * sb:(i + 1) * sb]
+                assert int((slot.astype(int) << np.arange(sb)).sum()) == codes[r, i]
+        assert not bitstream[:, k * sb:].any()  # padding bits are zero
+        assert np.array_equal(B.unpack_codes(data, 3, k, bits), codes)
+    two = B.pack_codes(np.array([[1, 2, 3, 0, 1]], np.uint8), 2)
+    assert two == bytes([0b00111001, 0b01, 0, 0])
+
+
+def test_kbit_unpack_rejects_bad_codes_padding_and_size():
+    data = bytearray(B.pack_codes(np.full((2, 5), 7, np.uint8), 3))  # 4-bit slots: 0x77 0x77 0x07
+    assert bytes(data[:3]) == b"\x77\x77\x07"
+    with pytest.raises(ValueError, match=">= 2\\*\\*3"):
+        B.unpack_codes(bytes(data[:1]) + b"\x87" + bytes(data[2:]), 2, 5, 3)
+    with pytest.raises(ValueError, match="padding"):
+        B.unpack_codes(bytes(data[:2]) + b"\x17" + bytes(data[3:]), 2, 5, 3)
+    with pytest.raises(ValueError, match="padding"):
+        B.unpack_codes(bytes(data[:7]) + b"\x80", 2, 5, 3)
+    with pytest.raises(ValueError, match="bytes"):
+        B.unpack_codes(bytes(data[:7]), 2, 5, 3)
+    with pytest.raises(ValueError):
+        B.pack_codes(np.full((1, 3), 8, np.uint8), 3)
+    with pytest.raises(ValueError):
+        B.kbit_slot_bits(9)
+
+
+def _tensor_entries(blob):
+    hdr = pack.read_header(blob)
+    names = [f for f, _, _ in spec.TENSOR]
+    return [dict(zip(names, struct.unpack_from(spec.fmt(spec.TENSOR), blob,
+                                               hdr["tensor_table_off"] + i * spec.TENSOR_SIZE)))
+            for i in range(hdr["n_tensors"])]
+
+
+@pytest.mark.parametrize("bits", KBIT_WIDTHS)
+@pytest.mark.parametrize("pre", ["THRESH", "QUANT"])
+def test_kbit_blob_round_trip_every_width(bits, pre):
+    g = kbit_graph(bits, pre)
+    blob = pack.write_blob(g)
+    sb = B.kbit_slot_bits(bits)
+    canon = pack.canonical(g)
+    kb = [t for t in _tensor_entries(blob) if t["enc"] == spec.value(spec.ENC, "KBIT")]
+    assert len(kb) == 3
+    for t, layer in zip(kb, [x for x in canon.layers if isinstance(x, Conv)]):
+        n, k = layer.weight.shape[0], int(np.prod(layer.weight.shape[1:]))
+        assert t["bits"] == bits and t["nbytes"] == n * 4 * -(-k * sb // 32)
+    g2 = pack.read_blob(blob)
+    for a, b in zip(canon.layers, g2.layers):
+        if isinstance(a, Conv):
+            assert np.array_equal(a.weight, b.weight) and b.wbits == bits
+    assert pack.write_blob(g2) == blob
+    info = pack.blob_info(blob)
+    dense = info["layers"][-1]  # 10 x 96 codes: the LUT is (2**bits, 2) int32
+    assert dense["weight_bytes"] == 10 * 4 * -(-96 * sb // 32) + (1 << bits) * 2 * 4
+
+
+@pytest.mark.parametrize("bits,kind", [(3, "code"), (5, "code"), (6, "code"), (7, "code"),
+                                       (1, "pad"), (2, "pad"), (3, "pad"), (4, "pad"), (5, "pad"),
+                                       (8, "pad")])
+def test_reader_rejects_bad_kbit_codes_and_padding(bits, kind):
+    bad = kbit_tamper(pack.write_blob(kbit_graph(bits, "QUANT")), kind)
+    with pytest.raises(BlobFormatError, match=">= 2\\*\\*" if kind == "code" else "padding"):
+        pack.read_blob(bad)

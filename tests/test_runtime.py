@@ -10,7 +10,7 @@ from edgeq import pack, refnet
 from edgeq.errors import BlobFormatError, ShapeError
 from edgeq.graph import Conv, Graph
 from edgeq.runtime import Model
-from edgeq.testing import random_graph
+from edgeq.testing import kbit_graph, kbit_tamper, random_graph
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -121,3 +121,35 @@ def test_c_loader_survives_mutated_blobs_under_asan(fuzz_exe, tmp_path, seed):
     assert r.returncode == 0, r.stderr[-3000:]
     tried, accepted, rejected = (int(v) for v in r.stdout.split()[1::2])
     assert tried == 3000 and rejected > 0
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 8])
+@pytest.mark.parametrize("pre", ["THRESH", "QUANT"])
+def test_kbit_every_width_equals_reference(bits, pre):
+    """Packed KBIT rows (1-, 2-, 4-, 8-bit slots, padded rows) on B1 and U8 inputs."""
+    g = kbit_graph(bits, pre, seed=bits)
+    m = Model(pack.write_blob(g))
+    x = np.random.default_rng(bits).integers(0, 256, (40,) + g.input_shape).astype(np.uint8)
+    ref_scores, ref_cls = refnet.run(g, x)
+    cls, scores = m.predict(x)
+    assert np.array_equal(scores, ref_scores) and np.array_equal(cls, ref_cls)
+
+
+def _c_load_status(blob: bytes) -> int:
+    """eq_model_load on its own (runtime.Model validates in Python first)."""
+    from edgeq.runtime import native
+
+    ffi, lib = native().ffi, native().lib
+    buf = ffi.new("uint64_t[]", (len(blob) + 7) // 8)
+    ffi.memmove(buf, blob, len(blob))
+    return lib.eq_model_load(ffi.new("eq_model_t *"), ffi.cast("uint8_t *", buf), len(blob))
+
+
+@pytest.mark.parametrize("bits,kind", [(3, "code"), (5, "code"), (7, "code"), (1, "pad"),
+                                       (2, "pad"), (3, "pad"), (4, "pad"), (8, "pad")])
+def test_c_loader_rejects_bad_kbit_codes_and_padding(bits, kind):
+    from edgeq import spec
+
+    blob = pack.write_blob(kbit_graph(bits, "THRESH"))
+    assert _c_load_status(blob) == 0
+    assert _c_load_status(kbit_tamper(blob, kind)) == spec.value(spec.STATUS, "ERR_BOUNDS")

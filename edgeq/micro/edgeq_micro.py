@@ -365,6 +365,40 @@ class Model:
                 raise BlobError(S.ERR_BOUNDS, "layer %d: nonzero padding bits in packed weights" % i)
             r += k
 
+    def _check_kbit(self, i, off, n, K, wb, sb, rb):
+        """Packed KBIT rows: every code < 2**wb and every padding bit zero, i.e. no bit of a row
+        under its forbidden-bit pattern (checked in chunks of rows with one big-integer AND)."""
+        per = 8 // sb
+        cm = (1 << sb) - 1
+        high = cm ^ ((1 << wb) - 1)  # slot bits a code < 2**wb never sets
+        full = 0
+        for q in range(per):
+            full |= high << (q * sb)
+        pattern = bytes([full]) * (K // per)
+        rem = K % per
+        if rem:
+            v = 0
+            for q in range(per):
+                v |= (high if q < rem else cm) << (q * sb)
+            pattern += bytes([v])
+        pattern += b"\xff" * (rb - len(pattern))
+        if not _from_bytes(pattern, "little"):
+            return
+        chunk = 1 + 2048 // rb
+        mask = _from_bytes(pattern * chunk, "little")
+        mv = self.mv
+        r = 0
+        while r < n:
+            k = n - r
+            if k < chunk:
+                mask = _from_bytes(pattern * k, "little")
+            else:
+                k = chunk
+            if _from_bytes(mv[off + r * rb:off + (r + k) * rb], "little") & mask:
+                raise BlobError(S.ERR_BOUNDS, "layer %d: KBIT weight code >= 2**%d or nonzero "
+                                "padding bits" % (i, wb))
+            r += k
+
     def _check_sparse(self, i, t, n, K):
         off, nbytes, aux = t[0], t[1], t[10]
         if 4 * (n + 1) + (aux + 1) // 2 != nbytes:
@@ -464,21 +498,16 @@ class Model:
                                 % (i, tw[1], n * K))
             max_prod = 128 * amax
         elif w_enc == _KBIT:
+            # rows of K codes packed LSB-first at sb = 1, 2, 4 or 8 bits, padded to 32-bit words
             wb = tw[3]
-            if n * K != tw[1] or wb < 1 or wb > 8:
+            sb = 1 if wb <= 1 else (2 if wb <= 2 else (4 if wb <= 4 else 8))
+            rb = 4 * ((K * sb + 31) // 32)
+            if n * rb != tw[1] or wb < 1 or wb > 8:
                 raise BlobError(S.ERR_SHAPE, "layer %d: KBIT weights: %d bytes (expected %d), %d bits"
-                                % (i, tw[1], n * K, wb))
+                                % (i, tw[1], n * rb, wb))
             lim = 1 << wb
-            o = tw[0]
-            mv = self.mv
-            p = 0
-            while p < n * K:  # every code < 2**wbits, streamed in chunks
-                q = p + 1024
-                if q > n * K:
-                    q = n * K
-                if max(mv[o + p:o + q]) >= lim:
-                    raise BlobError(S.ERR_BOUNDS, "layer %d: KBIT weight code >= 2**%d" % (i, wb))
-                p = q
+            self._check_kbit(i, tw[0], n, K, wb, sb, rb)
+            L.wsb, L.wrb = sb, rb
             tl = self._tensor(i, "lut", t_lut)
             rows, cols = tl[6], tl[7]
             if tl[2] != _I32 or tl[4] != 2 or rows != lim or cols < levels or cols > 65535 \
@@ -965,17 +994,22 @@ class Model:
         else:
             vals = src
         pad_val = 0
+        tab = None
         if kbit:
             cols = L.lut_cols
             nl = (1 << L.wbits) * cols
             lut = list(_unpack_from("<%di" % nl, self.mv, L.lut_off)) + [0] * nl
             pad_val = nl  # lut[q*cols + nl] == 0 for every code q
+            sb = L.wsb
+            if sb < 8:  # byte -> its 8 // sb codes, pre-multiplied by cols (transient, 256 entries)
+                cm = (1 << sb) - 1
+                tab = [tuple(((v >> q) & cm) * cols for q in range(0, 8, sb)) for v in range(256)]
         thr, aux = self._stage_params(L)
         out = [] if L.stage == _AFFINE else None
         npix = L.out_h * L.out_w
         cache = None
         if npix > 1:
-            cache = [self._row_codes(L, r, kbit) for r in range(n)]
+            cache = [self._row_codes(L, r, kbit, tab) for r in range(n)]
         accs = [0] * n
         op = 0
         for oy in range(L.out_h):
@@ -996,7 +1030,7 @@ class Model:
                         k0 = (ky * kw + kx0) * ic
                         pv[k0:k0 + nkx * ic] = list(vals[st:st + nkx * ic])
                 for r in range(n):
-                    wv = cache[r] if cache is not None else self._row_codes(L, r, kbit)
+                    wv = cache[r] if cache is not None else self._row_codes(L, r, kbit, tab)
                     acc = 0
                     if kbit:
                         for j in range(K):
@@ -1011,15 +1045,22 @@ class Model:
                     probe()
         return out if L.stage == _AFFINE else dst
 
-    def _row_codes(self, L, r, kbit):
+    def _row_codes(self, L, r, kbit, tab=None):
         """Weight row r for the value kernels: int8 values, or KBIT codes pre-multiplied by the
-        LUT row length (so the product is lut[code*cols + a])."""
+        LUT row length (so the product is lut[code*cols + a]); tab maps a packed byte to its
+        codes (slots narrower than 8 bits)."""
         if not kbit:
             return self._row_values(L, r, None)
-        cols = L.lut_cols
         K = L.K
-        o = L.w_off + r * K
-        return [q * cols for q in self.mv[o:o + K]]
+        o = L.w_off + r * L.wrb
+        if tab is None:
+            cols = L.lut_cols
+            return [q * cols for q in self.mv[o:o + K]]
+        out = []
+        ext = out.extend
+        for v in self.mv[o:o + (K * L.wsb + 7) // 8]:
+            ext(tab[v])
+        return out[:K] if len(out) > K else out
 
     def _flatten_layer(self, L, src, dst):
         """flatten_{b1,u8,i32}: (H, W, C) -> (1, 1, H*W*C).  U8/I32 keep their bytes; B1 drops

@@ -25,7 +25,9 @@ typedef struct {
 typedef struct {
     uint8_t enc;             /* EQ_ENC_B1, EQ_ENC_TERN, EQ_ENC_TERN_SPARSE, EQ_ENC_KBIT, EQ_ENC_I8 */
     const void *data;        /* weight tensor data, 4-byte aligned, layout per docs/blob-format.md */
-    const int32_t *lut;      /* KBIT only: (lut_rows, lut_cols) products lut[wcode][acode] */
+    const int32_t *lut;      /* KBIT only: (lut_rows, lut_cols) products lut[wcode][acode]; the
+                                codes are packed at the smallest of 1, 2, 4, 8 bits a code with
+                                2**bits >= lut_rows (blob: lut_rows = 2**wbits) */
     uint16_t lut_rows, lut_cols;
 } eq_weights_t;
 

@@ -46,7 +46,7 @@
 #define EQ_ENC_B1 6 /* bit-packed +-1: bit 1 = +1, bit 0 = -1; rows padded to 32-bit words */
 #define EQ_ENC_TERN 7 /* ternary as two bit-packed planes per row: sign plane then nonzero plane */
 #define EQ_ENC_TERN_SPARSE 8 /* ternary skip-zero: per-row uint32 offsets + nibble gap/sign stream */
-#define EQ_ENC_KBIT 9 /* k-bit codes, one per byte (uint8), products from a LUT tensor */
+#define EQ_ENC_KBIT 9 /* k-bit codes packed in 1/2/4/8-bit slots, rows padded to words; products from a LUT */
 
 /* OP */
 #define EQ_OP_CONV 1 /* 2-D convolution over HWC activations; dense = conv whose kernel covers the input */

@@ -186,24 +186,81 @@ static void eq_row_b1_i8(const eq_conv_shape_t *s, const uint32_t *in, const int
     }
 }
 
-static void eq_row_b1_kbit(const eq_conv_shape_t *s, const uint32_t *in, const uint8_t *wt,
-                           const int32_t *lut, uint32_t lut_cols, uint32_t oy, int32_t *acc)
+/* ---- KBIT weights -------------------------------------------------------------------------
+ * Each weight row (K = kh*kw*in_c codes in (ky, kx, c) order) is packed LSB-first at sb bits a
+ * code, sb = the smallest of 1, 2, 4, 8 with 2**sb >= lut_rows (the blob's lut has 2**bits rows):
+ * code j sits at bits (j*sb) % 8 of byte j*sb / 8; rows are padded to whole 32-bit words.
+ * The in-bounds taps of one kernel row are contiguous in the weight row, so their codes are
+ * decoded EQ_KBIT_CHUNK at a time into a stack buffer (8-bit slots are read in place). */
+#define EQ_KBIT_CHUNK 64u
+
+static uint32_t eq_kbit_slot(uint32_t lut_rows)
 {
-    const uint32_t cw = EQ_WORDS(s->in_c), c = s->in_c, taps = (uint32_t)s->kh * s->kw;
-    uint32_t ox, n, ky, kx, i;
+    return lut_rows <= 2u ? 1u : lut_rows <= 4u ? 2u : lut_rows <= 16u ? 4u : 8u;
+}
+
+static uint32_t eq_kbit_row_bytes(uint32_t k, uint32_t sb)
+{
+    const uint32_t per_word = 32u / sb;
+    return 4u * (k / per_word + (k % per_word != 0u));
+}
+
+/* codes j .. j+cnt-1 (1 <= cnt <= EQ_KBIT_CHUNK) of the packed row: in place for sb == 8, else
+ * decoded into buf; reads only the bytes holding those codes */
+static const uint8_t *eq_kbit_codes(const uint8_t *row, uint32_t j, uint32_t cnt, uint32_t sb,
+                                    uint8_t *buf)
+{
+    const uint32_t lg = sb == 1u ? 3u : sb == 2u ? 2u : 1u; /* log2(codes per byte) */
+    const uint32_t per = 1u << lg, cm = (1u << sb) - 1u;
+    const uint8_t *p;
+    uint32_t q, v, i;
+    if (sb == 8u) return row + j;
+    p = row + (j >> lg);
+    q = j & (per - 1u);
+    v = (uint32_t)*p++ >> (q * sb);
+    for (i = 0; i < cnt; ++i) {
+        if (q == per) {
+            q = 0;
+            v = *p++;
+        }
+        buf[i] = (uint8_t)(v & cm);
+        v >>= sb;
+        ++q;
+    }
+    return buf;
+}
+
+static void eq_row_b1_kbit(const eq_conv_shape_t *s, const uint32_t *in, const uint8_t *wt,
+                           const int32_t *lut, uint32_t lut_rows, uint32_t lut_cols, uint32_t oy,
+                           int32_t *acc)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c), c = s->in_c, sb = eq_kbit_slot(lut_rows);
+    const uint32_t rb = eq_kbit_row_bytes((uint32_t)s->kh * s->kw * c, sb);
+    uint8_t buf[EQ_KBIT_CHUNK];
+    uint32_t ox, n, ky, i;
     for (ox = 0; ox < s->out_w; ++ox) {
         eq_taps_t t;
         eq_taps(s, oy, ox, &t);
         for (n = 0; n < s->out_c; ++n) {
-            const uint8_t *wr = wt + (uint32_t)n * taps * c;
+            const uint8_t *wr = wt + n * rb;
             int32_t sum = 0;
             for (ky = t.ky0; ky < t.ky1; ++ky) {
-                for (kx = t.kx0; kx < t.kx1; ++kx) {
-                    const uint32_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
-                                              + (uint32_t)(t.ix0 + (int32_t)kx)) * cw;
-                    const uint8_t *w = wr + (ky * s->kw + kx) * c;
-                    for (i = 0; i < c; ++i)
-                        sum += lut[(uint32_t)w[i] * lut_cols + ((a[i >> 5] >> (i & 31u)) & 1u)];
+                /* taps kx0..kx1-1 of this kernel row: codes j0.. j0+len-1, pixels in a row */
+                const uint32_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                          + (uint32_t)(t.ix0 + (int32_t)t.kx0)) * cw;
+                const uint32_t j0 = (ky * s->kw + t.kx0) * c, len = (t.kx1 - t.kx0) * c;
+                uint32_t done, cnt, ch = 0;
+                for (done = 0; done < len; done += cnt) {
+                    const uint8_t *w;
+                    cnt = len - done < EQ_KBIT_CHUNK ? len - done : EQ_KBIT_CHUNK;
+                    w = eq_kbit_codes(wr, j0 + done, cnt, sb, buf);
+                    for (i = 0; i < cnt; ++i) {
+                        sum += lut[(uint32_t)w[i] * lut_cols + ((a[ch >> 5] >> (ch & 31u)) & 1u)];
+                        if (++ch == c) {
+                            ch = 0;
+                            a += cw;
+                        }
+                    }
                 }
             }
             acc[ox * s->out_c + n] = sum;
@@ -290,22 +347,30 @@ static void eq_row_u8_i8(const eq_conv_shape_t *s, const uint8_t *in, const int8
 }
 
 static void eq_row_u8_kbit(const eq_conv_shape_t *s, const uint8_t *in, const uint8_t *wt,
-                           const int32_t *lut, uint32_t lut_cols, uint32_t oy, int32_t *acc)
+                           const int32_t *lut, uint32_t lut_rows, uint32_t lut_cols, uint32_t oy,
+                           int32_t *acc)
 {
-    const uint32_t c = s->in_c, taps = (uint32_t)s->kh * s->kw;
-    uint32_t ox, n, ky, kx, i;
+    const uint32_t c = s->in_c, sb = eq_kbit_slot(lut_rows);
+    const uint32_t rb = eq_kbit_row_bytes((uint32_t)s->kh * s->kw * c, sb);
+    uint8_t buf[EQ_KBIT_CHUNK];
+    uint32_t ox, n, ky, i;
     for (ox = 0; ox < s->out_w; ++ox) {
         eq_taps_t t;
         eq_taps(s, oy, ox, &t);
         for (n = 0; n < s->out_c; ++n) {
-            const uint8_t *wr = wt + (uint32_t)n * taps * c;
+            const uint8_t *wr = wt + n * rb;
             int32_t sum = 0;
             for (ky = t.ky0; ky < t.ky1; ++ky) {
-                for (kx = t.kx0; kx < t.kx1; ++kx) {
-                    const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
-                                             + (uint32_t)(t.ix0 + (int32_t)kx)) * c;
-                    const uint8_t *w = wr + (ky * s->kw + kx) * c;
-                    for (i = 0; i < c; ++i) sum += lut[(uint32_t)w[i] * lut_cols + a[i]];
+                /* taps kx0..kx1-1 of this kernel row: contiguous codes and contiguous HWC pixels */
+                const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                         + (uint32_t)(t.ix0 + (int32_t)t.kx0)) * c;
+                const uint32_t j0 = (ky * s->kw + t.kx0) * c, len = (t.kx1 - t.kx0) * c;
+                uint32_t done, cnt;
+                for (done = 0; done < len; done += cnt) {
+                    const uint8_t *w;
+                    cnt = len - done < EQ_KBIT_CHUNK ? len - done : EQ_KBIT_CHUNK;
+                    w = eq_kbit_codes(wr, j0 + done, cnt, sb, buf);
+                    for (i = 0; i < cnt; ++i) sum += lut[(uint32_t)w[i] * lut_cols + a[done + i]];
                 }
             }
             acc[ox * s->out_c + n] = sum;
@@ -400,7 +465,8 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
         case EQ_ENC_TERN: eq_row_b1_tern(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
         case EQ_ENC_I8: eq_row_b1_i8(s, a, (const int8_t *)w->data, oy, acc); return EQ_OK;
         case EQ_ENC_KBIT:
-            eq_row_b1_kbit(s, a, (const uint8_t *)w->data, w->lut, w->lut_cols, oy, acc);
+            eq_row_b1_kbit(s, a, (const uint8_t *)w->data, w->lut, w->lut_rows, w->lut_cols,
+                           oy, acc);
             return EQ_OK;
         case EQ_ENC_TERN_SPARSE:
             return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, acc);
@@ -413,7 +479,8 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
         case EQ_ENC_TERN: eq_row_u8_tern(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
         case EQ_ENC_I8: eq_row_u8_i8(s, a, (const int8_t *)w->data, oy, acc); return EQ_OK;
         case EQ_ENC_KBIT:
-            eq_row_u8_kbit(s, a, (const uint8_t *)w->data, w->lut, w->lut_cols, oy, acc);
+            eq_row_u8_kbit(s, a, (const uint8_t *)w->data, w->lut, w->lut_rows, w->lut_cols,
+                           oy, acc);
             return EQ_OK;
         case EQ_ENC_TERN_SPARSE:
             return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, acc);

@@ -143,6 +143,32 @@ static eq_status_t check_pad_bits(const uint32_t *w, uint32_t rows, uint32_t wor
     return EQ_OK;
 }
 
+/* KBIT slot width: the smallest of 1, 2, 4, 8 bits holding a bits-wide code (bits 1..8) */
+static uint32_t kbit_slot_bits(uint32_t bits)
+{
+    return bits <= 1u ? 1u : bits <= 2u ? 2u : bits <= 4u ? 4u : 8u;
+}
+
+/* packed KBIT rows (n rows of k codes, row_bytes each): every code < 2**bits, padding bits 0 */
+static eq_status_t check_kbit_codes(const uint8_t *data, uint32_t n, uint64_t k, uint32_t bits,
+                                    uint32_t row_bytes)
+{
+    const uint32_t sb = kbit_slot_bits(bits), per = 8u / sb, cm = (1u << sb) - 1u;
+    const uint32_t lim = 1u << bits;
+    uint32_t r, b, q;
+    for (r = 0; r < n; r++) {
+        const uint8_t *row = data + (size_t)r * row_bytes;
+        for (b = 0; b < row_bytes; b++) {
+            for (q = 0; q < per; q++) {
+                uint32_t code = ((uint32_t)row[b] >> (q * sb)) & cm;
+                uint64_t j = (uint64_t)b * per + q;
+                CHECK(code < (j < k ? lim : 1u), EQ_ERR_BOUNDS);
+            }
+        }
+    }
+    return EQ_OK;
+}
+
 /* decode every skip-zero row once: offsets monotone, nibbles valid, positions inside K */
 static eq_status_t check_sparse(const tensor_t *t, uint32_t n, uint32_t k)
 {
@@ -205,11 +231,14 @@ static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uin
     case EQ_ENC_KBIT: {
         tensor_t lut;
         uint32_t i, rows, cols;
-        uint64_t big = 0;
-        CHECK((uint64_t)n * k == t.nbytes, EQ_ERR_SHAPE);
+        uint64_t big = 0, row_bytes;
         CHECK(t.bits >= 1u && t.bits <= 8u, EQ_ERR_SHAPE);
-        for (i = 0; i < t.nbytes; i++) {
-            CHECK(t.data[i] < (1u << t.bits), EQ_ERR_BOUNDS);
+        /* rows of k codes at kbit_slot_bits(bits) bits each, padded to whole 32-bit words */
+        row_bytes = 4u * ((k * kbit_slot_bits(t.bits) + 31u) / 32u);
+        CHECK((uint64_t)n * row_bytes == t.nbytes, EQ_ERR_SHAPE);
+        st = check_kbit_codes(t.data, n, k, t.bits, (uint32_t)row_bytes);
+        if (st != EQ_OK) {
+            return st;
         }
         st = get_tensor(m, L->t_lut, &lut);
         if (st != EQ_OK) {
