@@ -1,23 +1,14 @@
 """The CLI as a user runs it (subprocess), including its error messages."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from cliutil import edgeq
 
 from edgeq import pack
 from edgeq.runtime import Model
 from edgeq.testing import random_graph
-
-
-def edgeq(*argv, check=True, timeout=120):
-    r = subprocess.run([sys.executable, "-m", "edgeq", *map(str, argv)], capture_output=True, text=True,
-                       timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"edgeq {' '.join(map(str, argv))} failed ({r.returncode}):\n{r.stderr}")
-    return r
 
 
 @pytest.fixture(scope="module")

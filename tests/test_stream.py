@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from cliutil import edgeq
 
 from edgeq import pack, stream
 from edgeq.runtime import Model
@@ -20,14 +21,6 @@ BOARD = "qemu-mps2-an386"
 if not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")):
     pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed (scripts/install.sh installs them)",
                 allow_module_level=True)
-
-
-def edgeq(*argv, check=True, timeout=240):
-    r = subprocess.run([sys.executable, "-m", "edgeq", *map(str, argv)], capture_output=True, text=True,
-                       timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"edgeq {' '.join(map(str, argv))} failed ({r.returncode}):\n{r.stderr[-3000:]}")
-    return r
 
 
 @pytest.fixture(scope="module")
