@@ -102,8 +102,8 @@ def train_model(model: QNet, xtr: np.ndarray, ytr: np.ndarray, *, epochs: int, l
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model.to(dev)
-    xt = torch.as_tensor(np.asarray(xtr), dtype=torch.float32)
-    yt = torch.as_tensor(np.asarray(ytr), dtype=torch.long)
+    xt = torch.as_tensor(np.array(xtr, dtype=np.float32))  # a writable copy
+    yt = torch.as_tensor(np.array(ytr, dtype=np.int64))
     n = len(xt)
     if n == 0:
         raise EdgeqError("no training data")
