@@ -269,6 +269,23 @@ static void eq_row_b1_kbit(const eq_conv_shape_t *s, const uint32_t *in, const u
 }
 
 /* ---- U8 activations ---------------------------------------------------------------------- */
+/* U8 x B1: acc = sum over in-bounds taps of (w ? a : -a) = 2 * sum_{w bit 1} a - sum a. The
+ * in-bounds activations' total is taken once per output pixel; per output channel only the set
+ * weight bits are visited (pad bits are 0, validated by the loader, so indices stay below C). */
+#if defined(__GNUC__)
+#define EQ_CTZ(x) ((uint32_t)__builtin_ctz(x))
+#else
+static uint32_t EQ_CTZ(uint32_t x)
+{
+    uint32_t n = 0;
+    while (!(x & 1u)) {
+        x >>= 1;
+        ++n;
+    }
+    return n;
+}
+#endif
+
 static void eq_row_u8_b1(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt,
                          uint32_t oy, int32_t *acc)
 {
@@ -276,19 +293,34 @@ static void eq_row_u8_b1(const eq_conv_shape_t *s, const uint8_t *in, const uint
     uint32_t ox, n, ky, kx, i;
     for (ox = 0; ox < s->out_w; ++ox) {
         eq_taps_t t;
+        int32_t total = 0;
         eq_taps(s, oy, ox, &t);
+        for (ky = t.ky0; ky < t.ky1; ++ky) {
+            for (kx = t.kx0; kx < t.kx1; ++kx) {
+                const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                         + (uint32_t)(t.ix0 + (int32_t)kx)) * c;
+                for (i = 0; i < c; ++i) total += a[i];
+            }
+        }
         for (n = 0; n < s->out_c; ++n) {
             const uint32_t *wr = wt + (uint32_t)n * taps * cw;
-            int32_t sum = 0;
+            int32_t pos = 0;
             for (ky = t.ky0; ky < t.ky1; ++ky) {
                 for (kx = t.kx0; kx < t.kx1; ++kx) {
                     const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
                                              + (uint32_t)(t.ix0 + (int32_t)kx)) * c;
                     const uint32_t *w = wr + (ky * s->kw + kx) * cw;
-                    for (i = 0; i < c; ++i) sum += eq_act_b1(w, i) * (int32_t)a[i];
+                    for (i = 0; i < cw; ++i) {
+                        uint32_t bits = w[i];
+                        const uint8_t *ai = a + 32u * i;
+                        while (bits) {
+                            pos += ai[EQ_CTZ(bits)];
+                            bits &= bits - 1u;
+                        }
+                    }
                 }
             }
-            acc[ox * s->out_c + n] = sum;
+            acc[ox * s->out_c + n] = 2 * pos - total;
         }
     }
 }
