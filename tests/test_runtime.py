@@ -153,3 +153,20 @@ def test_c_loader_rejects_bad_kbit_codes_and_padding(bits, kind):
     blob = pack.write_blob(kbit_graph(bits, "THRESH"))
     assert _c_load_status(blob) == 0
     assert _c_load_status(kbit_tamper(blob, kind)) == spec.value(spec.STATUS, "ERR_BOUNDS")
+
+
+@pytest.mark.parametrize("c", [1, 2, 3, 7, 13, 31])
+def test_u8_input_binary_weights_few_channels(c):
+    """The U8 x B1 few-channel path (gathered patch + concatenated weight bits) on odd shapes."""
+    rng = np.random.default_rng(c)
+    for kh, kw, stride, pad in ((3, 3, 1, 1), (3, 1, 2, 0), (2, 3, 1, 1), (5, 5, 2, 2), (1, 1, 1, 0)):
+        if kh * kw * c > 256:
+            continue
+        n = int(rng.integers(1, 300))
+        w = np.where(rng.random((n, kh, kw, c)) < .5, -1, 1).astype(np.int8)
+        g = Graph((c, 9, 11), "RAW", 0, [Conv(w, "B1", "AFFINE", stride=stride, pad=pad,
+                                                mul=np.ones(n, np.int32), add=np.zeros(n, np.int32))])
+        x = rng.integers(0, 256, (3, c, 9, 11)).astype(np.uint8)
+        got = Model(pack.write_blob(g)).predict(x)[1]
+        ref = refnet.run(g, x)[0]
+        assert np.array_equal(got, ref), (kh, kw, stride, pad, n)

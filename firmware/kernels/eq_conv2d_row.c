@@ -272,6 +272,7 @@ static void eq_row_b1_kbit(const eq_conv_shape_t *s, const uint32_t *in, const u
 /* U8 x B1: acc = sum over in-bounds taps of (w ? a : -a) = 2 * sum_{w bit 1} a - sum a. The
  * in-bounds activations' total is taken once per output pixel; per output channel only the set
  * weight bits are visited (pad bits are 0, validated by the loader, so indices stay below C). */
+
 #if defined(__GNUC__)
 #define EQ_CTZ(x) ((uint32_t)__builtin_ctz(x))
 #else
@@ -285,6 +286,59 @@ static uint32_t EQ_CTZ(uint32_t x)
     return n;
 }
 #endif
+
+/* U8 x B1 with few channels (C < 32, taps * C <= 256): as in the B1 x B1 dense path, the weight
+ * rows' C-bit tap fields are concatenated once per call; per output pixel the in-bounds
+ * activations are gathered into v (out-of-bounds taps stay 0, so they contribute 0) and each
+ * output is 2 * (sum of v over the set weight bits) - sum(v). */
+static void eq_row_u8_b1_dense(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt,
+                               uint32_t oy, int32_t *acc)
+{
+    const uint32_t c = s->in_c, taps = (uint32_t)s->kh * s->kw, k = taps * c, nwd = EQ_WORDS(k);
+    const uint32_t cm = (1u << c) - 1u, chunk = EQ_DENSE_BUF / nwd; /* c < 32 */
+    uint32_t wd[EQ_DENSE_BUF];
+    int32_t v[32u * EQ_DENSE_WORDS];
+    uint32_t n0, ox, j, q, i, ky, kx;
+    for (n0 = 0; n0 < s->out_c; n0 += chunk) {
+        const uint32_t nch = (s->out_c - n0) < chunk ? s->out_c - n0 : chunk;
+        for (j = 0; j < nch * nwd; ++j) wd[j] = 0;
+        for (j = 0; j < nch; ++j) { /* weight rows (taps, 1 word each) -> concatenated bits */
+            const uint32_t *wr = wt + (n0 + j) * taps;
+            for (q = 0; q < taps; ++q) eq_put_bits(wd + j * nwd, q * c, wr[q] & cm, c);
+        }
+        for (ox = 0; ox < s->out_w; ++ox) {
+            int32_t *o = acc + ox * s->out_c + n0;
+            int32_t total = 0;
+            eq_taps_t t;
+            eq_taps(s, oy, ox, &t);
+            for (q = 0; q < k; ++q) v[q] = 0;
+            for (ky = t.ky0; ky < t.ky1; ++ky) {
+                for (kx = t.kx0; kx < t.kx1; ++kx) {
+                    const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                             + (uint32_t)(t.ix0 + (int32_t)kx)) * c;
+                    int32_t *vt = v + (ky * s->kw + kx) * c;
+                    for (i = 0; i < c; ++i) {
+                        vt[i] = a[i];
+                        total += a[i];
+                    }
+                }
+            }
+            for (j = 0; j < nch; ++j) {
+                const uint32_t *w = wd + j * nwd;
+                int32_t pos = 0;
+                for (q = 0; q < nwd; ++q) {
+                    uint32_t bits = w[q];
+                    const int32_t *vq = v + 32u * q;
+                    while (bits) {
+                        pos += vq[EQ_CTZ(bits)];
+                        bits &= bits - 1u;
+                    }
+                }
+                o[j] = 2 * pos - total;
+            }
+        }
+    }
+}
 
 static void eq_row_u8_b1(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt,
                          uint32_t oy, int32_t *acc)
@@ -507,7 +561,12 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
     } else {
         const uint8_t *a = (const uint8_t *)in;
         switch (w->enc) {
-        case EQ_ENC_B1: eq_row_u8_b1(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_B1:
+            if (s->in_c < 32u && (uint32_t)s->kh * s->kw * s->in_c <= 32u * EQ_DENSE_WORDS)
+                eq_row_u8_b1_dense(s, a, (const uint32_t *)w->data, oy, acc);
+            else
+                eq_row_u8_b1(s, a, (const uint32_t *)w->data, oy, acc);
+            return EQ_OK;
         case EQ_ENC_TERN: eq_row_u8_tern(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
         case EQ_ENC_I8: eq_row_u8_i8(s, a, (const int8_t *)w->data, oy, acc); return EQ_OK;
         case EQ_ENC_KBIT:
