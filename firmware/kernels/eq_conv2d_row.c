@@ -73,6 +73,12 @@ static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uin
 #define EQ_DENSE_WORDS 8u
 #define EQ_DENSE_BUF 256u
 
+/* the dense paths apply when every tap's C < 32 bits fit, concatenated, in EQ_DENSE_WORDS words */
+static int eq_few_channels(const eq_conv_shape_t *s)
+{
+    return s->in_c < 32u && (uint32_t)s->kh * s->kw * s->in_c <= 32u * EQ_DENSE_WORDS;
+}
+
 static void eq_put_bits(uint32_t *dst, uint32_t pos, uint32_t val, uint32_t c)
 {
     const uint32_t sh = pos & 31u;
@@ -297,7 +303,7 @@ static void eq_row_u8_b1_dense(const eq_conv_shape_t *s, const uint8_t *in, cons
     const uint32_t c = s->in_c, taps = (uint32_t)s->kh * s->kw, k = taps * c, nwd = EQ_WORDS(k);
     const uint32_t cm = (1u << c) - 1u, chunk = EQ_DENSE_BUF / nwd; /* c < 32 */
     uint32_t wd[EQ_DENSE_BUF];
-    int32_t v[32u * EQ_DENSE_WORDS];
+    uint8_t v[32u * EQ_DENSE_WORDS];
     uint32_t n0, ox, j, q, i, ky, kx;
     for (n0 = 0; n0 < s->out_c; n0 += chunk) {
         const uint32_t nch = (s->out_c - n0) < chunk ? s->out_c - n0 : chunk;
@@ -316,7 +322,7 @@ static void eq_row_u8_b1_dense(const eq_conv_shape_t *s, const uint8_t *in, cons
                 for (kx = t.kx0; kx < t.kx1; ++kx) {
                     const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
                                              + (uint32_t)(t.ix0 + (int32_t)kx)) * c;
-                    int32_t *vt = v + (ky * s->kw + kx) * c;
+                    uint8_t *vt = v + (ky * s->kw + kx) * c;
                     for (i = 0; i < c; ++i) {
                         vt[i] = a[i];
                         total += a[i];
@@ -328,7 +334,7 @@ static void eq_row_u8_b1_dense(const eq_conv_shape_t *s, const uint8_t *in, cons
                 int32_t pos = 0;
                 for (q = 0; q < nwd; ++q) {
                     uint32_t bits = w[q];
-                    const int32_t *vq = v + 32u * q;
+                    const uint8_t *vq = v + 32u * q;
                     while (bits) {
                         pos += vq[EQ_CTZ(bits)];
                         bits &= bits - 1u;
@@ -543,7 +549,7 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
         const uint32_t *a = (const uint32_t *)in;
         switch (w->enc) {
         case EQ_ENC_B1:
-            if (s->in_c < 32u && (uint32_t)s->kh * s->kw * s->in_c <= 32u * EQ_DENSE_WORDS)
+            if (eq_few_channels(s))
                 eq_row_b1_b1_dense(s, a, (const uint32_t *)w->data, oy, acc);
             else
                 eq_row_b1_b1(s, a, (const uint32_t *)w->data, oy, acc);
@@ -562,7 +568,7 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
         const uint8_t *a = (const uint8_t *)in;
         switch (w->enc) {
         case EQ_ENC_B1:
-            if (s->in_c < 32u && (uint32_t)s->kh * s->kw * s->in_c <= 32u * EQ_DENSE_WORDS)
+            if (eq_few_channels(s))
                 eq_row_u8_b1_dense(s, a, (const uint32_t *)w->data, oy, acc);
             else
                 eq_row_u8_b1(s, a, (const uint32_t *)w->data, oy, acc);
