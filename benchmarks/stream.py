@@ -60,19 +60,9 @@ def bench_board(board: str, frames: int) -> dict:
         per_frame = (len(P.encode_frame(P.CMD["INFER"], seq, wire))
                      + len(P.encode_frame(reply.cmd, reply.seq, reply.payload)))
         dev = target.board
-        # link: ECHO frames carrying the INFER payload, pipelined like the stream (2 in flight);
-        # measured in rounds alternating with the stream itself, since QEMU's UART rate drifts
-        echo_bytes = 2 * len(P.encode_frame(P.CMD["ECHO"], 1, wire))
-
-        def link_rate_now(seconds=0.5):
-            n, inflight, t0 = 0, [], time.perf_counter()
-            while time.perf_counter() - t0 < seconds or inflight:
-                while len(inflight) < target.depth and time.perf_counter() - t0 < seconds:
-                    inflight.append(dev.send(P.CMD["ECHO"], wire))
-                dev.receive(P.CMD["ECHO"], inflight.pop(0))
-                n += 1
-            return n * echo_bytes / (time.perf_counter() - t0)  # bytes/s, both directions
-
+        # link: ECHO frames carrying the INFER payload, pipelined like the stream
+        # (BoardTarget.link_rate), measured in rounds alternating with the stream itself, since
+        # QEMU's UART rate drifts
         # board compute: INFER round trip minus an ECHO round trip of the same payload
         rtt = {}
         for cmd in ("ECHO", "INFER"):
@@ -98,7 +88,7 @@ def bench_board(board: str, frames: int) -> dict:
         # the stream, pipelined, in rounds alternating with the link measurement
         rates, fps, lat = [], [], []
         for r in range(3):
-            rates.append(link_rate_now())
+            rates.append(target.link_rate(wire, 0.5))
             src = stream.SyntheticSource(n_frames=max(frames // 3, 10), size=28, seed=r)
             st = stream.run_stream(target, g, src, measure_link=False)
             fps.append(st.fps)

@@ -94,14 +94,18 @@ class BoardTarget:
         prof = self.board.profile()
         return list(prof.ticks), int(prof.total), int(prof.tick_hz), "board timer"
 
-    def link_rate(self, seconds: float = 0.4) -> float:
-        """Measured round-trip payload bytes/s of the link (ECHO of full frames)."""
-        payload = bytes(range(256)) * 2
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            self.board.echo(payload)
-            n += 2 * len(payload)
-        return n / (time.perf_counter() - t0)
+    def link_rate(self, payload: bytes = bytes(range(128)), seconds: float = 0.4) -> float:
+        """Measured bytes/s the link carries, both directions, framing included: ECHO frames of
+        `payload`, `depth` in flight, the way a stream drives the board."""
+        P, dev = self.P, self.board
+        frame_bytes = 2 * len(P.encode_frame(P.CMD["ECHO"], 1, payload))
+        n, inflight, t0 = 0, deque(), time.perf_counter()
+        while time.perf_counter() - t0 < seconds or inflight:
+            while len(inflight) < self.depth and time.perf_counter() - t0 < seconds:
+                inflight.append(dev.send(P.CMD["ECHO"], payload))
+            dev.check(dev.receive(P.CMD["ECHO"], inflight.popleft()), "ECHO")
+            n += 1
+        return n * frame_bytes / (time.perf_counter() - t0)
 
     def close(self) -> None:
         self.board.close()
