@@ -1,5 +1,6 @@
-/* MPS3 AN547 (QEMU, Secure state): CMSDK APB UART0 with RX interrupt; ticks from the SSE-300
- * system counter (ticks.c). */
+/* HAL for boards whose console is an Arm CMSDK APB UART (MPS2 AN386, MPS3 AN547 under QEMU):
+ * RX interrupt into the ring, polled TX; ticks come from boards/common/cortexm/ticks.c.
+ * Register base, IRQ number(s), clock and baud come from the board's generated eq_board.h. */
 #include "cortexm.h"
 #include "eq_board.h"
 #include "eq_hal.h"
@@ -26,7 +27,9 @@ void eq_hal_init(int argc, char **argv)
     UART_BAUDDIV = EQ_CPU_HZ / EQ_UART_BAUD; /* >= 16 */
     UART_CTRL = 0x1u | 0x2u | 0x8u;          /* TX enable, RX enable, RX interrupt */
     eq_nvic_enable(EQ_UART_IRQ);
-    eq_nvic_enable(EQ_UART_IRQ2);
+#ifdef EQ_UART_IRQ2
+    eq_nvic_enable(EQ_UART_IRQ2); /* boards with separate RX/TX interrupt lines */
+#endif
     eq_ticks_init();
 }
 
