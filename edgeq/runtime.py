@@ -122,7 +122,7 @@ class Model:
         self._run_one(px.tobytes(), 0, n_run=layer + 1, act=buf, act_size=n)
         return np.frombuffer(self._ffi.buffer(buf), np.uint8).copy()
 
-    def profile(self, image, clock=None) -> tuple[list[int], int]:
+    def profile(self, image) -> tuple[list[int], int]:
         """Per-layer times on the host in nanoseconds (time.perf_counter_ns as the clock)."""
         import time
 

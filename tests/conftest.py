@@ -24,3 +24,16 @@ def mnist_test():
     x = np.frombuffer(gzip.open(img).read(), np.uint8, offset=16).reshape(-1, 28, 28)
     y = np.frombuffer(gzip.open(lab).read(), np.uint8, offset=8)
     return x, y
+
+
+@pytest.fixture(scope="module")
+def private_board_state(tmp_path_factory):
+    """A private EDGEQ_STATE_DIR for one test module; boards it starts are stopped at the end."""
+    from edgeq import boards
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EDGEQ_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+    yield
+    for r in boards.running():
+        boards.stop(r.name)
+    mp.undo()

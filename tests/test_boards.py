@@ -29,16 +29,8 @@ def _need(name):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def private_state(tmp_path_factory):
-    old = os.environ.get("EDGEQ_STATE_DIR")
-    os.environ["EDGEQ_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
-    yield
-    for r in boards.running():
-        boards.stop(r.name)
-    if old is None:
-        os.environ.pop("EDGEQ_STATE_DIR", None)
-    else:
-        os.environ["EDGEQ_STATE_DIR"] = old
+def private_state(private_board_state):
+    """Boards started here live in a private state folder (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

@@ -24,24 +24,15 @@ if not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")):
 
 
 @pytest.fixture(scope="module")
-def flashed(tmp_path_factory):
+def flashed(tmp_path_factory, private_board_state):
     """A 28x28 model flashed to the QEMU board, in a private board-state folder."""
     from boardutil import small_graph
 
-    from edgeq import boards
-
     d = tmp_path_factory.mktemp("stream")
-    old = os.environ.get("EDGEQ_STATE_DIR")
-    os.environ["EDGEQ_STATE_DIR"] = str(d / "state")
     model = d / "m.eqb"
     model.write_bytes(pack.write_blob(small_graph(seed=3)))
     edgeq("flash", model, "--board", BOARD)
-    yield d, model
-    boards.stop(BOARD)
-    if old is None:
-        os.environ.pop("EDGEQ_STATE_DIR", None)
-    else:
-        os.environ["EDGEQ_STATE_DIR"] = old
+    return d, model
 
 
 def _host_predictions(model, video):
