@@ -25,7 +25,8 @@
     _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, \
                      2, 2, 3, 2, 3, 3, 4)
 
-/* ---- ternary-bitplane GEMM (binary activations) ---------------------------------------------
+/* ---- ternary-bitplane GEMM (binary activations), short M -------------------------------------
+ * (whole blocks of 128 rows use eq_tern_tab further down, fewer than 4 rows eq_tern_direct.)
  * Both operands are first copied ("nibble-split") into stack panels: per row and per 256-bit
  * step v, the vector of low nibbles (x & 0x0f in every byte) and the vector of high nibbles
  * ((x >> 4) & 0x0f). Since (a ^ s) & z & 0x0f = (a_lo ^ s_lo) & z_lo, a pair then costs xor, and,
@@ -192,10 +193,15 @@ static EQ_AVX2 void eq_tr16(const int8_t *src, uint32_t ls, int8_t *dst, uint32_
     "vpshufb %[iv], %[t1], %[iv]\n\t"                                                             \
     "vpaddb %[iv], %[" C1 "], %[" C1 "]\n\t"
 
-static EQ_AVX2 EQ_NOINLINE void eq_xq_ukr(const __m256i *bt, uint32_t nq, const uint8_t *ao0,
-                                          const uint8_t *ao1, const uint8_t *tabs,
-                                          uint16_t cnt[2][EQ_XG * 32u])
+/* The micro-kernel body, shared by XNOR (16 tables, uint8 offsets from a rows) and ternary
+ * (256 tables, uint16 offsets from weight rows): exactly one of the o8 / o16 pairs is non-NULL,
+ * and each wrapper below passes constants, so the choice is compiled away. */
+static EQ_AVX2 EQ_INLINE void eq_xq_body(const __m256i *bt, uint32_t nq, const uint8_t *o80,
+                                         const uint8_t *o81, const uint16_t *o160,
+                                         const uint16_t *o161, const uint8_t *tabs,
+                                         uint16_t *cnt0, uint16_t *cnt1, uint32_t ld)
 {
+    uint16_t *const cnt[2] = {cnt0, cnt1};
     const __m256i z = _mm256_setzero_si256();
     __m256i w16[2][EQ_XG][2];
     uint32_t q = 0, r, g, j;
@@ -214,8 +220,8 @@ static EQ_AVX2 EQ_NOINLINE void eq_xq_ukr(const __m256i *bt, uint32_t nq, const 
                 : [c00] "+x"(c00), [c01] "+x"(c01), [c02] "+x"(c02), [c03] "+x"(c03),             \
                   [c10] "+x"(c10), [c11] "+x"(c11), [c12] "+x"(c12), [c13] "+x"(c13),             \
                   [t0] "=&x"(t0), [t1] "=&x"(t1), [iv] "=&x"(iv), [x] "=&x"(x)                    \
-                : [m0] "m"(*(const __m128i *)(const void *)(tabs + ao0[Q])),                      \
-                  [m1] "m"(*(const __m128i *)(const void *)(tabs + ao1[Q])),                      \
+                : [m0] "m"(*(const __m128i *)(const void *)(tabs + (o80 ? o80[Q] : o160[Q]))),    \
+                  [m1] "m"(*(const __m128i *)(const void *)(tabs + (o80 ? o81[Q] : o161[Q]))),    \
                   [b0] "m"(bt[Q]), [b1] "m"(bt[nq + (Q)]), [b2] "m"(bt[2u * nq + (Q)]),           \
                   [b3] "m"(bt[3u * nq + (Q)]));                                                   \
     } while (0)
@@ -235,12 +241,27 @@ static EQ_AVX2 EQ_NOINLINE void eq_xq_ukr(const __m256i *bt, uint32_t nq, const 
             _mm256_storeu_si256((__m256i *)(void *)lo, w16[r][g][0]);
             _mm256_storeu_si256((__m256i *)(void *)hi, w16[r][g][1]);
             for (j = 0; j < 8u; ++j) {
-                cnt[r][32u * g + j] = lo[j];
-                cnt[r][32u * g + 16u + j] = lo[8u + j];
-                cnt[r][32u * g + 8u + j] = hi[j];
-                cnt[r][32u * g + 24u + j] = hi[8u + j];
+                cnt[r][(32u * g + j) * ld] = lo[j];
+                cnt[r][(32u * g + 16u + j) * ld] = lo[8u + j];
+                cnt[r][(32u * g + 8u + j) * ld] = hi[j];
+                cnt[r][(32u * g + 24u + j) * ld] = hi[8u + j];
             }
         }
+}
+
+static EQ_AVX2 EQ_NOINLINE void eq_xq_ukr(const __m256i *bt, uint32_t nq, const uint8_t *ao0,
+                                          const uint8_t *ao1, const uint8_t *tabs,
+                                          uint16_t cnt[2][EQ_XG * 32u])
+{
+    eq_xq_body(bt, nq, ao0, ao1, NULL, NULL, tabs, cnt[0], cnt[1], 1u);
+}
+
+/* counts of rows (ao0, ao1) go to cnt[s ld] and cnt[s ld + 1], s = column row 0 .. 127 */
+static EQ_AVX2 EQ_NOINLINE void eq_xq_ukr16(const __m256i *bt, uint32_t nq, const uint16_t *ao0,
+                                            const uint16_t *ao1, const uint8_t *tabs,
+                                            uint16_t *cnt, uint32_t ld)
+{
+    eq_xq_body(bt, nq, NULL, NULL, ao0, ao1, tabs, cnt, cnt + 1, ld);
 }
 
 /* a row's bytes [byte0, byte0 + nb) -> table offsets (16 * nibble), nibble q = 2 * byte + hi */
@@ -349,6 +370,48 @@ static EQ_AVX2 void eq_tern_direct(const uint32_t *a, const uint32_t *w, uint32_
     }
 }
 
+/* nibble columns of rows r0 + (0 .. 32 EQ_XG - 1) of src (nrows rows of kw words), over bytes
+ * [byte0, byte0 + nq / 2) of each row: byte j of bt[g nq + q] = nibble q of row r0 + 32 g + j.
+ * Rows past nrows and bytes past the row end read as zero. */
+static EQ_AVX2 void eq_xq_cols(const uint32_t *src, uint32_t nrows, uint32_t kw, uint32_t r0,
+                               uint32_t byte0, uint32_t nq, __m256i *bt)
+{
+    const uint32_t rb = 4u * kw;
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    uint32_t g, bp;
+    for (g = 0; g < EQ_XG; ++g) {
+        for (bp = 0; bp < nq / 2u; bp += 32u) {
+            int8_t blk[32][32], tr[32][32];
+            uint32_t j, u;
+            const uint32_t nbp = (nq / 2u - bp) < 32u ? nq / 2u - bp : 32u;
+            for (j = 0; j < 32u; ++j) {
+                const uint32_t row = r0 + 32u * g + j;
+                const uint8_t *rp =
+                    row < nrows ? (const uint8_t *)(const void *)(src + (size_t)row * kw) : NULL;
+                if (rp && nbp == 32u && byte0 + bp + 32u <= rb) {
+                    _mm256_storeu_si256((__m256i *)(void *)blk[j],
+                                        _mm256_loadu_si256((const __m256i *)(const void *)
+                                                           (rp + byte0 + bp)));
+                    continue;
+                }
+                for (u = 0; u < 32u; ++u) {
+                    const uint32_t byte = byte0 + bp + u;
+                    blk[j][u] = (int8_t)((rp && u < nbp && byte < rb) ? rp[byte] : 0);
+                }
+            }
+            eq_tr16(&blk[0][0], 32u, &tr[0][0], 32u);
+            eq_tr16(&blk[0][16], 32u, &tr[16][0], 32u);
+            eq_tr16(&blk[16][0], 32u, &tr[0][16], 32u);
+            eq_tr16(&blk[16][16], 32u, &tr[16][16], 32u);
+            for (u = 0; u < nbp; ++u) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)tr[u]);
+                bt[g * nq + 2u * (bp + u)] = _mm256_and_si256(v, low);
+                bt[g * nq + 2u * (bp + u) + 1u] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+            }
+        }
+    }
+}
+
 static EQ_AVX2 void eq_xnor_tab(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
                                 uint32_t k, int32_t *out)
 {
@@ -366,39 +429,7 @@ static EQ_AVX2 void eq_xnor_tab(const uint32_t *a, const uint32_t *b, uint32_t m
         const int first = q0 == 0, last = q0 + nq >= nqt;
         for (n0 = 0; n0 < n; n0 += 32u * EQ_XG) {
             const uint32_t nbk = (n - n0) < 32u * EQ_XG ? n - n0 : 32u * EQ_XG;
-            uint32_t g, bp;
-            for (g = 0; g < EQ_XG; ++g) { /* nibble columns of rows n0 + 32 g + (0..31) */
-                for (bp = 0; bp < nq / 2u; bp += 32u) {
-                    int8_t blk[32][32], tr[32][32];
-                    uint32_t j, u;
-                    const uint32_t nbp = (nq / 2u - bp) < 32u ? nq / 2u - bp : 32u;
-                    for (j = 0; j < 32u; ++j) {
-                        const uint32_t row = n0 + 32u * g + j;
-                        const uint8_t *src = (const uint8_t *)(const void *)(b + row * kw);
-                        if (row < n && nbp == 32u && byte0 + bp + 32u <= rb) {
-                            _mm256_storeu_si256((__m256i *)(void *)blk[j],
-                                                _mm256_loadu_si256((const __m256i *)(const void *)
-                                                                   (src + byte0 + bp)));
-                            continue;
-                        }
-                        for (u = 0; u < 32u; ++u) {
-                            const uint32_t byte = byte0 + bp + u;
-                            blk[j][u] = (int8_t)((row < n && u < nbp && byte < rb) ? src[byte] : 0);
-                        }
-                    }
-                    eq_tr16(&blk[0][0], 32u, &tr[0][0], 32u);
-                    eq_tr16(&blk[0][16], 32u, &tr[16][0], 32u);
-                    eq_tr16(&blk[16][0], 32u, &tr[0][16], 32u);
-                    eq_tr16(&blk[16][16], 32u, &tr[16][16], 32u);
-                    for (u = 0; u < nbp; ++u) {
-                        const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)tr[u]);
-                        const __m256i low = _mm256_set1_epi8(0x0f);
-                        bt[g * nq + 2u * (bp + u)] = _mm256_and_si256(v, low);
-                        bt[g * nq + 2u * (bp + u) + 1u] =
-                            _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-                    }
-                }
-            }
+            eq_xq_cols(b, n, kw, n0, byte0, nq, bt);
             for (i = 0; i < m; i += 2u) {
                 eq_xq_aoff((const uint8_t *)(const void *)(a + i * kw), rb, byte0, nq / 2u, ao[0]);
                 eq_xq_aoff(i + 1u < m ? (const uint8_t *)(const void *)(a + (i + 1u) * kw) : NULL,
@@ -409,6 +440,101 @@ static EQ_AVX2 void eq_xnor_tab(const uint32_t *a, const uint32_t *b, uint32_t m
                     for (s = 0; s < nbk; ++s) {
                         const int32_t c = (int32_t)cnt[r][s] + (first ? 0 : o[s]);
                         o[s] = last ? (int32_t)k - 2 * c : c;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ---- ternary-bitplane GEMM by weight tables (blocks of 128 activation rows) -------------------
+ * The XNOR scheme above with the roles swapped. A ternary weight nibble (4 sign bits s, 4
+ * nonzero bits z) has 8 bits, too many for a vpshufb index, but it can pick a table: tab_sz[x] =
+ * popcount(z & ~(x ^ s)), the number of nonzero weights that agree with activation nibble x.
+ * 256 such tables (4 KB, L1-resident) cover every (s, z). Activation rows are transposed into
+ * nibble columns (32 rows per vector), weight rows become per-nibble table offsets (uint16), and
+ * the same micro-kernel runs 2 weight rows x 128 activation rows: one vpshufb + vpaddb per 32 x 4
+ * ternary MACs, as for XNOR (4 bits of activation index per lookup instead of the 2 weights a
+ * nibble of ternary weight codes can hold). Agree counts (<= 4 per step) are combined into
+ * out = 2 agree - nonzeros(row). */
+#define EQ_TERN_TAB_REM 88u /* a last block of fewer rows than this goes to eq_tern_split */
+#define EQ_TJ 16u /* weight rows per output tile (the tile keeps out's stores row-contiguous) */
+
+/* weight row (sign, nz planes) bytes [byte0, byte0 + nb) -> table offsets 16 (s | z << 4) per
+ * nibble, nibble q = 2 * byte + hi; sg == NULL: offset 0 (the all-zero table). nb % 16 == 0. */
+static EQ_AVX2 void eq_xq_woff(const uint8_t *sg, const uint8_t *nz, uint32_t rb, uint32_t byte0,
+                               uint32_t nb, uint16_t *ao)
+{
+    const __m128i low = _mm_set1_epi8(0x0f), high = _mm_set1_epi8((char)0xf0);
+    uint32_t i;
+    for (i = 0; i < nb; i += 16u) {
+        __m128i s, z;
+        if (sg && byte0 + i + 16u <= rb) {
+            s = _mm_loadu_si128((const __m128i *)(const void *)(sg + byte0 + i));
+            z = _mm_loadu_si128((const __m128i *)(const void *)(nz + byte0 + i));
+        } else {
+            uint8_t ts[16] = {0}, tz[16] = {0};
+            uint32_t u;
+            for (u = 0; sg && u < 16u && byte0 + i + u < rb; ++u) {
+                ts[u] = sg[byte0 + i + u];
+                tz[u] = nz[byte0 + i + u];
+            }
+            s = _mm_loadu_si128((const __m128i *)(const void *)ts);
+            z = _mm_loadu_si128((const __m128i *)(const void *)tz);
+        }
+        {
+            const __m128i lo = _mm_or_si128(_mm_and_si128(s, low),
+                                            _mm_and_si128(_mm_slli_epi16(z, 4), high));
+            const __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(s, 4), low),
+                                            _mm_and_si128(z, high));
+            _mm256_storeu_si256((__m256i *)(void *)(ao + 2u * i),
+                                _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(lo, hi)), 4));
+            _mm256_storeu_si256((__m256i *)(void *)(ao + 2u * i + 16u),
+                                _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(lo, hi)), 4));
+        }
+    }
+}
+
+static EQ_AVX2 void eq_tern_tab(const uint32_t *a, const uint32_t *w, uint32_t m, uint32_t n,
+                                uint32_t k, int32_t *out)
+{
+    const uint32_t kw = EQ_WORDS(k), rb = 4u * kw; /* bytes per plane row */
+    const uint32_t nqt = 2u * ((rb + 15u) & ~15u); /* nibble positions, whole 16-byte steps */
+    uint8_t tabs[256][16] __attribute__((aligned(16)));
+    __m256i bt[EQ_XG * EQ_XQC];
+    uint16_t ao[2][EQ_XQC];
+    uint16_t tile[32u * EQ_XG][EQ_TJ]; /* EQ_TJ even: the pair (j, j + 1) always fits */
+    int32_t nzc[EQ_TJ];
+    uint32_t q0, m0, j0, j, r, s, x;
+    for (s = 0; s < 256u; ++s)
+        for (x = 0; x < 16u; ++x) tabs[s][x] = (uint8_t)_mm_popcnt_u32((s >> 4) & ~(x ^ s) & 15u);
+    for (q0 = 0; q0 < nqt; q0 += EQ_XQC) {
+        const uint32_t nq = (nqt - q0) < EQ_XQC ? nqt - q0 : EQ_XQC, byte0 = q0 / 2u;
+        const int first = q0 == 0, last = q0 + nq >= nqt;
+        for (m0 = 0; m0 < m; m0 += 32u * EQ_XG) {
+            const uint32_t nbk = (m - m0) < 32u * EQ_XG ? m - m0 : 32u * EQ_XG;
+            eq_xq_cols(a, m, kw, m0, byte0, nq, bt);
+            for (j0 = 0; j0 < n; j0 += EQ_TJ) {
+                const uint32_t nj = (n - j0) < EQ_TJ ? n - j0 : EQ_TJ;
+                for (j = 0; j < nj; j += 2u) {
+                    for (r = 0; r < 2u; ++r) {
+                        const uint8_t *sg = j + r < nj
+                            ? (const uint8_t *)(const void *)(w + (size_t)(j0 + j + r) * 2u * kw)
+                            : NULL;
+                        eq_xq_woff(sg, sg ? sg + rb : NULL, rb, byte0, nq / 2u, ao[r]);
+                    }
+                    eq_xq_ukr16(bt, nq, ao[0], ao[1], &tabs[0][0], &tile[0][j], EQ_TJ);
+                }
+                for (j = 0; j < nj; ++j) {
+                    const uint32_t *nz = w + (size_t)(j0 + j) * 2u * kw + kw;
+                    nzc[j] = 0;
+                    for (x = 0; last && x < kw; ++x) nzc[j] += (int32_t)_mm_popcnt_u32(nz[x]);
+                }
+                for (s = 0; s < nbk; ++s) {
+                    int32_t *o = out + (size_t)(m0 + s) * n + j0;
+                    for (j = 0; j < nj; ++j) {
+                        const int32_t c = (int32_t)tile[s][j] + (first ? 0 : o[j]);
+                        o[j] = last ? 2 * c - nzc[j] : c;
                     }
                 }
             }
@@ -443,10 +569,22 @@ eq_status_t EQ_AVX2 eq_gemm_tern_b1_avx2(const uint32_t *a, const uint32_t *w, u
         memset(out, 0, (size_t)m * n * sizeof(int32_t));
         return EQ_OK;
     }
-    if (m < 4u)
-        eq_tern_direct(a, w, m, n, k, out);
-    else
-        eq_tern_split(a, w, m, n, k, out);
+    {
+        /* a table block costs the same whatever its fill (about as much as 86 rows through the
+         * split kernel on a Zen 3 core), so a short last block goes to the split kernel */
+        uint32_t tab = m / (32u * EQ_XG) * (32u * EQ_XG);
+        const uint32_t rest = m - tab;
+        if (rest >= EQ_TERN_TAB_REM) tab = m;
+        if (tab) eq_tern_tab(a, w, tab, n, k, out);
+        if (tab < m) {
+            const uint32_t *ar = a + (size_t)tab * kw;
+            int32_t *o = out + (size_t)tab * n;
+            if (m - tab < 4u)
+                eq_tern_direct(ar, w, m - tab, n, k, o);
+            else
+                eq_tern_split(ar, w, m - tab, n, k, o);
+        }
+    }
     return EQ_OK;
 }
 

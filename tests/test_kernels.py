@@ -71,16 +71,19 @@ def tern(r, shape, p_zero=0.5):
 # ---- GEMMs: targeted shapes (tails of 32/64/256-bit vectors, register-block edges) -------------
 SHAPES = [(1, 1, 1), (1, 37, 1), (3, 32, 5), (2, 64, 4), (5, 255, 9), (4, 256, 8), (7, 257, 3),
           (6, 300, 11), (1, 4096, 3), (9, 1000, 1), (3, 8200, 5)]
+# M large enough for the table-driven AVX2 paths (blocks of 128 rows; K chunks of 2560 bits)
+WIDE = [(32, 64, 2), (33, 2561, 3), (129, 5200, 7), (257, 700, 130), (40, 100, 1), (100, 300, 5),
+        (150, 2600, 9)]
 
 
-@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("m,k,n", SHAPES + WIDE)
 def test_xnor_gemm(variant, m, k, n):
     r = rng(m * 1000 + k + n)
     a, b = pm1(r, (m, k)), pm1(r, (n, k))
     assert_same(K.xnor_gemm(a, b), R.eq_gemm_xnor_b1b1(a, b), f"xnor {variant} {m,k,n}")
 
 
-@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("m,k,n", SHAPES + WIDE)
 def test_ternary_gemm_b1(variant, m, k, n):
     r = rng(m * 1000 + k + n + 1)
     a, w = pm1(r, (m, k)), tern(r, (n, k))
