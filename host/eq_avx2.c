@@ -456,16 +456,18 @@ static EQ_AVX2 void eq_xnor_tab(const uint32_t *a, const uint32_t *b, uint32_t m
  * the same micro-kernel runs 2 weight rows x 128 activation rows: one vpshufb + vpaddb per 32 x 4
  * ternary MACs, as for XNOR (4 bits of activation index per lookup instead of the 2 weights a
  * nibble of ternary weight codes can hold). Agree counts (<= 4 per step) are combined into
- * out = 2 agree - nonzeros(row). */
+ * out = sum over K chunks of (2 agree - nonzeros of the row in the chunk). */
 #define EQ_TERN_TAB_REM 88u /* a last block of fewer rows than this goes to eq_tern_split */
 #define EQ_TJ 16u /* weight rows per output tile (the tile keeps out's stores row-contiguous) */
 
 /* weight row (sign, nz planes) bytes [byte0, byte0 + nb) -> table offsets 16 (s | z << 4) per
- * nibble, nibble q = 2 * byte + hi; sg == NULL: offset 0 (the all-zero table). nb % 16 == 0. */
-static EQ_AVX2 void eq_xq_woff(const uint8_t *sg, const uint8_t *nz, uint32_t rb, uint32_t byte0,
+ * nibble, nibble q = 2 * byte + hi; sg == NULL: offset 0 (the all-zero table). nb % 16 == 0.
+ * Returns the number of nonzero weights in those bytes. */
+static EQ_AVX2 int32_t eq_xq_woff(const uint8_t *sg, const uint8_t *nz, uint32_t rb, uint32_t byte0,
                                uint32_t nb, uint16_t *ao)
 {
     const __m128i low = _mm_set1_epi8(0x0f), high = _mm_set1_epi8((char)0xf0);
+    int32_t nzc = 0;
     uint32_t i;
     for (i = 0; i < nb; i += 16u) {
         __m128i s, z;
@@ -482,6 +484,8 @@ static EQ_AVX2 void eq_xq_woff(const uint8_t *sg, const uint8_t *nz, uint32_t rb
             s = _mm_loadu_si128((const __m128i *)(const void *)ts);
             z = _mm_loadu_si128((const __m128i *)(const void *)tz);
         }
+        nzc += (int32_t)(_mm_popcnt_u64((uint64_t)_mm_cvtsi128_si64(z))
+                         + _mm_popcnt_u64((uint64_t)_mm_extract_epi64(z, 1)));
         {
             const __m128i lo = _mm_or_si128(_mm_and_si128(s, low),
                                             _mm_and_si128(_mm_slli_epi16(z, 4), high));
@@ -493,6 +497,7 @@ static EQ_AVX2 void eq_xq_woff(const uint8_t *sg, const uint8_t *nz, uint32_t rb
                                 _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(lo, hi)), 4));
         }
     }
+    return nzc;
 }
 
 static EQ_AVX2 void eq_tern_tab(const uint32_t *a, const uint32_t *w, uint32_t m, uint32_t n,
@@ -504,13 +509,13 @@ static EQ_AVX2 void eq_tern_tab(const uint32_t *a, const uint32_t *w, uint32_t m
     __m256i bt[EQ_XG * EQ_XQC];
     uint16_t ao[2][EQ_XQC];
     uint16_t tile[32u * EQ_XG][EQ_TJ]; /* EQ_TJ even: the pair (j, j + 1) always fits */
-    int32_t nzc[EQ_TJ];
+    int32_t nzc[EQ_TJ]; /* nonzero weights of each tile row within the chunk */
     uint32_t q0, m0, j0, j, r, s, x;
     for (s = 0; s < 256u; ++s)
         for (x = 0; x < 16u; ++x) tabs[s][x] = (uint8_t)_mm_popcnt_u32((s >> 4) & ~(x ^ s) & 15u);
     for (q0 = 0; q0 < nqt; q0 += EQ_XQC) {
         const uint32_t nq = (nqt - q0) < EQ_XQC ? nqt - q0 : EQ_XQC, byte0 = q0 / 2u;
-        const int first = q0 == 0, last = q0 + nq >= nqt;
+        const int first = q0 == 0;
         for (m0 = 0; m0 < m; m0 += 32u * EQ_XG) {
             const uint32_t nbk = (m - m0) < 32u * EQ_XG ? m - m0 : 32u * EQ_XG;
             eq_xq_cols(a, m, kw, m0, byte0, nq, bt);
@@ -521,21 +526,14 @@ static EQ_AVX2 void eq_tern_tab(const uint32_t *a, const uint32_t *w, uint32_t m
                         const uint8_t *sg = j + r < nj
                             ? (const uint8_t *)(const void *)(w + (size_t)(j0 + j + r) * 2u * kw)
                             : NULL;
-                        eq_xq_woff(sg, sg ? sg + rb : NULL, rb, byte0, nq / 2u, ao[r]);
+                        nzc[j + r] = eq_xq_woff(sg, sg ? sg + rb : NULL, rb, byte0, nq / 2u, ao[r]);
                     }
                     eq_xq_ukr16(bt, nq, ao[0], ao[1], &tabs[0][0], &tile[0][j], EQ_TJ);
                 }
-                for (j = 0; j < nj; ++j) {
-                    const uint32_t *nz = w + (size_t)(j0 + j) * 2u * kw + kw;
-                    nzc[j] = 0;
-                    for (x = 0; last && x < kw; ++x) nzc[j] += (int32_t)_mm_popcnt_u32(nz[x]);
-                }
-                for (s = 0; s < nbk; ++s) {
+                for (s = 0; s < nbk; ++s) { /* this chunk's share: agree - disagree */
                     int32_t *o = out + (size_t)(m0 + s) * n + j0;
-                    for (j = 0; j < nj; ++j) {
-                        const int32_t c = (int32_t)tile[s][j] + (first ? 0 : o[j]);
-                        o[j] = last ? 2 * c - nzc[j] : c;
-                    }
+                    for (j = 0; j < nj; ++j)
+                        o[j] = (first ? 0 : o[j]) + 2 * (int32_t)tile[s][j] - nzc[j];
                 }
             }
         }
