@@ -39,7 +39,9 @@ def cmd_info(args) -> int:
         return 0
     from rich.table import Table
 
-    con = _console()
+    from rich.console import Console
+
+    con = Console(width=max(_console().width, 140))  # a table cut to 80 columns in a pipe is unreadable
     con.print(f"[bold]{args.model}[/]: edgeq blob v{info['version']}, {info['total_size']} bytes, "
               f"crc {info['crc32']}, hash {info['model_hash']}")
     con.print(f"input {tuple(info['input_shape'])} (C,H,W), preprocessing {info['pre_mode']}"
@@ -47,7 +49,8 @@ def cmd_info(args) -> int:
     t = Table(show_lines=False)
     for col in ("#", "name", "op", "in", "out", "kernel", "weights", "enc", "stage", "bytes",
                 "bits/w", "sparsity", "MACs"):
-        t.add_column(col, justify="right" if col in ("#", "weights", "bytes", "bits/w", "MACs") else "left")
+        t.add_column(col, justify="right" if col in ("#", "weights", "bytes", "bits/w", "MACs") else "left",
+                     no_wrap=True)
     for r in info["layers"]:
         shape = lambda s: "x".join(str(v) for v in s)  # noqa: E731
         t.add_row(str(r["index"]), r["name"], r["op"], f"{shape(r['in_shape'])} {r['in_enc']}",

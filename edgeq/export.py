@@ -14,7 +14,7 @@ Folding (per block, eval mode; `fold`):
                        add = round(b_n * 2**P / max|a|) with P chosen so |acc*mul + add| < 2**30.
 
 Weight encodings: integer values +-1 -> B1; -1/0/1 -> TERN or TERN_SPARSE (whichever is smaller:
-pruned zeros become skip-zero data); int8 -> I8; k-bit codes -> KBIT with
+pruned zeros become skip-zero data); int8 -> I8, int16 -> I16; k-bit codes -> KBIT with
 lut[code][a] = table[code] * level_in[a].  When the input levels are not the codes themselves
 (HWGQ Lloyd-Max fixed-point levels), every weight goes through a KBIT LUT so products stay exact.
 
@@ -88,8 +88,11 @@ def _encode_weights(iw, in_enc: str, in_levels: np.ndarray, identity_levels: boo
             ro, nib = B.sparse_encode(wt.reshape(n, -1))
             sparse = len(B.sparse_to_bytes(ro, nib))
             return ("TERN_SPARSE" if sparse < planes else "TERN"), None, None, 0
-        if iw.kind == "I8":
-            return "I8", None, None, 0
+        if iw.kind in ("I8", "I16"):
+            return iw.kind, None, None, 0
+    if iw.kind == "I16":
+        raise UnsupportedError("int16 weights need B1 or uniform U8 input codes (a table of up to "
+                               "65536 values cannot be a KBIT lut); use int8 for this layer")
     if iw.kind == "KBIT":
         table, codes, wbits = iw.table, iw.codes.astype(np.int64), iw.wbits
     else:
@@ -156,7 +159,7 @@ def to_graph(model, meta: dict | None = None) -> Graph:
     layers = []
     for fb in fold(model):
         w = np.transpose(fb.codes if fb.w_enc == "KBIT" else fb.values, (0, 2, 3, 1))
-        w = np.ascontiguousarray(w.astype(np.uint8 if fb.w_enc == "KBIT" else np.int8))
+        w = np.ascontiguousarray(w.astype({"KBIT": np.uint8, "I16": np.int16}.get(fb.w_enc, np.int8)))
         kw = {"weight": w, "w_enc": fb.w_enc, "out": fb.out, "stride": fb.stride, "pad": fb.pad, "name": fb.name}
         if fb.w_enc == "KBIT":
             kw.update(lut=fb.lut.astype(np.int32), wbits=fb.wbits)

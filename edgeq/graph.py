@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import ShapeError, UnsupportedError
 
-W_ENCS = ("B1", "TERN", "TERN_SPARSE", "KBIT", "I8")
+W_ENCS = ("B1", "TERN", "TERN_SPARSE", "KBIT", "I8", "I16", "F32")
 ACT_ENCS = ("B1", "U8", "I32")
 OUT_STAGES = ("SIGN", "MULTI", "AFFINE")
 PRE_MODES = ("THRESH", "RAW", "QUANT")
@@ -24,10 +24,13 @@ class Conv:
     """Integer convolution (dense = kernel covering the input).
 
     weight: (N, kh, kw, C) values: int8 +-1 (B1), int8 -1/0/1 (TERN, TERN_SPARSE), int8 (I8),
+            int16 (I16), float32 (F32),
             or uint8 codes (KBIT, with `lut` int32 (2**wbits, 2**abits) and `wbits`).
     out:    'SIGN'   -> thr int32 (N,), flip bool (N,)
             'MULTI'  -> thr int32 (N, 2**out_bits - 1), flip bool (N,), out_bits
             'AFFINE' -> mul int32 (N,), add int32 (N,), shift
+    F32 weights: float32 accumulators and float32 thr / mul / add (AFFINE: shift 0,
+            y = floor(acc * mul + add) saturated to int32; docs/blob-format.md).
     """
 
     weight: np.ndarray

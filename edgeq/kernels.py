@@ -387,14 +387,30 @@ def im2col_conv3x3(x, w) -> np.ndarray:
 
 
 # ---- convolution (portable runtime kernel) ----------------------------------------------------
-_ENC_OK = {"B1", "TERN", "TERN_SPARSE", "KBIT", "I8"}
+_ENC_OK = {"B1", "TERN", "TERN_SPARSE", "KBIT", "I8", "I16"}
+
+
+def _conv_geometry(act_shape, w_shape, stride: int, pad: int):
+    """(h, w, c, n, kh, kw, out_h, out_w) of a conv, or a ShapeError naming what does not fit."""
+    h, wd, c = act_shape
+    n, kh, kw, wc = w_shape
+    if wc != c:
+        raise ShapeError(f"act has C={c} channels but the weights (N, kh, kw, C) have {wc}")
+    if stride < 1 or pad < 0 or pad >= kh or pad >= kw:
+        raise ShapeError(f"need stride >= 1 and 0 <= pad < kernel size (stride {stride}, pad {pad})")
+    oh, ow = (h + 2 * pad - kh) // stride + 1, (wd + 2 * pad - kw) // stride + 1
+    if oh < 1 or ow < 1:
+        raise ShapeError(f"kernel {kh}x{kw} does not fit the padded input {h}x{wd} (pad {pad})")
+    if max(h, wd, c, n, oh, ow) > 65535 or max(kh, kw, stride, pad) > 255:
+        raise ShapeError("dims must fit the runtime's uint16 (kernel/stride/pad: uint8) fields")
+    return h, wd, c, n, kh, kw, oh, ow
 
 
 def conv2d(act, act_enc, w, w_enc, stride: int = 1, pad: int = 0, lut=None) -> np.ndarray:
     """Whole CONV layer through eq_conv2d_row (the runtime's kernel), row by row.
 
     act: (H, W, C) values (B1: +-1, U8: codes 0..255); w: (N, kh, kw, C) values (B1: +-1,
-    TERN / TERN_SPARSE: {-1,0,1}, I8: int8, KBIT: codes with lut (rows, cols) int32).
+    TERN / TERN_SPARSE: {-1,0,1}, I8: int8, I16: int16, KBIT: codes with lut (rows, cols) int32).
     Returns int32 (out_h, out_w, N), equal to edgeq.ref.conv2d_ref."""
     ae = act_enc.upper() if isinstance(act_enc, str) else _spec.name_of(_spec.ENC, act_enc)
     we = w_enc.upper() if isinstance(w_enc, str) else _spec.name_of(_spec.ENC, w_enc)
@@ -404,18 +420,7 @@ def conv2d(act, act_enc, w, w_enc, stride: int = 1, pad: int = 0, lut=None) -> n
         raise KernelError(f"activation encoding {ae} is not supported by conv2d (B1 or U8)")
     if we not in _ENC_OK:
         raise KernelError(f"weight encoding {we} is not one of {sorted(_ENC_OK)}")
-    h, wd, c = act.shape
-    n, kh, kw, wc = w.shape
-    if wc != c:
-        raise ShapeError(f"act has C={c} channels but the weights (N, kh, kw, C) have {wc}")
-    if stride < 1 or pad < 0 or pad >= kh or pad >= kw:
-        raise ShapeError(f"need stride >= 1 and 0 <= pad < kernel size (stride {stride}, pad {pad})")
-    oh = (h + 2 * pad - kh) // stride + 1
-    ow = (wd + 2 * pad - kw) // stride + 1
-    if oh < 1 or ow < 1:
-        raise ShapeError(f"kernel {kh}x{kw} does not fit the padded input {h}x{wd} (pad {pad})")
-    if max(h, wd, c, n, oh, ow) > 65535 or max(kh, kw, stride, pad) > 255:
-        raise ShapeError("dims must fit the runtime's uint16 (kernel/stride/pad: uint8) fields")
+    h, wd, c, n, kh, kw, oh, ow = _conv_geometry(act.shape, w.shape, stride, pad)
     ffi, lib = _lib()
     keep = []
     if ae == "B1":
@@ -439,6 +444,10 @@ def conv2d(act, act_enc, w, w_enc, stride: int = 1, pad: int = 0, lut=None) -> n
         w_buf.view(np.uint8)[: enc.size] = enc
     elif we == "I8":
         w_buf = _int8(w, "w")
+    elif we == "I16":
+        if w.size and (w.min() < -32768 or w.max() > 32767):
+            raise KernelError("I16 weights must be in [-32768, 32767]")
+        w_buf = np.ascontiguousarray(w, np.int16)
     else:  # KBIT
         if lut is None:
             raise KernelError("KBIT weights need a lut (2**wbits, 2**abits) int32")
@@ -467,6 +476,50 @@ def conv2d(act, act_enc, w, w_enc, stride: int = 1, pad: int = 0, lut=None) -> n
     for oy in range(oh):
         _check(lib.eq_conv2d_row(shape, _spec.value(_spec.ENC, ae), a_ptr, wts, oy,
                                  _ptr(ffi, "int32_t *", out[oy])), "eq_conv2d_row")
+    return out
+
+
+def conv2d_f32(act, act_enc, w, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """F32-weight CONV layer through eq_conv2d_row_f32: act (H, W, C) values (B1 +-1 / U8 codes),
+    w (N, kh, kw, C) float32 -> float32 (out_h, out_w, N), summed tap by tap in (ky, kx, c)
+    order with one float32 rounding per product and per sum (equal bit for bit to
+    edgeq.ref.conv2d_f32_ref)."""
+    ae = act_enc.upper() if isinstance(act_enc, str) else _spec.name_of(_spec.ENC, act_enc)
+    act = _arr(act, "act", 3, "iu")
+    w = np.ascontiguousarray(_arr(w, "w", 4, "iuf"), np.float32)
+    if ae not in ("B1", "U8"):
+        raise KernelError(f"activation encoding {ae} is not supported by conv2d_f32 (B1 or U8)")
+    if not np.isfinite(w).all():
+        raise KernelError("F32 weights must be finite")
+    h, wd, c, n, kh, kw, oh, ow = _conv_geometry(act.shape, w.shape, stride, pad)
+    ffi, lib = _lib()
+    if ae == "B1":
+        _pm1(act, "act")
+        a_buf = _bits.pack_signs(act)
+    else:
+        if act.size and (act.min() < 0 or act.max() > 255):
+            raise KernelError("U8 activations must be codes 0..255")
+        a_buf = np.ascontiguousarray(act, np.uint8)
+    shape = ffi.new("eq_conv_shape_t *", dict(in_h=h, in_w=wd, in_c=c, out_h=oh, out_w=ow,
+                                                out_c=n, kh=kh, kw=kw, stride=stride, pad=pad))
+    out = np.empty((oh, ow, n), np.float32)
+    a_ptr, w_ptr = ffi.from_buffer(a_buf), _ptr(ffi, "float *", w)
+    for oy in range(oh):
+        _check(lib.eq_conv2d_row_f32(shape, _spec.value(_spec.ENC, ae), a_ptr, w_ptr, oy,
+                                     _ptr(ffi, "float *", out[oy])), "eq_conv2d_row_f32")
+    return out
+
+
+def affine_f32(acc, mul, add) -> np.ndarray:
+    """F32 AFFINE stage: acc (n_pix, c) float32 -> int32 floor(acc * mul + add), saturated."""
+    acc = np.ascontiguousarray(_arr(acc, "acc", 2, "iuf"), np.float32)
+    p, c = acc.shape
+    mul = np.ascontiguousarray(np.asarray(mul, np.float32).reshape(c))
+    add = np.ascontiguousarray(np.asarray(add, np.float32).reshape(c))
+    ffi, lib = _lib()
+    out = np.empty((p, c), np.int32)
+    lib.eq_affine_f32_i32(_ptr(ffi, "float *", acc), p, c, _ptr(ffi, "float *", mul),
+                          _ptr(ffi, "float *", add), _ptr(ffi, "int32_t *", out))
     return out
 
 

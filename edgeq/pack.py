@@ -59,6 +59,10 @@ def max_abs_acc(layer: Conv, shape: LayerShape) -> int:
         prod = int(np.abs(np.asarray(layer.lut, np.int64)).max()) if np.size(layer.lut) else 0
     elif layer.w_enc == "I8":
         prod = 128 * amax
+    elif layer.w_enc == "I16":
+        prod = 32768 * amax
+    elif layer.w_enc == "F32":
+        return 0  # float accumulators (their range is bounded by F32_LIMITS instead)
     else:
         prod = amax
     return k * prod
@@ -114,7 +118,29 @@ def _weight_tensor(t: _Tensors, layer: Conv, where: str) -> int:
     if enc == "I8":
         _check_values(where, w, None, -128, 127)
         return t.add(w.astype(np.int8).tobytes(), "I8", (n, kh, kw, c))
+    if enc == "I16":
+        _check_values(where, w, None, -32768, 32767)
+        return t.add(w.astype("<i2").tobytes(), "I16", (n, kh, kw, c))
+    if enc == "F32":
+        return t.add(_f32(where, "weights", w, w.shape, F32_LIMITS["weights"]), "F32", (n, kh, kw, c))
     raise UnsupportedError(f"{where}: weight encoding {enc!r}")
+
+
+# F32 layers: |value| < 2**(e+1) for each field (None: anything but NaN), as the loaders check;
+# with K < 2**32 taps these keep every float32 sum and product finite
+F32_LIMITS = {"weights": 63, "thr": None, "mul": 31, "add": 100}
+
+
+def _f32(where: str, name: str, a, shape: tuple, max_exp) -> bytes:
+    a = np.asarray(a, np.float64)
+    if a.shape != shape:
+        raise ShapeError(f"{where}: {name} has shape {a.shape}, expected {shape}")
+    f = a.astype("<f4")
+    if np.isnan(f).any():
+        raise ShapeError(f"{where}: {name} holds NaN")
+    if max_exp is not None and f.size and not (np.abs(f) < 2.0 ** (max_exp + 1)).all():
+        raise ShapeError(f"{where}: F32 {name} must be finite with |value| < 2**{max_exp + 1}")
+    return f.tobytes()
 
 
 def _i32(where: str, name: str, a, shape: tuple) -> bytes:
@@ -189,7 +215,11 @@ def write_blob(g: Graph) -> bytes:
                 thr = np.asarray(layer.thr).reshape(n, nthr) if layer.thr is not None else None
                 if thr is None or layer.flip is None:
                     raise ShapeError(f"{where}: {layer.out} stage needs thr and flip")
-                rec["t_thr"] = t.add(_i32(where, "thr", thr, (n, nthr)), "I32", (n, nthr))
+                if layer.w_enc == "F32":
+                    rec["t_thr"] = t.add(_f32(where, "thr", thr, (n, nthr), F32_LIMITS["thr"]), "F32",
+                                         (n, nthr))
+                else:
+                    rec["t_thr"] = t.add(_i32(where, "thr", thr, (n, nthr)), "I32", (n, nthr))
                 flip = np.asarray(layer.flip).astype(bool)
                 if flip.shape != (n,):
                     raise ShapeError(f"{where}: flip has shape {flip.shape}, expected ({n},)")
@@ -200,8 +230,14 @@ def write_blob(g: Graph) -> bytes:
                     raise ShapeError(f"{where}: AFFINE stage needs mul and add")
                 if not 0 <= layer.shift < 32:
                     raise ShapeError(f"{where}: shift must be 0..31")
-                rec["t_thr"] = t.add(_i32(where, "mul", layer.mul, (n,)), "I32", (n,))
-                rec["t_aux"] = t.add(_i32(where, "add", layer.add, (n,)), "I32", (n,))
+                if layer.w_enc == "F32":
+                    if layer.shift:
+                        raise ShapeError(f"{where}: an F32 AFFINE stage has no shift (use mul)")
+                    rec["t_thr"] = t.add(_f32(where, "mul", layer.mul, (n,), F32_LIMITS["mul"]), "F32", (n,))
+                    rec["t_aux"] = t.add(_f32(where, "add", layer.add, (n,), F32_LIMITS["add"]), "F32", (n,))
+                else:
+                    rec["t_thr"] = t.add(_i32(where, "mul", layer.mul, (n,)), "I32", (n,))
+                    rec["t_aux"] = t.add(_i32(where, "add", layer.add, (n,)), "I32", (n,))
                 rec["shift"] = layer.shift
         elif isinstance(layer, MaxPool):
             rec.update(op=spec.value(spec.OP, "MAXPOOL"), kh=layer.k, kw=layer.k, stride=layer.stride)
@@ -363,6 +399,15 @@ def _tensor(tensors, idx, what, enc=None):
     return te
 
 
+def _f32_read(data: bytes, name: str) -> np.ndarray:
+    """float32 values of an F32 field, checked against F32_LIMITS like the C loader."""
+    f = np.frombuffer(data, "<f4").astype(np.float32)
+    lim = F32_LIMITS[name]
+    if np.isnan(f).any() or (lim is not None and f.size and not (np.abs(f) < 2.0 ** (lim + 1)).all()):
+        raise BlobFormatError(f"F32 {name} out of range (NaN, infinite or |value| >= 2**{(lim or 0) + 1})")
+    return f.copy()
+
+
 def _need(te, nbytes, what):
     if te["nbytes"] != nbytes:
         raise BlobFormatError(f"{what} tensor holds {te['nbytes']} bytes, expected {nbytes}")
@@ -423,6 +468,12 @@ def _layer_from_record(rec, tensors, i):
     elif w_enc == "I8":
         _need(wt, n * k, "weight")
         weight = np.frombuffer(wt["data"], np.int8).reshape(n, kh, kw, c).copy()
+    elif w_enc == "I16":
+        _need(wt, 2 * n * k, "weight")
+        weight = np.frombuffer(wt["data"][: 2 * n * k], "<i2").reshape(n, kh, kw, c).astype(np.int16)
+    elif w_enc == "F32":
+        _need(wt, 4 * n * k, "weight")
+        weight = _f32_read(wt["data"][: 4 * n * k], "weights").reshape(n, kh, kw, c)
     else:
         raise BlobFormatError(f"unsupported weight encoding {w_enc}")
     layer = Conv(weight=weight, w_enc=w_enc, out=out, stride=rec["stride"], pad=rec["pad"],
@@ -431,23 +482,32 @@ def _layer_from_record(rec, tensors, i):
         nthr = 1 if out == "SIGN" else (1 << rec["out_bits"]) - 1
         if out == "MULTI" and not 1 <= rec["out_bits"] <= 8:
             raise BlobFormatError("MULTI needs 1..8 output bits")
-        tt = _tensor(tensors, rec["t_thr"], "threshold", "I32")
+        fl = w_enc == "F32"
+        tt = _tensor(tensors, rec["t_thr"], "threshold", "F32" if fl else "I32")
         _need(tt, n * nthr * 4, "threshold")
         ta = _tensor(tensors, rec["t_aux"], "flip", "U8")
         _need(ta, n, "flip")
-        thr = np.frombuffer(tt["data"], "<i4").reshape(n, nthr).copy()
+        if fl:
+            thr = _f32_read(tt["data"][: 4 * n * nthr], "thr").reshape(n, nthr)
+        else:
+            thr = np.frombuffer(tt["data"], "<i4").reshape(n, nthr).copy()
         layer.thr = thr[:, 0] if out == "SIGN" else thr
         layer.flip = np.frombuffer(ta["data"], np.uint8).astype(bool)
         layer.out_bits = rec["out_bits"] if out == "MULTI" else 0
     elif out == "AFFINE":
-        tm = _tensor(tensors, rec["t_thr"], "mul", "I32")
-        ta = _tensor(tensors, rec["t_aux"], "add", "I32")
+        fl = w_enc == "F32"
+        tm = _tensor(tensors, rec["t_thr"], "mul", "F32" if fl else "I32")
+        ta = _tensor(tensors, rec["t_aux"], "add", "F32" if fl else "I32")
         _need(tm, n * 4, "mul")
         _need(ta, n * 4, "add")
-        if rec["shift"] >= 32:
-            raise BlobFormatError("AFFINE shift must be < 32")
-        layer.mul = np.frombuffer(tm["data"], "<i4").copy()
-        layer.add = np.frombuffer(ta["data"], "<i4").copy()
+        if rec["shift"] >= 32 or (fl and rec["shift"]):
+            raise BlobFormatError("AFFINE shift must be < 32 (0 for F32 layers)")
+        if fl:
+            layer.mul = _f32_read(tm["data"][: 4 * n], "mul")
+            layer.add = _f32_read(ta["data"][: 4 * n], "add")
+        else:
+            layer.mul = np.frombuffer(tm["data"], "<i4").copy()
+            layer.add = np.frombuffer(ta["data"], "<i4").copy()
         layer.shift = rec["shift"]
     else:
         raise BlobFormatError(f"unknown output stage {rec['out_stage']}")
@@ -476,7 +536,8 @@ def blob_info(blob: bytes) -> dict:
             nw = int(layer.weight.size)
             wbytes = sum(tensors[t] for t in (rec["t_weight"], rec["t_lut"]) if t >= 0)
             pbytes = sum(tensors[t] for t in (rec["t_thr"], rec["t_aux"]) if t >= 0)
-            zeros = int(np.count_nonzero(layer.weight == 0)) if layer.w_enc in ("TERN", "TERN_SPARSE", "I8") else 0
+            counted = layer.w_enc in ("TERN", "TERN_SPARSE", "I8", "I16", "F32")
+            zeros = int(np.count_nonzero(layer.weight == 0)) if counted else 0
             row.update(kernel=f"{layer.kh}x{layer.kw}", stride=layer.stride, pad=layer.pad,
                        w_enc=layer.w_enc, out_stage=layer.out, weights=nw, weight_bytes=wbytes,
                        param_bytes=pbytes, bits_per_weight=round(8 * wbytes / nw, 3),

@@ -296,10 +296,10 @@ def tern5_weight(w: torch.Tensor) -> torch.Tensor:
     return _Tern5.apply(w, tern5_fit(w))
 
 
-def int8_weight(w: torch.Tensor) -> torch.Tensor:
-    """Symmetric per-output-channel int8: s_n = max|w_n| / 127, q = s_n * floor(w/s_n + 1/2).
-    backward: straight-through (dL/dw = dL/dq)."""
-    s = (w.detach().abs().flatten(1).max(dim=1).values / 127).clamp_min(1e-12)
+def int8_weight(w: torch.Tensor, qmax: int = 127) -> torch.Tensor:
+    """Symmetric per-output-channel integers: s_n = max|w_n| / qmax, q = s_n * floor(w/s_n + 1/2)
+    (qmax 127: int8, 32767: int16). backward: straight-through (dL/dw = dL/dq)."""
+    s = (w.detach().abs().flatten(1).max(dim=1).values / qmax).clamp_min(1e-12)
     s = s.view((-1,) + (1,) * (w.dim() - 1))
     return round_ste(w / s) * s
 
@@ -512,19 +512,28 @@ class Int8Weight(WeightQuantizer):
     """Symmetric per-channel int8 weights (for a high-precision first/last layer)."""
 
     name = "int8"
+    qmax, kind = 127, "I8"
 
     def forward(self, w):
-        return int8_weight(w)
+        return int8_weight(w, self.qmax)
 
     def integer(self, w):
         wn = _np(w)
-        s = np.maximum(np.abs(wn).reshape(len(wn), -1).max(1) / 127, 1e-12)
+        s = np.maximum(np.abs(wn).reshape(len(wn), -1).max(1) / self.qmax, 1e-12)
         v = np.floor(wn / s.reshape(-1, 1, 1, 1) + 0.5).astype(np.int64)
-        return IntWeights(np.clip(v, -127, 127), s, "I8")
+        return IntWeights(np.clip(v, -self.qmax, self.qmax), s, self.kind)
+
+
+class Int16Weight(Int8Weight):
+    """Symmetric per-channel int16 weights (I16 in the blob; with raw-pixel input a layer may
+    have K <= 256 taps, the int32 accumulator bound)."""
+
+    name = "int16"
+    qmax, kind = 32767, "I16"
 
 
 def make_weight_quantizer(spec: str) -> WeightQuantizer:
-    """'sign' | 'bwn' | 'twn' | 'tern5' | 'dorefaK' (K bits) | 'int8' | 'float'."""
+    """'sign' | 'bwn' | 'twn' | 'tern5' | 'dorefaK' (K bits) | 'int8' | 'int16' | 'float'."""
     if spec == "sign":
         return SignWeight()
     if spec == "bwn":
@@ -535,6 +544,8 @@ def make_weight_quantizer(spec: str) -> WeightQuantizer:
         return Tern5Weight()
     if spec == "int8":
         return Int8Weight()
+    if spec == "int16":
+        return Int16Weight()
     if spec == "float":
         return WeightQuantizer()
     if spec.startswith("dorefa"):

@@ -102,6 +102,38 @@ def conv2d_ref(act, act_enc, weight_values, w_enc, stride: int = 1, pad: int = 0
     return _i32(acc)
 
 
+def conv2d_f32_ref(act, act_enc, weight, stride: int = 1, pad: int = 0):
+    """F32-weight CONV accumulators, float32 (out_h, out_w, N): from +0.0, for each in-bounds tap
+    in (ky, kx, c) order, acc = acc + (a * w), every operation rounded to float32."""
+    ae = _enc(act_enc)
+    a = np.asarray(act).astype(np.int64)
+    if ae == "B1":
+        a = np.where(a >= 0, 1, -1)
+    w = np.asarray(weight, np.float32)
+    h, wd, c = a.shape
+    n, kh, kw, _ = w.shape
+    oh = (h + 2 * pad - kh) // stride + 1
+    ow = (wd + 2 * pad - kw) // stride + 1
+    acc = np.zeros((oh, ow, n), np.float32)
+    for ky in range(kh):
+        for kx in range(kw):
+            for ch in range(c):
+                ys = np.arange(oh) * stride + ky - pad
+                xs = np.arange(ow) * stride + kx - pad
+                ok = ((ys >= 0) & (ys < h))[:, None] & ((xs >= 0) & (xs < wd))[None, :]
+                av = a[np.clip(ys, 0, h - 1)[:, None], np.clip(xs, 0, wd - 1)[None, :], ch]
+                prod = av.astype(np.float32)[..., None] * w[None, None, :, ky, kx, ch]
+                acc = np.where(ok[..., None], acc + prod, acc)  # skipped taps add nothing
+    return acc
+
+
+def affine_f32_ref(acc, mul, add):
+    """floor((acc * mul) + add) with float32 roundings, saturated to int32."""
+    t = np.asarray(acc, np.float32) * np.asarray(mul, np.float32)
+    t = t + np.asarray(add, np.float32)
+    return np.clip(np.floor(t.astype(np.float64)), -(2**31), 2**31 - 1).astype(np.int32)
+
+
 def eq_conv2d_row(act, act_enc, weight_values, w_enc, stride, pad, oy, lut=None):
     """Row ``oy`` of conv2d_ref: int32 (out_w, N)."""
     return conv2d_ref(act, act_enc, weight_values, w_enc, stride, pad, lut)[oy]

@@ -20,6 +20,10 @@ def _weights(rng, enc: str, shape: tuple, wbits: int = 2, sparsity: float = 0.5)
         return w
     if enc == "KBIT":
         return rng.integers(0, 1 << wbits, shape).astype(np.uint8)
+    if enc == "F32":  # float weights over several binades (sums round at every step)
+        return (rng.standard_normal(shape) * np.exp2(rng.integers(-6, 7, shape))).astype(np.float32)
+    if enc == "I16":  # wide values, still far from the int32 accumulator bound
+        return rng.integers(-3000, 3001, shape).astype(np.int16)
     return rng.integers(-128, 128, shape).astype(np.int8)
 
 
@@ -27,6 +31,18 @@ def _fit_stage(rng, layer: Conv, acc: np.ndarray) -> None:
     """Choose thresholds/affine parameters from the observed accumulator distribution."""
     n = layer.n_out
     flat = acc.reshape(-1, n)
+    if layer.w_enc == "F32":  # float32 thresholds at observed values (ties exercise >= / <=)
+        if layer.out == "AFFINE":
+            layer.mul = rng.uniform(-40, 40, n).astype(np.float32)
+            layer.add = rng.uniform(-1000, 1000, n).astype(np.float32)
+            layer.shift = 0
+            return
+        nthr = 1 if layer.out == "SIGN" else (1 << layer.out_bits) - 1
+        thr = np.sort(np.stack([rng.choice(flat[:, j], nthr) for j in range(n)]), axis=1)
+        layer.flip = rng.random(n) < 0.3
+        thr[layer.flip] = thr[layer.flip][:, ::-1]
+        layer.thr = (thr[:, 0] if layer.out == "SIGN" else thr).astype(np.float32)
+        return
     if layer.out == "SIGN":
         q = np.array([np.quantile(flat[:, j], rng.uniform(0.2, 0.8)) for j in range(n)])
         layer.thr = np.round(q).astype(np.int32)
@@ -71,7 +87,7 @@ def random_graph(seed: int, size: str = "small", n_classes: int = 10) -> Graph:
             pad = int(rng.integers(0, max(kh, kw)))
             out = str(rng.choice(["SIGN", "MULTI"]))
             n = int(rng.choice([3, 8, 33, 40]))
-        w_enc = str(rng.choice(["B1", "TERN", "TERN_SPARSE", "KBIT", "I8"]))
+        w_enc = str(rng.choice(["B1", "TERN", "TERN_SPARSE", "KBIT", "I8", "I16", "F32"]))
         wbits = int(rng.integers(1, 9))
         layer = Conv(_weights(rng, w_enc, (n, kh, kw, cin), wbits), w_enc, out, stride=stride,
                      pad=pad, name=f"conv{i}")
@@ -151,6 +167,29 @@ def kbit_tamper(blob: bytes, kind: str) -> bytes:
             break
     else:
         raise ValueError(f"no KBIT tensor in this blob can take a {kind!r} fault")
+    struct.pack_into("<I", b, spec.CRC_OFFSET, 0)
+    struct.pack_into("<I", b, spec.CRC_OFFSET, zlib.crc32(bytes(b)))
+    return bytes(b)
+
+
+def f32_tamper(blob: bytes, index: int, value: float) -> bytes:
+    """A copy of blob (CRC resealed) whose index-th F32 tensor (in table order) starts with
+    `value` (e.g. NaN or infinity, which the loaders must refuse)."""
+    import struct
+    import zlib
+
+    from . import spec
+
+    hdr = dict(zip([f for f, _, _ in spec.HEADER], struct.unpack_from(spec.fmt(spec.HEADER), blob)))
+    tnames = [f for f, _, _ in spec.TENSOR]
+    b = bytearray(blob)
+    found = []
+    for i in range(hdr["n_tensors"]):
+        t = dict(zip(tnames, struct.unpack_from(spec.fmt(spec.TENSOR), blob,
+                                               hdr["tensor_table_off"] + i * spec.TENSOR_SIZE)))
+        if t["enc"] == spec.value(spec.ENC, "F32"):
+            found.append(t["offset"])
+    struct.pack_into("<f", b, found[index], value)
     struct.pack_into("<I", b, spec.CRC_OFFSET, 0)
     struct.pack_into("<I", b, spec.CRC_OFFSET, zlib.crc32(bytes(b)))
     return bytes(b)

@@ -42,7 +42,7 @@ def make_builder(absolute: bool = False) -> FFI:
         '#include "eq_kernels.h"\n#include "eq_runtime.h"\n#include "eq_host.h"\n',
         sources=_sources(absolute),
         include_dirs=INCLUDE,
-        extra_compile_args=["-O3", "-std=c99", "-fno-strict-aliasing"],
+        extra_compile_args=["-O3", "-std=c99", "-fno-strict-aliasing", "-ffp-contract=off"],
     )
     return ffi
 

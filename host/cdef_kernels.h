@@ -17,6 +17,10 @@ typedef struct {
 
 eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *in,
                       const eq_weights_t *w, uint16_t oy, int32_t *acc);
+eq_status_t eq_conv2d_row_f32(const eq_conv_shape_t *s, uint8_t in_enc, const void *in,
+                              const float *w, uint16_t oy, float *acc);
+void eq_affine_f32_i32(const float *acc, uint32_t n_pix, uint16_t c, const float *mul,
+                       const float *add, int32_t *out);
 void eq_threshold_sign_b1(const int32_t *acc, uint32_t n_pix, uint16_t c, const int32_t *thr,
                           const uint8_t *flip, uint32_t *out);
 void eq_threshold_multi_u8(const int32_t *acc, uint32_t n_pix, uint16_t c, const int32_t *thr,

@@ -237,6 +237,8 @@ def _conv_case(r, ae, we, h, w, c, n, kh, kw):
         wt[0] = 0
     elif we == "I8":
         wt = r.integers(-128, 128, (n, kh, kw, c))
+    elif we == "I16":
+        wt = r.integers(-32768, 32768, (n, kh, kw, c))
     else:
         wt = r.integers(0, 8, (n, kh, kw, c))
         lut = r.integers(-300, 300, (8, 2 if ae == "B1" else 256))
@@ -244,7 +246,7 @@ def _conv_case(r, ae, we, h, w, c, n, kh, kw):
 
 
 @pytest.mark.parametrize("ae", ["B1", "U8"])
-@pytest.mark.parametrize("we", ["B1", "TERN", "TERN_SPARSE", "KBIT", "I8"])
+@pytest.mark.parametrize("we", ["B1", "TERN", "TERN_SPARSE", "KBIT", "I8", "I16"])
 @pytest.mark.parametrize("h,w,c,n,kh,kw,stride,pad", [
     (5, 5, 1, 1, 1, 1, 1, 0), (7, 6, 33, 3, 3, 3, 1, 1), (8, 9, 64, 4, 3, 3, 2, 1),
     (6, 7, 5, 2, 2, 3, 2, 1), (9, 4, 31, 5, 5, 3, 1, 2), (4, 4, 40, 3, 4, 4, 1, 0),
@@ -261,7 +263,8 @@ def test_conv2d_all_encodings(ae, we, h, w, c, n, kh, kw, stride, pad):
 @given(h=st.integers(1, 8), w=st.integers(1, 8), c=st.integers(1, 70), n=st.integers(1, 4),
        kh=st.integers(1, 4), kw=st.integers(1, 4), stride=st.integers(1, 3), pad=st.integers(0, 3),
        ae=st.sampled_from(["B1", "U8"]),
-       we=st.sampled_from(["B1", "TERN", "TERN_SPARSE", "KBIT", "I8"]), seed=st.integers(0, 99))
+       we=st.sampled_from(["B1", "TERN", "TERN_SPARSE", "KBIT", "I8", "I16"]),
+       seed=st.integers(0, 99))
 def test_conv2d_random(h, w, c, n, kh, kw, stride, pad, ae, we, seed):
     pad = min(pad, kh - 1, kw - 1)
     if h + 2 * pad < kh or w + 2 * pad < kw:
@@ -423,3 +426,46 @@ def test_c_status_becomes_kernel_error(variant):
     assert e.value.status == 1
     with pytest.raises(KernelError, match="ERR_ARG"):  # runs past K
         K.ternary_gemm_sparse(np.ones((1, 3), np.int8), bytes(enc[:8]) + bytes([0x66]), 1, 3)
+
+
+# ---- F32 layers: float32 sums in one fixed order (docs/blob-format.md, F32) --------------------
+@pytest.mark.parametrize("ae", ["B1", "U8"])
+@pytest.mark.parametrize("h,w,c,n,kh,kw,stride,pad", [
+    (5, 5, 1, 1, 1, 1, 1, 0), (7, 6, 33, 3, 3, 3, 1, 1), (8, 9, 64, 4, 3, 3, 2, 1),
+    (6, 7, 5, 2, 2, 3, 2, 1), (9, 4, 31, 5, 5, 3, 1, 2),
+])
+def test_conv2d_f32_bit_exact(ae, h, w, c, n, kh, kw, stride, pad):
+    r = rng(h * w + c + n)
+    act = pm1(r, (h, w, c)) if ae == "B1" else r.integers(0, 256, (h, w, c))
+    wt = (r.standard_normal((n, kh, kw, c)) * np.exp2(r.integers(-8, 9, (n, kh, kw, c)))).astype(np.float32)
+    got = K.conv2d_f32(act, ae, wt, stride, pad)
+    want = R.conv2d_f32_ref(act, ae, wt, stride, pad)
+    assert got.dtype == np.float32
+    assert_same(got.view(np.int32), want.view(np.int32), f"conv f32 {ae} (bit patterns)")
+
+
+def test_conv2d_f32_order_matters():
+    """The fixed summation order is what makes runtimes agree: the same sum taken in float64 and
+    rounded once differs from the C result in many outputs (so the bit-exact test above could fail)."""
+    r = rng(5)
+    act = r.integers(0, 256, (8, 8, 64))
+    wt = (r.standard_normal((16, 3, 3, 64)) * np.exp2(r.integers(-8, 9, (16, 3, 3, 64)))).astype(np.float32)
+    got = K.conv2d_f32(act, "U8", wt, 1, 1)
+    f64 = np.zeros((8, 8, 16), np.float64)
+    ap = np.pad(act.astype(np.float64), ((1, 1), (1, 1), (0, 0)))
+    for ky in range(3):
+        for kx in range(3):
+            f64 += ap[ky:ky + 8, kx:kx + 8] @ wt[:, ky, kx, :].astype(np.float64).T
+    assert (got != f64.astype(np.float32)).mean() > 0.2
+
+
+def test_affine_f32_floor_and_saturation():
+    acc = np.array([[0.5, -0.5, -1.0, 2.9999998, 3e9, -3e9, -0.0, 1e-30]], np.float32)
+    mul = np.array([1, 1, 1, 1, 1, 1, 1, -1], np.float32)
+    add = np.array([0, 0, 0, 0, 0, 0, 0, 0], np.float32)
+    got = K.affine_f32(acc, mul, add)
+    assert got.tolist() == [[0, -1, -1, 2, 2**31 - 1, -(2**31), 0, -1]]
+    r = rng(7)
+    acc = (r.standard_normal((50, 9)) * 1e4).astype(np.float32)
+    mul, add = r.uniform(-40, 40, 9).astype(np.float32), r.uniform(-1e3, 1e3, 9).astype(np.float32)
+    assert_same(K.affine_f32(acc, mul, add), R.affine_f32_ref(acc, mul, add), "affine f32")

@@ -86,9 +86,18 @@ CASES = {
     "b1_kbit_i8": ("THRESH", 128, (1, 6, 6), [
         ("conv", "KBIT", (3, 3), 7, 1, 1, "SIGN", 1), ("conv", "I8", (2, 2), 5, 2, 1, "SIGN", 0),
         ("dense", "B1", "SIGN", 0)]),
+    # F32 layers: float32 sums one rounding at a time (first layer on raw pixels, float head)
+    "raw_f32_first_and_head": ("RAW", 0, (1, 6, 6), [
+        ("conv", "F32", (3, 3), 6, 1, 1, "SIGN", 0), ("conv", "B1", (3, 3), 8, 1, 1, "MULTI", 2),
+        ("dense", "F32", "AFFINE", 0)]),
+    "b1_f32_multi_sign": ("THRESH", 100, (2, 5, 5), [
+        ("conv", "F32", (2, 2), 5, 1, 0, "MULTI", 2), ("dense", "F32", "SIGN", 0)]),
+    "b1_i16_u8_i16": ("THRESH", 128, (2, 5, 5), [
+        ("conv", "I16", (3, 3), 6, 1, 1, "MULTI", 2), ("conv", "I16", (2, 2), 4, 1, 0, "SIGN", 0),
+        ("dense", "I16", "AFFINE", 0)]),
     # U8 input: RAW and QUANT; bit-plane kernels (B1/TERN/SPARSE weights) and value kernels
-    "raw_i8_pad_b1": ("RAW", 0, (1, 6, 6), [
-        ("conv", "I8", (3, 3), 6, 1, 1, "SIGN", 0), ("conv", "B1", (1, 1), 10, 1, 0, "SIGN", 0),
+    "raw_i16_pad_b1": ("RAW", 0, (1, 6, 6), [
+        ("conv", "I16", (3, 3), 6, 1, 1, "SIGN", 0), ("conv", "B1", (1, 1), 10, 1, 0, "SIGN", 0),
         ("pool", 2, 2), ("flatten",), ("dense", "I8", "AFFINE", 0)]),
     "quant_kbit_tern_u8": ("QUANT", 3, (1, 7, 7), [
         ("conv", "KBIT", (3, 3), 6, 1, 1, "MULTI", 3), ("conv", "TERN", (2, 3), 5, 1, 1, "MULTI", 2),
@@ -226,7 +235,19 @@ def _bad_blobs():
     for bits, kind in ((3, "code"), (5, "code"), (2, "pad"), (8, "pad")):
         bad = testing.kbit_tamper(pack.write_blob(testing.kbit_graph(bits, "QUANT")), kind)
         out.append((f"kbit{bits}_{kind}", bad, spec.value(spec.STATUS, "ERR_BOUNDS")))
+    out += f32_bad_blobs()
     return out
+
+
+def f32_bad_blobs():
+    """F32 values the loaders refuse: F32 tensors of raw_f32_first_and_head are, in order,
+    conv weights, its thresholds, head weights, head mul, head add."""
+    blob = pack.write_blob(_case("raw_f32_first_and_head"))
+    bounds = spec.value(spec.STATUS, "ERR_BOUNDS")
+    return [(name, testing.f32_tamper(blob, idx, v), bounds)
+            for name, idx, v in (("f32_nan_weight", 0, float("nan")), ("f32_inf_weight", 2, float("inf")),
+                                 ("f32_nan_thr", 1, float("nan")), ("f32_big_mul", 3, 2.0**40),
+                                 ("f32_inf_add", 4, float("-inf")))]
 
 
 def test_cpython_bad_blobs():

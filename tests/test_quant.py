@@ -169,10 +169,10 @@ def test_hwgq_levels_and_grad(rng):
     assert (act.codes(torch.tensor(x)).numpy() == (x[:, None] >= thr[None]).sum(1)).all()
 
 
-def test_int8_and_integer_forms_match_forward(rng):
+def test_int8_int16_and_integer_forms_match_forward(rng):
     w = torch.tensor(rng.normal(0, 0.3, (5, 3, 3, 3)))
     for q in (Q.SignWeight(), Q.BWNWeight(), Q.TWNWeight(), Q.Tern5Weight(), Q.DoReFaWeight(1),
-              Q.DoReFaWeight(2), Q.DoReFaWeight(3), Q.Int8Weight()):
+              Q.DoReFaWeight(2), Q.DoReFaWeight(3), Q.Int8Weight(), Q.Int16Weight()):
         iw = q.integer(w)
         real = q(w).detach().numpy()
         np.testing.assert_allclose(iw.values * iw.scale.reshape(-1, 1, 1, 1), real, rtol=1e-6, atol=1e-9,

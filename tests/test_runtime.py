@@ -171,3 +171,46 @@ def test_u8_input_binary_weights_few_channels(c):
         got = Model(pack.write_blob(g)).predict(x)[1]
         ref = refnet.run(g, x)[0]
         assert np.array_equal(got, ref), (kh, kw, stride, pad, n)
+
+
+def test_i16_weights_and_the_accumulator_bound(monkeypatch):
+    """I16 layers equal the reference with extreme values; a layer whose int32 accumulator could
+    overflow (raw pixels 255 x 32768 x K >= 2**31 once K >= 257) is refused by the packer, and a
+    blob that slips past it is refused by both loaders."""
+    from edgeq import spec
+
+    rng = np.random.default_rng(16)
+    for k_side, ok in ((16, True), (17, False)):  # K = 256 fits, K = 289 could overflow
+        w = rng.integers(-32768, 32768, (3, k_side, k_side, 1)).astype(np.int16)
+        w[0] = -32768  # the extreme row: 255 * -32768 * 256 = -2**31 + 8_355_840
+        g = Graph((1, k_side, k_side), "RAW", 0, [Conv(w, "I16", "AFFINE", mul=np.ones(3, np.int32),
+                                                       add=np.zeros(3, np.int32))])
+        if ok:
+            x = rng.integers(0, 256, (6, 1, k_side, k_side)).astype(np.uint8)
+            x[0] = 255
+            blob = pack.write_blob(g)
+            assert pack.read_blob(blob).layers[-1].weight.dtype == np.int16  # stored FLATTEN + 1x1
+            assert np.array_equal(Model(blob).predict(x)[1], refnet.run(g, x)[0])
+            continue
+        with pytest.raises(ShapeError, match="overflow"):
+            pack.write_blob(g)
+        monkeypatch.setattr(pack, "max_abs_acc", lambda layer, shape: 0)
+        blob = pack.write_blob(g)
+        monkeypatch.undo()
+        assert _c_load_status(blob) == spec.value(spec.STATUS, "ERR_TOO_LARGE")
+        with pytest.raises(BlobFormatError, match="overflow"):
+            pack.read_blob(blob)
+
+
+def test_c_loader_refuses_bad_f32_values():
+    """NaN / infinite / out-of-range F32 weights, thresholds and AFFINE parameters: the C loader
+    answers ERR_BOUNDS (the Python reader and MicroPython are checked in test_micro)."""
+    from edgeq import spec
+    from test_micro import _case, f32_bad_blobs
+
+    assert _c_load_status(pack.write_blob(_case("raw_f32_first_and_head"))) == 0
+    for name, blob, status in f32_bad_blobs():
+        assert _c_load_status(blob) == status, name
+        with pytest.raises(BlobFormatError, match="F32"):
+            pack.read_blob(blob)
+    assert status == spec.value(spec.STATUS, "ERR_BOUNDS")

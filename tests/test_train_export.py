@@ -86,11 +86,11 @@ def test_thresholds_flip_for_negative_gamma(digits):
 
 def test_first_last_precision_and_pruned_sparse(digits):
     xtr, ytr, xte, _yte, classes = digits
-    model, _ = train.build_and_train("twn-cnn", xtr, ytr, classes, epochs=4, prune=0.85, first_wq="int8",
+    model, _ = train.build_and_train("twn-cnn", xtr, ytr, classes, epochs=4, prune=0.85, first_wq="int16",
                                      last_wq="int8")
     g = export.to_graph(model)
     encs = [layer.w_enc for layer in g.layers if hasattr(layer, "w_enc")]
-    assert encs[0] == "I8" and encs[-1] == "I8"
+    assert encs[0] == "I16" and encs[-1] == "I8"
     assert "TERN_SPARSE" in encs
     for layer in g.layers[1:]:
         if getattr(layer, "w_enc", "") == "TERN_SPARSE":

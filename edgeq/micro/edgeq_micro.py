@@ -25,6 +25,11 @@
 import struct
 
 try:
+    from array import array as _array
+except ImportError:  # pragma: no cover
+    _array = None
+
+try:
     from micropython import const
 except ImportError:  # CPython
     def const(x):
@@ -59,6 +64,21 @@ _I32_MAX = const(2147483647)
 _B1 = S.ENC_B1
 _U8 = S.ENC_U8
 _I8 = S.ENC_I8
+_I16 = S.ENC_I16
+_F32 = S.ENC_F32
+
+
+def _f32_exact():
+    """True when floats hold float32 values exactly and array('f') rounds to float32, as F32
+    layers need; False on ports that keep floats in 30 bits (MICROPY_OBJ_REPR_C)."""
+    if _array is None:
+        return False
+    x = 1.0 + 1.0 / 8388608  # 1 + 2**-23: exact in float32, lost in a 30-bit float
+    f = _array("f", [x])
+    return (x - 1.0) * 8388608 == 1.0 and f[0] == x
+
+
+_F32_OK = _f32_exact()
 _I32 = S.ENC_I32
 _TERN = S.ENC_TERN
 _SPARSE = S.ENC_TERN_SPARSE
@@ -365,6 +385,20 @@ class Model:
                 raise BlobError(S.ERR_BOUNDS, "layer %d: nonzero padding bits in packed weights" % i)
             r += k
 
+    def _check_f32(self, i, t, count, max_exp, what):
+        """count float32 values of tensor t: F32, count * 4 bytes; every biased exponent <=
+        127 + max_exp (finite, |x| < 2**(max_exp + 1)), or with max_exp < 0 only no NaN."""
+        if t[2] != _F32 or t[1] != count * 4:
+            raise BlobError(S.ERR_SHAPE, "layer %d: F32 %s: enc %d, %d bytes (expected F32, %d)"
+                            % (i, what, t[2], t[1], count * 4))
+        mv = self.mv
+        off = t[0]
+        for q in range(count):
+            v = _unpack_from("<I", mv, off + 4 * q)[0]
+            e = (v >> 23) & 0xFF
+            if (e == 0xFF and v & 0x7FFFFF) if max_exp < 0 else e > 127 + max_exp:
+                raise BlobError(S.ERR_BOUNDS, "layer %d: F32 %s value %d out of range" % (i, what, q))
+
     def _check_kbit(self, i, off, n, K, wb, sb, rb):
         """Packed KBIT rows: every code < 2**wb and every padding bit zero, i.e. no bit of a row
         under its forbidden-bit pattern (checked in chunks of rows with one big-integer AND)."""
@@ -497,6 +531,17 @@ class Model:
                 raise BlobError(S.ERR_SHAPE, "layer %d: weight tensor has %d bytes, expected %d"
                                 % (i, tw[1], n * K))
             max_prod = 128 * amax
+        elif w_enc == _I16:
+            if 2 * n * K != tw[1]:
+                raise BlobError(S.ERR_SHAPE, "layer %d: weight tensor has %d bytes, expected %d"
+                                % (i, tw[1], 2 * n * K))
+            max_prod = 32768 * amax
+        elif w_enc == _F32:
+            if not _F32_OK:
+                raise BlobError(S.ERR_UNSUPPORTED, "layer %d: F32 layers need exact float32 arithmetic; "
+                                "this MicroPython build keeps floats in 30 bits" % i)
+            self._check_f32(i, tw, n * K, 63, "weights")
+            max_prod = 0
         elif w_enc == _KBIT:
             # rows of K codes packed LSB-first at sb = 1, 2, 4 or 8 bits, padded to 32-bit words
             wb = tw[3]
@@ -528,8 +573,18 @@ class Model:
         L.w_off, L.w_nbytes, L.w_aux = tw[0], tw[1], tw[10]
         ta = self._tensor(i, "thr/mul", t_thr)
         tb = self._tensor(i, "flip/add", t_aux)
-        if ta[2] != _I32:
-            raise BlobError(S.ERR_SHAPE, "layer %d: threshold/mul tensor is not I32" % i)
+        fl = w_enc == _F32
+        if ta[2] != (_F32 if fl else _I32):
+            raise BlobError(S.ERR_SHAPE, "layer %d: threshold/mul tensor is not %s"
+                            % (i, "F32" if fl else "I32"))
+        if fl and (stage == _SIGN or stage == _MULTI):
+            self._check_f32(i, ta, ta[1] // 4, -1, "thresholds")
+        if fl and stage == _AFFINE:
+            if shift or tb[2] != _F32 or tb[1] != n * 4:
+                raise BlobError(S.ERR_SHAPE, "layer %d: F32 AFFINE needs F32 add (%d,), shift 0" % (i, n))
+            self._check_f32(i, ta, n, 31, "mul")
+            self._check_f32(i, tb, n, 100, "add")
+            tb = (tb[0], tb[1], _I32) + tuple(tb[3:])  # same size checks as I32 below
         L.stage = stage
         if stage == _SIGN or stage == _MULTI:
             if stage == _SIGN:
@@ -743,17 +798,23 @@ class Model:
                 _from_bytes(mv[s + pb_row:s + 2 * pb_row], "little"))
 
     def _row_values(self, L, r, sparse_rows):
-        """I8 weight row r as a tuple of K ints in (ky, kx, c) order."""
+        """I8 / I16 weight row r as a tuple of K ints in (ky, kx, c) order."""
         K = L.K
+        if L.w_enc == _I16:
+            return _unpack_from("<%dh" % K, self.mv, L.w_off + 2 * r * K)
+        if L.w_enc == _F32:
+            return _unpack_from("<%df" % K, self.mv, L.w_off + 4 * r * K)
         return _unpack_from("<%db" % K, self.mv, L.w_off + r * K)
 
     # ---------------------------------------------------------------------------- output stages
     def _stage_params(self, L):
         n = L.out_c
         mv = self.mv
+        t = "f" if L.w_enc == _F32 else "i"
         if L.stage == _AFFINE:
-            return (_unpack_from("<%di" % n, mv, L.thr_off), _unpack_from("<%di" % n, mv, L.aux_off))
-        return (_unpack_from("<%di" % (n * L.nthr), mv, L.thr_off), mv[L.aux_off:L.aux_off + n])
+            return (_unpack_from("<%d%s" % (n, t), mv, L.thr_off),
+                    _unpack_from("<%d%s" % (n, t), mv, L.aux_off))
+        return (_unpack_from("<%d%s" % (n * L.nthr, t), mv, L.thr_off), mv[L.aux_off:L.aux_off + n])
 
     # ---------------------------------------------------------------------------- kernels
     def _patch_geometry(self, L, oy, ox):
@@ -965,6 +1026,21 @@ class Model:
                         if acc >= thr[q]:
                             code += 1
                 dst[o + r] = code
+        elif L.w_enc == _F32:  # y = floor(acc * mul + add), each operation rounded to float32
+            f = _array("f", [0.0])
+            for r in range(n):
+                f[0] = accs[r] * thr[r]
+                f[0] = f[0] + aux[r]
+                t = f[0]
+                if t >= 2147483648.0:
+                    y = _I32_MAX
+                elif t < -2147483648.0:
+                    y = _I32_MIN
+                else:
+                    y = int(t)  # toward zero
+                    if y > t:
+                        y -= 1
+                out.append(y)
         else:
             sh = L.shift
             for r in range(n):
@@ -981,6 +1057,8 @@ class Model:
         n = L.out_c
         K = L.K
         kbit = L.w_enc == _KBIT
+        f32 = L.w_enc == _F32
+        fa = _array("f", [0.0, 0.0]) if f32 else None
         if L.in_enc == _B1:
             cw4 = _cw(ic) * 4
             vals = bytearray(ih * iw * ic) if kbit else [0] * (ih * iw * ic)
@@ -1032,7 +1110,13 @@ class Model:
                 for r in range(n):
                     wv = cache[r] if cache is not None else self._row_codes(L, r, kbit, tab)
                     acc = 0
-                    if kbit:
+                    if f32:  # one float32 rounding per product and per sum, in tap order
+                        fa[1] = 0.0
+                        for j in range(K):
+                            fa[0] = wv[j] * pv[j]
+                            fa[1] = fa[1] + fa[0]
+                        acc = fa[1]
+                    elif kbit:
                         for j in range(K):
                             acc += lut[wv[j] + pv[j]]
                     else:

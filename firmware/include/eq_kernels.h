@@ -23,7 +23,8 @@ typedef struct {
 } eq_conv_shape_t;
 
 typedef struct {
-    uint8_t enc;             /* EQ_ENC_B1, EQ_ENC_TERN, EQ_ENC_TERN_SPARSE, EQ_ENC_KBIT, EQ_ENC_I8 */
+    uint8_t enc;             /* EQ_ENC_B1, EQ_ENC_TERN, EQ_ENC_TERN_SPARSE, EQ_ENC_KBIT, EQ_ENC_I8,
+                                EQ_ENC_I16 */
     const void *data;        /* weight tensor data, 4-byte aligned, layout per docs/blob-format.md */
     const int32_t *lut;      /* KBIT only: (lut_rows, lut_cols) products lut[wcode][acode]; the
                                 codes are packed at the smallest of 1, 2, 4, 8 bits a code with
@@ -36,6 +37,11 @@ typedef struct {
  * Taps outside the input contribute 0. The caller (runtime) has validated shapes and weights. */
 eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *in,
                           const eq_weights_t *w, uint16_t oy, int32_t *acc);
+/* F32 weights (N, kh, kw, in_c) float32: acc (out_w, out_c) float32, summed from +0.0f over the
+ * in-bounds taps in (ky, kx, c) order as acc = acc + (a * w), each operation rounded to float32
+ * (a = +-1 for B1, the code for U8). Build with -ffp-contract=off where FMA exists. */
+eq_status_t eq_conv2d_row_f32(const eq_conv_shape_t *s, uint8_t in_enc, const void *in,
+                              const float *w, uint16_t oy, float *acc);
 
 /* ---- output stages: acc (n_pix, c) int32 -> activation ---------------------------------- */
 /* out (n_pix, EQ_WORDS(c)) uint32: bit = flip[n] ? acc <= thr[n] : acc >= thr[n]; pad bits 0 */
@@ -47,6 +53,16 @@ void eq_threshold_multi_u8(const int32_t *acc, uint32_t n_pix, uint16_t c, const
 /* out (n_pix, c) int32 = sat32(((int64)acc * mul[n] + add[n]) >> shift) */
 void eq_affine_i32(const int32_t *acc, uint32_t n_pix, uint16_t c, const int32_t *mul,
                    const int32_t *add, uint8_t shift, int32_t *out);
+
+/* F32-weight layers: acc (n_pix, c) float32; thresholds float32; AFFINE
+ * out = sat32(floor(acc * mul[n] + add[n])), each operation rounded to float32 (no FMA) */
+int32_t eq_floor_sat32_f32(float t);
+void eq_threshold_sign_f32_b1(const float *acc, uint32_t n_pix, uint16_t c, const float *thr,
+                              const uint8_t *flip, uint32_t *out);
+void eq_threshold_multi_f32_u8(const float *acc, uint32_t n_pix, uint16_t c, const float *thr,
+                               uint16_t n_thr, const uint8_t *flip, uint8_t *out);
+void eq_affine_f32_i32(const float *acc, uint32_t n_pix, uint16_t c, const float *mul,
+                       const float *add, int32_t *out);
 
 /* ---- pooling (pad 0, out = (in - k) / stride + 1) ---------------------------------------- */
 void eq_maxpool_b1(const uint32_t *in, uint16_t h, uint16_t w, uint16_t c, uint8_t k,

@@ -168,28 +168,53 @@ static void eq_row_b1_tern(const eq_conv_shape_t *s, const uint32_t *in, const u
     }
 }
 
-static void eq_row_b1_i8(const eq_conv_shape_t *s, const uint32_t *in, const int8_t *wt,
-                         uint32_t oy, int32_t *acc)
+/* ---- I8 / I16 weights ----------------------------------------------------------------------
+ * One loop per activation encoding for both integer widths: the wrappers pass `wide` as a
+ * constant, so each inlined copy reads its own type with no per-element test. */
+#if defined(__GNUC__)
+#define EQ_INLINE_ALWAYS static inline __attribute__((always_inline))
+#else
+#define EQ_INLINE_ALWAYS static inline
+#endif
+#define EQ_WINT(w, j, wide)                                                                       \
+    ((wide) ? (int32_t)((const int16_t *)(const void *)(w))[j]                                    \
+            : (int32_t)((const int8_t *)(const void *)(w))[j])
+
+EQ_INLINE_ALWAYS void eq_row_b1_int(const eq_conv_shape_t *s, const uint32_t *in, const void *wt,
+                                    int wide, uint32_t oy, int32_t *acc)
 {
     const uint32_t cw = EQ_WORDS(s->in_c), c = s->in_c, taps = (uint32_t)s->kh * s->kw;
+    const uint32_t esz = wide ? 2u : 1u;
     uint32_t ox, n, ky, kx, i;
     for (ox = 0; ox < s->out_w; ++ox) {
         eq_taps_t t;
         eq_taps(s, oy, ox, &t);
         for (n = 0; n < s->out_c; ++n) {
-            const int8_t *wr = wt + (uint32_t)n * taps * c;
+            const uint8_t *wr = (const uint8_t *)wt + (uint32_t)n * taps * c * esz;
             int32_t sum = 0;
             for (ky = t.ky0; ky < t.ky1; ++ky) {
                 for (kx = t.kx0; kx < t.kx1; ++kx) {
                     const uint32_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
                                               + (uint32_t)(t.ix0 + (int32_t)kx)) * cw;
-                    const int8_t *w = wr + (ky * s->kw + kx) * c;
-                    for (i = 0; i < c; ++i) sum += eq_act_b1(a, i) * (int32_t)w[i];
+                    const uint8_t *w = wr + (ky * s->kw + kx) * c * esz;
+                    for (i = 0; i < c; ++i) sum += eq_act_b1(a, i) * EQ_WINT(w, i, wide);
                 }
             }
             acc[ox * s->out_c + n] = sum;
         }
     }
+}
+
+static void eq_row_b1_i8(const eq_conv_shape_t *s, const uint32_t *in, const void *wt,
+                         uint32_t oy, int32_t *acc)
+{
+    eq_row_b1_int(s, in, wt, 0, oy, acc);
+}
+
+static void eq_row_b1_i16(const eq_conv_shape_t *s, const uint32_t *in, const void *wt,
+                          uint32_t oy, int32_t *acc)
+{
+    eq_row_b1_int(s, in, wt, 1, oy, acc);
 }
 
 /* ---- KBIT weights -------------------------------------------------------------------------
@@ -414,28 +439,40 @@ static void eq_row_u8_tern(const eq_conv_shape_t *s, const uint8_t *in, const ui
     }
 }
 
-static void eq_row_u8_i8(const eq_conv_shape_t *s, const uint8_t *in, const int8_t *wt,
-                         uint32_t oy, int32_t *acc)
+EQ_INLINE_ALWAYS void eq_row_u8_int(const eq_conv_shape_t *s, const uint8_t *in, const void *wt,
+                                    int wide, uint32_t oy, int32_t *acc)
 {
-    const uint32_t c = s->in_c, taps = (uint32_t)s->kh * s->kw;
+    const uint32_t c = s->in_c, taps = (uint32_t)s->kh * s->kw, esz = wide ? 2u : 1u;
     uint32_t ox, n, ky, kx, i;
     for (ox = 0; ox < s->out_w; ++ox) {
         eq_taps_t t;
         eq_taps(s, oy, ox, &t);
         for (n = 0; n < s->out_c; ++n) {
-            const int8_t *wr = wt + (uint32_t)n * taps * c;
+            const uint8_t *wr = (const uint8_t *)wt + (uint32_t)n * taps * c * esz;
             int32_t sum = 0;
             for (ky = t.ky0; ky < t.ky1; ++ky) {
                 for (kx = t.kx0; kx < t.kx1; ++kx) {
                     const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
                                              + (uint32_t)(t.ix0 + (int32_t)kx)) * c;
-                    const int8_t *w = wr + (ky * s->kw + kx) * c;
-                    for (i = 0; i < c; ++i) sum += (int32_t)a[i] * (int32_t)w[i];
+                    const uint8_t *w = wr + (ky * s->kw + kx) * c * esz;
+                    for (i = 0; i < c; ++i) sum += (int32_t)a[i] * EQ_WINT(w, i, wide);
                 }
             }
             acc[ox * s->out_c + n] = sum;
         }
     }
+}
+
+static void eq_row_u8_i8(const eq_conv_shape_t *s, const uint8_t *in, const void *wt,
+                         uint32_t oy, int32_t *acc)
+{
+    eq_row_u8_int(s, in, wt, 0, oy, acc);
+}
+
+static void eq_row_u8_i16(const eq_conv_shape_t *s, const uint8_t *in, const void *wt,
+                          uint32_t oy, int32_t *acc)
+{
+    eq_row_u8_int(s, in, wt, 1, oy, acc);
 }
 
 static void eq_row_u8_kbit(const eq_conv_shape_t *s, const uint8_t *in, const uint8_t *wt,
@@ -555,7 +592,8 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
                 eq_row_b1_b1(s, a, (const uint32_t *)w->data, oy, acc);
             return EQ_OK;
         case EQ_ENC_TERN: eq_row_b1_tern(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
-        case EQ_ENC_I8: eq_row_b1_i8(s, a, (const int8_t *)w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_I8: eq_row_b1_i8(s, a, w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_I16: eq_row_b1_i16(s, a, w->data, oy, acc); return EQ_OK;
         case EQ_ENC_KBIT:
             eq_row_b1_kbit(s, a, (const uint8_t *)w->data, w->lut, w->lut_rows, w->lut_cols,
                            oy, acc);
@@ -574,7 +612,8 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
                 eq_row_u8_b1(s, a, (const uint32_t *)w->data, oy, acc);
             return EQ_OK;
         case EQ_ENC_TERN: eq_row_u8_tern(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
-        case EQ_ENC_I8: eq_row_u8_i8(s, a, (const int8_t *)w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_I8: eq_row_u8_i8(s, a, w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_I16: eq_row_u8_i16(s, a, w->data, oy, acc); return EQ_OK;
         case EQ_ENC_KBIT:
             eq_row_u8_kbit(s, a, (const uint8_t *)w->data, w->lut, w->lut_rows, w->lut_cols,
                            oy, acc);
@@ -584,4 +623,46 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
         default: return EQ_ERR_UNSUPPORTED;
         }
     }
+}
+
+/* ---- F32 weights: float accumulators in a fixed order (see eq_kernels.h) ------------------- */
+eq_status_t eq_conv2d_row_f32(const eq_conv_shape_t *s, uint8_t in_enc, const void *in,
+                              const float *wt, uint16_t oy, float *acc)
+{
+    const uint32_t c = s ? s->in_c : 0u, cw = EQ_WORDS(c);
+    uint32_t ox, n, ky, kx, i, taps;
+    if (!s || !in || !wt || !acc) return EQ_ERR_ARG;
+    if (!s->kh || !s->kw || !s->stride || !s->in_c || oy >= s->out_h) return EQ_ERR_ARG;
+    if (in_enc != EQ_ENC_B1 && in_enc != EQ_ENC_U8) return EQ_ERR_UNSUPPORTED;
+    taps = (uint32_t)s->kh * s->kw;
+    for (ox = 0; ox < s->out_w; ++ox) {
+        eq_taps_t t;
+        eq_taps(s, oy, ox, &t);
+        for (n = 0; n < s->out_c; ++n) {
+            const float *wr = wt + (uint32_t)n * taps * c;
+            float sum = 0.0f;
+            for (ky = t.ky0; ky < t.ky1; ++ky) {
+                for (kx = t.kx0; kx < t.kx1; ++kx) {
+                    const uint32_t pix = (uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                         + (uint32_t)(t.ix0 + (int32_t)kx);
+                    const float *w = wr + (ky * s->kw + kx) * c;
+                    if (in_enc == EQ_ENC_B1) {
+                        const uint32_t *a = (const uint32_t *)in + pix * cw;
+                        for (i = 0; i < c; ++i) {
+                            const float p = ((a[i >> 5] >> (i & 31u)) & 1u) ? w[i] : -w[i];
+                            sum = sum + p;
+                        }
+                    } else {
+                        const uint8_t *a = (const uint8_t *)in + pix * c;
+                        for (i = 0; i < c; ++i) {
+                            const float p = (float)a[i] * w[i];
+                            sum = sum + p;
+                        }
+                    }
+                }
+            }
+            acc[ox * s->out_c + n] = sum;
+        }
+    }
+    return EQ_OK;
 }

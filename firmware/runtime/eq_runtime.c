@@ -197,6 +197,23 @@ static eq_status_t check_sparse(const tensor_t *t, uint32_t n, uint32_t k)
     return EQ_OK;
 }
 
+/* every float32 of t is finite with a biased exponent <= 127 + max_exp (|x| < 2**(max_exp+1)),
+ * or, with max_exp < 0, anything but NaN (thresholds may be +-inf) */
+static eq_status_t check_f32(const tensor_t *t, uint32_t count, int32_t max_exp)
+{
+    uint32_t i;
+    CHECK(t->enc == EQ_ENC_F32 && (uint64_t)count * 4u == t->nbytes, EQ_ERR_SHAPE);
+    for (i = 0; i < count; i++) {
+        const uint32_t v = rd32(t->data + 4u * i), e = (v >> 23) & 0xffu;
+        if (max_exp < 0) {
+            CHECK(e != 0xffu || (v & 0x7fffffu) == 0u, EQ_ERR_BOUNDS); /* no NaN */
+        } else {
+            CHECK(e <= 127u + (uint32_t)max_exp, EQ_ERR_BOUNDS); /* finite and bounded */
+        }
+    }
+    return EQ_OK;
+}
+
 /* Validate one CONV layer's tensors; *max_prod = largest |product| for the overflow bound. */
 static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uint32_t in_levels,
                                       uint64_t *max_prod)
@@ -228,6 +245,13 @@ static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uin
         CHECK((uint64_t)n * k == t.nbytes, EQ_ERR_SHAPE);
         *max_prod = 128u * amax;
         return EQ_OK;
+    case EQ_ENC_I16:
+        CHECK((uint64_t)2u * n * k == t.nbytes, EQ_ERR_SHAPE);
+        *max_prod = 32768u * amax;
+        return EQ_OK;
+    case EQ_ENC_F32: /* float accumulators: |w| < 2**64 keeps every sum finite (K < 2**32) */
+        *max_prod = 0;
+        return check_f32(&t, (uint32_t)((uint64_t)n * k), 63);
     case EQ_ENC_KBIT: {
         tensor_t lut;
         uint32_t i, rows, cols;
@@ -275,6 +299,21 @@ static eq_status_t check_stage(const eq_model_t *m, const layer_t *L)
     }
     if (st != EQ_OK) {
         return st;
+    }
+    if (L->w_enc == EQ_ENC_F32) { /* float32 thresholds (not NaN); AFFINE mul, add bounded */
+        if (L->out_stage == EQ_OUT_SIGN || L->out_stage == EQ_OUT_MULTI) {
+            const uint32_t nthr = L->out_stage == EQ_OUT_SIGN ? 1u : (1u << L->out_bits) - 1u;
+            CHECK(L->out_stage == EQ_OUT_SIGN ? L->out_enc == EQ_ENC_B1
+                  : (L->out_enc == EQ_ENC_U8 && L->out_bits >= 1u && L->out_bits <= 8u), EQ_ERR_SHAPE);
+            CHECK(b.enc == EQ_ENC_U8 && b.nbytes == n, EQ_ERR_SHAPE);
+            return check_f32(&a, n * nthr, -1);
+        }
+        if (L->out_stage == EQ_OUT_AFFINE) {
+            CHECK(L->out_enc == EQ_ENC_I32 && L->shift == 0u, EQ_ERR_SHAPE);
+            st = check_f32(&a, n, 31);
+            return st != EQ_OK ? st : check_f32(&b, n, 100);
+        }
+        return EQ_ERR_UNSUPPORTED;
     }
     CHECK(a.enc == EQ_ENC_I32, EQ_ERR_SHAPE);
     if (L->out_stage == EQ_OUT_SIGN || L->out_stage == EQ_OUT_MULTI) {
@@ -434,6 +473,32 @@ uint32_t eq_model_act_bytes(const eq_model_t *m, uint32_t layer)
     return (uint32_t)act_bytes(L.out_enc, L.out_h, L.out_w, L.out_c);
 }
 
+/* F32 weights: float accumulators in the int32 acc buffer (same size, 4-byte aligned) */
+static eq_status_t run_conv_f32(const layer_t *L, const eq_conv_shape_t *s, const void *in,
+                                const float *w, const float *thr, const uint8_t *aux, void *out,
+                                float *acc)
+{
+    uint32_t oy, n_pix = L->out_w;
+    for (oy = 0; oy < L->out_h; oy++) {
+        eq_status_t st = eq_conv2d_row_f32(s, (uint8_t)L->in_enc, in, w, (uint16_t)oy, acc);
+        if (st != EQ_OK) {
+            return st;
+        }
+        if (L->out_stage == EQ_OUT_SIGN) {
+            eq_threshold_sign_f32_b1(acc, n_pix, s->out_c, thr, aux,
+                                     (uint32_t *)out + (size_t)oy * n_pix * EQ_WORDS(L->out_c));
+        } else if (L->out_stage == EQ_OUT_MULTI) {
+            eq_threshold_multi_f32_u8(acc, n_pix, s->out_c, thr,
+                                      (uint16_t)((1u << L->out_bits) - 1u), aux,
+                                      (uint8_t *)out + (size_t)oy * n_pix * L->out_c);
+        } else {
+            eq_affine_f32_i32(acc, n_pix, s->out_c, thr, (const float *)(const void *)aux,
+                              (int32_t *)out + (size_t)oy * n_pix * L->out_c);
+        }
+    }
+    return EQ_OK;
+}
+
 static eq_status_t run_conv(const eq_model_t *m, const layer_t *L, const void *in, void *out,
                             int32_t *acc)
 {
@@ -466,6 +531,10 @@ static eq_status_t run_conv(const eq_model_t *m, const layer_t *L, const void *i
         wd.lut = (const int32_t *)(const void *)lut.data;
         wd.lut_rows = (uint16_t)lut.d[0];
         wd.lut_cols = (uint16_t)lut.d[1];
+    }
+    if (L->w_enc == EQ_ENC_F32) {
+        return run_conv_f32(L, &s, in, (const float *)(const void *)wt.data,
+                            (const float *)(const void *)thr.data, aux.data, out, (float *)(void *)acc);
     }
     for (oy = 0; oy < L->out_h; oy++) {
         st = eq_conv2d_row(&s, (uint8_t)L->in_enc, in, &wd, (uint16_t)oy, acc);
