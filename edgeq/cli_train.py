@@ -33,8 +33,8 @@ def register(sub) -> None:
                    help="magnitude-prune every layer but the first to this sparsity (0..0.99)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=None, help="default: per arch")
-    p.add_argument("--first-w", default=None, help="first-layer weight quantizer (e.g. int8, int16, sign)")
-    p.add_argument("--last-w", default=None, help="last-layer weight quantizer (e.g. int8, int16)")
+    p.add_argument("--first-w", default=None, help="first-layer weight quantizer (e.g. int8, int16, float, sign)")
+    p.add_argument("--last-w", default=None, help="last-layer weight quantizer (e.g. int8, int16, float)")
     p.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
     p.add_argument("--threads", type=int, default=0,

@@ -12,6 +12,9 @@ Folding (per block, eval mode; `fold`):
                                 a_n = 0: constant (thr = INT32_MIN or INT32_MAX, flip = 0)
   last block (AFFINE): y = (acc * mul + add) >> shift, mul = round(a_n * 2**P / max|a|),
                        add = round(b_n * 2**P / max|a|) with P chosen so |acc*mul + add| < 2**30.
+  float layers ('float' quantizer -> F32): acc is the float32 sum of the runtimes (fixed tap
+  order, one rounding per operation); thresholds (t_i - b_n) / a_n and AFFINE mul/add
+  a_n * 2**P / max|a|, b_n * 2**P / max|a| are float32, scores floor(acc * mul + add).
 
 Weight encodings: integer values +-1 -> B1; -1/0/1 -> TERN or TERN_SPARSE (whichever is smaller:
 pruned zeros become skip-zero data); int8 -> I8, int16 -> I16; k-bit codes -> KBIT with
@@ -75,6 +78,18 @@ def _thresholds(a: np.ndarray, b: np.ndarray, t: np.ndarray):
     return thr.astype(np.int64), (a[:, 0] < 0)
 
 
+def _thresholds_f32(a: np.ndarray, b: np.ndarray, t: np.ndarray):
+    """float32 thresholds (N, L) and flip (N,) on a float accumulator: y = a*acc + b >= t_i."""
+    a = a[:, None]
+    b = b[:, None]
+    t = np.asarray(t, np.float64)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (t - b) / a
+    const = np.where(b >= t, -np.inf, np.inf)
+    thr = np.where(a != 0, r, const)
+    return thr.astype(np.float32), (a[:, 0] < 0)
+
+
 def _encode_weights(iw, in_enc: str, in_levels: np.ndarray, identity_levels: bool):
     """Choose the IR weight encoding; returns (w_enc, codes, lut, wbits)."""
     v = iw.values
@@ -88,8 +103,11 @@ def _encode_weights(iw, in_enc: str, in_levels: np.ndarray, identity_levels: boo
             ro, nib = B.sparse_encode(wt.reshape(n, -1))
             sparse = len(B.sparse_to_bytes(ro, nib))
             return ("TERN_SPARSE" if sparse < planes else "TERN"), None, None, 0
-        if iw.kind in ("I8", "I16"):
+        if iw.kind in ("I8", "I16", "F32"):
             return iw.kind, None, None, 0
+    if iw.kind == "F32":
+        raise UnsupportedError("a float (F32) layer needs B1 or uniform U8 input codes; keep it "
+                               "first, or after a uniform activation quantizer")
     if iw.kind == "I16":
         raise UnsupportedError("int16 weights need B1 or uniform U8 input codes (a table of up to "
                                "65536 values cannot be a KBIT lut); use int8 for this layer")
@@ -130,17 +148,22 @@ def fold(model) -> list:
             fb.out = "AFFINE"
             amax = float(np.abs(a).max()) or 1.0
             lv_max = int(np.abs(in_levels).max())
-            bound = int(np.abs(iw.values).reshape(len(a), -1).sum(1).max()) * lv_max
+            bound = float(np.abs(iw.values).reshape(len(a), -1).sum(1).max()) * lv_max
             bmax = float(np.abs(b).max()) / amax
             p = 20
             while p > 0 and (bound + bmax + 1) * 2**p >= 2**30:
                 p -= 1
+            if w_enc == "F32":  # scores floor(acc * mul + add), float32 mul/add, no shift
+                fb.mul = (a / amax * 2 ** min(p, 12)).astype(np.float32)
+                fb.add = (b / amax * 2 ** min(p, 12)).astype(np.float32)
+                out.append(fb)
+                break
             fb.mul = np.round(a / amax * 2**p).astype(np.int64)
             fb.add = np.round(b / amax * 2**p).astype(np.int64)
             fb.shift = max(0, p - 12)
             out.append(fb)
             break
-        thr, flip = _thresholds(a, b, act.thresholds)
+        thr, flip = (_thresholds_f32 if w_enc == "F32" else _thresholds)(a, b, act.thresholds)
         fb.flip = flip
         if act.enc == "B1":
             fb.out, fb.thr = "SIGN", thr[:, 0]
@@ -159,14 +182,17 @@ def to_graph(model, meta: dict | None = None) -> Graph:
     layers = []
     for fb in fold(model):
         w = np.transpose(fb.codes if fb.w_enc == "KBIT" else fb.values, (0, 2, 3, 1))
-        w = np.ascontiguousarray(w.astype({"KBIT": np.uint8, "I16": np.int16}.get(fb.w_enc, np.int8)))
+        w = np.ascontiguousarray(w.astype({"KBIT": np.uint8, "I16": np.int16, "F32": np.float32}
+                                          .get(fb.w_enc, np.int8)))
+        f32 = fb.w_enc == "F32"
         kw = {"weight": w, "w_enc": fb.w_enc, "out": fb.out, "stride": fb.stride, "pad": fb.pad, "name": fb.name}
         if fb.w_enc == "KBIT":
             kw.update(lut=fb.lut.astype(np.int32), wbits=fb.wbits)
+        pt = np.float32 if f32 else np.int32
         if fb.out == "AFFINE":
-            kw.update(mul=fb.mul.astype(np.int32), add=fb.add.astype(np.int32), shift=fb.shift)
+            kw.update(mul=fb.mul.astype(pt), add=fb.add.astype(pt), shift=fb.shift)
         else:
-            kw.update(thr=fb.thr.astype(np.int32), flip=fb.flip.astype(bool), out_bits=fb.out_bits)
+            kw.update(thr=fb.thr.astype(pt), flip=fb.flip.astype(bool), out_bits=fb.out_bits)
         layers.append(Conv(**kw))
         if fb.pool:
             layers.append(MaxPool(k=fb.pool, stride=fb.pool, name=fb.name + "_pool"))
@@ -206,6 +232,13 @@ def int_forward(model, px, return_accs: bool = False, folded: list | None = None
     x = lv[model.pre.codes(px)]
     accs = []
     for fb in folded:
+        if fb.w_enc == "F32":
+            acc = _f32_conv(x, fb)
+            accs.append(acc)
+            x = _f32_stage(acc, fb)
+            if fb.pool:
+                x = F.max_pool2d(x, fb.pool)
+            continue
         w = torch.as_tensor(fb.values, dtype=torch.float64, device=dev)
         acc = torch.round(F.conv2d(x, w, stride=fb.stride, padding=fb.pad)).to(torch.long)
         accs.append(acc)
@@ -227,6 +260,39 @@ def int_forward(model, px, return_accs: bool = False, folded: list | None = None
     # scores in HWC flatten order (the runtime's)
     scores = x.permute(0, 2, 3, 1).reshape(len(x), -1)
     return (scores, accs) if return_accs else scores
+
+
+def _f32_conv(x: torch.Tensor, fb: FoldedBlock) -> torch.Tensor:
+    """The runtimes' float32 accumulator: from +0, taps in (ky, kx, c) order, acc = acc + (a * w),
+    one float32 rounding per operation (zero-padded taps add a zero product: no change)."""
+    w = torch.as_tensor(np.asarray(fb.values, np.float32), device=x.device)  # (N, C, kh, kw)
+    n, c, kh, kw = w.shape
+    xp = F.pad(x, (fb.pad, fb.pad, fb.pad, fb.pad)).to(torch.float32)
+    oh = (x.shape[2] + 2 * fb.pad - kh) // fb.stride + 1
+    ow = (x.shape[3] + 2 * fb.pad - kw) // fb.stride + 1
+    acc = torch.zeros((x.shape[0], n, oh, ow), dtype=torch.float32, device=x.device)
+    s = fb.stride
+    for ky in range(kh):
+        for kx in range(kw):
+            patch = xp[:, :, ky:ky + s * (oh - 1) + 1:s, kx:kx + s * (ow - 1) + 1:s]  # (B, C, oh, ow)
+            for ch in range(c):
+                prod = patch[:, ch:ch + 1] * w[:, ch, ky, kx].view(1, n, 1, 1)
+                acc = acc + prod
+    return acc
+
+
+def _f32_stage(acc: torch.Tensor, fb: FoldedBlock) -> torch.Tensor:
+    dev = acc.device
+    if fb.out == "AFFINE":
+        t = acc * torch.as_tensor(fb.mul, dtype=torch.float32, device=dev).view(1, -1, 1, 1)
+        t = t + torch.as_tensor(fb.add, dtype=torch.float32, device=dev).view(1, -1, 1, 1)
+        return torch.floor(t.to(torch.float64)).clamp(I32_MIN, I32_MAX)
+    thr = torch.as_tensor(np.asarray(fb.thr, np.float32).reshape(len(fb.flip), -1), device=dev)
+    flip = torch.as_tensor(fb.flip, device=dev).view(1, -1, 1, 1, 1)
+    t = thr.view(1, thr.shape[0], 1, 1, thr.shape[1])
+    a5 = acc.unsqueeze(-1)
+    code = torch.where(flip, a5 <= t, a5 >= t).sum(-1)
+    return torch.as_tensor(fb.out_levels, dtype=torch.float64, device=dev)[code]
 
 
 def accs_hwc(accs: list, index: int) -> list:

@@ -388,7 +388,8 @@ class IntWeights:
     scale:  float64 (N,) positive;
     codes/table: for k-bit codes (KBIT), codes uint8 shaped like values and the int table with
             table[codes] == values; None otherwise.
-    kind:   'B1' (values +-1), 'TERN' (-1/0/1), 'KBIT', 'I8'.
+    kind:   'B1' (values +-1), 'TERN' (-1/0/1), 'KBIT', 'I8', 'I16', or 'F32' (values are the
+            float32 weights themselves, scale 1: a layer kept at full precision).
     """
 
     values: np.ndarray
@@ -532,6 +533,16 @@ class Int16Weight(Int8Weight):
     qmax, kind = 32767, "I16"
 
 
+class FloatWeight(WeightQuantizer):
+    """No quantization: exported as an F32 layer (float32 weights, float32 accumulator)."""
+
+    name = "float"
+
+    def integer(self, w):
+        wn = _np(w).astype(np.float32)
+        return IntWeights(wn, np.ones(len(wn)), "F32")
+
+
 def make_weight_quantizer(spec: str) -> WeightQuantizer:
     """'sign' | 'bwn' | 'twn' | 'tern5' | 'dorefaK' (K bits) | 'int8' | 'int16' | 'float'."""
     if spec == "sign":
@@ -547,7 +558,7 @@ def make_weight_quantizer(spec: str) -> WeightQuantizer:
     if spec == "int16":
         return Int16Weight()
     if spec == "float":
-        return WeightQuantizer()
+        return FloatWeight()
     if spec.startswith("dorefa"):
         return DoReFaWeight(int(spec[6:]))
     raise UnsupportedError(f"unknown weight quantizer {spec!r}")

@@ -101,6 +101,24 @@ def test_first_last_precision_and_pruned_sparse(digits):
     assert all(r["bits_per_weight"] < 1.0 for r in sparse if r["weights"] > 5000)
 
 
+@pytest.mark.parametrize("arch", ["bnn-cnn", "dorefa-w2a2"])
+def test_float_first_and_last_layers_export_exactly(arch, digits):
+    """'float' first/last layers become F32 layers whose float32 sums (fixed tap order) equal
+    torch's eval forward bit for bit, accumulators included; a float layer on non-uniform input
+    levels is refused with a clear message."""
+    xtr, ytr, xte, yte, classes = digits
+    model, _ = train.build_and_train(arch, xtr, ytr, classes, epochs=2, first_wq="float", last_wq="float")
+    g = export.to_graph(model)
+    encs = [layer.w_enc for layer in g.layers if hasattr(layer, "w_enc")]
+    assert encs[0] == "F32" and encs[-1] == "F32" and "F32" not in encs[1:-1]
+    assert g.layers[0].thr.dtype == np.float32
+    _blob, _ = _check_exact(model, xte)
+    assert train.accuracy(model, xte, yte) > 0.5
+    hw = models.build_model("hwgq-cnn", (1, 8, 8), classes, last_wq="float")
+    with pytest.raises(UnsupportedError, match="float"):
+        export.to_graph(hw.eval())
+
+
 def test_shift_bn_exports_exactly(digits):
     xtr, ytr, xte, _yte, classes = digits
     torch.manual_seed(0)
@@ -124,9 +142,11 @@ def test_checkpoint_roundtrip(tmp_path, digits):
 def test_unexportable_and_unknown():
     with pytest.raises(UnsupportedError):
         models.build_model("nope", (1, 8, 8), list(range(10)))
-    m = models.build_model("bnn-cnn", (1, 8, 8), list(range(10)), first_wq="float")
+    m = models.build_model("bnn-cnn", (1, 8, 8), list(range(10)))
+    conv = m.blocks[0].conv
+    conv.bias = torch.nn.Parameter(torch.zeros(conv.out_channels))
     m.eval()
-    with pytest.raises(UnsupportedError):
+    with pytest.raises(UnsupportedError, match="bias"):
         export.to_graph(m)
 
 
