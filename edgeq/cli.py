@@ -39,9 +39,9 @@ def cmd_info(args) -> int:
         return 0
     from rich.table import Table
 
-    from rich.console import Console
+    from .profile import wide_console
 
-    con = Console(width=max(_console().width, 140))  # a table cut to 80 columns in a pipe is unreadable
+    con = wide_console()
     con.print(f"[bold]{args.model}[/]: edgeq blob v{info['version']}, {info['total_size']} bytes, "
               f"crc {info['crc32']}, hash {info['model_hash']}")
     con.print(f"input {tuple(info['input_shape'])} (C,H,W), preprocessing {info['pre_mode']}"

@@ -68,18 +68,26 @@ def profile_target(target, blob: bytes, image, runs: int = 5) -> dict:
     return build_report(blob, results, tick_hz, target.name, clock)
 
 
-def print_table(rep: dict, console=None, compare: dict | None = None) -> None:
+def wide_console(min_width: int = 140):
+    """A rich Console at least min_width columns wide: piped output (rich's default: 80 columns)
+    would otherwise cut every table cell to an ellipsis."""
     from rich.console import Console
+
+    return Console(width=max(Console().width, min_width))
+
+
+def print_table(rep: dict, console=None, compare: dict | None = None) -> None:
     from rich.table import Table
 
-    con = console or Console()
+    con = console or wide_console()
     t = Table(title=f"per-layer latency on {rep['board']} (median of {rep['runs']} runs)")
     cols = ["layer", "op", "shape", "encoding", "cycles", "time", "%", "MACs", "MACs/cycle",
             "weights B", "scratch B"]
     if compare:
         cols.append("vs old")
     for c in cols:
-        t.add_column(c, justify="left" if c in ("layer", "op", "shape", "encoding") else "right")
+        t.add_column(c, justify="left" if c in ("layer", "op", "shape", "encoding") else "right",
+                     no_wrap=True)
     old = {lay["name"]: lay for lay in (compare or {}).get("layers", [])}
     for lay in rep["layers"]:
         tm = f"{lay['time_us']:.1f} us" if lay["time_us"] is not None else "-"
