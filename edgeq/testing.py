@@ -32,8 +32,10 @@ def _fit_stage(rng, layer: Conv, acc: np.ndarray) -> None:
     n = layer.n_out
     flat = acc.reshape(-1, n)
     if layer.w_enc == "F32":  # float32 thresholds at observed values (ties exercise >= / <=)
-        if layer.out == "AFFINE":
-            layer.mul = rng.uniform(-40, 40, n).astype(np.float32)
+        if layer.out == "AFFINE":  # |acc * mul| near 2**28: one ulp of acc moves the score
+            big = np.maximum(np.abs(flat).max(axis=0).astype(np.float64), 2.0**-20)
+            mul = np.minimum(2.0**28 / big, 2.0**31) * rng.uniform(0.5, 1.0, n)
+            layer.mul = (mul * np.where(rng.random(n) < 0.5, -1, 1)).astype(np.float32)
             layer.add = rng.uniform(-1000, 1000, n).astype(np.float32)
             layer.shift = 0
             return

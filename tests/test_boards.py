@@ -11,6 +11,7 @@ import shutil
 import time
 
 import boardutil as U
+import numpy as np
 import pytest
 
 from edgeq import boards
@@ -321,3 +322,48 @@ def test_cli_build_flash_boards_stop(tmp_path, capsys):
     assert "qemu-lm3s6965" in out and "running pid" in out and "nucleo-f411re" in out
     assert _cli("boards", "--stop", "qemu-lm3s6965") == 0
     assert not boards.running("qemu-lm3s6965")
+
+
+# seeds of testing.random_graph (8x8 inputs) that together use every weight encoding, every
+# output stage, pads, strides and pools
+EVERY_ENCODING_SEEDS = (1, 2, 4, 5, 7, 8, 15)
+
+
+@pytest.mark.parametrize("name", [REF, "qemu-mps3-an547", "qemu-lm3s6965", "sim"])
+def test_every_encoding_on_the_board_equals_the_host(name, tmp_path, request):
+    """The core promise on each emulated board: random graphs over every weight encoding (B1,
+    TERN planes, TERN_SPARSE skip-zero, KBIT + LUT, I8, I16, F32 on the M4F/M55 FPU, soft float
+    on the M3, x86 on sim) give the host runtime's classes and scores, uploaded over serial."""
+    from edgeq import pack, testing
+    from edgeq.runtime import Model
+
+    limit = int(boards.get(name).firmware["model_buf"])  # the 64 KB M3 takes the smaller ones
+    graphs, blobs, seeds = [], [], []
+    for s in EVERY_ENCODING_SEEDS:
+        g = testing.random_graph(s)
+        blob = pack.write_blob(g)
+        if len(blob) <= limit:
+            graphs.append(g)
+            blobs.append(blob)
+            seeds.append(s)
+    encs = {getattr(layer, "w_enc", None) for g in graphs for layer in g.layers}
+    need = {"F32", "I16", "TERN"} if limit < 65536 else {"B1", "TERN", "TERN_SPARSE", "KBIT", "I8", "I16", "F32"}
+    assert need <= encs, (name, encs)
+    if name == REF:  # the module's reference board (models go to RAM; this test runs last)
+        url, own = request.getfixturevalue("ref_board")[0].url, False
+    else:
+        url, own = _flash(name, blobs[0], tmp_path)[0].url, True
+    rng = random.Random(7)
+    try:
+        with Board(url) as b:
+            for seed, g, blob in zip(seeds, graphs, blobs):
+                assert b.load(blob).source == "ram"
+                model = Model(blob)
+                imgs = [bytes(rng.randrange(256) for _ in range(int(np.prod(g.input_shape))))
+                        for _ in range(12)]
+                x = [np.frombuffer(v, np.uint8).reshape(g.input_shape) for v in imgs]
+                n, bad_cls, bad_scores, first = U.compare_on_board(b, model, x)
+                assert n == 12 and bad_cls == 0 and bad_scores == 0, (name, seed, first)
+    finally:
+        if own:
+            boards.stop(name)
