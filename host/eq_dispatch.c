@@ -28,6 +28,12 @@ typedef struct {
 static int eq_always(void) { return 1; }
 
 #ifdef EQ_HOST_HAVE_AVX2
+static int eq_has_popcnt(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("popcnt");
+}
+
 static int eq_has_avx2(void)
 {
     __builtin_cpu_init();
@@ -41,6 +47,9 @@ static const eq_variant_t eq_variants[] = {
     {"portable", eq_always, eq_gemm_xnor_b1b1, eq_gemm_tern_b1, eq_gemm_tern_sparse_i8,
      eq_gemm_i8, eq_gemm_lut_u8, eq_gemm_f32, eq_conv3x3_wino_f23_f32},
 #ifdef EQ_HOST_HAVE_AVX2
+    /* POPCNT without AVX2 (pre-2013 x86): only the bit GEMMs differ from portable */
+    {"popcnt", eq_has_popcnt, eq_gemm_xnor_b1b1_popcnt, eq_gemm_tern_b1_popcnt,
+     eq_gemm_tern_sparse_i8, eq_gemm_i8, eq_gemm_lut_u8, eq_gemm_f32, eq_conv3x3_wino_f23_f32},
     {"avx2", eq_has_avx2, eq_gemm_xnor_b1b1_avx2, eq_gemm_tern_b1_avx2,
      eq_gemm_tern_sparse_i8_avx2, eq_gemm_i8_avx2, eq_gemm_lut_u8_avx2, eq_gemm_f32_avx2,
      eq_conv3x3_wino_f23_f32_avx2},

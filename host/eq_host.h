@@ -44,9 +44,14 @@ eq_status_t eq_host_conv3x3_im2col_f32(const float *x, const float *wt, uint32_t
                                        uint32_t w, uint32_t k, void *scratch,
                                        uint32_t scratch_size, float *out);
 
-/* ---- x86-64 AVX2 (+POPCNT, +FMA for f32) variants, host/eq_avx2.c ------------------------ */
+/* ---- x86-64 variants: scalar POPCNT (host/eq_popcnt.c) and AVX2 (+POPCNT, +FMA for f32,
+ * host/eq_avx2.c) ------------------------------------------------------------------------- */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define EQ_HOST_HAVE_AVX2 1
+eq_status_t eq_gemm_xnor_b1b1_popcnt(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
+                                     uint32_t k, int32_t *out);
+eq_status_t eq_gemm_tern_b1_popcnt(const uint32_t *a, const uint32_t *w, uint32_t m, uint32_t n,
+                                   uint32_t k, int32_t *out);
 eq_status_t eq_gemm_xnor_b1b1_avx2(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
                                    uint32_t k, int32_t *out);
 eq_status_t eq_gemm_tern_b1_avx2(const uint32_t *a, const uint32_t *w, uint32_t m, uint32_t n,
