@@ -41,8 +41,18 @@ def _pm1(rng, shape):
 
 def _sign(rng, w, **kw):
     n = w.shape[0]
-    return Conv(w, kw.pop("w_enc"), "SIGN", thr=rng.integers(-3, 4, n).astype(np.int32),
+    dt = np.float32 if kw["w_enc"] == "F32" else np.int32  # F32 layers: float thresholds
+    return Conv(w, kw.pop("w_enc"), "SIGN", thr=rng.integers(-3, 4, n).astype(dt),
                 flip=np.zeros(n, bool), **kw)
+
+
+def _wide(rng, enc, shape):
+    """I8 / I16 / F32 weights of the layer under test."""
+    if enc == "I8":
+        return rng.integers(-127, 128, shape).astype(np.int8)
+    if enc == "I16":
+        return rng.integers(-3000, 3001, shape).astype(np.int16)
+    return rng.standard_normal(shape).astype(np.float32)
 
 
 def models() -> dict:
@@ -59,19 +69,19 @@ def models() -> dict:
                      add=np.zeros(10, np.int32), name="fc")
         return Graph((1, 28, 28), pre, param, layers + [MaxPool(2, 2, name="pool"), dense])
 
-    for enc in ("B1", "TERN", "TERN_SPARSE", "I8"):
+    for enc in ("B1", "TERN", "TERN_SPARSE", "I8", "I16", "F32"):
         layers, pre, param = head()
         if enc == "B1":
             w = _pm1(rng, (C, 3, 3, C))
-        elif enc == "I8":
-            w = rng.integers(-127, 128, (C, 3, 3, C)).astype(np.int8)
+        elif enc in ("I8", "I16", "F32"):
+            w = _wide(rng, enc, (C, 3, 3, C))
         else:
             zero = 0.5 if enc == "TERN" else 0.85
             w = (_pm1(rng, (C, 3, 3, C)) * (rng.random((C, 3, 3, C)) >= zero)).astype(np.int8)
         layers.append(_sign(rng, w, w_enc=enc, pad=1, name=f"conv2_{enc.lower()}"))
         out[f"{enc.lower()}_on_b1"] = tail(layers, pre, param)
-    # U8 activations: conv1 MULTI (2-bit codes) -> KBIT 2-bit weights with a LUT, and I8 weights
-    for enc in ("KBIT", "I8"):
+    # U8 activations: conv1 MULTI (2-bit codes) -> KBIT 2-bit weights with a LUT, I8/I16/F32
+    for enc in ("KBIT", "I8", "I16", "F32"):
         n = C
         first = Conv(_pm1(rng, (n, 3, 3, 1)), "B1", "MULTI", pad=1, out_bits=2,
                      thr=np.sort(rng.integers(-4, 5, (n, 3)), axis=1).astype(np.int32),
@@ -83,8 +93,8 @@ def models() -> dict:
             conv2 = Conv(w, "KBIT", "SIGN", pad=1, thr=np.zeros(C, np.int32), flip=np.zeros(C, bool),
                          lut=lut, wbits=2, name="conv2_kbit")
         else:
-            w = rng.integers(-127, 128, (C, 3, 3, C)).astype(np.int8)
-            conv2 = _sign(rng, w, w_enc="I8", pad=1, name="conv2_i8")
+            conv2 = _sign(rng, _wide(rng, enc, (C, 3, 3, C)), w_enc=enc, pad=1,
+                          name=f"conv2_{enc.lower()}")
         layers.append(conv2)
         out[f"{enc.lower()}_on_u8"] = tail(layers, pre, param)
     return out
