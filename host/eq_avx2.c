@@ -256,6 +256,73 @@ static EQ_AVX2 EQ_NOINLINE void eq_xq_ukr(const __m256i *bt, uint32_t nq, const 
     eq_xq_body(bt, nq, ao0, ao1, NULL, NULL, tabs, cnt[0], cnt[1], 1u);
 }
 
+/* 4 table rows x 2 groups (64 column rows): the same two ALU ops per 32 x 4 lookups as the
+ * 2 x 4 kernel, for blocks of at most 64 column rows (4 tables + 2 x 4 counters + column +
+ * temporary = 14 ymm registers). Counts of table row r, column row s go to cnt[s ld + r]. */
+#define EQ_XQ_GROUP4(B, C0, C1, C2, C3)                                                           \
+    "vmovdqa %[" B "], %[iv]\n\t"                                                                 \
+    "vpshufb %[iv], %[t0], %[x]\n\t"                                                              \
+    "vpaddb %[x], %[" C0 "], %[" C0 "]\n\t"                                                       \
+    "vpshufb %[iv], %[t1], %[x]\n\t"                                                              \
+    "vpaddb %[x], %[" C1 "], %[" C1 "]\n\t"                                                       \
+    "vpshufb %[iv], %[t2], %[x]\n\t"                                                              \
+    "vpaddb %[x], %[" C2 "], %[" C2 "]\n\t"                                                       \
+    "vpshufb %[iv], %[t3], %[iv]\n\t"                                                             \
+    "vpaddb %[iv], %[" C3 "], %[" C3 "]\n\t"
+
+static EQ_AVX2 EQ_NOINLINE void eq_xq_ukr16_4x2(const __m256i *bt, uint32_t nq,
+                                                const uint16_t *const ao[4], const uint8_t *tabs,
+                                                uint16_t *cnt, uint32_t ld)
+{
+    const __m256i z = _mm256_setzero_si256();
+    __m256i w16[4][2][2];
+    uint32_t q = 0, r, g, j;
+    for (r = 0; r < 4u; ++r)
+        for (g = 0; g < 2u; ++g) w16[r][g][0] = w16[r][g][1] = z;
+    while (q < nq) {
+        const uint32_t end = (nq - q) > 63u ? q + 63u : nq;
+        __m256i c00 = z, c10 = z, c20 = z, c30 = z, c01 = z, c11 = z, c21 = z, c31 = z;
+        for (; q < end; ++q) {
+            __m256i t0, t1, t2, t3, iv, x;
+            __asm__("vbroadcasti128 %[m0], %[t0]\n\t"
+                    "vbroadcasti128 %[m1], %[t1]\n\t"
+                    "vbroadcasti128 %[m2], %[t2]\n\t"
+                    "vbroadcasti128 %[m3], %[t3]\n\t"
+                    EQ_XQ_GROUP4("b0", "c00", "c10", "c20", "c30")
+                    EQ_XQ_GROUP4("b1", "c01", "c11", "c21", "c31")
+                    : [c00] "+x"(c00), [c10] "+x"(c10), [c20] "+x"(c20), [c30] "+x"(c30),
+                      [c01] "+x"(c01), [c11] "+x"(c11), [c21] "+x"(c21), [c31] "+x"(c31),
+                      [t0] "=&x"(t0), [t1] "=&x"(t1), [t2] "=&x"(t2), [t3] "=&x"(t3),
+                      [iv] "=&x"(iv), [x] "=&x"(x)
+                    : [m0] "m"(*(const __m128i *)(const void *)(tabs + ao[0][q])),
+                      [m1] "m"(*(const __m128i *)(const void *)(tabs + ao[1][q])),
+                      [m2] "m"(*(const __m128i *)(const void *)(tabs + ao[2][q])),
+                      [m3] "m"(*(const __m128i *)(const void *)(tabs + ao[3][q])),
+                      [b0] "m"(bt[q]), [b1] "m"(bt[nq + q]));
+        }
+        {
+            const __m256i c[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+            for (r = 0; r < 4u; ++r)
+                for (g = 0; g < 2u; ++g) {
+                    w16[r][g][0] = _mm256_add_epi16(w16[r][g][0], _mm256_unpacklo_epi8(c[r][g], z));
+                    w16[r][g][1] = _mm256_add_epi16(w16[r][g][1], _mm256_unpackhi_epi8(c[r][g], z));
+                }
+        }
+    }
+    for (r = 0; r < 4u; ++r)
+        for (g = 0; g < 2u; ++g) { /* unpacklo holds rows 0-7, 16-23; unpackhi 8-15, 24-31 */
+            uint16_t lo[16], hi[16];
+            _mm256_storeu_si256((__m256i *)(void *)lo, w16[r][g][0]);
+            _mm256_storeu_si256((__m256i *)(void *)hi, w16[r][g][1]);
+            for (j = 0; j < 8u; ++j) {
+                cnt[(32u * g + j) * ld + r] = lo[j];
+                cnt[(32u * g + 16u + j) * ld + r] = lo[8u + j];
+                cnt[(32u * g + 8u + j) * ld + r] = hi[j];
+                cnt[(32u * g + 24u + j) * ld + r] = hi[8u + j];
+            }
+        }
+}
+
 /* counts of rows (ao0, ao1) go to cnt[s ld] and cnt[s ld + 1], s = column row 0 .. 127 */
 static EQ_AVX2 EQ_NOINLINE void eq_xq_ukr16(const __m256i *bt, uint32_t nq, const uint16_t *ao0,
                                             const uint16_t *ao1, const uint8_t *tabs,
@@ -370,16 +437,16 @@ static EQ_AVX2 void eq_tern_direct(const uint32_t *a, const uint32_t *w, uint32_
     }
 }
 
-/* nibble columns of rows r0 + (0 .. 32 EQ_XG - 1) of src (nrows rows of kw words), over bytes
+/* nibble columns of rows r0 + (0 .. 32 ng - 1) of src (nrows rows of kw words), over bytes
  * [byte0, byte0 + nq / 2) of each row: byte j of bt[g nq + q] = nibble q of row r0 + 32 g + j.
  * Rows past nrows and bytes past the row end read as zero. */
 static EQ_AVX2 void eq_xq_cols(const uint32_t *src, uint32_t nrows, uint32_t kw, uint32_t r0,
-                               uint32_t byte0, uint32_t nq, __m256i *bt)
+                               uint32_t byte0, uint32_t nq, uint32_t ng, __m256i *bt)
 {
     const uint32_t rb = 4u * kw;
     const __m256i low = _mm256_set1_epi8(0x0f);
     uint32_t g, bp;
-    for (g = 0; g < EQ_XG; ++g) {
+    for (g = 0; g < ng; ++g) {
         for (bp = 0; bp < nq / 2u; bp += 32u) {
             int8_t blk[32][32], tr[32][32];
             uint32_t j, u;
@@ -429,7 +496,7 @@ static EQ_AVX2 void eq_xnor_tab(const uint32_t *a, const uint32_t *b, uint32_t m
         const int first = q0 == 0, last = q0 + nq >= nqt;
         for (n0 = 0; n0 < n; n0 += 32u * EQ_XG) {
             const uint32_t nbk = (n - n0) < 32u * EQ_XG ? n - n0 : 32u * EQ_XG;
-            eq_xq_cols(b, n, kw, n0, byte0, nq, bt);
+            eq_xq_cols(b, n, kw, n0, byte0, nq, EQ_XG, bt);
             for (i = 0; i < m; i += 2u) {
                 eq_xq_aoff((const uint8_t *)(const void *)(a + i * kw), rb, byte0, nq / 2u, ao[0]);
                 eq_xq_aoff(i + 1u < m ? (const uint8_t *)(const void *)(a + (i + 1u) * kw) : NULL,
@@ -447,7 +514,7 @@ static EQ_AVX2 void eq_xnor_tab(const uint32_t *a, const uint32_t *b, uint32_t m
     }
 }
 
-/* ---- ternary-bitplane GEMM by weight tables (blocks of 128 activation rows) -------------------
+/* ---- ternary-bitplane GEMM by weight tables (blocks of 128 or 64 activation rows) -------------
  * The XNOR scheme above with the roles swapped. A ternary weight nibble (4 sign bits s, 4
  * nonzero bits z) has 8 bits, too many for a vpshufb index, but it can pick a table: tab_sz[x] =
  * popcount(z & ~(x ^ s)), the number of nonzero weights that agree with activation nibble x.
@@ -457,7 +524,9 @@ static EQ_AVX2 void eq_xnor_tab(const uint32_t *a, const uint32_t *b, uint32_t m
  * ternary MACs, as for XNOR (4 bits of activation index per lookup instead of the 2 weights a
  * nibble of ternary weight codes can hold). Agree counts (<= 4 per step) are combined into
  * out = sum over K chunks of (2 agree - nonzeros of the row in the chunk). */
-#define EQ_TERN_TAB_REM 88u /* a last block of fewer rows than this goes to eq_tern_split */
+/* a last block of rows goes to the table kernel when it has >= 88 rows (128-row block) or 44..64
+ * rows (64-row block, 4 x 2 kernel); otherwise to eq_tern_split */
+#define EQ_TERN_TAB_REM 88u
 #define EQ_TJ 16u /* weight rows per output tile (the tile keeps out's stores row-contiguous) */
 
 /* weight row (sign, nz planes) bytes [byte0, byte0 + nb) -> table offsets 16 (s | z << 4) per
@@ -507,8 +576,8 @@ static EQ_AVX2 void eq_tern_tab(const uint32_t *a, const uint32_t *w, uint32_t m
     const uint32_t nqt = 2u * ((rb + 15u) & ~15u); /* nibble positions, whole 16-byte steps */
     uint8_t tabs[256][16] __attribute__((aligned(16)));
     __m256i bt[EQ_XG * EQ_XQC];
-    uint16_t ao[2][EQ_XQC];
-    uint16_t tile[32u * EQ_XG][EQ_TJ]; /* EQ_TJ even: the pair (j, j + 1) always fits */
+    uint16_t ao[4][EQ_XQC];
+    uint16_t tile[32u * EQ_XG][EQ_TJ]; /* EQ_TJ % 4 == 0: a group of 2 or 4 rows always fits */
     int32_t nzc[EQ_TJ]; /* nonzero weights of each tile row within the chunk */
     uint32_t q0, m0, j0, j, r, s, x;
     for (s = 0; s < 256u; ++s)
@@ -518,17 +587,23 @@ static EQ_AVX2 void eq_tern_tab(const uint32_t *a, const uint32_t *w, uint32_t m
         const int first = q0 == 0;
         for (m0 = 0; m0 < m; m0 += 32u * EQ_XG) {
             const uint32_t nbk = (m - m0) < 32u * EQ_XG ? m - m0 : 32u * EQ_XG;
-            eq_xq_cols(a, m, kw, m0, byte0, nq, bt);
+            const uint32_t rows4 = nbk <= 64u ? 4u : 2u; /* 4 x 2 kernel for a short block */
+            eq_xq_cols(a, m, kw, m0, byte0, nq, rows4 == 4u ? 2u : EQ_XG, bt);
             for (j0 = 0; j0 < n; j0 += EQ_TJ) {
                 const uint32_t nj = (n - j0) < EQ_TJ ? n - j0 : EQ_TJ;
-                for (j = 0; j < nj; j += 2u) {
-                    for (r = 0; r < 2u; ++r) {
+                for (j = 0; j < nj; j += rows4) {
+                    for (r = 0; r < rows4; ++r) {
                         const uint8_t *sg = j + r < nj
                             ? (const uint8_t *)(const void *)(w + (size_t)(j0 + j + r) * 2u * kw)
                             : NULL;
                         nzc[j + r] = eq_xq_woff(sg, sg ? sg + rb : NULL, rb, byte0, nq / 2u, ao[r]);
                     }
-                    eq_xq_ukr16(bt, nq, ao[0], ao[1], &tabs[0][0], &tile[0][j], EQ_TJ);
+                    if (rows4 == 4u) {
+                        const uint16_t *const a4[4] = {ao[0], ao[1], ao[2], ao[3]};
+                        eq_xq_ukr16_4x2(bt, nq, a4, &tabs[0][0], &tile[0][j], EQ_TJ);
+                    } else {
+                        eq_xq_ukr16(bt, nq, ao[0], ao[1], &tabs[0][0], &tile[0][j], EQ_TJ);
+                    }
                 }
                 for (s = 0; s < nbk; ++s) { /* this chunk's share: agree - disagree */
                     int32_t *o = out + (size_t)(m0 + s) * n + j0;
@@ -568,11 +643,12 @@ eq_status_t EQ_AVX2 eq_gemm_tern_b1_avx2(const uint32_t *a, const uint32_t *w, u
         return EQ_OK;
     }
     {
-        /* a table block costs the same whatever its fill (about as much as 86 rows through the
-         * split kernel on a Zen 3 core), so a short last block goes to the split kernel */
+        /* a table block costs the same whatever its fill (128 rows: about as much as 86 rows
+         * through the split kernel on a Zen 3 core, 64 rows: about 46), so a short last block
+         * goes to the split kernel */
         uint32_t tab = m / (32u * EQ_XG) * (32u * EQ_XG);
         const uint32_t rest = m - tab;
-        if (rest >= EQ_TERN_TAB_REM) tab = m;
+        if (rest >= EQ_TERN_TAB_REM || (rest >= EQ_TERN_TAB_REM / 2u && rest <= 64u)) tab = m;
         if (tab) eq_tern_tab(a, w, tab, n, k, out);
         if (tab < m) {
             const uint32_t *ar = a + (size_t)tab * kw;

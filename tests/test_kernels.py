@@ -72,8 +72,9 @@ def tern(r, shape, p_zero=0.5):
 SHAPES = [(1, 1, 1), (1, 37, 1), (3, 32, 5), (2, 64, 4), (5, 255, 9), (4, 256, 8), (7, 257, 3),
           (6, 300, 11), (1, 4096, 3), (9, 1000, 1), (3, 8200, 5)]
 # M large enough for the table-driven AVX2 paths (blocks of 128 rows; K chunks of 2560 bits)
+# (and the 4 x 2 table kernel for a last block of 44..64 rows)
 WIDE = [(32, 64, 2), (33, 2561, 3), (129, 5200, 7), (257, 700, 130), (40, 100, 1), (100, 300, 5),
-        (150, 2600, 9)]
+        (150, 2600, 9), (44, 40, 3), (64, 784, 17), (190, 2600, 6)]
 
 
 @pytest.mark.parametrize("m,k,n", SHAPES + WIDE)
