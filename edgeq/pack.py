@@ -126,9 +126,9 @@ def _weight_tensor(t: _Tensors, layer: Conv, where: str) -> int:
     raise UnsupportedError(f"{where}: weight encoding {enc!r}")
 
 
-# F32 layers: |value| < 2**(e+1) for each field (None: anything but NaN), as the loaders check;
-# with K < 2**32 taps these keep every float32 sum and product finite
-F32_LIMITS = {"weights": 63, "thr": None, "mul": 31, "add": 100}
+# F32 layers: |value| < 2**(e+1) for each field (None: anything but NaN), as the loaders check
+F32_LIMITS = {"weights": spec.F32_MAX_EXP_WEIGHT, "thr": None, "mul": spec.F32_MAX_EXP_MUL,
+              "add": spec.F32_MAX_EXP_ADD}
 
 
 def _f32(where: str, name: str, a, shape: tuple, max_exp) -> bytes:

@@ -26,6 +26,11 @@ BLOB_ALIGN = 8  # every section starts on a multiple of this
 BLOB_DATA_ALIGN = 64  # weight data starts on a multiple of this
 PROTOCOL_VERSION = 1
 WORD_BITS = 32  # packed bits live in little-endian uint32 words
+# F32 layers: every value v of a field satisfies |v| < 2**(MAX_EXP + 1) (biased exponent <=
+# 127 + MAX_EXP, so finite); thresholds only exclude NaN. Keeps every float32 sum finite.
+F32_MAX_EXP_WEIGHT = 63
+F32_MAX_EXP_MUL = 31
+F32_MAX_EXP_ADD = 100
 
 # --------------------------------------------------------------------------------------------
 # Enums: name -> (value, description)
@@ -313,6 +318,9 @@ CONSTS = {
     "BLOB_DATA_ALIGN": BLOB_DATA_ALIGN,
     "PROTOCOL_VERSION": PROTOCOL_VERSION,
     "WORD_BITS": WORD_BITS,
+    "F32_MAX_EXP_WEIGHT": F32_MAX_EXP_WEIGHT,
+    "F32_MAX_EXP_MUL": F32_MAX_EXP_MUL,
+    "F32_MAX_EXP_ADD": F32_MAX_EXP_ADD,
     "REPLY_BIT": REPLY_BIT,
     "CMD_ERROR": CMD_ERROR,
     "FRAME_MAX_PAYLOAD": FRAME_MAX_PAYLOAD,

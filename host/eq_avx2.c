@@ -26,7 +26,7 @@
                      2, 2, 3, 2, 3, 3, 4)
 
 /* ---- ternary-bitplane GEMM (binary activations), short M -------------------------------------
- * (whole blocks of 128 rows use eq_tern_tab further down, fewer than 4 rows eq_tern_direct.)
+ * (whole blocks of rows use eq_tern_tab further down, fewer than 4 rows eq_bits_direct.)
  * Both operands are first copied ("nibble-split") into stack panels: per row and per 256-bit
  * step v, the vector of low nibbles (x & 0x0f in every byte) and the vector of high nibbles
  * ((x >> 4) & 0x0f). Since (a ^ s) & z & 0x0f = (a_lo ^ s_lo) & z_lo, a pair then costs xor, and,
@@ -359,26 +359,35 @@ static EQ_AVX2 void eq_xq_aoff(const uint8_t *row, uint32_t nbytes_row, uint32_t
 
 /* M < 4: nothing to amortise a re-layout of b over (each b row is used by M rows only, and b is
  * usually streamed from memory), so each b row is read once and paired with every a row by
- * xor + on-the-fly nibble lookups; byte counters widened with vpsadbw every 31 steps. */
-static EQ_AVX2 void eq_xnor_direct(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
-                                   uint32_t k, int32_t *out)
+ * xor (+ and with the nonzero plane for ternary) + on-the-fly nibble lookups; byte counters
+ * widened with vpsadbw every 31 steps. tern: b rows are (sign, nz) planes and
+ * out = nz(n) - 2 popcount(nz & (a ^ sign)); else out = k - 2 popcount(a ^ b). Callers pass
+ * tern as a constant, so each inlined copy has no test in its loop. */
+static EQ_AVX2 EQ_INLINE void eq_bits_direct(const uint32_t *a, const uint32_t *b, uint32_t m,
+                                             uint32_t n, uint32_t k, int tern, int32_t *out)
 {
-    const uint32_t kw = EQ_WORDS(k), nv = kw / 8u;
+    const uint32_t kw = EQ_WORDS(k), nv = kw / 8u, rs = tern ? 2u * kw : kw;
     const __m256i lut = EQ_PC_LUT, low = _mm256_set1_epi8(0x0f), z = _mm256_setzero_si256();
     uint32_t i, j, v, q;
     for (j = 0; j < n; ++j) {
-        const uint32_t *br = b + j * kw;
+        const uint32_t *br = b + (size_t)j * rs, *nz = tern ? br + kw : NULL;
+        int32_t base = (int32_t)k;
+        if (tern)
+            for (q = 0, base = 0; q < kw; ++q) base += (int32_t)_mm_popcnt_u32(nz[q]);
         for (i = 0; i < m; ++i) {
-            const uint32_t *ar = a + i * kw;
+            const uint32_t *ar = a + (size_t)i * kw;
             __m256i wide = z;
             uint64_t t;
             for (v = 0; v < nv;) {
                 const uint32_t end = (nv - v) > EQ_CHUNK ? v + EQ_CHUNK : nv;
                 __m256i c = z;
                 for (; v < end; ++v) {
-                    const __m256i x = _mm256_xor_si256(
+                    __m256i x = _mm256_xor_si256(
                         _mm256_loadu_si256((const __m256i *)(const void *)(ar + 8u * v)),
                         _mm256_loadu_si256((const __m256i *)(const void *)(br + 8u * v)));
+                    if (tern)
+                        x = _mm256_and_si256(
+                            x, _mm256_loadu_si256((const __m256i *)(const void *)(nz + 8u * v)));
                     c = _mm256_add_epi8(c, _mm256_shuffle_epi8(lut, _mm256_and_si256(x, low)));
                     c = _mm256_add_epi8(c, _mm256_shuffle_epi8(
                                                lut, _mm256_and_si256(_mm256_srli_epi16(x, 4), low)));
@@ -390,49 +399,9 @@ static EQ_AVX2 void eq_xnor_direct(const uint32_t *a, const uint32_t *b, uint32_
                                                 _mm256_extracti128_si256(wide, 1));
                 t = (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
             }
-            for (q = 8u * nv; q < kw; ++q) t += (uint64_t)_mm_popcnt_u32(ar[q] ^ br[q]);
-            out[i * n + j] = (int32_t)k - 2 * (int32_t)t;
-        }
-    }
-}
-
-/* ternary counterpart of eq_xnor_direct (M < 4): popcount(nz & (a ^ sign)) on the fly */
-static EQ_AVX2 void eq_tern_direct(const uint32_t *a, const uint32_t *w, uint32_t m, uint32_t n,
-                                   uint32_t k, int32_t *out)
-{
-    const uint32_t kw = EQ_WORDS(k), nv = kw / 8u;
-    const __m256i lut = EQ_PC_LUT, low = _mm256_set1_epi8(0x0f), z = _mm256_setzero_si256();
-    uint32_t i, j, v, q;
-    for (j = 0; j < n; ++j) {
-        const uint32_t *sg = w + j * 2u * kw, *nz = sg + kw;
-        int32_t nzc = 0;
-        for (q = 0; q < kw; ++q) nzc += (int32_t)_mm_popcnt_u32(nz[q]);
-        for (i = 0; i < m; ++i) {
-            const uint32_t *ar = a + i * kw;
-            __m256i wide = z;
-            uint64_t t;
-            for (v = 0; v < nv;) {
-                const uint32_t end = (nv - v) > EQ_CHUNK ? v + EQ_CHUNK : nv;
-                __m256i c = z;
-                for (; v < end; ++v) {
-                    const __m256i x = _mm256_and_si256(
-                        _mm256_loadu_si256((const __m256i *)(const void *)(nz + 8u * v)),
-                        _mm256_xor_si256(
-                            _mm256_loadu_si256((const __m256i *)(const void *)(ar + 8u * v)),
-                            _mm256_loadu_si256((const __m256i *)(const void *)(sg + 8u * v))));
-                    c = _mm256_add_epi8(c, _mm256_shuffle_epi8(lut, _mm256_and_si256(x, low)));
-                    c = _mm256_add_epi8(c, _mm256_shuffle_epi8(
-                                               lut, _mm256_and_si256(_mm256_srli_epi16(x, 4), low)));
-                }
-                wide = _mm256_add_epi64(wide, _mm256_sad_epu8(c, z));
-            }
-            {
-                const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(wide),
-                                                _mm256_extracti128_si256(wide, 1));
-                t = (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
-            }
-            for (q = 8u * nv; q < kw; ++q) t += (uint64_t)_mm_popcnt_u32(nz[q] & (ar[q] ^ sg[q]));
-            out[i * n + j] = nzc - 2 * (int32_t)t;
+            for (q = 8u * nv; q < kw; ++q)
+                t += (uint64_t)_mm_popcnt_u32((tern ? nz[q] : ~0u) & (ar[q] ^ br[q]));
+            out[(size_t)i * n + j] = base - 2 * (int32_t)t;
         }
     }
 }
@@ -618,15 +587,11 @@ static EQ_AVX2 void eq_tern_tab(const uint32_t *a, const uint32_t *w, uint32_t m
 eq_status_t EQ_AVX2 eq_gemm_xnor_b1b1_avx2(const uint32_t *a, const uint32_t *b, uint32_t m,
                                            uint32_t n, uint32_t k, int32_t *out)
 {
-    const uint32_t kw = EQ_WORDS(k);
-    if ((m && n && kw && (!a || !b)) || (m && n && !out)) return EQ_ERR_ARG;
-    if (!m || !n) return EQ_OK;
-    if (!kw) {
-        memset(out, 0, (size_t)m * n * sizeof(int32_t));
-        return EQ_OK;
-    }
+    int done;
+    const eq_status_t st = eq_bitgemm_prologue(a, b, m, n, k, out, &done);
+    if (done) return st;
     if (m < 4u)
-        eq_xnor_direct(a, b, m, n, k, out);
+        eq_bits_direct(a, b, m, n, k, 0, out);
     else
         eq_xnor_tab(a, b, m, n, k, out);
     return EQ_OK;
@@ -636,12 +601,9 @@ eq_status_t EQ_AVX2 eq_gemm_tern_b1_avx2(const uint32_t *a, const uint32_t *w, u
                                          uint32_t n, uint32_t k, int32_t *out)
 {
     const uint32_t kw = EQ_WORDS(k);
-    if ((m && n && kw && (!a || !w)) || (m && n && !out)) return EQ_ERR_ARG;
-    if (!m || !n) return EQ_OK;
-    if (!kw) {
-        memset(out, 0, (size_t)m * n * sizeof(int32_t));
-        return EQ_OK;
-    }
+    int done;
+    const eq_status_t st = eq_bitgemm_prologue(a, w, m, n, k, out, &done);
+    if (done) return st;
     {
         /* a table block costs the same whatever its fill (128 rows: about as much as 86 rows
          * through the split kernel on a Zen 3 core, 64 rows: about 46), so a short last block
@@ -654,7 +616,7 @@ eq_status_t EQ_AVX2 eq_gemm_tern_b1_avx2(const uint32_t *a, const uint32_t *w, u
             const uint32_t *ar = a + (size_t)tab * kw;
             int32_t *o = out + (size_t)tab * n;
             if (m - tab < 4u)
-                eq_tern_direct(ar, w, m - tab, n, k, o);
+                eq_bits_direct(ar, w, m - tab, n, k, 1, o);
             else
                 eq_tern_split(ar, w, m - tab, n, k, o);
         }

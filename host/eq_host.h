@@ -44,6 +44,21 @@ eq_status_t eq_host_conv3x3_im2col_f32(const float *x, const float *wt, uint32_t
                                        uint32_t w, uint32_t k, void *scratch,
                                        uint32_t scratch_size, float *out);
 
+/* Argument rule shared by every bit-GEMM variant (the portable kernels' semantics): EQ_ERR_ARG
+ * for a missing buffer; *done = 1 when nothing is left to compute (an empty output, or k == 0,
+ * where out is all zeros). */
+static inline eq_status_t eq_bitgemm_prologue(const uint32_t *a, const uint32_t *b, uint32_t m,
+                                              uint32_t n, uint32_t k, int32_t *out, int *done)
+{
+    uint64_t i;
+    *done = 1;
+    if ((m && n && k && (!a || !b)) || (m && n && !out)) return EQ_ERR_ARG;
+    if (m && n && !k)
+        for (i = 0; i < (uint64_t)m * n; ++i) out[i] = 0;
+    *done = !m || !n || !k;
+    return EQ_OK;
+}
+
 /* ---- x86-64 variants: scalar POPCNT (host/eq_popcnt.c) and AVX2 (+POPCNT, +FMA for f32,
  * host/eq_avx2.c) ------------------------------------------------------------------------- */
 #if defined(__x86_64__) && defined(__GNUC__)

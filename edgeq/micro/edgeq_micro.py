@@ -371,7 +371,12 @@ class Model:
             return
         rb = cw * 4
         pattern = bytes(rb - 4) + ((0xFFFFFFFF ^ ((1 << used) - 1)).to_bytes(4, "little"))
-        chunk = 256
+        if self._rows_hit(off, rows, rb, pattern, 256):
+            raise BlobError(S.ERR_BOUNDS, "layer %d: nonzero padding bits in packed weights" % i)
+
+    def _rows_hit(self, off, rows, rb, pattern, chunk):
+        """True if any of `rows` rows of rb bytes at off has a bit set under `pattern` (rb bytes),
+        tested `chunk` rows at a time with one big-integer AND."""
         mask = _from_bytes(pattern * chunk, "little")
         mv = self.mv
         r = 0
@@ -382,8 +387,9 @@ class Model:
             else:
                 k = chunk
             if _from_bytes(mv[off + r * rb:off + (r + k) * rb], "little") & mask:
-                raise BlobError(S.ERR_BOUNDS, "layer %d: nonzero padding bits in packed weights" % i)
+                return True
             r += k
+        return False
 
     def _check_f32(self, i, t, count, max_exp, what):
         """count float32 values of tensor t: F32, count * 4 bytes; every biased exponent <=
@@ -418,20 +424,9 @@ class Model:
         pattern += b"\xff" * (rb - len(pattern))
         if not _from_bytes(pattern, "little"):
             return
-        chunk = 1 + 2048 // rb
-        mask = _from_bytes(pattern * chunk, "little")
-        mv = self.mv
-        r = 0
-        while r < n:
-            k = n - r
-            if k < chunk:
-                mask = _from_bytes(pattern * k, "little")
-            else:
-                k = chunk
-            if _from_bytes(mv[off + r * rb:off + (r + k) * rb], "little") & mask:
-                raise BlobError(S.ERR_BOUNDS, "layer %d: KBIT weight code >= 2**%d or nonzero "
-                                "padding bits" % (i, wb))
-            r += k
+        if self._rows_hit(off, n, rb, pattern, 1 + 2048 // rb):
+            raise BlobError(S.ERR_BOUNDS, "layer %d: KBIT weight code >= 2**%d or nonzero "
+                            "padding bits" % (i, wb))
 
     def _check_sparse(self, i, t, n, K):
         off, nbytes, aux = t[0], t[1], t[10]
@@ -540,7 +535,7 @@ class Model:
             if not _F32_OK:
                 raise BlobError(S.ERR_UNSUPPORTED, "layer %d: F32 layers need exact float32 arithmetic; "
                                 "this MicroPython build keeps floats in 30 bits" % i)
-            self._check_f32(i, tw, n * K, 63, "weights")
+            self._check_f32(i, tw, n * K, S.F32_MAX_EXP_WEIGHT, "weights")
             max_prod = 0
         elif w_enc == _KBIT:
             # rows of K codes packed LSB-first at sb = 1, 2, 4 or 8 bits, padded to 32-bit words
@@ -573,18 +568,11 @@ class Model:
         L.w_off, L.w_nbytes, L.w_aux = tw[0], tw[1], tw[10]
         ta = self._tensor(i, "thr/mul", t_thr)
         tb = self._tensor(i, "flip/add", t_aux)
-        fl = w_enc == _F32
-        if ta[2] != (_F32 if fl else _I32):
+        fl = w_enc == _F32  # F32 layers: float32 thresholds / mul / add (checked values)
+        want = _F32 if fl else _I32
+        if ta[2] != want:
             raise BlobError(S.ERR_SHAPE, "layer %d: threshold/mul tensor is not %s"
                             % (i, "F32" if fl else "I32"))
-        if fl and (stage == _SIGN or stage == _MULTI):
-            self._check_f32(i, ta, ta[1] // 4, -1, "thresholds")
-        if fl and stage == _AFFINE:
-            if shift or tb[2] != _F32 or tb[1] != n * 4:
-                raise BlobError(S.ERR_SHAPE, "layer %d: F32 AFFINE needs F32 add (%d,), shift 0" % (i, n))
-            self._check_f32(i, ta, n, 31, "mul")
-            self._check_f32(i, tb, n, 100, "add")
-            tb = (tb[0], tb[1], _I32) + tuple(tb[3:])  # same size checks as I32 below
         L.stage = stage
         if stage == _SIGN or stage == _MULTI:
             if stage == _SIGN:
@@ -601,12 +589,19 @@ class Model:
             if n * nthr * 4 != ta[1] or tb[2] != _U8 or tb[1] != n:
                 raise BlobError(S.ERR_SHAPE, "layer %d: thresholds %d bytes (expected %d) / flip enc %d "
                                 "%d bytes (expected U8, %d)" % (i, ta[1], n * nthr * 4, tb[2], tb[1], n))
+            if fl:
+                self._check_f32(i, ta, n * nthr, -1, "thresholds")
             L.nthr = nthr
         elif stage == _AFFINE:
-            if out_enc != _I32 or shift >= 32:
-                raise BlobError(S.ERR_SHAPE, "layer %d: AFFINE needs I32 output and shift < 32" % i)
-            if ta[1] != n * 4 or tb[2] != _I32 or tb[1] != n * 4:
-                raise BlobError(S.ERR_SHAPE, "layer %d: AFFINE mul/add tensors must be I32 (%d,)" % (i, n))
+            if out_enc != _I32 or shift >= 32 or (fl and shift):
+                raise BlobError(S.ERR_SHAPE, "layer %d: AFFINE needs I32 output and shift < 32 "
+                                "(0 for F32 layers)" % i)
+            if ta[1] != n * 4 or tb[2] != want or tb[1] != n * 4:
+                raise BlobError(S.ERR_SHAPE, "layer %d: AFFINE mul/add tensors must be %s (%d,)"
+                                % (i, "F32" if fl else "I32", n))
+            if fl:
+                self._check_f32(i, ta, n, S.F32_MAX_EXP_MUL, "mul")
+                self._check_f32(i, tb, n, S.F32_MAX_EXP_ADD, "add")
             L.nthr = 1
             L.out_levels = 0
         else:

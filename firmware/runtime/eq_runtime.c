@@ -197,19 +197,16 @@ static eq_status_t check_sparse(const tensor_t *t, uint32_t n, uint32_t k)
     return EQ_OK;
 }
 
-/* every float32 of t is finite with a biased exponent <= 127 + max_exp (|x| < 2**(max_exp+1)),
- * or, with max_exp < 0, anything but NaN (thresholds may be +-inf) */
-static eq_status_t check_f32(const tensor_t *t, uint32_t count, int32_t max_exp)
+/* count float32 values in t: none is NaN, and with bounded != 0 each is finite with a biased
+ * exponent <= 127 + max_exp (|x| < 2**(max_exp + 1)); thresholds may be +-inf */
+static eq_status_t check_f32(const tensor_t *t, uint32_t count, int bounded, uint32_t max_exp)
 {
     uint32_t i;
     CHECK(t->enc == EQ_ENC_F32 && (uint64_t)count * 4u == t->nbytes, EQ_ERR_SHAPE);
     for (i = 0; i < count; i++) {
         const uint32_t v = rd32(t->data + 4u * i), e = (v >> 23) & 0xffu;
-        if (max_exp < 0) {
-            CHECK(e != 0xffu || (v & 0x7fffffu) == 0u, EQ_ERR_BOUNDS); /* no NaN */
-        } else {
-            CHECK(e <= 127u + (uint32_t)max_exp, EQ_ERR_BOUNDS); /* finite and bounded */
-        }
+        CHECK(e != 0xffu || (!bounded && (v & 0x7fffffu) == 0u), EQ_ERR_BOUNDS);
+        CHECK(!bounded || e <= 127u + max_exp, EQ_ERR_BOUNDS);
     }
     return EQ_OK;
 }
@@ -251,7 +248,7 @@ static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uin
         return EQ_OK;
     case EQ_ENC_F32: /* float accumulators: |w| < 2**64 keeps every sum finite (K < 2**32) */
         *max_prod = 0;
-        return check_f32(&t, (uint32_t)((uint64_t)n * k), 63);
+        return check_f32(&t, (uint32_t)((uint64_t)n * k), 1, EQ_F32_MAX_EXP_WEIGHT);
     case EQ_ENC_KBIT: {
         tensor_t lut;
         uint32_t i, rows, cols;
@@ -300,22 +297,7 @@ static eq_status_t check_stage(const eq_model_t *m, const layer_t *L)
     if (st != EQ_OK) {
         return st;
     }
-    if (L->w_enc == EQ_ENC_F32) { /* float32 thresholds (not NaN); AFFINE mul, add bounded */
-        if (L->out_stage == EQ_OUT_SIGN || L->out_stage == EQ_OUT_MULTI) {
-            const uint32_t nthr = L->out_stage == EQ_OUT_SIGN ? 1u : (1u << L->out_bits) - 1u;
-            CHECK(L->out_stage == EQ_OUT_SIGN ? L->out_enc == EQ_ENC_B1
-                  : (L->out_enc == EQ_ENC_U8 && L->out_bits >= 1u && L->out_bits <= 8u), EQ_ERR_SHAPE);
-            CHECK(b.enc == EQ_ENC_U8 && b.nbytes == n, EQ_ERR_SHAPE);
-            return check_f32(&a, n * nthr, -1);
-        }
-        if (L->out_stage == EQ_OUT_AFFINE) {
-            CHECK(L->out_enc == EQ_ENC_I32 && L->shift == 0u, EQ_ERR_SHAPE);
-            st = check_f32(&a, n, 31);
-            return st != EQ_OK ? st : check_f32(&b, n, 100);
-        }
-        return EQ_ERR_UNSUPPORTED;
-    }
-    CHECK(a.enc == EQ_ENC_I32, EQ_ERR_SHAPE);
+    /* F32 layers: float32 thresholds (not NaN), bounded float32 mul and add, no shift */
     if (L->out_stage == EQ_OUT_SIGN || L->out_stage == EQ_OUT_MULTI) {
         uint32_t nthr;
         if (L->out_stage == EQ_OUT_SIGN) {
@@ -325,13 +307,22 @@ static eq_status_t check_stage(const eq_model_t *m, const layer_t *L)
             CHECK(L->out_enc == EQ_ENC_U8 && L->out_bits >= 1u && L->out_bits <= 8u, EQ_ERR_SHAPE);
             nthr = (1u << L->out_bits) - 1u;
         }
-        CHECK((uint64_t)n * nthr * 4u == a.nbytes, EQ_ERR_SHAPE);
         CHECK(b.enc == EQ_ENC_U8 && b.nbytes == n, EQ_ERR_SHAPE);
+        if (L->w_enc == EQ_ENC_F32) {
+            return check_f32(&a, n * nthr, 0, 0u);
+        }
+        CHECK(a.enc == EQ_ENC_I32 && (uint64_t)n * nthr * 4u == a.nbytes, EQ_ERR_SHAPE);
         return EQ_OK;
     }
     if (L->out_stage == EQ_OUT_AFFINE) {
         CHECK(L->out_enc == EQ_ENC_I32 && L->shift < 32u, EQ_ERR_SHAPE);
-        CHECK(a.nbytes == n * 4u && b.enc == EQ_ENC_I32 && b.nbytes == n * 4u, EQ_ERR_SHAPE);
+        if (L->w_enc == EQ_ENC_F32) {
+            CHECK(L->shift == 0u, EQ_ERR_SHAPE);
+            st = check_f32(&a, n, 1, EQ_F32_MAX_EXP_MUL);
+            return st != EQ_OK ? st : check_f32(&b, n, 1, EQ_F32_MAX_EXP_ADD);
+        }
+        CHECK(a.enc == EQ_ENC_I32 && a.nbytes == n * 4u, EQ_ERR_SHAPE);
+        CHECK(b.enc == EQ_ENC_I32 && b.nbytes == n * 4u, EQ_ERR_SHAPE);
         return EQ_OK;
     }
     return EQ_ERR_UNSUPPORTED;
