@@ -937,13 +937,8 @@ eq_status_t EQ_AVX2 eq_gemm_lut_u8_avx2(const uint8_t *a, const uint8_t *w, cons
                                         uint32_t n, uint32_t k, int32_t *out)
 {
     uint32_t i, j, q;
-    if (!lut || !lut_rows || !lut_cols || lut_rows > 256u || lut_cols > 256u) return EQ_ERR_ARG;
-    if (m && n && (!out || (k && (!a || !w)))) return EQ_ERR_ARG;
-    if (!m || !n) return EQ_OK;
-    for (q = 0; q < m * k; ++q)
-        if (a[q] >= lut_cols) return EQ_ERR_ARG;
-    for (q = 0; q < n * k; ++q)
-        if (w[q] >= lut_rows) return EQ_ERR_ARG;
+    const eq_status_t st = eq_gemm_lut_u8_check(a, w, lut, lut_rows, lut_cols, m, n, k, out);
+    if (st != EQ_OK) return st;
     for (j = 0; j < n; ++j) {
         const uint8_t *wr = w + j * k;
         for (i = 0; i + 4u <= m; i += 4u) {
@@ -1231,24 +1226,7 @@ static EQ_AVX2_FMA void eq_wino_weights_avx2(const float *wt, uint32_t c, uint32
                 _mm256_storeu_ps(dst + 3u * kc, tg[r][2]);
             }
         }
-        for (; ch < c; ++ch) {
-            const float *g = wt + (o * c + ch) * 9u;
-            float tg[4][3], v[4][4];
-            for (s = 0; s < 3; ++s) {
-                tg[0][s] = g[s];
-                tg[1][s] = 0.5f * (g[s] + g[3 + s] + g[6 + s]);
-                tg[2][s] = 0.5f * (g[s] - g[3 + s] + g[6 + s]);
-                tg[3][s] = g[6 + s];
-            }
-            for (r = 0; r < 4; ++r) {
-                v[r][0] = tg[r][0];
-                v[r][1] = 0.5f * (tg[r][0] + tg[r][1] + tg[r][2]);
-                v[r][2] = 0.5f * (tg[r][0] - tg[r][1] + tg[r][2]);
-                v[r][3] = tg[r][2];
-            }
-            for (r = 0; r < 4; ++r)
-                for (s = 0; s < 4; ++s) u[(r * 4 + s) * kc + o * c + ch] = v[r][s];
-        }
+        for (; ch < c; ++ch) eq_wino_weight_tile(wt + (o * c + ch) * 9u, u + o * c + ch, kc);
     }
 }
 

@@ -131,6 +131,11 @@ eq_status_t eq_gemm_i8(const int8_t *a, const int8_t *w, uint32_t m, uint32_t n,
 eq_status_t eq_gemm_lut_u8(const uint8_t *a, const uint8_t *w, const int32_t *lut,
                            uint32_t lut_rows, uint32_t lut_cols, uint32_t m, uint32_t n,
                            uint32_t k, int32_t *out);
+/* EQ_ERR_ARG unless every buffer is there, the LUT is 1..256 x 1..256 and every code indexes
+ * it (shared by the eq_gemm_lut_u8 variants) */
+eq_status_t eq_gemm_lut_u8_check(const uint8_t *a, const uint8_t *w, const int32_t *lut,
+                                 uint32_t lut_rows, uint32_t lut_cols, uint32_t m, uint32_t n,
+                                 uint32_t k, const int32_t *out);
 
 /* Float GEMM: a (M, K) f32, b (K, N) f32 -> out (M, N) f32 = a @ b (row-major, contiguous). */
 typedef eq_status_t (*eq_gemm_f32_fn)(const float *a, const float *b, uint32_t m, uint32_t n,
@@ -144,6 +149,9 @@ eq_status_t eq_gemm_f32(const float *a, const float *b, uint32_t m, uint32_t n, 
  * 16 GEMMs (K x C) . (C x T), T = ceil(H/2) * ceil(W/2) tiles, done by `gemm`.
  * scratch: eq_conv3x3_wino_f23_f32_scratch_size(c, h, w, k) bytes, 4-byte aligned. */
 uint32_t eq_conv3x3_wino_f23_f32_scratch_size(uint32_t c, uint32_t h, uint32_t w, uint32_t k);
+/* the weight transform of one filter tap set g[9]: u[(r*4+s)*stride] = (G g G^T)[r][s]
+ * (shared with the host SIMD variant) */
+void eq_wino_weight_tile(const float *g, float *u, uint32_t stride);
 eq_status_t eq_conv3x3_wino_f23_f32(const float *x, const float *wt, uint32_t c, uint32_t h,
                                     uint32_t w, uint32_t k, void *scratch,
                                     uint32_t scratch_size, float *out);

@@ -574,12 +574,21 @@ static eq_status_t eq_row_sparse(const eq_conv_shape_t *s, uint8_t in_enc, const
     return EQ_OK;
 }
 
+/* argument checks shared by eq_conv2d_row and eq_conv2d_row_f32 */
+static eq_status_t eq_row_args(const eq_conv_shape_t *s, uint8_t in_enc, const void *in,
+                               const void *w, const void *acc, uint16_t oy)
+{
+    if (!s || !in || !w || !acc) return EQ_ERR_ARG;
+    if (!s->kh || !s->kw || !s->stride || !s->in_c || oy >= s->out_h) return EQ_ERR_ARG;
+    if (in_enc != EQ_ENC_B1 && in_enc != EQ_ENC_U8) return EQ_ERR_UNSUPPORTED;
+    return EQ_OK;
+}
+
 eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *in,
                           const eq_weights_t *w, uint16_t oy, int32_t *acc)
 {
-    if (!s || !in || !w || !w->data || !acc) return EQ_ERR_ARG;
-    if (!s->kh || !s->kw || !s->stride || !s->in_c || oy >= s->out_h) return EQ_ERR_ARG;
-    if (in_enc != EQ_ENC_B1 && in_enc != EQ_ENC_U8) return EQ_ERR_UNSUPPORTED;
+    const eq_status_t st = eq_row_args(s, in_enc, in, w ? w->data : (const void *)0, acc, oy);
+    if (st != EQ_OK) return st;
     if (w->enc == EQ_ENC_KBIT && (!w->lut || !w->lut_rows || !w->lut_cols)) return EQ_ERR_ARG;
 
     if (in_enc == EQ_ENC_B1) {
@@ -629,11 +638,11 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
 eq_status_t eq_conv2d_row_f32(const eq_conv_shape_t *s, uint8_t in_enc, const void *in,
                               const float *wt, uint16_t oy, float *acc)
 {
-    const uint32_t c = s ? s->in_c : 0u, cw = EQ_WORDS(c);
-    uint32_t ox, n, ky, kx, i, taps;
-    if (!s || !in || !wt || !acc) return EQ_ERR_ARG;
-    if (!s->kh || !s->kw || !s->stride || !s->in_c || oy >= s->out_h) return EQ_ERR_ARG;
-    if (in_enc != EQ_ENC_B1 && in_enc != EQ_ENC_U8) return EQ_ERR_UNSUPPORTED;
+    uint32_t c, cw, ox, n, ky, kx, i, taps;
+    const eq_status_t st = eq_row_args(s, in_enc, in, wt, acc, oy);
+    if (st != EQ_OK) return st;
+    c = s->in_c;
+    cw = EQ_WORDS(c);
     taps = (uint32_t)s->kh * s->kw;
     for (ox = 0; ox < s->out_w; ++ox) {
         eq_taps_t t;

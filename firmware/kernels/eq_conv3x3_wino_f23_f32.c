@@ -14,30 +14,31 @@ uint32_t eq_conv3x3_wino_f23_f32_scratch_size(uint32_t c, uint32_t h, uint32_t w
     return 4u * 16u * (k * c + c * t + k * t);
 }
 
+void eq_wino_weight_tile(const float *g, float *u, uint32_t stride)
+{
+    float tg[4][3], v[4][4];
+    uint32_t r, s;
+    for (s = 0; s < 3; ++s) { /* G g: rows */
+        tg[0][s] = g[s];
+        tg[1][s] = 0.5f * (g[s] + g[3 + s] + g[6 + s]);
+        tg[2][s] = 0.5f * (g[s] - g[3 + s] + g[6 + s]);
+        tg[3][s] = g[6 + s];
+    }
+    for (r = 0; r < 4; ++r) { /* (G g) G^T: columns */
+        v[r][0] = tg[r][0];
+        v[r][1] = 0.5f * (tg[r][0] + tg[r][1] + tg[r][2]);
+        v[r][2] = 0.5f * (tg[r][0] - tg[r][1] + tg[r][2]);
+        v[r][3] = tg[r][2];
+    }
+    for (r = 0; r < 4; ++r)
+        for (s = 0; s < 4; ++s) u[(r * 4 + s) * stride] = v[r][s];
+}
+
 static void eq_wino_weights(const float *wt, uint32_t c, uint32_t k, float *u)
 {
-    const uint32_t kc = k * c;
-    uint32_t o, ch, r, s;
-    for (o = 0; o < k; ++o) {
-        for (ch = 0; ch < c; ++ch) {
-            const float *g = wt + (o * c + ch) * 9u;
-            float tg[4][3], v[4][4];
-            for (s = 0; s < 3; ++s) { /* G g: rows */
-                tg[0][s] = g[s];
-                tg[1][s] = 0.5f * (g[s] + g[3 + s] + g[6 + s]);
-                tg[2][s] = 0.5f * (g[s] - g[3 + s] + g[6 + s]);
-                tg[3][s] = g[6 + s];
-            }
-            for (r = 0; r < 4; ++r) { /* (G g) G^T: columns */
-                v[r][0] = tg[r][0];
-                v[r][1] = 0.5f * (tg[r][0] + tg[r][1] + tg[r][2]);
-                v[r][2] = 0.5f * (tg[r][0] - tg[r][1] + tg[r][2]);
-                v[r][3] = tg[r][2];
-            }
-            for (r = 0; r < 4; ++r)
-                for (s = 0; s < 4; ++s) u[(r * 4 + s) * kc + o * c + ch] = v[r][s];
-        }
-    }
+    uint32_t o, ch;
+    for (o = 0; o < k; ++o)
+        for (ch = 0; ch < c; ++ch) eq_wino_weight_tile(wt + (o * c + ch) * 9u, u + o * c + ch, k * c);
 }
 
 static void eq_wino_input(const float *x, uint32_t c, uint32_t h, uint32_t w, float *v)

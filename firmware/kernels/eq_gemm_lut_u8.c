@@ -3,11 +3,11 @@
  * out (M, N) int32: out[m, n] = sum_k lut[w[n, k]][a[m, k]]. */
 #include "eq_kernels.h"
 
-eq_status_t eq_gemm_lut_u8(const uint8_t *a, const uint8_t *w, const int32_t *lut,
-                           uint32_t lut_rows, uint32_t lut_cols, uint32_t m, uint32_t n,
-                           uint32_t k, int32_t *out)
+eq_status_t eq_gemm_lut_u8_check(const uint8_t *a, const uint8_t *w, const int32_t *lut,
+                                 uint32_t lut_rows, uint32_t lut_cols, uint32_t m, uint32_t n,
+                                 uint32_t k, const int32_t *out)
 {
-    uint32_t i, j, q;
+    uint32_t q;
     if (!lut || !lut_rows || !lut_cols || lut_rows > 256u || lut_cols > 256u) return EQ_ERR_ARG;
     if (m && n && (!out || (k && (!a || !w)))) return EQ_ERR_ARG;
     if (!m || !n) return EQ_OK;
@@ -15,6 +15,16 @@ eq_status_t eq_gemm_lut_u8(const uint8_t *a, const uint8_t *w, const int32_t *lu
         if (a[q] >= lut_cols) return EQ_ERR_ARG;
     for (q = 0; q < n * k; ++q)
         if (w[q] >= lut_rows) return EQ_ERR_ARG;
+    return EQ_OK;
+}
+
+eq_status_t eq_gemm_lut_u8(const uint8_t *a, const uint8_t *w, const int32_t *lut,
+                           uint32_t lut_rows, uint32_t lut_cols, uint32_t m, uint32_t n,
+                           uint32_t k, int32_t *out)
+{
+    uint32_t i, j, q;
+    const eq_status_t st = eq_gemm_lut_u8_check(a, w, lut, lut_rows, lut_cols, m, n, k, out);
+    if (st != EQ_OK) return st;
     for (j = 0; j < n; ++j) {
         const uint8_t *wr = w + j * k;
         for (i = 0; i < m; ++i) {
