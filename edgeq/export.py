@@ -63,31 +63,21 @@ class FoldedBlock:
     name: str = ""
 
 
-def _thresholds(a: np.ndarray, b: np.ndarray, t: np.ndarray):
-    """Integer thresholds (N, L) and flip (N,) for y = a*acc + b >= t_i (see module docstring)."""
+def _thresholds(a: np.ndarray, b: np.ndarray, t: np.ndarray, f32: bool = False):
+    """Thresholds (N, L) and flip (N,) for y = a*acc + b >= t_i (see module docstring): int64
+    on an integer accumulator, float32 on an F32 layer's float accumulator."""
     a = a[:, None]
     b = b[:, None]
     t = np.asarray(t, np.float64)[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         r = (t - b) / a
-    pos = np.ceil(r)
-    neg = np.floor(r)
+    flip = a[:, 0] < 0
+    if f32:  # a == 0: constant channel, -inf (always on) or +inf (never)
+        return np.where(a != 0, r, np.where(b >= t, -np.inf, np.inf)).astype(np.float32), flip
     const = np.where(b >= t, I32_MIN, I32_MAX).astype(np.float64)
-    thr = np.where(a > 0, pos, np.where(a < 0, neg, const))
+    thr = np.where(a > 0, np.ceil(r), np.where(a < 0, np.floor(r), const))
     thr = np.clip(np.nan_to_num(thr, nan=I32_MAX, posinf=I32_MAX, neginf=I32_MIN), I32_MIN, I32_MAX)
-    return thr.astype(np.int64), (a[:, 0] < 0)
-
-
-def _thresholds_f32(a: np.ndarray, b: np.ndarray, t: np.ndarray):
-    """float32 thresholds (N, L) and flip (N,) on a float accumulator: y = a*acc + b >= t_i."""
-    a = a[:, None]
-    b = b[:, None]
-    t = np.asarray(t, np.float64)[None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = (t - b) / a
-    const = np.where(b >= t, -np.inf, np.inf)
-    thr = np.where(a != 0, r, const)
-    return thr.astype(np.float32), (a[:, 0] < 0)
+    return thr.astype(np.int64), flip
 
 
 def _encode_weights(iw, in_enc: str, in_levels: np.ndarray, identity_levels: bool):
@@ -163,7 +153,7 @@ def fold(model) -> list:
             fb.shift = max(0, p - 12)
             out.append(fb)
             break
-        thr, flip = (_thresholds_f32 if w_enc == "F32" else _thresholds)(a, b, act.thresholds)
+        thr, flip = _thresholds(a, b, act.thresholds, f32=w_enc == "F32")
         fb.flip = flip
         if act.enc == "B1":
             fb.out, fb.thr = "SIGN", thr[:, 0]
@@ -232,23 +222,24 @@ def int_forward(model, px, return_accs: bool = False, folded: list | None = None
     x = lv[model.pre.codes(px)]
     accs = []
     for fb in folded:
-        if fb.w_enc == "F32":
+        f32 = fb.w_enc == "F32"
+        if f32:
             acc = _f32_conv(x, fb)
-            accs.append(acc)
-            x = _f32_stage(acc, fb)
-            if fb.pool:
-                x = F.max_pool2d(x, fb.pool)
-            continue
-        w = torch.as_tensor(fb.values, dtype=torch.float64, device=dev)
-        acc = torch.round(F.conv2d(x, w, stride=fb.stride, padding=fb.pad)).to(torch.long)
+        else:
+            w = torch.as_tensor(fb.values, dtype=torch.float64, device=dev)
+            acc = torch.round(F.conv2d(x, w, stride=fb.stride, padding=fb.pad)).to(torch.long)
         accs.append(acc)
         if fb.out == "AFFINE":
             mul = torch.as_tensor(fb.mul, device=dev).view(1, -1, 1, 1)
             add = torch.as_tensor(fb.add, device=dev).view(1, -1, 1, 1)
-            y = torch.div(acc * mul + add, 2**fb.shift, rounding_mode="floor").clamp(I32_MIN, I32_MAX)
-            x = y.to(torch.float64)
+            if f32:  # floor(acc * mul + add), each operation rounded to float32
+                y = torch.floor((acc * mul.float() + add.float()).to(torch.float64))
+            else:
+                y = torch.div(acc * mul + add, 2**fb.shift, rounding_mode="floor")
+            x = y.clamp(I32_MIN, I32_MAX).to(torch.float64)
         else:
-            thr = torch.as_tensor(np.asarray(fb.thr).reshape(len(fb.flip), -1), device=dev)  # (N, L)
+            thr = np.asarray(fb.thr, np.float32 if f32 else np.int64).reshape(len(fb.flip), -1)
+            thr = torch.as_tensor(thr, device=dev)  # (N, L)
             flip = torch.as_tensor(fb.flip, device=dev).view(1, -1, 1, 1, 1)
             t = thr.view(1, thr.shape[0], 1, 1, thr.shape[1])
             a5 = acc.unsqueeze(-1)
@@ -279,20 +270,6 @@ def _f32_conv(x: torch.Tensor, fb: FoldedBlock) -> torch.Tensor:
                 prod = patch[:, ch:ch + 1] * w[:, ch, ky, kx].view(1, n, 1, 1)
                 acc = acc + prod
     return acc
-
-
-def _f32_stage(acc: torch.Tensor, fb: FoldedBlock) -> torch.Tensor:
-    dev = acc.device
-    if fb.out == "AFFINE":
-        t = acc * torch.as_tensor(fb.mul, dtype=torch.float32, device=dev).view(1, -1, 1, 1)
-        t = t + torch.as_tensor(fb.add, dtype=torch.float32, device=dev).view(1, -1, 1, 1)
-        return torch.floor(t.to(torch.float64)).clamp(I32_MIN, I32_MAX)
-    thr = torch.as_tensor(np.asarray(fb.thr, np.float32).reshape(len(fb.flip), -1), device=dev)
-    flip = torch.as_tensor(fb.flip, device=dev).view(1, -1, 1, 1, 1)
-    t = thr.view(1, thr.shape[0], 1, 1, thr.shape[1])
-    a5 = acc.unsqueeze(-1)
-    code = torch.where(flip, a5 <= t, a5 >= t).sum(-1)
-    return torch.as_tensor(fb.out_levels, dtype=torch.float64, device=dev)[code]
 
 
 def accs_hwc(accs: list, index: int) -> list:

@@ -222,19 +222,25 @@ def xnor_gemm(a, b) -> np.ndarray:
     return xnor_gemm_packed(pack_signs(a), pack_signs(b), k)
 
 
-def xnor_gemm_packed(ap, bp, k: int) -> np.ndarray:
-    """Packed form: ap (M, words(k)), bp (N, words(k)) uint32 -> int32 (M, N)."""
+def _bit_gemm_packed(name: str, ap, bp, k: int, planes: int) -> np.ndarray:
+    """eq_host_<name> on packed rows: ap (M, words(k)), bp (N, planes * words(k)) uint32."""
     ap = np.ascontiguousarray(_arr(ap, "ap", 2, "u"), np.uint32)
     bp = np.ascontiguousarray(_arr(bp, "bp", 2, "u"), np.uint32)
     kw = _bits.words(k)
-    if ap.shape[1] != kw or bp.shape[1] != kw:
-        raise ShapeError(f"packed rows must have words(k)={kw} words, got {ap.shape}, {bp.shape}")
+    if ap.shape[1] != kw or bp.shape[1] != planes * kw:
+        raise ShapeError(f"need packed rows of (M, {kw}) and (N, {planes * kw}) words(k)={kw} "
+                         f"words, got {ap.shape}, {bp.shape}")
     ffi, lib = _lib()
     out = np.empty((ap.shape[0], bp.shape[0]), np.int32)
-    _check(lib.eq_host_gemm_xnor_b1b1(_ptr(ffi, "uint32_t *", ap), _ptr(ffi, "uint32_t *", bp),
-                                      ap.shape[0], bp.shape[0], _u32(k, "k"),
-                                      _ptr(ffi, "int32_t *", out)), "eq_gemm_xnor_b1b1")
+    _check(getattr(lib, f"eq_host_{name}")(_ptr(ffi, "uint32_t *", ap), _ptr(ffi, "uint32_t *", bp),
+                                           ap.shape[0], bp.shape[0], _u32(k, "k"),
+                                           _ptr(ffi, "int32_t *", out)), f"eq_{name}")
     return out
+
+
+def xnor_gemm_packed(ap, bp, k: int) -> np.ndarray:
+    """Packed form: ap (M, words(k)), bp (N, words(k)) uint32 -> int32 (M, N)."""
+    return _bit_gemm_packed("gemm_xnor_b1b1", ap, bp, k, 1)
 
 
 def ternary_gemm_b1(a, w) -> np.ndarray:
@@ -249,17 +255,7 @@ def ternary_gemm_b1(a, w) -> np.ndarray:
 
 def ternary_gemm_b1_packed(ap, wp, k: int) -> np.ndarray:
     """Packed form: ap (M, words(k)) signs, wp (N, 2*words(k)) TERN planes -> int32 (M, N)."""
-    ap = np.ascontiguousarray(_arr(ap, "ap", 2, "u"), np.uint32)
-    wp = np.ascontiguousarray(_arr(wp, "wp", 2, "u"), np.uint32)
-    kw = _bits.words(k)
-    if ap.shape[1] != kw or wp.shape[1] != 2 * kw:
-        raise ShapeError(f"need ap (M, {kw}) and wp (N, {2 * kw}), got {ap.shape}, {wp.shape}")
-    ffi, lib = _lib()
-    out = np.empty((ap.shape[0], wp.shape[0]), np.int32)
-    _check(lib.eq_host_gemm_tern_b1(_ptr(ffi, "uint32_t *", ap), _ptr(ffi, "uint32_t *", wp),
-                                    ap.shape[0], wp.shape[0], _u32(k, "k"),
-                                    _ptr(ffi, "int32_t *", out)), "eq_gemm_tern_b1")
-    return out
+    return _bit_gemm_packed("gemm_tern_b1", ap, wp, k, 2)
 
 
 def ternary_gemm(a, w) -> np.ndarray:

@@ -283,9 +283,30 @@ def write_blob(g: Graph) -> bytes:
         pre_mode=spec.value(spec.PRE, g.pre_mode), pre_param=g.pre_param, n_classes=n_scores,
         reserved0=0, arena_size=_arena(g, shapes), model_hash=model_hash, reserved1=b"\0" * 8)
     struct.pack_into(spec.fmt(spec.HEADER), buf, 0, *[hdr[f] for f, _, _ in spec.HEADER])
-    crc = zlib.crc32(bytes(buf))
-    struct.pack_into("<I", buf, spec.CRC_OFFSET, crc)
+    return reseal(buf)
+
+
+def blob_crc(blob) -> int:
+    """CRC32 of a blob with its CRC field read as zero (the value the header stores)."""
+    body = bytearray(blob)
+    struct.pack_into("<I", body, spec.CRC_OFFSET, 0)
+    return zlib.crc32(bytes(body))
+
+
+def reseal(buf) -> bytes:
+    """The blob bytes with the CRC field set to match the content (for writers and for tests
+    that break one field on purpose and want only the structural checks to catch it)."""
+    buf = bytearray(buf)
+    struct.pack_into("<I", buf, spec.CRC_OFFSET, blob_crc(buf))
     return bytes(buf)
+
+
+def tensor_entries(blob: bytes, hdr: dict) -> list:
+    """The raw tensor table (one dict of spec.TENSOR fields per entry), not yet validated."""
+    names = [f for f, _, _ in spec.TENSOR]
+    return [dict(zip(names, struct.unpack_from(spec.fmt(spec.TENSOR), blob,
+                                               hdr["tensor_table_off"] + i * spec.TENSOR_SIZE)))
+            for i in range(hdr["n_tensors"])]
 
 
 # ------------------------------------------------------------------------------------------
@@ -312,9 +333,7 @@ def read_header(blob: bytes) -> dict:
             f"truncated blob: header declares {hdr['total_size']} bytes but only {len(blob)} are present")
     if hdr["total_size"] < spec.HEADER_SIZE or hdr["header_size"] != spec.HEADER_SIZE:
         raise BlobFormatError("corrupt header: sizes out of range")
-    body = bytearray(blob[:hdr["total_size"]])
-    struct.pack_into("<I", body, spec.CRC_OFFSET, 0)
-    crc = zlib.crc32(bytes(body))
+    crc = blob_crc(blob[:hdr["total_size"]])
     if crc != hdr["crc32"]:
         raise BlobFormatError(
             f"CRC mismatch (stored {hdr['crc32']:#010x}, computed {crc:#010x}): the blob is corrupt; "
@@ -343,10 +362,7 @@ def read_blob(blob: bytes) -> Graph:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BlobFormatError(f"metadata is not valid JSON: {e}") from None
     tensors = []
-    tnames = [f for f, _, _ in spec.TENSOR]
-    for i in range(n_t):
-        te = dict(zip(tnames, struct.unpack_from(spec.fmt(spec.TENSOR), blob,
-                                                 hdr["tensor_table_off"] + i * spec.TENSOR_SIZE)))
+    for i, te in enumerate(tensor_entries(blob, hdr)):
         if not _range_ok(te["offset"], te["nbytes"], total):
             raise BlobFormatError(f"tensor {i} data at {te['offset']}+{te['nbytes']} lies outside the blob")
         te["data"] = blob[te["offset"]:te["offset"] + te["nbytes"]]
@@ -519,10 +535,7 @@ def blob_info(blob: bytes) -> dict:
     hdr = read_header(blob)
     g = read_blob(blob)
     shapes = infer_shapes(g)
-    tensors = []
-    for i in range(hdr["n_tensors"]):
-        te = struct.unpack_from(spec.fmt(spec.TENSOR), blob, hdr["tensor_table_off"] + i * spec.TENSOR_SIZE)
-        tensors.append(te[1])
+    tensors = [te["nbytes"] for te in tensor_entries(blob, hdr)]
     lnames = [f for f, _, _ in spec.LAYER]
     layers = []
     total_w = total_wbytes = 0

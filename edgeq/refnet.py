@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import ShapeError
 from .graph import Conv, Flatten, Graph, MaxPool, infer_shapes
+from .ref import affine_f32_ref, conv2d_f32_ref
 
 
 def preprocess(g: Graph, pixels_chw: np.ndarray) -> np.ndarray:
@@ -46,19 +47,12 @@ def _patches(a: np.ndarray, kh: int, kw: int, stride: int, pad: int):
 
 def conv_acc(layer: Conv, a: np.ndarray, in_enc: str) -> np.ndarray:
     """int64 accumulators (OH, OW, N) of a CONV layer on activation values a (H, W, C); float32
-    for F32 weights, summed tap by tap in (ky, kx, c) order, one rounded operation at a time
-    (taps outside the input add a zero product, which leaves a float sum unchanged)."""
+    for F32 weights (edgeq.ref.conv2d_f32_ref: the runtimes' fixed order and roundings)."""
+    if layer.w_enc == "F32":
+        return conv2d_f32_ref(a, in_enc, layer.weight, layer.stride, layer.pad)
     pat, val = _patches(a, layer.kh, layer.kw, layer.stride, layer.pad)
     oh, ow = pat.shape[:2]
     n = layer.n_out
-    if layer.w_enc == "F32":
-        a32 = (pat * val).reshape(oh * ow, -1).astype(np.float32)
-        w32 = np.asarray(layer.weight, np.float32).reshape(n, -1)
-        acc32 = np.zeros((oh * ow, n), np.float32)
-        for j in range(w32.shape[1]):
-            prod = a32[:, j:j + 1] * w32[None, :, j]
-            acc32 = acc32 + prod
-        return acc32.reshape(oh, ow, n)
     if layer.w_enc == "KBIT":
         codes = (pat > 0).astype(np.int64) if in_enc == "B1" else pat
         lut = np.asarray(layer.lut, np.int64)
@@ -75,36 +69,23 @@ def conv_acc(layer: Conv, a: np.ndarray, in_enc: str) -> np.ndarray:
 
 
 def apply_stage(layer: Conv, acc: np.ndarray) -> np.ndarray:
-    if layer.w_enc == "F32":
-        return _apply_stage_f32(layer, np.asarray(acc, np.float32))
+    """Output stage on accumulators (int64, or float32 with float32 thresholds / mul / add for
+    F32 layers)."""
+    dt = np.float32 if layer.w_enc == "F32" else np.int64
     if layer.out == "SIGN":
-        thr = np.asarray(layer.thr, np.int64).reshape(-1)
+        thr = np.asarray(layer.thr, dt).reshape(-1)
         flip = np.asarray(layer.flip, bool)
         bit = np.where(flip, acc <= thr, acc >= thr)
         return np.where(bit, 1, -1).astype(np.int64)
     if layer.out == "MULTI":
-        thr = np.asarray(layer.thr, np.int64).reshape(layer.n_out, -1)  # (N, L)
+        thr = np.asarray(layer.thr, dt).reshape(layer.n_out, -1)  # (N, L)
         flip = np.asarray(layer.flip, bool)[:, None]
         cond = np.where(flip, acc[..., None] <= thr, acc[..., None] >= thr)
         return cond.sum(axis=-1).astype(np.int64)
+    if dt is np.float32:
+        return affine_f32_ref(acc, layer.mul, layer.add).astype(np.int64)
     y = (acc * np.asarray(layer.mul, np.int64) + np.asarray(layer.add, np.int64)) >> layer.shift
     return np.clip(y, -(2**31), 2**31 - 1)
-
-
-def floor_sat32_f32(t: np.ndarray) -> np.ndarray:
-    """floor of float32 values, saturated to int32 (eq_floor_sat32_f32)."""
-    return np.clip(np.floor(np.asarray(t, np.float64)), -(2**31), 2**31 - 1).astype(np.int64)
-
-
-def _apply_stage_f32(layer: Conv, acc: np.ndarray) -> np.ndarray:
-    if layer.out in ("SIGN", "MULTI"):
-        thr = np.asarray(layer.thr, np.float32).reshape(layer.n_out, -1)  # (N, L)
-        flip = np.asarray(layer.flip, bool)[:, None]
-        cond = np.where(flip, acc[..., None] <= thr, acc[..., None] >= thr).sum(axis=-1)
-        return (np.where(cond > 0, 1, -1) if layer.out == "SIGN" else cond).astype(np.int64)
-    t = acc * np.asarray(layer.mul, np.float32)
-    t = t + np.asarray(layer.add, np.float32)
-    return floor_sat32_f32(t)
 
 
 def maxpool(layer: MaxPool, a: np.ndarray) -> np.ndarray:

@@ -145,18 +145,11 @@ def kbit_tamper(blob: bytes, kind: str) -> bytes:
     """A copy of blob (CRC resealed) with its first suitable KBIT weight tensor broken: kind
     'code' puts a code >= 2**bits into row 0 (needs bits of 3, 5, 6 or 7), 'pad' sets the last
     padding bit of row 0 (needs K * slot bits not a multiple of 32)."""
-    import struct
-    import zlib
-
     from . import bits as B
-    from . import spec
+    from . import pack, spec
 
-    hdr = dict(zip([f for f, _, _ in spec.HEADER], struct.unpack_from(spec.fmt(spec.HEADER), blob)))
-    tnames = [f for f, _, _ in spec.TENSOR]
     b = bytearray(blob)
-    for i in range(hdr["n_tensors"]):
-        t = dict(zip(tnames, struct.unpack_from(spec.fmt(spec.TENSOR), blob,
-                                               hdr["tensor_table_off"] + i * spec.TENSOR_SIZE)))
+    for t in pack.tensor_entries(blob, pack.read_header(blob)):
         if t["enc"] != spec.value(spec.ENC, "KBIT"):
             continue
         bits, k = t["bits"], t["d1"] * t["d2"] * t["d3"]
@@ -169,29 +162,18 @@ def kbit_tamper(blob: bytes, kind: str) -> bytes:
             break
     else:
         raise ValueError(f"no KBIT tensor in this blob can take a {kind!r} fault")
-    struct.pack_into("<I", b, spec.CRC_OFFSET, 0)
-    struct.pack_into("<I", b, spec.CRC_OFFSET, zlib.crc32(bytes(b)))
-    return bytes(b)
+    return pack.reseal(b)
 
 
 def f32_tamper(blob: bytes, index: int, value: float) -> bytes:
     """A copy of blob (CRC resealed) whose index-th F32 tensor (in table order) starts with
     `value` (e.g. NaN or infinity, which the loaders must refuse)."""
     import struct
-    import zlib
 
-    from . import spec
+    from . import pack, spec
 
-    hdr = dict(zip([f for f, _, _ in spec.HEADER], struct.unpack_from(spec.fmt(spec.HEADER), blob)))
-    tnames = [f for f, _, _ in spec.TENSOR]
+    found = [t["offset"] for t in pack.tensor_entries(blob, pack.read_header(blob))
+             if t["enc"] == spec.value(spec.ENC, "F32")]
     b = bytearray(blob)
-    found = []
-    for i in range(hdr["n_tensors"]):
-        t = dict(zip(tnames, struct.unpack_from(spec.fmt(spec.TENSOR), blob,
-                                               hdr["tensor_table_off"] + i * spec.TENSOR_SIZE)))
-        if t["enc"] == spec.value(spec.ENC, "F32"):
-            found.append(t["offset"])
     struct.pack_into("<f", b, found[index], value)
-    struct.pack_into("<I", b, spec.CRC_OFFSET, 0)
-    struct.pack_into("<I", b, spec.CRC_OFFSET, zlib.crc32(bytes(b)))
-    return bytes(b)
+    return pack.reseal(b)

@@ -194,10 +194,7 @@ def test_input_size_checked():
         m.scores(bytes(9), wire=True)
 
 
-def _reseal(b: bytearray) -> bytes:
-    struct.pack_into("<I", b, spec.CRC_OFFSET, 0)
-    struct.pack_into("<I", b, spec.CRC_OFFSET, zlib.crc32(bytes(b)))
-    return bytes(b)
+_reseal = pack.reseal
 
 
 def _bad_blobs():

@@ -1,7 +1,6 @@
 """Blob writer/reader: round trips, sizes, and a clear error for every corruption class."""
 
 import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -13,10 +12,7 @@ from edgeq.graph import Conv, Graph, MaxPool
 from edgeq.testing import kbit_graph, kbit_tamper, random_graph
 
 
-def _fix_crc(b: bytearray) -> bytes:
-    struct.pack_into("<I", b, spec.CRC_OFFSET, 0)
-    struct.pack_into("<I", b, spec.CRC_OFFSET, zlib.crc32(bytes(b)))
-    return bytes(b)
+_fix_crc = pack.reseal
 
 
 @pytest.mark.parametrize("seed", range(30))
