@@ -193,6 +193,30 @@ static EQ_AVX2 void eq_tr16(const int8_t *src, uint32_t ls, int8_t *dst, uint32_
     "vpshufb %[iv], %[t1], %[iv]\n\t"                                                             \
     "vpaddb %[iv], %[" C1 "], %[" C1 "]\n\t"
 
+/* widen one 32-row byte counter vector into its two 16-bit halves */
+static EQ_AVX2 EQ_INLINE void eq_xq_widen(__m256i w16[2], __m256i c)
+{
+    const __m256i z = _mm256_setzero_si256();
+    w16[0] = _mm256_add_epi16(w16[0], _mm256_unpacklo_epi8(c, z));
+    w16[1] = _mm256_add_epi16(w16[1], _mm256_unpackhi_epi8(c, z));
+}
+
+/* the 32 counts of a widened group to dst[j * ld], j = row within the group
+ * (unpacklo holds rows 0-7 and 16-23, unpackhi rows 8-15 and 24-31) */
+static EQ_AVX2 EQ_INLINE void eq_xq_store(const __m256i w16[2], uint16_t *dst, uint32_t ld)
+{
+    uint16_t lo[16], hi[16];
+    uint32_t j;
+    _mm256_storeu_si256((__m256i *)(void *)lo, w16[0]);
+    _mm256_storeu_si256((__m256i *)(void *)hi, w16[1]);
+    for (j = 0; j < 8u; ++j) {
+        dst[j * ld] = lo[j];
+        dst[(16u + j) * ld] = lo[8u + j];
+        dst[(8u + j) * ld] = hi[j];
+        dst[(24u + j) * ld] = hi[8u + j];
+    }
+}
+
 /* The micro-kernel body, shared by XNOR (16 tables, uint8 offsets from a rows) and ternary
  * (256 tables, uint16 offsets from weight rows): exactly one of the o8 / o16 pairs is non-NULL,
  * and each wrapper below passes constants, so the choice is compiled away. */
@@ -204,7 +228,7 @@ static EQ_AVX2 EQ_INLINE void eq_xq_body(const __m256i *bt, uint32_t nq, const u
     uint16_t *const cnt[2] = {cnt0, cnt1};
     const __m256i z = _mm256_setzero_si256();
     __m256i w16[2][EQ_XG][2];
-    uint32_t q = 0, r, g, j;
+    uint32_t q = 0, r, g;
     for (r = 0; r < 2u; ++r)
         for (g = 0; g < EQ_XG; ++g) w16[r][g][0] = w16[r][g][1] = z;
     while (q < nq) {
@@ -229,24 +253,11 @@ static EQ_AVX2 EQ_INLINE void eq_xq_body(const __m256i *bt, uint32_t nq, const u
         {
             const __m256i c[2][EQ_XG] = {{c00, c01, c02, c03}, {c10, c11, c12, c13}};
             for (r = 0; r < 2u; ++r)
-                for (g = 0; g < EQ_XG; ++g) {
-                    w16[r][g][0] = _mm256_add_epi16(w16[r][g][0], _mm256_unpacklo_epi8(c[r][g], z));
-                    w16[r][g][1] = _mm256_add_epi16(w16[r][g][1], _mm256_unpackhi_epi8(c[r][g], z));
-                }
+                for (g = 0; g < EQ_XG; ++g) eq_xq_widen(w16[r][g], c[r][g]);
         }
     }
     for (r = 0; r < 2u; ++r)
-        for (g = 0; g < EQ_XG; ++g) { /* unpacklo holds rows 0-7, 16-23; unpackhi 8-15, 24-31 */
-            uint16_t lo[16], hi[16];
-            _mm256_storeu_si256((__m256i *)(void *)lo, w16[r][g][0]);
-            _mm256_storeu_si256((__m256i *)(void *)hi, w16[r][g][1]);
-            for (j = 0; j < 8u; ++j) {
-                cnt[r][(32u * g + j) * ld] = lo[j];
-                cnt[r][(32u * g + 16u + j) * ld] = lo[8u + j];
-                cnt[r][(32u * g + 8u + j) * ld] = hi[j];
-                cnt[r][(32u * g + 24u + j) * ld] = hi[8u + j];
-            }
-        }
+        for (g = 0; g < EQ_XG; ++g) eq_xq_store(w16[r][g], cnt[r] + 32u * g * ld, ld);
 }
 
 static EQ_AVX2 EQ_NOINLINE void eq_xq_ukr(const __m256i *bt, uint32_t nq, const uint8_t *ao0,
@@ -276,7 +287,7 @@ static EQ_AVX2 EQ_NOINLINE void eq_xq_ukr16_4x2(const __m256i *bt, uint32_t nq,
 {
     const __m256i z = _mm256_setzero_si256();
     __m256i w16[4][2][2];
-    uint32_t q = 0, r, g, j;
+    uint32_t q = 0, r, g;
     for (r = 0; r < 4u; ++r)
         for (g = 0; g < 2u; ++g) w16[r][g][0] = w16[r][g][1] = z;
     while (q < nq) {
@@ -303,24 +314,11 @@ static EQ_AVX2 EQ_NOINLINE void eq_xq_ukr16_4x2(const __m256i *bt, uint32_t nq,
         {
             const __m256i c[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
             for (r = 0; r < 4u; ++r)
-                for (g = 0; g < 2u; ++g) {
-                    w16[r][g][0] = _mm256_add_epi16(w16[r][g][0], _mm256_unpacklo_epi8(c[r][g], z));
-                    w16[r][g][1] = _mm256_add_epi16(w16[r][g][1], _mm256_unpackhi_epi8(c[r][g], z));
-                }
+                for (g = 0; g < 2u; ++g) eq_xq_widen(w16[r][g], c[r][g]);
         }
     }
     for (r = 0; r < 4u; ++r)
-        for (g = 0; g < 2u; ++g) { /* unpacklo holds rows 0-7, 16-23; unpackhi 8-15, 24-31 */
-            uint16_t lo[16], hi[16];
-            _mm256_storeu_si256((__m256i *)(void *)lo, w16[r][g][0]);
-            _mm256_storeu_si256((__m256i *)(void *)hi, w16[r][g][1]);
-            for (j = 0; j < 8u; ++j) {
-                cnt[(32u * g + j) * ld + r] = lo[j];
-                cnt[(32u * g + 16u + j) * ld + r] = lo[8u + j];
-                cnt[(32u * g + 8u + j) * ld + r] = hi[j];
-                cnt[(32u * g + 24u + j) * ld + r] = hi[8u + j];
-            }
-        }
+        for (g = 0; g < 2u; ++g) eq_xq_store(w16[r][g], cnt + 32u * g * ld + r, ld);
 }
 
 /* counts of rows (ao0, ao1) go to cnt[s ld] and cnt[s ld + 1], s = column row 0 .. 127 */
