@@ -97,8 +97,7 @@ def gemm_rows(m, k, n, variants, quick):
     w_sp = np.where(rng.random((n, k)) < 0.9, 0,
                     rng.choice(np.array([-1, 1], np.int8), (n, k))).astype(np.int8)
     enc = K.sparse_encode(w_sp)
-    sp = np.zeros((enc.size + 3) // 4, np.uint32)
-    sp.view(np.uint8)[: enc.size] = enc
+    sp = K.sparse_words(enc)
     ss = lib.eq_gemm_tern_sparse_i8_scratch_size(m, k)
     scratch = np.empty((ss + 3) // 4 + 1, np.uint32)
     lut = rng.integers(-8, 8, (4, 4)).astype(np.int32)
@@ -191,8 +190,7 @@ def m1_rows(variants, quick):
     ws = np.where(rng.random((n, k)) < 0.9, 0,
                   rng.choice(np.array([-1, 1], np.int8), (n, k))).astype(np.int8)
     enc = K.sparse_encode(ws)
-    sp = np.zeros((enc.size + 3) // 4, np.uint32)
-    sp.view(np.uint8)[: enc.size] = enc
+    sp = K.sparse_words(enc)
     nib = int(np.frombuffer(enc[: 4 * (n + 1)].tobytes(), np.uint32)[-1])
     out = np.empty((m, n), np.int32)
     pa, pwd, psp, po = (_p(ffi, t, x) for t, x in (("int8_t *", a), ("int8_t *", wd),

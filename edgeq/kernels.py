@@ -211,6 +211,14 @@ def sparse_encode(w) -> np.ndarray:
     return out[: nbytes[0]]
 
 
+def sparse_words(enc) -> np.ndarray:
+    """TERN_SPARSE bytes in a 4-byte aligned uint32 buffer (the kernels read row_off as words)."""
+    enc = np.frombuffer(enc, np.uint8) if isinstance(enc, (bytes, bytearray)) else np.asarray(enc)
+    buf = np.zeros((enc.size + 3) // 4, np.uint32)
+    buf.view(np.uint8)[: enc.size] = enc.view(np.uint8).reshape(-1)
+    return buf
+
+
 # ---- GEMMs -------------------------------------------------------------------------------------
 def xnor_gemm(a, b) -> np.ndarray:
     """a (M, K), b (N, K) int8 in {-1, +1} -> int32 (M, N) = a @ b.T by XNOR-popcount."""
@@ -274,9 +282,7 @@ def ternary_gemm_sparse(a, wbytes, n: int, k: int) -> np.ndarray:
         raise ShapeError(f"a has K={a.shape[1]} columns, the sparse weights K={k}")
     wb = np.asarray(wbytes if not isinstance(wbytes, (bytes, bytearray)) else
                     np.frombuffer(wbytes, np.uint8))
-    # row_off is read as uint32: give C a 4-byte aligned copy
-    buf = np.zeros((wb.size + 3) // 4, np.uint32)
-    buf.view(np.uint8)[: wb.size] = wb.view(np.uint8).reshape(-1)
+    buf = sparse_words(wb)
     ffi, lib = _lib()
     m = a.shape[0]
     size = lib.eq_gemm_tern_sparse_i8_scratch_size(m, k)
@@ -435,9 +441,7 @@ def conv2d(act, act_enc, w, w_enc, stride: int = 1, pad: int = 0, lut=None) -> n
         w_buf = _bits.tern_planes(w)
     elif we == "TERN_SPARSE":
         _tern(w, "w")
-        enc = sparse_encode(w.reshape(n, -1))
-        w_buf = np.zeros((enc.size + 3) // 4, np.uint32)
-        w_buf.view(np.uint8)[: enc.size] = enc
+        w_buf = sparse_words(sparse_encode(w.reshape(n, -1)))
     elif we == "I8":
         w_buf = _int8(w, "w")
     elif we == "I16":

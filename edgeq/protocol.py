@@ -270,11 +270,11 @@ class Info:
     @classmethod
     def parse(cls, p: bytes) -> Info:
         _need(p, INFO_FIXED.size, "INFO")
+        h = Hello.parse(p)  # INFO starts with the HELLO reply (spec.py)
         f = fields("INFO_REPLY", p)
-        fw = f["fw_version"]
         model = ModelSummary.parse(p, SUMMARY_OFFSET)
         board = p[INFO_FIXED.size:].decode("utf-8", "replace")
-        return cls(f["proto"], max(1, f["window"]), f["caps"], f["max_payload"], (fw >> 8, fw & 0xFF),
+        return cls(h.protocol, h.window, h.caps, h.max_payload, h.fw_version,
                    (f["blob_major"], f["blob_minor"]), f["cpu_hz"], f["tick_hz"], f["model_buf"],
                    f["arena"], f["flash_model"], f["frames_ok"], f["frames_bad"], f["rx_overruns"],
                    model, board)
