@@ -79,6 +79,7 @@ def _f32_exact():
 
 
 _F32_OK = _f32_exact()
+_FA = _array("f", [0.0, 0.0]) if _F32_OK else None  # float32 rounding slots of the F32 kernels
 _I32 = S.ENC_I32
 _TERN = S.ENC_TERN
 _SPARSE = S.ENC_TERN_SPARSE
@@ -1022,7 +1023,7 @@ class Model:
                             code += 1
                 dst[o + r] = code
         elif L.w_enc == _F32:  # y = floor(acc * mul + add), each operation rounded to float32
-            f = _array("f", [0.0])
+            f = _FA
             for r in range(n):
                 f[0] = accs[r] * thr[r]
                 f[0] = f[0] + aux[r]
@@ -1053,7 +1054,7 @@ class Model:
         K = L.K
         kbit = L.w_enc == _KBIT
         f32 = L.w_enc == _F32
-        fa = _array("f", [0.0, 0.0]) if f32 else None
+        fa = _FA
         if L.in_enc == _B1:
             cw4 = _cw(ic) * 4
             vals = bytearray(ih * iw * ic) if kbit else [0] * (ih * iw * ic)
