@@ -68,7 +68,7 @@ def profile_target(target, blob: bytes, image, runs: int = 5) -> dict:
     return build_report(blob, results, tick_hz, target.name, clock)
 
 
-def wide_console(min_width: int = 140):
+def wide_console(min_width: int = 160):
     """A rich Console at least min_width columns wide: piped output (rich's default: 80 columns)
     would otherwise cut every table cell to an ellipsis."""
     from rich.console import Console
