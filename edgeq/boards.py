@@ -29,9 +29,38 @@ from pathlib import Path
 
 from .errors import BoardError, BoardTimeout, EdgeqError, TransportError
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _data_root() -> Path:
+    """Where firmware/ and boards/ live: the checkout this package sits in, else the copy that a
+    wheel ships as package data (edgeq/_data, written by setup.py's build_py)."""
+    for root in (PACKAGE_DIR.parent, PACKAGE_DIR / "_data"):
+        if (root / "firmware" / "Makefile").is_file() and (root / "boards").is_dir():
+            return root
+    return PACKAGE_DIR.parent  # neither: names() is empty and get() says how to get the files
+
+
+ROOT = _data_root()                  # firmware/ + boards/ (checkout, or edgeq/_data when installed)
+INSTALLED = ROOT != PACKAGE_DIR.parent
 BOARDS_DIR = ROOT / "boards"
-BUILD_DIR = ROOT / "build" / "fw"
+
+
+def _build_dir() -> Path:
+    """Firmware builds: build/fw in a checkout; for an installed package (read-only site-packages)
+    a per-install folder in the user's cache. $EDGEQ_BUILD_DIR overrides both."""
+    if os.environ.get("EDGEQ_BUILD_DIR"):
+        return Path(os.environ["EDGEQ_BUILD_DIR"])
+    if not INSTALLED:
+        return ROOT / "build" / "fw"
+    import hashlib
+
+    tag = hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]  # two installs never share objects
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "edgeq" / f"fw-{tag}"
+
+
+BUILD_DIR = _build_dir()
 CROSS = "arm-none-eabi-"
 QEMU = "qemu-system-arm"
 
@@ -111,7 +140,12 @@ def get(name) -> BoardDef:
         return name
     path = BOARDS_DIR / str(name) / "board.toml"
     if not path.exists():
-        raise EdgeqError(f"unknown board {name!r}; known boards: {', '.join(names())}")
+        known = names()
+        if not known:
+            raise EdgeqError(f"no board definitions found (looked in {PACKAGE_DIR.parent / 'boards'} and "
+                             f"{PACKAGE_DIR / '_data' / 'boards'}): reinstall edgeq from a wheel or "
+                             "checkout that includes boards/ and firmware/")
+        raise EdgeqError(f"unknown board {name!r}; known boards: {', '.join(known)}")
     return _load(path)
 
 

