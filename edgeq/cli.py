@@ -99,7 +99,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_run)
 
 
-COMMAND_MODULES = ("cli_train", "cli_eval", "cli_board", "cli_stream")
+COMMAND_MODULES = ("cli_train", "cli_eval", "cli_board", "cli_stream", "export_c")
 
 
 def _modules():
