@@ -66,7 +66,7 @@ QEMU = "qemu-system-arm"
 
 
 # where a Cortex-M board's ticks come from ([ticks] source in board.toml; boards/common/cortexm/ticks.c)
-TICK_SOURCES = ("cmsdk-timer", "sse-counter", "systick", "dwt")
+TICK_SOURCES = ("cmsdk-timer", "sse-counter", "stm32-tim", "systick", "dwt")
 
 
 class BuildError(EdgeqError):
@@ -100,6 +100,7 @@ class BoardDef:
     qemu: dict = field(default_factory=dict)
     flash_cfg: dict = field(default_factory=dict)
     ticks: dict = field(default_factory=dict)     # source, base, hold_uart, keep_awake
+    hal: dict = field(default_factory=dict)       # HAL parameters -> EQ_HAL_<KEY> (boards/common/stm32)
 
     @property
     def out_dir(self) -> Path:
@@ -127,7 +128,7 @@ def _load(path: Path) -> BoardDef:
         cpu_hz=int(d.get("cpu_hz", 0)), tick_hz=int(d.get("tick_hz", 0)),
         num_irqs=int(d.get("num_irqs", 0)), memory=mem, firmware=dict(d.get("firmware", {})),
         uart=dict(d.get("uart", {})), qemu=dict(d.get("qemu", {})), flash_cfg=dict(d.get("flash", {})),
-        ticks=dict(d.get("ticks", {})))
+        ticks=dict(d.get("ticks", {})), hal=dict(d.get("hal", {})))
 
 
 def names() -> list:
@@ -176,6 +177,10 @@ def generate(board, out_dir=None) -> Path:
     for k in ("base", "irq", "irq2", "baud"):
         if k in b.uart:
             defs[f"EQ_UART_{k.upper()}"] = _hex(b.uart[k]) if k == "base" else str(b.uart[k])
+    for k, v in b.hal.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise BuildError(f"boards/{b.name}/board.toml: [hal] {k} must be a non-negative integer, not {v!r}")
+        defs[f"EQ_HAL_{k.upper()}"] = _hex(v)
     if b.kind != "sim":
         t = b.ticks
         src = t.get("source", "")
@@ -185,6 +190,8 @@ def generate(board, out_dir=None) -> Path:
         defs[f"EQ_TICKS_{src.upper().replace('-', '_')}"] = "1"
         if "base" in t:
             defs["EQ_TICKS_BASE"] = _hex(int(t["base"]))
+        if "prescaler" in t:  # stm32-tim: the counter runs at its input clock / (prescaler + 1)
+            defs["EQ_TICKS_PRESCALER"] = f"{int(t['prescaler'])}u"
         if t.get("hold_uart"):
             defs["EQ_TICKS_HOLD_UART"] = "1"
         if t.get("keep_awake"):
@@ -472,9 +479,31 @@ def start(board, model=None, extra_qemu=(), timeout: float = 10.0) -> Running:
             _kill(proc.pid)
             raise BoardTimeout(f"{b.name} did not come up within {timeout:g} s (log: {log})")
         time.sleep(0.01)
+    if b.kind == "qemu":
+        try:
+            _wait_ready(url, deadline + timeout)
+        except BaseException:
+            _kill(proc.pid)
+            raise
     r = Running(b.name, b.kind, proc.pid, url, str(b.image), model_copy, time.time(), str(log))
     _state_file(b.name).write_text(json.dumps(r.__dict__, indent=1))
     return r
+
+
+def _wait_ready(url: str, deadline: float) -> None:
+    """Until the firmware answers HELLO. QEMU starts the CPU when the first client connects, and
+    an emulated UART may drop what arrives before the firmware has enabled it (QEMU's STM32 USART
+    drops bytes while CR1.UE/RE are clear), so the first request can go unanswered: re-send it."""
+    from .board import Board
+
+    with Board(url, timeout=0.25, hello=False) as dev:
+        while True:
+            try:
+                dev.hello()
+                return
+            except (BoardTimeout, TransportError):
+                if time.monotonic() > deadline:
+                    raise BoardTimeout(f"{url}: the emulated board does not answer HELLO") from None
 
 
 def find_port(board=None, port: str | None = None) -> str:

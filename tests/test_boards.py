@@ -93,7 +93,7 @@ def test_reference_board_profile_is_deterministic(ref_board, mnist):
     assert sum(profs[0].ticks) <= profs[0].total
 
 
-@pytest.mark.parametrize("name", ["qemu-mps2-an386", "qemu-mps3-an547", "qemu-lm3s6965"])
+@pytest.mark.parametrize("name", ["qemu-mps2-an386", "qemu-mps3-an547", "qemu-lm3s6965", "qemu-netduinoplus2"])
 def test_tick_rate_and_determinism(name, tmp_path):
     """boards/common/probe/tick_probe.c times busy loops of 2 instructions per iteration with the
     board's tick source; under -icount shift=5 an instruction is 32 ns, so N loops must take
@@ -111,7 +111,7 @@ def test_tick_rate_and_determinism(name, tmp_path):
     assert abs((t2 - t1) - expect) <= slack, (name, rows, expect)
 
 
-@pytest.mark.parametrize("name", ["qemu-mps3-an547", "qemu-lm3s6965"])
+@pytest.mark.parametrize("name", ["qemu-mps3-an547", "qemu-lm3s6965", "qemu-netduinoplus2"])
 def test_small_model_on_other_qemu_boards(name, mnist, tmp_path):
     from edgeq.runtime import Model
 
@@ -127,6 +127,40 @@ def test_small_model_on_other_qemu_boards(name, mnist, tmp_path):
             assert b.load(other).source == "ram"
             m2 = Model(other)
             assert U.compare_on_board(b, m2, mnist[0][100:120])[1:3] == (0, 0)
+    finally:
+        boards.stop(name)
+
+
+@pytest.mark.parametrize("name", ["qemu-netduinoplus2"])
+def test_cli_flash_eval_stream_profile(name, tmp_path):
+    """The user's commands on a board whose HAL drives vendor peripherals (STM32 USART1 and TIM2
+    under QEMU): flash, eval bit-exact, a stream equal to the host's, deterministic profiles."""
+    import json
+
+    from cliutil import edgeq
+
+    _need(name)
+    model = tmp_path / "m.eqb"
+    model.write_bytes(U.small_blob(seed=3))
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "d.npz", x=rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), y=rng.integers(0, 10, 40))
+    try:
+        assert "verified on the board" in edgeq("flash", model, "--board", name).stdout
+        res = json.loads(edgeq("eval", model, "--board", name, "--data", f"npz:{tmp_path / 'd.npz'}",
+                               "--split", "all", "--json").stdout)
+        assert res["n"] == 40 and res["mismatches"] == 0 and res["accuracy"] == res["host_accuracy"], res
+        runs = {}
+        for where in (name, "host"):
+            out = edgeq("stream", "--board", where, "--model", model, "--limit", "16", "--json").stdout
+            runs[where] = [(x["class"], x["score"]) for x in map(json.loads, out.splitlines())]
+        assert len(runs[name]) == 16 and runs[name] == runs["host"], runs
+        reports = []
+        for i in range(2):
+            edgeq("profile", "--board", name, "--model", model, "--runs", "2", "--json", tmp_path / f"p{i}.json")
+            reports.append(json.loads((tmp_path / f"p{i}.json").read_text()))
+        a, b = reports
+        assert [x["cycles"] for x in a["layers"]] == [x["cycles"] for x in b["layers"]], (a, b)
+        assert a["total_cycles"] == b["total_cycles"] > 0
     finally:
         boards.stop(name)
 
@@ -329,7 +363,7 @@ def test_cli_build_flash_boards_stop(tmp_path, capsys):
 EVERY_ENCODING_SEEDS = (1, 2, 4, 5, 7, 8, 15)
 
 
-@pytest.mark.parametrize("name", [REF, "qemu-mps3-an547", "qemu-lm3s6965", "sim"])
+@pytest.mark.parametrize("name", [REF, "qemu-mps3-an547", "qemu-lm3s6965", "qemu-netduinoplus2", "sim"])
 def test_every_encoding_on_the_board_equals_the_host(name, tmp_path, request):
     """The core promise on each emulated board: random graphs over every weight encoding (B1,
     TERN planes, TERN_SPARSE skip-zero, KBIT + LUT, I8, I16, F32 on the M4F/M55 FPU, soft float

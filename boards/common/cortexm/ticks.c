@@ -3,6 +3,8 @@
  * eq_hal_ticks() is a free-running unsigned 32-bit count at EQ_TICK_HZ (differences wrap-safe):
  *   cmsdk-timer  CMSDK APB timer at EQ_TICKS_BASE, VALUE counting down from 0xFFFFFFFF (APB clock)
  *   sse-counter  SSE-300 system counter (control frame at EQ_TICKS_BASE), low half of CNTCV (MAINCLK)
+ *   stm32-tim    STM32F2/F4 TIM2 or TIM5 at EQ_TICKS_BASE (32-bit), CNT counting up at its clock /
+ *                (EQ_TICKS_PRESCALER + 1), no interrupt
  *   dwt          DWT CYCCNT, CPU cycles (real Cortex-M3/M4/M7/M33 parts; QEMU has no DWT)
  *   systick      SysTick (CPU clock) with a 16-bit reload, its wraps counted by its interrupt.
  *                For boards without another readable counter (QEMU's Stellaris GPTM reads as 0).
@@ -58,6 +60,30 @@ uint32_t eq_hal_ticks(void) { return 0xFFFFFFFFu - TIMER_VALUE; }
 static void counter_init(void) { CNTCR = 1u; /* EN, no scaling: one count per MAINCLK cycle */ }
 static void counter_restart(void) { CNTCV_LO = 0u; }
 uint32_t eq_hal_ticks(void) { return CNTCV_LO; }
+
+#elif defined(EQ_TICKS_STM32_TIM)
+#define TIM_CR1 EQ_REG(EQ_TICKS_BASE + 0x00u)
+#define TIM_EGR EQ_REG(EQ_TICKS_BASE + 0x14u)
+#define TIM_CNT EQ_REG(EQ_TICKS_BASE + 0x24u)
+#define TIM_PSC EQ_REG(EQ_TICKS_BASE + 0x28u)
+#define TIM_ARR EQ_REG(EQ_TICKS_BASE + 0x2Cu)
+#define RCC_APB1ENR EQ_REG(0x40023840u)
+#ifndef EQ_TICKS_PRESCALER
+#define EQ_TICKS_PRESCALER 0u
+#endif
+static void counter_init(void)
+{
+    RCC_APB1ENR |= 1u << ((EQ_TICKS_BASE - 0x40000000u) / 0x400u); /* TIM2..TIM5 = bits 0..3 */
+    (void)RCC_APB1ENR;
+    TIM_CR1 = 0u;
+    TIM_PSC = EQ_TICKS_PRESCALER; /* 16 bits */
+    TIM_ARR = 0xFFFFFFFFu;
+    TIM_EGR = 1u; /* UG: load PSC */
+    TIM_CNT = 0u;
+    TIM_CR1 = 1u; /* CEN, up-counting, no interrupt */
+}
+static void counter_restart(void) { TIM_CNT = 0u; }
+uint32_t eq_hal_ticks(void) { return TIM_CNT; }
 
 #elif defined(EQ_TICKS_DWT)
 #define DEMCR EQ_REG(0xE000EDFCu)
@@ -115,7 +141,7 @@ uint32_t eq_hal_ticks(void)
     return w * (SYST_RELOAD + 1u) + (SYST_RELOAD - v);
 }
 #else
-#error "board.toml needs [ticks] source = cmsdk-timer | sse-counter | dwt | systick"
+#error "board.toml needs [ticks] source = cmsdk-timer | sse-counter | stm32-tim | dwt | systick"
 #endif
 
 #if defined(EQ_KEEP_AWAKE) && !defined(EQ_TICKS_SYSTICK)
