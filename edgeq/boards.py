@@ -481,7 +481,7 @@ def start(board, model=None, extra_qemu=(), timeout: float = 10.0) -> Running:
         time.sleep(0.01)
     if b.kind == "qemu":
         try:
-            _wait_ready(url, deadline + timeout)
+            _wait_ready(url, time.monotonic() + timeout)
         except BaseException:
             _kill(proc.pid)
             raise

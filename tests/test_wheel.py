@@ -79,6 +79,7 @@ def _model_and_data(cwd, seed, c1):
     return blob, x, y
 
 
+@pytest.mark.slow  # 18 s on an idle machine, ~50 s under load (wheel build + ASan firmware build)
 def test_wheel_boards_flash_eval_on_sim(venv):
     from edgeq.runtime import Model
 
@@ -100,6 +101,7 @@ def test_wheel_boards_flash_eval_on_sim(venv):
     _run([edgeq, "boards", "--stop", "sim"], env, cwd)
 
 
+@pytest.mark.slow
 @pytest.mark.qemu
 def test_wheel_builds_and_flashes_a_qemu_board(venv):
     env, cwd, edgeq, _ = venv
@@ -108,6 +110,9 @@ def test_wheel_builds_and_flashes_a_qemu_board(venv):
     if why or not shutil.which(boards.QEMU):
         pytest.skip(f"{name}: {why or 'qemu-system-arm not found'}")
     blob, x, y = _model_and_data(cwd, 2, 4)
+    if not boards.toolchain_missing("qemu-netduinoplus2"):  # the shared STM32 HAL ships too
+        out = _run([edgeq, "build", "--board", "qemu-netduinoplus2"], env, cwd)
+        assert "of   524,288" in out and ".cache/edgeq/fw-" in out, out
     try:
         out = _run([edgeq, "flash", "m2.eqb", "--board", name], env, cwd)
         assert "of    65,536" in out and "verified on the board" in out, out
