@@ -494,14 +494,16 @@ def _wait_ready(url: str, deadline: float) -> None:
     """Until the firmware answers HELLO. QEMU starts the CPU when the first client connects, and
     an emulated UART may drop what arrives before the firmware has enabled it (QEMU's STM32 USART
     drops bytes while CR1.UE/RE are clear), so the first request can go unanswered: re-send it."""
+    from . import protocol as P
     from .board import Board
+    from .errors import ProtocolError
 
     with Board(url, timeout=0.25, hello=False) as dev:
         while True:
-            try:
-                dev.hello()
+            try:  # any reply will do: the caller's own handshake checks the versions
+                dev.request(P.CMD["HELLO"], check=False)
                 return
-            except (BoardTimeout, TransportError):
+            except (BoardTimeout, ProtocolError):
                 if time.monotonic() > deadline:
                     raise BoardTimeout(f"{url}: the emulated board does not answer HELLO") from None
 
