@@ -63,7 +63,7 @@ def rate_labels(board: str | None) -> tuple:
         return "fps (link + board, measured)", "chip-time fps (board tick counter)"
     if b.kind == "qemu":
         ns = b.qemu.get("instr_ns")
-        clock = f"QEMU -icount virtual time, 1 instruction = {ns} ns" if ns else "QEMU virtual time"
+        clock = f"QEMU -icount virtual time: 1 instruction = {ns} ns" if ns else "QEMU virtual time"
         return "fps (link + emulator, measured)", f"chip-time fps (board timer, {clock})"
     if b.kind == "sim":
         return "fps (link + sim process, measured)", "chip-time fps (sim board timer)"
@@ -119,6 +119,8 @@ def _stream_live(target, g, src, args):
         stream.run_stream(target, g, src, limit=args.limit, realtime=args.realtime, invert=args.invert,
                           save=args.save, on_frame=on_frame, stats=stats)
     summ = stats.summary()
+    if not con.is_terminal:  # Live leaves the cursor after the table's last line
+        con.print()
     con.print(" | ".join(f"{k} {v}" for k, v in summ.items() if v is not None))
     if args.save:
         con.print(f"annotated clip: {args.save}")

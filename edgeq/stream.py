@@ -389,6 +389,10 @@ def annotate(frame: np.ndarray, px: np.ndarray, g: Graph, cls: int, score: int, 
     w1 = max(1, round(fw * VIEW_H / fh))
     left = cv2.resize(rgb, (w1, VIEW_H), interpolation=cv2.INTER_AREA if fh > VIEW_H else cv2.INTER_NEAREST)
     seen = px.reshape(P.spec_of(g).shape)
+    note = ""
+    if g.pre_mode == "THRESH":  # the network sees bits: show them
+        seen = np.where(seen >= g.pre_param, 255, 0).astype(np.uint8)
+        note = f", pixel >= {g.pre_param}"
     seen = P.convert_color(seen[0] if seen.shape[0] == 1 else seen.transpose(1, 2, 0), "rgb")
     sh, sw = seen.shape[:2]
     w2 = max(1, round(sw * VIEW_H / sh))
@@ -399,6 +403,8 @@ def annotate(frame: np.ndarray, px: np.ndarray, g: Graph, cls: int, score: int, 
     view[:VIEW_H, w1 + 8:w1 + 8 + w2] = right
     cv2.rectangle(view, (0, 0), (w1 - 1, VIEW_H - 1), GREY, 1)
     cv2.rectangle(view, (w1 + 8, 0), (w1 + 7 + w2, VIEW_H - 1), GREY, 1)
+    _caption(view, f"frame {fw}x{fh}", 1)
+    _caption(view, f"model input {sw}x{sh}{note}", w1 + 9)
     ok = label is None or label == cls
     text = f"{class_name(g, cls)}  score {score}"
     if label is not None:
@@ -408,10 +414,15 @@ def annotate(frame: np.ndarray, px: np.ndarray, g: Graph, cls: int, score: int, 
     if stats.chip_fps:
         rate += f" | {stats.chip_fps:.1f} fps chip time"
     cv2.putText(view, rate, (6, VIEW_H + 41), cv2.FONT_HERSHEY_SIMPLEX, 0.45, WHITE, 1, cv2.LINE_AA)
-    cv2.putText(view, f"frame {fw}x{fh}", (5, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, GREY, 1, cv2.LINE_AA)
-    cv2.putText(view, f"model input {sw}x{sh}", (w1 + 13, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, GREY, 1,
-                cv2.LINE_AA)
     return view
+
+
+def _caption(view: np.ndarray, text: str, x: int) -> None:
+    """Small grey text on a black box at the top of a panel."""
+    cv2 = _cv2()
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+    cv2.rectangle(view, (x, 1), (x + tw + 6, th + 6), (0, 0, 0), -1)
+    cv2.putText(view, text, (x + 3, th + 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4, GREY, 1, cv2.LINE_AA)
 
 
 class _ClipWriter:
