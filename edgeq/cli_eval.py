@@ -86,6 +86,15 @@ def plot_confusion(cm: np.ndarray, names: list, path: str, title: str) -> None:
         plt.close(fig)
 
 
+def same_data(a: str, b: str) -> bool:
+    """Two data specs name the same data (paths compared resolved: folder:x/ == folder:./x)."""
+    ka, _, pa = str(a).partition(":")
+    kb, _, pb = str(b).partition(":")
+    if ka != kb or not pa or not pb:
+        return a == b
+    return Path(pa).resolve() == Path(pb).resolve()
+
+
 def load_eval_data(g, data: str | None, split: str | None):
     """(x in the model's input shape, y, description): the blob's data set and test split by
     default; other data whole unless `split` is given; read with the blob's preprocessing."""
@@ -96,7 +105,7 @@ def load_eval_data(g, data: str | None, split: str | None):
     own = g.meta.get("data") or "digits"
     spec = P.spec_of(g) if P.META_KEY in g.meta else None
     data = data or own
-    split = split or ("test" if data == own else "all")
+    split = split or ("test" if same_data(data, own) else "all")
     kw = dict(color=spec.color, size=spec.size, resize=spec.resize) if spec else {}
     try:
         if split == "all":

@@ -89,7 +89,7 @@ class PreSpec:
         try:
             return cls(color=d["color"], size=tuple(d["size"]), resize=d.get("resize", "crop"),
                        invert=bool(d.get("invert", False)), pad=int(d.get("pad", 0)))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, DataError) as e:
             raise DataError(f"blob metadata 'preprocess' is malformed ({e}): {json.dumps(d)[:200]}") from None
 
     def describe(self) -> str:
@@ -104,12 +104,16 @@ def legacy_spec(input_shape) -> PreSpec:
 
 
 def spec_of(graph) -> PreSpec:
-    """The blob's spec (its metadata), or `legacy_spec` of its input shape."""
+    """The blob's spec (its metadata), or `legacy_spec` of its input shape.  A spec whose pixels
+    would not fill the model's input exactly is refused (metadata is never trusted)."""
     d = (graph.meta or {}).get(META_KEY)
-    if d:
-        return PreSpec.from_meta(d)
-    shape = (graph.meta or {}).get("image_shape") or graph.input_shape
-    return legacy_spec(tuple(shape))
+    if not d:
+        return legacy_spec(tuple(graph.input_shape))
+    spec = PreSpec.from_meta(d) if isinstance(d, dict) else PreSpec.from_meta({})
+    if int(np.prod(spec.shape)) != int(np.prod(graph.input_shape)):
+        raise DataError(f"blob metadata 'preprocess' gives {spec.shape} pixels for a model input of "
+                        f"{tuple(graph.input_shape)}; the blob is inconsistent (re-export it)")
+    return spec
 
 
 def spec_for_data(x: np.ndarray, resize: str = "crop") -> PreSpec:

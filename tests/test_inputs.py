@@ -112,7 +112,26 @@ def test_eval_defaults_to_the_blobs_test_split_with_confusion(colour_model, tmp_
     assert part["n"] == 12
 
 
-def test_run_on_images_folders_and_video_equals_stream(colour_model, tmp_path):
+@pytest.fixture(scope="module")
+def colour_video(colour_model):
+    """A video of the held-out images, enlarged 8x and centred in wider 4:3 frames (the blob's
+    centre crop takes the square back), with their labels next to it."""
+    d, root, _model, _ = colour_model
+    _xtr, _ytr, xte, yte, _ = data.load_split(f"folder:{root}")
+    video = d / "shapes.avi"
+    hw = (8 * SIZE, 8 * SIZE * 4 // 3)
+    w, fourcc = video_writer(video, hw)
+    side = (hw[1] - hw[0]) // 2
+    for img in xte:
+        frame = np.zeros(hw + (3,), np.uint8)
+        frame[:, side:side + hw[0]] = np.kron(img.transpose(1, 2, 0), np.ones((8, 8, 1), np.uint8))
+        w.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    w.release()
+    video.with_suffix(".labels.json").write_text(json.dumps(yte.tolist()))
+    return video, fourcc
+
+
+def test_run_on_images_folders_and_video_equals_stream(colour_model, colour_video, tmp_path):
     d, root, model, _ = colour_model
     m = Model(model.read_bytes())
     xtr, ytr, xte, yte, classes = data.load_split(f"folder:{root}")
@@ -124,18 +143,7 @@ def test_run_on_images_folders_and_video_equals_stream(colour_model, tmp_path):
     allx, ally, _ = data.load(f"folder:{root}")
     fol = json.loads(edgeq("run", model, "--input", root, "--json").stdout)
     assert fol["labels"] == ally.tolist() and fol["predictions"] == m.predict(allx)[0].tolist()
-    # a video of the held-out images, enlarged 8x and centred in wider 4:3 frames (the blob's
-    # centre crop takes the square back), with labels next to it
-    video = tmp_path / "shapes.avi"
-    w, fourcc = video_writer(video, (8 * SIZE, 8 * SIZE * 4 // 3))
-    side = (8 * SIZE * 4 // 3 - 8 * SIZE) // 2
-    for img in xte:
-        big = np.kron(img.transpose(1, 2, 0), np.ones((8, 8, 1), np.uint8))
-        frame = np.zeros((8 * SIZE, 8 * SIZE * 4 // 3, 3), np.uint8)
-        frame[:, side:side + 8 * SIZE] = big
-        w.write(np.ascontiguousarray(frame[:, :, ::-1]))
-    w.release()
-    video.with_suffix(".labels.json").write_text(json.dumps(yte.tolist()))
+    video, fourcc = colour_video
     run = json.loads(edgeq("run", model, "--input", video, "--json").stdout)
     assert len(run["predictions"]) == 60 and run["labels"] == yte.tolist()
     run_acc = float(np.mean(np.array(run["predictions"]) == yte))
@@ -167,3 +175,25 @@ def test_run_errors_are_one_line(colour_model, tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a png")
     r = edgeq("run", model, "--input", tmp_path / "broken.png", check=False)
     assert r.returncode == 2 and "could not read" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_colour_video_on_the_emulated_board(colour_model, colour_video, private_board_state):
+    """The RGB model on qemu-mps2-an386: the streamed video gives `edgeq run`'s predictions, and
+    the summary names both rates (measured and chip time from the board's ticks)."""
+    import shutil
+
+    if not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")):
+        pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
+    _d, _root, model, _ = colour_model
+    video, _ = colour_video
+    run = json.loads(edgeq("run", model, "--input", video, "--json").stdout)
+    edgeq("flash", model, "--board", "qemu-mps2-an386")
+    r = edgeq("stream", "--board", "qemu-mps2-an386", "--model", model, "--source", video, "--json")
+    lines = [json.loads(v) for v in r.stdout.splitlines()]
+    assert [v["class"] for v in lines] == run["predictions"] and all(v["chip_ms"] > 0 for v in lines)
+    summary = json.loads(r.stderr.strip().splitlines()[-1])["summary"]
+    yte = np.array(run["labels"])
+    assert summary["accuracy"] == round(float(np.mean(np.array(run["predictions"]) == yte)), 4) >= 0.95
+    assert summary["chip_fps"] > 0 and summary["fps"] > 0

@@ -184,15 +184,22 @@ def test_old_blobs_keep_the_earlier_stream_preprocessing():
 
 
 def test_spec_round_trip_and_errors():
-    s = P.PreSpec("rgb", (48, 64), "letterbox", invert=True, pad=114)
+    s = P.PreSpec("rgb", (H, W), "letterbox", invert=True, pad=114)
     g = pack.read_blob(pack.write_blob(rgb_graph(s)))
-    assert P.spec_of(g) == s and s.shape == (3, 48, 64)
+    assert P.spec_of(g) == s and s.shape == (3, H, W)
     with pytest.raises(DataError, match="resize mode"):
         P.PreSpec(resize="squash")
     with pytest.raises(DataError, match="colour"):
         P.PreSpec(color="bgr")
     with pytest.raises(DataError, match="malformed"):
         P.PreSpec.from_meta({"size": [1, 2]})
+    bad = rgb_graph(s)
+    bad.meta["preprocess"] = {"color": "rgb", "size": [100000, 100000]}
+    with pytest.raises(DataError, match="inconsistent"):
+        P.spec_of(bad)
+    bad.meta["preprocess"] = "rgb"
+    with pytest.raises(DataError, match="malformed"):
+        P.spec_of(bad)
     assert P.parse_size("48x64") == (48, 64) and P.parse_size("28") == (28, 28) and P.parse_size(None) is None
     for bad in ("0x4", "axb", "5000x2"):
         with pytest.raises(DataError, match="H x W"):
