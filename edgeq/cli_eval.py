@@ -57,8 +57,10 @@ def per_class(cm: np.ndarray, names: list) -> list:
 
 
 def plot_confusion(cm: np.ndarray, names: list, path: str, title: str) -> None:
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        raise EdgeqError("--plot needs matplotlib: pip install 'edgeq[plot]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

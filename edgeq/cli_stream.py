@@ -35,6 +35,8 @@ def cmd_stream(args) -> int:
 
     model = _model_path(args)
     g = pack.read_blob(_blob(model))
+    if args.save:
+        stream.check_save(args.save)
     src = stream.open_source(args.source, g.classes) if args.source != "synthetic" else stream.SyntheticSource(
         n_frames=args.limit or 120, data=args.data)
     target = open_target(args.board, args.port, model, args.runtime)

@@ -425,11 +425,21 @@ def _caption(view: np.ndarray, text: str, x: int) -> None:
     cv2.putText(view, text, (x + 3, th + 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4, GREY, 1, cv2.LINE_AA)
 
 
+def check_save(path: str) -> None:
+    """--save takes a video file name (.mp4, .avi, .mkv) in a folder that exists."""
+    p = Path(path)
+    if p.suffix.lower() not in (".mp4", ".avi", ".mkv"):
+        raise EdgeqError(f"--save {path}: give a video file name ending in .mp4, .avi or .mkv")
+    if not p.parent.is_dir():
+        raise EdgeqError(f"--save {path}: folder {str(p.parent)!r} does not exist")
+
+
 class _ClipWriter:
     """Annotated views -> a video (MJPG for .avi, FFV1 for .mkv, mp4v otherwise); every view is
     letterboxed into the first one's size (a folder's images may differ in size)."""
 
     def __init__(self, path: str, fps: float):
+        check_save(path)
         self.path, self.fps, self.out, self.size = str(path), fps or 15.0, None, None
 
     def write(self, view_rgb: np.ndarray) -> None:

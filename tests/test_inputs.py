@@ -197,3 +197,15 @@ def test_colour_video_on_the_emulated_board(colour_model, colour_video, private_
     yte = np.array(run["labels"])
     assert summary["accuracy"] == round(float(np.mean(np.array(run["predictions"]) == yte)), 4) >= 0.95
     assert summary["chip_fps"] > 0 and summary["fps"] > 0
+
+
+def test_stream_and_eval_errors_are_one_line(colour_model, tmp_path):
+    _d, root, model, _ = colour_model
+    for args, needle in [(("stream", "--board", "host", "--model", model, "--source", root, "--save",
+                           tmp_path / "v.png"), ".mp4, .avi or .mkv"),
+                         (("stream", "--board", "host", "--model", model, "--source", root, "--save",
+                           tmp_path / "no" / "v.mp4"), "does not exist"),
+                         (("eval", model, "--plot", tmp_path / "no" / "cm.png"), "cannot write"),
+                         (("eval", model, "--data", f"folder:{tmp_path}/none"), "not a directory")]:
+        r = edgeq(*args, check=False)
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
