@@ -116,7 +116,7 @@ def load_eval_data(g, data: str | None, split: str | None):
             xtr, ytr, xte, yte, _ = load_split(data, **kw)
             x, y = (xte, yte) if split == "test" else (xtr, ytr)
     except DataError as e:
-        if data == own and g.meta.get("data"):
+        if same_data(data, own) and g.meta.get("data"):
             raise DataError(f"{e} (the data set recorded in the blob; give --data SPEC)") from None
         raise
     if spec is not None and spec.invert:
