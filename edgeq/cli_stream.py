@@ -72,6 +72,17 @@ def rate_labels(board: str | None) -> tuple:
     return "fps (link + board, measured)", f"chip-time fps (board timer, {b.tick_hz / 1e6:g} MHz)"
 
 
+def _instr_ns(board: str | None) -> float:
+    """Nanoseconds of virtual time per instruction on a QEMU -icount board (0: not one)."""
+    from . import boards
+
+    try:
+        b = boards.get(board) if board and board != "host" else None
+    except EdgeqError:
+        return 0.0
+    return float(b.qemu.get("instr_ns", 0)) if b is not None and b.kind == "qemu" else 0.0
+
+
 def _stream_live(target, g, src, args):
     from rich.console import Console
     from rich.live import Live
@@ -82,6 +93,7 @@ def _stream_live(target, g, src, args):
     con = Console(stderr=False)
     state = {}
     fps_label, chip_label = rate_labels(args.board)
+    instr_ns = _instr_ns(args.board)
 
     def render():
         t = Table(title=f"edgeq stream -> {target.name}", show_header=False, min_width=48)
@@ -95,7 +107,10 @@ def _stream_live(target, g, src, args):
         if s is not None and s.frames:
             t.add_row(fps_label, f"{s.fps_at(state['now']):.1f}")
             if s.chip_fps:
-                t.add_row(chip_label, f"{s.chip_fps:.1f} ({1000 / s.chip_fps:.1f} ms per inference)")
+                per = f"{1000 / s.chip_fps:.1f} ms"
+                if instr_ns:  # -icount: virtual time is instructions x instr_ns
+                    per += f", {1e9 / s.chip_fps / instr_ns / 1e6:.2f} M instructions"
+                t.add_row(chip_label, f"{s.chip_fps:.1f} ({per} per inference)")
             t.add_row("latency p50 / p95", f"{s.pct(50):.1f} / {s.pct(95):.1f} ms")
             t.add_row("dropped", str(s.dropped))
             if s.labelled:
