@@ -70,20 +70,36 @@ def cmd_run(args) -> int:
 
     m = Model(_read_blob(args.model))
     p = Path(args.input)
-    if not p.is_file():
+    names = labels = None
+    if p.suffix.lower() != ".npy":  # an image, a folder or a video: the blob's preprocessing
+        from .stream import load_inputs
+
+        x, names, labels = load_inputs(args.input, m.graph, args.invert)
+    elif not p.is_file():
         raise EdgeqError(f"input file {args.input!r} not found (expected a .npy of uint8 images)")
-    try:
-        x = np.load(p, allow_pickle=False)
-    except ValueError as e:
-        raise EdgeqError(f"{args.input}: not a numpy .npy file of uint8 images ({e})") from None
+    else:
+        try:
+            x = np.load(p, allow_pickle=False)
+        except ValueError as e:
+            raise EdgeqError(f"{args.input}: not a numpy .npy file of uint8 images ({e})") from None
     classes, scores = m.predict(x)
+    cnames = m.graph.classes
+    label_of = lambda c: cnames[c] if 0 <= c < len(cnames) else str(c)  # noqa: E731
     if args.json:
-        print(json.dumps({"predictions": classes.tolist(), "scores": scores.tolist()}))
+        out = {"predictions": classes.tolist(), "names": [label_of(int(c)) for c in classes],
+               "scores": scores.tolist()}
+        if names is not None:
+            out["inputs"] = names
+        if labels is not None:
+            out["labels"] = labels
+        print(json.dumps(out))
         return 0
-    names = m.graph.classes
     for i, (c, s) in enumerate(zip(classes, scores)):
-        label = names[c] if c < len(names) else str(c)
-        print(f"{i}: class {c} ({label}) score {s[c]}")
+        lab = "" if labels is None or labels[i] is None else f"  label {labels[i]} ({label_of(labels[i])})"
+        print(f"{names[i] if names else i}: class {c} ({label_of(int(c))}) score {s[c]}{lab}")
+    if labels is not None:
+        known = [(int(c), v) for c, v in zip(classes, labels) if v is not None]
+        print(f"accuracy {100 * np.mean([c == v for c, v in known]):.2f}% on {len(known)} labelled inputs")
     return 0
 
 
@@ -92,10 +108,15 @@ def register(sub) -> None:
     p.add_argument("model")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
-    p = sub.add_parser("run", help="run a blob on the host (C runtime) over images in a .npy file")
+    p = sub.add_parser("run", help="run a blob on the host (C runtime) over images, a folder, a video or a .npy")
     p.add_argument("model")
-    p.add_argument("--input", required=True, help=".npy of raw uint8 images, (N,H,W) or (N,C,H,W)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--input", required=True,
+                   help="an image file, a folder of images (or of class sub-folders), a video, or a .npy "
+                   "of raw uint8 pixels (N,H,W)/(N,C,H,W) already in the model's input shape; images "
+                   "and videos get the blob's preprocessing (docs/inputs.md)")
+    p.add_argument("--invert", action="store_true", help="invert pixels (dark digits on light paper)")
+    p.add_argument("--json", action="store_true",
+                   help='print {"predictions", "names", "scores"[, "inputs", "labels"]}')
     p.set_defaults(func=cmd_run)
 
 

@@ -28,6 +28,11 @@ def register(sub) -> None:
     p.add_argument("--arch", default="bnn-cnn", choices=ARCH_NAMES, help="architecture (default bnn-cnn)")
     p.add_argument("--data", default="digits",
                    help="digits (default) | idx:PREFIX | folder:DIR | npz:FILE | mnist:DIR")
+    p.add_argument("--color", choices=("gray", "rgb"), default=None,
+                   help="image colour (default: the data's own; folder: keeps colour when images have it)")
+    p.add_argument("--size", default=None, metavar="HxW", help="resize images to H x W (default: their size)")
+    p.add_argument("--resize", choices=("stretch", "crop", "letterbox"), default="crop",
+                   help="how images of another size are fitted, here and by run/eval/stream (default crop)")
     p.add_argument("--epochs", type=int, default=None, help="default: per arch and data size")
     p.add_argument("--prune", type=float, default=0.0, metavar="SPARSITY",
                    help="magnitude-prune every layer but the first to this sparsity (0..0.99)")
@@ -62,8 +67,12 @@ def run(args) -> int:
             make_weight_quantizer(q)
     torch.set_num_threads(args.threads if args.threads > 0 else train.auto_threads())
     con = Console(stderr=True)
-    xtr, ytr, xte, yte, classes = data.load_split(args.data)
-    con.print(f"data {args.data}: {len(xtr)} train / {len(xte)} test images {tuple(xtr.shape[1:])}, "
+    from .preprocess import parse_size, spec_for_data
+
+    xtr, ytr, xte, yte, classes = data.load_split(args.data, args.color, parse_size(args.size), args.resize)
+    pre = spec_for_data(xtr, args.resize) if xtr.shape[1] in (1, 3) else None  # recorded in the blob
+    con.print(f"data {args.data}: {len(xtr)} train / {len(xte)} test images "
+              f"{pre.describe() if pre else tuple(xtr.shape[1:])}, "
               f"{len(classes)} classes; arch {args.arch}, device {train.pick_device(args.device)}")
     t0 = time.time()
     with Progress(TextColumn("[bold]train[/] epoch {task.fields[ep]}"), BarColumn(),
@@ -80,7 +89,10 @@ def run(args) -> int:
             last_wq=args.last_w, width=args.width)
     secs = time.time() - t0
     out = Path(args.out)
-    blob = export.export_blob(model, meta={"data": args.data, "seed": args.seed, "prune": args.prune})
+    meta = {"data": args.data, "seed": args.seed, "prune": args.prune}
+    if pre is not None:
+        meta["preprocess"] = pre.to_meta()
+    blob = export.export_blob(model, meta=meta)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(blob)

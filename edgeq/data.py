@@ -4,10 +4,15 @@ and class names.  Specs:
   digits          scikit-learn's bundled 8x8 digits (1797 images, offline; the default).
                   Pixel values 0..16 are scaled to uint8 by round(v * 255 / 16).
   idx:PREFIX      PREFIX-images-idx3-ubyte[.gz] + PREFIX-labels-idx1-ubyte[.gz] (MNIST format)
-  folder:DIR      one sub-folder per class (sorted names = class names), images read with
-                  OpenCV as grayscale; all must share one size
+  folder:DIR      one sub-folder per class (sorted names = class names); images are read as
+                  RGB when any has colour, else grey (`color` chooses); one size, or `size`
   npz:FILE        arrays x uint8 (N, H, W) or (N, C, H, W) and y (N,); optional 'classes'
   mnist:DIR       the MNIST benchmark split of `mnist_benchmark_split` (DIR holds train5k/test8k)
+
+Every loader takes the same options: `color` ('gray' | 'rgb'; None keeps the data's own),
+`size` (H, W; None keeps the data's) and `resize` (how a frame of another size is fitted, see
+`edgeq.preprocess`).  Any conversion goes through `preprocess.apply`, the function `edgeq run`,
+`eval` and `stream` use, and `preprocess.spec_for_data(x, resize)` is the spec a trainer records.
 
 Fixed train/test split (`split`): a permutation with numpy seed 0; the last 20 % (rounded down)
 is the test set.  `load_split(spec)` applies it (or the benchmark split for mnist:).
@@ -22,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import preprocess as P
 from .errors import DataError
 
 TEST_FRACTION = 0.2
@@ -81,36 +87,40 @@ def load_idx(prefix: str):
     return x[:, None].copy(), y, [str(i) for i in range(int(y.max()) + 1)]
 
 
-IMG_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+IMG_EXT = P.IMAGE_EXT
 
 
-def load_folder(root: str):
+def load_folder(root: str, color: str | None = None, size=None, resize: str = "crop"):
+    """One sub-folder per class.  Images are read as RGB (or grey); `color` None keeps colour when
+    any image has it; each image goes through `preprocess.apply` (colour, then resize to `size`,
+    by default the images' common size)."""
     rootp = Path(root)
     if not rootp.is_dir():
         raise DataError(f"folder:{root}: not a directory")
-    try:
-        import cv2
-    except ImportError:
-        raise DataError("folder: data needs OpenCV (pip install 'edgeq[camera]' for "
-                        "opencv-python-headless)") from None
+    P.cv2_module()
     classes = sorted(d.name for d in rootp.iterdir() if d.is_dir())
     if not classes:
         raise DataError(f"folder:{root}: no class sub-folders")
-    xs, ys = [], []
+    imgs, ys, files = [], [], []
     for ci, cname in enumerate(classes):
-        for f in sorted((rootp / cname).iterdir()):
-            if f.suffix.lower() not in IMG_EXT:
-                continue
-            img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
-            if img is None:
-                raise DataError(f"{f}: OpenCV could not read this image")
-            if xs and img.shape != xs[0].shape:
-                raise DataError(f"{f}: size {img.shape} differs from {xs[0].shape}; resize images first")
-            xs.append(img)
+        for f in P.image_files(rootp / cname):
+            imgs.append(P.read_image(f))
+            files.append(f)
             ys.append(ci)
-    if not xs:
+    if not imgs:
         raise DataError(f"folder:{root}: no images found ({', '.join(sorted(IMG_EXT))})")
-    return np.stack(xs)[:, None].astype(np.uint8), np.asarray(ys, np.int64), classes
+    if color is None:
+        color = "rgb" if any(P.is_colour(im) for im in imgs) else "gray"
+    if size is None:
+        sizes = {im.shape[:2] for im in imgs}
+        if len(sizes) > 1:
+            odd = next(f for f, im in zip(files, imgs) if im.shape[:2] != imgs[0].shape[:2])
+            raise DataError(f"folder:{root}: image sizes differ ({files[0].name} "
+                            f"{imgs[0].shape[1]}x{imgs[0].shape[0]}, {odd.name} ...); give a target "
+                            "size with --size HxW (and --resize stretch|crop|letterbox)")
+        size = imgs[0].shape[:2]
+    spec = P.PreSpec(color=color, size=tuple(size), resize=resize)
+    return np.stack([P.apply(im, spec) for im in imgs]), np.asarray(ys, np.int64), classes
 
 
 def load_npz(path: str):
@@ -137,8 +147,23 @@ def load_npz(path: str):
     return np.ascontiguousarray(x), y, classes
 
 
-def load(spec: str):
+def load(spec: str, color: str | None = None, size=None, resize: str = "crop"):
     """spec -> (x uint8 (N, C, H, W), y int64 (N,), class_names).  Raises DataError."""
+    if spec.startswith("folder:") and spec[7:]:
+        return load_folder(spec[7:], color, size, resize)
+    x, y, classes = _load_arrays(spec)
+    return _convert(x, color, size, resize), y, classes
+
+
+def _convert(x, color, size, resize):
+    """Loaded (N, C, H, W) images -> `color`/`size` through preprocess.apply (None: as they are)."""
+    if color is None and size is None:
+        return x
+    base = P.spec_for_data(x, resize)
+    return P.apply_chw(x, P.PreSpec(color=color or base.color, size=tuple(size or base.size), resize=resize))
+
+
+def _load_arrays(spec: str):
     if spec == "digits":
         return load_digits()
     kind, sep, arg = spec.partition(":")
@@ -146,8 +171,6 @@ def load(spec: str):
         raise DataError(f"bad data spec {spec!r}; use digits, idx:PREFIX, folder:DIR, npz:FILE or mnist:DIR")
     if kind == "idx":
         return load_idx(arg)
-    if kind == "folder":
-        return load_folder(arg)
     if kind == "npz":
         return load_npz(arg)
     if kind == "mnist":
@@ -180,10 +203,12 @@ def mnist_benchmark_split(root):
     return xtr, ytr, b_x[6000:8000].copy(), b_y[6000:8000].copy()
 
 
-def load_split(spec: str):
-    """spec -> (xtr, ytr, xte, yte, class_names) with the fixed split (benchmark split for mnist:)."""
+def load_split(spec: str, color: str | None = None, size=None, resize: str = "crop"):
+    """spec -> (xtr, ytr, xte, yte, class_names) with the fixed split (benchmark split for mnist:);
+    color/size/resize as for `load`."""
     if spec.startswith("mnist:"):
         xtr, ytr, xte, yte = mnist_benchmark_split(spec[6:])
-        return xtr, ytr, xte, yte, [str(i) for i in range(10)]
-    x, y, classes = load(spec)
+        return (_convert(xtr, color, size, resize), ytr, _convert(xte, color, size, resize), yte,
+                [str(i) for i in range(10)])
+    x, y, classes = load(spec, color, size, resize)
     return (*split(x, y), classes)

@@ -3,17 +3,21 @@
 
 Sources (`--source`):
   camera:N      OpenCV capture device N (live: frames are dropped when the board is slower)
-  PATH.mp4/...  a video file (read at the board's pace; never dropped unless --realtime)
-  DIR           a folder of images (sorted by name)
+  PATH.mp4/...  a video file (read at the board's pace; never dropped unless --realtime); labels
+                from PATH.labels.json when present
+  DIR           a folder of images (sorted by name), or of class sub-folders named like the
+                model's classes (then labels are known)
   synthetic     a generated clip of digits (needs no files; labels known, so accuracy is shown)
 
-Preprocessing (host side, identical to training): grayscale when the model takes 1 channel,
-centre square crop, resize to the model's (H, W) with area interpolation, optional inversion;
-then the blob's own step (THRESH bits packed for the wire: an MNIST frame is 98 bytes).
+Every source yields RGB (or grey) frames: OpenCV's BGR is converted where it is read.  Each
+frame goes through `edgeq.preprocess.apply` with the blob's recorded spec (the same function the
+training loaders, `edgeq run` and `edgeq eval` use), then the blob's own step (THRESH bits packed
+for the wire: an MNIST frame is 98 bytes).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import sys
@@ -25,18 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from . import bits as B
-from .errors import DataError, EdgeqError
+from . import preprocess as P
+from .errors import EdgeqError
 from .graph import Graph
 
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff"}
+IMAGE_EXT = P.IMAGE_EXT
 
 
 def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise EdgeqError("streaming needs OpenCV: pip install 'edgeq[camera]'") from None
-    return cv2
+    return P.cv2_module()
 
 
 # ---- sources -----------------------------------------------------------------------------------
@@ -45,7 +46,7 @@ class Source:
     fps = 30.0
 
     def frames(self):
-        """Yields (frame uint8 (H, W) or (H, W, 3) BGR, label or None)."""
+        """Yields (frame uint8 (H, W) grey or (H, W, 3) RGB, label or None)."""
         raise NotImplementedError
 
 
@@ -65,7 +66,7 @@ class CameraSource(Source):
             ok, frame = self.cap.read()
             if not ok:
                 return
-            yield frame, None
+            yield P.to_rgb(frame), None
 
 
 class VideoSource(Source):
@@ -73,37 +74,33 @@ class VideoSource(Source):
         cv2 = _cv2()
         if not Path(path).is_file():
             raise EdgeqError(f"video file {path!r} does not exist")
-        self.cap = cv2.VideoCapture(str(path))
-        if not self.cap.isOpened():
+        cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
             raise EdgeqError(f"{path!r} could not be opened as a video (unsupported codec or not a video)")
-        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
-        # labels written next to the video by `write_synthetic_video` (optional)
-        side = Path(path).with_suffix(".labels.json")
-        self.labels = json.loads(side.read_text()) if side.is_file() else None
+        self.fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        cap.release()
+        self.path = path
+        # labels written next to the video (e.g. by `write_synthetic_video`), optional
+        self.labels = P.video_labels(path)
 
     def frames(self):
-        i = 0
-        while True:
-            ok, frame = self.cap.read()
-            if not ok:
-                return
+        for i, frame in enumerate(P.video_frames(self.path)):
             yield frame, (self.labels[i] if self.labels and i < len(self.labels) else None)
-            i += 1
 
 
 class FolderSource(Source):
-    def __init__(self, path: str):
-        self.files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_EXT)
+    """Images in a folder (sorted by name), or in class sub-folders (labelled by `classes`)."""
+
+    def __init__(self, path: str, classes: list | None = None):
+        self.files, self.labels = P.labelled_files(path, classes)
         if not self.files:
-            raise EdgeqError(f"no images ({', '.join(sorted(IMAGE_EXT))}) in folder {path!r}")
+            raise EdgeqError(f"no images ({', '.join(sorted(IMAGE_EXT))}) in folder {path!r} "
+                             "or its sub-folders")
 
     def frames(self):
-        cv2 = _cv2()
-        for p in self.files:
-            img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-            if img is None:
-                raise DataError(f"{p}: not a readable image")
-            yield img, None
+        for i, p in enumerate(self.files):
+            label = self.labels[i] if self.labels else None
+            yield P.read_image(p), (label if label is None or label >= 0 else None)
 
 
 class SyntheticSource(Source):
@@ -131,7 +128,8 @@ class SyntheticSource(Source):
             yield np.clip(frame + noise, 0, 255).astype(np.uint8), int(self.y[j])
 
 
-def open_source(spec: str, **kw) -> Source:
+def open_source(spec: str, classes: list | None = None, **kw) -> Source:
+    """--source -> a Source; `classes` (the model's) label folders of class sub-folders."""
     if spec == "synthetic":
         return SyntheticSource(**kw)
     if spec.startswith("camera:"):
@@ -141,9 +139,10 @@ def open_source(spec: str, **kw) -> Source:
             raise EdgeqError(f"bad camera spec {spec!r}; use camera:0") from None
     p = Path(spec)
     if p.is_dir():
-        return FolderSource(spec)
+        return FolderSource(spec, classes)
     if p.suffix.lower() in IMAGE_EXT and p.is_file():
-        raise EdgeqError(f"{spec!r} is one image; give its folder, or a video file")
+        raise EdgeqError(f"{spec!r} is one image; give its folder, or a video file "
+                         f"(`edgeq run MODEL --input {spec}` runs one image)")
     return VideoSource(spec)
 
 
@@ -164,27 +163,39 @@ def write_synthetic_video(path: str, n_frames: int = 60, size: int = 96, seed: i
     return labels
 
 
+def load_inputs(path: str, g: Graph, invert: bool = False) -> tuple:
+    """`edgeq run --input` for an image file, a folder (of images or of class sub-folders named
+    like the model's classes) or a video -> (pixels (N, *input shape) uint8, names, labels or
+    None), through the same sources and `prepare` as streaming."""
+    p = Path(path)
+    if not p.exists():
+        raise EdgeqError(f"input {path!r} not found (an image, a folder of images, a video or a .npy)")
+    if p.is_file() and p.suffix.lower() in IMAGE_EXT:
+        items, names = [(P.read_image(p), None)], [p.name]
+    elif p.is_dir():
+        src = FolderSource(path, g.classes)
+        items, names = list(src.frames()), [str(f.relative_to(p)) for f in src.files]
+    elif p.suffix.lower() in P.VIDEO_EXT:
+        items = list(VideoSource(path).frames())
+        names = [f"frame {i}" for i in range(len(items))]
+        if not items:
+            raise EdgeqError(f"{path}: the video has no frames OpenCV can decode")
+    else:
+        raise EdgeqError(f"{path}: not an image ({', '.join(sorted(IMAGE_EXT))}), a video "
+                         f"({', '.join(sorted(P.VIDEO_EXT))}), a folder or a .npy")
+    px = np.stack([prepare(f, g, invert) for f, _ in items])
+    labels = [lab for _, lab in items]
+    return px, names, (labels if any(v is not None for v in labels) else None)
+
+
 # ---- preprocessing -------------------------------------------------------------------------------
 def prepare(frame: np.ndarray, g: Graph, invert: bool = False) -> np.ndarray:
-    """Any frame -> raw uint8 pixels (C, H, W) in the model's input shape."""
-    cv2 = _cv2()
-    c, h, w = g.input_shape
-    img = np.asarray(frame)
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    if c == 1 and img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    if c == 3 and img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    if img.dtype != np.uint8:
-        img = np.clip(img, 0, 255).astype(np.uint8)
-    fh, fw = img.shape[:2]
-    s = min(fh, fw)
-    img = img[(fh - s) // 2:(fh - s) // 2 + s, (fw - s) // 2:(fw - s) // 2 + s]
-    img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    """An RGB or grey frame -> raw uint8 pixels in the model's input shape, by the blob's spec
+    (`edgeq.preprocess`); `invert` flips the spec's inversion (the --invert flag)."""
+    spec = P.spec_of(g)
     if invert:
-        img = 255 - img
-    return img[None] if c == 1 else img.transpose(2, 0, 1).copy()
+        spec = dataclasses.replace(spec, invert=not spec.invert)
+    return P.to_graph_input(P.apply(frame, spec), g.input_shape)
 
 
 def wire_of(pixels_chw: np.ndarray, g: Graph) -> bytes:
@@ -208,6 +219,8 @@ class StreamStats:
     bytes_in: int = 0
     link_rate: float = 0.0  # measured bytes/s the link can carry (0: unknown)
     predictions: list = field(default_factory=list)
+    tick_hz: int = 0        # the board's tick counter rate (0: the target reports no ticks)
+    chip_seconds: list = field(default_factory=list)  # per frame: board ticks / tick_hz
 
     @property
     def seconds(self) -> float:
@@ -216,6 +229,16 @@ class StreamStats:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds
+
+    def fps_at(self, now: float) -> float:
+        """Frames per second measured so far (the link/emulator rate, host wall clock)."""
+        return self.frames / max(now - self.t0, 1e-9)
+
+    @property
+    def chip_fps(self) -> float | None:
+        """1 / median chip time per inference from the board's tick counter (None: no ticks).
+        Under QEMU -icount the ticks follow virtual time (a fixed time per instruction)."""
+        return 1.0 / float(np.median(self.chip_seconds)) if self.chip_seconds else None
 
     def pct(self, q: float) -> float:
         return float(np.percentile(self.latencies, q)) * 1000 if self.latencies else 0.0
@@ -229,7 +252,10 @@ class StreamStats:
         return self.link_bps / self.link_rate if self.link_rate and np.isfinite(self.link_rate) else 0.0
 
     def summary(self) -> dict:
+        chip = self.chip_fps
         return dict(frames=self.frames, dropped=self.dropped, fps=round(self.fps, 2),
+                    chip_fps=round(chip, 2) if chip else None,
+                    chip_ms=round(1000 / chip, 3) if chip else None,
                     latency_p50_ms=round(self.pct(50), 2), latency_p95_ms=round(self.pct(95), 2),
                     accuracy=round(self.correct / self.labelled, 4) if self.labelled else None,
                     labelled=self.labelled, link_bytes_per_s=round(self.link_bps, 1),
@@ -275,17 +301,20 @@ def run_stream(target, g: Graph, src: Source, *, limit: int | None = None, realt
                invert: bool = False, on_frame=None, save: str | None = None,
                measure_link: bool = True, stats: StreamStats | None = None) -> StreamStats:
     """Stream frames through `target`, pipelined to its depth. on_frame(i, frame, cls, scores,
-    latency_s, label) is called for every result in order; `stats` (optional) is filled live."""
+    latency_s, label) is called for every result in order; `stats` (optional) is filled live.
+    `save` writes the annotated view (`annotate`) of every frame to a video file."""
     stats = StreamStats() if stats is None else stats
     if measure_link and hasattr(target, "link_rate"):
         stats.link_rate = target.link_rate()
+    if hasattr(target, "tick_hz"):  # asked before any INFER is in flight
+        stats.tick_hz = target.tick_hz()
     threaded = src.live or realtime  # frames on their own clock: a producer thread may drop
     q: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
     th = threading.Thread(target=_producer, args=(src, q, stop, realtime, stats), daemon=True)
     frames = None if threaded else iter(src.frames())  # pulled at the board's pace, never dropped
-    writer = None
-    inflight: list = []  # (index, frame, label, t_sent)
+    writer = _ClipWriter(save, src.fps) if save else None
+    inflight: list = []  # (index, frame, pixels, label, t_sent)
     stats.t0 = time.perf_counter()
     if threaded:
         th.start()
@@ -303,21 +332,25 @@ def run_stream(target, g: Graph, src: Source, *, limit: int | None = None, realt
                 frame, label = item
                 px = prepare(frame, g, invert)
                 target.submit(wire_of(px, g))
-                inflight.append((i, frame, label, time.perf_counter()))
+                inflight.append((i, frame, px, label, time.perf_counter()))
                 i += 1
             if not inflight:
                 break
-            idx, frame, label, t_sent = inflight.pop(0)
+            idx, frame, px, label, t_sent = inflight.pop(0)
             cls, scores = target.collect()
-            lat = time.perf_counter() - t_sent
+            now = time.perf_counter()
+            lat = now - t_sent
             stats.frames += 1
             stats.latencies.append(lat)
             stats.predictions.append(int(cls))
+            ticks = getattr(target, "last_ticks", 0)
+            if stats.tick_hz and ticks:
+                stats.chip_seconds.append(ticks / stats.tick_hz)
             if label is not None:
                 stats.labelled += 1
                 stats.correct += int(cls == label)
-            if save:
-                writer = _annotate_and_write(writer, save, frame, g, cls, label, src.fps)
+            if writer is not None:
+                writer.write(annotate(frame, px, g, int(cls), int(np.max(scores)), label, stats, now))
             if on_frame:
                 on_frame(idx, frame, int(cls), scores, lat, label)
     finally:
@@ -326,7 +359,7 @@ def run_stream(target, g: Graph, src: Source, *, limit: int | None = None, realt
         stats.bytes_out = getattr(target, "bytes_out", 0)
         stats.bytes_in = getattr(target, "bytes_in", 0)
         if writer is not None:
-            writer.release()
+            writer.close()
         while th.is_alive():  # unblock the producer if it waits on a full queue
             try:
                 q.get_nowait()
@@ -336,28 +369,113 @@ def run_stream(target, g: Graph, src: Source, *, limit: int | None = None, realt
     return stats
 
 
-def _annotate_and_write(writer, path, frame, g, cls, label, fps):
+# ---- the annotated view (--save) ------------------------------------------------------------------
+VIEW_H = 240      # height of the frame and of the model-input panel
+BAR_H = 48        # text bar below them
+GREEN, RED, WHITE, GREY = (40, 200, 40), (230, 40, 40), (255, 255, 255), (150, 150, 150)
+
+
+def class_name(g: Graph, cls: int) -> str:
+    return g.classes[cls] if 0 <= cls < len(g.classes) else str(cls)
+
+
+def annotate(frame: np.ndarray, px: np.ndarray, g: Graph, cls: int, score: int, label, stats: StreamStats,
+             now: float) -> np.ndarray:
+    """RGB view of one result: the frame (aspect kept) | what the model saw (its C x H x W pixels,
+    enlarged without smoothing) over a bar with the class name, score, label (when known) and fps."""
     cv2 = _cv2()
-    img = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    img = cv2.resize(img, (max(img.shape[1], 160), max(img.shape[0], 160)), interpolation=cv2.INTER_NEAREST)
-    name = g.classes[cls] if cls < len(g.classes) else str(cls)
-    color = (0, 200, 0) if label is None or label == cls else (0, 0, 255)
-    cv2.putText(img, f"pred {name}", (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, color, 2)
-    if writer is None:
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 15.0,
-                                 (img.shape[1], img.shape[0]))
-        if not writer.isOpened():
-            raise EdgeqError(f"cannot write {path!r} (is the folder writable?)")
-    writer.write(img)
-    return writer
+    rgb = P.convert_color(frame, "rgb")
+    fh, fw = rgb.shape[:2]
+    w1 = max(1, round(fw * VIEW_H / fh))
+    left = cv2.resize(rgb, (w1, VIEW_H), interpolation=cv2.INTER_AREA if fh > VIEW_H else cv2.INTER_NEAREST)
+    seen = px.reshape(P.spec_of(g).shape)
+    note = ""
+    if g.pre_mode == "THRESH":  # the network sees bits: show them
+        seen = np.where(seen >= g.pre_param, 255, 0).astype(np.uint8)
+        note = f", pixel >= {g.pre_param}"
+    seen = P.convert_color(seen[0] if seen.shape[0] == 1 else seen.transpose(1, 2, 0), "rgb")
+    sh, sw = seen.shape[:2]
+    w2 = max(1, round(sw * VIEW_H / sh))
+    right = cv2.resize(seen, (w2, VIEW_H), interpolation=cv2.INTER_NEAREST)
+    width = max(w1 + 8 + w2, 360)
+    view = np.zeros((VIEW_H + BAR_H, width, 3), np.uint8)
+    view[:VIEW_H, :w1] = left
+    view[:VIEW_H, w1 + 8:w1 + 8 + w2] = right
+    cv2.rectangle(view, (0, 0), (w1 - 1, VIEW_H - 1), GREY, 1)
+    cv2.rectangle(view, (w1 + 8, 0), (w1 + 7 + w2, VIEW_H - 1), GREY, 1)
+    _caption(view, f"frame {fw}x{fh}", 1)
+    _caption(view, f"model input {sw}x{sh}{note}", w1 + 9)
+    ok = label is None or label == cls
+    text = f"{class_name(g, cls)}  score {score}"
+    if label is not None:
+        text += f"  label {class_name(g, label)}"
+    cv2.putText(view, text, (6, VIEW_H + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, GREEN if ok else RED, 1, cv2.LINE_AA)
+    rate = f"{stats.fps_at(now):.1f} fps measured"
+    if stats.chip_fps:
+        rate += f" | {stats.chip_fps:.1f} fps chip time"
+    cv2.putText(view, rate, (6, VIEW_H + 41), cv2.FONT_HERSHEY_SIMPLEX, 0.45, WHITE, 1, cv2.LINE_AA)
+    return view
 
 
-def json_line(i: int, cls: int, scores, latency_s: float) -> str:
-    return json.dumps({"frame": i, "class": int(cls), "score": int(np.max(scores)),
-                       "latency_ms": round(latency_s * 1000, 3)})
+def _caption(view: np.ndarray, text: str, x: int) -> None:
+    """Small grey text on a black box at the top of a panel."""
+    cv2 = _cv2()
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+    cv2.rectangle(view, (x, 1), (x + tw + 6, th + 6), (0, 0, 0), -1)
+    cv2.putText(view, text, (x + 3, th + 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4, GREY, 1, cv2.LINE_AA)
 
 
-def print_stream_json(stats_line_out=sys.stdout):
+def check_save(path: str) -> None:
+    """--save takes a video file name (.mp4, .avi, .mkv) in a folder that exists."""
+    p = Path(path)
+    if p.suffix.lower() not in (".mp4", ".avi", ".mkv"):
+        raise EdgeqError(f"--save {path}: give a video file name ending in .mp4, .avi or .mkv")
+    if not p.parent.is_dir():
+        raise EdgeqError(f"--save {path}: folder {str(p.parent)!r} does not exist")
+
+
+class _ClipWriter:
+    """Annotated views -> a video (MJPG for .avi, FFV1 for .mkv, mp4v otherwise); every view is
+    letterboxed into the first one's size (a folder's images may differ in size)."""
+
+    def __init__(self, path: str, fps: float):
+        check_save(path)
+        self.path, self.fps, self.out, self.size = str(path), fps or 15.0, None, None
+
+    def write(self, view_rgb: np.ndarray) -> None:
+        cv2 = _cv2()
+        if self.out is None:
+            self.size = view_rgb.shape[:2]
+            fourcc = {".avi": "MJPG", ".mkv": "FFV1"}.get(Path(self.path).suffix.lower(), "mp4v")
+            self.out = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*fourcc), self.fps,
+                                       (self.size[1], self.size[0]))
+            if not self.out.isOpened():
+                raise EdgeqError(f"cannot write {self.path!r} (is the folder writable? use .mp4, .avi or .mkv)")
+        if view_rgb.shape[:2] != self.size:
+            fit = P.PreSpec(color="rgb", size=self.size, resize="letterbox")
+            view_rgb = P.apply(view_rgb, fit).transpose(1, 2, 0)
+        self.out.write(np.ascontiguousarray(view_rgb[:, :, ::-1]))  # OpenCV writes BGR
+
+    def close(self) -> None:
+        if self.out is not None:
+            self.out.release()
+
+
+def json_line(i: int, cls: int, scores, latency_s: float, g: Graph | None = None, label=None,
+              chip_s: float | None = None) -> str:
+    d = {"frame": i, "class": int(cls), "score": int(np.max(scores)), "latency_ms": round(latency_s * 1000, 3)}
+    if g is not None:
+        d["name"] = class_name(g, int(cls))
+    if label is not None:
+        d["label"] = int(label)
+    if chip_s:
+        d["chip_ms"] = round(chip_s * 1000, 3)
+    return json.dumps(d)
+
+
+def print_stream_json(g: Graph | None = None, stats: StreamStats | None = None, out=sys.stdout):
+    """on_frame callback printing one JSON line per frame (class name, label and chip time when known)."""
     def cb(i, frame, cls, scores, lat, label):
-        print(json_line(i, cls, scores, lat), file=stats_line_out, flush=True)
+        chip = stats.chip_seconds[-1] if stats is not None and stats.chip_seconds else None
+        print(json_line(i, cls, scores, lat, g, label, chip), file=out, flush=True)
     return cb

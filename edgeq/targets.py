@@ -62,6 +62,7 @@ class BoardTarget:
         self._inflight: deque = deque()
         self.bytes_out = self.bytes_in = 0
         self.depth = max(1, min(2, int(board.window or 1)))
+        self.last_ticks = 0  # board ticks of the last collected inference (INFER reply)
 
     def submit(self, wire: bytes) -> None:
         seq = self.board.send(self.P.CMD["INFER"], bytes(wire))
@@ -82,12 +83,16 @@ class BoardTarget:
         if reply is None:
             reply = self.board.request(self.P.CMD["INFER"], wire, check=False)
         self.board.check(reply, "INFER")
-        cls, raw, _ticks = self.P.parse_infer(reply.payload)
+        cls, raw, self.last_ticks = self.P.parse_infer(reply.payload)
         self.bytes_in += len(self.P.encode_frame(reply.cmd, reply.seq, reply.payload))
         return cls, np.frombuffer(raw, "<i4").astype(np.int32)
 
     def infer(self, wire: bytes):
         return self.board.infer(wire)
+
+    def tick_hz(self) -> int:
+        """The board's tick counter rate (INFO); ask before streaming, not with requests in flight."""
+        return int(self.board.info().tick_hz or 0)
 
     def profile(self, image_wire: bytes):
         self.board.infer(image_wire)
