@@ -4,11 +4,8 @@ also counts predictions that differ from the host runtime: they must be 0)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
-
-from .errors import EdgeqError
 
 
 def evaluate(blob: bytes, x: np.ndarray, y: np.ndarray, target=None, progress=None) -> dict:
@@ -33,12 +30,12 @@ def evaluate(blob: bytes, x: np.ndarray, y: np.ndarray, target=None, progress=No
 
 
 def cmd_eval(args) -> int:
+    from .cli import check_limit, model_file, nothing_run
     from .data import load, load_split
 
-    p = Path(args.model)
-    if not p.is_file():
-        raise EdgeqError(f"model file {args.model!r} not found")
-    blob = p.read_bytes()
+    blob = model_file(args.model).read_bytes()
+    if not check_limit(args.limit):
+        return 1
     if args.split == "all":
         x, y, _ = load(args.data)
     else:
@@ -46,6 +43,9 @@ def cmd_eval(args) -> int:
         x, y = (xte, yte) if args.split == "test" else (xtr, ytr)
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
+    if len(x) == 0:
+        nothing_run(f"the {args.split} split of {args.data} has no images")
+        return 1
     target = None
     if args.board or args.port:
         from .targets import open_target

@@ -23,18 +23,23 @@ def _model_path(args) -> str:
 
 
 def _blob(path: str) -> bytes:
-    p = Path(path)
-    if not p.is_file():
-        raise EdgeqError(f"model file {path!r} not found")
-    return p.read_bytes()
+    from .cli import model_file
+
+    return model_file(path).read_bytes()
 
 
 def cmd_stream(args) -> int:
     from . import pack, stream
     from .targets import open_target
 
+    from .cli import check_limit, nothing_run, output_path
+
     model = _model_path(args)
     g = pack.read_blob(_blob(model))
+    if not check_limit(args.limit):
+        return 1
+    if args.save:
+        output_path(args.save, "--save")
     src = stream.open_source(args.source) if args.source != "synthetic" else stream.SyntheticSource(
         n_frames=args.limit or 120, data=args.data)
     target = open_target(args.board, args.port, model, args.runtime)
@@ -44,11 +49,17 @@ def cmd_stream(args) -> int:
                                       invert=args.invert, save=args.save,
                                       on_frame=stream.print_stream_json())
             print(json.dumps({"summary": stats.summary()}), file=sys.stderr)
+            if not stats.frames:
+                nothing_run(f"the source {args.source!r} gave no frames")
+                return 1
             return 0
         stats = _stream_live(target, g, src, args)
     finally:
         target.close()
-    return 0 if stats.frames else 1
+    if not stats.frames:
+        nothing_run(f"the source {args.source!r} gave no frames")
+        return 1
+    return 0
 
 
 def _stream_live(target, g, src, args):
@@ -108,9 +119,17 @@ def cmd_profile(args) -> int:
     from . import profile as prof
     from .targets import open_target
 
+    from .cli import output_path
+
+    if args.runs < 1:
+        raise EdgeqError(f"--runs must be at least 1 (inferences to take the median over), got {args.runs}")
     model = _model_path(args)
     blob = _blob(model)
     g = pack.read_blob(blob)
+    old = prof.load_json(args.compare) if args.compare else None  # before the board is busy
+    for path, flag in ((args.json, "--json"), (args.csv, "--csv"), (args.plot, "--plot")):
+        if path:
+            output_path(path, flag)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, g.input_shape).astype(np.uint8)
     target = open_target(args.board, args.port, model, args.runtime)
@@ -118,7 +137,6 @@ def cmd_profile(args) -> int:
         rep = prof.profile_target(target, blob, image, runs=args.runs)
     finally:
         target.close()
-    old = prof.load_json(args.compare) if args.compare else None
     prof.print_table(rep, compare=old)
     if args.json:
         Path(args.json).write_text(json.dumps(rep, indent=2))

@@ -44,6 +44,21 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _writable(path: str, flag: str) -> Path:
+    """Create the folders of an output path and check the file can be written there."""
+    from .cli import output_path
+
+    existing = next(p for p in Path(path).absolute().parents if p.exists())
+    if not existing.is_dir():
+        raise EdgeqError(f"{flag} {path}: {existing} is a file, not a folder; choose another path")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EdgeqError(f"{flag} {path}: cannot create its folder ({e.strerror}); choose another path") \
+            from None
+    return output_path(path, flag)
+
+
 def run(args) -> int:
     import numpy as np
     import torch
@@ -60,6 +75,8 @@ def run(args) -> int:
     for q in (args.first_w, args.last_w):
         if q:
             make_weight_quantizer(q)
+    out = _writable(args.out, "--out")  # before training, not after
+    ckpt = _writable(args.ckpt, "--ckpt") if args.ckpt else _writable(str(out.with_suffix(".pt")), "--ckpt")
     torch.set_num_threads(args.threads if args.threads > 0 else train.auto_threads())
     con = Console(stderr=True)
     xtr, ytr, xte, yte, classes = data.load_split(args.data)
@@ -79,12 +96,9 @@ def run(args) -> int:
             device=args.device, progress=progress, lr=args.lr, first_wq=args.first_w,
             last_wq=args.last_w, width=args.width)
     secs = time.time() - t0
-    out = Path(args.out)
     blob = export.export_blob(model, meta={"data": args.data, "seed": args.seed, "prune": args.prune})
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(blob)
-        ckpt = Path(args.ckpt) if args.ckpt else out.with_suffix(".pt")
         train.save_checkpoint(model, ckpt)
     except OSError as e:
         raise EdgeqError(f"cannot write {e.filename}: {e.strerror}") from None

@@ -79,7 +79,7 @@ class VideoSource(Source):
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
         # labels written next to the video by `write_synthetic_video` (optional)
         side = Path(path).with_suffix(".labels.json")
-        self.labels = json.loads(side.read_text()) if side.is_file() else None
+        self.labels = read_labels(side) if side.is_file() else None
 
     def frames(self):
         i = 0
@@ -89,6 +89,20 @@ class VideoSource(Source):
                 return
             yield frame, (self.labels[i] if self.labels and i < len(self.labels) else None)
             i += 1
+
+
+def read_labels(path: Path) -> list:
+    """A video's PATH.labels.json: a JSON list with one class index (or null) per frame."""
+    fix = "rewrite it as a JSON list of class indices, one per frame, or delete it"
+    try:
+        labels = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise DataError(f"{path}: not valid JSON ({e}); {fix}") from None
+    if not isinstance(labels, list) or not all(
+            v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0) for v in labels):
+        raise DataError(f"{path}: expected a list of class indices (ints >= 0 or null), found "
+                        f"{type(labels).__name__ if not isinstance(labels, list) else 'other values'}; {fix}")
+    return labels
 
 
 class FolderSource(Source):
