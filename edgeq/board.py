@@ -82,9 +82,10 @@ class Board:
     """A board speaking the edgeq serial protocol.
 
     port: a device path or pyserial URL, or an already open serial-like object (read, write,
-    timeout, in_waiting). timeout: seconds a request may take, re-sends included (BoardTimeout
-    after that). retries: how many times a request is re-sent (same seq) after a lost or damaged
-    frame. hello: do the version handshake on open.
+    timeout, in_waiting). timeout: seconds to wait for a reply, re-sends included, counted from
+    sending the request or from starting to wait for it, whichever is later (then BoardTimeout).
+    retries: how many times a request is re-sent (same seq) after a lost or damaged frame.
+    hello: do the version handshake on open.
 
     Requests may be pipelined (`send` several, then `receive` each): replies are matched to their
     request by sequence number and kept until asked for; replies to nothing in flight (late
@@ -246,7 +247,10 @@ class Board:
         if r is None or r.cmd != cmd:
             raise ProtocolError(f"{self.url}: no {P.cmd_name(cmd)} request {seq} in flight")
         if timeout is not None:
-            r.timeout, r.deadline = timeout, r.first + timeout
+            r.timeout = timeout
+        # `timeout` counts from sending, or from starting to wait if that is later (a pipelined
+        # request may have queued behind others on the board)
+        r.deadline = max(r.first + r.timeout, time.monotonic() + r.timeout)
         name = P.cmd_name(cmd)
         while r.reply is None:
             now = time.monotonic()
