@@ -47,7 +47,7 @@ def cmd_eval(args) -> int:
         nothing_run(f"the {args.split} split of {args.data} has no images")
         return 1
     target = None
-    if args.board or args.port:
+    if args.board or args.port or args.runtime != "c":
         from .targets import open_target
 
         target = open_target(args.board, args.port, args.model, args.runtime)

@@ -72,6 +72,18 @@ def run(args) -> int:
         raise EdgeqError(f"--prune must be in [0, 1), got {args.prune}")
     if args.epochs is not None and args.epochs < 1:
         raise EdgeqError("--epochs must be >= 1")
+    if args.lr is not None and not args.lr > 0:
+        raise EdgeqError(f"--lr must be > 0, got {args.lr}")
+    if not args.width > 0:
+        raise EdgeqError(f"--width must be > 0 (a channel multiplier such as 0.5 or 2), got {args.width}")
+    if args.threads < 0:
+        raise EdgeqError(f"--threads must be >= 0 (0: automatic), got {args.threads}")
+    try:
+        dev = train.pick_device(args.device)
+    except RuntimeError:
+        raise EdgeqError(f"--device {args.device!r}: not a torch device; use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EdgeqError(f"--device {args.device}: CUDA is not available here; use auto or cpu")
     for q in (args.first_w, args.last_w):
         if q:
             make_weight_quantizer(q)

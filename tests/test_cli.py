@@ -132,6 +132,14 @@ def _setup(case, d, model):
         return ["train", "--out", d / "afile" / "m.eqb"], "is a file, not a folder", 2
     if case == "train-out-is-folder":
         return ["train", "--out", d], "is a folder; give a file name", 2
+    if case == "train-lr-negative":
+        return ["train", "--out", d / "m.eqb", "--lr", "-1"], "--lr must be > 0", 2
+    if case == "train-device-bogus":
+        return ["train", "--out", d / "m.eqb", "--device", "bogus"], "not a torch device", 2
+    if case == "train-width-0":
+        return ["train", "--out", d / "m.eqb", "--width", "0"], "--width must be > 0", 2
+    if case == "eval-micropython-without-port":
+        return ["eval", model, "--data", f"npz:{d / 'ok.npz'}", "--runtime", "micropython"], "needs --port", 2
     if case == "port-missing-device":
         return ["eval", model, "--data", f"npz:{d / 'ok.npz'}", "--port", d / "ttyNOPE"], "no such device", 2
     if case == "port-not-a-tty":
@@ -148,7 +156,8 @@ CASES = ["run-empty-npy", "run-zero-byte-npy", "run-npy-claims-1e12-images", "ru
          "flash-missing-model", "flash-model-is-folder", "profile-runs-0", "profile-compare-not-json",
          "profile-compare-binary", "profile-compare-wrong-json", "profile-plot-missing-folder",
          "stream-limit-0", "stream-save-missing-folder", "train-out-under-a-file",
-         "train-out-is-folder", "port-missing-device", "port-not-a-tty", "port-bad-url",
+         "train-out-is-folder", "train-lr-negative", "train-device-bogus", "train-width-0",
+         "eval-micropython-without-port", "port-missing-device", "port-not-a-tty", "port-bad-url",
          "boards-stop-unknown"]
 
 
