@@ -17,7 +17,9 @@ TransportError, one line.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import socket
 import time
 
@@ -117,6 +119,10 @@ class Board:
         if hello:
             try:
                 self.hello()
+            except BoardTimeout as e:
+                self.close()
+                raise BoardTimeout(f"{e}; is the edgeq firmware running at {self.url}? "
+                                   "(`edgeq boards`; `edgeq flash MODEL --board NAME`)") from None
             except BaseException:
                 self.close()
                 raise
@@ -403,9 +409,6 @@ def _error_message(what: str, status: int, detail) -> str:
 
 def _open_reason(e: BaseException, url: str) -> str:
     """Why a port did not open, once (pyserial nests the OS error inside its own message)."""
-    import errno
-    import re
-
     code = getattr(e, "errno", None) or next((a for a in getattr(e, "args", ()) if isinstance(a, int)), None)
     text = str(e)
     if code == errno.ENOENT or "No such file or directory" in text:
@@ -421,7 +424,5 @@ def _open_reason(e: BaseException, url: str) -> str:
 def _why(e: BaseException) -> str:
     """The reason inside a serial exception, without pyserial's own 'read failed: ' prefix."""
     msg = str(e.args[-1] if termios and isinstance(e, termios.error) and e.args else e).strip()
-    for prefix in ("read failed: ", "write failed: "):
-        while msg.startswith(prefix):
-            msg = msg[len(prefix):]
+    msg = re.sub(r"^((read|write) failed: |\[Errno -?\d+\] )+", "", msg)
     return msg or type(e).__name__

@@ -273,3 +273,6 @@ def test_serial_reasons_are_not_repeated():
     assert _why(serial.SerialException("read failed: read failed: socket disconnected")) == \
         "socket disconnected"
     assert _why(termios.error(5, "Input/output error")) == "Input/output error"
+    assert _why(serial.SerialException("read failed: [Errno 104] Connection reset by peer")) == \
+        "Connection reset by peer"
+    assert _why(OSError(5, "Input/output error")) == "Input/output error"

@@ -375,5 +375,5 @@ def test_open_bad_port_is_transport_error():
 
 def test_loop_url_times_out_cleanly():
     # loop:// echoes our own request back: it is not a reply, so the read must time out
-    with pytest.raises(BoardTimeout):
+    with pytest.raises(BoardTimeout, match="is the edgeq firmware running at loop://"):
         Board("loop://", timeout=0.2)
