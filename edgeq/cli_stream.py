@@ -30,9 +30,8 @@ def _blob(path: str) -> bytes:
 
 def cmd_stream(args) -> int:
     from . import pack, stream
-    from .targets import open_target
-
     from .cli import check_limit, nothing_run, output_path
+    from .targets import open_target
 
     model = _model_path(args)
     g = pack.read_blob(_blob(model))
@@ -49,11 +48,8 @@ def cmd_stream(args) -> int:
                                       invert=args.invert, save=args.save,
                                       on_frame=stream.print_stream_json())
             print(json.dumps({"summary": stats.summary()}), file=sys.stderr)
-            if not stats.frames:
-                nothing_run(f"the source {args.source!r} gave no frames")
-                return 1
-            return 0
-        stats = _stream_live(target, g, src, args)
+        else:
+            stats = _stream_live(target, g, src, args)
     finally:
         target.close()
     if not stats.frames:
@@ -117,9 +113,8 @@ def cmd_profile(args) -> int:
 
     from . import pack
     from . import profile as prof
-    from .targets import open_target
-
     from .cli import output_path
+    from .targets import open_target
 
     if args.runs < 1:
         raise EdgeqError(f"--runs must be at least 1 (inferences to take the median over), got {args.runs}")
