@@ -16,11 +16,90 @@ import numpy as np
 from .errors import EdgeqError
 
 
-def _read_blob(path: str) -> bytes:
+def model_file(path: str) -> Path:
+    """--model / MODEL argument: an existing file, or one line naming the problem."""
     p = Path(path)
+    if p.is_dir():
+        raise EdgeqError(f"{path!r} is a folder; give the model blob file (.eqb) inside it")
     if not p.is_file():
         raise EdgeqError(f"model file {path!r} not found; train one with `edgeq train --out {path}`")
-    return p.read_bytes()
+    return p
+
+
+def _read_blob(path: str) -> bytes:
+    return model_file(path).read_bytes()
+
+
+def output_path(path: str, flag: str) -> Path:
+    """A file the command will write (checked before any work is done): its folder must exist
+    and the file must be writable."""
+    p = Path(path)
+    if p.is_dir():
+        raise EdgeqError(f"{flag} {path}: is a folder; give a file name")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise EdgeqError(f"{flag} {path}: folder {str(parent)!r} does not exist; create it first "
+                         "or choose another path")
+    existed = p.exists()
+    try:
+        with open(p, "ab"):
+            pass
+    except OSError as e:
+        raise EdgeqError(f"{flag} {path}: cannot write there ({e.strerror}); choose another path") \
+            from None
+    if not existed:
+        p.unlink()
+    return p
+
+
+def check_limit(limit) -> bool:
+    """--limit N: False (after saying so) when N is 0, an error when negative."""
+    if limit is None:
+        return True
+    if limit < 0:
+        raise EdgeqError(f"--limit must be >= 0, got {limit}")
+    if limit == 0:
+        nothing_run("--limit 0")
+        return False
+    return True
+
+
+def nothing_run(why: str) -> None:
+    print(f"edgeq: {why}: nothing was run", file=sys.stderr)
+
+
+def load_images(path: str) -> np.ndarray:
+    """A .npy of images, its header checked against the file before anything is allocated."""
+    p = Path(path)
+    if p.is_dir():
+        raise EdgeqError(f"input {path!r} is a folder; give a .npy file of uint8 images")
+    if not p.is_file():
+        raise EdgeqError(f"input file {path!r} not found (expected a .npy of uint8 images)")
+    size = p.stat().st_size
+    fix = "write it with numpy.save(path, images) (uint8, (N,H,W) or (N,C,H,W))"
+    if size == 0:
+        raise EdgeqError(f"{path}: the file is empty (0 bytes); {fix}")
+    fmt = np.lib.format
+    try:
+        with open(p, "rb") as f:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, _fortran, dtype = fmt.read_array_header_1_0(f)
+            else:
+                shape, _fortran, dtype = fmt.read_array_header_2_0(f)
+            data_at = f.tell()
+    except (ValueError, EOFError, OSError) as e:
+        raise EdgeqError(f"{path}: not a numpy .npy file of uint8 images ({e}); {fix}") from None
+    if dtype.hasobject:
+        raise EdgeqError(f"{path}: holds Python objects, not uint8 images; {fix}")
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need > size - data_at:
+        raise EdgeqError(f"{path}: the header says {shape} {dtype} ({need:,} bytes) but the file holds "
+                         f"{size - data_at:,} bytes of data: truncated or corrupt; {fix}")
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, EOFError) as e:
+        raise EdgeqError(f"{path}: not a numpy .npy file of uint8 images ({e}); {fix}") from None
 
 
 def _console():
@@ -75,13 +154,11 @@ def cmd_run(args) -> int:
         from .stream import load_inputs
 
         x, names, labels = load_inputs(args.input, m.graph, args.invert)
-    elif not p.is_file():
-        raise EdgeqError(f"input file {args.input!r} not found (expected a .npy of uint8 images)")
     else:
-        try:
-            x = np.load(p, allow_pickle=False)
-        except ValueError as e:
-            raise EdgeqError(f"{args.input}: not a numpy .npy file of uint8 images ({e})") from None
+        x = load_images(args.input)
+    if x.ndim in (3, 4) and len(x) == 0:
+        nothing_run(f"{args.input} holds no images (shape {x.shape})")
+        return 1
     classes, scores = m.predict(x)
     cnames = m.graph.classes
     label_of = lambda c: cnames[c] if 0 <= c < len(cnames) else str(c)  # noqa: E731
@@ -178,6 +255,13 @@ def main(argv=None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a file the user named that cannot be read or written
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"edgeq: {where}{e.strerror or e}; check the path and its permissions", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("edgeq: out of memory; use fewer or smaller inputs (e.g. --limit)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

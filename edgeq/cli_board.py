@@ -19,6 +19,9 @@ def cmd_flash(args) -> int:
         return _flash_micropython(args)
     if not args.board:
         raise EdgeqError("which board? give --board NAME (see `edgeq boards`), or --runtime micropython --port PORT")
+    from .cli import model_file
+
+    model_file(args.model)
     b = B.get(args.board)
     run, info = B.flash(b, args.model, port=args.port)
     m = info.model
@@ -31,14 +34,13 @@ def cmd_flash(args) -> int:
 
 def _flash_micropython(args) -> int:
     """Stock MicroPython board: copy the edgeq_micro runtime (.mpy) and the blob, self-test."""
-    from pathlib import Path
-
     from .micro_deploy import deploy
+
+    from .cli import model_file
 
     if not args.port:
         raise EdgeqError("--runtime micropython needs --port (the MicroPython board's serial port)")
-    if not Path(args.model).is_file():
-        raise EdgeqError(f"model file {args.model!r} not found")
+    model_file(args.model)
     try:
         t = deploy(args.model, args.port)
     except ImportError as e:
@@ -57,6 +59,7 @@ def _flash_micropython(args) -> int:
 
 def cmd_boards(args) -> int:
     if args.stop:
+        B.get(args.stop)  # an unknown name is an error, not 'was not running'
         if B.stop(args.stop):
             print(f"stopped {args.stop}")
         else:

@@ -128,16 +128,20 @@ def load_eval_data(g, data: str | None, split: str | None):
 def cmd_eval(args) -> int:
     from . import pack
 
-    p = Path(args.model)
-    if not p.is_file():
-        raise EdgeqError(f"model file {args.model!r} not found")
-    blob = p.read_bytes()
+    from .cli import check_limit, model_file, nothing_run
+
+    blob = model_file(args.model).read_bytes()
+    if not check_limit(args.limit):
+        return 1
     g = pack.read_blob(blob)
     x, y, what = load_eval_data(g, args.data, args.split)
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
+    if len(x) == 0:
+        nothing_run(f"{what} has no images")
+        return 1
     target = None
-    if args.board or args.port:
+    if args.board or args.port or args.runtime != "c":
         from .targets import open_target
 
         target = open_target(args.board, args.port, args.model, args.runtime)

@@ -23,19 +23,22 @@ def _model_path(args) -> str:
 
 
 def _blob(path: str) -> bytes:
-    p = Path(path)
-    if not p.is_file():
-        raise EdgeqError(f"model file {path!r} not found")
-    return p.read_bytes()
+    from .cli import model_file
+
+    return model_file(path).read_bytes()
 
 
 def cmd_stream(args) -> int:
     from . import pack, stream
+    from .cli import check_limit, nothing_run, output_path
     from .targets import open_target
 
     model = _model_path(args)
     g = pack.read_blob(_blob(model))
+    if not check_limit(args.limit):
+        return 1
     if args.save:
+        output_path(args.save, "--save")
         stream.check_save(args.save)
     src = stream.open_source(args.source, g.classes) if args.source != "synthetic" else stream.SyntheticSource(
         n_frames=args.limit or 120, data=args.data)
@@ -46,11 +49,14 @@ def cmd_stream(args) -> int:
             stream.run_stream(target, g, src, limit=args.limit, realtime=args.realtime, invert=args.invert,
                               save=args.save, on_frame=stream.print_stream_json(g, stats), stats=stats)
             print(json.dumps({"summary": stats.summary()}), file=sys.stderr)
-            return 0
-        stats = _stream_live(target, g, src, args)
+        else:
+            stats = _stream_live(target, g, src, args)
     finally:
         target.close()
-    return 0 if stats.frames else 1
+    if not stats.frames:
+        nothing_run(f"the source {args.source!r} gave no frames")
+        return 1
+    return 0
 
 
 def rate_labels(board: str | None) -> tuple:
@@ -149,11 +155,18 @@ def cmd_profile(args) -> int:
 
     from . import pack
     from . import profile as prof
+    from .cli import output_path
     from .targets import open_target
 
+    if args.runs < 1:
+        raise EdgeqError(f"--runs must be at least 1 (inferences to take the median over), got {args.runs}")
     model = _model_path(args)
     blob = _blob(model)
     g = pack.read_blob(blob)
+    old = prof.load_json(args.compare) if args.compare else None  # before the board is busy
+    for path, flag in ((args.json, "--json"), (args.csv, "--csv"), (args.plot, "--plot")):
+        if path:
+            output_path(path, flag)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, g.input_shape).astype(np.uint8)
     target = open_target(args.board, args.port, model, args.runtime)
@@ -161,7 +174,6 @@ def cmd_profile(args) -> int:
         rep = prof.profile_target(target, blob, image, runs=args.runs)
     finally:
         target.close()
-    old = prof.load_json(args.compare) if args.compare else None
     prof.print_table(rep, compare=old)
     if args.json:
         Path(args.json).write_text(json.dumps(rep, indent=2))

@@ -49,6 +49,21 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _writable(path: str, flag: str) -> Path:
+    """Create the folders of an output path and check the file can be written there."""
+    from .cli import output_path
+
+    existing = next(p for p in Path(path).absolute().parents if p.exists())
+    if not existing.is_dir():
+        raise EdgeqError(f"{flag} {path}: {existing} is a file, not a folder; choose another path")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EdgeqError(f"{flag} {path}: cannot create its folder ({e.strerror}); choose another path") \
+            from None
+    return output_path(path, flag)
+
+
 def run(args) -> int:
     import numpy as np
     import torch
@@ -62,9 +77,23 @@ def run(args) -> int:
         raise EdgeqError(f"--prune must be in [0, 1), got {args.prune}")
     if args.epochs is not None and args.epochs < 1:
         raise EdgeqError("--epochs must be >= 1")
+    if args.lr is not None and not args.lr > 0:
+        raise EdgeqError(f"--lr must be > 0, got {args.lr}")
+    if not args.width > 0:
+        raise EdgeqError(f"--width must be > 0 (a channel multiplier such as 0.5 or 2), got {args.width}")
+    if args.threads < 0:
+        raise EdgeqError(f"--threads must be >= 0 (0: automatic), got {args.threads}")
+    try:
+        dev = train.pick_device(args.device)
+    except RuntimeError:
+        raise EdgeqError(f"--device {args.device!r}: not a torch device; use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EdgeqError(f"--device {args.device}: CUDA is not available here; use auto or cpu")
     for q in (args.first_w, args.last_w):
         if q:
             make_weight_quantizer(q)
+    out = _writable(args.out, "--out")  # before training, not after
+    ckpt = _writable(args.ckpt, "--ckpt") if args.ckpt else _writable(str(out.with_suffix(".pt")), "--ckpt")
     torch.set_num_threads(args.threads if args.threads > 0 else train.auto_threads())
     con = Console(stderr=True)
     from .preprocess import parse_size, spec_for_data
@@ -88,15 +117,12 @@ def run(args) -> int:
             device=args.device, progress=progress, lr=args.lr, first_wq=args.first_w,
             last_wq=args.last_w, width=args.width)
     secs = time.time() - t0
-    out = Path(args.out)
     meta = {"data": args.data, "seed": args.seed, "prune": args.prune}
     if pre is not None:
         meta["preprocess"] = pre.to_meta()
     blob = export.export_blob(model, meta=meta)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(blob)
-        ckpt = Path(args.ckpt) if args.ckpt else out.with_suffix(".pt")
         train.save_checkpoint(model, ckpt)
     except OSError as e:
         raise EdgeqError(f"cannot write {e.filename}: {e.strerror}") from None

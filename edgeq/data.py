@@ -126,6 +126,10 @@ def load_folder(root: str, color: str | None = None, size=None, resize: str = "c
 def load_npz(path: str):
     if not os.path.isfile(path):
         raise DataError(f"npz:{path}: file not found")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"npz:{path}: not an .npz archive; write one with numpy.savez(path, x=images, y=labels)")
     try:
         with np.load(path, allow_pickle=False) as z:
             if "x" not in z or "y" not in z:
@@ -140,6 +144,8 @@ def load_npz(path: str):
         x = x[:, None]
     if x.ndim != 4 or len(x) != len(y):
         raise DataError(f"npz:{path}: x must be (N,H,W) or (N,C,H,W) with N = len(y); got {x.shape}, {y.shape}")
+    if len(y) == 0:
+        raise DataError(f"npz:{path}: holds no images (x has shape {x.shape}); give at least one")
     y = y.astype(np.int64)
     if y.min() < 0:
         raise DataError(f"npz:{path}: labels must be >= 0")

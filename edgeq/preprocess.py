@@ -295,14 +295,20 @@ def video_frames(path):
 def video_labels(path) -> list | None:
     """Labels stored next to a video as PATH.labels.json (a JSON list of class indices), if any."""
     side = Path(path).with_suffix(".labels.json")
-    if not side.is_file():
-        return None
+    return read_labels(side) if side.is_file() else None
+
+
+def read_labels(path: Path) -> list:
+    """A video's PATH.labels.json: a JSON list with one class index (or null) per frame."""
+    fix = "rewrite it as a JSON list of class indices, one per frame, or delete it"
     try:
-        labels = json.loads(side.read_text())
-    except (OSError, ValueError) as e:
-        raise DataError(f"{side}: not a JSON list of class indices ({e})") from None
-    if not isinstance(labels, list) or not all(isinstance(v, int) or v is None for v in labels):
-        raise DataError(f"{side}: must be a JSON list of class indices (integers or null)")
+        labels = json.loads(Path(path).read_text())
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise DataError(f"{path}: not valid JSON ({e}); {fix}") from None
+    if not isinstance(labels, list) or not all(
+            v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0) for v in labels):
+        raise DataError(f"{path}: expected a list of class indices (ints >= 0 or null), found "
+                        f"{type(labels).__name__ if not isinstance(labels, list) else 'other values'}; {fix}")
     return labels
 
 

@@ -138,7 +138,18 @@ def plot(rep: dict, path: str) -> None:
 
 
 def load_json(path: str) -> dict:
+    """An earlier `edgeq profile --json` report (for --compare), checked."""
     p = Path(path)
     if not p.is_file():
         raise EdgeqError(f"profile {path!r} not found (write one with --json FILE)")
-    return json.loads(p.read_text())
+    fix = "give a report written by `edgeq profile --json FILE`"
+    try:
+        rep = json.loads(p.read_text())
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise EdgeqError(f"--compare {path}: not a JSON profile report ({e}); {fix}") from None
+    layers = rep.get("layers") if isinstance(rep, dict) else None
+    if not isinstance(layers, list) or not all(
+            isinstance(lay, dict) and isinstance(lay.get("name"), str)
+            and isinstance(lay.get("cycles"), (int, float)) for lay in layers):
+        raise EdgeqError(f"--compare {path}: JSON without a 'layers' list of {{name, cycles}}; {fix}")
+    return rep

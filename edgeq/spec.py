@@ -51,6 +51,7 @@ STATUS = {
     "ERR_TOO_LARGE": (13, "too large for this board"),
     "ERR_SEQUENCE": (14, "out-of-order chunk or command"),
     "ERR_INPUT": (15, "input size does not match the model"),
+    "ERR_PROTOCOL": (16, "unsupported serial protocol version"),
 }
 
 # Element encodings of tensors (weights, tables) and activations.

@@ -66,22 +66,12 @@ class BoardTarget:
 
     def submit(self, wire: bytes) -> None:
         seq = self.board.send(self.P.CMD["INFER"], bytes(wire))
-        self._inflight.append([seq, bytes(wire), False])
+        self._inflight.append(seq)
         self.bytes_out += len(self.P.encode_frame(self.P.CMD["INFER"], seq, wire))
 
     def collect(self):
-        seq, wire, resend = self._inflight.popleft()
-        reply = None
-        if not resend:
-            try:
-                reply = self.board.receive(self.P.CMD["INFER"], seq)
-            except self.P.FrameError:
-                # a damaged frame: replies still in flight would be dropped as stale while we
-                # re-ask, so every outstanding request is re-sent synchronously when collected
-                for other in self._inflight:
-                    other[2] = True
-        if reply is None:
-            reply = self.board.request(self.P.CMD["INFER"], wire, check=False)
+        # the board client matches the reply by seq and re-sends a lost or damaged request
+        reply = self.board.receive(self.P.CMD["INFER"], self._inflight.popleft())
         self.board.check(reply, "INFER")
         cls, raw, self.last_ticks = self.P.parse_infer(reply.payload)
         self.bytes_in += len(self.P.encode_frame(reply.cmd, reply.seq, reply.payload))

@@ -238,7 +238,7 @@ def test_protocol_errors_get_their_status(ref_board, mnist):
         assert e.value.status == P.STATUS["ERR_UNKNOWN_CMD"]
         seq = b.send(P.CMD["INFO"], version=9)
         r = b.receive(P.CMD["INFO"], seq)
-        assert r.status == P.STATUS["ERR_VERSION"]
+        assert r.status == P.STATUS["ERR_PROTOCOL"]
         with pytest.raises(BoardError, match="takes 98 bytes") as e:
             b.infer(bytes(97))
         assert e.value.status == P.STATUS["ERR_INPUT"]

@@ -306,12 +306,44 @@ def test_board_skips_stale_replies():
 def test_board_timeout_is_typed_and_never_partial():
     fake = FakeBoard()
     b = Board(fake, timeout=0.2)
-    fake.drop_replies = 1
+    fake.drop_replies = 1000
     t = time.monotonic()
-    with pytest.raises(BoardTimeout):
+    with pytest.raises(BoardTimeout, match="no reply within"):
         b.echo(b"lost")
     assert time.monotonic() - t < 1.0
     assert isinstance(BoardTimeout("x"), TransportError)
+
+
+def test_board_resends_after_a_lost_reply_with_the_same_seq():
+    fake = FakeBoard()
+    b = Board(fake, timeout=1.0)
+    fake.drop_replies = 2
+    assert b.echo(b"again") == b"again"
+    echoes = [f for f in fake.requests if f.cmd == P.CMD["ECHO"]]
+    assert len(echoes) == 3 and len({f.seq for f in echoes}) == 1
+    assert b.stats["resent_timeout"] == 2
+
+
+def test_error_report_with_another_seq_is_not_ours():
+    fake = FakeBoard()
+    b = Board(fake, timeout=0.5)
+    other = (b.seq + 7) % 0xFFFF + 1
+    fake.out += P.encode_frame(P.CMD_ERROR, other, P.ERROR.pack(P.STATUS["ERR_FRAME"], 0))
+    fake.out += P.encode_frame(P.CMD["ECHO"] | P.REPLY_BIT, other, b"\x00not ours")
+    assert b.echo(b"mine") == b"mine"
+    assert len([f for f in fake.requests if f.cmd == P.CMD["ECHO"]]) == 1  # nothing re-sent
+    assert b.stats["stale_replies"] == 1
+
+
+def test_pipelined_replies_are_matched_by_seq():
+    fake = FakeBoard()
+    b = Board(fake, timeout=1.0)
+    fake.drop_replies = 1  # the first reply is lost, the second arrives first
+    s1 = b.send(P.CMD["ECHO"], b"one")
+    s2 = b.send(P.CMD["ECHO"], b"two")
+    assert b.receive(P.CMD["ECHO"], s1).payload == b"\x00one"
+    assert b.receive(P.CMD["ECHO"], s2).payload == b"\x00two"
+    assert not b.inflight
 
 
 def test_board_error_status_is_typed():
@@ -343,5 +375,5 @@ def test_open_bad_port_is_transport_error():
 
 def test_loop_url_times_out_cleanly():
     # loop:// echoes our own request back: it is not a reply, so the read must time out
-    with pytest.raises(BoardTimeout):
+    with pytest.raises(BoardTimeout, match="is the edgeq firmware running at loop://"):
         Board("loop://", timeout=0.2)

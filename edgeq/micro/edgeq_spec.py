@@ -37,6 +37,7 @@ ERR_UNKNOWN_CMD = 12
 ERR_TOO_LARGE = 13
 ERR_SEQUENCE = 14
 ERR_INPUT = 15
+ERR_PROTOCOL = 16
 ENC_U8 = 1
 ENC_I8 = 2
 ENC_I16 = 3
@@ -82,6 +83,7 @@ STATUS_STRINGS = {
     13: 'too large for this board',
     14: 'out-of-order chunk or command',
     15: 'input size does not match the model',
+    16: 'unsupported serial protocol version',
 }
 HEADER_FMT = '<4sHHIIIIIIIIIIHHHBBHHI8s8s'
 HEADER_MAGIC = 0

@@ -40,7 +40,8 @@
 static uint8_t rx[ENC_MAX];                  /* one encoded frame, decoded in place */
 static uint32_t rx_len;
 static uint8_t rx_overflow;
-static uint8_t tx[FRAME_MAX];                /* one reply frame before COBS */
+static uint8_t tx[FRAME_MAX];                /* the last reply frame before COBS (kept: see cache) */
+static uint8_t etx[HDR + EQ_ERROR_REPLY_SIZE_BYTES + EQ_FRAME_CRC_SIZE]; /* CMD_ERROR reports */
 static uint8_t model_buf[EQ_MODEL_BUF_SIZE] __attribute__((aligned(8)));
 static uint8_t arena[EQ_ARENA_SIZE] __attribute__((aligned(8)));
 static int32_t scores[MAX_SCORES];
@@ -57,6 +58,10 @@ static struct {
     uint32_t load_total, load_crc, load_next;
     /* counters */
     uint32_t frames_ok, frames_bad;
+    /* the last reply, still in tx: a request repeated with the same seq, cmd and CRC (the host
+     * re-sends after a lost or damaged reply) is answered from it without running again */
+    int cached;
+    uint32_t cache_seq, cache_cmd, cache_crc, cache_plen;
 } st;
 
 /* ---- little-endian helpers ------------------------------------------------------------- */
@@ -74,26 +79,32 @@ static uint32_t get32(const uint8_t *p)
 /* ---- replies --------------------------------------------------------------------------- */
 static void emit(const uint8_t *p, uint32_t n) { eq_hal_tx(p, n); }
 
-/* tx[HDR..HDR+plen) holds the payload (status first) */
-static void send_reply(uint8_t cmd, uint32_t seq, uint32_t plen)
+static void send_frame(const uint8_t *f, uint32_t plen)
 {
     static const uint8_t delim = EQ_FRAME_DELIM;
-    tx[EQ_FRAME_VERSION] = EQ_PROTOCOL_VERSION;
-    tx[EQ_FRAME_CMD] = cmd;
-    put16(tx + EQ_FRAME_SEQ, seq);
-    put16(tx + EQ_FRAME_LENGTH, plen);
-    put32(tx + HDR + plen, eq_crc32(0u, tx, HDR + plen));
     eq_hal_tx(&delim, 1u); /* flushes any partial frame the host may hold */
-    eq_cobs_encode(tx, HDR + plen + EQ_FRAME_CRC_SIZE, emit);
+    eq_cobs_encode(f, HDR + plen + EQ_FRAME_CRC_SIZE, emit);
     eq_hal_tx(&delim, 1u);
 }
 
-static void send_status(uint8_t cmd, uint32_t seq, uint32_t status, uint32_t detail)
+/* f[HDR..HDR+plen) holds the payload (status first) */
+static void seal_frame(uint8_t *f, uint8_t cmd, uint32_t seq, uint32_t plen)
 {
-    uint8_t *p = tx + HDR;
-    p[EQ_ERROR_REPLY_STATUS] = (uint8_t)status;
+    f[EQ_FRAME_VERSION] = EQ_PROTOCOL_VERSION;
+    f[EQ_FRAME_CMD] = cmd;
+    put16(f + EQ_FRAME_SEQ, seq);
+    put16(f + EQ_FRAME_LENGTH, plen);
+    put32(f + HDR + plen, eq_crc32(0u, f, HDR + plen));
+}
+
+/* a frame that could not be decoded: CMD_ERROR, ERR_FRAME (built in etx: tx keeps the last reply) */
+static void report_bad_frame(uint32_t seq, uint32_t detail)
+{
+    uint8_t *p = etx + HDR;
+    p[EQ_ERROR_REPLY_STATUS] = EQ_ERR_FRAME;
     put32(p + EQ_ERROR_REPLY_DETAIL, detail);
-    send_reply(cmd, seq, EQ_ERROR_REPLY_SIZE_BYTES);
+    seal_frame(etx, EQ_CMD_ERROR, seq, EQ_ERROR_REPLY_SIZE_BYTES);
+    send_frame(etx, EQ_ERROR_REPLY_SIZE_BYTES);
 }
 
 /* MODEL_SUMMARY record (INFO, LOAD_END, RESET) */
@@ -373,11 +384,11 @@ static uint32_t cmd_reset(void)
 /* ---- frames ----------------------------------------------------------------------------- */
 static void handle_frame(void)
 {
-    uint32_t seq = 0, detail = 0, plen = 0;
+    uint32_t seq = 0, detail = 0, plen = 0, crc;
     int32_t len;
     if (rx_overflow) {
         st.frames_bad++;
-        send_status(EQ_CMD_ERROR, 0, EQ_ERR_FRAME, FRAME_MAX);
+        report_bad_frame(0, FRAME_MAX);
         return;
     }
     len = eq_cobs_decode(rx, rx_len, rx);
@@ -387,7 +398,7 @@ static void handle_frame(void)
         || get16(rx + EQ_FRAME_LENGTH) != (uint32_t)len - HDR - EQ_FRAME_CRC_SIZE
         || eq_crc32(0u, rx, (uint32_t)len - EQ_FRAME_CRC_SIZE) != get32(rx + len - EQ_FRAME_CRC_SIZE)) {
         st.frames_bad++;
-        send_status(EQ_CMD_ERROR, seq, EQ_ERR_FRAME, 0);
+        report_bad_frame(seq, 0);
         return;
     }
     st.frames_ok++;
@@ -396,11 +407,19 @@ static void handle_frame(void)
     const uint8_t *a = rx + HDR;
     uint32_t n = (uint32_t)len - HDR - EQ_FRAME_CRC_SIZE;
     int s = EQ_OK;
-    if (rx[EQ_FRAME_VERSION] != EQ_PROTOCOL_VERSION && cmd != EQ_CMD_HELLO) {
-        send_status(rcmd, seq, EQ_ERR_VERSION, EQ_PROTOCOL_VERSION);
+    crc = get32(rx + len - EQ_FRAME_CRC_SIZE);
+    if (st.cached && seq == st.cache_seq && cmd == st.cache_cmd && crc == st.cache_crc) {
+        send_frame(tx, st.cache_plen); /* a repeat of the last request: the same answer */
         return;
     }
-    switch (cmd) {
+    st.cached = 0; /* tx is about to change */
+    if (n > EQ_MAX_PAYLOAD) { /* fits the COBS slack of rx, but not what HELLO advertised */
+        s = EQ_ERR_FRAME;
+        detail = EQ_MAX_PAYLOAD;
+    } else if (rx[EQ_FRAME_VERSION] != EQ_PROTOCOL_VERSION && cmd != EQ_CMD_HELLO) {
+        s = EQ_ERR_PROTOCOL;
+        detail = EQ_PROTOCOL_VERSION;
+    } else switch (cmd) {
     case EQ_CMD_HELLO: plen = cmd_hello(); break;
     case EQ_CMD_INFO: plen = cmd_info(); break;
     case EQ_CMD_LOAD_BEGIN: s = cmd_load_begin(a, n, &detail, &plen); break;
@@ -421,10 +440,19 @@ static void handle_frame(void)
         break;
     default: s = EQ_ERR_UNKNOWN_CMD; break;
     }
-    if (s != EQ_OK)
-        send_status(rcmd, seq, (uint32_t)s, detail);
-    else
-        send_reply(rcmd, seq, plen);
+    if (s != EQ_OK) {
+        uint8_t *p = tx + HDR;
+        p[EQ_ERROR_REPLY_STATUS] = (uint8_t)s;
+        put32(p + EQ_ERROR_REPLY_DETAIL, detail);
+        plen = EQ_ERROR_REPLY_SIZE_BYTES;
+    }
+    seal_frame(tx, rcmd, seq, plen);
+    st.cached = 1;
+    st.cache_seq = seq;
+    st.cache_cmd = cmd;
+    st.cache_crc = crc;
+    st.cache_plen = plen;
+    send_frame(tx, plen);
 }
 
 void eq_app_feed(uint8_t b)

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #define EQ_FW_VERSION_MAJOR 1u
-#define EQ_FW_VERSION_MINOR 0u
+#define EQ_FW_VERSION_MINOR 1u
 
 /* Capability bits (HELLO/INFO flags). */
 #define EQ_CAP_PROFILE 0x01u     /* PROFILE reports per-layer ticks */

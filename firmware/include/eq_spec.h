@@ -39,6 +39,7 @@
 #define EQ_ERR_TOO_LARGE 13 /* too large for this board */
 #define EQ_ERR_SEQUENCE 14 /* out-of-order chunk or command */
 #define EQ_ERR_INPUT 15 /* input size does not match the model */
+#define EQ_ERR_PROTOCOL 16 /* unsupported serial protocol version */
 
 /* ENC */
 #define EQ_ENC_U8 1 /* uint8 values */
@@ -81,7 +82,7 @@
 #define EQ_CMD_ECHO 9 /* echo payload back (link test) */
 
 /* status strings, indexed by status code */
-#define EQ_STATUS_COUNT 16
+#define EQ_STATUS_COUNT 17
 #define EQ_STATUS_STRINGS { \
     "ok", \
     "invalid argument", \
@@ -99,6 +100,7 @@
     "too large for this board", \
     "out-of-order chunk or command", \
     "input size does not match the model", \
+    "unsupported serial protocol version", \
 }
 
 /* HEADER record: 80 bytes */
