@@ -341,6 +341,50 @@ def read_header(blob: bytes) -> dict:
     return hdr
 
 
+# Reader limits (docs/blob-format.md): inputs the C loader also refuses (ERR_TOO_LARGE), how deep
+# the metadata JSON may nest, and how many weights a skip-zero stream may expand to in Python (its
+# dense size is not bounded by the stream: all-zero rows cost no nibbles)
+MAX_INPUT_PIXELS = 2**31 - 1
+MAX_META_DEPTH = 32
+MAX_SPARSE_WEIGHTS = 1 << 24  # or 64 weights per blob byte, whichever is larger
+_META_SCALAR = (str, int, float, bool, type(None))
+
+
+def _json_depth(v) -> int:
+    """Nesting depth of a parsed JSON value (iterative: never recurses)."""
+    depth, stack = 0, [(v, 1)]
+    while stack:
+        v, d = stack.pop()
+        depth = max(depth, d)
+        if isinstance(v, dict):
+            stack += [(x, d + 1) for x in v.values()]
+        elif isinstance(v, list):
+            stack += [(x, d + 1) for x in v]
+    return depth
+
+
+def _read_meta(raw: bytes) -> dict:
+    """The metadata JSON: an object, at most MAX_META_DEPTH deep; `classes` and `names`, when
+    present, lists of strings or numbers."""
+    if not raw:
+        return {}
+    try:
+        meta = json.loads(raw.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BlobFormatError(f"metadata is not valid JSON: {e}") from None
+    except RecursionError:
+        raise BlobFormatError("metadata JSON nests too deeply") from None
+    if not isinstance(meta, dict):
+        raise BlobFormatError(f"metadata must be a JSON object, got {type(meta).__name__}")
+    if _json_depth(meta) > MAX_META_DEPTH:
+        raise BlobFormatError(f"metadata JSON nests deeper than {MAX_META_DEPTH} levels")
+    for key in ("classes", "names"):
+        v = meta.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, _META_SCALAR) for x in v):
+            raise BlobFormatError(f"metadata {key!r} must be a list of strings, got {json.dumps(v)[:60]}")
+    return meta
+
+
 def _range_ok(off: int, n: int, total: int) -> bool:
     return 0 <= off and 0 <= n and off + n <= total
 
@@ -356,11 +400,7 @@ def read_blob(blob: bytes) -> Graph:
                          ("metadata", hdr["meta_off"], hdr["meta_size"])):
         if not _range_ok(off, n, total):
             raise BlobFormatError(f"{name} at {off}+{n} lies outside the {total}-byte blob")
-    try:
-        meta = json.loads(blob[hdr["meta_off"]:hdr["meta_off"] + hdr["meta_size"]].decode()) \
-            if hdr["meta_size"] else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BlobFormatError(f"metadata is not valid JSON: {e}") from None
+    meta = _read_meta(blob[hdr["meta_off"]:hdr["meta_off"] + hdr["meta_size"]])
     tensors = []
     for i, te in enumerate(tensor_entries(blob, hdr)):
         if not _range_ok(te["offset"], te["nbytes"], total):
@@ -374,13 +414,17 @@ def read_blob(blob: bytes) -> Graph:
         rec = dict(zip(lnames, struct.unpack_from(spec.fmt(spec.LAYER), blob,
                                                   hdr["layer_table_off"] + i * spec.LAYER_SIZE)))
         try:
-            layers.append(_layer_from_record(rec, tensors, i))
+            layers.append(_layer_from_record(rec, tensors, i, total))
         except (EdgeqError, ValueError, IndexError, KeyError) as e:
             raise BlobFormatError(f"layer {i}: {e}") from None
     names = meta.get("names", [])
     for i, layer in enumerate(layers):
         if i < len(names):
             layer.name = str(names[i])
+    if hdr["in_c"] * hdr["in_h"] * hdr["in_w"] > MAX_INPUT_PIXELS:
+        raise BlobFormatError(
+            f"input {hdr['in_c']}x{hdr['in_h']}x{hdr['in_w']} = {hdr['in_c'] * hdr['in_h'] * hdr['in_w']} "
+            f"pixels exceeds the runtimes' limit of {MAX_INPUT_PIXELS} (2**31 - 1)")
     pre = spec.name_of(spec.PRE, hdr["pre_mode"])
     if pre.startswith("?"):
         raise BlobFormatError(f"unknown preprocessing mode {hdr['pre_mode']}")
@@ -429,7 +473,7 @@ def _need(te, nbytes, what):
         raise BlobFormatError(f"{what} tensor holds {te['nbytes']} bytes, expected {nbytes}")
 
 
-def _layer_from_record(rec, tensors, i):
+def _layer_from_record(rec, tensors, i, total):
     op = spec.name_of(spec.OP, rec["op"])
     if op == "FLATTEN":
         return Flatten()
@@ -463,6 +507,13 @@ def _layer_from_record(rec, tensors, i):
     elif w_enc == "TERN_SPARSE":
         if wt["nbytes"] != 4 * (n + 1) + (wt["aux"] + 1) // 2:
             raise BlobFormatError("sparse weight size does not match its nibble count")
+        if k >= 2**31 - 1:  # the accumulator bound (k * max|a*w| < 2**31 - 1) before any allocation
+            raise BlobFormatError(f"K = {kh}x{kw}x{c} = {k}: int32 accumulators could overflow")
+        limit = max(MAX_SPARSE_WEIGHTS, 64 * total)
+        if n * k > limit:
+            raise BlobFormatError(
+                f"TERN_SPARSE weights expand to {n}x{k} = {n * k} values, more than this reader "
+                f"decodes for a {total}-byte blob ({limit})")
         try:
             weight = B.sparse_decode(wt["data"], n, k).reshape(n, kh, kw, c)
         except ValueError as e:
@@ -547,7 +598,9 @@ def blob_info(blob: bytes) -> dict:
                    out_enc=s.out_enc, macs=rec["macs"])
         if isinstance(layer, Conv):
             nw = int(layer.weight.size)
-            wbytes = sum(tensors[t] for t in (rec["t_weight"], rec["t_lut"]) if t >= 0)
+            # t_lut counts only on KBIT layers: the loaders ignore it elsewhere (any value passes)
+            used = (rec["t_weight"], rec["t_lut"]) if layer.w_enc == "KBIT" else (rec["t_weight"],)
+            wbytes = sum(tensors[t] for t in used)
             pbytes = sum(tensors[t] for t in (rec["t_thr"], rec["t_aux"]) if t >= 0)
             counted = layer.w_enc in ("TERN", "TERN_SPARSE", "I8", "I16", "F32")
             zeros = int(np.count_nonzero(layer.weight == 0)) if counted else 0

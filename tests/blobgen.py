@@ -154,3 +154,51 @@ def big_u8_binary_graph():
     w = np.ones((1, 255, 255, 128), np.int8)
     return Graph((128, 255, 255), "RAW", 0, [Conv(w, "B1", "AFFINE", pad=1,
                                                  mul=np.ones(1, np.int32), add=np.zeros(1, np.int32))])
+
+
+# ------------------------------------------------------------------------------------------
+# edits of an existing blob (each reseals)
+
+_HDR = spec.offsets(spec.HEADER)
+_LAY = spec.offsets(spec.LAYER)
+_TEN = spec.offsets(spec.TENSOR)
+_CODES = {f: c for f, c, _ in spec.HEADER + spec.LAYER + spec.TENSOR}
+
+
+def _hdr(blob: bytes, field: str) -> int:
+    return struct.unpack_from("<" + _CODES[field], blob, _HDR[field])[0]
+
+
+def with_meta(blob: bytes, meta: bytes) -> bytes:
+    """The blob with its metadata replaced by `meta` (appended at the end, total_size grown)."""
+    buf = bytearray(blob[:_hdr(blob, "total_size")]) + meta
+    struct.pack_into("<III", buf, _HDR["total_size"], len(buf), 0, spec.HEADER_SIZE)
+    struct.pack_into("<II", buf, _HDR["meta_off"], len(blob), len(meta))
+    return pack.reseal(buf)
+
+
+def set_field(blob: bytes, record: str, index: int, field: str, value: int) -> bytes:
+    """Set one field of the header (record 'header'), of layer `index` ('layer') or of tensor
+    `index` ('tensor') to value (masked to the field's width), then reseal."""
+    code = _CODES[field]
+    if record == "header":
+        off = _HDR[field]
+    elif record == "layer":
+        off = _hdr(blob, "layer_table_off") + index * spec.LAYER_SIZE + _LAY[field]
+    else:
+        off = _hdr(blob, "tensor_table_off") + index * spec.TENSOR_SIZE + _TEN[field]
+    size = struct.calcsize("<" + code)
+    buf = bytearray(blob)
+    buf[off:off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+    return pack.reseal(buf)
+
+
+def sparse_dense_huge(c: int = 65535) -> bytes:
+    """A ~400-byte blob whose skip-zero weights are 16 rows of K = 255*255*c (no nibbles): the
+    Python reader decoded them into a dense (16, K) int8 array (63.5 GiB for c = 65535)."""
+    n, kh, kw = 16, 255, 255
+    ts = [tensor(np.zeros(n + 1, "<u4").tobytes(), "TERN_SPARSE", (n, kh, kw, c)),
+          tensor(np.zeros(n, "<i4").tobytes(), "I32", (n,)), tensor(bytes(n), "U8", (n,))]
+    L = layer("CONV", "B1", "B1", (kh, kw, c), (1, 1, n), "SIGN", k=(kh, kw), w_enc="TERN_SPARSE",
+              t_weight=0, t_thr=1, t_aux=2)
+    return build([L], ts, (c, kh, kw), "THRESH", n)

@@ -321,6 +321,9 @@ class Model:
         self.pre_mode, self.pre_param = pre_mode, pre_param
         self.in_enc = enc
         self.input_pixels = in_c * in_h * in_w
+        if self.input_pixels >= 0x80000000:  # like the C loader: input buffers stay below 2 GiB
+            raise BlobError(S.ERR_TOO_LARGE, "input %dx%dx%d = %d pixels, the limit is 2**31 - 1"
+                            % (in_c, in_h, in_w, self.input_pixels))
         self.input_wire = (self.input_pixels + 7) // 8 if pre_mode == S.PRE_THRESH else self.input_pixels
         self.n_classes = n_classes
 
