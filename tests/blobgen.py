@@ -105,6 +105,16 @@ def sparse_nibbles_wrap() -> bytes:
     return build([L], ts, (1, 3, 3), "THRESH", 1)
 
 
+def sparse_skip_past_k() -> bytes:
+    """TERN_SPARSE row of two skip-7 nibbles over K = 9: the loaders accepted it (a skip was not
+    checked against K) and every inference then failed in the kernel (ERR_ARG): a loader hole."""
+    ts = [tensor(np.ones(1, "<i4").tobytes(), "I32", (1,)), tensor(np.zeros(1, "<i4").tobytes(), "I32", (1,)),
+          tensor(struct.pack("<II", 0, 2) + b"\x77", "TERN_SPARSE", (1, 3, 3, 1), aux=2)]
+    L = layer("CONV", "B1", "I32", (3, 3, 1), (1, 1, 1), "AFFINE", k=(3, 3), w_enc="TERN_SPARSE",
+              t_weight=2, t_thr=0, t_aux=1)
+    return build([L], ts, (1, 3, 3), "THRESH", 1)
+
+
 def _pool_net(c: int, h: int, w: int, pre: str) -> bytes:
     """Two max-pools (255/255, then the rest) over a huge declared input: no tensors at all."""
     enc = "B1" if pre == "THRESH" else "U8"
@@ -135,9 +145,11 @@ def input_pixels_over_2pow31() -> bytes:
 
 
 def regression_blobs() -> list:
-    """(name, blob, C loader status) for each loader bug of issue 13."""
+    """(name, blob, C loader status) for each loader bug of issue 13 (and sparse_skip_past_k,
+    found while auditing the loader for it)."""
     return [("f32_nk_2pow32", f32_nk_2pow32(), _status("ERR_SHAPE")),
             ("sparse_nibbles_wrap", sparse_nibbles_wrap(), _status("ERR_BOUNDS")),
+            ("sparse_skip_past_k", sparse_skip_past_k(), _status("ERR_BOUNDS")),
             ("input_pixels_wrap", input_pixels_wrap(), _status("ERR_TOO_LARGE")),
             ("input_wire_wrap", input_wire_wrap(), _status("ERR_TOO_LARGE")),
             ("input_pixels_over_2pow31", input_pixels_over_2pow31(), _status("ERR_TOO_LARGE"))]

@@ -285,3 +285,43 @@ def test_libfuzzer_loader_and_executor(tmp_path):
     assert r.returncode == 0, r.stderr[-6000:]
     runs = [line for line in r.stderr.splitlines() if line.startswith("stat::number_of_executed_units")]
     assert runs and int(runs[0].split(":")[-1]) > 100, r.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------------------------
+# the `sim` board (the firmware under ASan/UBSan): regression blobs uploaded over the protocol
+
+
+def test_sim_board_refuses_regression_blobs(private_board_state, tmp_path):
+    """Each regression blob uploaded to `sim` gets its loader status as a BoardError; the board
+    survives (no sanitizer report in its log) and still answers an inference with the flash model
+    after RESET."""
+    from boardutil import small_blob
+
+    from edgeq import boards
+    from edgeq.board import Board
+    from edgeq.errors import BoardError
+
+    why = boards.toolchain_missing("sim")
+    if why:
+        pytest.skip(f"sim: {why}")
+    good = small_blob(seed=3)
+    path = tmp_path / "m.eqb"
+    path.write_bytes(good)
+    model = Model(good)
+    run, _ = boards.flash("sim", path, log=lambda s: None)
+    try:
+        img = np.random.default_rng(0).integers(0, 256, (28, 28)).astype(np.uint8)
+        with Board(run.url) as b:
+            for name, blob, status in blobgen.regression_blobs():
+                with pytest.raises(BoardError) as e:
+                    b.load(blob)
+                assert e.value.status == status, f"{name}: {e.value}"
+            assert b.reset().source == "flash"
+            cls, scores = b.infer(model.wire_input(img))[:2]
+            want_cls, want_scores = model.predict(img)
+            assert cls == want_cls[0] and list(scores) == want_scores[0].tolist()
+    finally:
+        boards.stop("sim")
+    with open(run.log, errors="replace") as fh:
+        log = fh.read()
+    assert "ERROR: AddressSanitizer" not in log and "runtime error" not in log, log[-2000:]

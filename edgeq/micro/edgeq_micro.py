@@ -453,6 +453,8 @@ class Model:
                 v = (v >> 4) if j & 1 else (v & 15)
                 if v == 7:
                     p += 7
+                    if p > K:
+                        raise BlobError(S.ERR_BOUNDS, "layer %d: sparse row %d skips past K=%d" % (i, r, K))
                     continue
                 if v == 15:
                     raise BlobError(S.ERR_BOUNDS, "layer %d: invalid nibble 15 in sparse row %d" % (i, r))

@@ -210,6 +210,7 @@ static eq_status_t check_sparse(const tensor_t *t, uint32_t n, uint64_t k)
             uint32_t v = (stream[q >> 1] >> ((q & 1u) * 4u)) & 15u;
             if (v == 7u) {
                 p += 7u;
+                CHECK(p <= k, EQ_ERR_BOUNDS); /* a skip may end at K, never past it (the kernel) */
                 continue;
             }
             CHECK(v != 15u, EQ_ERR_BOUNDS);

@@ -20,7 +20,7 @@ static int eq_harness_fill_byte = -1; /* >= 0: every input byte takes this value
 
 /* set the header CRC to match the first total_size bytes (when they lie inside b[0..n)), so
  * that mutated blobs reach the structural checks instead of stopping at the CRC */
-static void eq_harness_reseal(uint8_t *b, size_t n)
+static inline void eq_harness_reseal(uint8_t *b, size_t n)
 {
     static const uint8_t z[4] = {0, 0, 0, 0};
     uint32_t total, crc;
@@ -38,9 +38,9 @@ static void eq_harness_reseal(uint8_t *b, size_t n)
     memcpy(b + EQ_HEADER_CRC32, &crc, 4);
 }
 
-static void *eq_harness_alloc(size_t n) { return malloc(n ? n : 1u); }
+static inline void *eq_harness_alloc(size_t n) { return malloc(n ? n : 1u); }
 
-static void eq_harness_fill(uint8_t *p, uint32_t n, const uint8_t *data, size_t size)
+static inline void eq_harness_fill(uint8_t *p, uint32_t n, const uint8_t *data, size_t size)
 {
     uint32_t i, s = 2166136261u;
     if (eq_harness_fill_byte >= 0) {
@@ -53,7 +53,7 @@ static void eq_harness_fill(uint8_t *p, uint32_t n, const uint8_t *data, size_t 
     }
 }
 
-static eq_status_t eq_harness_one(const uint8_t *data, size_t size)
+static inline eq_status_t eq_harness_one(const uint8_t *data, size_t size)
 {
     eq_model_t m;
     eq_status_t st;
