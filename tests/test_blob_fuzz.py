@@ -17,7 +17,6 @@ import json
 import os
 import random
 import shutil
-import struct
 import subprocess
 import sys
 import tracemalloc
@@ -60,6 +59,22 @@ def test_regression_blob_rejected_everywhere(name, blob, status):
     with pytest.raises(edgeq_micro.BlobError) as e:
         edgeq_micro.Model(blob)
     assert e.value.status == status, f"{name}: MicroPython loader: {e.value}"
+
+
+def test_regression_blobs_on_micropython():
+    """The same blobs through edgeq_micro on the real MicroPython (WebAssembly port)."""
+    sys.path.insert(0, "tests/mp_harness")
+    import mpwasm
+
+    try:
+        mpwasm.ensure_port()
+    except mpwasm.PortMissing as e:
+        pytest.skip(str(e))
+    cases = blobgen.regression_blobs()
+    res = mpwasm.run_jobs([{"blob": f"{name}.eqb"} for name, _, _ in cases],
+                          {f"{name}.eqb": blob for name, blob, _ in cases})
+    for (name, _, status), r in zip(cases, res):
+        assert not r["ok"] and r["error"] == "BlobError" and r["status"] == status, f"{name}: {r}"
 
 
 def test_input_limit_is_exact():
@@ -246,7 +261,7 @@ def _clang_fuzzer(tmp_path):
     if not clang:
         pytest.skip("clang not installed (scripts/install.sh: apt-get install clang libclang-rt-14-dev)")
     exe = tmp_path / "fuzz_blob"
-    r = subprocess.run([clang, "-g", "-O1", "-fsanitize=fuzzer,address,undefined",
+    r = subprocess.run([clang, "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-fsanitize=fuzzer,address,undefined",
                         "-fno-sanitize-recover=all", "-Ifirmware/include", "-Ifirmware/runtime",
                         "-Itests/c", "tests/c/fuzz_blob.c", "firmware/runtime/eq_runtime.c",
                         *sorted(f"firmware/kernels/{f}" for f in os.listdir("firmware/kernels")

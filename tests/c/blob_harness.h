@@ -10,6 +10,7 @@
 #define EQ_BLOB_HARNESS_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,13 @@ static inline void eq_harness_reseal(uint8_t *b, size_t n)
     crc = eq_crc32(crc, z, 4);
     crc = eq_crc32(crc, b + EQ_HEADER_CRC32 + 4, total - EQ_HEADER_CRC32 - 4);
     memcpy(b + EQ_HEADER_CRC32, &crc, 4);
+}
+
+/* a model the loader accepted failed to run: a loader hole, reported like a crash */
+static inline void eq_harness_hole(const char *what, eq_status_t r)
+{
+    fprintf(stderr, "eq_harness: loaded model failed (%s): status %d, %s\n", what, (int)r, eq_status_str(r));
+    abort();
 }
 
 static inline void *eq_harness_alloc(size_t n) { return malloc(n ? n : 1u); }
@@ -90,17 +98,17 @@ static inline eq_status_t eq_harness_one(const uint8_t *data, size_t size)
         r = eq_model_run(&m, px, m.input_pixels, EQ_INPUT_PIXELS, arena, m.arena_need, scores,
                          m.n_classes, &cls, NULL, 0, NULL, 0);
         if (r != EQ_OK || cls >= m.n_classes) {
-            abort();
+            eq_harness_hole("run from pixels", r);
         }
         r = eq_model_run(&m, wire, m.input_wire, EQ_INPUT_WIRE, arena, m.arena_need, scores,
                          m.n_classes, &cls, NULL, 0, NULL, 0);
         if (r != EQ_OK) {
-            abort();
+            eq_harness_hole("run from wire", r);
         }
         r = eq_model_run(&m, px, m.input_pixels, EQ_INPUT_PIXELS, arena, m.arena_need, NULL, 0,
                          NULL, NULL, 1, act_out, act);
         if (r != EQ_OK) {
-            abort();
+            eq_harness_hole("first layer", r);
         }
         free(arena);
         free(px);
