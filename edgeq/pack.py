@@ -346,8 +346,26 @@ def read_header(blob: bytes) -> dict:
 # dense size is not bounded by the stream: all-zero rows cost no nibbles)
 MAX_INPUT_PIXELS = 2**31 - 1
 MAX_META_DEPTH = 32
-MAX_SPARSE_WEIGHTS = 1 << 24  # or 64 weights per blob byte, whichever is larger
+MAX_DECODED_BYTES = 1 << 26  # or 64 bytes per blob byte, whichever is larger (see _Budget)
 _META_SCALAR = (str, int, float, bool, type(None))
+
+
+class _Budget:
+    """Bytes the reader may still allocate for decoded weights and stage parameters: at most
+    max(MAX_DECODED_BYTES, 64 x the blob's size) over all layers. Charged before each allocation:
+    a short blob can declare huge shapes (a skip-zero stream of all-zero rows costs no nibbles)
+    and many layers can share one tensor, so per-tensor byte checks alone do not bound it."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.limit = self.left = max(MAX_DECODED_BYTES, 64 * total)
+
+    def take(self, nbytes: int, what: str):
+        if nbytes > self.left:
+            raise BlobFormatError(
+                f"{what} decode to {nbytes} bytes: past this reader's limit of {self.limit} bytes of "
+                f"decoded weights for a {self.total}-byte blob (max(2**26, 64 x blob size))")
+        self.left -= nbytes
 
 
 def _json_depth(v) -> int:
@@ -402,10 +420,12 @@ def read_blob(blob: bytes) -> Graph:
             raise BlobFormatError(f"{name} at {off}+{n} lies outside the {total}-byte blob")
     meta = _read_meta(blob[hdr["meta_off"]:hdr["meta_off"] + hdr["meta_size"]])
     tensors = []
+    view = memoryview(blob)
+    budget = _Budget(total)
     for i, te in enumerate(tensor_entries(blob, hdr)):
         if not _range_ok(te["offset"], te["nbytes"], total):
             raise BlobFormatError(f"tensor {i} data at {te['offset']}+{te['nbytes']} lies outside the blob")
-        te["data"] = blob[te["offset"]:te["offset"] + te["nbytes"]]
+        te["data"] = view[te["offset"]:te["offset"] + te["nbytes"]]  # no copy: tensors may overlap
         te["dims"] = tuple(te[f"d{k}"] for k in range(min(te["rank"], 4)))
         tensors.append(te)
     lnames = [f for f, _, _ in spec.LAYER]
@@ -414,7 +434,7 @@ def read_blob(blob: bytes) -> Graph:
         rec = dict(zip(lnames, struct.unpack_from(spec.fmt(spec.LAYER), blob,
                                                   hdr["layer_table_off"] + i * spec.LAYER_SIZE)))
         try:
-            layers.append(_layer_from_record(rec, tensors, i, total))
+            layers.append(_layer_from_record(rec, tensors, i, budget))
         except (EdgeqError, ValueError, IndexError, KeyError) as e:
             raise BlobFormatError(f"layer {i}: {e}") from None
     names = meta.get("names", [])
@@ -473,7 +493,7 @@ def _need(te, nbytes, what):
         raise BlobFormatError(f"{what} tensor holds {te['nbytes']} bytes, expected {nbytes}")
 
 
-def _layer_from_record(rec, tensors, i, total):
+def _layer_from_record(rec, tensors, i, budget):
     op = spec.name_of(spec.OP, rec["op"])
     if op == "FLATTEN":
         return Flatten()
@@ -494,6 +514,9 @@ def _layer_from_record(rec, tensors, i, total):
     cw = B.words(c)
     k = kh * kw * c
     lut, wbits = None, 0
+    # the decoded weights this layer keeps (int8 values or codes, int16, float32); the unpacking's
+    # temporaries are a small multiple of one layer's share and freed before the next layer
+    budget.take(n * k * {"I16": 2, "F32": 4}.get(w_enc, 1), f"{w_enc} weights {n}x{kh}x{kw}x{c}")
     if w_enc == "B1":
         _need(wt, n * kh * kw * cw * 4, "weight")
         words = np.frombuffer(wt["data"], "<u4").reshape(n, kh, kw, cw)
@@ -509,11 +532,6 @@ def _layer_from_record(rec, tensors, i, total):
             raise BlobFormatError("sparse weight size does not match its nibble count")
         if k >= 2**31 - 1:  # the accumulator bound (k * max|a*w| < 2**31 - 1) before any allocation
             raise BlobFormatError(f"K = {kh}x{kw}x{c} = {k}: int32 accumulators could overflow")
-        limit = max(MAX_SPARSE_WEIGHTS, 64 * total)
-        if n * k > limit:
-            raise BlobFormatError(
-                f"TERN_SPARSE weights expand to {n}x{k} = {n * k} values, more than this reader "
-                f"decodes for a {total}-byte blob ({limit})")
         try:
             weight = B.sparse_decode(wt["data"], n, k).reshape(n, kh, kw, c)
         except ValueError as e:
@@ -531,6 +549,7 @@ def _layer_from_record(rec, tensors, i, total):
         if len(lt["dims"]) != 2 or lt["dims"][0] != 1 << wbits or lt["dims"][1] < 1:
             raise BlobFormatError(f"lut dims {lt['dims']} do not fit {wbits}-bit weights")
         _need(lt, lt["dims"][0] * lt["dims"][1] * 4, "lut")
+        budget.take(lt["nbytes"], "lut")
         lut = np.frombuffer(lt["data"], "<i4").reshape(lt["dims"]).copy()
     elif w_enc == "I8":
         _need(wt, n * k, "weight")
@@ -554,6 +573,7 @@ def _layer_from_record(rec, tensors, i, total):
         _need(tt, n * nthr * 4, "threshold")
         ta = _tensor(tensors, rec["t_aux"], "flip", "U8")
         _need(ta, n, "flip")
+        budget.take(tt["nbytes"] + ta["nbytes"], "thresholds and flips")
         if fl:
             thr = _f32_read(tt["data"][: 4 * n * nthr], "thr").reshape(n, nthr)
         else:
@@ -567,6 +587,7 @@ def _layer_from_record(rec, tensors, i, total):
         ta = _tensor(tensors, rec["t_aux"], "add", "F32" if fl else "I32")
         _need(tm, n * 4, "mul")
         _need(ta, n * 4, "add")
+        budget.take(tm["nbytes"] + ta["nbytes"], "mul and add")
         if rec["shift"] >= 32 or (fl and rec["shift"]):
             raise BlobFormatError("AFFINE shift must be < 32 (0 for F32 layers)")
         if fl:

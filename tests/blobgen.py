@@ -214,3 +214,25 @@ def sparse_dense_huge(c: int = 65535) -> bytes:
     L = layer("CONV", "B1", "B1", (kh, kw, c), (1, 1, n), "SIGN", k=(kh, kw), w_enc="TERN_SPARSE",
               t_weight=0, t_thr=1, t_aux=2)
     return build([L], ts, (c, kh, kw), "THRESH", n)
+
+
+def overlapping_tensors(n: int = 30000) -> bytes:
+    """n tensor entries that all cover the blob's first ~1 MB (header and tables), none used by
+    the one max-pool layer: valid for every loader. A reader that copies each tensor's bytes
+    allocates n x 1 MB (30 GB) for a 1 MB blob."""
+    span = spec.HEADER_SIZE + n * spec.TENSOR_SIZE
+    ts = [tensor(b"", "U8", (span,), offset=0, nbytes=span) for _ in range(n)]
+    L = layer("MAXPOOL", "B1", "B1", (2, 2, 1), (1, 1, 1), k=(2, 2), stride=2)
+    return build([L], ts, (1, 2, 2), "THRESH", 1)
+
+
+def shared_weight_chain(n_layers: int = 4000, c: int = 256) -> bytes:
+    """n_layers identical 3x3 pad-1 B1 convs (c -> c channels) on a 4x4 input, all referencing one
+    weight tensor (c*9*c bits, 72 KB) and one threshold/flip pair: a valid ~270 KB model whose
+    decoded weights are n_layers x c*9*c int8 values (2.4 GB for the defaults)."""
+    cw = (c + 31) // 32
+    ts = [tensor(bytes(4 * c * 9 * cw), "B1", (c, 3, 3, c)), tensor(bytes(4 * c), "I32", (c,)),
+          tensor(bytes(c), "U8", (c,))]
+    L = layer("CONV", "B1", "B1", (4, 4, c), (4, 4, c), "SIGN", k=(3, 3), pad=1, w_enc="B1",
+              t_weight=0, t_thr=1, t_aux=2)
+    return build([dict(L) for _ in range(n_layers)], ts, (c, 4, 4), "THRESH", 4 * 4 * c)
