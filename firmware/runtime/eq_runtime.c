@@ -356,7 +356,20 @@ static eq_status_t check_stage(const eq_model_t *m, const layer_t *L)
     return EQ_ERR_UNSUPPORTED;
 }
 
+static eq_status_t model_load(eq_model_t *m, const uint8_t *blob, uint32_t size);
+
 eq_status_t eq_model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
+{
+    /* a blob that fails any check leaves no half-filled model behind: eq_model_run refuses an
+     * all-zero model (blob NULL), so a caller that ignores the status cannot run unproven sizes */
+    const eq_status_t st = model_load(m, blob, size);
+    if (st != EQ_OK && m != NULL) {
+        memset(m, 0, sizeof(*m));
+    }
+    return st;
+}
+
+static eq_status_t model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
 {
     static const uint8_t magic[4] = EQ_BLOB_MAGIC_BYTES;
     static const uint8_t zero4[4] = {0, 0, 0, 0};
