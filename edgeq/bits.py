@@ -154,6 +154,8 @@ def sparse_decode(data: bytes, n: int, k: int) -> np.ndarray:
         for v in nib[row_off[r]:row_off[r + 1]]:
             if v == 7:
                 p += 7
+                if p > k:  # a skip may end at K, never past it (as the C loader and kernel check)
+                    raise ValueError(f"sparse row {r} skips past K={k}")
                 continue
             if v == 15:
                 raise ValueError(f"invalid nibble 15 in row {r}")

@@ -341,6 +341,68 @@ def read_header(blob: bytes) -> dict:
     return hdr
 
 
+# Reader limits (docs/blob-format.md): inputs the C loader also refuses (ERR_TOO_LARGE), how deep
+# the metadata JSON may nest, and how many weights a skip-zero stream may expand to in Python (its
+# dense size is not bounded by the stream: all-zero rows cost no nibbles)
+MAX_INPUT_PIXELS = 2**31 - 1
+MAX_META_DEPTH = 32
+MAX_DECODED_BYTES = 1 << 26  # or 64 bytes per blob byte, whichever is larger (see _Budget)
+_META_SCALAR = (str, int, float, bool, type(None))
+
+
+class _Budget:
+    """Bytes the reader may still allocate for decoded weights and stage parameters: at most
+    max(MAX_DECODED_BYTES, 64 x the blob's size) over all layers. Charged before each allocation:
+    a short blob can declare huge shapes (a skip-zero stream of all-zero rows costs no nibbles)
+    and many layers can share one tensor, so per-tensor byte checks alone do not bound it."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.limit = self.left = max(MAX_DECODED_BYTES, 64 * total)
+
+    def take(self, nbytes: int, what: str):
+        if nbytes > self.left:
+            raise BlobFormatError(
+                f"{what} decode to {nbytes} bytes: past this reader's limit of {self.limit} bytes of "
+                f"decoded weights for a {self.total}-byte blob (max(2**26, 64 x blob size))")
+        self.left -= nbytes
+
+
+def _json_depth(v) -> int:
+    """Nesting depth of a parsed JSON value (iterative: never recurses)."""
+    depth, stack = 0, [(v, 1)]
+    while stack:
+        v, d = stack.pop()
+        depth = max(depth, d)
+        if isinstance(v, dict):
+            stack += [(x, d + 1) for x in v.values()]
+        elif isinstance(v, list):
+            stack += [(x, d + 1) for x in v]
+    return depth
+
+
+def _read_meta(raw: bytes) -> dict:
+    """The metadata JSON: an object, at most MAX_META_DEPTH deep; `classes` and `names`, when
+    present, lists of strings or numbers."""
+    if not raw:
+        return {}
+    try:
+        meta = json.loads(raw.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BlobFormatError(f"metadata is not valid JSON: {e}") from None
+    except RecursionError:
+        raise BlobFormatError("metadata JSON nests too deeply") from None
+    if not isinstance(meta, dict):
+        raise BlobFormatError(f"metadata must be a JSON object, got {type(meta).__name__}")
+    if _json_depth(meta) > MAX_META_DEPTH:
+        raise BlobFormatError(f"metadata JSON nests deeper than {MAX_META_DEPTH} levels")
+    for key in ("classes", "names"):
+        v = meta.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, _META_SCALAR) for x in v):
+            raise BlobFormatError(f"metadata {key!r} must be a list of strings, got {json.dumps(v)[:60]}")
+    return meta
+
+
 def _range_ok(off: int, n: int, total: int) -> bool:
     return 0 <= off and 0 <= n and off + n <= total
 
@@ -356,16 +418,14 @@ def read_blob(blob: bytes) -> Graph:
                          ("metadata", hdr["meta_off"], hdr["meta_size"])):
         if not _range_ok(off, n, total):
             raise BlobFormatError(f"{name} at {off}+{n} lies outside the {total}-byte blob")
-    try:
-        meta = json.loads(blob[hdr["meta_off"]:hdr["meta_off"] + hdr["meta_size"]].decode()) \
-            if hdr["meta_size"] else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BlobFormatError(f"metadata is not valid JSON: {e}") from None
+    meta = _read_meta(blob[hdr["meta_off"]:hdr["meta_off"] + hdr["meta_size"]])
     tensors = []
+    view = memoryview(blob)
+    budget = _Budget(total)
     for i, te in enumerate(tensor_entries(blob, hdr)):
         if not _range_ok(te["offset"], te["nbytes"], total):
             raise BlobFormatError(f"tensor {i} data at {te['offset']}+{te['nbytes']} lies outside the blob")
-        te["data"] = blob[te["offset"]:te["offset"] + te["nbytes"]]
+        te["data"] = view[te["offset"]:te["offset"] + te["nbytes"]]  # no copy: tensors may overlap
         te["dims"] = tuple(te[f"d{k}"] for k in range(min(te["rank"], 4)))
         tensors.append(te)
     lnames = [f for f, _, _ in spec.LAYER]
@@ -374,13 +434,17 @@ def read_blob(blob: bytes) -> Graph:
         rec = dict(zip(lnames, struct.unpack_from(spec.fmt(spec.LAYER), blob,
                                                   hdr["layer_table_off"] + i * spec.LAYER_SIZE)))
         try:
-            layers.append(_layer_from_record(rec, tensors, i))
+            layers.append(_layer_from_record(rec, tensors, i, budget))
         except (EdgeqError, ValueError, IndexError, KeyError) as e:
             raise BlobFormatError(f"layer {i}: {e}") from None
     names = meta.get("names", [])
     for i, layer in enumerate(layers):
         if i < len(names):
             layer.name = str(names[i])
+    if hdr["in_c"] * hdr["in_h"] * hdr["in_w"] > MAX_INPUT_PIXELS:
+        raise BlobFormatError(
+            f"input {hdr['in_c']}x{hdr['in_h']}x{hdr['in_w']} = {hdr['in_c'] * hdr['in_h'] * hdr['in_w']} "
+            f"pixels exceeds the runtimes' limit of {MAX_INPUT_PIXELS} (2**31 - 1)")
     pre = spec.name_of(spec.PRE, hdr["pre_mode"])
     if pre.startswith("?"):
         raise BlobFormatError(f"unknown preprocessing mode {hdr['pre_mode']}")
@@ -429,7 +493,7 @@ def _need(te, nbytes, what):
         raise BlobFormatError(f"{what} tensor holds {te['nbytes']} bytes, expected {nbytes}")
 
 
-def _layer_from_record(rec, tensors, i):
+def _layer_from_record(rec, tensors, i, budget):
     op = spec.name_of(spec.OP, rec["op"])
     if op == "FLATTEN":
         return Flatten()
@@ -450,6 +514,9 @@ def _layer_from_record(rec, tensors, i):
     cw = B.words(c)
     k = kh * kw * c
     lut, wbits = None, 0
+    # the decoded weights this layer keeps (int8 values or codes, int16, float32); the unpacking's
+    # temporaries are a small multiple of one layer's share and freed before the next layer
+    budget.take(n * k * {"I16": 2, "F32": 4}.get(w_enc, 1), f"{w_enc} weights {n}x{kh}x{kw}x{c}")
     if w_enc == "B1":
         _need(wt, n * kh * kw * cw * 4, "weight")
         words = np.frombuffer(wt["data"], "<u4").reshape(n, kh, kw, cw)
@@ -463,6 +530,8 @@ def _layer_from_record(rec, tensors, i):
     elif w_enc == "TERN_SPARSE":
         if wt["nbytes"] != 4 * (n + 1) + (wt["aux"] + 1) // 2:
             raise BlobFormatError("sparse weight size does not match its nibble count")
+        if k >= 2**31 - 1:  # the accumulator bound (k * max|a*w| < 2**31 - 1) before any allocation
+            raise BlobFormatError(f"K = {kh}x{kw}x{c} = {k}: int32 accumulators could overflow")
         try:
             weight = B.sparse_decode(wt["data"], n, k).reshape(n, kh, kw, c)
         except ValueError as e:
@@ -480,6 +549,7 @@ def _layer_from_record(rec, tensors, i):
         if len(lt["dims"]) != 2 or lt["dims"][0] != 1 << wbits or lt["dims"][1] < 1:
             raise BlobFormatError(f"lut dims {lt['dims']} do not fit {wbits}-bit weights")
         _need(lt, lt["dims"][0] * lt["dims"][1] * 4, "lut")
+        budget.take(lt["nbytes"], "lut")
         lut = np.frombuffer(lt["data"], "<i4").reshape(lt["dims"]).copy()
     elif w_enc == "I8":
         _need(wt, n * k, "weight")
@@ -503,6 +573,7 @@ def _layer_from_record(rec, tensors, i):
         _need(tt, n * nthr * 4, "threshold")
         ta = _tensor(tensors, rec["t_aux"], "flip", "U8")
         _need(ta, n, "flip")
+        budget.take(tt["nbytes"] + ta["nbytes"], "thresholds and flips")
         if fl:
             thr = _f32_read(tt["data"][: 4 * n * nthr], "thr").reshape(n, nthr)
         else:
@@ -516,6 +587,7 @@ def _layer_from_record(rec, tensors, i):
         ta = _tensor(tensors, rec["t_aux"], "add", "F32" if fl else "I32")
         _need(tm, n * 4, "mul")
         _need(ta, n * 4, "add")
+        budget.take(tm["nbytes"] + ta["nbytes"], "mul and add")
         if rec["shift"] >= 32 or (fl and rec["shift"]):
             raise BlobFormatError("AFFINE shift must be < 32 (0 for F32 layers)")
         if fl:
@@ -547,7 +619,9 @@ def blob_info(blob: bytes) -> dict:
                    out_enc=s.out_enc, macs=rec["macs"])
         if isinstance(layer, Conv):
             nw = int(layer.weight.size)
-            wbytes = sum(tensors[t] for t in (rec["t_weight"], rec["t_lut"]) if t >= 0)
+            # t_lut counts only on KBIT layers: the loaders ignore it elsewhere (any value passes)
+            used = (rec["t_weight"], rec["t_lut"]) if layer.w_enc == "KBIT" else (rec["t_weight"],)
+            wbytes = sum(tensors[t] for t in used)
             pbytes = sum(tensors[t] for t in (rec["t_thr"], rec["t_aux"]) if t >= 0)
             counted = layer.w_enc in ("TERN", "TERN_SPARSE", "I8", "I16", "F32")
             zeros = int(np.count_nonzero(layer.weight == 0)) if counted else 0

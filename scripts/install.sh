@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what edgeq needs on a fresh Debian-like machine; idempotent and quick when done already.
-#   system: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm (skipped with a warning if
+#   system: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm, clang + libclang-rt-14-dev (the
+#           libFuzzer target in tests/test_blob_fuzz.py; skipped with a warning if
 #           apt is unavailable: the `sim` board and the host runtime still work)
 #   python: torch 2.13.0 (CPU wheel) first, then edgeq in editable mode with all extras
 #   node:   the official MicroPython WebAssembly port, into build/mpwasm (for the MicroPython tests)
@@ -9,12 +10,13 @@ cd "$(dirname "$0")/.."
 PY=${PY:-python3}
 log() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
 
-if ! command -v arm-none-eabi-gcc >/dev/null || ! command -v qemu-system-arm >/dev/null; then
+if ! command -v arm-none-eabi-gcc >/dev/null || ! command -v qemu-system-arm >/dev/null \
+   || ! command -v clang >/dev/null; then
   SUDO=""; [ "$(id -u)" != 0 ] && command -v sudo >/dev/null && SUDO="sudo -n"
   if command -v apt-get >/dev/null; then
-    log "apt: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+    log "apt: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang libclang-rt-14-dev"
     ($SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-      --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm) >/tmp/edgeq-apt.log 2>&1 \
+      --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang libclang-rt-14-dev) >/tmp/edgeq-apt.log 2>&1 \
       || log "WARNING: apt install failed (see /tmp/edgeq-apt.log); QEMU boards will be unavailable"
   else
     log "WARNING: no apt-get; install an arm-none-eabi toolchain and qemu-system-arm yourself"

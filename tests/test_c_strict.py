@@ -257,3 +257,104 @@ def test_kernels_cortex_m4(src, tmp_path):
     r = _run([arm, "-mcpu=cortex-m4", "-mthumb", "-Os", *STRICT, *INC[:2], "-c", src, "-o",
               str(tmp_path / "k.o")])
     assert r.returncode == 0, f"{os.path.basename(src)} fails for Cortex-M4:\n{r.stderr}"
+
+
+# --------------------------------------------------------------------------------------------
+# the blob loader and executor under ASan/UBSan: issue 13's CRC-valid regression blobs
+
+RUNTIME = [os.path.join(ROOT, "firmware", "runtime", "eq_runtime.c")]
+HARNESS_INC = [*INC[:2], "-I", os.path.join(ROOT, "firmware", "runtime"), "-I",
+               os.path.join(ROOT, "tests", "c")]
+SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+
+
+@pytest.fixture(scope="module")
+def load_run(tmp_path_factory):
+    """tests/c/load_run.c + the runtime + every kernel, strict flags, ASan + UBSan."""
+    gcc = shutil.which("gcc")
+    if not gcc:
+        pytest.skip("gcc not found")
+    exe = tmp_path_factory.mktemp("load_run") / "load_run"
+    r = _run([gcc, *STRICT, "-O1", "-g", *SAN, *HARNESS_INC,
+              os.path.join(ROOT, "tests", "c", "load_run.c"), *RUNTIME, *KERNELS, "-o", str(exe)])
+    assert r.returncode == 0, f"load_run does not compile cleanly:\n{r.stderr}"
+    return exe
+
+
+def _load_run(exe, blobs: dict, tmp_path, *args) -> dict:
+    paths = []
+    for name, data in blobs.items():
+        p = tmp_path / f"{name}.eqb"
+        p.write_bytes(data)
+        paths.append(str(p))
+    r = _run([str(exe), *args, *paths], timeout=300)
+    assert r.returncode == 0, f"sanitized loader/executor failed:\n{r.stdout}{r.stderr[-4000:]}"
+    return {os.path.basename(line.split()[1])[:-4]: int(line.split()[0]) for line in r.stdout.splitlines()}
+
+
+def test_regression_blobs_under_sanitizers(load_run, tmp_path):
+    """Each loader bug of issue 13 as a CRC-valid blob: a clean status, no ASan/UBSan report
+    (before the fix: heap over-reads for f32_nk_2pow32 and sparse_nibbles_wrap, inputs of 0
+    pixels / 0 wire bytes accepted for the input_* blobs)."""
+    import blobgen
+
+    cases = blobgen.regression_blobs()
+    got = _load_run(load_run, {name: blob for name, blob, _ in cases}, tmp_path)
+    assert got == {name: status for name, _, status in cases}
+
+
+def test_u8_binary_conv_2pos_minus_total_under_ubsan(load_run, tmp_path):
+    """RAW 128x255x255 input, one 255x255 binary conv, every pixel 255: 2*pos overflowed int32
+    in eq_conv2d_row.c (UBSan: signed integer overflow) on a blob our own packer writes."""
+    import blobgen
+    from edgeq import pack
+
+    blob = pack.write_blob(blobgen.big_u8_binary_graph())
+    assert _load_run(load_run, {"big_u8_b1": blob}, tmp_path, "--fill", "255") == {"big_u8_b1": 0}
+
+
+K_ABOVE_2_30 = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "eq_kernels.h"
+/* B1 x B1, K = 255 * 255 * 16544 = 1,075,773,600 > 2**30 (the loader's bound is K < 2**31):
+ * every weight bit 1, every activation bit 0, so popcount = K and the exact result is -K. */
+int main(void)
+{
+    eq_conv_shape_t s;
+    eq_weights_t w;
+    const size_t words = (size_t)255 * 255 * 517; /* 16544 channels = 517 words a pixel */
+    uint32_t *in = calloc(words, 4), *wt = malloc(words * 4);
+    int32_t acc = 0;
+    if (!in || !wt) return 2;
+    memset(wt, 0xff, words * 4);
+    memset(&s, 0, sizeof s);
+    s.in_h = 255; s.in_w = 255; s.in_c = 16544; s.out_h = 1; s.out_w = 1; s.out_c = 1;
+    s.kh = 255; s.kw = 255; s.stride = 1; s.pad = 0;
+    memset(&w, 0, sizeof w);
+    w.enc = EQ_ENC_B1;
+    w.data = wt;
+    if (eq_conv2d_row(&s, EQ_ENC_B1, in, &w, 0, &acc) != EQ_OK) return 3;
+    printf("%ld\n", (long)acc);
+    free(in); free(wt);
+    return 0;
+}
+"""
+
+
+def test_b1_conv_k_above_2_30_under_ubsan(tmp_path):
+    """`n_in*C - 2*pc` in the B1 x B1 row kernel: 2*pc overflowed int32 once K > 2**30. UBSan
+    only (no ASan shadow for the two 134 MB buffers)."""
+    gcc = shutil.which("gcc")
+    if not gcc:
+        pytest.skip("gcc not found")
+    src = tmp_path / "k.c"
+    src.write_text(K_ABOVE_2_30)
+    exe = tmp_path / "k"
+    r = _run([gcc, *STRICT, "-O1", "-fsanitize=undefined", "-fno-sanitize-recover=all", *INC[:2],
+              str(src), os.path.join(ROOT, "firmware", "kernels", "eq_conv2d_row.c"), "-o", str(exe)])
+    assert r.returncode == 0, r.stderr
+    r = _run([str(exe)], timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) == -255 * 255 * 16544

@@ -321,6 +321,9 @@ class Model:
         self.pre_mode, self.pre_param = pre_mode, pre_param
         self.in_enc = enc
         self.input_pixels = in_c * in_h * in_w
+        if self.input_pixels >= 0x80000000:  # like the C loader: input buffers stay below 2 GiB
+            raise BlobError(S.ERR_TOO_LARGE, "input %dx%dx%d = %d pixels, the limit is 2**31 - 1"
+                            % (in_c, in_h, in_w, self.input_pixels))
         self.input_wire = (self.input_pixels + 7) // 8 if pre_mode == S.PRE_THRESH else self.input_pixels
         self.n_classes = n_classes
 
@@ -450,6 +453,8 @@ class Model:
                 v = (v >> 4) if j & 1 else (v & 15)
                 if v == 7:
                     p += 7
+                    if p > K:
+                        raise BlobError(S.ERR_BOUNDS, "layer %d: sparse row %d skips past K=%d" % (i, r, K))
                     continue
                 if v == 15:
                     raise BlobError(S.ERR_BOUNDS, "layer %d: invalid nibble 15 in sparse row %d" % (i, r))

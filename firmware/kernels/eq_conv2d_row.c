@@ -58,7 +58,8 @@ static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uin
                     for (i = 0; i < cw; ++i) pc += eq_popcount32(a[i] ^ w[i]);
                 }
             }
-            acc[ox * s->out_c + n] = (int32_t)(n_in * s->in_c) - 2 * (int32_t)pc;
+            /* n_in*C - 2*pc without 2*pc (UB once pc > 2**30): pc <= n_in*C = K < 2**31 */
+            acc[ox * s->out_c + n] = (int32_t)(n_in * s->in_c - pc) - (int32_t)pc;
         }
     }
 }
@@ -405,7 +406,7 @@ static void eq_row_u8_b1(const eq_conv_shape_t *s, const uint8_t *in, const uint
                     }
                 }
             }
-            acc[ox * s->out_c + n] = 2 * pos - total;
+            acc[ox * s->out_c + n] = pos - (total - pos); /* 2*pos - total, no overflow: pos <= total */
         }
     }
 }

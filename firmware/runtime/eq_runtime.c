@@ -50,6 +50,29 @@ uint32_t eq_crc32(uint32_t crc, const uint8_t *p, uint32_t n)
     return ~crc;
 }
 
+/* ---- checked size arithmetic ----------------------------------------------------------------
+ * Every count, size, offset and product derived from blob fields goes through these (or is
+ * computed in 64 bits from at most three 32-bit factors, which cannot wrap): a result that does
+ * not fit 32 bits fails the check instead of wrapping. The executor only uses sizes proven here. */
+static int eq_mul_u32_ok(uint32_t a, uint32_t b, uint32_t *r)
+{
+    const uint64_t p = (uint64_t)a * b;
+    *r = (uint32_t)p;
+    return p <= 0xffffffffull;
+}
+
+static int eq_add_u32_ok(uint32_t a, uint32_t b, uint32_t *r)
+{
+    *r = a + b; /* unsigned: wraps, never UB */
+    return *r >= a;
+}
+
+/* r = a * b * c, failing when any partial product exceeds 32 bits */
+static int eq_mul3_u32_ok(uint32_t a, uint32_t b, uint32_t c, uint32_t *r)
+{
+    return eq_mul_u32_ok(a, b, r) && eq_mul_u32_ok(*r, c, r);
+}
+
 /* ---- sizes -------------------------------------------------------------------------------- */
 static uint64_t act_bytes(uint32_t enc, uint32_t h, uint32_t w, uint32_t c)
 {
@@ -73,12 +96,12 @@ typedef struct {
 static eq_status_t get_tensor(const eq_model_t *m, int32_t idx, tensor_t *t)
 {
     const uint8_t *e;
-    uint32_t off;
+    uint32_t off, end;
     CHECK(idx >= 0 && (uint32_t)idx < m->n_tensors, EQ_ERR_BOUNDS);
-    e = m->blob + m->tensor_off + (uint32_t)idx * EQ_TENSOR_SIZE_BYTES;
+    e = m->blob + m->tensor_off + (uint32_t)idx * EQ_TENSOR_SIZE_BYTES; /* table bound: load */
     off = rd32(e + EQ_TENSOR_OFFSET);
     t->nbytes = rd32(e + EQ_TENSOR_NBYTES);
-    CHECK((uint64_t)off + t->nbytes <= m->size, EQ_ERR_BOUNDS);
+    CHECK(eq_add_u32_ok(off, t->nbytes, &end) && end <= m->size, EQ_ERR_BOUNDS);
     CHECK((off & 3u) == 0u, EQ_ERR_BOUNDS);
     t->data = m->blob + off;
     t->enc = rd8(e + EQ_TENSOR_ENC);
@@ -170,11 +193,12 @@ static eq_status_t check_kbit_codes(const uint8_t *data, uint32_t n, uint64_t k,
 }
 
 /* decode every skip-zero row once: offsets monotone, nibbles valid, positions inside K */
-static eq_status_t check_sparse(const tensor_t *t, uint32_t n, uint32_t k)
+static eq_status_t check_sparse(const tensor_t *t, uint32_t n, uint64_t k)
 {
     const uint8_t *stream;
     uint32_t r, total = t->aux;
-    CHECK((uint64_t)4u * (n + 1u) + (total + 1u) / 2u == t->nbytes, EQ_ERR_BOUNDS);
+    /* 64 bits: a nibble count of 0xFFFFFFFF must not wrap to a 0-byte stream */
+    CHECK((uint64_t)4u * ((uint64_t)n + 1u) + ((uint64_t)total + 1u) / 2u == t->nbytes, EQ_ERR_BOUNDS);
     stream = t->data + 4u * (n + 1u);
     CHECK(rd32(t->data) == 0u, EQ_ERR_BOUNDS);
     CHECK(rd32(t->data + 4u * n) == total, EQ_ERR_BOUNDS);
@@ -186,6 +210,7 @@ static eq_status_t check_sparse(const tensor_t *t, uint32_t n, uint32_t k)
             uint32_t v = (stream[q >> 1] >> ((q & 1u) * 4u)) & 15u;
             if (v == 7u) {
                 p += 7u;
+                CHECK(p <= k, EQ_ERR_BOUNDS); /* a skip may end at K, never past it (the kernel) */
                 continue;
             }
             CHECK(v != 15u, EQ_ERR_BOUNDS);
@@ -199,10 +224,11 @@ static eq_status_t check_sparse(const tensor_t *t, uint32_t n, uint32_t k)
 
 /* count float32 values in t: none is NaN, and with bounded != 0 each is finite with a biased
  * exponent <= 127 + max_exp (|x| < 2**(max_exp + 1)); thresholds may be +-inf */
-static eq_status_t check_f32(const tensor_t *t, uint32_t count, int bounded, uint32_t max_exp)
+static eq_status_t check_f32(const tensor_t *t, uint64_t count, int bounded, uint32_t max_exp)
 {
     uint32_t i;
-    CHECK(t->enc == EQ_ENC_F32 && (uint64_t)count * 4u == t->nbytes, EQ_ERR_SHAPE);
+    /* count is a 64-bit product of blob fields (n * K can reach 2**48): never truncated */
+    CHECK(t->enc == EQ_ENC_F32 && count * 4u == t->nbytes, EQ_ERR_SHAPE);
     for (i = 0; i < count; i++) {
         const uint32_t v = rd32(t->data + 4u * i), e = (v >> 23) & 0xffu;
         CHECK(e != 0xffu || (!bounded && (v & 0x7fffffu) == 0u), EQ_ERR_BOUNDS);
@@ -228,16 +254,18 @@ static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uin
     CHECK(t.d[0] == n && t.d[1] == L->kh && t.d[2] == L->kw && t.d[3] == L->in_c, EQ_ERR_SHAPE);
     switch (L->w_enc) {
     case EQ_ENC_B1:
-        CHECK((uint64_t)n * L->kh * L->kw * cw * 4u == t.nbytes, EQ_ERR_SHAPE);
+    case EQ_ENC_TERN: {
+        /* rows of cw words: n*kh*kw of them (B1), twice that (TERN: sign and nonzero planes) */
+        uint32_t rows, bytes;
+        CHECK(eq_mul3_u32_ok(n, L->kh, L->kw, &rows), EQ_ERR_SHAPE);
+        CHECK(eq_mul_u32_ok(rows, L->w_enc == EQ_ENC_TERN ? 2u : 1u, &rows), EQ_ERR_SHAPE);
+        CHECK(eq_mul3_u32_ok(rows, cw, 4u, &bytes) && bytes == t.nbytes, EQ_ERR_SHAPE);
         *max_prod = amax;
-        return check_pad_bits((const uint32_t *)(const void *)t.data, n * L->kh * L->kw, cw, L->in_c);
-    case EQ_ENC_TERN:
-        CHECK((uint64_t)2u * n * L->kh * L->kw * cw * 4u == t.nbytes, EQ_ERR_SHAPE);
-        *max_prod = amax;
-        return check_pad_bits((const uint32_t *)(const void *)t.data, 2u * n * L->kh * L->kw, cw, L->in_c);
+        return check_pad_bits((const uint32_t *)(const void *)t.data, rows, cw, L->in_c);
+    }
     case EQ_ENC_TERN_SPARSE:
         *max_prod = amax;
-        return check_sparse(&t, n, (uint32_t)k);
+        return check_sparse(&t, n, k);
     case EQ_ENC_I8:
         CHECK((uint64_t)n * k == t.nbytes, EQ_ERR_SHAPE);
         *max_prod = 128u * amax;
@@ -248,7 +276,7 @@ static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uin
         return EQ_OK;
     case EQ_ENC_F32: /* float accumulators: |w| < 2**64 keeps every sum finite (K < 2**32) */
         *max_prod = 0;
-        return check_f32(&t, (uint32_t)((uint64_t)n * k), 1, EQ_F32_MAX_EXP_WEIGHT);
+        return check_f32(&t, (uint64_t)n * k, 1, EQ_F32_MAX_EXP_WEIGHT);
     case EQ_ENC_KBIT: {
         tensor_t lut;
         uint32_t i, rows, cols;
@@ -309,7 +337,7 @@ static eq_status_t check_stage(const eq_model_t *m, const layer_t *L)
         }
         CHECK(b.enc == EQ_ENC_U8 && b.nbytes == n, EQ_ERR_SHAPE);
         if (L->w_enc == EQ_ENC_F32) {
-            return check_f32(&a, n * nthr, 0, 0u);
+            return check_f32(&a, (uint64_t)n * nthr, 0, 0u);
         }
         CHECK(a.enc == EQ_ENC_I32 && (uint64_t)n * nthr * 4u == a.nbytes, EQ_ERR_SHAPE);
         return EQ_OK;
@@ -321,14 +349,27 @@ static eq_status_t check_stage(const eq_model_t *m, const layer_t *L)
             st = check_f32(&a, n, 1, EQ_F32_MAX_EXP_MUL);
             return st != EQ_OK ? st : check_f32(&b, n, 1, EQ_F32_MAX_EXP_ADD);
         }
-        CHECK(a.enc == EQ_ENC_I32 && a.nbytes == n * 4u, EQ_ERR_SHAPE);
-        CHECK(b.enc == EQ_ENC_I32 && b.nbytes == n * 4u, EQ_ERR_SHAPE);
+        CHECK(a.enc == EQ_ENC_I32 && a.nbytes == (uint64_t)n * 4u, EQ_ERR_SHAPE);
+        CHECK(b.enc == EQ_ENC_I32 && b.nbytes == (uint64_t)n * 4u, EQ_ERR_SHAPE);
         return EQ_OK;
     }
     return EQ_ERR_UNSUPPORTED;
 }
 
+static eq_status_t model_load(eq_model_t *m, const uint8_t *blob, uint32_t size);
+
 eq_status_t eq_model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
+{
+    /* a blob that fails any check leaves no half-filled model behind: eq_model_run refuses an
+     * all-zero model (blob NULL), so a caller that ignores the status cannot run unproven sizes */
+    const eq_status_t st = model_load(m, blob, size);
+    if (st != EQ_OK && m != NULL) {
+        memset(m, 0, sizeof(*m));
+    }
+    return st;
+}
+
+static eq_status_t model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
 {
     static const uint8_t magic[4] = EQ_BLOB_MAGIC_BYTES;
     static const uint8_t zero4[4] = {0, 0, 0, 0};
@@ -376,12 +417,14 @@ eq_status_t eq_model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
     h = m->in_h;
     w = m->in_w;
     c = m->in_c;
-    m->input_pixels = h * w * c;
+    /* pixels and wire bytes must fit (below 2**31, like the arena): a caller sizes its input
+     * buffer from them and the input packers read in_c * in_h * in_w bytes */
+    CHECK(eq_mul3_u32_ok(h, w, c, &m->input_pixels) && m->input_pixels < 0x80000000u, EQ_ERR_TOO_LARGE);
     pre = m->pre_mode;
     if (pre == EQ_PRE_THRESH) {
         enc = EQ_ENC_B1;
         levels = 2u;
-        m->input_wire = (m->input_pixels + 7u) / 8u;
+        m->input_wire = m->input_pixels / 8u + (m->input_pixels % 8u != 0u);
     } else if (pre == EQ_PRE_RAW) {
         enc = EQ_ENC_U8;
         levels = 256u;

@@ -44,7 +44,10 @@ typedef struct {
     uint32_t total;          /* out: ticks of the whole inference (preprocessing included) */
 } eq_profile_t;
 
-/* Validate a blob and fill *m. blob must be 8-byte aligned and stay alive while m is used. */
+/* Validate a blob and fill *m. blob must be 8-byte aligned and stay alive while m is used.
+ * On any error *m is left all zero, which eq_model_run refuses (EQ_ERR_ARG). Every size in *m
+ * (input_pixels, input_wire, arena_need, ...) is below 2**31: products of blob fields are
+ * overflow-checked, and a model whose input or arena would not fit is EQ_ERR_TOO_LARGE. */
 eq_status_t eq_model_load(eq_model_t *m, const uint8_t *blob, uint32_t size);
 
 /* Run the whole model (n_run = 0) or only its first n_run layers.

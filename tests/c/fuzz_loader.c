@@ -10,31 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eq_runtime.h"
+#include "blob_harness.h" /* eq_harness_reseal, eq_harness_one */
 
 static uint64_t rng_state;
 static uint32_t rnd(void)
 {
     rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
     return (uint32_t)(rng_state >> 33);
-}
-
-static void fix_crc(uint8_t *b, uint32_t n)
-{
-    static const uint8_t z[4] = {0, 0, 0, 0};
-    uint32_t total, crc;
-    if (n < EQ_HEADER_SIZE_BYTES) {
-        return;
-    }
-    total = (uint32_t)b[EQ_HEADER_TOTAL_SIZE] | ((uint32_t)b[EQ_HEADER_TOTAL_SIZE + 1] << 8) |
-            ((uint32_t)b[EQ_HEADER_TOTAL_SIZE + 2] << 16) | ((uint32_t)b[EQ_HEADER_TOTAL_SIZE + 3] << 24);
-    if (total > n || total < EQ_HEADER_CRC32 + 4u) {
-        return;
-    }
-    crc = eq_crc32(0, b, EQ_HEADER_CRC32);
-    crc = eq_crc32(crc, z, 4);
-    crc = eq_crc32(crc, b + EQ_HEADER_CRC32 + 4, total - EQ_HEADER_CRC32 - 4);
-    memcpy(b + EQ_HEADER_CRC32, &crc, 4);
 }
 
 int main(int argc, char **argv)
@@ -44,7 +26,6 @@ int main(int argc, char **argv)
     uint8_t *orig;
     uint64_t *buf;
     uint32_t tries, t, accepted = 0, rejected = 0;
-    eq_model_t m;
     if (argc != 4) {
         fprintf(stderr, "usage: %s BLOB N SEED\n", argv[0]);
         return 2;
@@ -79,38 +60,13 @@ int main(int argc, char **argv)
                 i = rnd() % (uint32_t)n;
                 b[i] = (kind == 2u) ? (uint8_t)rnd() : (uint8_t)(b[i] ^ (1u << (rnd() % 8u)));
             }
-            fix_crc(b, len);
+            eq_harness_reseal(b, len);
         }
-        /* the loader reads only `len` bytes: hand it an exact-size heap copy so ASan sees overruns */
-        {
-            uint8_t *exact;
-            uint64_t *al = malloc(((size_t)len + 7u) & ~(size_t)7u ? (((size_t)len + 7u) & ~(size_t)7u) : 8u);
-            if (!al) {
-                return 2;
-            }
-            exact = (uint8_t *)al;
-            memcpy(exact, b, len);
-            if (eq_model_load(&m, exact, len) == EQ_OK) {
-                static uint64_t arena[1u << 17];
-                int32_t scores[65536];
-                uint32_t cls, px;
-                uint8_t *in = malloc(m.input_pixels ? m.input_pixels : 1u);
-                accepted++;
-                if (!in) {
-                    return 2;
-                }
-                for (px = 0; px < m.input_pixels; px++) {
-                    in[px] = (uint8_t)rnd();
-                }
-                if (m.arena_need <= sizeof(arena)) {
-                    (void)eq_model_run(&m, in, m.input_pixels, EQ_INPUT_PIXELS, (uint8_t *)arena,
-                                       (uint32_t)sizeof(arena), scores, 65536u, &cls, NULL, 0, NULL, 0);
-                }
-                free(in);
-            } else {
-                rejected++;
-            }
-            free(al);
+        /* exact-size copy, load, then run from pixels, wire and one layer (blob_harness.h) */
+        if (eq_harness_one(b, len) == EQ_OK) {
+            accepted++;
+        } else {
+            rejected++;
         }
     }
     printf("tried %u accepted %u rejected %u\n", tries, accepted, rejected);
