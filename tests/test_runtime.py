@@ -11,6 +11,110 @@ from edgeq.errors import BlobFormatError, ShapeError
 from edgeq.graph import Conv, Graph
 from edgeq.runtime import Model
 from edgeq.testing import kbit_graph, kbit_tamper, random_graph
+from test_kernels import VARIANTS, report_variants, variant_or_skip
+
+
+_RAN: set = set()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _variants_report(request):
+    yield
+    report_variants(request, _RAN)
+
+
+@pytest.fixture(params=VARIANTS)
+def variant(request):
+    from edgeq import kernels as K
+
+    name = variant_or_skip(request.param)
+    with K.use_variant(name):
+        _RAN.add(name)
+        yield name
+
+
+def _same_as_firmware_executor(m, x, what, threads=(1, 3)):
+    """Model.predict (host executor, batch in C) equals eq_model_run image by image."""
+    ref_cls, ref = m.predict_one(x)
+    for nt in threads:
+        cls, got = m.predict(x, threads=nt)
+        if not np.array_equal(got, ref):
+            bad = tuple(np.argwhere(got != ref)[0])
+            pytest.fail(f"{what}, {nt} threads: first mismatch at image/score {bad}: host executor "
+                        f"{got[bad]}, eq_model_run {ref[bad]}; layer paths {m.layer_paths()}")
+        assert np.array_equal(cls, ref_cls), what
+
+
+def test_host_executor_equals_firmware_executor_on_random_graphs(variant):
+    """Every encoding pair, stage, pad, stride and pool of the random graphs, per variant."""
+    paths = set()
+    for seed in range(60):
+        g = random_graph(seed, "mnist" if seed % 6 == 0 else "small")
+        m = Model(pack.write_blob(g))
+        x = np.random.default_rng(1000 + seed).integers(0, 256, (8,) + g.input_shape).astype(np.uint8)
+        _same_as_firmware_executor(m, x, f"{variant} seed {seed}")
+        paths.update(m.layer_paths())
+    assert {"bits", "u8", "rows"} <= paths  # all three executor paths were exercised
+
+
+def test_host_executor_kbit_graphs(variant):
+    """KBIT on B1 and U8 inputs: rank-one LUTs go to the u8 GEMM, the others to the row loops."""
+    for bits in (1, 2, 3, 4, 5, 8):
+        for pre in ("THRESH", "QUANT"):
+            g = kbit_graph(bits, pre, seed=bits)
+            m = Model(pack.write_blob(g))
+            x = np.random.default_rng(bits).integers(0, 256, (40,) + g.input_shape).astype(np.uint8)
+            _same_as_firmware_executor(m, x, f"{variant} kbit {bits} {pre}")
+
+
+ARCH_PATHS = {"bnn-cnn": "bits", "xnor-cnn": "bits", "bnn-mlp": "bits", "twn-cnn": "u8",
+              "dorefa-w1a2": "u8", "dorefa-w2a2": "u8", "hwgq-cnn": "u8", "twn5-cnn": "u8",
+              "hwgq-uniform": "u8"}
+
+
+@pytest.fixture(scope="module")
+def arch_blobs():
+    """Blobs of the model zoo's architectures (28x28 and 8x8), exported from randomly
+    initialised nets (folded batch norm gives real thresholds; no training needed here)."""
+    torch = pytest.importorskip("torch")
+    from edgeq import export, models
+
+    out = {}
+    for arch in ARCH_PATHS:
+        for side in (28, 8):
+            torch.manual_seed(side)
+            net = models.build_model(arch, (1, side, side), [str(i) for i in range(10)])
+            out[arch, side] = export.export_blob(net)
+    return out
+
+
+def test_host_executor_on_model_zoo_architectures(variant, arch_blobs):
+    rng = np.random.default_rng(7)
+    for (arch, side), blob in arch_blobs.items():
+        m = Model(blob)
+        # the main layers take the fast path (the first layer on raw pixels is u8)
+        assert ARCH_PATHS[arch] in m.layer_paths() and "rows" not in m.layer_paths(), \
+            (arch, m.layer_paths())
+        x = rng.integers(0, 256, (33, 1, side, side)).astype(np.uint8)
+        _same_as_firmware_executor(m, x, f"{variant} {arch} {side}x{side}", threads=(1, 4))
+
+
+def test_threads_and_batch_sizes_do_not_change_results():
+    g = random_graph(6, "mnist")
+    m = Model(pack.write_blob(g), threads=2)
+    x = np.random.default_rng(6).integers(0, 256, (130,) + g.input_shape).astype(np.uint8)
+    ref = m.predict_one(x)[1]
+    for nt in (1, 2, 3, 64, 1000):
+        for n in (0, 1, 7, 130):
+            cls, got = m.predict(x[:n], threads=nt)
+            assert got.shape == (n, m.n_classes) and cls.shape == (n,)
+            assert np.array_equal(got, ref[:n]), (nt, n)
+    assert np.array_equal(m.scores(x), ref)
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ShapeError, match="threads"):
+            m.predict(x, threads=bad)
+    with pytest.raises(ShapeError, match="threads"):
+        Model(pack.write_blob(g), threads=0)
 
 
 @pytest.mark.parametrize("seed", range(60))
