@@ -55,20 +55,21 @@ def report_variants(request, ran: set) -> None:
         tr.write_line(line)
 
 
-_RAN: set = set()
+_RAN: dict = {}  # module name -> variants its tests ran
 
 
+# test_runtime imports these two fixtures too
 @pytest.fixture(scope="module", autouse=True)
 def _variants_report(request):
     yield
-    report_variants(request, _RAN)
+    report_variants(request, _RAN.get(request.module.__name__, set()))
 
 
 @pytest.fixture(params=VARIANTS)
 def variant(request):
     name = variant_or_skip(request.param)
     with K.use_variant(name):
-        _RAN.add(name)
+        _RAN.setdefault(request.module.__name__, set()).add(name)
         yield name
 
 

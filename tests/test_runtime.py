@@ -11,26 +11,7 @@ from edgeq.errors import BlobFormatError, ShapeError
 from edgeq.graph import Conv, Graph
 from edgeq.runtime import Model
 from edgeq.testing import kbit_graph, kbit_tamper, random_graph
-from test_kernels import VARIANTS, report_variants, variant_or_skip
-
-
-_RAN: set = set()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _variants_report(request):
-    yield
-    report_variants(request, _RAN)
-
-
-@pytest.fixture(params=VARIANTS)
-def variant(request):
-    from edgeq import kernels as K
-
-    name = variant_or_skip(request.param)
-    with K.use_variant(name):
-        _RAN.add(name)
-        yield name
+from test_kernels import _variants_report, variant  # noqa: F401, F811 (fixtures: every variant, report)
 
 
 def _same_as_firmware_executor(m, x, what, threads=(1, 3)):
@@ -45,7 +26,7 @@ def _same_as_firmware_executor(m, x, what, threads=(1, 3)):
         assert np.array_equal(cls, ref_cls), what
 
 
-def test_host_executor_equals_firmware_executor_on_random_graphs(variant):
+def test_host_executor_equals_firmware_executor_on_random_graphs(variant):  # noqa: F811
     """Every encoding pair, stage, pad, stride and pool of the random graphs, per variant."""
     paths = set()
     for seed in range(60):
@@ -57,7 +38,7 @@ def test_host_executor_equals_firmware_executor_on_random_graphs(variant):
     assert {"bits", "u8", "rows"} <= paths  # all three executor paths were exercised
 
 
-def test_host_executor_kbit_graphs(variant):
+def test_host_executor_kbit_graphs(variant):  # noqa: F811
     """KBIT on B1 and U8 inputs: rank-one LUTs go to the u8 GEMM, the others to the row loops."""
     for bits in (1, 2, 3, 4, 5, 8):
         for pre in ("THRESH", "QUANT"):
@@ -88,7 +69,7 @@ def arch_blobs():
     return out
 
 
-def test_host_executor_on_model_zoo_architectures(variant, arch_blobs):
+def test_host_executor_on_model_zoo_architectures(variant, arch_blobs):  # noqa: F811
     rng = np.random.default_rng(7)
     for (arch, side), blob in arch_blobs.items():
         m = Model(blob)
