@@ -299,3 +299,21 @@ def test_c_loader_refuses_bad_f32_values():
         with pytest.raises(BlobFormatError, match="F32"):
             pack.read_blob(blob)
     assert status == spec.value(spec.STATUS, "ERR_BOUNDS")
+
+
+def test_cli_run_threads_give_the_same_answers(tmp_path):
+    """`edgeq run --threads N`: any N prints the same predictions and scores; 0 is refused."""
+    import json
+
+    from cliutil import edgeq
+
+    g = random_graph(12, "mnist")
+    (tmp_path / "m.eqb").write_bytes(pack.write_blob(g))
+    x = np.random.default_rng(12).integers(0, 256, (37,) + g.input_shape).astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    outs = [json.loads(edgeq("run", tmp_path / "m.eqb", "--input", tmp_path / "x.npy", "--json",
+                             *t).stdout) for t in ((), ("--threads", "1"), ("--threads", "5"))]
+    assert outs[0] == outs[1] == outs[2]
+    assert outs[0]["scores"] == Model(pack.write_blob(g)).predict_one(x)[1].tolist()
+    r = edgeq("run", tmp_path / "m.eqb", "--input", tmp_path / "x.npy", "--threads", "0", check=False)
+    assert r.returncode != 0 and "--threads needs a positive integer" in r.stderr
