@@ -34,6 +34,7 @@
 
 #define EQ_BLOCK_BYTES 65536u /* im2col bytes per GEMM block */
 #define EQ_CHUNK_BYTES 262144u /* activation bytes of the images processed together */
+#define EQ_MAX_MB 1024u        /* output pixels per GEMM block, at most */
 
 typedef struct {
     eq_layer_view_t v;
@@ -67,6 +68,9 @@ struct eq_host_plan {
     uint32_t chunk;       /* images per chunk */
     uint32_t rowbuf;      /* bytes of the im2col block buffer */
     uint32_t accbuf;      /* bytes of the GEMM output block */
+    pthread_mutex_t lock; /* guards cache: the first thread's buffers, kept between calls */
+    uint8_t *cache;
+    size_t cache_size;
 };
 
 static uint64_t eq_act_bytes(uint32_t enc, uint32_t h, uint32_t w, uint32_t c)
@@ -419,6 +423,8 @@ void eq_host_plan_free(eq_host_plan_t *p)
         free(h->addz);
     }
     free(p->layers);
+    free(p->cache);
+    pthread_mutex_destroy(&p->lock);
     free(p);
 }
 
@@ -431,6 +437,10 @@ eq_status_t eq_host_plan_new(const eq_model_t *m, eq_host_plan_t **out)
     *out = NULL;
     p = (eq_host_plan_t *)calloc(1, sizeof *p);
     if (!p) return EQ_ERR_ARENA;
+    if (pthread_mutex_init(&p->lock, NULL) != 0) {
+        free(p);
+        return EQ_ERR_ARENA;
+    }
     p->m = m;
     p->n_layers = m->n_layers;
     p->layers = (eq_hl_t *)calloc(m->n_layers, sizeof(eq_hl_t));
@@ -485,7 +495,7 @@ eq_status_t eq_host_plan_new(const eq_model_t *m, eq_host_plan_t **out)
             if (h->kind != EQ_KIND_FALLBACK) {
                 const uint32_t rb = h->kind == EQ_KIND_BITS ? 4u * h->kw : h->kp;
                 uint32_t mb = EQ_BLOCK_BYTES / (rb ? rb : 1u);
-                mb = mb < 16u ? 16u : mb > 1024u ? 1024u : mb;
+                mb = mb < 16u ? 16u : mb > EQ_MAX_MB ? EQ_MAX_MB : mb;
                 h->mb = mb;
                 if (mb * rb > p->rowbuf) p->rowbuf = mb * rb;
                 if (mb * n * 4u > p->accbuf) p->accbuf = mb * n * 4u;
@@ -514,6 +524,7 @@ typedef struct {
     uint8_t *act[2];
     uint8_t *rows;
     int32_t *acc;
+    uint32_t *cls;        /* window class of each pixel of a GEMM block */
 } eq_ws_t;
 
 /* copy c bits of src (LSB-first words, bits above c are 0) to dst at bit offset off; dst has
@@ -680,18 +691,27 @@ static void eq_conv_fast(const eq_hl_t *h, int32_t u8_kind, const uint8_t *in, u
                          uint8_t *out, uint32_t out_stride, uint32_t nimg, eq_ws_t *ws)
 {
     const eq_layer_view_t *v = &h->v;
-    const uint32_t n = v->out_c, ppi = v->out_h * v->out_w, total = ppi * nimg;
+    const uint32_t n = v->out_c, total = v->out_h * v->out_w * nimg;
     const uint32_t rb = h->kind == EQ_KIND_BITS ? 4u * h->kw : h->kp;
     const uint32_t opb = eq_pix_bytes(v->out_enc, n);
     uint32_t p0, p, j;
     (void)out_stride; /* images are contiguous: out_stride == ppi * opb */
+    uint32_t b = 0, oy = 0, ox = 0; /* position of pixel p0, advanced pixel by pixel */
     for (p0 = 0; p0 < total; p0 += h->mb) {
         const uint32_t mb = total - p0 < h->mb ? total - p0 : h->mb;
+        uint32_t *cls = ws->cls;
         for (p = 0; p < mb; ++p) {
-            const uint32_t q = p0 + p, b = q / ppi, r = q % ppi;
             eq_win_t t;
-            eq_window(v, r / v->out_w, r % v->out_w, &t);
+            eq_window(v, oy, ox, &t);
             eq_im2col_row(h, in + (size_t)b * in_stride, &t, ws->rows + (size_t)p * rb);
+            cls[p] = h->ypat[oy] * h->nx + h->xpat[ox];
+            if (++ox == v->out_w) {
+                ox = 0;
+                if (++oy == v->out_h) {
+                    oy = 0;
+                    ++b;
+                }
+            }
         }
         if (h->kind == EQ_KIND_BITS) {
             if (h->tern)
@@ -704,11 +724,9 @@ static void eq_conv_fast(const eq_hl_t *h, int32_t u8_kind, const uint8_t *in, u
             eq_gemm_u8(h, u8_kind, ws->rows, mb, ws->acc);
         }
         for (p = 0; p < mb; ++p) { /* bias and the border pixels' out-of-bounds taps */
-            const uint32_t r = (p0 + p) % ppi;
-            const uint32_t cls = h->ypat[r / v->out_w] * h->nx + h->xpat[r % v->out_w];
             uint32_t *o = (uint32_t *)(void *)(ws->acc + (size_t)p * n);
-            const uint32_t *a = h->add + (size_t)cls * n;
-            if (h->addz[cls]) continue;
+            const uint32_t *a = h->add + (size_t)cls[p] * n;
+            if (h->addz[cls[p]]) continue;
             for (j = 0; j < n; ++j) o[j] += a[j];
         }
         eq_stage_fast(h, u8_kind, ws->acc, mb, out + (size_t)p0 * opb);
@@ -780,6 +798,24 @@ static void eq_flatten(const eq_layer_view_t *v, const uint8_t *in, uint8_t *out
     }
 }
 
+/* U8 max-pool as eq_maxpool_u8, with the channel loop free of aliasing (vectorised) */
+static void eq_pool_u8(const uint8_t *restrict in, uint32_t w, uint32_t c, uint32_t k,
+                       uint32_t stride, uint32_t oh, uint32_t ow, uint8_t *restrict out)
+{
+    uint32_t oy, ox, dy, dx, i;
+    for (oy = 0; oy < oh; ++oy)
+        for (ox = 0; ox < ow; ++ox) {
+            uint8_t *restrict o = out + ((size_t)oy * ow + ox) * c;
+            memcpy(o, in + ((size_t)oy * stride * w + (size_t)ox * stride) * c, c);
+            for (dy = 0; dy < k; ++dy)
+                for (dx = 0; dx < k; ++dx) {
+                    const uint8_t *restrict a = in + (((size_t)oy * stride + dy) * w
+                                                      + (size_t)ox * stride + dx) * c;
+                    for (i = 0; i < c; ++i) o[i] = a[i] > o[i] ? a[i] : o[i];
+                }
+        }
+}
+
 static void eq_pool(const eq_layer_view_t *v, const uint8_t *in, uint8_t *out)
 {
     const uint16_t h = (uint16_t)v->in_h, w = (uint16_t)v->in_w, c = (uint16_t)v->in_c;
@@ -787,7 +823,7 @@ static void eq_pool(const eq_layer_view_t *v, const uint8_t *in, uint8_t *out)
     if (v->in_enc == EQ_ENC_B1)
         eq_maxpool_b1((const uint32_t *)(const void *)in, h, w, c, k, s, (uint32_t *)(void *)out);
     else if (v->in_enc == EQ_ENC_U8)
-        eq_maxpool_u8(in, h, w, c, k, s, out);
+        eq_pool_u8(in, w, c, k, s, v->out_h, v->out_w, out);
     else
         eq_maxpool_i32((const int32_t *)(const void *)in, h, w, c, k, s, (int32_t *)(void *)out);
 }
@@ -873,28 +909,48 @@ typedef struct {
     int32_t *scores;
     uint32_t *cls;
     int32_t u8_kind;
+    int first;
     eq_status_t st;
 } eq_job_t;
 
 static void *eq_job(void *arg)
 {
     eq_job_t *j = (eq_job_t *)arg;
-    const eq_host_plan_t *p = j->p;
+    eq_host_plan_t *p = (eq_host_plan_t *)(uintptr_t)j->p; /* only its cache is written */
     const size_t act = (size_t)p->chunk * p->m->max_act;
-    const size_t accb = p->accbuf > p->m->acc_row ? p->accbuf : p->m->acc_row;
+    const size_t accb = ((p->accbuf > p->m->acc_row ? p->accbuf : p->m->acc_row) + 7u) & ~(size_t)7u;
+    const size_t rowb = (p->rowbuf + 63u) & ~(size_t)63u;
+    const size_t need = 2u * act + rowb + accb + 4u * EQ_MAX_MB;
+    uint8_t *mem = NULL;
+    int cached = 0;
     eq_ws_t ws;
-    uint8_t *mem = (uint8_t *)malloc(2u * act + p->rowbuf + accb + 64u);
+    /* the first thread reuses the plan's buffers when no other call holds them (no malloc and
+     * no page faults per call for small batches); others get their own */
+    if (j->first && pthread_mutex_trylock(&p->lock) == 0) {
+        cached = 1;
+        if (p->cache_size < need) {
+            free(p->cache);
+            p->cache = (uint8_t *)malloc(need);
+            p->cache_size = p->cache ? need : 0u;
+        }
+        mem = p->cache;
+    }
+    if (!mem) mem = (uint8_t *)malloc(need);
     if (!mem) {
         j->st = EQ_ERR_ARENA;
-        return NULL;
+    } else {
+        /* act is a multiple of 8 (max_act is), rowb of 64, accb of 8: all 8-byte aligned */
+        ws.act[0] = mem;
+        ws.act[1] = mem + act;
+        ws.rows = mem + 2u * act;
+        ws.acc = (int32_t *)(void *)(mem + 2u * act + rowb);
+        ws.cls = (uint32_t *)(void *)(mem + 2u * act + rowb + accb);
+        j->st = eq_run_range(p, j->px, j->i0, j->i1, j->scores, j->cls, j->u8_kind, &ws);
     }
-    ws.act[0] = mem;
-    ws.act[1] = mem + act;
-    ws.rows = mem + 2u * act;
-    ws.acc = (int32_t *)(void *)(mem + 2u * act + ((p->rowbuf + 63u) & ~63u));
-    /* act is a multiple of 8 (max_act is), rowbuf rounded to 64: every buffer 8-byte aligned */
-    j->st = eq_run_range(p, j->px, j->i0, j->i1, j->scores, j->cls, j->u8_kind, &ws);
-    free(mem);
+    if (cached)
+        pthread_mutex_unlock(&p->lock);
+    else
+        free(mem);
     return NULL;
 }
 
@@ -923,6 +979,7 @@ eq_status_t eq_host_run_batch(const eq_host_plan_t *p, const uint8_t *pixels, ui
         jobs[t].cls = cls;
         jobs[t].u8_kind = kind;
         jobs[t].st = EQ_OK;
+        jobs[t].first = t == 0;
         started[t] = 0;
     }
     for (t = 1; t < nt; ++t) started[t] = pthread_create(&tid[t], NULL, eq_job, &jobs[t]) == 0;
