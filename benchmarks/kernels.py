@@ -18,6 +18,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 _CORETYPE = os.environ.pop("OPENBLAS_CORETYPE", None)  # let OpenBLAS pick its own kernels
 
 import argparse  # noqa: E402
+import copy  # noqa: E402
 import time  # noqa: E402
 from functools import partial  # noqa: E402 (after the thread settings above)
 
@@ -115,6 +116,10 @@ def gemm_rows(m, k, n, variants, quick):
         t, tn, rr = pair(f, f_np, rounds)
         assert (out == a_pm.astype(np.int32) @ b_pm.astype(np.int32).T).all()
         rows.append(("xnor b1 x b1", v, t, ops, tn, rr, None, None, None))
+        # the numpy wrapper on int8 +-1 operands (validates and packs both in C, then the GEMM)
+        t_w, t_k, rw = pair(partial(K.xnor_gemm, a_pm, b_pm), f, rounds)
+        rows.append((f"xnor_gemm() wrapper, int8 in: {1 / rw:.2f}x packed", v, t_w, ops, t_np,
+                     t_np / t_w, t_k, rw, "packed"))
         f = partial(lib.eq_host_gemm_tern_b1, pa, pw, m, n, k, po)
         t, tn, rr = pair(f, f_np, rounds)
         assert (out == a_pm.astype(np.int32) @ w_t.astype(np.int32).T).all()
@@ -235,6 +240,8 @@ def _twin_from_blob(blob):
 
 def _torch_int8(net, torch, x):
     """torch's own int8 path (eager static quantization, x86/fbgemm engine), or None."""
+    import warnings
+
     try:
         from torch.ao import quantization as tq
 
@@ -244,13 +251,15 @@ def _torch_int8(net, torch, x):
             return None
         torch.backends.quantized.engine = engine
         qnet = torch.nn.Sequential(tq.QuantStub(), *[m for m in net], tq.DeQuantStub()).eval()
-        qnet.qconfig = tq.get_default_qconfig(engine)
-        tq.prepare(qnet, inplace=True)
-        with torch.no_grad():
-            qnet(x)
-        tq.convert(qnet, inplace=True)
-        with torch.no_grad():
-            qnet(x)
+        with warnings.catch_warnings():  # deprecation notices of the eager quantization API
+            warnings.simplefilter("ignore")
+            qnet.qconfig = tq.get_default_qconfig(engine)
+            tq.prepare(qnet, inplace=True)
+            with torch.no_grad():
+                qnet(x)
+            tq.convert(qnet, inplace=True)
+            with torch.no_grad():
+                qnet(x)
         return qnet
     except Exception as e:  # noqa: BLE001 - any failure means "no int8 path here"
         print(f"torch int8 path unavailable: {type(e).__name__}: {e}")
@@ -277,31 +286,39 @@ def network_rows(quick, threads_all):
         twin, _ = _twin_from_blob(blob)
         xt256 = torch.from_numpy(x256.astype(np.float32) / 255)
         q = _torch_int8(twin, torch, xt256[:16])
+        twin_cl = copy.deepcopy(twin).to(memory_format=torch.channels_last)
         for batch in (1, 256):
             xb, xt = x256[:batch], xt256[:batch]
+            xt_cl = xt.contiguous(memory_format=torch.channels_last)
             for nt in sorted({1, threads_all}):
                 torch.set_num_threads(nt)
                 with torch.no_grad():
-                    f_t = partial(twin, xt)
+                    # torch's faster layout for this shape is the baseline (NCHW or NHWC)
+                    f_nchw, f_nhwc = partial(twin, xt), partial(twin_cl, xt_cl)
+                    cl = bench(f_nhwc, 3, 0.02) < bench(f_nchw, 3, 0.02)
+                    f_t = f_nhwc if cl else f_nchw
                     f_e = partial(m.predict, xb, nt)
                     t_e, t_t, rr = pair(f_e, f_t, rounds, budget=0.05)
                     t_q = bench(partial(q, xt), rounds, budget=0.05) if q is not None else None
                 rows.append((arch, batch, nt, batch / t_e, batch / t_t, rr,
-                             batch / t_q if t_q else None, m.layer_paths()))
+                             batch / t_q if t_q else None, m.layer_paths(),
+                             "NHWC" if cl else "NCHW"))
         torch.set_num_threads(1)
     return rows
 
 
 def render_networks(rows):
     print("whole networks, 28x28x1 input, random weights (MNIST architectures of edgeq.models), "
-          "images/s; ratio = median of interleaved rounds against torch float32 with the same "
-          "layer shapes (conv + ReLU, max-pool; torch.no_grad, eval)")
-    head = (f"{'network':<12} {'batch':>5} {'thr':>3} {'edgeq img/s':>12} {'torch f32':>10} "
-            f"{'vs f32':>7} {'torch int8':>10}  layer paths")
+          "images/s of runtime.Model.predict (batch inside C); ratio = median of interleaved "
+          "rounds against torch float32 with the same layer shapes (conv + ReLU, max-pool; "
+          "no_grad, eval; in its faster memory layout, NCHW or NHWC); torch int8 = eager static "
+          "quantization (x86/fbgemm engine)")
+    head = (f"{'network':<12} {'batch':>5} {'thr':>3} {'edgeq img/s':>12} {'torch f32':>14} "
+            f"{'vs f32':>7} {'torch int8':>10}  edgeq layer paths")
     print(head)
-    for arch, batch, nt, e, t, rr, q, paths in rows:
+    for arch, batch, nt, e, t, rr, q, paths, layout in rows:
         qs = f"{q:10.0f}" if q else f"{'-':>10}"
-        print(f"{arch:<12} {batch:>5} {nt:>3} {e:12.0f} {t:10.0f} {rr:6.1f}x {qs}  "
+        print(f"{arch:<12} {batch:>5} {nt:>3} {e:12.0f} {t:9.0f} {layout} {rr:6.1f}x {qs}  "
               f"{' '.join(p for p in paths if p != '-')}")
 
 
@@ -341,7 +358,8 @@ def main(argv=None):
     if args.variant:
         names = [n for n in names if n in args.variant]
     load = "/".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"variants: {', '.join(names)} (auto: {K.current_variant()}); single thread; "
+    print(f"variants: {', '.join(names)} (auto: {K.current_variant()}); single thread except "
+          f"where a row says otherwise ({os.cpu_count()} CPUs); "
           f"OPENBLAS_CORETYPE unset for this run (was {_CORETYPE or '<unset>'}); "
           f"load average {load}; ratios = median of {5 if args.quick else ROUNDS} interleaved "
           "rounds")

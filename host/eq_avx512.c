@@ -281,15 +281,11 @@ eq_status_t EQ_512 eq_pack_pm1_i8_b1_avx512(const int8_t *x, uint32_t rows, uint
 #endif
 
 #ifdef EQ_HOST_HAVE_AVX2
-/* ---- output stages of the host executor on thresholds laid out (n_thr, c): bit / count term =
- * flip ? acc <= t : acc >= t, flips as bit words fw (the firmware's rule, 16 channels a step) -- */
-static EQ_512_INLINE __mmask16 eq_cmp16(__m512i a, __m512i t, __mmask16 f)
-{
-    return (__mmask16)((_mm512_cmpge_epi32_mask(a, t) & (__mmask16)~f)
-                       | (_mm512_cmple_epi32_mask(a, t) & f));
-}
-
-void EQ_512 eq_hx_sign_avx512(const int32_t *acc, uint32_t n_pix, uint32_t c, const int32_t *t2,
+/* ---- output stages of the host executor. Thresholds come as u (n_thr, c) with
+ * u = flip ? t : t - 1, so the firmware's bit (flip ? acc <= t : acc >= t) is (acc > u) ^ flip:
+ * one compare per threshold (acc > INT32_MIN always: the loader bounds |acc| < 2**31 - 1, so
+ * t = INT32_MIN without flip keeps u = INT32_MIN). Flips as bit words fw. ----------------- */
+void EQ_512 eq_hx_sign_avx512(const int32_t *acc, uint32_t n_pix, uint32_t c, const int32_t *u,
                               const uint32_t *fw, uint32_t *out)
 {
     const uint32_t cw = EQ_WORDS(c);
@@ -300,8 +296,9 @@ void EQ_512 eq_hx_sign_avx512(const int32_t *acc, uint32_t n_pix, uint32_t c, co
         for (c0 = 0; c0 < c; c0 += 16u) {
             const __mmask16 mk = c - c0 >= 16u ? 0xffff : (__mmask16)((1u << (c - c0)) - 1u);
             const __mmask16 f = (__mmask16)(fw[c0 >> 5] >> (c0 & 31u));
-            const uint32_t g = (uint32_t)(eq_cmp16(_mm512_maskz_loadu_epi32(mk, a + c0),
-                                                   _mm512_maskz_loadu_epi32(mk, t2 + c0), f) & mk);
+            const __mmask16 gt = _mm512_cmpgt_epi32_mask(_mm512_maskz_loadu_epi32(mk, a + c0),
+                                                         _mm512_maskz_loadu_epi32(mk, u + c0));
+            const uint32_t g = (uint32_t)((gt ^ f) & mk);
             if (c0 & 16u)
                 o[c0 >> 5] |= g << 16;
             else
@@ -310,9 +307,10 @@ void EQ_512 eq_hx_sign_avx512(const int32_t *acc, uint32_t n_pix, uint32_t c, co
     }
 }
 
-void EQ_512 eq_hx_multi_avx512(const int32_t *acc, uint32_t n_pix, uint32_t c, const int32_t *t2,
+void EQ_512 eq_hx_multi_avx512(const int32_t *acc, uint32_t n_pix, uint32_t c, const int32_t *u,
                                uint32_t n_thr, const uint32_t *fw, uint8_t *out)
 {
+    const __m512i all = _mm512_set1_epi32((int32_t)n_thr), one = _mm512_set1_epi32(1);
     uint32_t p, c0, i;
     for (p = 0; p < n_pix; ++p) {
         const int32_t *a = acc + (size_t)p * c;
@@ -323,9 +321,11 @@ void EQ_512 eq_hx_multi_avx512(const int32_t *acc, uint32_t n_pix, uint32_t c, c
             const __mmask16 f = (__mmask16)(fw[c0 >> 5] >> (c0 & 31u));
             __m512i code = _mm512_setzero_si512();
             for (i = 0; i < n_thr; ++i) {
-                const __mmask16 g = eq_cmp16(av, _mm512_maskz_loadu_epi32(mk, t2 + (size_t)i * c + c0), f);
-                code = _mm512_mask_sub_epi32(code, g, code, _mm512_set1_epi32(-1));
+                const __mmask16 gt = _mm512_cmpgt_epi32_mask(
+                    av, _mm512_maskz_loadu_epi32(mk, u + (size_t)i * c + c0));
+                code = _mm512_mask_add_epi32(code, gt, code, one);
             }
+            code = _mm512_mask_sub_epi32(code, f, all, code); /* flipped: n_thr - count */
             _mm_mask_storeu_epi8(o + c0, mk, _mm512_cvtepi32_epi8(code));
         }
     }

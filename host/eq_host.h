@@ -105,9 +105,9 @@ eq_status_t eq_gemm_xnor_b1b1_avx512(const uint32_t *a, const uint32_t *b, uint3
 eq_status_t eq_gemm_tern_b1_avx512(const uint32_t *a, const uint32_t *w, uint32_t m, uint32_t n,
                                    uint32_t k, int32_t *out);
 eq_status_t eq_pack_pm1_i8_b1_avx512(const int8_t *x, uint32_t rows, uint32_t k, uint32_t *out);
-void eq_hx_sign_avx512(const int32_t *acc, uint32_t n_pix, uint32_t c, const int32_t *t2,
+void eq_hx_sign_avx512(const int32_t *acc, uint32_t n_pix, uint32_t c, const int32_t *u,
                        const uint32_t *fw, uint32_t *out);
-void eq_hx_multi_avx512(const int32_t *acc, uint32_t n_pix, uint32_t c, const int32_t *t2,
+void eq_hx_multi_avx512(const int32_t *acc, uint32_t n_pix, uint32_t c, const int32_t *u,
                         uint32_t n_thr, const uint32_t *fw, uint8_t *out);
 void eq_hx_gemm_u8s8_avx512(const uint8_t *a, uint32_t lda, const int8_t *w4, uint32_t np,
                             uint32_t m, uint32_t n, uint32_t kp, int32_t *out);

@@ -56,7 +56,7 @@ typedef struct {
     uint32_t nx;          /* x classes */
     uint32_t *add;        /* (classes, N): bias - the out-of-bounds taps' terms, per class */
     uint8_t *addz;        /* (classes): 1 where that row of add is all zero */
-    int32_t *t2;          /* SIGN / MULTI: thresholds as (n_thr, N) */
+    int32_t *t2;          /* SIGN / MULTI: thresholds u = flip ? t : t - 1 as (n_thr, N) */
     uint32_t *fw;         /* SIGN / MULTI: flips as bit words */
     uint32_t n_thr;
 } eq_hl_t;
@@ -396,8 +396,11 @@ static eq_status_t eq_plan_stage(eq_hl_t *h)
     h->t2 = (int32_t *)malloc(4u * (size_t)nt * n + 4u);
     h->fw = (uint32_t *)calloc(EQ_WORDS(n) + 1u, 4u);
     if (!h->t2 || !h->fw) return EQ_ERR_ARENA;
-    for (j = 0; j < n; ++j) {
-        for (i = 0; i < nt; ++i) h->t2[(size_t)i * n + j] = thr[(size_t)j * nt + i];
+    for (j = 0; j < n; ++j) { /* u = flip ? t : t - 1 (see eq_hx_sign_avx512) */
+        for (i = 0; i < nt; ++i) {
+            const int32_t t = thr[(size_t)j * nt + i];
+            h->t2[(size_t)i * n + j] = flip[j] || t == INT32_MIN ? t : t - 1;
+        }
         if (flip[j]) h->fw[j >> 5] |= 1u << (j & 31u);
     }
     return EQ_OK;
