@@ -44,8 +44,12 @@ def report_variants(request, ran: set) -> None:
     pm = request.config.pluginmanager
     tr, cm = pm.get_plugin("terminalreporter"), pm.get_plugin("capturemanager")
     info = {v["name"]: v for v in K.variants()}
-    skipped = [f"{n} ({'not compiled' if n not in info else 'CPU lacks ' + info[n]['requires']})"
-               for n in VARIANTS if n not in ran]
+    def why(n):
+        if n not in info:
+            return "not compiled"
+        return "not selected" if info[n]["supported"] else "CPU lacks " + info[n]["requires"]
+
+    skipped = [f"{n} ({why(n)})" for n in VARIANTS if n not in ran]
     line = (f"{request.module.__name__}: variants run: {', '.join(sorted(ran)) or 'none'}; "
             f"skipped: {', '.join(skipped) or 'none'}")
     if tr is None or cm is None:

@@ -317,3 +317,31 @@ def test_cli_run_threads_give_the_same_answers(tmp_path):
     assert outs[0]["scores"] == Model(pack.write_blob(g)).predict_one(x)[1].tolist()
     r = edgeq("run", tmp_path / "m.eqb", "--input", tmp_path / "x.npy", "--threads", "0", check=False)
     assert r.returncode != 0 and "--threads needs a positive integer" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def host_exec_exe(tmp_path_factory):
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        pytest.skip("no C compiler")
+    import glob
+
+    exe = tmp_path_factory.mktemp("hx") / "host_exec_check"
+    cmd = [cc, "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread",
+           "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-Ifirmware/include",
+           "-Ifirmware/runtime", "-Ihost", "tests/c/host_exec_check.c", "firmware/runtime/eq_runtime.c",
+           *sorted(glob.glob("firmware/kernels/*.c")), *sorted(glob.glob("host/eq_*.c")), "-o", str(exe)]
+    subprocess.run(cmd, check=True)
+    return exe
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 5, 6, 9, 12, 17])
+def test_host_executor_under_asan(host_exec_exe, tmp_path, seed):
+    """The executor's buffers, im2col, corrections and threads under ASan/UBSan, every variant."""
+    g = random_graph(seed, "mnist" if seed % 6 == 0 else "small")
+    path = tmp_path / "m.eqb"
+    path.write_bytes(pack.write_blob(g))
+    r = subprocess.run([str(host_exec_exe), str(path), "9", str(seed)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert int(r.stdout.split()[1]) >= 1
