@@ -3,6 +3,7 @@
 #include "eq_host.h"
 
 #include <stddef.h>
+#include <string.h>
 
 typedef eq_status_t (*eq_xnor_fn)(const uint32_t *, const uint32_t *, uint32_t, uint32_t,
                                   uint32_t, int32_t *);
@@ -182,15 +183,27 @@ eq_status_t eq_host_pack_pm1_i8_b1(const int8_t *x, uint32_t rows, uint32_t k, u
     return eq_cur()->pm1(x, rows, k, out);
 }
 
+/* 8 values a step (SWAR): bit = sign bit clear; a byte is +-1 (0x01 / 0xff) iff bit 0 is set
+ * and bits 1..7 all equal the sign bit */
 eq_status_t eq_pack_pm1_i8_b1_portable(const int8_t *x, uint32_t rows, uint32_t k, uint32_t *out)
 {
+    const uint64_t lo = 0x0101010101010101ull, hi = 0x8080808080808080ull;
     const uint32_t kw = EQ_WORDS(k);
     uint32_t r, j, bad = 0;
     for (r = 0; r < rows; ++r) {
         const int8_t *p = x + (size_t)r * k;
         uint32_t *o = out + (size_t)r * kw;
         for (j = 0; j < kw; ++j) o[j] = 0;
-        for (j = 0; j < k; ++j) {
+        for (j = 0; j + 8u <= k; j += 8u) {
+            uint64_t v;
+            memcpy(&v, p + j, 8);
+            bad |= (uint32_t)((v & lo) != lo
+                              || ((v >> 1) & 0x7f7f7f7f7f7f7f7full) != ((v >> 7) & lo) * 0x7fu);
+            /* gather the 8 sign bits (bit 7 of byte i -> bit i), then +1 = sign clear */
+            o[j >> 5] |= (uint32_t)(((((~v & hi) >> 7) * 0x0102040810204080ull) >> 56) & 0xffu)
+                         << (j & 31u);
+        }
+        for (; j < k; ++j) {
             bad |= (uint32_t)(p[j] != 1 && p[j] != -1);
             o[j >> 5] |= (uint32_t)(p[j] == 1) << (j & 31u);
         }

@@ -182,19 +182,25 @@ def test_dense_layers_are_stored_flat():
 FUZZ_SRC = ["tests/c/fuzz_loader.c", "firmware/runtime/eq_runtime.c"]
 
 
-@pytest.fixture(scope="module")
-def fuzz_exe(tmp_path_factory):
+def _asan_exe(tmp_path_factory, name: str, sources: list, flags=()) -> str:
+    """Build tests/c/<name>.c with the firmware kernels under ASan/UBSan (strict warnings)."""
     cc = shutil.which("gcc") or shutil.which("cc")
     if not cc:
         pytest.skip("no C compiler")
     import glob
 
-    exe = tmp_path_factory.mktemp("fuzz") / "fuzz_loader"
-    cmd = [cc, "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
-           "-fno-sanitize-recover=all", "-Ifirmware/include", "-Ifirmware/runtime", *FUZZ_SRC,
-           *sorted(glob.glob("firmware/kernels/*.c")), "-o", str(exe)]
+    exe = tmp_path_factory.mktemp(name) / name
+    cmd = [cc, "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", *flags,
+           "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-Ifirmware/include",
+           "-Ifirmware/runtime", "-Ihost", *sources, *sorted(glob.glob("firmware/kernels/*.c")),
+           "-o", str(exe)]
     subprocess.run(cmd, check=True)
     return exe
+
+
+@pytest.fixture(scope="module")
+def fuzz_exe(tmp_path_factory):
+    return _asan_exe(tmp_path_factory, "fuzz_loader", FUZZ_SRC)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
@@ -321,18 +327,11 @@ def test_cli_run_threads_give_the_same_answers(tmp_path):
 
 @pytest.fixture(scope="module")
 def host_exec_exe(tmp_path_factory):
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if not cc:
-        pytest.skip("no C compiler")
     import glob
 
-    exe = tmp_path_factory.mktemp("hx") / "host_exec_check"
-    cmd = [cc, "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread",
-           "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-Ifirmware/include",
-           "-Ifirmware/runtime", "-Ihost", "tests/c/host_exec_check.c", "firmware/runtime/eq_runtime.c",
-           *sorted(glob.glob("firmware/kernels/*.c")), *sorted(glob.glob("host/eq_*.c")), "-o", str(exe)]
-    subprocess.run(cmd, check=True)
-    return exe
+    return _asan_exe(tmp_path_factory, "host_exec_check",
+                     ["tests/c/host_exec_check.c", "firmware/runtime/eq_runtime.c",
+                      *sorted(glob.glob("host/eq_*.c"))], ["-pthread"])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 5, 6, 9, 12, 17])
