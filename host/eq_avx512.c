@@ -224,6 +224,72 @@ static EQ_512_INLINE void eq_u8k(const uint8_t *a, uint32_t lda, const int8_t *w
         }
 }
 
+/* the full 4 rows x 64 columns block with named accumulators (GCC keeps them in registers) */
+static EQ_512 void eq_u8k44(const uint8_t *a, uint32_t lda, const int8_t *w4, uint32_t np,
+                            uint32_t kp, uint32_t n0, uint32_t n, int32_t *out)
+{
+    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00;
+    __m512i c10 = c00, c11 = c00, c12 = c00, c13 = c00, c20 = c00, c21 = c00, c22 = c00;
+    __m512i c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+    uint32_t g;
+    for (g = 0; g < kp / 4u; ++g) {
+        const int8_t *wg = w4 + ((size_t)g * np + n0) * 4u;
+        const __m512i w0 = _mm512_loadu_si512((const void *)wg);
+        const __m512i w1 = _mm512_loadu_si512((const void *)(wg + 64));
+        const __m512i w2 = _mm512_loadu_si512((const void *)(wg + 128));
+        const __m512i w3 = _mm512_loadu_si512((const void *)(wg + 192));
+        int32_t x0, x1, x2, x3;
+        __m512i b;
+        memcpy(&x0, a + 4u * g, 4);
+        memcpy(&x1, a + lda + 4u * g, 4);
+        memcpy(&x2, a + 2u * (size_t)lda + 4u * g, 4);
+        memcpy(&x3, a + 3u * (size_t)lda + 4u * g, 4);
+        b = _mm512_set1_epi32(x0);
+        c00 = _mm512_dpbusd_epi32(c00, b, w0);
+        c01 = _mm512_dpbusd_epi32(c01, b, w1);
+        c02 = _mm512_dpbusd_epi32(c02, b, w2);
+        c03 = _mm512_dpbusd_epi32(c03, b, w3);
+        b = _mm512_set1_epi32(x1);
+        c10 = _mm512_dpbusd_epi32(c10, b, w0);
+        c11 = _mm512_dpbusd_epi32(c11, b, w1);
+        c12 = _mm512_dpbusd_epi32(c12, b, w2);
+        c13 = _mm512_dpbusd_epi32(c13, b, w3);
+        b = _mm512_set1_epi32(x2);
+        c20 = _mm512_dpbusd_epi32(c20, b, w0);
+        c21 = _mm512_dpbusd_epi32(c21, b, w1);
+        c22 = _mm512_dpbusd_epi32(c22, b, w2);
+        c23 = _mm512_dpbusd_epi32(c23, b, w3);
+        b = _mm512_set1_epi32(x3);
+        c30 = _mm512_dpbusd_epi32(c30, b, w0);
+        c31 = _mm512_dpbusd_epi32(c31, b, w1);
+        c32 = _mm512_dpbusd_epi32(c32, b, w2);
+        c33 = _mm512_dpbusd_epi32(c33, b, w3);
+    }
+    {
+        int32_t *o = out + n0;
+        (void)n;
+        _mm512_storeu_si512((void *)o, c00);
+        _mm512_storeu_si512((void *)(o + 16), c01);
+        _mm512_storeu_si512((void *)(o + 32), c02);
+        _mm512_storeu_si512((void *)(o + 48), c03);
+        o += n;
+        _mm512_storeu_si512((void *)o, c10);
+        _mm512_storeu_si512((void *)(o + 16), c11);
+        _mm512_storeu_si512((void *)(o + 32), c12);
+        _mm512_storeu_si512((void *)(o + 48), c13);
+        o += n;
+        _mm512_storeu_si512((void *)o, c20);
+        _mm512_storeu_si512((void *)(o + 16), c21);
+        _mm512_storeu_si512((void *)(o + 32), c22);
+        _mm512_storeu_si512((void *)(o + 48), c23);
+        o += n;
+        _mm512_storeu_si512((void *)o, c30);
+        _mm512_storeu_si512((void *)(o + 16), c31);
+        _mm512_storeu_si512((void *)(o + 32), c32);
+        _mm512_storeu_si512((void *)(o + 48), c33);
+    }
+}
+
 #define EQ_U8K_NV(MR)                                                                    \
     do {                                                                                 \
         switch (nv) {                                                                    \
@@ -243,6 +309,10 @@ void EQ_512 eq_hx_gemm_u8s8_avx512(const uint8_t *a, uint32_t lda, const int8_t 
         for (i = 0; i < m; i += 4u) {
             const uint8_t *ar = a + (size_t)i * lda;
             int32_t *o = out + (size_t)i * n;
+            if (m - i >= 4u && n - n0 >= 64u) {
+                eq_u8k44(ar, lda, w4, np, kp, n0, n, o);
+                continue;
+            }
             switch (m - i >= 4u ? 4u : m - i) {
             case 4: EQ_U8K_NV(4u); break;
             case 3: EQ_U8K_NV(3u); break;
