@@ -33,6 +33,12 @@ def native():
     return _native
 
 
+def spec_status(name: str) -> int:
+    from . import spec
+
+    return spec.value(spec.STATUS, name)
+
+
 def check(status: int, what: str, error=KernelError):
     """Raise `error` with the C status text when status is not EQ_OK."""
     if status != 0:
@@ -167,7 +173,21 @@ class Model:
         return px.tobytes()
 
     def predict_wire(self, wire: bytes) -> tuple[int, np.ndarray]:
-        """Run one wire-format input (as a board receives it)."""
+        """Run one wire-format input (as a board receives it) through the host executor."""
+        wire = bytes(wire)
+        if len(wire) != self.input_wire_bytes:
+            check(spec_status("ERR_INPUT"), f"wire input of {len(wire)} bytes (the model takes "
+                  f"{self.input_wire_bytes})")
+        scores = np.empty(self.n_classes, np.int32)
+        cls = self._ffi.new("uint32_t *")
+        st = self._lib.eq_host_run_batch_ex(
+            self._plan, wire, 1, 1, 1, self._ffi.cast("int32_t *", self._ffi.from_buffer(scores)),
+            cls)
+        check(st, "inference failed")
+        return int(cls[0]), scores
+
+    def predict_wire_one(self, wire: bytes) -> tuple[int, np.ndarray]:
+        """predict_wire through the firmware's executor eq_model_run."""
         self._run_one(bytes(wire), 1)
         return int(self._cls[0]), np.frombuffer(self._ffi.buffer(self._scores), np.int32).copy()
 

@@ -852,9 +852,9 @@ static void eq_scores(const eq_model_t *m, const eq_layer_view_t *last, const ui
 }
 
 /* images [i0, i1) of the batch, chunk by chunk */
-static eq_status_t eq_run_range(const eq_host_plan_t *p, const uint8_t *px, uint32_t i0,
-                                uint32_t i1, int32_t *scores, uint32_t *cls, int32_t u8_kind,
-                                eq_ws_t *ws)
+static eq_status_t eq_run_range(const eq_host_plan_t *p, const uint8_t *px, uint32_t wire,
+                                uint32_t i0, uint32_t i1, int32_t *scores, uint32_t *cls,
+                                int32_t u8_kind, eq_ws_t *ws)
 {
     const eq_model_t *m = p->m;
     uint32_t b0, b, i;
@@ -864,9 +864,11 @@ static eq_status_t eq_run_range(const eq_host_plan_t *p, const uint8_t *px, uint
         stride = (uint32_t)eq_act_bytes(m->pre_mode == EQ_PRE_THRESH ? EQ_ENC_B1 : EQ_ENC_U8,
                                         m->in_h, m->in_w, m->in_c);
         for (b = 0; b < nimg; ++b) {
-            const uint8_t *x = px + (size_t)(b0 + b) * m->input_pixels;
+            const uint8_t *x = px + (size_t)(b0 + b) * (wire ? m->input_wire : m->input_pixels);
             uint8_t *a = ws->act[0] + (size_t)b * stride;
-            if (m->pre_mode == EQ_PRE_THRESH)
+            if (m->pre_mode == EQ_PRE_THRESH && wire)
+                eq_unpack_wire_chw_b1(x, m->in_c, m->in_h, m->in_w, (uint32_t *)(void *)a);
+            else if (m->pre_mode == EQ_PRE_THRESH)
                 eq_pack_threshold_chw_b1(x, m->in_c, m->in_h, m->in_w, m->pre_param,
                                          (uint32_t *)(void *)a);
             else
@@ -912,6 +914,7 @@ typedef struct {
     int32_t *scores;
     uint32_t *cls;
     int32_t u8_kind;
+    uint32_t wire;
     int first;
     eq_status_t st;
 } eq_job_t;
@@ -948,7 +951,7 @@ static void *eq_job(void *arg)
         ws.rows = mem + 2u * act;
         ws.acc = (int32_t *)(void *)(mem + 2u * act + rowb);
         ws.cls = (uint32_t *)(void *)(mem + 2u * act + rowb + accb);
-        j->st = eq_run_range(p, j->px, j->i0, j->i1, j->scores, j->cls, j->u8_kind, &ws);
+        j->st = eq_run_range(p, j->px, j->wire, j->i0, j->i1, j->scores, j->cls, j->u8_kind, &ws);
     }
     if (cached)
         pthread_mutex_unlock(&p->lock);
@@ -960,13 +963,21 @@ static void *eq_job(void *arg)
 eq_status_t eq_host_run_batch(const eq_host_plan_t *p, const uint8_t *pixels, uint32_t n_images,
                               uint32_t n_threads, int32_t *scores, uint32_t *cls)
 {
+    return eq_host_run_batch_ex(p, pixels, EQ_INPUT_PIXELS, n_images, n_threads, scores, cls);
+}
+
+eq_status_t eq_host_run_batch_ex(const eq_host_plan_t *p, const uint8_t *input,
+                                 uint32_t input_kind, uint32_t n_images, uint32_t n_threads,
+                                 int32_t *scores, uint32_t *cls)
+{
     eq_job_t jobs[EQ_HOST_MAX_THREADS];
     pthread_t tid[EQ_HOST_MAX_THREADS];
     int started[EQ_HOST_MAX_THREADS];
     uint32_t t, per, nt;
     int32_t kind;
     eq_status_t st = EQ_OK;
-    if (!p || (n_images && (!pixels || !scores))) return EQ_ERR_ARG;
+    if (!p || (n_images && (!input || !scores))) return EQ_ERR_ARG;
+    if (input_kind != EQ_INPUT_PIXELS && input_kind != EQ_INPUT_WIRE) return EQ_ERR_ARG;
     if (!n_images) return EQ_OK;
     (void)eq_host_get_variant(); /* resolve the variant before any thread reads it */
     kind = eq_host_u8_kind();
@@ -975,7 +986,8 @@ eq_status_t eq_host_run_batch(const eq_host_plan_t *p, const uint8_t *pixels, ui
     per = (n_images + nt - 1u) / nt;
     for (t = 0; t < nt; ++t) {
         jobs[t].p = p;
-        jobs[t].px = pixels;
+        jobs[t].px = input;
+        jobs[t].wire = input_kind == EQ_INPUT_WIRE;
         jobs[t].i0 = t * per < n_images ? t * per : n_images;
         jobs[t].i1 = (t + 1u) * per < n_images ? (t + 1u) * per : n_images;
         jobs[t].scores = scores;

@@ -22,5 +22,10 @@ uint32_t eq_host_plan_layer_kind(const eq_host_plan_t *p, uint32_t i);
  * images. Same results as eq_model_run on each image, whatever the variant and thread count. */
 eq_status_t eq_host_run_batch(const eq_host_plan_t *p, const uint8_t *pixels, uint32_t n_images,
                               uint32_t n_threads, int32_t *scores, uint32_t *cls);
+/* As eq_host_run_batch; input_kind EQ_INPUT_PIXELS (input_pixels bytes an image) or
+ * EQ_INPUT_WIRE (input_wire bytes an image, as a board receives it). */
+eq_status_t eq_host_run_batch_ex(const eq_host_plan_t *p, const uint8_t *input,
+                                 uint32_t input_kind, uint32_t n_images, uint32_t n_threads,
+                                 int32_t *scores, uint32_t *cls);
 
 #endif /* EQ_HOST_EXEC_H */

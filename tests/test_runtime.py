@@ -145,6 +145,10 @@ def test_wire_input_equals_pixel_input():
         wcls, wscores = m.predict_wire(m.wire_input(x))
         assert wcls == cls[0] and np.array_equal(wscores, scores[0])
         assert len(m.wire_input(x)) == m.input_wire_bytes
+        # any wire bytes (a board takes whatever arrives): host executor == eq_model_run
+        wire = np.random.default_rng(seed).integers(0, 256, m.input_wire_bytes, np.uint8).tobytes()
+        got, want = m.predict_wire(wire), m.predict_wire_one(wire)
+        assert got[0] == want[0] and np.array_equal(got[1], want[1])
 
 
 def test_bad_inputs_are_named():
