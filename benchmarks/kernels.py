@@ -1,6 +1,10 @@
-"""Kernel benchmark: ``python -m benchmarks.kernels [--quick] [--variant NAME]``.
+"""Kernel benchmark: ``python -m benchmarks.kernels [--quick] [--variant NAME] [--network]``.
 
-Single-threaded (OMP/OPENBLAS/MKL threads = 1 are set before numpy is imported, and
+First a whole-network section (``--network`` runs only it, about a minute): images/s of
+``runtime.Model.predict`` on bnn-cnn, twn-cnn, dorefa-w2a2 and hwgq-cnn (MNIST architectures,
+random weights) at batch 1 and 256, one thread and all threads, against torch float32 with the
+same layer shapes (and torch's int8 eager quantization where it runs), interleaved in one run.
+Then the kernels, single-threaded (OMP/OPENBLAS/MKL threads = 1 are set before numpy is imported, and
 torch.set_num_threads(1)). The machine is shared, so every ratio is measured *interleaved*: each
 kernel and its baseline alternate, one timed batch each, for several rounds, and the table shows
 median per-call times and the median of the per-round ratios (baseline and kernel see the same

@@ -466,7 +466,7 @@ eq_status_t eq_host_plan_new(const eq_model_t *m, eq_host_plan_t **out)
             h->taps = h->v.kh * h->v.kw;
             h->k = h->taps * h->v.in_c;
             h->kind = EQ_KIND_FALLBACK;
-            if (h->v.w_enc != EQ_ENC_F32 && (uint64_t)h->k * n < (1u << 28)) {
+            if (h->v.w_enc != EQ_ENC_F32 && (uint64_t)h->k * n < (1u << 25)) {
                 wv = (int32_t *)malloc(4u * (size_t)h->k * (n ? n : 1u));
                 if (!wv) {
                     st = EQ_ERR_ARENA;
@@ -525,6 +525,7 @@ uint32_t eq_host_plan_layer_kind(const eq_host_plan_t *p, uint32_t i)
 /* ---- run --------------------------------------------------------------------------------- */
 typedef struct {
     uint8_t *act[2];
+    uint8_t *mapped;      /* U8 input codes through lmap (chunk * max_act bytes) */
     uint8_t *rows;
     int32_t *acc;
     uint32_t *cls;        /* window class of each pixel of a GEMM block */
@@ -570,7 +571,8 @@ static void eq_window(const eq_layer_view_t *v, uint32_t oy, uint32_t ox, eq_win
     eq_range(t->ix0, v->kw, v->in_w, &t->kx0, &t->kx1);
 }
 
-static void eq_im2col_row(const eq_hl_t *h, const uint8_t *img, const eq_win_t *t, uint8_t *row)
+static void eq_im2col_row(const eq_hl_t *h, const uint8_t *img, const eq_win_t *t, int map,
+                          uint8_t *row)
 {
     const eq_layer_view_t *v = &h->v;
     const uint32_t c = v->in_c;
@@ -612,7 +614,7 @@ static void eq_im2col_row(const eq_hl_t *h, const uint8_t *img, const eq_win_t *
                 const uint32_t *a = (const uint32_t *)(const void *)img + (pix0 + kx) * cw;
                 for (i = 0; i < c; ++i) dst[kx * c + i] = h->lmap[(a[i >> 5] >> (i & 31u)) & 1u];
             }
-        } else if (h->use_map) {
+        } else if (map) {
             const uint8_t *a = img + pix0 * c;
             for (i = 0; i < len; ++i) dst[i] = h->lmap[a[i]];
         } else if (len < 32u) {
@@ -700,13 +702,21 @@ static void eq_conv_fast(const eq_hl_t *h, int32_t u8_kind, const uint8_t *in, u
     uint32_t p0, p, j;
     (void)out_stride; /* images are contiguous: out_stride == ppi * opb */
     uint32_t b = 0, oy = 0, ox = 0; /* position of pixel p0, advanced pixel by pixel */
+    int map = h->kind == EQ_KIND_U8 && h->use_map && v->in_enc == EQ_ENC_U8;
+    if (map && ws->mapped) { /* map every input code once, not once per tap */
+        const size_t nb = (size_t)nimg * in_stride;
+        size_t i;
+        for (i = 0; i < nb; ++i) ws->mapped[i] = h->lmap[in[i]];
+        in = ws->mapped;
+        map = 0;
+    }
     for (p0 = 0; p0 < total; p0 += h->mb) {
         const uint32_t mb = total - p0 < h->mb ? total - p0 : h->mb;
         uint32_t *cls = ws->cls;
         for (p = 0; p < mb; ++p) {
             eq_win_t t;
             eq_window(v, oy, ox, &t);
-            eq_im2col_row(h, in + (size_t)b * in_stride, &t, ws->rows + (size_t)p * rb);
+            eq_im2col_row(h, in + (size_t)b * in_stride, &t, map, ws->rows + (size_t)p * rb);
             cls[p] = h->ypat[oy] * h->nx + h->xpat[ox];
             if (++ox == v->out_w) {
                 ox = 0;
@@ -926,7 +936,7 @@ static void *eq_job(void *arg)
     const size_t act = (size_t)p->chunk * p->m->max_act;
     const size_t accb = ((p->accbuf > p->m->acc_row ? p->accbuf : p->m->acc_row) + 7u) & ~(size_t)7u;
     const size_t rowb = (p->rowbuf + 63u) & ~(size_t)63u;
-    const size_t need = 2u * act + rowb + accb + 4u * EQ_MAX_MB;
+    const size_t need = 3u * act + rowb + accb + 4u * EQ_MAX_MB;
     uint8_t *mem = NULL;
     int cached = 0;
     eq_ws_t ws;
@@ -951,6 +961,7 @@ static void *eq_job(void *arg)
         ws.rows = mem + 2u * act;
         ws.acc = (int32_t *)(void *)(mem + 2u * act + rowb);
         ws.cls = (uint32_t *)(void *)(mem + 2u * act + rowb + accb);
+        ws.mapped = mem + 2u * act + rowb + accb + 4u * EQ_MAX_MB;
         j->st = eq_run_range(p, j->px, j->wire, j->i0, j->i1, j->scores, j->cls, j->u8_kind, &ws);
     }
     if (cached)
