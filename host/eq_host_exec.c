@@ -7,11 +7,12 @@
  *    and decoded TERN_SPARSE as sign + nonzero planes); one eq_host_gemm_xnor_b1b1 /
  *    eq_host_gemm_tern_b1 call per block of output pixels (pixels of several images together).
  *  - "u8": U8 activations x B1 / TERN / TERN_SPARSE / I8 / I16 (values in int8) / KBIT weights,
- *    and B1 activations x I8 / KBIT weights, whenever every product is c0[w] + d[w] * L[a] with
- *    int8 d and 0 <= L[a] <= 255 (always for integer weights on U8 codes; for KBIT when the LUT
- *    is rank one, as with DoReFa / uniform codes). The im2col rows hold L[a] bytes, the GEMM is
- *    u8 x s8 (vpdpbusd on AVX-512 VNNI, vpmaddwd on AVX2, plain C otherwise), the c0 terms a
- *    per-channel constant.
+ *    and B1 activations x I8 / I16 (values in int8) / KBIT weights, whenever every product is
+ *    c0[w] + d[w] * L[a] with d in int8 (or 2 * int8: the GEMM sums are then doubled) and
+ *    0 <= L[a] <= 255: always for integer weights on U8 codes (L = a) and on B1 (a * w =
+ *    2 * (bit * w) - w); for KBIT when the LUT is rank one over the codes that can occur, as with
+ *    DoReFa / HWGQ codes. The im2col rows hold L[a] bytes, the GEMM is u8 x s8 (vpdpbusd on
+ *    AVX-512 VNNI, vpmaddwd on AVX2, plain C otherwise), the c0 terms a per-channel constant.
  *  Taps outside the input are 0 bits / 0 bytes in the im2col rows; their contribution to the full
  *  GEMM (a per (channel, tap) constant) is subtracted for the border pixels, so every result is
  *  the exact integer sum over the in-bounds taps, as in eq_conv2d_row. Integer sums are exact in
@@ -49,6 +50,7 @@ typedef struct {
     int8_t *w4;           /* u8: (kp / 4, np16, 4) */
     uint8_t lmap[256];    /* u8: activation code -> L byte */
     int use_map;
+    uint32_t shl;         /* u8: GEMM sums are shifted left by shl (d stored halved) */
     uint32_t *tapc;       /* (taps, N): contribution of an all-zero tap (subtracted at borders) */
     uint32_t *bias;       /* (N): constant added to every output (u8) */
     uint32_t mb;          /* output pixels per GEMM block */
@@ -169,8 +171,9 @@ static int64_t eq_prod(const eq_prod_ctx_t *cx, int32_t r, uint32_t a)
 }
 
 static int eq_factor(const eq_prod_ctx_t *cx, int32_t lo, int32_t hi, uint32_t levels,
-                     int32_t *c0, int32_t *d, uint8_t *lmap, int *use_map)
+                     int32_t *c0, int32_t *d, uint8_t *lmap, int *use_map, uint32_t *shl)
 {
+    int32_t all_even = 1, r2;
     int64_t L[256], lmin = 0, lmax = 0, g = 0;
     int32_t r, ref = lo;
     uint32_t a, a1 = 0;
@@ -203,10 +206,19 @@ static int eq_factor(const eq_prod_ctx_t *cx, int32_t lo, int32_t hi, uint32_t l
         }
         for (a = 0; a < levels; ++a)
             if (eq_prod(cx, r, a) != f0 + dr * L[a]) return 0;
-        if (dr < -128 || dr > 127) return 0;
+        if (dr < -256 || dr > 254) return 0;
         d[r - lo] = (int32_t)dr;
+        all_even &= (int32_t)!(dr & 1);
         c0[r - lo] = (int32_t)(f0 + dr * lmin); /* f = c0 + d * (L - lmin) */
     }
+    /* d in int8, or 2 * int8 (B1 activations: (2a - 1) * w = 2 * (a * w) - w): the GEMM then
+     * runs on d / 2 and its sums are doubled */
+    *shl = 0;
+    for (r2 = 0; r2 <= hi - lo; ++r2)
+        if (d[r2] < -128 || d[r2] > 127) *shl = 1;
+    if (*shl && !all_even) return 0;
+    if (*shl)
+        for (r2 = 0; r2 <= hi - lo; ++r2) d[r2] /= 2;
     *use_map = 0;
     for (a = 0; a < 256u; ++a) {
         const int64_t x = a < levels ? L[a] - lmin : 0;
@@ -272,7 +284,7 @@ static eq_status_t eq_plan_u8(eq_hl_t *h, const int32_t *wv, int *ok)
         free(d);
         return EQ_ERR_ARENA;
     }
-    if (!eq_factor(&cx, lo, hi, h->in_levels, c0, d, h->lmap, &h->use_map)) {
+    if (!eq_factor(&cx, lo, hi, h->in_levels, c0, d, h->lmap, &h->use_map, &h->shl)) {
         free(c0);
         free(d);
         return EQ_OK;
@@ -739,6 +751,8 @@ static void eq_conv_fast(const eq_hl_t *h, int32_t u8_kind, const uint8_t *in, u
         for (p = 0; p < mb; ++p) { /* bias and the border pixels' out-of-bounds taps */
             uint32_t *o = (uint32_t *)(void *)(ws->acc + (size_t)p * n);
             const uint32_t *a = h->add + (size_t)cls[p] * n;
+            if (h->shl)
+                for (j = 0; j < n; ++j) o[j] <<= 1;
             if (h->addz[cls[p]]) continue;
             for (j = 0; j < n; ++j) o[j] += a[j];
         }
