@@ -668,6 +668,52 @@ static void eq_gemm_u8(const eq_hl_t *h, int32_t kind, const uint8_t *rows, uint
 
 static void eq_stage(const eq_layer_view_t *v, const int32_t *acc, uint32_t n_pix, uint8_t *out);
 
+/* SIGN / MULTI on the prepared thresholds u (see eq_plan_stage) in plain C whose channel loops
+ * the compiler vectorises; one copy for any x86-64 / other CPU, one compiled for AVX2 */
+#define EQ_STAGE_BODY                                                                             \
+    {                                                                                             \
+        const uint32_t c = h->v.out_c, nt = h->n_thr, cw = EQ_WORDS(c);                          \
+        const int32_t *restrict u = h->t2;                                                        \
+        uint8_t code[256];                                                                        \
+        uint32_t p, n0, i, j;                                                                     \
+        for (p = 0; p < n_pix; ++p) {                                                             \
+            const int32_t *restrict a = acc + (size_t)p * c;                                      \
+            for (n0 = 0; n0 < c; n0 += 256u) {                                                    \
+                const uint32_t nb = c - n0 < 256u ? c - n0 : 256u;                                \
+                for (j = 0; j < nb; ++j) code[j] = 0;                                             \
+                for (i = 0; i < nt; ++i) {                                                        \
+                    const int32_t *restrict ui = u + (size_t)i * c + n0;                          \
+                    for (j = 0; j < nb; ++j) code[j] = (uint8_t)(code[j] + (a[n0 + j] > ui[j]));  \
+                }                                                                                 \
+                for (j = 0; j < nb; ++j) {                                                        \
+                    const uint32_t f = (h->fw[(n0 + j) >> 5] >> ((n0 + j) & 31u)) & 1u;           \
+                    code[j] = (uint8_t)(f ? nt - code[j] : code[j]);                              \
+                }                                                                                 \
+                if (h->v.out_stage == EQ_OUT_MULTI) {                                             \
+                    for (j = 0; j < nb; ++j) out[(size_t)p * c + n0 + j] = code[j];               \
+                } else {                                                                          \
+                    uint32_t *o = (uint32_t *)(void *)out + (size_t)p * cw + (n0 >> 5);           \
+                    for (j = 0; j < nb; j += 32u) {                                               \
+                        uint32_t wd = 0, q;                                                       \
+                        for (q = 0; q < 32u && j + q < nb; ++q) wd |= (uint32_t)code[j + q] << q; \
+                        o[j >> 5] = wd;                                                           \
+                    }                                                                             \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+static void eq_stage_c(const eq_hl_t *h, const int32_t *restrict acc, uint32_t n_pix,
+                       uint8_t *restrict out)
+EQ_STAGE_BODY
+
+#ifdef EQ_HOST_HAVE_AVX2
+__attribute__((target("avx2"))) static void eq_stage_avx2(const eq_hl_t *h,
+                                                          const int32_t *restrict acc,
+                                                          uint32_t n_pix, uint8_t *restrict out)
+EQ_STAGE_BODY
+#endif
+
 static void eq_stage_fast(const eq_hl_t *h, int32_t kind, const int32_t *acc, uint32_t n_pix,
                           uint8_t *out)
 {
@@ -679,7 +725,15 @@ static void eq_stage_fast(const eq_hl_t *h, int32_t kind, const int32_t *acc, ui
             eq_hx_multi_avx512(acc, n_pix, h->v.out_c, h->t2, h->n_thr, h->fw, out);
         return;
     }
+    if (kind == 1 && h->t2) {
+        eq_stage_avx2(h, acc, n_pix, out);
+        return;
+    }
 #endif
+    if (h->t2) {
+        eq_stage_c(h, acc, n_pix, out);
+        return;
+    }
     (void)kind;
     eq_stage(&h->v, acc, n_pix, out);
 }
