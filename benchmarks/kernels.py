@@ -1,6 +1,10 @@
-"""Kernel benchmark: ``python -m benchmarks.kernels [--quick] [--variant NAME]``.
+"""Kernel benchmark: ``python -m benchmarks.kernels [--quick] [--variant NAME] [--network]``.
 
-Single-threaded (OMP/OPENBLAS/MKL threads = 1 are set before numpy is imported, and
+First a whole-network section (``--network`` runs only it, about a minute): images/s of
+``runtime.Model.predict`` on bnn-cnn, twn-cnn, dorefa-w2a2 and hwgq-cnn (MNIST architectures,
+random weights) at batch 1 and 256, one thread and all threads, against torch float32 with the
+same layer shapes (and torch's int8 eager quantization where it runs), interleaved in one run.
+Then the kernels, single-threaded (OMP/OPENBLAS/MKL threads = 1 are set before numpy is imported, and
 torch.set_num_threads(1)). The machine is shared, so every ratio is measured *interleaved*: each
 kernel and its baseline alternate, one timed batch each, for several rounds, and the table shows
 median per-call times and the median of the per-round ratios (baseline and kernel see the same
@@ -18,6 +22,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 _CORETYPE = os.environ.pop("OPENBLAS_CORETYPE", None)  # let OpenBLAS pick its own kernels
 
 import argparse  # noqa: E402
+import copy  # noqa: E402
 import time  # noqa: E402
 from functools import partial  # noqa: E402 (after the thread settings above)
 
@@ -115,6 +120,10 @@ def gemm_rows(m, k, n, variants, quick):
         t, tn, rr = pair(f, f_np, rounds)
         assert (out == a_pm.astype(np.int32) @ b_pm.astype(np.int32).T).all()
         rows.append(("xnor b1 x b1", v, t, ops, tn, rr, None, None, None))
+        # the numpy wrapper on int8 +-1 operands (validates and packs both in C, then the GEMM)
+        t_w, t_k, rw = pair(partial(K.xnor_gemm, a_pm, b_pm), f, rounds)
+        rows.append((f"xnor_gemm() wrapper, int8 in: {1 / rw:.2f}x packed", v, t_w, ops, t_np,
+                     t_np / t_w, t_k, rw, "packed"))
         f = partial(lib.eq_host_gemm_tern_b1, pa, pw, m, n, k, po)
         t, tn, rr = pair(f, f_np, rounds)
         assert (out == a_pm.astype(np.int32) @ w_t.astype(np.int32).T).all()
@@ -207,6 +216,116 @@ def m1_rows(variants, quick):
     return rows
 
 
+NETWORKS = ("bnn-cnn", "twn-cnn", "dorefa-w2a2", "hwgq-cnn")
+
+
+def _twin_from_blob(blob):
+    """(torch float32 net with the blob's stored layer shapes, torch)"""
+    import torch
+    from torch import nn
+
+    from edgeq import pack
+    from edgeq.graph import Conv, Flatten, MaxPool
+
+    g = pack.read_blob(blob)
+    mods = []
+    for i, layer in enumerate(g.layers):
+        if isinstance(layer, Conv):
+            cin = layer.weight.shape[3]
+            mods.append(nn.Conv2d(cin, layer.n_out, (layer.kh, layer.kw), layer.stride, layer.pad))
+            if i < len(g.layers) - 1:
+                mods.append(nn.ReLU())
+        elif isinstance(layer, MaxPool):
+            mods.append(nn.MaxPool2d(layer.k, layer.stride))
+        elif isinstance(layer, Flatten):
+            mods += [nn.Flatten(), nn.Unflatten(1, (-1, 1, 1))]
+    return nn.Sequential(*mods).eval(), torch
+
+
+def _torch_int8(net, torch, x):
+    """torch's own int8 path (eager static quantization, x86/fbgemm engine), or None."""
+    import warnings
+
+    try:
+        from torch.ao import quantization as tq
+
+        engines = torch.backends.quantized.supported_engines
+        engine = "x86" if "x86" in engines else "fbgemm" if "fbgemm" in engines else None
+        if engine is None:
+            return None
+        torch.backends.quantized.engine = engine
+        qnet = torch.nn.Sequential(tq.QuantStub(), *[m for m in net], tq.DeQuantStub()).eval()
+        with warnings.catch_warnings():  # deprecation notices of the eager quantization API
+            warnings.simplefilter("ignore")
+            qnet.qconfig = tq.get_default_qconfig(engine)
+            tq.prepare(qnet, inplace=True)
+            with torch.no_grad():
+                qnet(x)
+            tq.convert(qnet, inplace=True)
+            with torch.no_grad():
+                qnet(x)
+        return qnet
+    except Exception as e:  # noqa: BLE001 - any failure means "no int8 path here"
+        print(f"torch int8 path unavailable: {type(e).__name__}: {e}")
+        return None
+
+
+def network_rows(quick, threads_all):
+    """Whole networks: images/s of runtime.Model.predict against torch float32 (and int8) with
+    the same layer shapes, batch 1 and 256, one thread and all threads."""
+    import torch
+
+    from edgeq import export, models
+    from edgeq.runtime import Model
+
+    rng = np.random.default_rng(0)
+    x256 = rng.integers(0, 256, (256, 1, 28, 28)).astype(np.uint8)
+    rows = []
+    rounds = 3 if quick else 5
+    for arch in NETWORKS:
+        torch.manual_seed(0)
+        net = models.build_model(arch, (1, 28, 28), [str(i) for i in range(10)])
+        blob = export.export_blob(net)
+        m = Model(blob)
+        twin, _ = _twin_from_blob(blob)
+        xt256 = torch.from_numpy(x256.astype(np.float32) / 255)
+        q = _torch_int8(twin, torch, xt256[:16])
+        twin_cl = copy.deepcopy(twin).to(memory_format=torch.channels_last)
+        for batch in (1, 256):
+            xb, xt = x256[:batch], xt256[:batch]
+            xt_cl = xt.contiguous(memory_format=torch.channels_last)
+            for nt in sorted({1, threads_all}):
+                torch.set_num_threads(nt)
+                with torch.no_grad():
+                    # torch's faster layout for this shape is the baseline (NCHW or NHWC)
+                    f_nchw, f_nhwc = partial(twin, xt), partial(twin_cl, xt_cl)
+                    cl = bench(f_nhwc, 3, 0.02) < bench(f_nchw, 3, 0.02)
+                    f_t = f_nhwc if cl else f_nchw
+                    f_e = partial(m.predict, xb, nt)
+                    t_e, t_t, rr = pair(f_e, f_t, rounds, budget=0.05)
+                    t_q = bench(partial(q, xt), rounds, budget=0.05) if q is not None else None
+                rows.append((arch, batch, nt, batch / t_e, batch / t_t, rr,
+                             batch / t_q if t_q else None, m.layer_paths(),
+                             "NHWC" if cl else "NCHW"))
+        torch.set_num_threads(1)
+    return rows
+
+
+def render_networks(rows):
+    print("whole networks, 28x28x1 input, random weights (MNIST architectures of edgeq.models), "
+          "images/s of runtime.Model.predict (batch inside C); ratio = median of interleaved "
+          "rounds against torch float32 with the same layer shapes (conv + ReLU, max-pool; "
+          "no_grad, eval; in its faster memory layout, NCHW or NHWC); torch int8 = eager static "
+          "quantization (x86/fbgemm engine)")
+    head = (f"{'network':<12} {'batch':>5} {'thr':>3} {'edgeq img/s':>12} {'torch f32':>14} "
+            f"{'vs f32':>7} {'torch int8':>10}  edgeq layer paths")
+    print(head)
+    for arch, batch, nt, e, t, rr, q, paths, layout in rows:
+        qs = f"{q:10.0f}" if q else f"{'-':>10}"
+        print(f"{arch:<12} {batch:>5} {nt:>3} {e:12.0f} {t:9.0f} {layout} {rr:6.1f}x {qs}  "
+              f"{' '.join(p for p in paths if p != '-')}")
+
+
 def render(title, rows, ref_name):
     try:
         from rich.console import Console
@@ -230,6 +349,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds per measurement")
     ap.add_argument("--variant", action="append", help="only these variants (repeatable)")
+    ap.add_argument("--network", action="store_true",
+                    help="only the whole-network section (runtime images/s against torch)")
     args = ap.parse_args(argv)
     try:
         import torch
@@ -241,10 +362,18 @@ def main(argv=None):
     if args.variant:
         names = [n for n in names if n in args.variant]
     load = "/".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"variants: {', '.join(names)} (auto: {K.current_variant()}); single thread; "
+    print(f"variants: {', '.join(names)} (auto: {K.current_variant()}); single thread except "
+          f"where a row says otherwise ({os.cpu_count()} CPUs); "
           f"OPENBLAS_CORETYPE unset for this run (was {_CORETYPE or '<unset>'}); "
           f"load average {load}; ratios = median of {5 if args.quick else ROUNDS} interleaved "
           "rounds")
+    from edgeq.runtime import default_threads
+
+    nt = default_threads()
+    render_networks(network_rows(args.quick, nt))
+    if args.network:
+        print(f"load average at the end: {'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return
     for m, k, n in SHAPES:
         render(f"GEMM M={m} K={k} N={n}", gemm_rows(m, k, n, names, args.quick), "numpy f32")
     render("skip-zero ternary, M=1 K=4096 N=1024", m1_rows(names, args.quick), "numpy f32")

@@ -147,7 +147,7 @@ def cmd_info(args) -> int:
 def cmd_run(args) -> int:
     from .runtime import Model
 
-    m = Model(_read_blob(args.model))
+    m = Model(_read_blob(args.model), threads=args.threads)
     p = Path(args.input)
     names = labels = None
     if p.suffix.lower() != ".npy":  # an image, a folder or a video: the blob's preprocessing
@@ -180,6 +180,23 @@ def cmd_run(args) -> int:
     return 0
 
 
+def add_threads_arg(p) -> None:
+    """--threads N for commands that run the host executor (same results for any N)."""
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="host threads splitting the batch (default: all cores; results do not "
+                        "depend on it)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--threads needs a positive integer, got {text!r}")
+    return n
+
+
 def register(sub) -> None:
     p = sub.add_parser("info", help="show a blob's layers, shapes, encodings and sizes")
     p.add_argument("model")
@@ -194,6 +211,7 @@ def register(sub) -> None:
     p.add_argument("--invert", action="store_true", help="invert pixels (dark digits on light paper)")
     p.add_argument("--json", action="store_true",
                    help='print {"predictions", "names", "scores"[, "inputs", "labels"]}')
+    add_threads_arg(p)
     p.set_defaults(func=cmd_run)
 
 

@@ -16,11 +16,13 @@ import numpy as np
 from .errors import EdgeqError
 
 
-def evaluate(blob: bytes, x: np.ndarray, y: np.ndarray, target=None, progress=None) -> dict:
-    """Host accuracy; with a target, also its accuracy and mismatches against the host."""
+def evaluate(blob: bytes, x: np.ndarray, y: np.ndarray, target=None, progress=None,
+             threads: int | None = None) -> dict:
+    """Host accuracy; with a target, also its accuracy and mismatches against the host.
+    threads: host executor threads (default: all cores)."""
     from .runtime import Model
 
-    m = Model(blob)
+    m = Model(blob, threads=threads)
     host_cls, host_scores = m.predict(x)
     out = {"accuracy": float(np.mean(host_cls == y)), "n": int(len(y)), "predictions": host_cls}
     if target is None:
@@ -151,9 +153,10 @@ def cmd_eval(args) -> int:
 
             with Progress(transient=True) as prog:
                 task = prog.add_task(f"eval on {target.name}", total=len(x))
-                res = evaluate(blob, x, y, target, progress=lambda n: prog.update(task, completed=n))
+                res = evaluate(blob, x, y, target, progress=lambda n: prog.update(task, completed=n),
+                               threads=args.threads)
         else:
-            res = evaluate(blob, x, y, target)
+            res = evaluate(blob, x, y, target, threads=args.threads)
     finally:
         if target is not None:
             target.close()
@@ -209,6 +212,9 @@ def register(sub) -> None:
     p.add_argument("--runtime", choices=("c", "micropython"), default="c",
                    help="micropython: a stock MicroPython board at --port running edgeq_micro")
     p.add_argument("--limit", type=int, help="only the first N images")
+    from .cli import add_threads_arg
+
+    add_threads_arg(p)
     p.add_argument("--json", action="store_true",
                    help='print {"accuracy", "n", "data", "per_class", "confusion"[, "mismatches", "host_accuracy"]}')
     p.add_argument("--plot", metavar="PNG", help="write the confusion matrix as an image")

@@ -75,17 +75,20 @@ def _ptr(ffi, ctype: str, arr: np.ndarray):
 
 
 # ---- variants --------------------------------------------------------------------------------
+# CPU features each variant needs (host/eq_dispatch.c checks them with __builtin_cpu_supports)
+REQUIRES = {"portable": "nothing", "popcnt": "POPCNT", "avx2": "AVX2, POPCNT, FMA",
+            "avx512": "AVX2, FMA, AVX-512 F, BW, VL, VPOPCNTDQ, VNNI"}
+
+
 def variants() -> list[dict]:
-    """Compiled kernel variants: [{"index", "name", "supported"}], portable first."""
+    """Compiled kernel variants: [{"index", "name", "supported", "requires"}], portable first."""
     ffi, lib = _lib()
-    return [
-        {
-            "index": i,
-            "name": ffi.string(lib.eq_host_variant_name(i)).decode(),
-            "supported": bool(lib.eq_host_variant_supported(i)),
-        }
-        for i in range(lib.eq_host_variant_count())
-    ]
+    out = []
+    for i in range(lib.eq_host_variant_count()):
+        name = ffi.string(lib.eq_host_variant_name(i)).decode()
+        out.append({"index": i, "name": name, "supported": bool(lib.eq_host_variant_supported(i)),
+                    "requires": REQUIRES.get(name, "?")})
+    return out
 
 
 def current_variant() -> str:
@@ -219,15 +222,34 @@ def sparse_words(enc) -> np.ndarray:
     return buf
 
 
+def _pack_pm1(x: np.ndarray, name: str) -> np.ndarray:
+    """(rows, K) integers in {-1, +1} -> packed sign words, checked and packed in one C pass
+    (eq_host_pack_pm1_i8_b1) for int8 input; other integer dtypes are range-checked first."""
+    if x.dtype != np.int8:
+        _pm1(x, name)
+    x = np.ascontiguousarray(x, np.int8)
+    ffi, lib = _lib()
+    out = np.empty((x.shape[0], _bits.words(x.shape[1])), np.uint32)
+    if lib.eq_host_pack_pm1_i8_b1(_ptr(ffi, "int8_t *", x), x.shape[0], x.shape[1],
+                                  _ptr(ffi, "uint32_t *", out)) != _OK:
+        _pm1(x, name)  # names the problem
+    return out
+
+
 # ---- GEMMs -------------------------------------------------------------------------------------
 def xnor_gemm(a, b) -> np.ndarray:
-    """a (M, K), b (N, K) int8 in {-1, +1} -> int32 (M, N) = a @ b.T by XNOR-popcount."""
+    """a (M, K), b (N, K) int8 in {-1, +1} -> int32 (M, N) = a @ b.T by XNOR-popcount.
+    Validation and packing run in C (one pass over each operand)."""
     a = _arr(a, "a", 2, "iu")
     b = _arr(b, "b", 2, "iu")
     k = _same_k(a, b, "a", "b")
-    _pm1(a, "a")
-    _pm1(b, "b")
-    return xnor_gemm_packed(pack_signs(a), pack_signs(b), k)
+    ap, bp = _pack_pm1(a, "a"), _pack_pm1(b, "b")
+    ffi, lib = _lib()
+    out = np.empty((a.shape[0], b.shape[0]), np.int32)
+    _check(lib.eq_host_gemm_xnor_b1b1(_ptr(ffi, "uint32_t *", ap), _ptr(ffi, "uint32_t *", bp),
+                                      a.shape[0], b.shape[0], _u32(k, "k"),
+                                      _ptr(ffi, "int32_t *", out)), "eq_gemm_xnor_b1b1")
+    return out
 
 
 def _bit_gemm_packed(name: str, ap, bp, k: int, planes: int) -> np.ndarray:
@@ -257,8 +279,7 @@ def ternary_gemm_b1(a, w) -> np.ndarray:
     a = _arr(a, "a", 2, "iu")
     w = _arr(w, "w", 2, "iu")
     k = _same_k(a, w, "a", "w")
-    _pm1(a, "a")
-    return ternary_gemm_b1_packed(pack_signs(a), pack_ternary(w), k)
+    return ternary_gemm_b1_packed(_pack_pm1(a, "a"), pack_ternary(w), k)
 
 
 def ternary_gemm_b1_packed(ap, wp, k: int) -> np.ndarray:

@@ -1,13 +1,19 @@
-"""Host runtime: runs a blob through the portable C runtime (firmware/runtime) via cffi.
+"""Host runtime: runs a blob through the C runtime via cffi.
 
     m = Model(open("model.eqb", "rb").read())
     classes, scores = m.predict(pixels)      # pixels uint8 (N, C, H, W) or (N, H, W)
 
-The C code is the same that runs inside the firmware; it validates the blob itself and never
-trusts its contents (see docs/blob-format.md).
+The blob is validated by the same C loader the firmware uses (firmware/runtime), which never
+trusts its contents (see docs/blob-format.md). `predict` / `scores` run the whole batch inside C
+through the host executor (host/eq_host_exec.c: im2col into the dispatched XNOR / ternary /
+u8 x s8 SIMD GEMMs, threads splitting the batch), which is bit-exact with the firmware's
+layer-by-layer executor `eq_model_run`; `predict_one` / `predict_wire` / `layer_output` /
+`profile` run that executor itself, image by image.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -27,6 +33,12 @@ def native():
     return _native
 
 
+def spec_status(name: str) -> int:
+    from . import spec
+
+    return spec.value(spec.STATUS, name)
+
+
 def check(status: int, what: str, error=KernelError):
     """Raise `error` with the C status text when status is not EQ_OK."""
     if status != 0:
@@ -34,10 +46,19 @@ def check(status: int, what: str, error=KernelError):
         raise error(f"{what}: {msg} (status {status})")
 
 
-class Model:
-    """A loaded blob. Thread-compatible (one arena per Model; use one Model per thread)."""
+def default_threads() -> int:
+    """All the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
-    def __init__(self, blob: bytes):
+
+class Model:
+    """A loaded blob. `predict`/`scores` may be called from several threads at once; the
+    single-image methods share one arena (use one Model per thread for those)."""
+
+    def __init__(self, blob: bytes, threads: int | None = None):
         nat = native()
         self._ffi, self._lib = nat.ffi, nat.lib
         blob = bytes(blob)
@@ -60,6 +81,29 @@ class Model:
         self._scores = self._ffi.new("int32_t[]", m.n_classes)
         self._cls = self._ffi.new("uint32_t *")
         self.blob = blob
+        self.threads = default_threads() if threads is None else self._check_threads(threads)
+        plan = self._ffi.new("eq_host_plan_t **")
+        check(self._lib.eq_host_plan_new(self._m, plan), "host executor plan")
+        self._plan = self._ffi.gc(plan[0], self._lib.eq_host_plan_free)
+
+    @staticmethod
+    def _check_threads(threads) -> int:
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ShapeError(f"threads must be a positive integer, got {threads!r} "
+                             "(leave it out to use every core)")
+        return int(threads)
+
+    def layer_paths(self) -> list[str]:
+        """How the host executor runs each stored layer: 'bits' (bit GEMM), 'u8' (u8 x s8 GEMM),
+        'rows' (eq_conv2d_row, the firmware's loops) or '-' (pool / flatten)."""
+        names = {0: "rows", 1: "bits", 2: "u8"}
+        out = []
+        for i, layer in enumerate(self.graph.layers):
+            if type(layer).__name__ != "Conv":
+                out.append("-")
+            else:
+                out.append(names[self._lib.eq_host_plan_layer_kind(self._plan, i)])
+        return out
 
     @classmethod
     def from_file(cls, path) -> "Model":
@@ -89,8 +133,29 @@ class Model:
             act if act is not None else self._ffi.NULL, act_size)
         check(st, "inference failed")
 
-    def predict(self, pixels) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 pixels (N, C, H, W), (N, H, W) or one image -> (classes (N,), scores int32 (N, n))."""
+    def predict(self, pixels, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 pixels (N, C, H, W), (N, H, W) or one image -> (classes (N,), scores int32 (N, n)).
+        The whole batch runs inside C on `threads` threads (default: the Model's)."""
+        px = self._batch(pixels)
+        nt = self.threads if threads is None else self._check_threads(threads)
+        n = len(px)
+        scores = np.empty((n, self.n_classes), np.int32)
+        cls = np.empty(n, np.uint32)
+        ffi = self._ffi
+        st = self._lib.eq_host_run_batch(
+            self._plan, ffi.cast("uint8_t *", ffi.from_buffer(px)), n, nt,
+            ffi.cast("int32_t *", ffi.from_buffer(scores)),
+            ffi.cast("uint32_t *", ffi.from_buffer(cls)))
+        check(st, "inference failed")
+        return cls.astype(np.int64), scores
+
+    def scores(self, pixels, threads: int | None = None) -> np.ndarray:
+        """int32 scores (N, n_classes) of a batch (see predict)."""
+        return self.predict(pixels, threads)[1]
+
+    def predict_one(self, pixels) -> tuple[np.ndarray, np.ndarray]:
+        """As predict, through the firmware's executor eq_model_run, one image at a time (the
+        reference the host executor is tested against)."""
         px = self._batch(pixels)
         scores = np.empty((len(px), self.n_classes), np.int32)
         classes = np.empty(len(px), np.int64)
@@ -108,7 +173,21 @@ class Model:
         return px.tobytes()
 
     def predict_wire(self, wire: bytes) -> tuple[int, np.ndarray]:
-        """Run one wire-format input (as a board receives it)."""
+        """Run one wire-format input (as a board receives it) through the host executor."""
+        wire = bytes(wire)
+        if len(wire) != self.input_wire_bytes:
+            check(spec_status("ERR_INPUT"), f"wire input of {len(wire)} bytes (the model takes "
+                  f"{self.input_wire_bytes})")
+        scores = np.empty(self.n_classes, np.int32)
+        cls = self._ffi.new("uint32_t *")
+        st = self._lib.eq_host_run_batch_ex(
+            self._plan, wire, 1, 1, 1, self._ffi.cast("int32_t *", self._ffi.from_buffer(scores)),
+            cls)
+        check(st, "inference failed")
+        return int(cls[0]), scores
+
+    def predict_wire_one(self, wire: bytes) -> tuple[int, np.ndarray]:
+        """predict_wire through the firmware's executor eq_model_run."""
         self._run_one(bytes(wire), 1)
         return int(self._cls[0]), np.frombuffer(self._ffi.buffer(self._scores), np.int32).copy()
 

@@ -39,10 +39,13 @@ def make_builder(absolute: bool = False) -> FFI:
     ffi.cdef(CDEF)
     ffi.set_source(
         "edgeq._native",
-        '#include "eq_kernels.h"\n#include "eq_runtime.h"\n#include "eq_host.h"\n',
+        '#include "eq_kernels.h"\n#include "eq_runtime.h"\n#include "eq_host.h"\n'
+        '#include "eq_host_exec.h"\n',
         sources=_sources(absolute),
         include_dirs=INCLUDE,
-        extra_compile_args=["-O3", "-std=c99", "-fno-strict-aliasing", "-ffp-contract=off"],
+        extra_compile_args=["-O3", "-std=c99", "-fno-strict-aliasing", "-ffp-contract=off",
+                            "-pthread"],
+        extra_link_args=["-pthread"],
     )
     return ffi
 

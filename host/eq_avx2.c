@@ -1258,3 +1258,85 @@ eq_status_t eq_conv3x3_wino_f23_f32_avx2(const float *x, const float *wt, uint32
     return EQ_OK;
 }
 #endif /* EQ_HOST_HAVE_AVX2 */
+
+/* ---- u8 x int GEMM of the host executor: a (M, lda) uint8 rows of kp bytes (kp even),
+ * w2 (kp / 2, np, 2) int16 (np = N rounded up to 8, pad columns 0): out[m, n] = sum a * w,
+ * exact (vpmaddwd pairs of u8 x s16 products never overflow; 32-bit sums wrap) -------------- */
+#ifdef EQ_HOST_HAVE_AVX2
+static EQ_AVX2 EQ_INLINE void eq_u8k2(const uint8_t *a, uint32_t lda, const int16_t *w2,
+                                      uint32_t np, uint32_t kp, uint32_t mr, uint32_t n0,
+                                      uint32_t nv, uint32_t n, int32_t *out)
+{
+    __m256i acc[4][2];
+    uint32_t r, v, g, j;
+    for (r = 0; r < 4u; ++r)
+        for (v = 0; v < 2u; ++v) acc[r][v] = _mm256_setzero_si256();
+    for (g = 0; g < kp / 2u; ++g) {
+        const int16_t *wg = w2 + ((size_t)g * np + n0) * 2u;
+        __m256i wv[2];
+        for (v = 0; v < nv; ++v) wv[v] = _mm256_loadu_si256((const __m256i *)(wg + 16u * v));
+        for (r = 0; r < mr; ++r) {
+            const uint8_t *p = a + (size_t)r * lda + 2u * g;
+            const __m256i xb = _mm256_set1_epi32((int32_t)((uint32_t)p[0] | ((uint32_t)p[1] << 16)));
+            for (v = 0; v < nv; ++v)
+                acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(xb, wv[v]));
+        }
+    }
+    for (r = 0; r < mr; ++r)
+        for (v = 0; v < nv; ++v) {
+            int32_t tmp[8];
+            const uint32_t c0 = n0 + 8u * v;
+            if (n - c0 >= 8u) {
+                _mm256_storeu_si256((__m256i *)(out + (size_t)r * n + c0), acc[r][v]);
+                continue;
+            }
+            _mm256_storeu_si256((__m256i *)tmp, acc[r][v]);
+            for (j = 0; j < n - c0; ++j) out[(size_t)r * n + c0 + j] = tmp[j];
+        }
+}
+
+void EQ_AVX2 eq_hx_gemm_u8s16_avx2(const uint8_t *a, uint32_t lda, const int16_t *w2, uint32_t np,
+                                   uint32_t m, uint32_t n, uint32_t kp, int32_t *out)
+{
+    uint32_t i, n0;
+    for (n0 = 0; n0 < n; n0 += 16u) {
+        const uint32_t nv = n - n0 > 8u ? 2u : 1u;
+        for (i = 0; i < m; i += 4u) {
+            const uint8_t *ar = a + (size_t)i * lda;
+            int32_t *o = out + (size_t)i * n;
+            const uint32_t mr = m - i >= 4u ? 4u : m - i;
+            if (mr == 4u && nv == 2u) eq_u8k2(ar, lda, w2, np, kp, 4u, n0, 2u, n, o);
+            else if (mr == 4u) eq_u8k2(ar, lda, w2, np, kp, 4u, n0, 1u, n, o);
+            else if (nv == 2u) eq_u8k2(ar, lda, w2, np, kp, mr, n0, 2u, n, o);
+            else eq_u8k2(ar, lda, w2, np, kp, mr, n0, 1u, n, o);
+        }
+    }
+}
+
+/* x (rows, k) int8 in {-1, +1} -> sign words; EQ_ERR_ARG if a value is neither */
+eq_status_t EQ_AVX2 eq_pack_pm1_i8_b1_avx2(const int8_t *x, uint32_t rows, uint32_t k,
+                                           uint32_t *out)
+{
+    const uint32_t kw = EQ_WORDS(k);
+    const __m256i one = _mm256_set1_epi8(1);
+    uint32_t r, j, bad = 0;
+    for (r = 0; r < rows; ++r) {
+        const int8_t *p = x + (size_t)r * k;
+        uint32_t *o = out + (size_t)r * kw;
+        for (j = 0; j + 32u <= k; j += 32u) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(p + j));
+            o[j / 32u] = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, one));
+            bad |= ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_abs_epi8(v), one));
+        }
+        if (j < k) {
+            uint32_t word = 0, q;
+            for (q = j; q < k; ++q) {
+                bad |= (uint32_t)(p[q] != 1 && p[q] != -1);
+                word |= (uint32_t)(p[q] == 1) << (q - j);
+            }
+            o[j / 32u] = word;
+        }
+    }
+    return bad ? EQ_ERR_ARG : EQ_OK;
+}
+#endif

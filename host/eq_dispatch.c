@@ -2,6 +2,9 @@
  * global state (the selected variant) lives here, never in firmware/. */
 #include "eq_host.h"
 
+#include <stddef.h>
+#include <string.h>
+
 typedef eq_status_t (*eq_xnor_fn)(const uint32_t *, const uint32_t *, uint32_t, uint32_t,
                                   uint32_t, int32_t *);
 typedef eq_status_t (*eq_sparse_fn)(const int8_t *, const uint8_t *, uint32_t, uint32_t,
@@ -11,6 +14,7 @@ typedef eq_status_t (*eq_i8_fn)(const int8_t *, const int8_t *, uint32_t, uint32
 typedef eq_status_t (*eq_lut_fn)(const uint8_t *, const uint8_t *, const int32_t *, uint32_t,
                                  uint32_t, uint32_t, uint32_t, uint32_t, int32_t *);
 
+typedef eq_status_t (*eq_pm1_fn)(const int8_t *, uint32_t, uint32_t, uint32_t *);
 typedef eq_status_t (*eq_wino_fn)(const float *, const float *, uint32_t, uint32_t, uint32_t,
                                   uint32_t, void *, uint32_t, float *);
 
@@ -23,6 +27,8 @@ typedef struct {
     eq_lut_fn lut;
     eq_gemm_f32_fn f32;
     eq_wino_fn wino; /* Winograd whose 16 GEMMs run through this variant's f32 */
+    eq_pm1_fn pm1;
+    int32_t u8_kind; /* see eq_host_u8_kind */
 } eq_variant_t;
 
 static int eq_always(void) { return 1; }
@@ -40,19 +46,34 @@ static int eq_has_avx2(void)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt")
            && __builtin_cpu_supports("fma");
 }
+
+/* AVX-512 F + BW + VL + VPOPCNTDQ + VNNI (Zen 4, Ice Lake and later) on top of the AVX2 set */
+static int eq_has_avx512(void)
+{
+    __builtin_cpu_init();
+    return eq_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+           && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq")
+           && __builtin_cpu_supports("avx512vnni");
+}
 #endif
 
 /* ordered from most portable to fastest; AUTO picks the last supported one */
 static const eq_variant_t eq_variants[] = {
     {"portable", eq_always, eq_gemm_xnor_b1b1, eq_gemm_tern_b1, eq_gemm_tern_sparse_i8,
-     eq_gemm_i8, eq_gemm_lut_u8, eq_gemm_f32, eq_conv3x3_wino_f23_f32},
+     eq_gemm_i8, eq_gemm_lut_u8, eq_gemm_f32, eq_conv3x3_wino_f23_f32,
+     eq_pack_pm1_i8_b1_portable, 0},
 #ifdef EQ_HOST_HAVE_AVX2
     /* POPCNT without AVX2 (pre-2013 x86): only the bit GEMMs differ from portable */
     {"popcnt", eq_has_popcnt, eq_gemm_xnor_b1b1_popcnt, eq_gemm_tern_b1_popcnt,
-     eq_gemm_tern_sparse_i8, eq_gemm_i8, eq_gemm_lut_u8, eq_gemm_f32, eq_conv3x3_wino_f23_f32},
+     eq_gemm_tern_sparse_i8, eq_gemm_i8, eq_gemm_lut_u8, eq_gemm_f32, eq_conv3x3_wino_f23_f32,
+     eq_pack_pm1_i8_b1_portable, 0},
     {"avx2", eq_has_avx2, eq_gemm_xnor_b1b1_avx2, eq_gemm_tern_b1_avx2,
      eq_gemm_tern_sparse_i8_avx2, eq_gemm_i8_avx2, eq_gemm_lut_u8_avx2, eq_gemm_f32_avx2,
-     eq_conv3x3_wino_f23_f32_avx2},
+     eq_conv3x3_wino_f23_f32_avx2, eq_pack_pm1_i8_b1_avx2, 1},
+    /* the bit GEMMs, packing and the executor's u8 GEMM on AVX-512; the rest as avx2 */
+    {"avx512", eq_has_avx512, eq_gemm_xnor_b1b1_avx512, eq_gemm_tern_b1_avx512,
+     eq_gemm_tern_sparse_i8_avx2, eq_gemm_i8_avx2, eq_gemm_lut_u8_avx2, eq_gemm_f32_avx2,
+     eq_conv3x3_wino_f23_f32_avx2, eq_pack_pm1_i8_b1_avx512, 2},
 #endif
 };
 #define EQ_N_VARIANTS ((uint32_t)(sizeof eq_variants / sizeof eq_variants[0]))
@@ -155,3 +176,39 @@ eq_status_t eq_host_conv3x3_im2col_f32(const float *x, const float *wt, uint32_t
     return eq_conv3x3_im2col_f32_ex(x, wt, c, h, w, k, scratch, scratch_size, out,
                                     eq_cur()->f32);
 }
+
+eq_status_t eq_host_pack_pm1_i8_b1(const int8_t *x, uint32_t rows, uint32_t k, uint32_t *out)
+{
+    if ((rows && k && !x) || (rows && !out)) return EQ_ERR_ARG;
+    return eq_cur()->pm1(x, rows, k, out);
+}
+
+/* 8 values a step (SWAR): bit = sign bit clear; a byte is +-1 (0x01 / 0xff) iff bit 0 is set
+ * and bits 1..7 all equal the sign bit */
+eq_status_t eq_pack_pm1_i8_b1_portable(const int8_t *x, uint32_t rows, uint32_t k, uint32_t *out)
+{
+    const uint64_t lo = 0x0101010101010101ull, hi = 0x8080808080808080ull;
+    const uint32_t kw = EQ_WORDS(k);
+    uint32_t r, j, bad = 0;
+    for (r = 0; r < rows; ++r) {
+        const int8_t *p = x + (size_t)r * k;
+        uint32_t *o = out + (size_t)r * kw;
+        for (j = 0; j < kw; ++j) o[j] = 0;
+        for (j = 0; j + 8u <= k; j += 8u) {
+            uint64_t v;
+            memcpy(&v, p + j, 8);
+            bad |= (uint32_t)((v & lo) != lo
+                              || ((v >> 1) & 0x7f7f7f7f7f7f7f7full) != ((v >> 7) & lo) * 0x7fu);
+            /* gather the 8 sign bits (bit 7 of byte i -> bit i), then +1 = sign clear */
+            o[j >> 5] |= (uint32_t)(((((~v & hi) >> 7) * 0x0102040810204080ull) >> 56) & 0xffu)
+                         << (j & 31u);
+        }
+        for (; j < k; ++j) {
+            bad |= (uint32_t)(p[j] != 1 && p[j] != -1);
+            o[j >> 5] |= (uint32_t)(p[j] == 1) << (j & 31u);
+        }
+    }
+    return bad ? EQ_ERR_ARG : EQ_OK;
+}
+
+int32_t eq_host_u8_kind(void) { return eq_cur()->u8_kind; }

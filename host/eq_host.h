@@ -44,6 +44,17 @@ eq_status_t eq_host_conv3x3_im2col_f32(const float *x, const float *wt, uint32_t
                                        uint32_t w, uint32_t k, void *scratch,
                                        uint32_t scratch_size, float *out);
 
+/* x (rows, k) int8 that must hold only -1 and +1 -> (rows, EQ_WORDS(k)) packed sign words (bit 1
+ * = +1, pad bits 0), validated while packing: EQ_ERR_ARG if any value is neither (out is then
+ * unspecified). One pass over x in the selected variant. */
+eq_status_t eq_host_pack_pm1_i8_b1(const int8_t *x, uint32_t rows, uint32_t k, uint32_t *out);
+eq_status_t eq_pack_pm1_i8_b1_portable(const int8_t *x, uint32_t rows, uint32_t k, uint32_t *out);
+
+/* Which u8 x int GEMM the host executor (eq_host_exec.c) uses with the selected variant:
+ * 0 portable C on (N, kp) int8 rows, 1 AVX2 on (kp/2, N8, 2) int16, 2 AVX-512 VNNI on
+ * (kp/4, N16, 4) int8. */
+int32_t eq_host_u8_kind(void);
+
 /* Argument rule shared by every bit-GEMM variant (the portable kernels' semantics): EQ_ERR_ARG
  * for a missing buffer; *done = 1 when nothing is left to compute (an empty output, or k == 0,
  * where out is all zeros). */
@@ -59,8 +70,8 @@ static inline eq_status_t eq_bitgemm_prologue(const uint32_t *a, const uint32_t 
     return EQ_OK;
 }
 
-/* ---- x86-64 variants: scalar POPCNT (host/eq_popcnt.c) and AVX2 (+POPCNT, +FMA for f32,
- * host/eq_avx2.c) ------------------------------------------------------------------------- */
+/* ---- x86-64 variants: scalar POPCNT (host/eq_popcnt.c), AVX2 (+POPCNT, +FMA for f32,
+ * host/eq_avx2.c) and AVX-512 (host/eq_avx512.c) ------------------------------------------------------------------------- */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define EQ_HOST_HAVE_AVX2 1
 eq_status_t eq_gemm_xnor_b1b1_popcnt(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
@@ -85,6 +96,21 @@ eq_status_t eq_gemm_f32_avx2(const float *a, const float *b, uint32_t m, uint32_
 eq_status_t eq_conv3x3_wino_f23_f32_avx2(const float *x, const float *wt, uint32_t c, uint32_t h,
                                          uint32_t w, uint32_t k, void *scratch,
                                          uint32_t scratch_size, float *out);
+eq_status_t eq_pack_pm1_i8_b1_avx2(const int8_t *x, uint32_t rows, uint32_t k, uint32_t *out);
+void eq_hx_gemm_u8s16_avx2(const uint8_t *a, uint32_t lda, const int16_t *w2, uint32_t np,
+                           uint32_t m, uint32_t n, uint32_t kp, int32_t *out);
+/* AVX-512 (F, BW, VL, VPOPCNTDQ, VNNI), host/eq_avx512.c */
+eq_status_t eq_gemm_xnor_b1b1_avx512(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,
+                                     uint32_t k, int32_t *out);
+eq_status_t eq_gemm_tern_b1_avx512(const uint32_t *a, const uint32_t *w, uint32_t m, uint32_t n,
+                                   uint32_t k, int32_t *out);
+eq_status_t eq_pack_pm1_i8_b1_avx512(const int8_t *x, uint32_t rows, uint32_t k, uint32_t *out);
+void eq_hx_sign_avx512(const int32_t *acc, uint32_t n_pix, uint32_t c, const int32_t *u,
+                       const uint32_t *fw, uint32_t *out);
+void eq_hx_multi_avx512(const int32_t *acc, uint32_t n_pix, uint32_t c, const int32_t *u,
+                        uint32_t n_thr, const uint32_t *fw, uint8_t *out);
+void eq_hx_gemm_u8s8_avx512(const uint8_t *a, uint32_t lda, const int8_t *w4, uint32_t np,
+                            uint32_t m, uint32_t n, uint32_t kp, int32_t *out);
 #endif
 
 #endif /* EQ_HOST_H */

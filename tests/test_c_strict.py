@@ -18,7 +18,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNELS = sorted(glob.glob(os.path.join(ROOT, "firmware", "kernels", "*.c")))
-INC = ["-I", os.path.join(ROOT, "firmware", "include"), "-I", os.path.join(ROOT, "host")]
+INC = ["-I", os.path.join(ROOT, "firmware", "include"), "-I", os.path.join(ROOT, "host"),
+       "-I", os.path.join(ROOT, "firmware", "runtime")]
+RUNTIME = [os.path.join(ROOT, "firmware", "runtime", "eq_runtime.c")]  # the host executor uses it
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 DRIVER = r"""
@@ -230,7 +232,7 @@ def test_kernels_strict_sanitized(tmp_path):
     # the kernels and the driver under every strict flag; host SIMD glue under the same flags
     # except -pedantic (GNU attributes and intrinsics)
     objs = []
-    for src in KERNELS + [str(drv)]:
+    for src in KERNELS + RUNTIME + [str(drv)]:
         obj = tmp_path / (os.path.basename(src) + ".o")
         r = _run([gcc, *STRICT, "-O1", "-g", "-fsanitize=address,undefined",
                   "-fno-sanitize-recover=all", *INC, "-c", src, "-o", str(obj)])
@@ -238,12 +240,12 @@ def test_kernels_strict_sanitized(tmp_path):
         objs.append(str(obj))
     for src in host:
         obj = tmp_path / (os.path.basename(src) + ".o")
-        r = _run([gcc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
+        r = _run([gcc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-g", "-pthread",
                   "-fsanitize=address,undefined", "-fno-sanitize-recover=all", *INC, "-c", src,
                   "-o", str(obj)])
         assert r.returncode == 0, f"{src} does not compile cleanly:\n{r.stderr}"
         objs.append(str(obj))
-    r = _run([gcc, "-fsanitize=address,undefined", *objs, "-o", str(exe)])
+    r = _run([gcc, "-fsanitize=address,undefined", "-pthread", *objs, "-o", str(exe)])
     assert r.returncode == 0, r.stderr
     r = _run([str(exe)], timeout=120, env={**os.environ, "ASAN_OPTIONS": "detect_leaks=1"})
     assert r.returncode == 0 and "ok" in r.stdout, f"sanitized driver failed:\n{r.stdout}{r.stderr}"

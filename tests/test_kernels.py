@@ -23,16 +23,58 @@ except ImportError:  # pragma: no cover
 
 HYP = settings(derandomize=True, max_examples=25, deadline=None,
                suppress_health_check=[HealthCheck.function_scoped_fixture])
-VARIANTS = [v["name"] for v in K.variants()]
+# every variant a host build can have; the ones not compiled in (non-x86 hosts) or that this CPU
+# cannot run are skipped with the reason, and each module prints which variants it ran
+ALL_VARIANTS = ["portable", "popcnt", "avx2", "avx512"]
+VARIANTS = ALL_VARIANTS + [v["name"] for v in K.variants() if v["name"] not in ALL_VARIANTS]
+
+
+def variant_or_skip(name: str) -> str:
+    """Select variant `name` (caller restores) or skip the test naming why it cannot run."""
+    v = next((x for x in K.variants() if x["name"] == name), None)
+    if v is None:
+        pytest.skip(f"variant {name} is not compiled into this build (x86-64 GCC/Clang only)")
+    if not v["supported"]:
+        pytest.skip(f"variant {name} is compiled in but this CPU lacks {v['requires']}")
+    return name
+
+
+def report_variants(request, ran: set) -> None:
+    """Print (past pytest's capture) which variants this module ran and which it skipped."""
+    pm = request.config.pluginmanager
+    tr, cm = pm.get_plugin("terminalreporter"), pm.get_plugin("capturemanager")
+    info = {v["name"]: v for v in K.variants()}
+    def why(n):
+        if n not in info:
+            return "not compiled"
+        return "not selected" if info[n]["supported"] else "CPU lacks " + info[n]["requires"]
+
+    skipped = [f"{n} ({why(n)})" for n in VARIANTS if n not in ran]
+    line = (f"{request.module.__name__}: variants run: {', '.join(sorted(ran)) or 'none'}; "
+            f"skipped: {', '.join(skipped) or 'none'}")
+    if tr is None or cm is None:
+        print(line)
+        return
+    with cm.global_and_fixture_disabled():
+        tr.write_line(line)
+
+
+_RAN: dict = {}  # module name -> variants its tests ran
+
+
+# test_runtime imports these two fixtures too
+@pytest.fixture(scope="module", autouse=True)
+def _variants_report(request):
+    yield
+    report_variants(request, _RAN.get(request.module.__name__, set()))
 
 
 @pytest.fixture(params=VARIANTS)
 def variant(request):
-    v = next(x for x in K.variants() if x["name"] == request.param)
-    if not v["supported"]:
-        pytest.skip(f"variant {v['name']} is compiled in but this CPU cannot run it")
-    with K.use_variant(v["name"]):
-        yield v["name"]
+    name = variant_or_skip(request.param)
+    with K.use_variant(name):
+        _RAN.setdefault(request.module.__name__, set()).add(name)
+        yield name
 
 
 def assert_same(got, want, what=""):
@@ -139,8 +181,11 @@ def test_integer_gemms_random_shapes(variant, m, k, n, seed):
 
 # AVX2 bit GEMMs: nibble-split panels of up to 64 b rows, K chunks of 31 x 256 bits (the
 # multi-chunk path keeps partial counts in out), zero padding rows for odd M / N % 4
+# AVX-512 bit GEMMs: panels of 64 columns, K chunks of 128 words (4096 bits, partial counts kept
+# in out), 4-row blocks with 1..3-row tails, the direct kernel below 4 rows
 @pytest.mark.parametrize("m,k,n", [(5, 100, 70), (3, 7937, 6), (2, 20000, 9), (33, 2304, 131),
-                                   (1, 256, 4), (4, 255, 1)])
+                                   (1, 256, 4), (4, 255, 1), (6, 9000, 67), (7, 4097, 65),
+                                   (4, 4096, 64), (9, 33, 129)])
 def test_bit_gemms_panels_and_chunks(variant, m, k, n):
     r = rng(m + k + n)
     a, b = pm1(r, (m, k)), pm1(r, (n, k))
@@ -378,6 +423,20 @@ def test_argmax():
     for _ in range(20):
         x = r.integers(-4, 4, r.integers(1, 40)).astype(np.int32)
         assert K.argmax(x) == R.eq_argmax_i32(x)
+
+
+@pytest.mark.parametrize("rows,k", [(1, 1), (3, 31), (2, 32), (5, 63), (4, 64), (3, 65), (2, 1000)])
+def test_pm1_packing_checks_every_value(variant, rows, k):
+    """The wrappers' one-pass C packer: same words as pack_signs; any value other than +-1 (at
+    the first or the last position, or 0) is refused."""
+    r = rng(rows * 1000 + k)
+    x = pm1(r, (rows, k))
+    assert_same(K._pack_pm1(x, "x"), K.pack_signs(x), f"pm1 pack {variant}")
+    for pos, bad in ((0, 0), (-1, 2), (k // 2, -2), (-1, 0)):
+        y = x.copy()
+        y.reshape(-1)[pos] = bad
+        with pytest.raises(KernelError, match="-1 and \\+1"):
+            K.xnor_gemm(y, x)
 
 
 # ---- variants and errors ------------------------------------------------------------------------

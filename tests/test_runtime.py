@@ -11,6 +11,91 @@ from edgeq.errors import BlobFormatError, ShapeError
 from edgeq.graph import Conv, Graph
 from edgeq.runtime import Model
 from edgeq.testing import kbit_graph, kbit_tamper, random_graph
+from test_kernels import _variants_report, variant  # noqa: F401, F811 (fixtures: every variant, report)
+
+
+def _same_as_firmware_executor(m, x, what, threads=(1, 3)):
+    """Model.predict (host executor, batch in C) equals eq_model_run image by image."""
+    ref_cls, ref = m.predict_one(x)
+    for nt in threads:
+        cls, got = m.predict(x, threads=nt)
+        if not np.array_equal(got, ref):
+            bad = tuple(np.argwhere(got != ref)[0])
+            pytest.fail(f"{what}, {nt} threads: first mismatch at image/score {bad}: host executor "
+                        f"{got[bad]}, eq_model_run {ref[bad]}; layer paths {m.layer_paths()}")
+        assert np.array_equal(cls, ref_cls), what
+
+
+def test_host_executor_equals_firmware_executor_on_random_graphs(variant):  # noqa: F811
+    """Every encoding pair, stage, pad, stride and pool of the random graphs, per variant."""
+    paths = set()
+    for seed in range(60):
+        g = random_graph(seed, "mnist" if seed % 6 == 0 else "small")
+        m = Model(pack.write_blob(g))
+        x = np.random.default_rng(1000 + seed).integers(0, 256, (8,) + g.input_shape).astype(np.uint8)
+        _same_as_firmware_executor(m, x, f"{variant} seed {seed}")
+        paths.update(m.layer_paths())
+    assert {"bits", "u8", "rows"} <= paths  # all three executor paths were exercised
+
+
+def test_host_executor_kbit_graphs(variant):  # noqa: F811
+    """KBIT on B1 and U8 inputs: rank-one LUTs go to the u8 GEMM, the others to the row loops."""
+    for bits in (1, 2, 3, 4, 5, 8):
+        for pre in ("THRESH", "QUANT"):
+            g = kbit_graph(bits, pre, seed=bits)
+            m = Model(pack.write_blob(g))
+            x = np.random.default_rng(bits).integers(0, 256, (40,) + g.input_shape).astype(np.uint8)
+            _same_as_firmware_executor(m, x, f"{variant} kbit {bits} {pre}")
+
+
+ARCH_PATHS = {"bnn-cnn": "bits", "xnor-cnn": "bits", "bnn-mlp": "bits", "twn-cnn": "u8",
+              "dorefa-w1a2": "u8", "dorefa-w2a2": "u8", "hwgq-cnn": "u8", "twn5-cnn": "u8",
+              "hwgq-uniform": "u8"}
+
+
+@pytest.fixture(scope="module")
+def arch_blobs():
+    """Blobs of the model zoo's architectures (28x28 and 8x8), exported from randomly
+    initialised nets (folded batch norm gives real thresholds; no training needed here)."""
+    torch = pytest.importorskip("torch")
+    from edgeq import export, models
+
+    out = {}
+    for arch in ARCH_PATHS:
+        for side in (28, 8):
+            torch.manual_seed(side)
+            net = models.build_model(arch, (1, side, side), [str(i) for i in range(10)])
+            out[arch, side] = export.export_blob(net)
+    return out
+
+
+def test_host_executor_on_model_zoo_architectures(variant, arch_blobs):  # noqa: F811
+    rng = np.random.default_rng(7)
+    for (arch, side), blob in arch_blobs.items():
+        m = Model(blob)
+        # the main layers take the fast path (the first layer on raw pixels is u8)
+        assert ARCH_PATHS[arch] in m.layer_paths() and "rows" not in m.layer_paths(), \
+            (arch, m.layer_paths())
+        x = rng.integers(0, 256, (33, 1, side, side)).astype(np.uint8)
+        _same_as_firmware_executor(m, x, f"{variant} {arch} {side}x{side}", threads=(1, 4))
+
+
+def test_threads_and_batch_sizes_do_not_change_results():
+    g = random_graph(6, "mnist")
+    m = Model(pack.write_blob(g), threads=2)
+    x = np.random.default_rng(6).integers(0, 256, (130,) + g.input_shape).astype(np.uint8)
+    ref = m.predict_one(x)[1]
+    for nt in (1, 2, 3, 64, 1000):
+        for n in (0, 1, 7, 130):
+            cls, got = m.predict(x[:n], threads=nt)
+            assert got.shape == (n, m.n_classes) and cls.shape == (n,)
+            assert np.array_equal(got, ref[:n]), (nt, n)
+    assert np.array_equal(m.scores(x), ref)
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ShapeError, match="threads"):
+            m.predict(x, threads=bad)
+    with pytest.raises(ShapeError, match="threads"):
+        Model(pack.write_blob(g), threads=0)
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -60,6 +145,10 @@ def test_wire_input_equals_pixel_input():
         wcls, wscores = m.predict_wire(m.wire_input(x))
         assert wcls == cls[0] and np.array_equal(wscores, scores[0])
         assert len(m.wire_input(x)) == m.input_wire_bytes
+        # any wire bytes (a board takes whatever arrives): host executor == eq_model_run
+        wire = np.random.default_rng(seed).integers(0, 256, m.input_wire_bytes, np.uint8).tobytes()
+        got, want = m.predict_wire(wire), m.predict_wire_one(wire)
+        assert got[0] == want[0] and np.array_equal(got[1], want[1])
 
 
 def test_bad_inputs_are_named():
@@ -97,19 +186,25 @@ def test_dense_layers_are_stored_flat():
 FUZZ_SRC = ["tests/c/fuzz_loader.c", "firmware/runtime/eq_runtime.c"]
 
 
-@pytest.fixture(scope="module")
-def fuzz_exe(tmp_path_factory):
+def _asan_exe(tmp_path_factory, name: str, sources: list, flags=()) -> str:
+    """Build tests/c/<name>.c with the firmware kernels under ASan/UBSan (strict warnings)."""
     cc = shutil.which("gcc") or shutil.which("cc")
     if not cc:
         pytest.skip("no C compiler")
     import glob
 
-    exe = tmp_path_factory.mktemp("fuzz") / "fuzz_loader"
-    cmd = [cc, "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
-           "-fno-sanitize-recover=all", "-Ifirmware/include", "-Ifirmware/runtime", *FUZZ_SRC,
-           *sorted(glob.glob("firmware/kernels/*.c")), "-o", str(exe)]
+    exe = tmp_path_factory.mktemp(name) / name
+    cmd = [cc, "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", *flags,
+           "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-Ifirmware/include",
+           "-Ifirmware/runtime", "-Ihost", *sources, *sorted(glob.glob("firmware/kernels/*.c")),
+           "-o", str(exe)]
     subprocess.run(cmd, check=True)
     return exe
+
+
+@pytest.fixture(scope="module")
+def fuzz_exe(tmp_path_factory):
+    return _asan_exe(tmp_path_factory, "fuzz_loader", FUZZ_SRC)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
@@ -214,3 +309,42 @@ def test_c_loader_refuses_bad_f32_values():
         with pytest.raises(BlobFormatError, match="F32"):
             pack.read_blob(blob)
     assert status == spec.value(spec.STATUS, "ERR_BOUNDS")
+
+
+def test_cli_run_threads_give_the_same_answers(tmp_path):
+    """`edgeq run --threads N`: any N prints the same predictions and scores; 0 is refused."""
+    import json
+
+    from cliutil import edgeq
+
+    g = random_graph(12, "mnist")
+    (tmp_path / "m.eqb").write_bytes(pack.write_blob(g))
+    x = np.random.default_rng(12).integers(0, 256, (37,) + g.input_shape).astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    outs = [json.loads(edgeq("run", tmp_path / "m.eqb", "--input", tmp_path / "x.npy", "--json",
+                             *t).stdout) for t in ((), ("--threads", "1"), ("--threads", "5"))]
+    assert outs[0] == outs[1] == outs[2]
+    assert outs[0]["scores"] == Model(pack.write_blob(g)).predict_one(x)[1].tolist()
+    r = edgeq("run", tmp_path / "m.eqb", "--input", tmp_path / "x.npy", "--threads", "0", check=False)
+    assert r.returncode != 0 and "--threads needs a positive integer" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def host_exec_exe(tmp_path_factory):
+    import glob
+
+    return _asan_exe(tmp_path_factory, "host_exec_check",
+                     ["tests/c/host_exec_check.c", "firmware/runtime/eq_runtime.c",
+                      *sorted(glob.glob("host/eq_*.c"))], ["-pthread"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 5, 6, 9, 12, 17])
+def test_host_executor_under_asan(host_exec_exe, tmp_path, seed):
+    """The executor's buffers, im2col, corrections and threads under ASan/UBSan, every variant."""
+    g = random_graph(seed, "mnist" if seed % 6 == 0 else "small")
+    path = tmp_path / "m.eqb"
+    path.write_bytes(pack.write_blob(g))
+    r = subprocess.run([str(host_exec_exe), str(path), "9", str(seed)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert int(r.stdout.split()[1]) >= 1

@@ -731,3 +731,49 @@ eq_status_t eq_model_run(const eq_model_t *m, const uint8_t *input, uint32_t inp
     }
     return EQ_OK;
 }
+
+eq_status_t eq_model_layer(const eq_model_t *m, uint32_t i, eq_layer_view_t *v)
+{
+    layer_t L;
+    tensor_t t;
+    CHECK(m != NULL && m->blob != NULL && v != NULL && i < m->n_layers, EQ_ERR_ARG);
+    memset(v, 0, sizeof(*v));
+    get_layer(m, i, &L);
+    v->op = L.op;
+    v->in_enc = L.in_enc;
+    v->out_enc = L.out_enc;
+    v->out_stage = L.out_stage;
+    v->in_h = L.in_h;
+    v->in_w = L.in_w;
+    v->in_c = L.in_c;
+    v->out_h = L.out_h;
+    v->out_w = L.out_w;
+    v->out_c = L.out_c;
+    v->kh = L.kh;
+    v->kw = L.kw;
+    v->stride = L.stride;
+    v->pad = L.pad;
+    v->w_enc = L.w_enc;
+    v->out_bits = L.out_bits;
+    v->shift = L.shift;
+    if (L.op != EQ_OP_CONV) {
+        return EQ_OK;
+    }
+    if (get_tensor(m, L.t_weight, &t) == EQ_OK) {
+        v->weight = t.data;
+        v->weight_bytes = t.nbytes;
+        v->w_bits = t.bits;
+    }
+    if (L.w_enc == EQ_ENC_KBIT && get_tensor(m, L.t_lut, &t) == EQ_OK) {
+        v->lut = (const int32_t *)(const void *)t.data;
+        v->lut_rows = t.d[0];
+        v->lut_cols = t.d[1];
+    }
+    if (get_tensor(m, L.t_thr, &t) == EQ_OK) {
+        v->thr = t.data;
+    }
+    if (get_tensor(m, L.t_aux, &t) == EQ_OK) {
+        v->aux = t.data;
+    }
+    return EQ_OK;
+}

@@ -63,6 +63,23 @@ eq_status_t eq_model_run(const eq_model_t *m, const uint8_t *input, uint32_t inp
 /* Bytes of the activation produced by layer i (for act_out). 0 if i is out of range. */
 uint32_t eq_model_act_bytes(const eq_model_t *m, uint32_t layer);
 
+/* Read-only view of one validated layer (for host executors that run the same graph with other
+ * kernels). Tensor pointers are NULL where the layer has no such tensor; lut only for KBIT. */
+typedef struct {
+    uint32_t op, in_enc, out_enc, out_stage;
+    uint32_t in_h, in_w, in_c, out_h, out_w, out_c;
+    uint32_t kh, kw, stride, pad, w_enc, w_bits, out_bits, shift;
+    const void *weight;      /* weight tensor data (CONV) */
+    uint32_t weight_bytes;
+    const int32_t *lut;      /* KBIT: (lut_rows, lut_cols) int32 */
+    uint32_t lut_rows, lut_cols;
+    const void *thr;         /* thresholds (SIGN/MULTI) or mul (AFFINE) */
+    const void *aux;         /* flip bytes (SIGN/MULTI) or add (AFFINE) */
+} eq_layer_view_t;
+
+/* Fill *v with layer i of a model that eq_model_load accepted. EQ_ERR_ARG if i is out of range. */
+eq_status_t eq_model_layer(const eq_model_t *m, uint32_t i, eq_layer_view_t *v);
+
 /* Human-readable text of a status code (never NULL). */
 const char *eq_status_str(eq_status_t s);
 
