@@ -164,6 +164,17 @@ def _label(node: fx.Node, prefix: str) -> str:
     return f"{node.name}{where}"
 
 
+def _lname(node: fx.Node, prefix: str) -> str:
+    """A layer's name in the graph: its module path, or the enclosing module's path and the
+    function's node name ('blocks.0.max_pool2d')."""
+    if node.op == "call_module":
+        return _label(node, prefix)
+    stack = node.meta.get("nn_module_stack") or {}
+    path = list(stack.values())[-1][0] if stack else ""
+    path = path[len(prefix):] if path.startswith(prefix) else ("" if path == prefix.rstrip(".") else path)
+    return f"{path}.{node.name}" if path else node.name
+
+
 def _fname(target) -> str:
     return getattr(target, "__name__", str(target))
 
@@ -458,7 +469,7 @@ class _Walker:
             self.refuse(n, f"kernel {kh}x{kw} larger than its input {h}x{w}")
         nout = int(w4.shape[0])
         blk = FoldedBlock(np.asarray(iw.values), w_enc, codes, lut, wbits, stride, pad, "", in_levels=t.levels,
-                          name=_label(n, self.prefix))
+                          name=_lname(n, self.prefix))
         b = np.zeros(nout) if m.bias is None else m.bias.detach().cpu().double().numpy()
         return _T("acc", (nout, oh, ow), blk=blk, a=t.scale * np.asarray(iw.scale, np.float64), b=b,
                   f32=w_enc == "F32")
@@ -509,7 +520,7 @@ class _Walker:
         c, h, w = t.shape
         if k[0] > min(h, w):
             self.refuse(n, f"pool {k[0]} larger than its input {h}x{w}")
-        p = FoldedPool(k[0], s[0], _label(n, self.prefix))
+        p = FoldedPool(k[0], s[0], _lname(n, self.prefix))
         shape = (c, (h - k[0]) // s[0] + 1, (w - k[0]) // s[0] + 1)
         if t.kind == "act":
             self.ops.append(p)
@@ -769,11 +780,13 @@ def _run(folded: Folded, px, keep: bool = False):
             x = y.clamp(I32_MIN, I32_MAX).to(torch.float64)
         else:
             thr = np.asarray(fb.thr, np.float32 if f32 else np.int64).reshape(len(fb.flip), -1)
-            thr = torch.as_tensor(thr, device=dev)  # (N, L)
-            flip = torch.as_tensor(fb.flip, device=dev).view(1, -1, 1, 1, 1)
-            t = thr.view(1, thr.shape[0], 1, 1, thr.shape[1])
-            a5 = acc.unsqueeze(-1)
-            code = torch.where(flip, a5 <= t, a5 >= t).sum(-1)
+            thr = torch.as_tensor(thr, device=dev)  # (N, L), non-decreasing (flip: non-increasing)
+            flip = torch.as_tensor(fb.flip, device=dev).view(-1, 1)
+            # code = #{i : thr_i <= acc} (flip: #{i : -thr_i <= -acc}), one sorted search per channel
+            s = torch.where(flip, -thr, thr).contiguous()
+            v = acc.to(thr.dtype).transpose(0, 1).reshape(len(s), -1)
+            code = torch.searchsorted(s, torch.where(flip, -v, v).contiguous(), right=True)
+            code = code.reshape(acc.shape[1], acc.shape[0], *acc.shape[2:]).transpose(0, 1)
             olv = torch.as_tensor(fb.out_levels, dtype=torch.float64, device=dev)
             x = olv[code]
         if keep:

@@ -24,7 +24,7 @@ integer graph and proves the blob equals the model; docs/python-api.md lists wha
 
 Layers: `QConv2d`, `QConv1d`, `QLinear` (any weight quantizer by name: 'sign', 'bwn', 'twn',
 'tern5', 'dorefaK', 'int8', 'int16', 'float'; see `edgeq.quant.make_weight_quantizer`).
-Activation quantizers: `Sign`, `DoReFa(bits)`, `HWGQ(bits, levels)`.  Input step: `Input`.
+Activation quantizers: `Sign`, `DoReFa(bits)`, `HWGQ(bits, levels)`, `QReLU(bits, clip)`.  Input step: `Input`.
 Torch's own BatchNorm1d/2d, MaxPool2d, Flatten, Dropout and Identity are understood by export.
 """
 
@@ -36,10 +36,10 @@ from torch import nn
 
 from .errors import UnsupportedError
 from .graph import PRE_MODES
-from .quant import (ActQuantizer, DoReFaAct, HWGQAct, QConv1d, QConv2d, QLinear, ShiftBatchNorm2d, SignAct,
-                    WeightQuantizer, make_weight_quantizer)
+from .quant import (ActQuantizer, DoReFaAct, HWGQAct, QConv1d, QConv2d, QLinear, QReLU, ShiftBatchNorm2d,
+                    SignAct, WeightQuantizer, make_weight_quantizer)
 
-__all__ = ["Input", "QConv1d", "QConv2d", "QLinear", "Sign", "DoReFa", "HWGQ", "ActQuantizer",
+__all__ = ["Input", "QConv1d", "QConv2d", "QLinear", "Sign", "DoReFa", "HWGQ", "QReLU", "ActQuantizer",
            "ShiftBatchNorm2d", "WeightQuantizer", "make_weight_quantizer"]
 
 Sign = SignAct

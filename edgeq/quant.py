@@ -638,6 +638,45 @@ class DoReFaAct(ActQuantizer):
         return f"bits={self.bits}, grad_bits={self.grad_bits}"
 
 
+class QReLU(ActQuantizer):
+    """Uniform k-bit quantized ReLU on [0, clip]: q = clip/(2**k - 1) * floor(clamp(y, 0, clip) /
+    step + 1/2) (step = clip / (2**k - 1)); backward: dL/dy = dL/dq * 1{0 <= y <= clip}
+    (straight-through inside the clip range, as PACT / DoReFa).  `edgeq.quantize` calibrates clip;
+    clip=None passes y through a float ReLU while `observe` records a clip from the data."""
+
+    def __init__(self, bits: int = 8, clip: float | None = None):
+        super().__init__()
+        if not 1 <= bits <= 8:
+            raise UnsupportedError(f"QReLU bits must be 1..8, got {bits}")
+        self.bits = bits
+        self.clip = None if clip is None else float(clip)
+        self.observed: list = []
+
+    @property
+    def scale(self):
+        if self.clip is None:
+            raise UnsupportedError("QReLU without a clip (calibrate it: edgeq.quantize)")
+        return self.clip / (2 ** self.bits - 1)
+
+    @property
+    def levels_int(self):
+        return np.arange(2 ** self.bits, dtype=np.int64)
+
+    @property
+    def thresholds(self):
+        return (np.arange(1, 2 ** self.bits) - 0.5) * self.scale
+
+    def forward(self, y):
+        if self.clip is None:
+            self.observed.append(y.detach().flatten().float().cpu())
+            return F.relu(y)
+        s = self.scale
+        return round_ste(_ClipSTE.apply(y, 0.0, self.clip) / s) * s
+
+    def extra_repr(self):
+        return f"bits={self.bits}, clip={self.clip}"
+
+
 class HWGQAct(ActQuantizer):
     """[HWGQ] half-wave Gaussian quantizer (BN before it makes y ~ N(0, 1)).
     levels='lloyd': Lloyd-Max levels (`hwgq_lloyd_levels`) in fixed point
