@@ -457,8 +457,11 @@ class _Walker:
             w4 = wt.reshape(m.out_channels, c, kh, kw) if wt.shape[1] == c else None
             if w4 is None:
                 self.refuse(n, f"weight {tuple(wt.shape)} does not take {c} input channels")
-        with torch.no_grad():
-            iw = m.wq.integer(w4)
+        try:
+            with torch.no_grad():
+                iw = m.wq.integer(w4)
+        except (UnsupportedError, NotImplementedError, AttributeError) as e:
+            self.refuse(n, f"its weight quantizer {type(m.wq).__name__} has no integer form ({e})")
         ident = t.enc == "U8" and np.array_equal(t.levels, np.arange(len(t.levels)))
         try:
             w_enc, codes, lut, wbits = _encode_weights(iw, t.enc, t.levels, ident)
@@ -493,19 +496,27 @@ class _Walker:
             self.refuse(n, "an activation quantizer must follow a QConv/QLinear layer (and its batch "
                            "norm); on the input or on a quantized activation it has no IR op")
         blk = t.blk
-        thr, flip = _thresholds(t.a, t.b, m.thresholds, f32=t.f32)
+        try:
+            th, lv, scale, enc, bits = m.thresholds, m.levels_int, float(m.scale), m.enc, int(m.bits)
+        except (UnsupportedError, NotImplementedError, AttributeError) as e:
+            self.refuse(n, f"{type(m).__name__} does not declare its integer form (thresholds, levels_int, "
+                           f"scale, enc, bits): {e}")
+        th, lv = np.asarray(th, np.float64), np.asarray(lv, np.int64)
+        ok = enc in ("B1", "U8") and 1 <= bits <= 8 and len(lv) == 1 << bits and len(th) == len(lv) - 1
+        if not ok or np.any(np.diff(th) <= 0) or np.any(np.diff(lv) <= 0) or (enc == "B1" and list(lv) != [-1, 1]):
+            self.refuse(n, f"{type(m).__name__}: enc {enc!r}, {bits} bits, {len(lv)} increasing levels and "
+                           f"{len(th)} increasing thresholds do not describe a B1/U8 quantizer")
+        thr, flip = _thresholds(t.a, t.b, th, f32=t.f32)
         blk.flip = flip
-        if m.enc == "B1":
+        if enc == "B1":
             blk.out, blk.thr = "SIGN", thr[:, 0]
         else:
-            blk.out, blk.thr, blk.out_bits = "MULTI", thr, int(m.bits)
-        blk.out_levels = np.asarray(m.levels_int, np.int64)
-        blk.out_scale = float(m.scale)
-        blk.thresholds = np.asarray(m.thresholds, np.float64)
+            blk.out, blk.thr, blk.out_bits = "MULTI", thr, bits
+        blk.out_levels, blk.out_scale, blk.thresholds = lv, scale, th
         self.ops.append(blk)
         self.ops.extend(t.pools)
         self.checks[n.name] = (len(self.ops) - 1, blk)
-        return _T("act", t.shape, enc=m.enc, levels=blk.out_levels, scale=blk.out_scale)
+        return _T("act", t.shape, enc=enc, levels=lv, scale=scale)
 
     def pool(self, n, t: _T, k, stride, padding, dilation, ceil_mode) -> _T:
         k, s = _pair(k), _pair(stride if stride else k)

@@ -243,7 +243,15 @@ REFUSED = {
                  r"node '0'.*edgeq.nn.Input"),
     "no quantizer": (lambda: _body(qnn.QConv2d(8, 8, 3, padding=1)), r"node '3'.*no activation quantizer"),
     "quantized output": (lambda: nn.Sequential(_body(qnn.Sign()), qnn.Sign()), r"output must be"),
+    "quantizer without an integer form": (lambda: _body(Tanhish()), r"node '3'.*Tanhish does not declare"),
 }
+
+
+class Tanhish(qnn.ActQuantizer):
+    """A user's activation 'quantizer' that never says what its integer form is."""
+
+    def forward(self, y):
+        return torch.tanh(y)
 
 
 class _FnModel(nn.Module):
@@ -313,3 +321,43 @@ def test_the_proof_fails_when_the_graph_is_not_the_model():
     with pytest.raises(ExportMismatchError, match=r"node '3'.*not at a threshold"):
         edgeq.export(model, x)
     assert edgeq.export(model, x, verify=False).report is None
+
+
+def test_quantize_plain_sequential_cnn():
+    """edgeq.quantize: nn.ReLU modules and the functional relu become calibrated QReLUs, float
+    layers edgeq.nn layers with the same weights; the result exports with its proof, and the float
+    model is left as it was."""
+    _runtime()
+    torch.manual_seed(4)
+    fm = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                       nn.Conv2d(8, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 2 * 2, 3))
+    _rand_bn(fm)
+    x = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8)
+    before = {k: v.clone() for k, v in fm.state_dict().items()}
+    for wq, bits in (("int8", 8), ("twn", 2)):
+        q = edgeq.quantize(fm, x, weights=wq, act_bits=bits)
+        relus = [m for m in q.modules() if isinstance(m, qnn.QReLU)]
+        assert len(relus) == 2 and all(r.clip > 0 and r.bits == bits for r in relus)
+        assert any(isinstance(m, qnn.QLinear) and m.wq.name == wq for m in q.modules())
+        res = edgeq.export(q, x)
+        assert res.report["class_agreement"] == 1.0
+        assert [layer.out for layer in res.graph.layers if hasattr(layer, "out")] == ["MULTI", "MULTI", "AFFINE"]
+    with torch.no_grad():
+        q8 = edgeq.quantize(fm, x, act_bits=8)
+        agree = (q8(x).argmax(1) == fm(x.float() / 255).argmax(1)).float().mean()
+    assert agree >= 0.9  # int8 weights, 8-bit activations: close to the float model
+    for k, v in fm.state_dict().items():
+        assert torch.equal(v, before[k])
+    with pytest.raises(UnsupportedError, match="torch.fx cannot trace"):
+        edgeq.quantize(_Untraceable(), x)
+
+
+class _Untraceable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(1, 2, 3)
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return self.c(x)
+        return x
