@@ -793,11 +793,14 @@ def _run(folded: Folded, px, keep: bool = False):
             thr = np.asarray(fb.thr, np.float32 if f32 else np.int64).reshape(len(fb.flip), -1)
             thr = torch.as_tensor(thr, device=dev)  # (N, L), non-decreasing (flip: non-increasing)
             flip = torch.as_tensor(fb.flip, device=dev).view(-1, 1)
-            # code = #{i : thr_i <= acc} (flip: #{i : -thr_i <= -acc}), one sorted search per channel
-            s = torch.where(flip, -thr, thr).contiguous()
-            v = acc.to(thr.dtype).transpose(0, 1).reshape(len(s), -1)
-            code = torch.searchsorted(s, torch.where(flip, -v, v).contiguous(), right=True)
-            code = code.reshape(acc.shape[1], acc.shape[0], *acc.shape[2:]).transpose(0, 1)
+            if thr.shape[1] == 1:  # SIGN
+                t, f = thr.view(1, -1, 1, 1), flip.view(1, -1, 1, 1)
+                code = torch.where(f, acc <= t, acc >= t).long()
+            else:  # code = #{i : thr_i <= acc} (flip: #{i : -thr_i <= -acc}), a sorted search per channel
+                s = torch.where(flip, -thr, thr).contiguous()
+                v = acc.to(thr.dtype).transpose(0, 1).reshape(len(s), -1)
+                code = torch.searchsorted(s, torch.where(flip, -v, v).contiguous(), right=True)
+                code = code.reshape(acc.shape[1], acc.shape[0], *acc.shape[2:]).transpose(0, 1)
             olv = torch.as_tensor(fb.out_levels, dtype=torch.float64, device=dev)
             x = olv[code]
         if keep:
