@@ -235,7 +235,7 @@ def _refusal(node: fx.Node, gm: fx.GraphModule) -> str | None:
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             return f"{t}: only BatchNorm1d/BatchNorm2d fold into the integer stages"
         return (f"module type {t} has no IR mapping (supported: edgeq.nn Input/QConv1d/QConv2d/QLinear/"
-                "Sign/DoReFa/HWGQ, BatchNorm1d/2d, MaxPool2d, Flatten, Dropout, Identity)")
+                "Sign/DoReFa/HWGQ/QReLU, BatchNorm1d/2d, MaxPool2d, Flatten, Dropout, Identity)")
     if node.op == "call_function":
         f = node.target
         if f in _F_OK:
@@ -288,6 +288,11 @@ class _T:
 def _meta_shape(node) -> tuple | None:
     tm = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
     return tuple(int(v) for v in tm.shape) if tm is not None and hasattr(tm, "shape") else None
+
+
+def _src(node: fx.Node):
+    """A node's (first) input, passed by position or by keyword."""
+    return node.args[0] if node.args else next(iter(node.kwargs.values()), None)
 
 
 def _pair(v) -> tuple:
@@ -357,7 +362,7 @@ class _Walker:
             (u.op == "call_function" and u.target is getattr)
 
     def arg(self, node) -> _T:
-        src = node.args[0]
+        src = _src(node)
         if not isinstance(src, fx.Node) or self.env.get(src) is None:
             self.refuse(node, "its input is not a tensor the exporter tracks")
         return self.env[src]
@@ -415,7 +420,7 @@ class _Walker:
             self.refuse(n, f"its input is the pre-activation of '{t.blk.name}' (no activation quantizer "
                            "between them): every hidden layer must end in an edgeq.nn quantizer")
         c, h, w = t.shape
-        in_meta = _meta_shape(n.args[0])
+        in_meta = _meta_shape(_src(n))
         wt = m.weight.detach()
         if isinstance(m, QLinear):
             if in_meta is None or len(in_meta) != 2:
@@ -539,7 +544,7 @@ class _Walker:
         return _T("acc", shape, blk=t.blk, a=t.a, b=t.b, pools=t.pools + [p], f32=t.f32)
 
     def flatten(self, n, t: _T) -> _T:
-        ins, outs = _meta_shape(n.args[0]), _meta_shape(n)
+        ins, outs = _meta_shape(_src(n)), _meta_shape(n)
         if ins is None or outs is None:
             self.refuse(n, "a reshape the exporter cannot follow")
         if outs == ins:
@@ -962,7 +967,7 @@ def _float_check(model: nn.Module, folded: Folded, px: np.ndarray, values: list,
             want = (values[idx + 1] * fb.out_scale).reshape(out.shape)
             off = (out - want).abs() > 1e-6 * (1 + want.abs())  # levels may be float32-rounded
             if bool(off.any()):
-                y = self.env[n.args[0]][off]
+                y = self.env[_src(n)][off]
                 t = torch.as_tensor(fb.thresholds, dtype=torch.float64)
                 d = (y.unsqueeze(-1) - t).abs().amin(-1)
                 tol = (1e-4 if fb.w_enc == "F32" else 1e-9) * (1 + t.abs().max())

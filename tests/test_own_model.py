@@ -244,7 +244,37 @@ REFUSED = {
     "no quantizer": (lambda: _body(qnn.QConv2d(8, 8, 3, padding=1)), r"node '3'.*no activation quantizer"),
     "quantized output": (lambda: nn.Sequential(_body(qnn.Sign()), qnn.Sign()), r"output must be"),
     "quantizer without an integer form": (lambda: _body(Tanhish()), r"node '3'.*Tanhish does not declare"),
+    "arithmetic": (lambda: _FnModel(lambda y: y * 2), r"node 'mul'.*function mul has no IR mapping"),
+    "pool before a negative batch norm": (lambda: _neg_bn(nn.Sequential(
+        qnn.Input("RAW"), qnn.QConv2d(1, 8, 3, padding=1, wq="int8"), nn.MaxPool2d(2), nn.BatchNorm2d(8),
+        qnn.Sign(), nn.Flatten(), qnn.QLinear(8 * 4 * 4, 10))), r"node '3'.*negative scales"),
 }
+
+
+def _neg_bn(model):
+    with torch.no_grad():
+        model[3].weight[0] = -1.0
+    return model
+
+
+class KwFlatten(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(qnn.Input("RAW"), qnn.QConv2d(1, 8, 3, padding=1, wq="int8"), nn.MaxPool2d(2),
+                                  nn.BatchNorm2d(8), qnn.Sign())
+        self.fc = qnn.QLinear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(input=self.body(x), start_dim=1))
+
+
+def test_keyword_arguments_and_pool_before_positive_bn():
+    _runtime()
+    m = _rand_bn(KwFlatten())
+    with torch.no_grad():
+        m.body[3].weight.abs_()  # a max-pool commutes with a non-negative batch norm
+    x = torch.randint(0, 256, (20, 1, 8, 8), dtype=torch.uint8)
+    assert edgeq.export(m, x).report["class_agreement"] == 1.0
 
 
 class Tanhish(qnn.ActQuantizer):
