@@ -46,6 +46,7 @@ same class except for exact score ties).  Anything else raises `ExportMismatchEr
 from __future__ import annotations
 
 import copy
+import dataclasses
 import operator
 import sys
 import types
@@ -183,24 +184,25 @@ _RELU = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn
          nn.Hardswish)
 _ACTS = (nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardsigmoid, nn.Softmax, nn.LogSoftmax, nn.Softplus,
          nn.Softsign, nn.Tanhshrink, nn.Threshold)
-_AVG = (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d,
-        nn.LPPool2d)
+_AVG = (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.LPPool1d, nn.LPPool2d)
+_GAP = (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)  # global ones only
 _PASS = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
-_MODULE_OK = (Input, QConv1d, QConv2d, QLinear, ActQuantizer, nn.MaxPool2d, nn.Flatten) + _PASS + _BN
+_MODULE_OK = (Input, QConv1d, QConv2d, QLinear, ActQuantizer, nn.MaxPool2d, nn.Flatten) + _PASS + _BN + _GAP
 _F_ADD = {operator.add, operator.iadd, operator.sub, operator.isub, torch.add, torch.sub}
 _F_CAT = {torch.cat, torch.stack, torch.concat, torch.hstack, torch.vstack}
 _F_RELU = {F.relu, torch.relu, F.relu6, F.leaky_relu, F.gelu, F.silu, F.elu, F.hardswish, F.relu_}
-_F_AVG = {F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, torch.mean}
-_F_OK = {F.max_pool2d, torch.flatten, getattr, operator.getitem, F.dropout}
-_M_OK = {"flatten", "view", "reshape", "size", "contiguous"}
+_F_GAP = {F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, torch.mean}
+_F_OK = {F.max_pool2d, torch.flatten, getattr, operator.getitem, F.dropout} | _F_GAP
+_M_OK = {"flatten", "view", "reshape", "size", "contiguous", "mean"}
 _M_WHY = {"add": "residual add", "add_": "residual add", "sub": "subtraction", "relu": "ReLU",
-          "relu_": "ReLU", "mean": "a mean (global average pooling)", "sum": "a sum"}
+          "relu_": "ReLU", "sum": "a sum"}
 WHY_RELU = ("ReLU is unbounded: the IR has no integer stage for it; use an activation quantizer "
             "(edgeq.nn.HWGQ is a quantized ReLU, DoReFa a clipped one)")
 WHY_ADD = ("a residual add / skip connection: the IR is a chain of layers and has no ADD op yet "
            "(issue 14, phase 2)")
-WHY_AVG = "average pooling: the IR has no average-pool op yet (use MaxPool2d, or issue 14, phase 2)"
+WHY_AVG = ("average pooling: the IR has no average-pool op yet (use MaxPool2d, or issue 14, phase 2); "
+           "only a global average pool right before a QLinear / 1x1 QConv folds into its weights")
 
 
 def _refusal(node: fx.Node, gm: fx.GraphModule) -> str | None:
@@ -247,8 +249,6 @@ def _refusal(node: fx.Node, gm: fx.GraphModule) -> str | None:
             return f"{_fname(f)}: concatenation has no IR op yet (issue 14, phase 2)"
         if f in _F_RELU:
             return f"{_fname(f)}: {WHY_RELU}"
-        if f in _F_AVG:
-            return f"{_fname(f)}: {WHY_AVG}"
         return f"function {_fname(f)} has no IR mapping"
     if node.op == "call_method":
         if node.target in _M_OK:
@@ -258,8 +258,6 @@ def _refusal(node: fx.Node, gm: fx.GraphModule) -> str | None:
             return WHY_ADD
         if why == "ReLU":
             return f"Tensor.{node.target}: {WHY_RELU}"
-        if why and "average" in why:
-            return f"Tensor.{node.target}: {WHY_AVG}"
         return f"Tensor.{node.target}() has no IR mapping"
     return None
 
@@ -283,6 +281,7 @@ class _T:
     b: np.ndarray | None = None
     pools: list = field(default_factory=list)
     f32: bool = False
+    gap: bool = False  # globally average-pooled: torch sees (N, C[, 1, 1]), the IR still (C, H, W)
 
 
 def _meta_shape(node) -> tuple | None:
@@ -387,6 +386,11 @@ class _Walker:
                 return self.pool(n, t, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
             if isinstance(m, nn.Flatten):
                 return self.flatten(n, t)
+            if isinstance(m, _GAP):
+                return self.gap(n, t, not_global=isinstance(m, (nn.AvgPool1d, nn.AvgPool2d)) and (
+                    any(_pair(m.padding) if not isinstance(m, nn.AvgPool1d) else m.padding) or m.ceil_mode
+                    or tuple(_pair(m.kernel_size) if isinstance(m, nn.AvgPool2d) else m.kernel_size) !=
+                    tuple(_meta_shape(_src(n))[2:])))
             return t  # _PASS
         if n.op == "call_function":
             if n.target is F.max_pool2d:
@@ -400,9 +404,16 @@ class _Walker:
                                  kw.get("ceil_mode", False))
             if n.target is torch.flatten:
                 return self.flatten(n, t)
+            if n.target in _F_GAP:
+                return self.gap(n, t, not_global=n.target in (F.avg_pool1d, F.avg_pool2d) and (
+                    len(n.args) > 2 or any(k != "kernel_size" for k in n.kwargs) or
+                    tuple(_pair(n.args[1] if len(n.args) > 1 else n.kwargs["kernel_size"]))[:len(_meta_shape(n)) - 2]
+                    != tuple(_meta_shape(_src(n))[2:])))
             return t  # dropout (eval: identity)
         if n.target == "contiguous":
             return t
+        if n.target == "mean":
+            return self.gap(n, t)
         return self.flatten(n, t)  # flatten / view / reshape
 
     # -------------------------------------------------------------------------------------
@@ -422,7 +433,18 @@ class _Walker:
         c, h, w = t.shape
         in_meta = _meta_shape(_src(n))
         wt = m.weight.detach()
-        if isinstance(m, QLinear):
+        if t.gap:  # mean over positions, then the layer == the layer's weights / (H*W) at every position
+            if isinstance(m, QLinear) and (in_meta is None or len(in_meta) != 2):
+                self.refuse(n, f"QLinear on a tensor of shape {in_meta}: flatten it to (N, features) first")
+            pads = (0,) if isinstance(m, QLinear) or isinstance(m.padding, str) else tuple(m.padding)
+            if not isinstance(m, QLinear) and (any(k != 1 for k in m.kernel_size) or any(pads)):
+                self.refuse(n, "after a global average pool only a QLinear or a 1x1 QConv without padding "
+                               "folds the average into its weights")
+            w4 = wt.reshape(wt.shape[0], -1, 1, 1)
+            if w4.shape[1] != c:
+                self.refuse(n, f"weight {tuple(wt.shape)} does not take {c} input channels")
+            kh, kw, stride, pad = h, w, 1, 0
+        elif isinstance(m, QLinear):
             if in_meta is None or len(in_meta) != 2:
                 self.refuse(n, f"QLinear on a tensor of shape {in_meta}: flatten it to (N, features) first")
             if m.in_features != c * h * w:
@@ -467,6 +489,10 @@ class _Walker:
                 iw = m.wq.integer(w4)
         except (UnsupportedError, NotImplementedError, AttributeError) as e:
             self.refuse(n, f"its weight quantizer {type(m.wq).__name__} has no integer form ({e})")
+        if t.gap and h * w > 1:
+            tile = lambda v: None if v is None else np.ascontiguousarray(np.broadcast_to(v, v.shape[:2] + (h, w)))
+            iw = dataclasses.replace(iw, values=tile(np.asarray(iw.values)), codes=tile(iw.codes),
+                                     scale=np.asarray(iw.scale, np.float64) / (h * w))
         ident = t.enc == "U8" and np.array_equal(t.levels, np.arange(len(t.levels)))
         try:
             w_enc, codes, lut, wbits = _encode_weights(iw, t.enc, t.levels, ident)
@@ -483,6 +509,7 @@ class _Walker:
                   f32=w_enc == "F32")
 
     def bn(self, n, m, t: _T) -> _T:
+        self.no_gap(n, t)
         if t.kind != "acc":
             self.refuse(n, "batch norm must follow a QConv/QLinear layer (it folds into that layer's "
                            "integer stage); on a quantized activation it has no IR op")
@@ -497,6 +524,7 @@ class _Walker:
         return _T("acc", t.shape, blk=t.blk, a=g * t.a, b=g * t.b + h, pools=list(t.pools), f32=t.f32)
 
     def stage(self, n, m: ActQuantizer, t: _T) -> _T:
+        self.no_gap(n, t)
         if t.kind != "acc":
             self.refuse(n, "an activation quantizer must follow a QConv/QLinear layer (and its batch "
                            "norm); on the input or on a quantized activation it has no IR op")
@@ -524,6 +552,7 @@ class _Walker:
         return _T("act", t.shape, enc=enc, levels=lv, scale=scale)
 
     def pool(self, n, t: _T, k, stride, padding, dilation, ceil_mode) -> _T:
+        self.no_gap(n, t)
         k, s = _pair(k), _pair(stride if stride else k)
         if k[0] != k[1] or s[0] != s[1]:
             self.refuse(n, f"max-pool window {k} / stride {s}: the IR's window and stride are square")
@@ -543,6 +572,29 @@ class _Walker:
             return _T("act", shape, enc=t.enc, levels=t.levels, scale=t.scale)
         return _T("acc", shape, blk=t.blk, a=t.a, b=t.b, pools=t.pools + [p], f32=t.f32)
 
+    def no_gap(self, n, t: _T):
+        if t.gap:
+            self.refuse(n, "a global average pool is exportable only right before a QLinear / 1x1 QConv "
+                           "(the average folds into its weights)")
+
+    def gap(self, n, t: _T, not_global: bool = False) -> _T:
+        """A global average pool (adaptive to 1, a kernel covering the input, or a spatial mean):
+        exportable right before a QLinear / 1x1 QConv, whose weights it is folded into."""
+        ins, outs = _meta_shape(_src(n)), _meta_shape(n)
+        if not_global:
+            self.refuse(n, WHY_AVG)
+        if ins is None or outs is None or len(ins) < 3 or outs[:2] != ins[:2] or any(v != 1 for v in outs[2:]):
+            self.refuse(n, f"{WHY_AVG} ({ins} -> {outs} is not a global average pool)")
+        if n.op != "call_module" and n.target in (torch.mean, "mean"):
+            dims = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
+            dims = {int(d) % len(ins) for d in ((dims,) if isinstance(dims, int) else (dims or ()))}
+            if dims != set(range(2, len(ins))):
+                self.refuse(n, f"a mean over dims {sorted(dims)} is not a global average pool")
+        if t.kind != "act" or t.flat:
+            self.refuse(n, "global average pooling is exportable only on a quantized activation, right "
+                           "before a QLinear / 1x1 QConv")
+        return _T("act", t.shape, enc=t.enc, levels=t.levels, scale=t.scale, gap=True)
+
     def flatten(self, n, t: _T) -> _T:
         ins, outs = _meta_shape(_src(n)), _meta_shape(n)
         if ins is None or outs is None:
@@ -553,6 +605,8 @@ class _Walker:
             self.refuse(n, f"reshape {ins} -> {outs} is not a flatten to (N, features)")
         if t.kind == "raw":
             self.refuse(n, "flatten after edgeq.nn.Input, not before")
+        if t.gap:
+            return t
         c, h, w = t.shape
         if h * w == 1:
             return t

@@ -233,7 +233,7 @@ REFUSED = {
     "F.relu": (lambda: _FnModel(F.relu), r"node 'relu'.*ReLU is unbounded"),
     "unknown activation": (lambda: _body(nn.Tanh()), r"node '3'.*Tanh: an activation without an integer form"),
     "AvgPool2d": (lambda: _body(qnn.Sign(), nn.AvgPool2d(2), hw=4), r"node '4'.*average pool"),
-    "AdaptiveAvgPool2d": (lambda: _body(qnn.Sign(), nn.AdaptiveAvgPool2d(1), hw=1), r"node '4'.*average pool"),
+    "AdaptiveAvgPool2d(2)": (lambda: _body(qnn.Sign(), nn.AdaptiveAvgPool2d(2), hw=2), r"node '4'.*average pool"),
     "depthwise": (lambda: _body(qnn.Sign(), qnn.QConv2d(8, 8, 3, padding=1, groups=8)), r"node '4'.*depthwise"),
     "plain Conv2d": (lambda: _body(qnn.Sign(), nn.Conv2d(8, 8, 3, padding=1)), r"node '4'.*plain torch Conv2d"),
     "stride (1, 2)": (lambda: _body(qnn.Sign(), qnn.QConv2d(8, 8, 3, stride=(1, 2), padding=1), feat=256),
@@ -391,3 +391,65 @@ class _Untraceable(nn.Module):
         if x.sum() > 0:
             return self.c(x)
         return x
+
+
+class GapNet(nn.Module):
+    """Conv -> quantizer -> global average pool -> linear, the head of ResNet-8 / DS-CNN."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.body = nn.Sequential(qnn.Input("RAW"), qnn.QConv2d(1, 8, 3, padding=1, wq="int8"), nn.BatchNorm2d(8),
+                                  qnn.HWGQ(2, "uniform"), qnn.QConv2d(8, 16, 3, stride=2, padding=1, wq="twn"),
+                                  nn.BatchNorm2d(16), qnn.Sign())
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.avg = nn.AvgPool2d(4)
+        self.fc = qnn.QLinear(16, 10, wq="dorefa2")
+        self.conv1x1 = qnn.QConv2d(16, 10, 1, wq="sign")
+        self.bn = nn.BatchNorm1d(10)
+
+    def forward(self, x):
+        x = self.body(x)
+        if self.how == "adaptive":
+            return self.bn(self.fc(torch.flatten(self.gap(x), 1)))
+        if self.how == "mean":
+            return self.bn(self.fc(x.mean((2, 3))))
+        if self.how == "avgpool":
+            return self.bn(self.fc(self.avg(x).flatten(1)))
+        if self.how == "functional":
+            return self.bn(self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1)))
+        return self.conv1x1(self.gap(x)).flatten(1)  # a 1x1 conv after the pool
+
+
+@pytest.mark.parametrize("how", ["adaptive", "mean", "avgpool", "functional", "conv1x1"])
+def test_global_average_pool_before_a_linear_folds_exactly(how):
+    Model = _runtime()
+    torch.manual_seed(5)
+    m = _rand_bn(GapNet(how))
+    x = torch.randint(0, 256, (50, 1, 8, 8), dtype=torch.uint8)
+    res = edgeq.export(m, x)
+    assert res.report["class_agreement"] == 1.0
+    last = res.graph.layers[-1]
+    assert (last.kh, last.kw) == (4, 4)  # the linear's weights at every position of the 4x4 map
+    cls, _ = Model(res.blob).predict(x.numpy())
+    with torch.no_grad():
+        np.testing.assert_array_equal(cls, m.double()(x).argmax(1).numpy())
+
+
+@pytest.mark.parametrize("bad", ["quantizer after", "non-global avgpool", "mean over channels"])
+def test_average_pools_that_do_not_fold_are_refused(bad):
+    layers = {"quantizer after": [nn.AdaptiveAvgPool2d(1), qnn.Sign(), nn.Flatten(), qnn.QLinear(8, 3)],
+              "non-global avgpool": [nn.AvgPool2d(2), nn.Flatten(), qnn.QLinear(8 * 16, 3)],
+              "mean over channels": [_Mean(1), nn.Flatten(), qnn.QLinear(64, 3)]}[bad]
+    m = _seq(qnn.QConv2d(1, 8, 3, padding=1, wq="int8"), nn.BatchNorm2d(8), qnn.Sign(), *layers).eval()
+    with pytest.raises(UnsupportedError, match="node '(4|5|mean in 4.forward)'.*(average pool|global average)"):
+        edgeq.export(m, torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8))
+
+
+class _Mean(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return x.mean(self.dim, keepdim=True)
