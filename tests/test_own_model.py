@@ -453,3 +453,44 @@ class _Mean(nn.Module):
 
     def forward(self, x):
         return x.mean(self.dim, keepdim=True)
+
+
+def test_user_model_blobs_on_micropython_runtime():
+    """The blobs of user models (GAP folded into a linear, a 1-D conv net, pool-before-quantizer)
+    give the C runtime's scores in the MicroPython runtime too (edgeq_micro run by CPython), and
+    the wasm MicroPython port when it is installed."""
+    import sys
+
+    Model = _runtime()
+    sys.path.insert(0, "edgeq/micro")
+    sys.path.insert(0, "tests/mp_harness")
+    import edgeq_micro
+    import mpwasm
+
+    torch.manual_seed(6)
+    cases = {
+        "gap": (_rand_bn(GapNet("adaptive")), torch.randint(0, 256, (12, 1, 8, 8), dtype=torch.uint8)),
+        "conv1d": (_rand_bn(nn.Sequential(qnn.Input("QUANT", 4), qnn.QConv1d(3, 8, 5, stride=2, wq="twn"),
+                                          nn.BatchNorm1d(8), qnn.DoReFa(2), nn.Flatten(), qnn.QLinear(8 * 10, 4))),
+                   torch.randint(0, 256, (12, 3, 23), dtype=torch.uint8)),
+        "kw": (_rand_bn(KwFlatten()), torch.randint(0, 256, (12, 1, 8, 8), dtype=torch.uint8)),
+    }
+    with torch.no_grad():
+        cases["kw"][0].body[3].weight.abs_()
+    jobs, files, refs = [], {}, []
+    for name, (m, x) in cases.items():
+        res = edgeq.export(m, x)
+        gin = export.graph_input(res.folded, x.numpy())
+        cls, sc = Model(res.blob).predict(gin)
+        mm = edgeq_micro.Model(res.blob)
+        assert [mm.scores(gin[i].tobytes()) for i in range(len(gin))] == sc.tolist(), name
+        files[f"{name}.eqb"], files[f"{name}.bin"] = res.blob, gin.tobytes()
+        jobs.append({"blob": f"{name}.eqb", "inputs": f"{name}.bin", "n": len(gin)})
+        refs.append((name, cls, sc))
+    try:
+        mpwasm.ensure_port()
+    except mpwasm.PortMissing:
+        return
+    for (name, cls, sc), r in zip(refs, mpwasm.run_jobs(jobs, files)):
+        assert r["ok"], f"{name}: {r}"
+        assert r["scores"] == sc.tolist() and r["classes"] == cls.tolist(), name
