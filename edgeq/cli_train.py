@@ -120,7 +120,9 @@ def run(args) -> int:
     meta = {"data": args.data, "seed": args.seed, "prune": args.prune}
     if pre is not None:
         meta["preprocess"] = pre.to_meta()
-    blob = export.export_blob(model, meta=meta)
+    # the one export path (edgeq.export): trace, fold, and prove the blob on the test images
+    proof = export.export_model(model, xte if len(xte) else xtr[:256], meta=meta)
+    blob = proof.blob
     try:
         out.write_bytes(blob)
         train.save_checkpoint(model, ckpt)
@@ -136,7 +138,8 @@ def run(args) -> int:
     con.print(f"trained {hist['epochs']} epochs in {secs:.1f}s"
               + (f", sparsity {100 * hist['sparsity']:.1f}%" if args.prune else ""))
     print(f"test accuracy {100 * acc:.2f}% ({len(yte)} images, C host runtime); "
-          f"torch/runtime agreement {100 * agree:.2f}%")
+          f"torch/runtime agreement {100 * agree:.2f}% (export proof on {proof.report['images']} images: "
+          f"float torch eval == blob, {proof.report['threshold_ties']} threshold ties)")
     print(f"wrote {out} ({len(blob):,} bytes; {info['weights']:,} weights, {info['bits_per_weight']} "
           f"bits/weight, {info['compression_vs_f32']}x smaller than float32) and {ckpt}")
     if agree < 1.0:

@@ -47,3 +47,7 @@ class BoardError(EdgeqError):
 
 class DataError(EdgeqError):
     """A dataset spec or file could not be read."""
+
+
+class ExportMismatchError(EdgeqError):
+    """`edgeq.export` could not prove that the written blob computes what the torch model does."""

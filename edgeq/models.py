@@ -1,6 +1,8 @@
-"""Model zoo: extremely low-bit nets whose eval-mode forward is *exactly* the exported integer graph.
+"""Model zoo: extremely low-bit nets written with `edgeq.nn`, exported by `edgeq.export` (the same
+traced path as any user model) and whose eval-mode forward is *exactly* the exported integer graph.
 
-Every model is a `QNet`: an input preprocessing step (`Pre`) and a chain of `QBlock`s.  A block is
+Every model is a `QNet`: an input preprocessing step (`Pre`, an `edgeq.nn.Input`) and a chain of
+`QBlock`s.  A block is
 ``QConv2d -> BatchNorm -> activation quantizer -> [max-pool]``; the last block has no activation
 and ends in an AFFINE output stage (the scores).  Dense layers are convolutions whose kernel covers
 their whole input (as in the IR).  Blocks after a binary activation pool ORs of bits; every
@@ -19,7 +21,6 @@ Input preprocessing (stored in the graph as pre_mode/pre_param; pixels are raw u
   QUANT k  : code = (pixel * (2**k - 1) + 127) // 255 (the network sees code / (2**k - 1)).
 The packer stores dense layers (e.g. the MLP's first layer, whose kernel covers the image) as
 FLATTEN + 1x1 CONV, so binary weights cost 1 bit each.
-(`Pre(flatten=True)` instead makes the graph input (C*H*W, 1, 1); no built-in arch uses it.)
 
 Architectures (`ARCHS`, each for 28x28 and 8x8 inputs; any square size works):
   bnn-mlp     THRESH input (binary), [BNN] sign weights and activations, dense 256-256-n
@@ -40,56 +41,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .errors import UnsupportedError
-from .graph import PRE_MODES
-from .quant import ActQuantizer, DoReFaAct, HWGQAct, QConv2d, ShiftBatchNorm2d, SignAct
+from .nn import DoReFa, HWGQ, Input, QConv2d, Sign
+from .quant import ActQuantizer, ShiftBatchNorm2d
 
 
-class Pre(nn.Module):
-    """Input preprocessing (see module docstring): integer codes and their real values."""
+class Pre(Input):
+    """The zoo's input step: `edgeq.nn.Input` with the image shape given (C, H, W)."""
 
-    def __init__(self, mode: str, param: int, input_shape: tuple, flatten: bool = False):
-        super().__init__()
-        if mode not in PRE_MODES:
-            raise UnsupportedError(f"preprocessing {mode!r} not in {PRE_MODES}")
-        self.mode, self.param = mode, int(param)
-        self.image_shape = tuple(int(v) for v in input_shape)
-        self.flatten = flatten
-        if mode == "THRESH":
-            self.enc, self.levels_int, self.scale = "B1", np.array([-1, 1], np.int64), 1.0
-        elif mode == "RAW":
-            self.enc, self.levels_int, self.scale = "U8", np.arange(256, dtype=np.int64), 1.0 / 255
-        else:
-            n = (1 << self.param) - 1
-            self.enc, self.levels_int, self.scale = "U8", np.arange(n + 1, dtype=np.int64), 1.0 / n
-
-    @property
-    def graph_input_shape(self) -> tuple:
-        c, h, w = self.image_shape
-        return (c * h * w, 1, 1) if self.flatten else (c, h, w)
-
-    def codes(self, px: torch.Tensor) -> torch.Tensor:
-        """uint8 (or integral float) pixels (N, C, H, W) -> long codes in the graph input shape."""
-        p = px.to(torch.long)
-        if self.mode == "THRESH":
-            c = (p >= self.param).long()
-        elif self.mode == "RAW":
-            c = p
-        else:
-            c = torch.div(p * ((1 << self.param) - 1) + 127, 255, rounding_mode="floor")
-        return c.reshape(len(c), -1, 1, 1) if self.flatten else c
-
-    def forward(self, px):
-        lv = torch.as_tensor(self.levels_int * self.scale, dtype=torch.float32, device=px.device)
-        return lv[self.codes(px)]
-
-    def extra_repr(self):
-        return f"{self.mode}({self.param}), flatten={self.flatten}"
+    def __init__(self, mode: str, param: int, input_shape: tuple):
+        super().__init__(mode, param, input_shape)
 
 
 class QBlock(nn.Module):
@@ -119,8 +83,11 @@ class QBlock(nn.Module):
 class QNet(nn.Module):
     """Preprocessing + blocks.  forward(pixels uint8 NCHW) -> scores (N, n_classes).
 
-    train(): float forward with quantizers; eval(): the exact integer forward (int-valued float64
-    scores, see `edgeq.export.int_forward`)."""
+    train(): float forward with quantizers; eval(): the exact integer forward of the exported
+    graph (int-valued float64 scores, see `edgeq.export.int_forward`).  Export traces
+    `float_forward` (`traced_forward`), the same way as any user model."""
+
+    traced_forward = "float_forward"
 
     def __init__(self, pre: Pre, blocks: list, classes: list, arch: str = "", config: dict | None = None):
         super().__init__()
@@ -185,12 +152,12 @@ def get_arch(name: str) -> ArchSpec:
 
 def _act(spec: str) -> ActQuantizer:
     if spec == "sign":
-        return SignAct()
+        return Sign()
     if spec.startswith("dorefa"):
-        return DoReFaAct(int(spec[6:]))
+        return DoReFa(int(spec[6:]))
     if spec.startswith("hwgq"):
         u = spec.endswith("u")
-        return HWGQAct(int(spec[4:].rstrip("u")), "uniform" if u else "lloyd")
+        return HWGQ(int(spec[4:].rstrip("u")), "uniform" if u else "lloyd")
     raise UnsupportedError(f"unknown activation quantizer {spec!r}")
 
 

@@ -638,6 +638,45 @@ class DoReFaAct(ActQuantizer):
         return f"bits={self.bits}, grad_bits={self.grad_bits}"
 
 
+class QReLU(ActQuantizer):
+    """Uniform k-bit quantized ReLU on [0, clip]: q = clip/(2**k - 1) * floor(clamp(y, 0, clip) /
+    step + 1/2) (step = clip / (2**k - 1)); backward: dL/dy = dL/dq * 1{0 <= y <= clip}
+    (straight-through inside the clip range, as PACT / DoReFa).  `edgeq.quantize` calibrates clip;
+    clip=None passes y through a float ReLU while `observe` records a clip from the data."""
+
+    def __init__(self, bits: int = 8, clip: float | None = None):
+        super().__init__()
+        if not 1 <= bits <= 8:
+            raise UnsupportedError(f"QReLU bits must be 1..8, got {bits}")
+        self.bits = bits
+        self.clip = None if clip is None else float(clip)
+        self.observed: list = []
+
+    @property
+    def scale(self):
+        if self.clip is None:
+            raise UnsupportedError("QReLU without a clip (calibrate it: edgeq.quantize)")
+        return self.clip / (2 ** self.bits - 1)
+
+    @property
+    def levels_int(self):
+        return np.arange(2 ** self.bits, dtype=np.int64)
+
+    @property
+    def thresholds(self):
+        return (np.arange(1, 2 ** self.bits) - 0.5) * self.scale
+
+    def forward(self, y):
+        if self.clip is None:
+            self.observed.append(y.detach().flatten().float().cpu())
+            return F.relu(y)
+        s = self.scale
+        return round_ste(_ClipSTE.apply(y, 0.0, self.clip) / s) * s
+
+    def extra_repr(self):
+        return f"bits={self.bits}, clip={self.clip}"
+
+
 class HWGQAct(ActQuantizer):
     """[HWGQ] half-wave Gaussian quantizer (BN before it makes y ~ N(0, 1)).
     levels='lloyd': Lloyd-Max levels (`hwgq_lloyd_levels`) in fixed point
@@ -678,20 +717,37 @@ class HWGQAct(ActQuantizer):
 # =============================================================================================
 # Quantized layers
 # =============================================================================================
-class QConv2d(nn.Conv2d):
-    """Conv2d whose weight goes through `wq` (a WeightQuantizer or spec string) in forward.
-    The latent float weight is what the optimizer updates.  Usable in any nn.Module."""
+def _wq(spec) -> "WeightQuantizer":
+    return make_weight_quantizer(spec) if isinstance(spec, str) else spec
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=False,
-                 wq: str | WeightQuantizer = "sign"):
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
-        self.wq = make_weight_quantizer(wq) if isinstance(wq, str) else wq
+
+class _QConv:
+    """Mixin: a torch ConvNd whose weight goes through `wq` in forward (see QConv2d)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=False, padding_mode="zeros", wq: str | WeightQuantizer = "sign"):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, bias=bias, padding_mode=padding_mode)
+        self.wq = _wq(wq)
 
     def qweight(self):
         return self.wq(self.weight)
 
     def forward(self, x):
-        return F.conv2d(x, self.qweight(), self.bias, self.stride, self.padding)
+        return self._conv_forward(x, self.qweight(), self.bias)
+
+
+class QConv2d(_QConv, nn.Conv2d):
+    """Conv2d whose weight goes through `wq` (a WeightQuantizer or spec string, see
+    `make_weight_quantizer`) in forward.  The latent float weight is what the optimizer updates.
+    Takes every nn.Conv2d argument; `edgeq.export` maps stride, padding (int, pair or 'same'/'valid')
+    and bias onto the IR and refuses what it cannot express (groups > 1, dilation, non-square
+    stride or padding) with UnsupportedError."""
+
+
+class QConv1d(_QConv, nn.Conv1d):
+    """Conv1d with a quantized weight (see QConv2d).  Exported as a (1 x k) convolution over a
+    (C, 1, L) activation; the IR pads both axes alike, so only padding=0 is exportable."""
 
 
 class QLinear(nn.Linear):
@@ -699,7 +755,7 @@ class QLinear(nn.Linear):
 
     def __init__(self, in_features, out_features, bias=False, wq: str | WeightQuantizer = "sign"):
         super().__init__(in_features, out_features, bias=bias)
-        self.wq = make_weight_quantizer(wq) if isinstance(wq, str) else wq
+        self.wq = _wq(wq)
 
     def qweight(self):
         return self.wq(self.weight)
@@ -712,7 +768,7 @@ class QLinear(nn.Linear):
 def clip_latent_weights(model: nn.Module, bound: float = 1.0) -> None:
     """[BNN] clip the latent real weights of sign/BWN-quantized layers to [-bound, bound]."""
     for m in model.modules():
-        if isinstance(m, (QConv2d, QLinear)) and m.wq.clip_latent:
+        if isinstance(m, (QConv1d, QConv2d, QLinear)) and m.wq.clip_latent:
             m.weight.clamp_(-bound, bound)
 
 

@@ -78,13 +78,17 @@ def shift_batch(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.
 
 @torch.no_grad()
 def predict(model: QNet, x: np.ndarray, batch: int = 512, device=None) -> np.ndarray:
-    """Predicted classes of uint8 images with the model in eval mode (the exact integer forward)."""
+    """Predicted classes of uint8 images: the exact integer forward of the exported graph (a QNet's
+    eval forward; for any edgeq.nn model, what every runtime computes)."""
+    from .export import fold, int_forward
+
     model.eval()
     dev = next(model.parameters()).device if device is None else device
+    folded = fold(model, torch.as_tensor(x[:1], device=dev)) if len(x) else None  # traced once
     out = []
     for i in range(0, len(x), batch):
         xb = torch.as_tensor(x[i:i + batch], device=dev)
-        out.append(model(xb).argmax(1).cpu().numpy())
+        out.append(int_forward(model, xb, folded=folded).argmax(1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 

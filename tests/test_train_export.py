@@ -143,10 +143,10 @@ def test_unexportable_and_unknown():
     with pytest.raises(UnsupportedError):
         models.build_model("nope", (1, 8, 8), list(range(10)))
     m = models.build_model("bnn-cnn", (1, 8, 8), list(range(10)))
-    conv = m.blocks[0].conv
-    conv.bias = torch.nn.Parameter(torch.zeros(conv.out_channels))
+    blk = m.blocks[1]
+    blk.conv = models.QConv2d(32, 64, 3, padding=1, groups=2)  # bias folds; groups do not (yet)
     m.eval()
-    with pytest.raises(UnsupportedError, match="bias"):
+    with pytest.raises(UnsupportedError, match=r"node 'blocks\.1\.conv'.*groups=2"):
         export.to_graph(m)
 
 
