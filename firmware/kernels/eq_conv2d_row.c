@@ -5,6 +5,7 @@
  * One static function per (in_enc, w_enc) pair keeps every inner loop free of encoding switches.
  */
 #include "eq_kernels.h"
+#include "eq_bitdot.h"
 
 typedef struct {
     int32_t iy0, ix0;      /* input coordinates of tap (0, 0) */
@@ -37,29 +38,133 @@ static int32_t eq_act_b1(const uint32_t *px, uint32_t c)
 }
 
 /* ---- B1 activations ---------------------------------------------------------------------- */
+/* B1 x B1, general. Interior output pixels (every tap inside the input): the kh*kw taps'
+ * activation words are gathered once into a contiguous patch of K = taps * CW words (1x1
+ * kernels use the input in place), so every output channel is one popcount of patch ^ weight
+ * row over K contiguous words (eq_bitdot.h; the Thumb-2 DSP loop where there is one, two
+ * channels per pass sharing the activation loads in C). Border pixels: one popcount per
+ * kernel row over its in-bounds taps (contiguous in both the input and the weight row).
+ * acc = n_in * C - 2 * pc in uint32 arithmetic (n_in * C <= 65025 * 65535 < 2^32). */
+#define EQ_B1_PATCH 384u /* words of a patch (two patch buffers: 3 KB of stack) */
+#define EQ_B1_NCH 64u    /* output channels per assembly call */
+
+static void eq_b1_border(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
+                         const eq_taps_t *t, uint32_t n0, uint32_t n1, int32_t *o)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c), k = (uint32_t)s->kh * s->kw * cw;
+    const uint32_t nbits = (t->ky1 - t->ky0) * (t->kx1 - t->kx0) * s->in_c;
+    const uint32_t len = (t->kx1 - t->kx0) * cw;
+    uint32_t n, ky;
+    for (n = n0; n < n1; ++n) {
+        const uint32_t *wr = wt + n * k;
+        uint32_t pc = 0;
+        for (ky = t->ky0; ky < t->ky1; ++ky) {
+            const uint32_t *a = in + ((uint32_t)(t->iy0 + (int32_t)ky) * s->in_w
+                                      + (uint32_t)(t->ix0 + (int32_t)t->kx0)) * cw;
+            pc += eq_xor_pc(a, wr + (ky * s->kw + t->kx0) * cw, len);
+        }
+        o[n] = (int32_t)(nbits - 2u * pc);
+    }
+}
+
+/* border pixels: with the assembly loop, two patches over all taps, p0 with the out-of-bounds
+ * taps' words 0 and p1 with their C valid bits 1 (pad bits 0 in both, as in the weights): an
+ * out-of-bounds tap then adds pc(w) + (C - pc(w)) = C whatever the weights, so
+ * pc(p0 ^ w) + pc(p1 ^ w) = 2 * pc_in + (taps - n_in) * C and acc = taps * C - both counts */
+#ifdef EQ_HAVE_PC_ROWS
+#define EQ_B1_BORDER2(k) ((k) >= 3u)
+#else
+#define EQ_B1_BORDER2(k) 0
+#endif
+
+static void eq_gather_b1(const eq_conv_shape_t *s, const uint32_t *in, const eq_taps_t *t,
+                         uint32_t *p0, uint32_t *p1)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c), rem = s->in_c & 31u;
+    const uint32_t last = rem ? (1u << rem) - 1u : 0xFFFFFFFFu;
+    uint32_t ky, kx, i;
+    for (ky = 0; ky < s->kh; ++ky) {
+        const int in_y = ky >= t->ky0 && ky < t->ky1;
+        for (kx = 0; kx < s->kw; ++kx) {
+            const uint32_t off = (ky * s->kw + kx) * cw;
+            if (in_y && kx >= t->kx0 && kx < t->kx1) {
+                const uint32_t *a = in + ((uint32_t)(t->iy0 + (int32_t)ky) * s->in_w
+                                          + (uint32_t)(t->ix0 + (int32_t)kx)) * cw;
+                for (i = 0; i < cw; ++i) p0[off + i] = p1[off + i] = a[i];
+            } else {
+                for (i = 0; i < cw; ++i) {
+                    p0[off + i] = 0;
+                    p1[off + i] = i + 1u == cw ? last : 0xFFFFFFFFu;
+                }
+            }
+        }
+    }
+}
+
 static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
                          uint32_t oy, int32_t *acc)
 {
-    const uint32_t cw = EQ_WORDS(s->in_c), taps = (uint32_t)s->kh * s->kw;
-    uint32_t ox, n, ky, kx, i;
+    const uint32_t cw = EQ_WORDS(s->in_c), taps = (uint32_t)s->kh * s->kw, k = taps * cw;
+    const uint32_t seg = s->kw * cw; /* words of one kernel row */
+    uint32_t patch[2u * EQ_B1_PATCH];
+    uint32_t ox, j, ky, i;
     for (ox = 0; ox < s->out_w; ++ox) {
+        int32_t *o = acc + ox * s->out_c;
+        const uint32_t *pa = patch;
+        const uint32_t nbits = taps * s->in_c;
         eq_taps_t t;
-        uint32_t n_in;
+        uint32_t p0, p1, full;
         eq_taps(s, oy, ox, &t);
-        n_in = (t.ky1 - t.ky0) * (t.kx1 - t.kx0);
-        for (n = 0; n < s->out_c; ++n) {
-            const uint32_t *wr = wt + (uint32_t)n * taps * cw;
-            uint32_t pc = 0;
-            for (ky = t.ky0; ky < t.ky1; ++ky) {
-                const uint32_t *arow = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w) * cw;
-                for (kx = t.kx0; kx < t.kx1; ++kx) {
-                    const uint32_t *a = arow + (uint32_t)(t.ix0 + (int32_t)kx) * cw;
-                    const uint32_t *w = wr + (ky * s->kw + kx) * cw;
-                    for (i = 0; i < cw; ++i) pc += eq_popcount32(a[i] ^ w[i]);
+        full = (t.ky1 - t.ky0) * (t.kx1 - t.kx0) == taps;
+        if (k > EQ_B1_PATCH || (!full && !EQ_B1_BORDER2(k))) {
+            eq_b1_border(s, in, wt, &t, 0, s->out_c, o);
+            continue;
+        }
+        if (taps == 1u) {
+            pa = in + ((uint32_t)t.iy0 * s->in_w + (uint32_t)t.ix0) * cw;
+        } else if (full) {
+            for (ky = 0; ky < s->kh; ++ky) {
+                const uint32_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                          + (uint32_t)t.ix0) * cw;
+                for (i = 0; i < seg; ++i) patch[ky * seg + i] = a[i];
+            }
+        } else {
+            eq_gather_b1(s, in, &t, patch, patch + k);
+        }
+#ifdef EQ_HAVE_PC_ROWS
+        if (k >= 3u) { /* assembly over the whole groups of 3 words, C for the 0-2 left */
+            const uint32_t g = k / 3u, r = k - 3u * g;
+            uint32_t pcs[EQ_B1_NCH], pcs1[EQ_B1_NCH], n0;
+            for (n0 = 0; n0 < s->out_c; n0 += EQ_B1_NCH) {
+                const uint32_t nch = s->out_c - n0 < EQ_B1_NCH ? s->out_c - n0 : EQ_B1_NCH;
+                const uint32_t *w = wt + n0 * k;
+                eq_b1_pc_rows_dsp(pa, w, g, nch, 4u * r, pcs);
+                if (full) {
+                    for (j = 0; j < nch; ++j) {
+                        p0 = pcs[j];
+                        if (r) p0 += eq_xor_pc(pa + 3u * g, w + j * k + 3u * g, r);
+                        o[n0 + j] = (int32_t)(nbits - 2u * p0);
+                    }
+                } else { /* acc = taps * C - pc(P0 ^ w) - pc(P1 ^ w), see eq_gather_b1 */
+                    eq_b1_pc_rows_dsp(patch + k, w, g, nch, 4u * r, pcs1);
+                    for (j = 0; j < nch; ++j) {
+                        p0 = pcs[j] + pcs1[j];
+                        if (r)
+                            p0 += eq_xor_pc(pa + 3u * g, w + j * k + 3u * g, r)
+                                  + eq_xor_pc(patch + k + 3u * g, w + j * k + 3u * g, r);
+                        o[n0 + j] = (int32_t)(nbits - p0);
+                    }
                 }
             }
-            acc[ox * s->out_c + n] = (int32_t)(n_in * s->in_c) - 2 * (int32_t)pc;
+            continue;
         }
+#endif
+        for (j = 0; j + 2u <= s->out_c; j += 2u) {
+            eq_xor_pc2(pa, wt + j * k, wt + (j + 1u) * k, k, &p0, &p1);
+            o[j] = (int32_t)(nbits - 2u * p0);
+            o[j + 1u] = (int32_t)(nbits - 2u * p1);
+        }
+        if (j < s->out_c) o[j] = (int32_t)(nbits - 2u * eq_xor_pc(pa, wt + j * k, k));
     }
 }
 
