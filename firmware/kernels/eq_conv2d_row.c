@@ -45,7 +45,12 @@ static int32_t eq_act_b1(const uint32_t *px, uint32_t c)
  * channels per pass sharing the activation loads in C). Border pixels: one popcount per
  * kernel row over its in-bounds taps (contiguous in both the input and the weight row).
  * acc = n_in * C - 2 * pc in uint32 arithmetic (n_in * C <= 65025 * 65535 < 2^32). */
-#define EQ_B1_PATCH 384u /* words of a patch (two patch buffers: 3 KB of stack) */
+#define EQ_B1_PATCH 256u /* words of the patch buffer (1 KB of stack) */
+#ifdef EQ_HAVE_B1_ROWS
+#define EQ_B1_DSP(k) ((k) >= 3u) /* the assembly loop takes the pixel (borders too) */
+#else
+#define EQ_B1_DSP(k) 0
+#endif
 #define EQ_B1_NCH 64u    /* output channels per assembly call */
 
 static void eq_b1_border(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
@@ -67,56 +72,99 @@ static void eq_b1_border(const eq_conv_shape_t *s, const uint32_t *in, const uin
     }
 }
 
-/* border pixels: with the assembly loop, two patches over all taps, p0 with the out-of-bounds
- * taps' words 0 and p1 with their C valid bits 1 (pad bits 0 in both, as in the weights): an
- * out-of-bounds tap then adds pc(w) + (C - pc(w)) = C whatever the weights, so
- * pc(p0 ^ w) + pc(p1 ^ w) = 2 * pc_in + (taps - n_in) * C and acc = taps * C - both counts */
-#ifdef EQ_HAVE_PC_ROWS
-#define EQ_B1_BORDER2(k) ((k) >= 3u)
-#else
-#define EQ_B1_BORDER2(k) 0
-#endif
-
+/* patch of output pixel t: its taps' words, zero for the taps outside the input */
 static void eq_gather_b1(const eq_conv_shape_t *s, const uint32_t *in, const eq_taps_t *t,
-                         uint32_t *p0, uint32_t *p1)
+                         uint32_t *patch)
 {
-    const uint32_t cw = EQ_WORDS(s->in_c), rem = s->in_c & 31u;
-    const uint32_t last = rem ? (1u << rem) - 1u : 0xFFFFFFFFu;
+    const uint32_t cw = EQ_WORDS(s->in_c);
     uint32_t ky, kx, i;
     for (ky = 0; ky < s->kh; ++ky) {
         const int in_y = ky >= t->ky0 && ky < t->ky1;
         for (kx = 0; kx < s->kw; ++kx) {
-            const uint32_t off = (ky * s->kw + kx) * cw;
+            uint32_t *d = patch + (ky * s->kw + kx) * cw;
             if (in_y && kx >= t->kx0 && kx < t->kx1) {
                 const uint32_t *a = in + ((uint32_t)(t->iy0 + (int32_t)ky) * s->in_w
                                           + (uint32_t)(t->ix0 + (int32_t)kx)) * cw;
-                for (i = 0; i < cw; ++i) p0[off + i] = p1[off + i] = a[i];
+                for (i = 0; i < cw; ++i) d[i] = a[i];
             } else {
-                for (i = 0; i < cw; ++i) {
-                    p0[off + i] = 0;
-                    p1[off + i] = i + 1u == cw ? last : 0xFFFFFFFFu;
-                }
+                for (i = 0; i < cw; ++i) d[i] = 0;
             }
         }
     }
 }
+
+#ifdef EQ_HAVE_B1_ROWS
+/* a zero patch word XORed with a weight word counts the weight's ones: corr[j] = popcount of
+ * weight row j's words at the taps of t outside the input (taken off at border pixels) */
+static void eq_b1_corr(const eq_conv_shape_t *s, const uint32_t *w, uint32_t k,
+                       const eq_taps_t *t, uint32_t nch, uint32_t *corr)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c);
+    uint32_t j, ky, kx, i;
+    for (j = 0; j < nch; ++j) corr[j] = 0;
+    for (ky = 0; ky < s->kh; ++ky)
+        for (kx = 0; kx < s->kw; ++kx)
+            if (!(ky >= t->ky0 && ky < t->ky1 && kx >= t->kx0 && kx < t->kx1))
+                for (j = 0; j < nch; ++j) {
+                    const uint32_t *wt = w + j * k + (ky * s->kw + kx) * cw;
+                    for (i = 0; i < cw; ++i) corr[j] += eq_pc1(wt[i]);
+                }
+}
+
+/* the assembly loop (eq_bitdot_dsp.c) over every output channel of one pixel's patch */
+static void eq_b1_pixel_dsp(const eq_conv_shape_t *s, const uint32_t *pa, const uint32_t *wt,
+                            uint32_t k, const eq_taps_t *t, int full, uint32_t *key,
+                            uint32_t *corr, int32_t *o)
+{
+    static const uint32_t zeros[EQ_B1_NCH];
+    const uint32_t g = k / 3u, r = k - 3u * g;
+    const uint32_t n_in = (t->ky1 - t->ky0) * (t->kx1 - t->kx0);
+    eq_b1_job_t job;
+    uint32_t n0, j;
+    job.extra = 4u * r;
+    job.nbits = n_in * s->in_c;
+    job.by3 = g % 3u == 0u;
+    for (n0 = 0; n0 < s->out_c; n0 += EQ_B1_NCH) {
+        const uint32_t *w = wt + n0 * k;
+        job.nch = s->out_c - n0 < EQ_B1_NCH ? s->out_c - n0 : EQ_B1_NCH;
+        job.out = o + n0;
+        job.corr = zeros;
+        if (!full) { /* corr depends only on which taps are out: kept while they stay */
+            const uint32_t kk = (t->ky0 << 24) | (t->ky1 << 16) | (t->kx0 << 8) | t->kx1;
+            if (kk != *key || s->out_c > EQ_B1_NCH) {
+                eq_b1_corr(s, w, k, t, job.nch, corr);
+                *key = kk;
+            }
+            job.corr = corr;
+        }
+        eq_b1_rows_dsp(pa, w, g, &job);
+        if (r)
+            for (j = 0; j < job.nch; ++j)
+                job.out[j] -= (int32_t)(2u * eq_xor_pc(pa + 3u * g, w + j * k + 3u * g, r));
+    }
+}
+#endif
 
 static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
                          uint32_t oy, int32_t *acc)
 {
     const uint32_t cw = EQ_WORDS(s->in_c), taps = (uint32_t)s->kh * s->kw, k = taps * cw;
     const uint32_t seg = s->kw * cw; /* words of one kernel row */
-    uint32_t patch[2u * EQ_B1_PATCH];
+    uint32_t patch[EQ_B1_PATCH];
+#ifdef EQ_HAVE_B1_ROWS
+    uint32_t corr[EQ_B1_NCH], key = 0xFFFFFFFFu;
+#endif
     uint32_t ox, j, ky, i;
     for (ox = 0; ox < s->out_w; ++ox) {
         int32_t *o = acc + ox * s->out_c;
         const uint32_t *pa = patch;
         const uint32_t nbits = taps * s->in_c;
         eq_taps_t t;
-        uint32_t p0, p1, full;
+        uint32_t p0, p1;
+        int full;
         eq_taps(s, oy, ox, &t);
         full = (t.ky1 - t.ky0) * (t.kx1 - t.kx0) == taps;
-        if (k > EQ_B1_PATCH || (!full && !EQ_B1_BORDER2(k))) {
+        if (k > EQ_B1_PATCH || (!full && !EQ_B1_DSP(k))) {
             eq_b1_border(s, in, wt, &t, 0, s->out_c, o);
             continue;
         }
@@ -129,33 +177,11 @@ static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uin
                 for (i = 0; i < seg; ++i) patch[ky * seg + i] = a[i];
             }
         } else {
-            eq_gather_b1(s, in, &t, patch, patch + k);
+            eq_gather_b1(s, in, &t, patch);
         }
-#ifdef EQ_HAVE_PC_ROWS
-        if (k >= 3u) { /* assembly over the whole groups of 3 words, C for the 0-2 left */
-            const uint32_t g = k / 3u, r = k - 3u * g;
-            uint32_t pcs[EQ_B1_NCH], pcs1[EQ_B1_NCH], n0;
-            for (n0 = 0; n0 < s->out_c; n0 += EQ_B1_NCH) {
-                const uint32_t nch = s->out_c - n0 < EQ_B1_NCH ? s->out_c - n0 : EQ_B1_NCH;
-                const uint32_t *w = wt + n0 * k;
-                eq_b1_pc_rows_dsp(pa, w, g, nch, 4u * r, pcs);
-                if (full) {
-                    for (j = 0; j < nch; ++j) {
-                        p0 = pcs[j];
-                        if (r) p0 += eq_xor_pc(pa + 3u * g, w + j * k + 3u * g, r);
-                        o[n0 + j] = (int32_t)(nbits - 2u * p0);
-                    }
-                } else { /* acc = taps * C - pc(P0 ^ w) - pc(P1 ^ w), see eq_gather_b1 */
-                    eq_b1_pc_rows_dsp(patch + k, w, g, nch, 4u * r, pcs1);
-                    for (j = 0; j < nch; ++j) {
-                        p0 = pcs[j] + pcs1[j];
-                        if (r)
-                            p0 += eq_xor_pc(pa + 3u * g, w + j * k + 3u * g, r)
-                                  + eq_xor_pc(patch + k + 3u * g, w + j * k + 3u * g, r);
-                        o[n0 + j] = (int32_t)(nbits - p0);
-                    }
-                }
-            }
+#ifdef EQ_HAVE_B1_ROWS
+        if (EQ_B1_DSP(k)) {
+            eq_b1_pixel_dsp(s, pa, wt, k, &t, full, &key, corr, o);
             continue;
         }
 #endif
@@ -476,6 +502,133 @@ static void eq_row_u8_b1_dense(const eq_conv_shape_t *s, const uint8_t *in, cons
     }
 }
 
+/* U8 x B1 by masked byte sums: acc = 2 * P - T, T = the sum of the in-bounds activations and
+ * P = their sum over the set weight bits. Per output pixel the taps' activation bytes are
+ * gathered into a patch of K = taps * C bytes (zero outside the input, so those taps add
+ * nothing to P or T), padded to KW whole words; per chunk of output channels the weight bits
+ * are expanded once into byte masks (0xFF where the bit is 1) in the same (ky, kx, c) order, and
+ * P = sum over the words of bytesum(patch & mask): USADA8 on DSP cores, two 16-bit lane sums
+ * elsewhere (lanes <= 255 * EQ_U8_PATCH / 4 < 2^16). */
+#define EQ_U8_PATCH 1024u /* bytes of the patch */
+#define EQ_U8_MASKS 512u  /* words of expanded weight masks (2 KB) */
+
+static const uint32_t eq_nib_bytes[16] = {
+    0x00000000u, 0x000000FFu, 0x0000FF00u, 0x0000FFFFu, 0x00FF0000u, 0x00FF00FFu, 0x00FFFF00u,
+    0x00FFFFFFu, 0xFF000000u, 0xFF0000FFu, 0xFF00FF00u, 0xFF00FFFFu, 0xFFFF0000u, 0xFFFF00FFu,
+    0xFFFFFF00u, 0xFFFFFFFFu};
+
+/* byte masks of weight rows n0 .. n0+nch-1 -> m (nch, kw words), pad bytes 0 */
+static void eq_u8_masks(const eq_conv_shape_t *s, const uint32_t *wt, uint32_t n0, uint32_t nch,
+                        uint32_t kw, uint32_t *m)
+{
+    const uint32_t c = s->in_c, cw = EQ_WORDS(c), taps = (uint32_t)s->kh * s->kw;
+    uint32_t j, t, i;
+    for (j = 0; j < nch; ++j) {
+        const uint32_t *wr = wt + (n0 + j) * taps * cw;
+        uint32_t *mj = m + j * kw;
+        uint8_t *mb = (uint8_t *)mj;
+        mj[kw - 1u] = 0;
+        for (t = 0; t < taps; ++t) {
+            const uint32_t *wb = wr + t * cw;
+            if ((c & 3u) == 0u) { /* four bits -> one mask word */
+                uint32_t *d = mj + t * (c >> 2);
+                for (i = 0; i < c; i += 4u) d[i >> 2] = eq_nib_bytes[(wb[i >> 5] >> (i & 31u)) & 15u];
+            } else {
+                for (i = 0; i < c; ++i)
+                    mb[t * c + i] = (uint8_t)(0u - ((wb[i >> 5] >> (i & 31u)) & 1u));
+            }
+        }
+    }
+}
+
+/* sum of the bytes of (p & m) over n words */
+EQ_INLINE_ALWAYS uint32_t eq_u8_masked_sum(const uint32_t *p, const uint32_t *m, uint32_t n)
+{
+    uint32_t i;
+#ifdef EQ_HAVE_DSP
+    uint32_t acc = 0;
+    for (i = 0; i < n; ++i) acc = __usada8(p[i] & m[i], 0u, acc);
+    return acc;
+#else
+    uint32_t lo = 0, hi = 0;
+    for (i = 0; i < n; ++i) {
+        const uint32_t x = p[i] & m[i];
+        lo += x & 0x00FF00FFu;
+        hi += (x >> 8) & 0x00FF00FFu;
+    }
+    return (lo & 0xFFFFu) + (lo >> 16) + (hi & 0xFFFFu) + (hi >> 16);
+#endif
+}
+
+/* nch outputs of one pixel from kw words of patch */
+static void eq_u8_b1_outs(const uint32_t *p, const uint32_t *m, uint32_t kw, uint32_t nch,
+                          int32_t total, int32_t *o)
+{
+    uint32_t j;
+    for (j = 0; j < nch; ++j, m += kw) o[j] = 2 * (int32_t)eq_u8_masked_sum(p, m, kw) - total;
+}
+
+/* the same for the first layers' three-word patches (3x3, C = 1), patch words in registers */
+static void eq_u8_b1_outs3(const uint32_t *p, const uint32_t *m, uint32_t nch, int32_t total,
+                           int32_t *o)
+{
+    const uint32_t p0 = p[0], p1 = p[1], p2 = p[2];
+    uint32_t j;
+    for (j = 0; j < nch; ++j, m += 3) {
+#ifdef EQ_HAVE_DSP
+        const uint32_t q = __usada8(p2 & m[2], 0u, __usada8(p1 & m[1], 0u, __usada8(p0 & m[0], 0u, 0u)));
+#else
+        const uint32_t a = p0 & m[0], b = p1 & m[1], c = p2 & m[2];
+        const uint32_t lo = (a & 0x00FF00FFu) + (b & 0x00FF00FFu) + (c & 0x00FF00FFu)
+                            + ((a >> 8) & 0x00FF00FFu) + ((b >> 8) & 0x00FF00FFu)
+                            + ((c >> 8) & 0x00FF00FFu); /* lanes <= 6 * 255 */
+        const uint32_t q = (lo & 0xFFFFu) + (lo >> 16);
+#endif
+        o[j] = 2 * (int32_t)q - total;
+    }
+}
+
+static int eq_u8_b1_fits(const eq_conv_shape_t *s)
+{
+    const uint32_t k = (uint32_t)s->kh * s->kw * s->in_c;
+    return k <= EQ_U8_PATCH && EQ_WORDS(8u * k) <= EQ_U8_MASKS;
+}
+
+static void eq_row_u8_b1_mask(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt,
+                              uint32_t oy, int32_t *acc)
+{
+    const uint32_t c = s->in_c, k = (uint32_t)s->kh * s->kw * c, kw = EQ_WORDS(8u * k);
+    const uint32_t chunk = EQ_U8_MASKS / kw;
+    uint32_t patch[EQ_U8_PATCH / 4u], masks[EQ_U8_MASKS];
+    uint8_t *pb = (uint8_t *)patch;
+    uint32_t n0, ox, ky, i;
+    for (n0 = 0; n0 < s->out_c; n0 += chunk) {
+        const uint32_t nch = s->out_c - n0 < chunk ? s->out_c - n0 : chunk;
+        eq_u8_masks(s, wt, n0, nch, kw, masks);
+        for (ox = 0; ox < s->out_w; ++ox) {
+            int32_t *o = acc + ox * s->out_c + n0;
+            int32_t total = 0;
+            eq_taps_t t;
+            eq_taps(s, oy, ox, &t);
+            for (i = 0; i < kw; ++i) patch[i] = 0;
+            for (ky = t.ky0; ky < t.ky1; ++ky) {
+                uint8_t *d = pb + ky * s->kw * c + t.kx0 * c;
+                const uint32_t len = (t.kx1 - t.kx0) * c;
+                const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                         + (uint32_t)(t.ix0 + (int32_t)t.kx0)) * c;
+                for (i = 0; i < len; ++i) {
+                    d[i] = a[i];
+                    total += a[i];
+                }
+            }
+            if (kw == 3u)
+                eq_u8_b1_outs3(patch, masks, nch, total, o);
+            else
+                eq_u8_b1_outs(patch, masks, kw, nch, total, o);
+        }
+    }
+}
+
 static void eq_row_u8_b1(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt,
                          uint32_t oy, int32_t *acc)
 {
@@ -720,7 +873,9 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
         const uint8_t *a = (const uint8_t *)in;
         switch (w->enc) {
         case EQ_ENC_B1:
-            if (eq_few_channels(s))
+            if (eq_u8_b1_fits(s))
+                eq_row_u8_b1_mask(s, a, (const uint32_t *)w->data, oy, acc);
+            else if (eq_few_channels(s))
                 eq_row_u8_b1_dense(s, a, (const uint32_t *)w->data, oy, acc);
             else
                 eq_row_u8_b1(s, a, (const uint32_t *)w->data, oy, acc);
