@@ -80,13 +80,13 @@ EQ_BD_INLINE void eq_xor_pc2(const uint32_t *a, const uint32_t *w0, const uint32
 
 #if defined(EQ_HAVE_DSP) && defined(__thumb2__)
 #define EQ_HAVE_B1_ROWS 1
-/* eq_bitdot_dsp.c: for j < nch, out[j] = nbits - 2 * (popcount of patch ^ row j over
- * 3 * groups words - corr[j]); rows 3 * groups words + extra bytes apart; groups, nch >= 1 */
+/* eq_bitdot_dsp.c: for j < nch, out[j] = base[j] - 2 * (popcount of patch ^ row j over
+ * 3 * groups words); rows 3 * groups words + extra bytes apart; groups, nch >= 1 */
 typedef struct {
-    uint32_t nch, extra, nbits;
-    const uint32_t *corr;
+    uint32_t nch, extra;
+    const uint32_t *base;
     int32_t *out;
-    uint32_t by3; /* groups % 3 == 0 */
+    uint32_t by3; /* groups % 3 == 0 and extra == 0 */
 } eq_b1_job_t;
 void eq_b1_rows_dsp(const uint32_t *patch, const uint32_t *w, uint32_t groups,
                     const eq_b1_job_t *job);

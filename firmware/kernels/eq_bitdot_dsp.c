@@ -2,61 +2,82 @@
  * with __ARM_FEATURE_DSP). Elsewhere (the host, Cortex-M3) this file is empty and the portable
  * C path of eq_bitdot.h runs; both compute plain popcounts, so results are identical.
  *
- * eq_b1_rows_dsp(patch, w, groups, job): for j < job->nch (job->by3: groups % 3 == 0),
+ * eq_b1_rows_dsp(patch, w, groups, job): for j < job->nch (job->by3: groups % 3 == 0 and no
+ * words past the groups),
  *   pc_j = popcount of patch[i] ^ w_j[i] over i < 3 * groups, w_j = w + j * (3 * groups) words
  *          + j * job->extra bytes (extra = 4 * the row's words past the groups, skipped);
- *   job->out[j] = job->nbits - 2 * (pc_j - job->corr[j])   (uint32 arithmetic)
+ *   job->out[j] = job->base[j] - 2 * pc_j   (uint32 arithmetic)
  * groups >= 1, nch >= 1. Per group of three words: two LDMs, three EORs, a carry-save adder
- * (s + 2c = x0 + x1 + x2, 5 ops), SWAR to 4-bit counts of s and c (5 ops each), n = s + 2c
+ * (s + 2c = x0 + x1 + x2, 5 ops), SWAR to 4-bit counts of s and c (5 ops each, the masks as
+ * Thumb-2 immediates: x - ((x & 0xAA..) >> 1), (x & 0x33..) + ((x & 0xCC..) >> 2)), n = s + 2c
  * (<= 12 a nibble), and two USADA8 byte sums: A += bytes of n (16 * high + low nibbles),
- * B += bytes of n & 0x0F0F0F0F (low nibbles); the popcount is B + (A - B) / 16.
- * 24 instructions per 96 bits plus the loop branch (unrolled three times when groups % 3 == 0),
- * everything in registers (r0-r12, lr); the per-channel bookkeeping lives on the stack.
+ * B += bytes of n & 0x0F0F0F0F (low nibbles); the popcount is B + (A - B) / 16, so
+ * out = base - 2 * B - (A - B) / 8. 24 instructions per 96 bits, the first group of a channel
+ * starting the sums; everything in registers (r0-r12, lr = 0), 9 more a channel.
  */
 #include "eq_bitdot.h"
 
 #if defined(EQ_HAVE_DSP) && defined(__thumb2__)
+#define EQ_GROUP_FIRST \
+    "    ldm r0!, {r3, r4, r5}\n" \
+    "    ldm r1!, {r6, r7, r8}\n" \
+    "    eor r3, r3, r6\n" \
+    "    eor r4, r4, r7\n" \
+    "    eor r5, r5, r8\n" \
+    "    eor r6, r3, r4\n" \
+    "    and r3, r3, r4\n" \
+    "    and r4, r6, r5\n" \
+    "    eor r6, r6, r5\n" \
+    "    orr r3, r3, r4\n" \
+    "    and r7, r6, #0xAAAAAAAA\n" \
+    "    sub r6, r6, r7, lsr #1\n" \
+    "    and r7, r6, #0xCCCCCCCC\n" \
+    "    and r6, r6, #0x33333333\n" \
+    "    add r6, r6, r7, lsr #2\n" \
+    "    and r7, r3, #0xAAAAAAAA\n" \
+    "    sub r3, r3, r7, lsr #1\n" \
+    "    and r7, r3, #0xCCCCCCCC\n" \
+    "    and r3, r3, #0x33333333\n" \
+    "    add r3, r3, r7, lsr #2\n" \
+    "    add r6, r6, r3, lsl #1\n" \
+    "    and r7, r6, #0x0F0F0F0F\n" \
+    "    usada8 r9, r6, lr, lr\n" \
+    "    usada8 r10, r7, lr, lr\n"
 #define EQ_GROUP \
     "    ldm r0!, {r3, r4, r5}\n" \
     "    ldm r1!, {r6, r7, r8}\n" \
     "    eor r3, r3, r6\n" \
     "    eor r4, r4, r7\n" \
     "    eor r5, r5, r8\n" \
-    "    eor r6, r3, r4\n"            /* u = x0 ^ x1 */ \
+    "    eor r6, r3, r4\n" \
     "    and r3, r3, r4\n" \
     "    and r4, r6, r5\n" \
-    "    eor r6, r6, r5\n"            /* s = u ^ x2 */ \
-    "    orr r3, r3, r4\n"            /* c = x0 & x1 | u & x2 */ \
-    "    and r7, r11, r6, lsr #1\n" \
-    "    sub r6, r6, r7\n" \
-    "    and r7, r12, r6, lsr #2\n" \
-    "    and r6, r6, r12\n" \
-    "    add r6, r6, r7\n"            /* s: 4-bit counts */ \
-    "    and r7, r11, r3, lsr #1\n" \
-    "    sub r3, r3, r7\n" \
-    "    and r7, r12, r3, lsr #2\n" \
-    "    and r3, r3, r12\n" \
-    "    add r3, r3, r7\n"            /* c: 4-bit counts */ \
-    "    add r6, r6, r3, lsl #1\n"    /* n = s + 2c, <= 12 a nibble */ \
+    "    eor r6, r6, r5\n" \
+    "    orr r3, r3, r4\n" \
+    "    and r7, r6, #0xAAAAAAAA\n" \
+    "    sub r6, r6, r7, lsr #1\n" \
+    "    and r7, r6, #0xCCCCCCCC\n" \
+    "    and r6, r6, #0x33333333\n" \
+    "    add r6, r6, r7, lsr #2\n" \
+    "    and r7, r3, #0xAAAAAAAA\n" \
+    "    sub r3, r3, r7, lsr #1\n" \
+    "    and r7, r3, #0xCCCCCCCC\n" \
+    "    and r3, r3, #0x33333333\n" \
+    "    add r3, r3, r7, lsr #2\n" \
+    "    add r6, r6, r3, lsl #1\n" \
     "    and r7, r6, #0x0F0F0F0F\n" \
     "    usada8 r9, r6, lr, r9\n" \
-    "    usada8 r10, r7, lr, r10\n" \
+    "    usada8 r10, r7, lr, r10\n"
 
-/* channel done: out[j] = nbits - 2 * (pc - corr[j]), next weight row; Z set when none left */
+/* channel done: out[j] = base[j] - 2 * pc; Z set when it was the last channel */
 #define EQ_CHANNEL_DONE \
     "    sub r3, r9, r10\n" \
-    "    add r3, r10, r3, lsr #4\n" \
-    "    ldrd r4, r5, [sp, #16]\n" \
-    "    ldr r6, [r4], #4\n" \
-    "    sub r3, r3, r6\n" \
-    "    ldr r6, [sp, #12]\n" \
-    "    sub r3, r6, r3, lsl #1\n" \
-    "    str r3, [r5], #4\n" \
-    "    strd r4, r5, [sp, #16]\n" \
-    "    ldrd r4, r6, [sp, #4]\n" \
-    "    add r1, r1, r6\n" \
-    "    subs r4, r4, #1\n" \
-    "    str r4, [sp, #4]\n"
+    "    ldr r4, [r12], #4\n" \
+    "    sub r4, r4, r10, lsl #1\n" \
+    "    sub r4, r4, r3, lsr #3\n" \
+    "    str r4, [r11], #4\n" \
+    "    ldr r4, [sp, #4]\n" \
+    "    cmp r11, r4\n"
 
 __asm__(
     "    .syntax unified\n"
@@ -68,41 +89,46 @@ __asm__(
     "    .type eq_b1_rows_dsp, %function\n"
     "eq_b1_rows_dsp:\n"
     "    push {r4-r11, lr}\n"
-    "    sub sp, sp, #24\n"
-    "    str r0, [sp, #0]\n"          /* patch base */
-    "    ldm r3, {r4, r5, r6, r7, r8, r9}\n" /* nch, extra, nbits, corr, out, by3 */
-    "    add r10, sp, #4\n"
-    "    stm r10, {r4, r5, r6, r7, r8}\n" /* [sp+4] nch [+8] extra [+12] nbits [+16] corr [+20] out */
-    "    mov r11, #0x55555555\n"
-    "    mov r12, #0x33333333\n"
+    "    sub sp, sp, #16\n"
+    "    str r0, [sp, #0]\n"             /* [sp] patch base */
+    "    ldm r3, {r4, r5, r6, r7, r8}\n" /* nch, extra, base, out, by3 */
+    "    mov r12, r6\n"
+    "    mov r11, r7\n"
+    "    add r4, r7, r4, lsl #2\n"
+    "    str r4, [sp, #4]\n"             /* [sp+4] end of out */
+    "    str r5, [sp, #8]\n"             /* [sp+8] extra */
     "    mov lr, #0\n"
     "    add r2, r2, r2, lsl #1\n"
-    "    add r2, r0, r2, lsl #2\n"    /* end of the patch groups */
-    "    cmp r9, #0\n"
+    "    add r2, r0, r2, lsl #2\n"       /* end of the patch groups */
+    "    cmp r8, #0\n"
     "    beq 5f\n"
-    "1:\n"                            /* groups % 3 == 0: three groups an iteration */
+    "1:\n"                               /* by3: three groups an iteration */
     "    ldr r0, [sp, #0]\n"
-    "    mov r9, #0\n"
-    "    mov r10, #0\n"
+    EQ_GROUP_FIRST EQ_GROUP EQ_GROUP
     "2:\n"
-    EQ_GROUP EQ_GROUP EQ_GROUP
     "    cmp r0, r2\n"
-    "    bne 2b\n"
+    "    beq 3f\n"
+    EQ_GROUP EQ_GROUP EQ_GROUP
+    "    b 2b\n"
+    "3:\n"
     EQ_CHANNEL_DONE
     "    bne 1b\n"
     "    b 8f\n"
-    "5:\n"                            /* one group an iteration */
+    "5:\n"                               /* one group an iteration, rows `extra` bytes apart */
     "    ldr r0, [sp, #0]\n"
-    "    mov r9, #0\n"
-    "    mov r10, #0\n"
+    EQ_GROUP_FIRST
     "6:\n"
-    EQ_GROUP
     "    cmp r0, r2\n"
-    "    bne 6b\n"
+    "    beq 7f\n"
+    EQ_GROUP
+    "    b 6b\n"
+    "7:\n"
+    "    ldr r4, [sp, #8]\n"
+    "    add r1, r1, r4\n"
     EQ_CHANNEL_DONE
     "    bne 5b\n"
     "8:\n"
-    "    add sp, sp, #24\n"
+    "    add sp, sp, #16\n"
     "    pop {r4-r11, pc}\n"
     "    .size eq_b1_rows_dsp, . - eq_b1_rows_dsp\n");
 #else

@@ -95,47 +95,53 @@ static void eq_gather_b1(const eq_conv_shape_t *s, const uint32_t *in, const eq_
 
 #ifdef EQ_HAVE_B1_ROWS
 /* a zero patch word XORed with a weight word counts the weight's ones: corr[j] = popcount of
- * weight row j's words at the taps of t outside the input (taken off at border pixels) */
+ * weight row j's words at the taps of t outside the input (taken off at border pixels). The
+ * out-of-bounds word offsets are listed once (off, EQ_B1_PATCH entries of the caller's stack),
+ * then each row's words are counted three at a time. */
 static void eq_b1_corr(const eq_conv_shape_t *s, const uint32_t *w, uint32_t k,
-                       const eq_taps_t *t, uint32_t nch, uint32_t *corr)
+                       const eq_taps_t *t, uint32_t nch, uint32_t *corr, uint16_t *off)
 {
     const uint32_t cw = EQ_WORDS(s->in_c);
-    uint32_t j, ky, kx, i;
-    for (j = 0; j < nch; ++j) corr[j] = 0;
+    uint32_t j, ky, kx, i, n = 0;
     for (ky = 0; ky < s->kh; ++ky)
         for (kx = 0; kx < s->kw; ++kx)
             if (!(ky >= t->ky0 && ky < t->ky1 && kx >= t->kx0 && kx < t->kx1))
-                for (j = 0; j < nch; ++j) {
-                    const uint32_t *wt = w + j * k + (ky * s->kw + kx) * cw;
-                    for (i = 0; i < cw; ++i) corr[j] += eq_pc1(wt[i]);
-                }
+                for (i = 0; i < cw; ++i) off[n++] = (uint16_t)((ky * s->kw + kx) * cw + i);
+    for (j = 0; j < nch; ++j, w += k) {
+        uint32_t pc = 0;
+        for (i = 0; i + 3u <= n; i += 3u)
+            pc += eq_nibsum(eq_nib(w[off[i]]) + eq_nib(w[off[i + 1u]]) + eq_nib(w[off[i + 2u]]));
+        for (; i < n; ++i) pc += eq_pc1(w[off[i]]);
+        corr[j] = pc;
+    }
 }
 
-/* the assembly loop (eq_bitdot_dsp.c) over every output channel of one pixel's patch */
+/* the assembly loop (eq_bitdot_dsp.c) over every output channel of one pixel's patch:
+ * out = base - 2 * pc with base = n_in * C (fullb inside the image) or, at border pixels,
+ * n_in * C + 2 * corr (computed when the out-of-bounds taps change; kept in bb) */
 static void eq_b1_pixel_dsp(const eq_conv_shape_t *s, const uint32_t *pa, const uint32_t *wt,
-                            uint32_t k, const eq_taps_t *t, int full, uint32_t *key,
-                            uint32_t *corr, int32_t *o)
+                            uint32_t k, const eq_taps_t *t, int full, const uint32_t *fullb,
+                            uint32_t *key, uint32_t *bb, uint16_t *off, int32_t *o)
 {
-    static const uint32_t zeros[EQ_B1_NCH];
     const uint32_t g = k / 3u, r = k - 3u * g;
-    const uint32_t n_in = (t->ky1 - t->ky0) * (t->kx1 - t->kx0);
+    const uint32_t nbits = (t->ky1 - t->ky0) * (t->kx1 - t->kx0) * s->in_c;
     eq_b1_job_t job;
     uint32_t n0, j;
     job.extra = 4u * r;
-    job.nbits = n_in * s->in_c;
-    job.by3 = g % 3u == 0u;
+    job.by3 = g % 3u == 0u && r == 0u;
     for (n0 = 0; n0 < s->out_c; n0 += EQ_B1_NCH) {
         const uint32_t *w = wt + n0 * k;
         job.nch = s->out_c - n0 < EQ_B1_NCH ? s->out_c - n0 : EQ_B1_NCH;
         job.out = o + n0;
-        job.corr = zeros;
+        job.base = fullb;
         if (!full) { /* corr depends only on which taps are out: kept while they stay */
             const uint32_t kk = (t->ky0 << 24) | (t->ky1 << 16) | (t->kx0 << 8) | t->kx1;
             if (kk != *key || s->out_c > EQ_B1_NCH) {
-                eq_b1_corr(s, w, k, t, job.nch, corr);
+                eq_b1_corr(s, w, k, t, job.nch, bb, off);
+                for (j = 0; j < job.nch; ++j) bb[j] = nbits + 2u * bb[j];
                 *key = kk;
             }
-            job.corr = corr;
+            job.base = bb;
         }
         eq_b1_rows_dsp(pa, w, g, &job);
         if (r)
@@ -152,9 +158,13 @@ static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uin
     const uint32_t seg = s->kw * cw; /* words of one kernel row */
     uint32_t patch[EQ_B1_PATCH];
 #ifdef EQ_HAVE_B1_ROWS
-    uint32_t corr[EQ_B1_NCH], key = 0xFFFFFFFFu;
+    uint32_t fullb[EQ_B1_NCH], bb[EQ_B1_NCH], key = 0xFFFFFFFFu;
+    uint16_t off[EQ_B1_PATCH];
 #endif
     uint32_t ox, j, ky, i;
+#ifdef EQ_HAVE_B1_ROWS
+    for (j = 0; j < EQ_B1_NCH; ++j) fullb[j] = taps * s->in_c;
+#endif
     for (ox = 0; ox < s->out_w; ++ox) {
         int32_t *o = acc + ox * s->out_c;
         const uint32_t *pa = patch;
@@ -181,7 +191,7 @@ static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uin
         }
 #ifdef EQ_HAVE_B1_ROWS
         if (EQ_B1_DSP(k)) {
-            eq_b1_pixel_dsp(s, pa, wt, k, &t, full, &key, corr, o);
+            eq_b1_pixel_dsp(s, pa, wt, k, &t, full, fullb, &key, bb, off, o);
             continue;
         }
 #endif
