@@ -81,7 +81,7 @@ EQ_BD_INLINE void eq_xor_pc2(const uint32_t *a, const uint32_t *w0, const uint32
 #if defined(EQ_HAVE_DSP) && defined(__thumb2__)
 #define EQ_HAVE_B1_ROWS 1
 /* eq_bitdot_dsp.c: for j < nch, out[j] = base[j] - 2 * (popcount of patch ^ row j over
- * 3 * groups words); rows 3 * groups words + extra bytes apart; groups, nch >= 1 */
+ * k = 3 * groups + extra / 4 words); rows k words apart; groups, nch >= 1, extra 0, 4 or 8 */
 typedef struct {
     uint32_t nch, extra;
     const uint32_t *base;

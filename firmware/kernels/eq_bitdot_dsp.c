@@ -4,8 +4,8 @@
  *
  * eq_b1_rows_dsp(patch, w, groups, job): for j < job->nch (job->by3: groups % 3 == 0 and no
  * words past the groups),
- *   pc_j = popcount of patch[i] ^ w_j[i] over i < 3 * groups, w_j = w + j * (3 * groups) words
- *          + j * job->extra bytes (extra = 4 * the row's words past the groups, skipped);
+ *   pc_j = popcount of patch[i] ^ w_j[i] over i < 3 * groups + extra / 4 (extra = 4 * the
+ *          0-2 words past the whole groups), w_j = w + j * (3 * groups + extra / 4) words;
  *   job->out[j] = job->base[j] - 2 * pc_j   (uint32 arithmetic)
  * groups >= 1, nch >= 1. Per group of three words: two LDMs, three EORs, a carry-save adder
  * (s + 2c = x0 + x1 + x2, 5 ops), SWAR to 4-bit counts of s and c (5 ops each, the masks as
@@ -69,6 +69,28 @@
     "    usada8 r9, r6, lr, r9\n" \
     "    usada8 r10, r7, lr, r10\n"
 
+/* a last group of the 1-2 words left (x1, x2 = 0 as needed), the loads done */
+#define EQ_GROUP_TAIL \
+    "    eor r6, r3, r4\n" \
+    "    and r3, r3, r4\n" \
+    "    and r4, r6, r5\n" \
+    "    eor r6, r6, r5\n" \
+    "    orr r3, r3, r4\n" \
+    "    and r7, r6, #0xAAAAAAAA\n" \
+    "    sub r6, r6, r7, lsr #1\n" \
+    "    and r7, r6, #0xCCCCCCCC\n" \
+    "    and r6, r6, #0x33333333\n" \
+    "    add r6, r6, r7, lsr #2\n" \
+    "    and r7, r3, #0xAAAAAAAA\n" \
+    "    sub r3, r3, r7, lsr #1\n" \
+    "    and r7, r3, #0xCCCCCCCC\n" \
+    "    and r3, r3, #0x33333333\n" \
+    "    add r3, r3, r7, lsr #2\n" \
+    "    add r6, r6, r3, lsl #1\n" \
+    "    and r7, r6, #0x0F0F0F0F\n" \
+    "    usada8 r9, r6, lr, r9\n" \
+    "    usada8 r10, r7, lr, r10\n"
+
 /* channel done: out[j] = base[j] - 2 * pc; Z set when it was the last channel */
 #define EQ_CHANNEL_DONE \
     "    sub r3, r9, r10\n" \
@@ -105,26 +127,42 @@ __asm__(
     "1:\n"                               /* by3: three groups an iteration */
     "    ldr r0, [sp, #0]\n"
     EQ_GROUP_FIRST EQ_GROUP EQ_GROUP
-    "2:\n"
     "    cmp r0, r2\n"
     "    beq 3f\n"
+    "2:\n"
     EQ_GROUP EQ_GROUP EQ_GROUP
-    "    b 2b\n"
+    "    cmp r0, r2\n"
+    "    bne 2b\n"
     "3:\n"
     EQ_CHANNEL_DONE
     "    bne 1b\n"
     "    b 8f\n"
-    "5:\n"                               /* one group an iteration, rows `extra` bytes apart */
+    "5:\n"                               /* one group an iteration, then the 0-2 words left */
     "    ldr r0, [sp, #0]\n"
     EQ_GROUP_FIRST
-    "6:\n"
     "    cmp r0, r2\n"
     "    beq 7f\n"
+    "6:\n"
     EQ_GROUP
-    "    b 6b\n"
+    "    cmp r0, r2\n"
+    "    bne 6b\n"
     "7:\n"
-    "    ldr r4, [sp, #8]\n"
-    "    add r1, r1, r4\n"
+    "    ldr r5, [sp, #8]\n"             /* 4 * words left */
+    "    cmp r5, #0\n"
+    "    beq 72f\n"
+    "    ldr r3, [r0]\n"
+    "    ldr r6, [r1], #4\n"
+    "    eor r3, r3, r6\n"
+    "    mov r4, #0\n"
+    "    cmp r5, #4\n"
+    "    beq 71f\n"
+    "    ldr r4, [r0, #4]\n"
+    "    ldr r7, [r1], #4\n"
+    "    eor r4, r4, r7\n"
+    "71:\n"
+    "    mov r5, #0\n"
+    EQ_GROUP_TAIL
+    "72:\n"
     EQ_CHANNEL_DONE
     "    bne 5b\n"
     "8:\n"

@@ -144,9 +144,6 @@ static void eq_b1_pixel_dsp(const eq_conv_shape_t *s, const uint32_t *pa, const 
             job.base = bb;
         }
         eq_b1_rows_dsp(pa, w, g, &job);
-        if (r)
-            for (j = 0; j < job.nch; ++j)
-                job.out[j] -= (int32_t)(2u * eq_xor_pc(pa + 3u * g, w + j * k + 3u * g, r));
     }
 }
 #endif
