@@ -540,6 +540,11 @@ static void eq_u8_masks(const eq_conv_shape_t *s, const uint32_t *wt, uint32_t n
             if ((c & 3u) == 0u) { /* four bits -> one mask word */
                 uint32_t *d = mj + t * (c >> 2);
                 for (i = 0; i < c; i += 4u) d[i >> 2] = eq_nib_bytes[(wb[i >> 5] >> (i & 31u)) & 15u];
+            } else if (c < 32u && taps * c <= 32u) { /* few channels: the taps' bits in a word */
+                uint32_t bits = 0;
+                for (t = 0; t < taps; ++t) bits |= (wr[t] & ((1u << c) - 1u)) << (t * c);
+                for (i = 0; i < kw; ++i) mj[i] = eq_nib_bytes[(bits >> (4u * i)) & 15u];
+                break;
             } else {
                 for (i = 0; i < c; ++i)
                     mb[t * c + i] = (uint8_t)(0u - ((wb[i >> 5] >> (i & 31u)) & 1u));

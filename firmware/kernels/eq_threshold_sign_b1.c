@@ -28,6 +28,17 @@ void eq_threshold_sign_b1(const int32_t *acc, uint32_t n_pix, uint16_t c, const 
             for (w0 = 0; w0 < nch; w0 += 32u) { /* one output word, high channel first */
                 uint32_t bits = 0;
                 i = nch - w0 < 32u ? nch - w0 : 32u;
+                for (; i >= 2u; i -= 2u) { /* two outputs a pass */
+                    const uint32_t *q = tf + 2u * (w0 + i - 2u);
+                    const uint32_t x1 = a[w0 + i - 1u] ^ q[3], x0 = a[w0 + i - 2u] ^ q[1];
+#if defined(__thumb2__)
+                    __asm__("cmp %1, %2\n\tadc %0, %0, %0\n\tcmp %3, %4\n\tadc %0, %0, %0"
+                            : "+r"(bits) : "r"(x1), "r"(q[2]), "r"(x0), "r"(q[0]) : "cc");
+#else
+                    bits = (bits << 1) | (uint32_t)(x1 >= q[2]);
+                    bits = (bits << 1) | (uint32_t)(x0 >= q[0]);
+#endif
+                }
                 while (i--) {
                     const uint32_t *q = tf + 2u * (w0 + i);
                     const uint32_t x = a[w0 + i] ^ q[1];
