@@ -2,7 +2,7 @@
 
 The host runs only the portable C path of firmware/kernels; the Thumb-2 DSP loops (Cortex-M4
 on qemu-mps2-an386, M55 on qemu-mps3-an547) and the M3's portable build (qemu-lm3s6965) run
-here: one-layer models (B1 weights on B1 and on U8 activations) whose AFFINE output (mul 1, add 0, shift 0) is the conv's accumulators,
+here: one-layer models (B1 weights on B1 and U8 activations, TERN on B1) whose AFFINE output (mul 1, add 0, shift 0) is the conv's accumulators,
 over awkward shapes (channel counts around the 32-bit word and the 3-word groups, output
 channels past the 64-channel chunk, borders, strides, 1x1 and dense), compared with
 edgeq.ref.conv2d_ref and with the host runtime, exactly."""
@@ -43,19 +43,22 @@ def private_state(private_board_state):
     """Boards started here live in a private state folder (tests/conftest.py)."""
 
 
-def _case(i, shape, act_enc):
-    """One-layer model (B1 weights on a THRESH bit input or RAW U8 pixels), its input, and the
-    numpy reference accumulators."""
+def _case(i, shape, act_enc, w_enc="B1"):
+    """One-layer model (B1 or TERN weights on a THRESH bit input or RAW U8 pixels), its input,
+    and the numpy reference accumulators."""
     c, h, w, n, kh, kw, stride, pad = shape
     rng = np.random.default_rng(100 + i)
     wt = rng.choice(np.array([-1, 1], np.int8), size=(n, kh, kw, c))
+    if w_enc == "TERN":
+        wt = (wt * (rng.random(wt.shape) >= 0.5)).astype(np.int8)
+        wt[0] = 0  # an all-zero row
     pre = ("THRESH", 128) if act_enc == "B1" else ("RAW", 0)
-    g = Graph((c, h, w), *pre, [Conv(wt, "B1", "AFFINE", stride=stride, pad=pad,
+    g = Graph((c, h, w), *pre, [Conv(wt, w_enc, "AFFINE", stride=stride, pad=pad,
                                      mul=np.ones(n, np.int32), add=np.zeros(n, np.int32))])
     px = rng.integers(0, 256, (c, h, w), dtype=np.uint8)
     hwc = px.transpose(1, 2, 0).astype(np.int64)
     act = np.where(hwc >= 128, 1, -1) if act_enc == "B1" else hwc
-    return write_blob(g), px, conv2d_ref(act, act_enc, wt, "B1", stride, pad).astype(np.int64)
+    return write_blob(g), px, conv2d_ref(act, act_enc, wt, w_enc, stride, pad).astype(np.int64)
 
 
 def _sign_case(n):
@@ -74,10 +77,11 @@ def _sign_case(n):
 
 
 @pytest.mark.parametrize("name", ["qemu-mps2-an386", "qemu-mps3-an547", "qemu-lm3s6965"])
-def test_binary_weight_conv_accumulators_equal_reference_on_board(name, tmp_path):
+def test_conv_accumulators_equal_reference_on_board(name, tmp_path):
     _need(name)
     fw = boards.get(name).firmware  # the small M3 takes the cases that fit its buffers
-    cases = [_case(i, s, e) for e in ("B1", "U8") for i, s in enumerate(SHAPES)]
+    cases = [_case(i, s, a, w) for a, w in (("B1", "B1"), ("U8", "B1"), ("B1", "TERN"))
+             for i, s in enumerate(SHAPES)]
     cases += [_sign_case(n) for n in (1, 31, 64, 70)]
     cases = [c for c in cases if len(c[0]) <= int(fw["model_buf"])
              and Model(c[0]).arena_size <= int(fw["arena"])

@@ -86,16 +86,30 @@ typedef struct {
     uint32_t nch, extra;
     const uint32_t *base;
     int32_t *out;
-    uint32_t by3; /* groups % 3 == 0 and extra == 0 */
+    uint32_t by3;    /* groups % 3 == 0 and extra == 0 */
+    uint32_t kbytes; /* TERN: 4 * k, the distance from a row's sign plane to its nonzero plane */
 } eq_b1_job_t;
 void eq_b1_rows_dsp(const uint32_t *patch, const uint32_t *w, uint32_t groups,
                     const eq_b1_job_t *job);
+/* TERN rows (sign plane, then nonzero plane, k words each): out[j] = base[j] - 2 * popcount
+ * of z_j & (patch ^ s_j) over k words */
+void eq_tern_rows_dsp(const uint32_t *patch, const uint32_t *w, uint32_t groups,
+                      const eq_b1_job_t *job);
 #endif
 
 /* popcount of one word */
 EQ_BD_INLINE uint32_t eq_pc1(uint32_t x)
 {
     return eq_nibsum(eq_nib(x));
+}
+
+/* popcount of n words */
+EQ_BD_INLINE uint32_t eq_pc_words(const uint32_t *w, uint32_t n)
+{
+    uint32_t pc = 0, i = 0;
+    for (; i + 3u <= n; i += 3u) pc += eq_nibsum(eq_nib(w[i]) + eq_nib(w[i + 1]) + eq_nib(w[i + 2]));
+    for (; i < n; ++i) pc += eq_pc1(w[i]);
+    return pc;
 }
 
 #endif /* EQ_BITDOT_H */

@@ -1,4 +1,4 @@
-/* eq_bitdot_dsp: the B1 popcount inner loop in Thumb-2 + DSP assembly (Cortex-M4/M7/M33/M55
+/* eq_bitdot_dsp: the B1 and TERN popcount inner loops in Thumb-2 + DSP assembly (Cortex-M4/M7/M33/M55
  * with __ARM_FEATURE_DSP). Elsewhere (the host, Cortex-M3) this file is empty and the portable
  * C path of eq_bitdot.h runs; both compute plain popcounts, so results are identical.
  *
@@ -169,6 +169,161 @@ __asm__(
     "    add sp, sp, #16\n"
     "    pop {r4-r11, pc}\n"
     "    .size eq_b1_rows_dsp, . - eq_b1_rows_dsp\n");
+
+/* ---- TERN weights on B1 activations ---------------------------------------------------------
+ * eq_tern_rows_dsp(patch, w, groups, job): for j < job->nch, rows of 2k words (k = 3 * groups +
+ * job->extra / 4): the sign plane s_j = w + j * 2k, then the nonzero plane z_j = s_j + k;
+ *   job->out[j] = job->base[j] - 2 * popcount of z_j[i] & (patch[i] ^ s_j[i]) over i < k.
+ * job->kbytes = 4 * k. The same counting as above, with a third LDM and three ANDs a group
+ * (27 instructions per 96 weights); the sign and nonzero rows advance in r1 and r11. */
+#define EQ_TGROUP_FIRST \
+    "    ldm r0!, {r3, r4, r5}\n" \
+    "    ldm r1!, {r6, r7, r8}\n" \
+    "    eor r3, r3, r6\n" \
+    "    eor r4, r4, r7\n" \
+    "    eor r5, r5, r8\n" \
+    "    ldm r11!, {r6, r7, r8}\n" \
+    "    and r3, r3, r6\n" \
+    "    and r4, r4, r7\n" \
+    "    and r5, r5, r8\n" \
+    "    eor r6, r3, r4\n" \
+    "    and r3, r3, r4\n" \
+    "    and r4, r6, r5\n" \
+    "    eor r6, r6, r5\n" \
+    "    orr r3, r3, r4\n" \
+    "    and r7, r6, #0xAAAAAAAA\n" \
+    "    sub r6, r6, r7, lsr #1\n" \
+    "    and r7, r6, #0xCCCCCCCC\n" \
+    "    and r6, r6, #0x33333333\n" \
+    "    add r6, r6, r7, lsr #2\n" \
+    "    and r7, r3, #0xAAAAAAAA\n" \
+    "    sub r3, r3, r7, lsr #1\n" \
+    "    and r7, r3, #0xCCCCCCCC\n" \
+    "    and r3, r3, #0x33333333\n" \
+    "    add r3, r3, r7, lsr #2\n" \
+    "    add r6, r6, r3, lsl #1\n" \
+    "    and r7, r6, #0x0F0F0F0F\n" \
+    "    usada8 r9, r6, lr, lr\n" \
+    "    usada8 r10, r7, lr, lr\n"
+#define EQ_TGROUP \
+    "    ldm r0!, {r3, r4, r5}\n" \
+    "    ldm r1!, {r6, r7, r8}\n" \
+    "    eor r3, r3, r6\n" \
+    "    eor r4, r4, r7\n" \
+    "    eor r5, r5, r8\n" \
+    "    ldm r11!, {r6, r7, r8}\n" \
+    "    and r3, r3, r6\n" \
+    "    and r4, r4, r7\n" \
+    "    and r5, r5, r8\n" \
+    "    eor r6, r3, r4\n" \
+    "    and r3, r3, r4\n" \
+    "    and r4, r6, r5\n" \
+    "    eor r6, r6, r5\n" \
+    "    orr r3, r3, r4\n" \
+    "    and r7, r6, #0xAAAAAAAA\n" \
+    "    sub r6, r6, r7, lsr #1\n" \
+    "    and r7, r6, #0xCCCCCCCC\n" \
+    "    and r6, r6, #0x33333333\n" \
+    "    add r6, r6, r7, lsr #2\n" \
+    "    and r7, r3, #0xAAAAAAAA\n" \
+    "    sub r3, r3, r7, lsr #1\n" \
+    "    and r7, r3, #0xCCCCCCCC\n" \
+    "    and r3, r3, #0x33333333\n" \
+    "    add r3, r3, r7, lsr #2\n" \
+    "    add r6, r6, r3, lsl #1\n" \
+    "    and r7, r6, #0x0F0F0F0F\n" \
+    "    usada8 r9, r6, lr, r9\n" \
+    "    usada8 r10, r7, lr, r10\n"
+
+/* channel done: out[j] = base[j] - 2 * pc, next row (its sign plane follows this nonzero
+ * plane); Z set when it was the last channel */
+#define EQ_TCHANNEL_DONE \
+    "    sub r3, r9, r10\n" \
+    "    ldr r4, [r12], #4\n" \
+    "    sub r4, r4, r10, lsl #1\n" \
+    "    sub r4, r4, r3, lsr #3\n" \
+    "    ldrd r5, r6, [sp, #4]\n" \
+    "    str r4, [r6], #4\n" \
+    "    str r6, [sp, #8]\n" \
+    "    mov r1, r11\n" \
+    "    ldr r4, [sp, #12]\n" \
+    "    add r11, r1, r4\n" \
+    "    cmp r6, r5\n"
+
+__asm__(
+    "    .syntax unified\n"
+    "    .thumb\n"
+    "    .text\n"
+    "    .align 2\n"
+    "    .global eq_tern_rows_dsp\n"
+    "    .thumb_func\n"
+    "    .type eq_tern_rows_dsp, %function\n"
+    "eq_tern_rows_dsp:\n"
+    "    push {r4-r11, lr}\n"
+    "    sub sp, sp, #24\n"
+    "    str r0, [sp, #0]\n"                  /* [sp] patch base */
+    "    ldm r3, {r4, r5, r6, r7, r8, r9}\n"  /* nch, extra, base, out, by3, kbytes */
+    "    mov r12, r6\n"
+    "    str r7, [sp, #8]\n"                  /* [sp+8] out */
+    "    add r4, r7, r4, lsl #2\n"
+    "    str r4, [sp, #4]\n"                  /* [sp+4] end of out */
+    "    str r9, [sp, #12]\n"                 /* [sp+12] 4 * k */
+    "    str r5, [sp, #16]\n"                 /* [sp+16] extra */
+    "    add r11, r1, r9\n"                   /* nonzero plane of the first row */
+    "    mov lr, #0\n"
+    "    add r2, r2, r2, lsl #1\n"
+    "    add r2, r0, r2, lsl #2\n"
+    "    cmp r8, #0\n"
+    "    beq 5f\n"
+    "1:\n"
+    "    ldr r0, [sp, #0]\n"
+    EQ_TGROUP_FIRST EQ_TGROUP EQ_TGROUP
+    "    cmp r0, r2\n"
+    "    beq 3f\n"
+    "2:\n"
+    EQ_TGROUP EQ_TGROUP EQ_TGROUP
+    "    cmp r0, r2\n"
+    "    bne 2b\n"
+    "3:\n"
+    EQ_TCHANNEL_DONE
+    "    bne 1b\n"
+    "    b 8f\n"
+    "5:\n"
+    "    ldr r0, [sp, #0]\n"
+    EQ_TGROUP_FIRST
+    "    cmp r0, r2\n"
+    "    beq 7f\n"
+    "6:\n"
+    EQ_TGROUP
+    "    cmp r0, r2\n"
+    "    bne 6b\n"
+    "7:\n"
+    "    ldr r5, [sp, #16]\n"
+    "    cmp r5, #0\n"
+    "    beq 72f\n"
+    "    ldr r3, [r0]\n"
+    "    ldr r6, [r1], #4\n"
+    "    eor r3, r3, r6\n"
+    "    ldr r6, [r11], #4\n"
+    "    and r3, r3, r6\n"
+    "    mov r4, #0\n"
+    "    cmp r5, #4\n"
+    "    beq 71f\n"
+    "    ldr r4, [r0, #4]\n"
+    "    ldr r7, [r1], #4\n"
+    "    eor r4, r4, r7\n"
+    "    ldr r7, [r11], #4\n"
+    "    and r4, r4, r7\n"
+    "71:\n"
+    "    mov r5, #0\n"
+    EQ_GROUP_TAIL
+    "72:\n"
+    EQ_TCHANNEL_DONE
+    "    bne 5b\n"
+    "8:\n"
+    "    add sp, sp, #24\n"
+    "    pop {r4-r11, pc}\n"
+    "    .size eq_tern_rows_dsp, . - eq_tern_rows_dsp\n");
 #else
 typedef int eq_bitdot_dsp_unused; /* ISO C: a translation unit is not empty */
 #endif

@@ -98,15 +98,23 @@ static void eq_gather_b1(const eq_conv_shape_t *s, const uint32_t *in, const eq_
  * weight row j's words at the taps of t outside the input (taken off at border pixels). The
  * out-of-bounds word offsets are listed once (off, EQ_B1_PATCH entries of the caller's stack),
  * then each row's words are counted three at a time. */
-static void eq_b1_corr(const eq_conv_shape_t *s, const uint32_t *w, uint32_t k,
-                       const eq_taps_t *t, uint32_t nch, uint32_t *corr, uint16_t *off)
+/* word offsets (within a weight row) of the taps of t outside the input -> off; their count */
+static uint32_t eq_oob_offsets(const eq_conv_shape_t *s, const eq_taps_t *t, uint16_t *off)
 {
     const uint32_t cw = EQ_WORDS(s->in_c);
-    uint32_t j, ky, kx, i, n = 0;
+    uint32_t ky, kx, i, n = 0;
     for (ky = 0; ky < s->kh; ++ky)
         for (kx = 0; kx < s->kw; ++kx)
             if (!(ky >= t->ky0 && ky < t->ky1 && kx >= t->kx0 && kx < t->kx1))
                 for (i = 0; i < cw; ++i) off[n++] = (uint16_t)((ky * s->kw + kx) * cw + i);
+    return n;
+}
+
+static void eq_b1_corr(const eq_conv_shape_t *s, const uint32_t *w, uint32_t k,
+                       const eq_taps_t *t, uint32_t nch, uint32_t *corr, uint16_t *off)
+{
+    const uint32_t n = eq_oob_offsets(s, t, off);
+    uint32_t j, i;
     for (j = 0; j < nch; ++j, w += k) {
         uint32_t pc = 0;
         for (i = 0; i + 3u <= n; i += 3u)
@@ -276,6 +284,70 @@ static void eq_row_b1_b1_dense(const eq_conv_shape_t *s, const uint32_t *in, con
         }
     }
 }
+
+#ifdef EQ_HAVE_B1_ROWS
+/* B1 x TERN on DSP cores: as eq_row_b1_b1 (patch per output pixel, zero words outside the
+ * input), through eq_tern_rows_dsp: acc = base - 2 * popcount(z & (patch ^ s)) with base =
+ * popcount(z) over the in-bounds taps. Per chunk of output channels fullb = popcount of each
+ * whole nonzero row; at border pixels a zero patch word counts z & s, so the base there is
+ * fullb - popcount(z_oob) + 2 * popcount((z & s)_oob), recomputed when the taps out change. */
+static void eq_row_b1_tern_dsp(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
+                               uint32_t oy, int32_t *acc)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c), taps = (uint32_t)s->kh * s->kw, k = taps * cw;
+    const uint32_t seg = s->kw * cw, g = k / 3u, r = k - 3u * g;
+    uint32_t patch[EQ_B1_PATCH], fullb[EQ_B1_NCH], bb[EQ_B1_NCH];
+    uint16_t off[EQ_B1_PATCH];
+    eq_b1_job_t job;
+    uint32_t n0, ox, j, ky, i, q;
+    job.extra = 4u * r;
+    job.by3 = g % 3u == 0u && r == 0u;
+    job.kbytes = 4u * k;
+    for (n0 = 0; n0 < s->out_c; n0 += EQ_B1_NCH) {
+        const uint32_t nch = s->out_c - n0 < EQ_B1_NCH ? s->out_c - n0 : EQ_B1_NCH;
+        const uint32_t *w = wt + n0 * 2u * k;
+        uint32_t key = 0xFFFFFFFFu;
+        for (j = 0; j < nch; ++j) fullb[j] = eq_pc_words(w + j * 2u * k + k, k);
+        job.nch = nch;
+        for (ox = 0; ox < s->out_w; ++ox) {
+            const uint32_t *pa = patch;
+            eq_taps_t t;
+            int full;
+            eq_taps(s, oy, ox, &t);
+            full = (t.ky1 - t.ky0) * (t.kx1 - t.kx0) == taps;
+            if (taps == 1u && full) {
+                pa = in + ((uint32_t)t.iy0 * s->in_w + (uint32_t)t.ix0) * cw;
+            } else if (full) {
+                for (ky = 0; ky < s->kh; ++ky) {
+                    const uint32_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                              + (uint32_t)t.ix0) * cw;
+                    for (i = 0; i < seg; ++i) patch[ky * seg + i] = a[i];
+                }
+            } else {
+                eq_gather_b1(s, in, &t, patch);
+            }
+            job.base = fullb;
+            if (!full) {
+                const uint32_t kk = (t.ky0 << 24) | (t.ky1 << 16) | (t.kx0 << 8) | t.kx1;
+                if (kk != key) {
+                    const uint32_t n = eq_oob_offsets(s, &t, off);
+                    for (j = 0; j < nch; ++j) {
+                        const uint32_t *sg = w + j * 2u * k, *nz = sg + k;
+                        uint32_t b = fullb[j];
+                        for (q = 0; q < n; ++q)
+                            b = b - eq_pc1(nz[off[q]]) + 2u * eq_pc1(nz[off[q]] & sg[off[q]]);
+                        bb[j] = b;
+                    }
+                    key = kk;
+                }
+                job.base = bb;
+            }
+            job.out = acc + ox * s->out_c + n0;
+            eq_tern_rows_dsp(pa, w, g, &job);
+        }
+    }
+}
+#endif
 
 static void eq_row_b1_tern(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
                            uint32_t oy, int32_t *acc)
@@ -870,7 +942,16 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
             else
                 eq_row_b1_b1(s, a, (const uint32_t *)w->data, oy, acc);
             return EQ_OK;
-        case EQ_ENC_TERN: eq_row_b1_tern(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_TERN:
+#ifdef EQ_HAVE_B1_ROWS
+            if (EQ_B1_DSP((uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c))
+                && (uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c) <= EQ_B1_PATCH) {
+                eq_row_b1_tern_dsp(s, a, (const uint32_t *)w->data, oy, acc);
+                return EQ_OK;
+            }
+#endif
+            eq_row_b1_tern(s, a, (const uint32_t *)w->data, oy, acc);
+            return EQ_OK;
         case EQ_ENC_I8: eq_row_b1_i8(s, a, w->data, oy, acc); return EQ_OK;
         case EQ_ENC_I16: eq_row_b1_i16(s, a, w->data, oy, acc); return EQ_OK;
         case EQ_ENC_KBIT:
