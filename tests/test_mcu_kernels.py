@@ -2,7 +2,7 @@
 
 The host runs only the portable C path of firmware/kernels; the Thumb-2 DSP loops (Cortex-M4
 on qemu-mps2-an386, M55 on qemu-mps3-an547) and the M3's portable build (qemu-lm3s6965) run
-here: one-layer models (B1 weights on B1 and U8 activations, TERN on B1) whose AFFINE output (mul 1, add 0, shift 0) is the conv's accumulators,
+here: one-layer models (B1 and TERN weights on B1, U8 and 2-/4-bit code activations) whose AFFINE output (mul 1, add 0, shift 0) is the conv's accumulators,
 over awkward shapes (channel counts around the 32-bit word and the 3-word groups, output
 channels past the 64-channel chunk, borders, strides, 1x1 and dense), compared with
 edgeq.ref.conv2d_ref and with the host runtime, exactly."""
@@ -52,13 +52,17 @@ def _case(i, shape, act_enc, w_enc="B1"):
     if w_enc == "TERN":
         wt = (wt * (rng.random(wt.shape) >= 0.5)).astype(np.int8)
         wt[0] = 0  # an all-zero row
-    pre = ("THRESH", 128) if act_enc == "B1" else ("RAW", 0)
+    quant = act_enc.startswith("Q")  # "Q2" / "Q4": QUANT input, 2-/4-bit U8 codes
+    pre = ("THRESH", 128) if act_enc == "B1" else ("QUANT", int(act_enc[1])) if quant else ("RAW", 0)
     g = Graph((c, h, w), *pre, [Conv(wt, w_enc, "AFFINE", stride=stride, pad=pad,
                                      mul=np.ones(n, np.int32), add=np.zeros(n, np.int32))])
     px = rng.integers(0, 256, (c, h, w), dtype=np.uint8)
     hwc = px.transpose(1, 2, 0).astype(np.int64)
+    if quant:
+        hwc = (hwc * ((1 << int(act_enc[1])) - 1) + 127) // 255
     act = np.where(hwc >= 128, 1, -1) if act_enc == "B1" else hwc
-    return write_blob(g), px, conv2d_ref(act, act_enc, wt, w_enc, stride, pad).astype(np.int64)
+    enc = "U8" if quant else act_enc
+    return write_blob(g), px, conv2d_ref(act, enc, wt, w_enc, stride, pad).astype(np.int64)
 
 
 def _sign_case(n):
@@ -80,7 +84,9 @@ def _sign_case(n):
 def test_conv_accumulators_equal_reference_on_board(name, tmp_path):
     _need(name)
     fw = boards.get(name).firmware  # the small M3 takes the cases that fit its buffers
-    cases = [_case(i, s, a, w) for a, w in (("B1", "B1"), ("U8", "B1"), ("B1", "TERN"))
+    cases = [_case(i, s, a, w) for a, w in (("B1", "B1"), ("U8", "B1"), ("B1", "TERN"),
+                                            ("Q2", "B1"), ("Q4", "B1"), ("Q2", "TERN"),
+                                            ("Q4", "TERN"), ("U8", "TERN"))
              for i, s in enumerate(SHAPES)]
     cases += [_sign_case(n) for n in (1, 31, 64, 70)]
     cases = [c for c in cases if len(c[0]) <= int(fw["model_buf"])

@@ -91,6 +91,9 @@ typedef struct {
 } eq_b1_job_t;
 void eq_b1_rows_dsp(const uint32_t *patch, const uint32_t *w, uint32_t groups,
                     const eq_b1_job_t *job);
+/* the same with AND: out[j] = base[j] - 2 * popcount of patch & row j */
+void eq_b1and_rows_dsp(const uint32_t *patch, const uint32_t *w, uint32_t groups,
+                       const eq_b1_job_t *job);
 /* TERN rows (sign plane, then nonzero plane, k words each): out[j] = base[j] - 2 * popcount
  * of z_j & (patch ^ s_j) over k words */
 void eq_tern_rows_dsp(const uint32_t *patch, const uint32_t *w, uint32_t groups,

@@ -4,6 +4,8 @@
  * in_c) uint8. Weight rows are in (ky, kx, c) order. Taps outside the input contribute 0.
  * One static function per (in_enc, w_enc) pair keeps every inner loop free of encoding switches.
  */
+#include <string.h>
+
 #include "eq_kernels.h"
 #include "eq_bitdot.h"
 
@@ -383,8 +385,10 @@ static void eq_row_b1_tern(const eq_conv_shape_t *s, const uint32_t *in, const u
  * constant, so each inlined copy reads its own type with no per-element test. */
 #if defined(__GNUC__)
 #define EQ_INLINE_ALWAYS static inline __attribute__((always_inline))
+#define EQ_NOINLINE static __attribute__((noinline))
 #else
 #define EQ_INLINE_ALWAYS static inline
+#define EQ_NOINLINE static
 #endif
 #define EQ_WINT(w, j, wide)                                                                       \
     ((wide) ? (int32_t)((const int16_t *)(const void *)(w))[j]                                    \
@@ -471,7 +475,7 @@ static const uint8_t *eq_kbit_codes(const uint8_t *row, uint32_t j, uint32_t cnt
     return buf;
 }
 
-static void eq_row_b1_kbit(const eq_conv_shape_t *s, const uint32_t *in, const uint8_t *wt,
+EQ_NOINLINE void eq_row_b1_kbit(const eq_conv_shape_t *s, const uint32_t *in, const uint8_t *wt,
                            const int32_t *lut, uint32_t lut_rows, uint32_t lut_cols, uint32_t oy,
                            int32_t *acc)
 {
@@ -713,6 +717,111 @@ static void eq_row_u8_b1_mask(const eq_conv_shape_t *s, const uint8_t *in, const
     }
 }
 
+#ifdef EQ_HAVE_B1_ROWS
+/* U8 activations on B1 or TERN weights, on DSP cores, when the activations of the rows in use
+ * have at most 4 bits (DoReFa, HWGQ, TWN 2-bit codes): the codes are split into bit planes
+ * (packed like B1 activations, plane b = bit b of each code) and each plane goes through the
+ * binary loops; out-of-bounds taps are zero words in every plane.
+ * B1:   P = sum over b of 2^b * popcount(plane_b & w) (eq_b1and_rows_dsp), T = sum of
+ *       2^b * popcount(plane_b), acc = 2P - T, exactly the U8 x B1 sum.
+ * TERN: per plane, the sum of +-p over the nonzeros is 2 * pc(p & z & s) - pc(p & z)
+ *       = pc(z & s) - pc(z & (p ^ s)) (eq_tern_rows_dsp counts the last over all taps, a zero
+ *       word p counting z & s, which the first term then covers over all taps too), so
+ *       acc = (2^nb - 1) * pc(z & s) - sum over b of 2^b * pc(z & (plane_b ^ s)).
+ * Returns 0 (nothing done) when the shape or codes do not fit. */
+#define EQ_PLANE_WORDS 512u /* packed planes of the input rows in use (2 KB) */
+#define EQ_PLANE_MAX 4u
+
+static int eq_row_u8_planes(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt,
+                            int tern, uint32_t oy, int32_t *acc)
+{
+    static const uint32_t zeros[EQ_B1_NCH];
+    const uint32_t c = s->in_c, cw = EQ_WORDS(c), taps = (uint32_t)s->kh * s->kw;
+    const uint32_t k = taps * cw, rw = (uint32_t)s->in_w * cw, g = k / 3u, r = k - 3u * g;
+    const uint32_t wrow = tern ? 2u * k : k; /* words of one output channel's weights */
+    const int32_t iy0 = (int32_t)(oy * s->stride) - (int32_t)s->pad;
+    uint32_t planes[EQ_PLANE_WORDS], patch[EQ_B1_PATCH], zs[EQ_B1_NCH];
+    int32_t part[EQ_PLANE_MAX][EQ_B1_NCH];
+    uint32_t ry0, ry1, rows, nb, orv = 0, i, b, y, ox, j, n0, ky, q;
+    const uint8_t *a0;
+    eq_b1_job_t job;
+    eq_range(iy0, s->kh, s->in_h, &ry0, &ry1);
+    rows = ry1 - ry0;
+    a0 = in + (uint32_t)(iy0 + (int32_t)ry0) * s->in_w * c;
+    for (i = 0; i < rows * s->in_w * c; ++i) orv |= a0[i];
+    for (nb = 0; orv >> nb; ++nb) {
+    }
+    if (nb > EQ_PLANE_MAX || k < 3u || nb * k > EQ_B1_PATCH
+        || (uint64_t)nb * rows * rw > EQ_PLANE_WORDS)
+        return 0;
+    if (nb == 0u) { /* every activation 0 */
+        for (i = 0; i < (uint32_t)s->out_w * s->out_c; ++i) acc[i] = 0;
+        return 1;
+    }
+    /* planes[b][row][x][cw] */
+    for (i = 0; i < nb * rows * rw; ++i) planes[i] = 0;
+    for (y = 0; y < rows; ++y)
+        for (i = 0; i < (uint32_t)s->in_w; ++i) {
+            const uint8_t *px = a0 + (y * s->in_w + i) * c;
+            for (b = 0; b < nb; ++b) {
+                uint32_t *d = planes + (b * rows + y) * rw + i * cw;
+                if ((c & 3u) == 0u) { /* four codes a word: bit b of each byte to a nibble */
+                    for (q = 0; q < c; q += 4u) {
+                        uint32_t x;
+                        memcpy(&x, px + q, 4);
+                        d[q >> 5] |= ((((x >> b) & 0x01010101u) * 0x10204080u) >> 28) << (q & 31u);
+                    }
+                } else {
+                    for (q = 0; q < c; ++q) d[q >> 5] |= (uint32_t)((px[q] >> b) & 1u) << (q & 31u);
+                }
+            }
+        }
+    job.extra = 4u * r;
+    job.by3 = g % 3u == 0u && r == 0u;
+    job.kbytes = 4u * k;
+    job.base = zeros;
+    for (n0 = 0; n0 < s->out_c; n0 += EQ_B1_NCH) {
+        const uint32_t *w = wt + n0 * wrow;
+        job.nch = s->out_c - n0 < EQ_B1_NCH ? s->out_c - n0 : EQ_B1_NCH;
+        if (tern)
+            for (j = 0; j < job.nch; ++j) {
+                const uint32_t *sg = w + j * wrow;
+                uint32_t pc = 0;
+                for (i = 0; i < k; ++i) pc += eq_pc1(sg[i] & sg[k + i]);
+                zs[j] = pc;
+            }
+        for (ox = 0; ox < s->out_w; ++ox) {
+            int32_t *o = acc + ox * s->out_c + n0;
+            int32_t total = 0;
+            eq_taps_t t;
+            eq_taps(s, oy, ox, &t);
+            for (b = 0; b < nb; ++b) { /* patch of plane b: taps (ky, kx), zero outside */
+                uint32_t *pb = patch + b * k, kx;
+                for (i = 0; i < k; ++i) pb[i] = 0;
+                for (ky = t.ky0; ky < t.ky1; ++ky) {
+                    const uint32_t *src = planes + (b * rows + ky - ry0) * rw
+                                          + (uint32_t)(t.ix0 + (int32_t)t.kx0) * cw;
+                    for (kx = t.kx0 * cw, i = 0; kx < t.kx1 * cw; ++kx, ++i)
+                        pb[ky * s->kw * cw + kx] = src[i];
+                }
+                if (!tern) total += (int32_t)(eq_pc_words(pb, k) << b);
+                job.out = part[b];
+                if (tern)
+                    eq_tern_rows_dsp(pb, w, g, &job);
+                else
+                    eq_b1and_rows_dsp(pb, w, g, &job);
+            }
+            for (j = 0; j < job.nch; ++j) { /* part = -2 * popcount */
+                int32_t v = part[0][j];
+                for (b = 1; b < nb; ++b) v += part[b][j] * (int32_t)(1u << b);
+                o[j] = tern ? (int32_t)(((1u << nb) - 1u) * zs[j]) + v / 2 : -v - total;
+            }
+        }
+    }
+    return 1;
+}
+#endif
+
 static void eq_row_u8_b1(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt,
                          uint32_t oy, int32_t *acc)
 {
@@ -817,7 +926,8 @@ static void eq_row_u8_i16(const eq_conv_shape_t *s, const uint8_t *in, const voi
     eq_row_u8_int(s, in, wt, 1, oy, acc);
 }
 
-static void eq_row_u8_kbit(const eq_conv_shape_t *s, const uint8_t *in, const uint8_t *wt,
+/* a function of its own: its register allocation does not depend on the other paths */
+EQ_NOINLINE void eq_row_u8_kbit(const eq_conv_shape_t *s, const uint8_t *in, const uint8_t *wt,
                            const int32_t *lut, uint32_t lut_rows, uint32_t lut_cols, uint32_t oy,
                            int32_t *acc)
 {
@@ -966,6 +1076,9 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
         const uint8_t *a = (const uint8_t *)in;
         switch (w->enc) {
         case EQ_ENC_B1:
+#ifdef EQ_HAVE_B1_ROWS
+            if (eq_row_u8_planes(s, a, (const uint32_t *)w->data, 0, oy, acc)) return EQ_OK;
+#endif
             if (eq_u8_b1_fits(s))
                 eq_row_u8_b1_mask(s, a, (const uint32_t *)w->data, oy, acc);
             else if (eq_few_channels(s))
@@ -973,7 +1086,12 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
             else
                 eq_row_u8_b1(s, a, (const uint32_t *)w->data, oy, acc);
             return EQ_OK;
-        case EQ_ENC_TERN: eq_row_u8_tern(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_TERN:
+#ifdef EQ_HAVE_B1_ROWS
+            if (eq_row_u8_planes(s, a, (const uint32_t *)w->data, 1, oy, acc)) return EQ_OK;
+#endif
+            eq_row_u8_tern(s, a, (const uint32_t *)w->data, oy, acc);
+            return EQ_OK;
         case EQ_ENC_I8: eq_row_u8_i8(s, a, w->data, oy, acc); return EQ_OK;
         case EQ_ENC_I16: eq_row_u8_i16(s, a, w->data, oy, acc); return EQ_OK;
         case EQ_ENC_KBIT:
