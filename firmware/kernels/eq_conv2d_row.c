@@ -914,6 +914,85 @@ EQ_INLINE_ALWAYS void eq_row_u8_int(const eq_conv_shape_t *s, const uint8_t *in,
     }
 }
 
+#if defined(EQ_HAVE_DSP) && defined(__ARM_FEATURE_SIMD32)
+/* U8 x I8 on DSP cores: 2 MACs per SMLAD. Per output pixel the taps' activation bytes are
+ * gathered into a K-byte patch (zero outside the input) and widened once into halfword pairs
+ * (UXTB16: bytes 0, 2 and 1, 3 of each word); each weight word is widened with SXTB16 the
+ * same way, two output channels a pass sharing the activation loads. The K % 4 bytes past the
+ * whole words are multiplied one by one (weight rows are K bytes, not padded to words). */
+#define EQ_ROR8(x) (((x) >> 8) | ((x) << 24)) /* bytes 1, 3 to 0, 2 */
+
+/* SXTB16 of bytes 1 and 3 (the rotation folded into the instruction) */
+static inline uint32_t eq_sxtb16_hi(uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+/* two output channels (weight rows w0, w1) over kw4 words of widened activations aeo */
+#define EQ_I8_STEP(q)                                                                            \
+    do {                                                                                         \
+        const uint32_t x0 = eq_load32(w0 + 4u * (q)), x1 = eq_load32(w1 + 4u * (q));             \
+        const uint32_t e = aeo[2u * (q)], d = aeo[2u * (q) + 1u];                                \
+        s0 = __smlad(e, __sxtb16(x0), s0);                                                       \
+        s0 = __smlad(d, eq_sxtb16_hi(x0), s0);                                                   \
+        s1 = __smlad(e, __sxtb16(x1), s1);                                                       \
+        s1 = __smlad(d, eq_sxtb16_hi(x1), s1);                                                   \
+    } while (0)
+
+static uint32_t eq_load32(const int8_t *p)
+{
+    uint32_t x;
+    memcpy(&x, p, 4); /* unaligned when K % 4 != 0: allowed for LDR on these cores */
+    return x;
+}
+
+static void eq_row_u8_i8_dsp(const eq_conv_shape_t *s, const uint8_t *in, const int8_t *wt,
+                             uint32_t oy, int32_t *acc)
+{
+    const uint32_t c = s->in_c, k = (uint32_t)s->kh * s->kw * c, kw4 = k / 4u;
+    uint32_t patch[EQ_U8_PATCH / 4u], aeo[EQ_U8_PATCH / 2u]; /* aeo: even, odd pairs a word */
+    uint8_t *pb = (uint8_t *)patch;
+    uint32_t ox, ky, i, n, q;
+    for (ox = 0; ox < s->out_w; ++ox) {
+        int32_t *o = acc + ox * s->out_c;
+        eq_taps_t t;
+        eq_taps(s, oy, ox, &t);
+        for (i = 0; i < EQ_WORDS(8u * k); ++i) patch[i] = 0;
+        for (ky = t.ky0; ky < t.ky1; ++ky) {
+            const uint32_t off = ky * s->kw * c + t.kx0 * c, len = (t.kx1 - t.kx0) * c;
+            const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                     + (uint32_t)(t.ix0 + (int32_t)t.kx0)) * c;
+            if ((c & 3u) == 0u) /* whole words (HWC pixels of C % 4 == 0 bytes) */
+                for (i = 0; i < len; i += 4u) memcpy(pb + off + i, a + i, 4);
+            else
+                for (i = 0; i < len; ++i) pb[off + i] = a[i];
+        }
+        for (q = 0; q < kw4; ++q) {
+            aeo[2u * q] = __uxtb16(patch[q]);
+            aeo[2u * q + 1u] = __uxtb16(EQ_ROR8(patch[q]));
+        }
+        for (n = 0; n < s->out_c; n += 2u) {
+            const int two = n + 1u < s->out_c;
+            const int8_t *w0 = wt + n * k, *w1 = two ? w0 + k : w0;
+            int32_t s0 = 0, s1 = 0;
+            for (q = 0; q + 2u <= kw4; q += 2u) {
+                EQ_I8_STEP(q);
+                EQ_I8_STEP(q + 1u);
+            }
+            if (q < kw4) EQ_I8_STEP(q);
+            for (i = 4u * kw4; i < k; ++i) {
+                s0 += (int32_t)pb[i] * w0[i];
+                s1 += (int32_t)pb[i] * w1[i];
+            }
+            o[n] = s0;
+            if (two) o[n + 1u] = s1;
+        }
+    }
+}
+#endif
+
 static void eq_row_u8_i8(const eq_conv_shape_t *s, const uint8_t *in, const void *wt,
                          uint32_t oy, int32_t *acc)
 {
@@ -1092,7 +1171,15 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
 #endif
             eq_row_u8_tern(s, a, (const uint32_t *)w->data, oy, acc);
             return EQ_OK;
-        case EQ_ENC_I8: eq_row_u8_i8(s, a, w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_I8:
+#if defined(EQ_HAVE_DSP) && defined(__ARM_FEATURE_SIMD32)
+            if ((uint32_t)s->kh * s->kw * s->in_c <= EQ_U8_PATCH) {
+                eq_row_u8_i8_dsp(s, a, (const int8_t *)w->data, oy, acc);
+                return EQ_OK;
+            }
+#endif
+            eq_row_u8_i8(s, a, w->data, oy, acc);
+            return EQ_OK;
         case EQ_ENC_I16: eq_row_u8_i16(s, a, w->data, oy, acc); return EQ_OK;
         case EQ_ENC_KBIT:
             eq_row_u8_kbit(s, a, (const uint8_t *)w->data, w->lut, w->lut_rows, w->lut_cols,
