@@ -4,9 +4,9 @@ join them with what the blob says about each layer (shapes, encodings, MACs, byt
 The per-layer ticks come from the runtime's eq_profile_t hook (the board's timer: DWT/SysTick on
 real Cortex-M, the CMSDK timer/SysTick on QEMU -- under `-icount` those count executed
 instructions, not real cycles, so QEMU reports are converted to and labelled "instructions";
-real boards keep "cycles", the host and MicroPython "ticks" of their clocks). `total` spans the whole inference including input unpacking, so
-sum(layers) <= total; the difference is the documented overhead (input preparation, argmax and the
-profiling calls themselves).
+real boards keep "cycles", the host and MicroPython "ticks" of their clocks). `total` spans the
+whole inference including input unpacking, so sum(layers) <= total; the difference is the
+documented overhead (input preparation, argmax and the profiling calls themselves).
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 The host runs only the portable C path of firmware/kernels; the Thumb-2 DSP loops (Cortex-M4
 on qemu-mps2-an386, M55 on qemu-mps3-an547) and the M3's portable build (qemu-lm3s6965) run
-here: one-layer models (B1 and TERN weights on B1, U8 and 2-/4-bit code activations, I8 on U8) whose AFFINE output (mul 1, add 0, shift 0) is the conv's accumulators,
-over awkward shapes (channel counts around the 32-bit word and the 3-word groups, output
-channels past the 64-channel chunk, borders, strides, 1x1 and dense), compared with
-edgeq.ref.conv2d_ref and with the host runtime, exactly."""
+here: one-layer models (B1 and TERN weights on B1, U8 and 2-/4-bit code activations, I8 on U8)
+whose AFFINE output (mul 1, add 0, shift 0) is the conv's accumulators, over awkward shapes
+(channel counts around the 32-bit word and the 3-word groups, output channels past the
+64-channel chunk, borders, strides, 1x1 and dense), compared with edgeq.ref.conv2d_ref and with
+the host runtime, exactly."""
 
 from __future__ import annotations
 
