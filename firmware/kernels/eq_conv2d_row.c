@@ -592,8 +592,8 @@ static void eq_row_u8_b1_dense(const eq_conv_shape_t *s, const uint8_t *in, cons
  * are expanded once into byte masks (0xFF where the bit is 1) in the same (ky, kx, c) order, and
  * P = sum over the words of bytesum(patch & mask): USADA8 on DSP cores, two 16-bit lane sums
  * elsewhere (lanes <= 255 * EQ_U8_PATCH / 4 < 2^16). */
-#define EQ_U8_PATCH 1024u /* bytes of the patch */
-#define EQ_U8_MASKS 512u  /* words of expanded weight masks (2 KB) */
+#define EQ_U8_PATCH 512u /* bytes of the patch (the portable path runs on 4 KB-stack M3 boards) */
+#define EQ_U8_MASKS 256u /* words of expanded weight masks (1 KB) */
 
 static const uint32_t eq_nib_bytes[16] = {
     0x00000000u, 0x000000FFu, 0x0000FF00u, 0x0000FFFFu, 0x00FF0000u, 0x00FF00FFu, 0x00FFFF00u,
@@ -729,7 +729,7 @@ static void eq_row_u8_b1_mask(const eq_conv_shape_t *s, const uint8_t *in, const
  *       word p counting z & s, which the first term then covers over all taps too), so
  *       acc = (2^nb - 1) * pc(z & s) - sum over b of 2^b * pc(z & (plane_b ^ s)).
  * Returns 0 (nothing done) when the shape or codes do not fit. */
-#define EQ_PLANE_WORDS 512u /* packed planes of the input rows in use (2 KB) */
+#define EQ_PLANE_WORDS 256u /* packed planes of the input rows in use (1 KB) */
 #define EQ_PLANE_MAX 4u
 
 static int eq_row_u8_planes(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt,
@@ -920,6 +920,7 @@ EQ_INLINE_ALWAYS void eq_row_u8_int(const eq_conv_shape_t *s, const uint8_t *in,
  * (UXTB16: bytes 0, 2 and 1, 3 of each word); each weight word is widened with SXTB16 the
  * same way, two output channels a pass sharing the activation loads. The K % 4 bytes past the
  * whole words are multiplied one by one (weight rows are K bytes, not padded to words). */
+#define EQ_I8_PATCH 1024u /* bytes of activations per output pixel (3 KB of stack with aeo) */
 #define EQ_ROR8(x) (((x) >> 8) | ((x) << 24)) /* bytes 1, 3 to 0, 2 */
 
 /* SXTB16 of bytes 1 and 3 (the rotation folded into the instruction) */
@@ -952,7 +953,7 @@ static void eq_row_u8_i8_dsp(const eq_conv_shape_t *s, const uint8_t *in, const 
                              uint32_t oy, int32_t *acc)
 {
     const uint32_t c = s->in_c, k = (uint32_t)s->kh * s->kw * c, kw4 = k / 4u;
-    uint32_t patch[EQ_U8_PATCH / 4u], aeo[EQ_U8_PATCH / 2u]; /* aeo: even, odd pairs a word */
+    uint32_t patch[EQ_I8_PATCH / 4u], aeo[EQ_I8_PATCH / 2u]; /* aeo: even, odd pairs a word */
     uint8_t *pb = (uint8_t *)patch;
     uint32_t ox, ky, i, n, q;
     for (ox = 0; ox < s->out_w; ++ox) {
@@ -1173,7 +1174,7 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
             return EQ_OK;
         case EQ_ENC_I8:
 #if defined(EQ_HAVE_DSP) && defined(__ARM_FEATURE_SIMD32)
-            if ((uint32_t)s->kh * s->kw * s->in_c <= EQ_U8_PATCH) {
+            if ((uint32_t)s->kh * s->kw * s->in_c <= EQ_I8_PATCH) {
                 eq_row_u8_i8_dsp(s, a, (const int8_t *)w->data, oy, acc);
                 return EQ_OK;
             }
