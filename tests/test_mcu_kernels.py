@@ -2,11 +2,11 @@
 
 The host runs only the portable C path of firmware/kernels; the Thumb-2 DSP loops (Cortex-M4
 on qemu-mps2-an386, M55 on qemu-mps3-an547) and the M3's portable build (qemu-lm3s6965) run
-here: one-layer models (B1 and TERN weights on B1, U8 and 2-/4-bit code activations, I8 on U8)
-whose AFFINE output (mul 1, add 0, shift 0) is the conv's accumulators, over awkward shapes
-(channel counts around the 32-bit word and the 3-word groups, output channels past the
-64-channel chunk, borders, strides, 1x1 and dense), compared with edgeq.ref.conv2d_ref and with
-the host runtime, exactly."""
+here: one-layer models (B1 and TERN weights on B1, U8 and 2-/4-bit code activations, I8 on U8,
+TERN_SPARSE on B1) whose AFFINE output (mul 1, add 0, shift 0) is the conv's accumulators, over
+awkward shapes (channel counts around the 32-bit word and the 3-word groups, output channels past
+the 64-channel chunk, borders, strides, 1x1 and dense), compared with edgeq.ref.conv2d_ref and
+with the host runtime, exactly."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def _case(i, shape, act_enc, w_enc="B1"):
     wt = rng.choice(np.array([-1, 1], np.int8), size=(n, kh, kw, c))
     if w_enc == "I8":
         wt = rng.integers(-128, 128, wt.shape).astype(np.int8)
-    if w_enc == "TERN":
+    if w_enc in ("TERN", "TERN_SPARSE"):
         wt = (wt * (rng.random(wt.shape) >= 0.5)).astype(np.int8)
         wt[0] = 0  # an all-zero row
     quant = act_enc.startswith("Q")  # "Q2" / "Q4": QUANT input, 2-/4-bit U8 codes
@@ -89,7 +89,8 @@ def test_conv_accumulators_equal_reference_on_board(name, tmp_path):
     fw = boards.get(name).firmware  # the small M3 takes the cases that fit its buffers
     cases = [_case(i, s, a, w) for a, w in (("B1", "B1"), ("U8", "B1"), ("B1", "TERN"),
                                             ("Q2", "B1"), ("Q4", "B1"), ("Q2", "TERN"),
-                                            ("Q4", "TERN"), ("U8", "TERN"), ("U8", "I8"))
+                                            ("Q4", "TERN"), ("U8", "TERN"), ("U8", "I8"),
+                                            ("B1", "TERN_SPARSE"))
              for i, s in enumerate(SHAPES)]
     cases += [_sign_case(n) for n in (1, 31, 64, 70)]
     cases = [c for c in cases if len(c[0]) <= int(fw["model_buf"])

@@ -95,6 +95,26 @@ static void eq_gather_b1(const eq_conv_shape_t *s, const uint32_t *in, const eq_
     }
 }
 
+/* the activation words of output pixel t in (ky, kx, c) order: the input itself for a 1x1
+ * kernel, else gathered into patch (zero words outside the input) */
+static const uint32_t *eq_patch_b1(const eq_conv_shape_t *s, const uint32_t *in,
+                                   const eq_taps_t *t, int full, uint32_t *patch)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c), seg = s->kw * cw;
+    uint32_t ky, i;
+    if (s->kh == 1u && s->kw == 1u && full)
+        return in + ((uint32_t)t->iy0 * s->in_w + (uint32_t)t->ix0) * cw;
+    if (!full) {
+        eq_gather_b1(s, in, t, patch);
+        return patch;
+    }
+    for (ky = 0; ky < s->kh; ++ky) {
+        const uint32_t *a = in + ((uint32_t)(t->iy0 + (int32_t)ky) * s->in_w + (uint32_t)t->ix0) * cw;
+        for (i = 0; i < seg; ++i) patch[ky * seg + i] = a[i];
+    }
+    return patch;
+}
+
 #ifdef EQ_HAVE_B1_ROWS
 /* a zero patch word XORed with a weight word counts the weight's ones: corr[j] = popcount of
  * weight row j's words at the taps of t outside the input (taken off at border pixels). The
@@ -162,13 +182,12 @@ static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uin
                          uint32_t oy, int32_t *acc)
 {
     const uint32_t cw = EQ_WORDS(s->in_c), taps = (uint32_t)s->kh * s->kw, k = taps * cw;
-    const uint32_t seg = s->kw * cw; /* words of one kernel row */
     uint32_t patch[EQ_B1_PATCH];
 #ifdef EQ_HAVE_B1_ROWS
     uint32_t fullb[EQ_B1_NCH], bb[EQ_B1_NCH], key = 0xFFFFFFFFu;
     uint16_t off[EQ_B1_PATCH];
 #endif
-    uint32_t ox, j, ky, i;
+    uint32_t ox, j;
 #ifdef EQ_HAVE_B1_ROWS
     for (j = 0; j < EQ_B1_NCH; ++j) fullb[j] = taps * s->in_c;
 #endif
@@ -185,17 +204,7 @@ static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uin
             eq_b1_border(s, in, wt, &t, 0, s->out_c, o);
             continue;
         }
-        if (taps == 1u) {
-            pa = in + ((uint32_t)t.iy0 * s->in_w + (uint32_t)t.ix0) * cw;
-        } else if (full) {
-            for (ky = 0; ky < s->kh; ++ky) {
-                const uint32_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
-                                          + (uint32_t)t.ix0) * cw;
-                for (i = 0; i < seg; ++i) patch[ky * seg + i] = a[i];
-            }
-        } else {
-            eq_gather_b1(s, in, &t, patch);
-        }
+        pa = eq_patch_b1(s, in, &t, full, patch);
 #ifdef EQ_HAVE_B1_ROWS
         if (EQ_B1_DSP(k)) {
             eq_b1_pixel_dsp(s, pa, wt, k, &t, full, fullb, &key, bb, off, o);
@@ -293,61 +302,57 @@ static void eq_row_b1_b1_dense(const eq_conv_shape_t *s, const uint32_t *in, con
  * popcount(z) over the in-bounds taps. Per chunk of output channels fullb = popcount of each
  * whole nonzero row; at border pixels a zero patch word counts z & s, so the base there is
  * fullb - popcount(z_oob) + 2 * popcount((z & s)_oob), recomputed when the taps out change. */
-static void eq_row_b1_tern_dsp(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
-                               uint32_t oy, int32_t *acc)
+/* one chunk of nch <= EQ_B1_NCH output channels (rows w, 2k words each) into acc channels n0.. */
+static void eq_tern_chunk_dsp(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *w,
+                              uint32_t n0, uint32_t nch, uint32_t oy, int32_t *acc)
 {
     const uint32_t cw = EQ_WORDS(s->in_c), taps = (uint32_t)s->kh * s->kw, k = taps * cw;
-    const uint32_t seg = s->kw * cw, g = k / 3u, r = k - 3u * g;
-    uint32_t patch[EQ_B1_PATCH], fullb[EQ_B1_NCH], bb[EQ_B1_NCH];
+    const uint32_t g = k / 3u, r = k - 3u * g;
+    uint32_t patch[EQ_B1_PATCH], fullb[EQ_B1_NCH], bb[EQ_B1_NCH], key = 0xFFFFFFFFu;
     uint16_t off[EQ_B1_PATCH];
     eq_b1_job_t job;
-    uint32_t n0, ox, j, ky, i, q;
+    uint32_t ox, j, q;
     job.extra = 4u * r;
     job.by3 = g % 3u == 0u && r == 0u;
     job.kbytes = 4u * k;
-    for (n0 = 0; n0 < s->out_c; n0 += EQ_B1_NCH) {
-        const uint32_t nch = s->out_c - n0 < EQ_B1_NCH ? s->out_c - n0 : EQ_B1_NCH;
-        const uint32_t *w = wt + n0 * 2u * k;
-        uint32_t key = 0xFFFFFFFFu;
-        for (j = 0; j < nch; ++j) fullb[j] = eq_pc_words(w + j * 2u * k + k, k);
-        job.nch = nch;
-        for (ox = 0; ox < s->out_w; ++ox) {
-            const uint32_t *pa = patch;
-            eq_taps_t t;
-            int full;
-            eq_taps(s, oy, ox, &t);
-            full = (t.ky1 - t.ky0) * (t.kx1 - t.kx0) == taps;
-            if (taps == 1u && full) {
-                pa = in + ((uint32_t)t.iy0 * s->in_w + (uint32_t)t.ix0) * cw;
-            } else if (full) {
-                for (ky = 0; ky < s->kh; ++ky) {
-                    const uint32_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
-                                              + (uint32_t)t.ix0) * cw;
-                    for (i = 0; i < seg; ++i) patch[ky * seg + i] = a[i];
+    job.nch = nch;
+    for (j = 0; j < nch; ++j) fullb[j] = eq_pc_words(w + j * 2u * k + k, k);
+    for (ox = 0; ox < s->out_w; ++ox) {
+        const uint32_t *pa = patch;
+        eq_taps_t t;
+        int full;
+        eq_taps(s, oy, ox, &t);
+        full = (t.ky1 - t.ky0) * (t.kx1 - t.kx0) == taps;
+        pa = eq_patch_b1(s, in, &t, full, patch);
+        job.base = fullb;
+        if (!full) {
+            const uint32_t kk = (t.ky0 << 24) | (t.ky1 << 16) | (t.kx0 << 8) | t.kx1;
+            if (kk != key) {
+                const uint32_t n = eq_oob_offsets(s, &t, off);
+                for (j = 0; j < nch; ++j) {
+                    const uint32_t *sg = w + j * 2u * k, *nz = sg + k;
+                    uint32_t b = fullb[j];
+                    for (q = 0; q < n; ++q)
+                        b = b - eq_pc1(nz[off[q]]) + 2u * eq_pc1(nz[off[q]] & sg[off[q]]);
+                    bb[j] = b;
                 }
-            } else {
-                eq_gather_b1(s, in, &t, patch);
+                key = kk;
             }
-            job.base = fullb;
-            if (!full) {
-                const uint32_t kk = (t.ky0 << 24) | (t.ky1 << 16) | (t.kx0 << 8) | t.kx1;
-                if (kk != key) {
-                    const uint32_t n = eq_oob_offsets(s, &t, off);
-                    for (j = 0; j < nch; ++j) {
-                        const uint32_t *sg = w + j * 2u * k, *nz = sg + k;
-                        uint32_t b = fullb[j];
-                        for (q = 0; q < n; ++q)
-                            b = b - eq_pc1(nz[off[q]]) + 2u * eq_pc1(nz[off[q]] & sg[off[q]]);
-                        bb[j] = b;
-                    }
-                    key = kk;
-                }
-                job.base = bb;
-            }
-            job.out = acc + ox * s->out_c + n0;
-            eq_tern_rows_dsp(pa, w, g, &job);
+            job.base = bb;
         }
+        job.out = acc + ox * s->out_c + n0;
+        eq_tern_rows_dsp(pa, w, g, &job);
     }
+}
+
+static void eq_row_b1_tern_dsp(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
+                               uint32_t oy, int32_t *acc)
+{
+    const uint32_t k = (uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c);
+    uint32_t n0;
+    for (n0 = 0; n0 < s->out_c; n0 += EQ_B1_NCH)
+        eq_tern_chunk_dsp(s, in, wt + n0 * 2u * k, n0,
+                          s->out_c - n0 < EQ_B1_NCH ? s->out_c - n0 : EQ_B1_NCH, oy, acc);
 }
 #endif
 
@@ -1039,6 +1044,39 @@ EQ_NOINLINE void eq_row_u8_kbit(const eq_conv_shape_t *s, const uint8_t *in, con
     }
 }
 
+/* ---- TERN_SPARSE stream decoding (docs/blob-format.md): position p in the row, its tap and
+ * channel. A nibble v is a gap of v & 7 (7: a gap of 7 and no weight; 15 is invalid), then a
+ * weight of sign v & 8 at the position reached. */
+typedef struct {
+    uint32_t p, tap, ch;
+} eq_sp_pos_t;
+
+/* apply nibble v: -1 invalid (bad nibble or past the row), 0 gap only, 1 a weight at ps */
+EQ_INLINE_ALWAYS int eq_sparse_step(uint32_t v, uint32_t c, uint32_t kdim, eq_sp_pos_t *ps)
+{
+    uint32_t d;
+    if (v == 15u) return -1;
+    d = v == 7u ? 7u : v & 7u;
+    ps->p += d;
+    ps->ch += d;
+    while (ps->ch >= c) {
+        ps->ch -= c;
+        ++ps->tap;
+    }
+    if (v == 7u) return ps->p > kdim ? -1 : 0;
+    return ps->p >= kdim ? -1 : 1;
+}
+
+/* past the weight at ps */
+EQ_INLINE_ALWAYS void eq_sparse_advance(eq_sp_pos_t *ps, uint32_t c)
+{
+    ++ps->p;
+    if (++ps->ch == c) {
+        ps->ch = 0;
+        ++ps->tap;
+    }
+}
+
 /* ---- skip-zero ternary (either activation encoding) ---------------------------------------
  * Each weight row is decoded once per output row; every nonzero (ky, kx, c, sign) is applied to
  * all output columns whose tap is inside the input. */
@@ -1056,27 +1094,17 @@ static eq_status_t eq_row_sparse(const eq_conv_shape_t *s, uint8_t in_enc, const
         for (n = 0; n < n_out; ++n) acc[ox * n_out + n] = 0;
 
     for (n = 0; n < n_out; ++n) {
-        uint32_t q, p = 0, tap = 0, ch = 0;
+        eq_sp_pos_t ps = {0, 0, 0};
+        uint32_t q, tap, ch;
         for (q = row_off[n]; q < row_off[n + 1]; ++q) {
-            uint32_t v = (stream[q >> 1] >> ((q & 1u) * 4u)) & 15u, d, ky, kx;
+            const uint32_t v = (stream[q >> 1] >> ((q & 1u) * 4u)) & 15u;
+            const int step = eq_sparse_step(v, c, kdim, &ps);
+            uint32_t ky, kx;
             int32_t iy, sign;
-            if (v == 7u) {
-                d = 7u;
-            } else {
-                if (v == 15u) return EQ_ERR_ARG;
-                d = v & 7u;
-            }
-            p += d;
-            ch += d;
-            while (ch >= c) {
-                ch -= c;
-                ++tap;
-            }
-            if (v == 7u) {
-                if (p > kdim) return EQ_ERR_ARG;
-                continue;
-            }
-            if (p >= kdim) return EQ_ERR_ARG;
+            if (step < 0) return EQ_ERR_ARG;
+            if (step == 0) continue;
+            tap = ps.tap;
+            ch = ps.ch;
             sign = (v & 8u) ? -1 : 1;
             ky = tap / s->kw;
             kx = tap - ky * s->kw;
@@ -1095,16 +1123,55 @@ static eq_status_t eq_row_sparse(const eq_conv_shape_t *s, uint8_t in_enc, const
                     acc[ox * n_out + n] += sign * a;
                 }
             }
-            /* the weight occupies position p; move past it */
-            ++p;
-            if (++ch == c) {
-                ch = 0;
-                ++tap;
-            }
+            eq_sparse_advance(&ps, c); /* the weight occupies position p; move past it */
         }
     }
     return EQ_OK;
 }
+
+#ifdef EQ_HAVE_B1_ROWS
+/* TERN_SPARSE on B1 activations, DSP cores: skip-zero per nonzero cannot compete with the
+ * popcount loop (2+ MACs an instruction), so the rows are decoded, EQ_SP_WORDS at a time, into
+ * dense TERN planes and run through eq_tern_chunk_dsp. The stream is checked exactly as in
+ * eq_row_sparse. EQ_ERR_UNSUPPORTED (nothing written): not this path, use eq_row_sparse. */
+#define EQ_SP_WORDS 256u /* decoded dense rows (1 KB) */
+
+static eq_status_t eq_row_sparse_b1_dsp(const eq_conv_shape_t *s, const uint32_t *in,
+                                        const uint8_t *data, uint32_t oy, int32_t *acc)
+{
+    const uint32_t n_out = s->out_c, c = s->in_c, cw = EQ_WORDS(c);
+    const uint32_t k = (uint32_t)s->kh * s->kw * cw, kdim = (uint32_t)s->kh * s->kw * c;
+    const uint32_t *row_off = (const uint32_t *)(const void *)data;
+    const uint8_t *stream = data + 4u * (n_out + 1u);
+    uint32_t dense[EQ_SP_WORDS];
+    uint32_t chunk, n0, j, i;
+    if (k < 3u || k > EQ_B1_PATCH || 2u * k > EQ_SP_WORDS) return EQ_ERR_UNSUPPORTED;
+    chunk = EQ_SP_WORDS / (2u * k);
+    if (chunk > EQ_B1_NCH) chunk = EQ_B1_NCH;
+    for (n0 = 0; n0 < n_out; n0 += chunk) {
+        const uint32_t nch = n_out - n0 < chunk ? n_out - n0 : chunk;
+        for (i = 0; i < nch * 2u * k; ++i) dense[i] = 0;
+        for (j = 0; j < nch; ++j) {
+            uint32_t *sg = dense + j * 2u * k, *nz = sg + k;
+            eq_sp_pos_t ps = {0, 0, 0};
+            uint32_t q;
+            for (q = row_off[n0 + j]; q < row_off[n0 + j + 1u]; ++q) {
+                const uint32_t v = (stream[q >> 1] >> ((q & 1u) * 4u)) & 15u;
+                const int step = eq_sparse_step(v, c, kdim, &ps);
+                uint32_t wi;
+                if (step < 0) return EQ_ERR_ARG;
+                if (step == 0) continue;
+                wi = ps.tap * cw + (ps.ch >> 5);
+                nz[wi] |= 1u << (ps.ch & 31u);
+                if (!(v & 8u)) sg[wi] |= 1u << (ps.ch & 31u); /* +1 = sign bit 1 */
+                eq_sparse_advance(&ps, c);
+            }
+        }
+        eq_tern_chunk_dsp(s, in, dense, n0, nch, oy, acc);
+    }
+    return EQ_OK;
+}
+#endif
 
 /* argument checks shared by eq_conv2d_row and eq_conv2d_row_f32 */
 static eq_status_t eq_row_args(const eq_conv_shape_t *s, uint8_t in_enc, const void *in,
@@ -1148,8 +1215,13 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
             eq_row_b1_kbit(s, a, (const uint8_t *)w->data, w->lut, w->lut_rows, w->lut_cols,
                            oy, acc);
             return EQ_OK;
-        case EQ_ENC_TERN_SPARSE:
+        case EQ_ENC_TERN_SPARSE: {
+#ifdef EQ_HAVE_B1_ROWS
+            const eq_status_t st2 = eq_row_sparse_b1_dsp(s, a, (const uint8_t *)w->data, oy, acc);
+            if (st2 != EQ_ERR_UNSUPPORTED) return st2;
+#endif
             return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, acc);
+        }
         default: return EQ_ERR_UNSUPPORTED;
         }
     } else {
