@@ -4,7 +4,10 @@
  * in_c) uint8. Weight rows are in (ky, kx, c) order. Taps outside the input contribute 0.
  * One static function per (in_enc, w_enc) pair keeps every inner loop free of encoding switches.
  */
+#include <string.h>
+
 #include "eq_kernels.h"
+#include "eq_bitdot.h"
 
 typedef struct {
     int32_t iy0, ix0;      /* input coordinates of tap (0, 0) */
@@ -37,30 +40,183 @@ static int32_t eq_act_b1(const uint32_t *px, uint32_t c)
 }
 
 /* ---- B1 activations ---------------------------------------------------------------------- */
+/* B1 x B1, general. Interior output pixels (every tap inside the input): the kh*kw taps'
+ * activation words are gathered once into a contiguous patch of K = taps * CW words (1x1
+ * kernels use the input in place), so every output channel is one popcount of patch ^ weight
+ * row over K contiguous words (eq_bitdot.h; the Thumb-2 DSP loop where there is one, two
+ * channels per pass sharing the activation loads in C). Border pixels: one popcount per
+ * kernel row over its in-bounds taps (contiguous in both the input and the weight row).
+ * acc = n_in * C - 2 * pc in uint32 arithmetic (n_in * C <= 65025 * 65535 < 2^32). */
+#define EQ_B1_PATCH 256u /* words of the patch buffer (1 KB of stack) */
+#ifdef EQ_HAVE_B1_ROWS
+#define EQ_B1_DSP(k) ((k) >= 3u) /* the assembly loop takes the pixel (borders too) */
+#else
+#define EQ_B1_DSP(k) 0
+#endif
+#define EQ_B1_NCH 64u    /* output channels per assembly call */
+
+static void eq_b1_border(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
+                         const eq_taps_t *t, uint32_t n0, uint32_t n1, int32_t *o)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c), k = (uint32_t)s->kh * s->kw * cw;
+    const uint32_t nbits = (t->ky1 - t->ky0) * (t->kx1 - t->kx0) * s->in_c;
+    const uint32_t len = (t->kx1 - t->kx0) * cw;
+    uint32_t n, ky;
+    for (n = n0; n < n1; ++n) {
+        const uint32_t *wr = wt + n * k;
+        uint32_t pc = 0;
+        for (ky = t->ky0; ky < t->ky1; ++ky) {
+            const uint32_t *a = in + ((uint32_t)(t->iy0 + (int32_t)ky) * s->in_w
+                                      + (uint32_t)(t->ix0 + (int32_t)t->kx0)) * cw;
+            pc += eq_xor_pc(a, wr + (ky * s->kw + t->kx0) * cw, len);
+        }
+        o[n] = (int32_t)(nbits - 2u * pc);
+    }
+}
+
+/* patch of output pixel t: its taps' words, zero for the taps outside the input */
+static void eq_gather_b1(const eq_conv_shape_t *s, const uint32_t *in, const eq_taps_t *t,
+                         uint32_t *patch)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c);
+    uint32_t ky, kx, i;
+    for (ky = 0; ky < s->kh; ++ky) {
+        const int in_y = ky >= t->ky0 && ky < t->ky1;
+        for (kx = 0; kx < s->kw; ++kx) {
+            uint32_t *d = patch + (ky * s->kw + kx) * cw;
+            if (in_y && kx >= t->kx0 && kx < t->kx1) {
+                const uint32_t *a = in + ((uint32_t)(t->iy0 + (int32_t)ky) * s->in_w
+                                          + (uint32_t)(t->ix0 + (int32_t)kx)) * cw;
+                for (i = 0; i < cw; ++i) d[i] = a[i];
+            } else {
+                for (i = 0; i < cw; ++i) d[i] = 0;
+            }
+        }
+    }
+}
+
+/* the activation words of output pixel t in (ky, kx, c) order: the input itself for a 1x1
+ * kernel, else gathered into patch (zero words outside the input) */
+static const uint32_t *eq_patch_b1(const eq_conv_shape_t *s, const uint32_t *in,
+                                   const eq_taps_t *t, int full, uint32_t *patch)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c), seg = s->kw * cw;
+    uint32_t ky, i;
+    if (s->kh == 1u && s->kw == 1u && full)
+        return in + ((uint32_t)t->iy0 * s->in_w + (uint32_t)t->ix0) * cw;
+    if (!full) {
+        eq_gather_b1(s, in, t, patch);
+        return patch;
+    }
+    for (ky = 0; ky < s->kh; ++ky) {
+        const uint32_t *a = in + ((uint32_t)(t->iy0 + (int32_t)ky) * s->in_w + (uint32_t)t->ix0) * cw;
+        for (i = 0; i < seg; ++i) patch[ky * seg + i] = a[i];
+    }
+    return patch;
+}
+
+#ifdef EQ_HAVE_B1_ROWS
+/* a zero patch word XORed with a weight word counts the weight's ones: corr[j] = popcount of
+ * weight row j's words at the taps of t outside the input (taken off at border pixels). The
+ * out-of-bounds word offsets are listed once (off, EQ_B1_PATCH entries of the caller's stack),
+ * then each row's words are counted three at a time. */
+/* word offsets (within a weight row) of the taps of t outside the input -> off; their count */
+static uint32_t eq_oob_offsets(const eq_conv_shape_t *s, const eq_taps_t *t, uint16_t *off)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c);
+    uint32_t ky, kx, i, n = 0;
+    for (ky = 0; ky < s->kh; ++ky)
+        for (kx = 0; kx < s->kw; ++kx)
+            if (!(ky >= t->ky0 && ky < t->ky1 && kx >= t->kx0 && kx < t->kx1))
+                for (i = 0; i < cw; ++i) off[n++] = (uint16_t)((ky * s->kw + kx) * cw + i);
+    return n;
+}
+
+static void eq_b1_corr(const eq_conv_shape_t *s, const uint32_t *w, uint32_t k,
+                       const eq_taps_t *t, uint32_t nch, uint32_t *corr, uint16_t *off)
+{
+    const uint32_t n = eq_oob_offsets(s, t, off);
+    uint32_t j, i;
+    for (j = 0; j < nch; ++j, w += k) {
+        uint32_t pc = 0;
+        for (i = 0; i + 3u <= n; i += 3u)
+            pc += eq_nibsum(eq_nib(w[off[i]]) + eq_nib(w[off[i + 1u]]) + eq_nib(w[off[i + 2u]]));
+        for (; i < n; ++i) pc += eq_pc1(w[off[i]]);
+        corr[j] = pc;
+    }
+}
+
+/* the assembly loop (eq_bitdot_dsp.c) over every output channel of one pixel's patch:
+ * out = base - 2 * pc with base = n_in * C (fullb inside the image) or, at border pixels,
+ * n_in * C + 2 * corr (computed when the out-of-bounds taps change; kept in bb) */
+static void eq_b1_pixel_dsp(const eq_conv_shape_t *s, const uint32_t *pa, const uint32_t *wt,
+                            uint32_t k, const eq_taps_t *t, int full, const uint32_t *fullb,
+                            uint32_t *key, uint32_t *bb, uint16_t *off, int32_t *o)
+{
+    const uint32_t g = k / 3u, r = k - 3u * g;
+    const uint32_t nbits = (t->ky1 - t->ky0) * (t->kx1 - t->kx0) * s->in_c;
+    eq_b1_job_t job;
+    uint32_t n0, j;
+    job.extra = 4u * r;
+    job.by3 = g % 3u == 0u && r == 0u;
+    for (n0 = 0; n0 < s->out_c; n0 += EQ_B1_NCH) {
+        const uint32_t *w = wt + n0 * k;
+        job.nch = s->out_c - n0 < EQ_B1_NCH ? s->out_c - n0 : EQ_B1_NCH;
+        job.out = o + n0;
+        job.base = fullb;
+        if (!full) { /* corr depends only on which taps are out: kept while they stay */
+            const uint32_t kk = (t->ky0 << 24) | (t->ky1 << 16) | (t->kx0 << 8) | t->kx1;
+            if (kk != *key || s->out_c > EQ_B1_NCH) {
+                eq_b1_corr(s, w, k, t, job.nch, bb, off);
+                for (j = 0; j < job.nch; ++j) bb[j] = nbits + 2u * bb[j];
+                *key = kk;
+            }
+            job.base = bb;
+        }
+        eq_b1_rows_dsp(pa, w, g, &job);
+    }
+}
+#endif
+
 static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
                          uint32_t oy, int32_t *acc)
 {
-    const uint32_t cw = EQ_WORDS(s->in_c), taps = (uint32_t)s->kh * s->kw;
-    uint32_t ox, n, ky, kx, i;
+    const uint32_t cw = EQ_WORDS(s->in_c), taps = (uint32_t)s->kh * s->kw, k = taps * cw;
+    uint32_t patch[EQ_B1_PATCH];
+#ifdef EQ_HAVE_B1_ROWS
+    uint32_t fullb[EQ_B1_NCH], bb[EQ_B1_NCH], key = 0xFFFFFFFFu;
+    uint16_t off[EQ_B1_PATCH];
+#endif
+    uint32_t ox, j;
+#ifdef EQ_HAVE_B1_ROWS
+    for (j = 0; j < EQ_B1_NCH; ++j) fullb[j] = taps * s->in_c;
+#endif
     for (ox = 0; ox < s->out_w; ++ox) {
+        int32_t *o = acc + ox * s->out_c;
+        const uint32_t *pa = patch;
+        const uint32_t nbits = taps * s->in_c;
         eq_taps_t t;
-        uint32_t n_in;
+        uint32_t p0, p1;
+        int full;
         eq_taps(s, oy, ox, &t);
-        n_in = (t.ky1 - t.ky0) * (t.kx1 - t.kx0);
-        for (n = 0; n < s->out_c; ++n) {
-            const uint32_t *wr = wt + (uint32_t)n * taps * cw;
-            uint32_t pc = 0;
-            for (ky = t.ky0; ky < t.ky1; ++ky) {
-                const uint32_t *arow = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w) * cw;
-                for (kx = t.kx0; kx < t.kx1; ++kx) {
-                    const uint32_t *a = arow + (uint32_t)(t.ix0 + (int32_t)kx) * cw;
-                    const uint32_t *w = wr + (ky * s->kw + kx) * cw;
-                    for (i = 0; i < cw; ++i) pc += eq_popcount32(a[i] ^ w[i]);
-                }
-            }
-            /* n_in*C - 2*pc without 2*pc (UB once pc > 2**30): pc <= n_in*C = K < 2**31 */
-            acc[ox * s->out_c + n] = (int32_t)(n_in * s->in_c - pc) - (int32_t)pc;
+        full = (t.ky1 - t.ky0) * (t.kx1 - t.kx0) == taps;
+        if (k > EQ_B1_PATCH || (!full && !EQ_B1_DSP(k))) {
+            eq_b1_border(s, in, wt, &t, 0, s->out_c, o);
+            continue;
         }
+        pa = eq_patch_b1(s, in, &t, full, patch);
+#ifdef EQ_HAVE_B1_ROWS
+        if (EQ_B1_DSP(k)) {
+            eq_b1_pixel_dsp(s, pa, wt, k, &t, full, fullb, &key, bb, off, o);
+            continue;
+        }
+#endif
+        for (j = 0; j + 2u <= s->out_c; j += 2u) {
+            eq_xor_pc2(pa, wt + j * k, wt + (j + 1u) * k, k, &p0, &p1);
+            o[j] = (int32_t)(nbits - 2u * p0);
+            o[j + 1u] = (int32_t)(nbits - 2u * p1);
+        }
+        if (j < s->out_c) o[j] = (int32_t)(nbits - 2u * eq_xor_pc(pa, wt + j * k, k));
     }
 }
 
@@ -140,6 +296,66 @@ static void eq_row_b1_b1_dense(const eq_conv_shape_t *s, const uint32_t *in, con
     }
 }
 
+#ifdef EQ_HAVE_B1_ROWS
+/* B1 x TERN on DSP cores: as eq_row_b1_b1 (patch per output pixel, zero words outside the
+ * input), through eq_tern_rows_dsp: acc = base - 2 * popcount(z & (patch ^ s)) with base =
+ * popcount(z) over the in-bounds taps. Per chunk of output channels fullb = popcount of each
+ * whole nonzero row; at border pixels a zero patch word counts z & s, so the base there is
+ * fullb - popcount(z_oob) + 2 * popcount((z & s)_oob), recomputed when the taps out change. */
+/* one chunk of nch <= EQ_B1_NCH output channels (rows w, 2k words each) into acc channels n0.. */
+static void eq_tern_chunk_dsp(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *w,
+                              uint32_t n0, uint32_t nch, uint32_t oy, int32_t *acc)
+{
+    const uint32_t cw = EQ_WORDS(s->in_c), taps = (uint32_t)s->kh * s->kw, k = taps * cw;
+    const uint32_t g = k / 3u, r = k - 3u * g;
+    uint32_t patch[EQ_B1_PATCH], fullb[EQ_B1_NCH], bb[EQ_B1_NCH], key = 0xFFFFFFFFu;
+    uint16_t off[EQ_B1_PATCH];
+    eq_b1_job_t job;
+    uint32_t ox, j, q;
+    job.extra = 4u * r;
+    job.by3 = g % 3u == 0u && r == 0u;
+    job.kbytes = 4u * k;
+    job.nch = nch;
+    for (j = 0; j < nch; ++j) fullb[j] = eq_pc_words(w + j * 2u * k + k, k);
+    for (ox = 0; ox < s->out_w; ++ox) {
+        const uint32_t *pa = patch;
+        eq_taps_t t;
+        int full;
+        eq_taps(s, oy, ox, &t);
+        full = (t.ky1 - t.ky0) * (t.kx1 - t.kx0) == taps;
+        pa = eq_patch_b1(s, in, &t, full, patch);
+        job.base = fullb;
+        if (!full) {
+            const uint32_t kk = (t.ky0 << 24) | (t.ky1 << 16) | (t.kx0 << 8) | t.kx1;
+            if (kk != key) {
+                const uint32_t n = eq_oob_offsets(s, &t, off);
+                for (j = 0; j < nch; ++j) {
+                    const uint32_t *sg = w + j * 2u * k, *nz = sg + k;
+                    uint32_t b = fullb[j];
+                    for (q = 0; q < n; ++q)
+                        b = b - eq_pc1(nz[off[q]]) + 2u * eq_pc1(nz[off[q]] & sg[off[q]]);
+                    bb[j] = b;
+                }
+                key = kk;
+            }
+            job.base = bb;
+        }
+        job.out = acc + ox * s->out_c + n0;
+        eq_tern_rows_dsp(pa, w, g, &job);
+    }
+}
+
+static void eq_row_b1_tern_dsp(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
+                               uint32_t oy, int32_t *acc)
+{
+    const uint32_t k = (uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c);
+    uint32_t n0;
+    for (n0 = 0; n0 < s->out_c; n0 += EQ_B1_NCH)
+        eq_tern_chunk_dsp(s, in, wt + n0 * 2u * k, n0,
+                          s->out_c - n0 < EQ_B1_NCH ? s->out_c - n0 : EQ_B1_NCH, oy, acc);
+}
+#endif
+
 static void eq_row_b1_tern(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
                            uint32_t oy, int32_t *acc)
 {
@@ -174,8 +390,10 @@ static void eq_row_b1_tern(const eq_conv_shape_t *s, const uint32_t *in, const u
  * constant, so each inlined copy reads its own type with no per-element test. */
 #if defined(__GNUC__)
 #define EQ_INLINE_ALWAYS static inline __attribute__((always_inline))
+#define EQ_NOINLINE static __attribute__((noinline))
 #else
 #define EQ_INLINE_ALWAYS static inline
+#define EQ_NOINLINE static
 #endif
 #define EQ_WINT(w, j, wide)                                                                       \
     ((wide) ? (int32_t)((const int16_t *)(const void *)(w))[j]                                    \
@@ -262,7 +480,7 @@ static const uint8_t *eq_kbit_codes(const uint8_t *row, uint32_t j, uint32_t cnt
     return buf;
 }
 
-static void eq_row_b1_kbit(const eq_conv_shape_t *s, const uint32_t *in, const uint8_t *wt,
+EQ_NOINLINE void eq_row_b1_kbit(const eq_conv_shape_t *s, const uint32_t *in, const uint8_t *wt,
                            const int32_t *lut, uint32_t lut_rows, uint32_t lut_cols, uint32_t oy,
                            int32_t *acc)
 {
@@ -372,6 +590,243 @@ static void eq_row_u8_b1_dense(const eq_conv_shape_t *s, const uint8_t *in, cons
     }
 }
 
+/* U8 x B1 by masked byte sums: acc = 2 * P - T, T = the sum of the in-bounds activations and
+ * P = their sum over the set weight bits. Per output pixel the taps' activation bytes are
+ * gathered into a patch of K = taps * C bytes (zero outside the input, so those taps add
+ * nothing to P or T), padded to KW whole words; per chunk of output channels the weight bits
+ * are expanded once into byte masks (0xFF where the bit is 1) in the same (ky, kx, c) order, and
+ * P = sum over the words of bytesum(patch & mask): USADA8 on DSP cores, two 16-bit lane sums
+ * elsewhere (lanes <= 255 * EQ_U8_PATCH / 4 < 2^16). */
+#define EQ_U8_PATCH 512u /* bytes of the patch (the portable path runs on 4 KB-stack M3 boards) */
+#define EQ_U8_MASKS 256u /* words of expanded weight masks (1 KB) */
+
+static const uint32_t eq_nib_bytes[16] = {
+    0x00000000u, 0x000000FFu, 0x0000FF00u, 0x0000FFFFu, 0x00FF0000u, 0x00FF00FFu, 0x00FFFF00u,
+    0x00FFFFFFu, 0xFF000000u, 0xFF0000FFu, 0xFF00FF00u, 0xFF00FFFFu, 0xFFFF0000u, 0xFFFF00FFu,
+    0xFFFFFF00u, 0xFFFFFFFFu};
+
+/* byte masks of weight rows n0 .. n0+nch-1 -> m (nch, kw words), pad bytes 0 */
+static void eq_u8_masks(const eq_conv_shape_t *s, const uint32_t *wt, uint32_t n0, uint32_t nch,
+                        uint32_t kw, uint32_t *m)
+{
+    const uint32_t c = s->in_c, cw = EQ_WORDS(c), taps = (uint32_t)s->kh * s->kw;
+    uint32_t j, t, i;
+    for (j = 0; j < nch; ++j) {
+        const uint32_t *wr = wt + (n0 + j) * taps * cw;
+        uint32_t *mj = m + j * kw;
+        uint8_t *mb = (uint8_t *)mj;
+        mj[kw - 1u] = 0;
+        for (t = 0; t < taps; ++t) {
+            const uint32_t *wb = wr + t * cw;
+            if ((c & 3u) == 0u) { /* four bits -> one mask word */
+                uint32_t *d = mj + t * (c >> 2);
+                for (i = 0; i < c; i += 4u) d[i >> 2] = eq_nib_bytes[(wb[i >> 5] >> (i & 31u)) & 15u];
+            } else if (c < 32u && taps * c <= 32u) { /* few channels: the taps' bits in a word */
+                uint32_t bits = 0;
+                for (t = 0; t < taps; ++t) bits |= (wr[t] & ((1u << c) - 1u)) << (t * c);
+                for (i = 0; i < kw; ++i) mj[i] = eq_nib_bytes[(bits >> (4u * i)) & 15u];
+                break;
+            } else {
+                for (i = 0; i < c; ++i)
+                    mb[t * c + i] = (uint8_t)(0u - ((wb[i >> 5] >> (i & 31u)) & 1u));
+            }
+        }
+    }
+}
+
+/* sum of the bytes of (p & m) over n words */
+EQ_INLINE_ALWAYS uint32_t eq_u8_masked_sum(const uint32_t *p, const uint32_t *m, uint32_t n)
+{
+    uint32_t i;
+#ifdef EQ_HAVE_DSP
+    uint32_t acc = 0;
+    for (i = 0; i < n; ++i) acc = __usada8(p[i] & m[i], 0u, acc);
+    return acc;
+#else
+    uint32_t lo = 0, hi = 0;
+    for (i = 0; i < n; ++i) {
+        const uint32_t x = p[i] & m[i];
+        lo += x & 0x00FF00FFu;
+        hi += (x >> 8) & 0x00FF00FFu;
+    }
+    return (lo & 0xFFFFu) + (lo >> 16) + (hi & 0xFFFFu) + (hi >> 16);
+#endif
+}
+
+/* nch outputs of one pixel from kw words of patch */
+static void eq_u8_b1_outs(const uint32_t *p, const uint32_t *m, uint32_t kw, uint32_t nch,
+                          int32_t total, int32_t *o)
+{
+    uint32_t j;
+    for (j = 0; j < nch; ++j, m += kw) o[j] = 2 * (int32_t)eq_u8_masked_sum(p, m, kw) - total;
+}
+
+/* the same for the first layers' three-word patches (3x3, C = 1), patch words in registers */
+static void eq_u8_b1_outs3(const uint32_t *p, const uint32_t *m, uint32_t nch, int32_t total,
+                           int32_t *o)
+{
+    const uint32_t p0 = p[0], p1 = p[1], p2 = p[2];
+    uint32_t j;
+    for (j = 0; j < nch; ++j, m += 3) {
+#ifdef EQ_HAVE_DSP
+        const uint32_t q = __usada8(p2 & m[2], 0u, __usada8(p1 & m[1], 0u, __usada8(p0 & m[0], 0u, 0u)));
+#else
+        const uint32_t a = p0 & m[0], b = p1 & m[1], c = p2 & m[2];
+        const uint32_t lo = (a & 0x00FF00FFu) + (b & 0x00FF00FFu) + (c & 0x00FF00FFu)
+                            + ((a >> 8) & 0x00FF00FFu) + ((b >> 8) & 0x00FF00FFu)
+                            + ((c >> 8) & 0x00FF00FFu); /* lanes <= 6 * 255 */
+        const uint32_t q = (lo & 0xFFFFu) + (lo >> 16);
+#endif
+        o[j] = 2 * (int32_t)q - total;
+    }
+}
+
+static int eq_u8_b1_fits(const eq_conv_shape_t *s)
+{
+    const uint32_t k = (uint32_t)s->kh * s->kw * s->in_c;
+    return k <= EQ_U8_PATCH && EQ_WORDS(8u * k) <= EQ_U8_MASKS;
+}
+
+static void eq_row_u8_b1_mask(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt,
+                              uint32_t oy, int32_t *acc)
+{
+    const uint32_t c = s->in_c, k = (uint32_t)s->kh * s->kw * c, kw = EQ_WORDS(8u * k);
+    const uint32_t chunk = EQ_U8_MASKS / kw;
+    uint32_t patch[EQ_U8_PATCH / 4u], masks[EQ_U8_MASKS];
+    uint8_t *pb = (uint8_t *)patch;
+    uint32_t n0, ox, ky, i;
+    for (n0 = 0; n0 < s->out_c; n0 += chunk) {
+        const uint32_t nch = s->out_c - n0 < chunk ? s->out_c - n0 : chunk;
+        eq_u8_masks(s, wt, n0, nch, kw, masks);
+        for (ox = 0; ox < s->out_w; ++ox) {
+            int32_t *o = acc + ox * s->out_c + n0;
+            int32_t total = 0;
+            eq_taps_t t;
+            eq_taps(s, oy, ox, &t);
+            for (i = 0; i < kw; ++i) patch[i] = 0;
+            for (ky = t.ky0; ky < t.ky1; ++ky) {
+                uint8_t *d = pb + ky * s->kw * c + t.kx0 * c;
+                const uint32_t len = (t.kx1 - t.kx0) * c;
+                const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                         + (uint32_t)(t.ix0 + (int32_t)t.kx0)) * c;
+                for (i = 0; i < len; ++i) {
+                    d[i] = a[i];
+                    total += a[i];
+                }
+            }
+            if (kw == 3u)
+                eq_u8_b1_outs3(patch, masks, nch, total, o);
+            else
+                eq_u8_b1_outs(patch, masks, kw, nch, total, o);
+        }
+    }
+}
+
+#ifdef EQ_HAVE_B1_ROWS
+/* U8 activations on B1 or TERN weights, on DSP cores, when the activations of the rows in use
+ * have at most 4 bits (DoReFa, HWGQ, TWN 2-bit codes): the codes are split into bit planes
+ * (packed like B1 activations, plane b = bit b of each code) and each plane goes through the
+ * binary loops; out-of-bounds taps are zero words in every plane.
+ * B1:   P = sum over b of 2^b * popcount(plane_b & w) (eq_b1and_rows_dsp), T = sum of
+ *       2^b * popcount(plane_b), acc = 2P - T, exactly the U8 x B1 sum.
+ * TERN: per plane, the sum of +-p over the nonzeros is 2 * pc(p & z & s) - pc(p & z)
+ *       = pc(z & s) - pc(z & (p ^ s)) (eq_tern_rows_dsp counts the last over all taps, a zero
+ *       word p counting z & s, which the first term then covers over all taps too), so
+ *       acc = (2^nb - 1) * pc(z & s) - sum over b of 2^b * pc(z & (plane_b ^ s)).
+ * Returns 0 (nothing done) when the shape or codes do not fit. */
+#define EQ_PLANE_WORDS 256u /* packed planes of the input rows in use (1 KB) */
+#define EQ_PLANE_MAX 4u
+
+static int eq_row_u8_planes(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt,
+                            int tern, uint32_t oy, int32_t *acc)
+{
+    static const uint32_t zeros[EQ_B1_NCH];
+    const uint32_t c = s->in_c, cw = EQ_WORDS(c), taps = (uint32_t)s->kh * s->kw;
+    const uint32_t k = taps * cw, rw = (uint32_t)s->in_w * cw, g = k / 3u, r = k - 3u * g;
+    const uint32_t wrow = tern ? 2u * k : k; /* words of one output channel's weights */
+    const int32_t iy0 = (int32_t)(oy * s->stride) - (int32_t)s->pad;
+    uint32_t planes[EQ_PLANE_WORDS], patch[EQ_B1_PATCH], zs[EQ_B1_NCH];
+    int32_t part[EQ_PLANE_MAX][EQ_B1_NCH];
+    uint32_t ry0, ry1, rows, nb, orv = 0, i, b, y, ox, j, n0, ky, q;
+    const uint8_t *a0;
+    eq_b1_job_t job;
+    eq_range(iy0, s->kh, s->in_h, &ry0, &ry1);
+    rows = ry1 - ry0;
+    a0 = in + (uint32_t)(iy0 + (int32_t)ry0) * s->in_w * c;
+    for (i = 0; i < rows * s->in_w * c; ++i) orv |= a0[i];
+    for (nb = 0; orv >> nb; ++nb) {
+    }
+    if (nb > EQ_PLANE_MAX || k < 3u || nb * k > EQ_B1_PATCH
+        || (uint64_t)nb * rows * rw > EQ_PLANE_WORDS)
+        return 0;
+    if (nb == 0u) { /* every activation 0 */
+        for (i = 0; i < (uint32_t)s->out_w * s->out_c; ++i) acc[i] = 0;
+        return 1;
+    }
+    /* planes[b][row][x][cw] */
+    for (i = 0; i < nb * rows * rw; ++i) planes[i] = 0;
+    for (y = 0; y < rows; ++y)
+        for (i = 0; i < (uint32_t)s->in_w; ++i) {
+            const uint8_t *px = a0 + (y * s->in_w + i) * c;
+            for (b = 0; b < nb; ++b) {
+                uint32_t *d = planes + (b * rows + y) * rw + i * cw;
+                if ((c & 3u) == 0u) { /* four codes a word: bit b of each byte to a nibble */
+                    for (q = 0; q < c; q += 4u) {
+                        uint32_t x;
+                        memcpy(&x, px + q, 4);
+                        d[q >> 5] |= ((((x >> b) & 0x01010101u) * 0x10204080u) >> 28) << (q & 31u);
+                    }
+                } else {
+                    for (q = 0; q < c; ++q) d[q >> 5] |= (uint32_t)((px[q] >> b) & 1u) << (q & 31u);
+                }
+            }
+        }
+    job.extra = 4u * r;
+    job.by3 = g % 3u == 0u && r == 0u;
+    job.kbytes = 4u * k;
+    job.base = zeros;
+    for (n0 = 0; n0 < s->out_c; n0 += EQ_B1_NCH) {
+        const uint32_t *w = wt + n0 * wrow;
+        job.nch = s->out_c - n0 < EQ_B1_NCH ? s->out_c - n0 : EQ_B1_NCH;
+        if (tern)
+            for (j = 0; j < job.nch; ++j) {
+                const uint32_t *sg = w + j * wrow;
+                uint32_t pc = 0;
+                for (i = 0; i < k; ++i) pc += eq_pc1(sg[i] & sg[k + i]);
+                zs[j] = pc;
+            }
+        for (ox = 0; ox < s->out_w; ++ox) {
+            int32_t *o = acc + ox * s->out_c + n0;
+            int32_t total = 0;
+            eq_taps_t t;
+            eq_taps(s, oy, ox, &t);
+            for (b = 0; b < nb; ++b) { /* patch of plane b: taps (ky, kx), zero outside */
+                uint32_t *pb = patch + b * k, kx;
+                for (i = 0; i < k; ++i) pb[i] = 0;
+                for (ky = t.ky0; ky < t.ky1; ++ky) {
+                    const uint32_t *src = planes + (b * rows + ky - ry0) * rw
+                                          + (uint32_t)(t.ix0 + (int32_t)t.kx0) * cw;
+                    for (kx = t.kx0 * cw, i = 0; kx < t.kx1 * cw; ++kx, ++i)
+                        pb[ky * s->kw * cw + kx] = src[i];
+                }
+                if (!tern) total += (int32_t)(eq_pc_words(pb, k) << b);
+                job.out = part[b];
+                if (tern)
+                    eq_tern_rows_dsp(pb, w, g, &job);
+                else
+                    eq_b1and_rows_dsp(pb, w, g, &job);
+            }
+            for (j = 0; j < job.nch; ++j) { /* part = -2 * popcount */
+                int32_t v = part[0][j];
+                for (b = 1; b < nb; ++b) v += part[b][j] * (int32_t)(1u << b);
+                o[j] = tern ? (int32_t)(((1u << nb) - 1u) * zs[j]) + v / 2 : -v - total;
+            }
+        }
+    }
+    return 1;
+}
+#endif
+
 static void eq_row_u8_b1(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt,
                          uint32_t oy, int32_t *acc)
 {
@@ -464,6 +919,86 @@ EQ_INLINE_ALWAYS void eq_row_u8_int(const eq_conv_shape_t *s, const uint8_t *in,
     }
 }
 
+#if defined(EQ_HAVE_DSP) && defined(__ARM_FEATURE_SIMD32)
+/* U8 x I8 on DSP cores: 2 MACs per SMLAD. Per output pixel the taps' activation bytes are
+ * gathered into a K-byte patch (zero outside the input) and widened once into halfword pairs
+ * (UXTB16: bytes 0, 2 and 1, 3 of each word); each weight word is widened with SXTB16 the
+ * same way, two output channels a pass sharing the activation loads. The K % 4 bytes past the
+ * whole words are multiplied one by one (weight rows are K bytes, not padded to words). */
+#define EQ_I8_PATCH 1024u /* bytes of activations per output pixel (3 KB of stack with aeo) */
+#define EQ_ROR8(x) (((x) >> 8) | ((x) << 24)) /* bytes 1, 3 to 0, 2 */
+
+/* SXTB16 of bytes 1 and 3 (the rotation folded into the instruction) */
+static inline uint32_t eq_sxtb16_hi(uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+/* two output channels (weight rows w0, w1) over kw4 words of widened activations aeo */
+#define EQ_I8_STEP(q)                                                                            \
+    do {                                                                                         \
+        const uint32_t x0 = eq_load32(w0 + 4u * (q)), x1 = eq_load32(w1 + 4u * (q));             \
+        const uint32_t e = aeo[2u * (q)], d = aeo[2u * (q) + 1u];                                \
+        s0 = __smlad(e, __sxtb16(x0), s0);                                                       \
+        s0 = __smlad(d, eq_sxtb16_hi(x0), s0);                                                   \
+        s1 = __smlad(e, __sxtb16(x1), s1);                                                       \
+        s1 = __smlad(d, eq_sxtb16_hi(x1), s1);                                                   \
+    } while (0)
+
+static uint32_t eq_load32(const int8_t *p)
+{
+    uint32_t x;
+    memcpy(&x, p, 4); /* unaligned when K % 4 != 0: allowed for LDR on these cores */
+    return x;
+}
+
+static void eq_row_u8_i8_dsp(const eq_conv_shape_t *s, const uint8_t *in, const int8_t *wt,
+                             uint32_t oy, int32_t *acc)
+{
+    const uint32_t c = s->in_c, k = (uint32_t)s->kh * s->kw * c, kw4 = k / 4u;
+    uint32_t patch[EQ_I8_PATCH / 4u], aeo[EQ_I8_PATCH / 2u]; /* aeo: even, odd pairs a word */
+    uint8_t *pb = (uint8_t *)patch;
+    uint32_t ox, ky, i, n, q;
+    for (ox = 0; ox < s->out_w; ++ox) {
+        int32_t *o = acc + ox * s->out_c;
+        eq_taps_t t;
+        eq_taps(s, oy, ox, &t);
+        for (i = 0; i < EQ_WORDS(8u * k); ++i) patch[i] = 0;
+        for (ky = t.ky0; ky < t.ky1; ++ky) {
+            const uint32_t off = ky * s->kw * c + t.kx0 * c, len = (t.kx1 - t.kx0) * c;
+            const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                     + (uint32_t)(t.ix0 + (int32_t)t.kx0)) * c;
+            if ((c & 3u) == 0u) /* whole words (HWC pixels of C % 4 == 0 bytes) */
+                for (i = 0; i < len; i += 4u) memcpy(pb + off + i, a + i, 4);
+            else
+                for (i = 0; i < len; ++i) pb[off + i] = a[i];
+        }
+        for (q = 0; q < kw4; ++q) {
+            aeo[2u * q] = __uxtb16(patch[q]);
+            aeo[2u * q + 1u] = __uxtb16(EQ_ROR8(patch[q]));
+        }
+        for (n = 0; n < s->out_c; n += 2u) {
+            const int two = n + 1u < s->out_c;
+            const int8_t *w0 = wt + n * k, *w1 = two ? w0 + k : w0;
+            int32_t s0 = 0, s1 = 0;
+            for (q = 0; q + 2u <= kw4; q += 2u) {
+                EQ_I8_STEP(q);
+                EQ_I8_STEP(q + 1u);
+            }
+            if (q < kw4) EQ_I8_STEP(q);
+            for (i = 4u * kw4; i < k; ++i) {
+                s0 += (int32_t)pb[i] * w0[i];
+                s1 += (int32_t)pb[i] * w1[i];
+            }
+            o[n] = s0;
+            if (two) o[n + 1u] = s1;
+        }
+    }
+}
+#endif
+
 static void eq_row_u8_i8(const eq_conv_shape_t *s, const uint8_t *in, const void *wt,
                          uint32_t oy, int32_t *acc)
 {
@@ -476,7 +1011,8 @@ static void eq_row_u8_i16(const eq_conv_shape_t *s, const uint8_t *in, const voi
     eq_row_u8_int(s, in, wt, 1, oy, acc);
 }
 
-static void eq_row_u8_kbit(const eq_conv_shape_t *s, const uint8_t *in, const uint8_t *wt,
+/* a function of its own: its register allocation does not depend on the other paths */
+EQ_NOINLINE void eq_row_u8_kbit(const eq_conv_shape_t *s, const uint8_t *in, const uint8_t *wt,
                            const int32_t *lut, uint32_t lut_rows, uint32_t lut_cols, uint32_t oy,
                            int32_t *acc)
 {
@@ -508,6 +1044,39 @@ static void eq_row_u8_kbit(const eq_conv_shape_t *s, const uint8_t *in, const ui
     }
 }
 
+/* ---- TERN_SPARSE stream decoding (docs/blob-format.md): position p in the row, its tap and
+ * channel. A nibble v is a gap of v & 7 (7: a gap of 7 and no weight; 15 is invalid), then a
+ * weight of sign v & 8 at the position reached. */
+typedef struct {
+    uint32_t p, tap, ch;
+} eq_sp_pos_t;
+
+/* apply nibble v: -1 invalid (bad nibble or past the row), 0 gap only, 1 a weight at ps */
+EQ_INLINE_ALWAYS int eq_sparse_step(uint32_t v, uint32_t c, uint32_t kdim, eq_sp_pos_t *ps)
+{
+    uint32_t d;
+    if (v == 15u) return -1;
+    d = v == 7u ? 7u : v & 7u;
+    ps->p += d;
+    ps->ch += d;
+    while (ps->ch >= c) {
+        ps->ch -= c;
+        ++ps->tap;
+    }
+    if (v == 7u) return ps->p > kdim ? -1 : 0;
+    return ps->p >= kdim ? -1 : 1;
+}
+
+/* past the weight at ps */
+EQ_INLINE_ALWAYS void eq_sparse_advance(eq_sp_pos_t *ps, uint32_t c)
+{
+    ++ps->p;
+    if (++ps->ch == c) {
+        ps->ch = 0;
+        ++ps->tap;
+    }
+}
+
 /* ---- skip-zero ternary (either activation encoding) ---------------------------------------
  * Each weight row is decoded once per output row; every nonzero (ky, kx, c, sign) is applied to
  * all output columns whose tap is inside the input. */
@@ -525,27 +1094,17 @@ static eq_status_t eq_row_sparse(const eq_conv_shape_t *s, uint8_t in_enc, const
         for (n = 0; n < n_out; ++n) acc[ox * n_out + n] = 0;
 
     for (n = 0; n < n_out; ++n) {
-        uint32_t q, p = 0, tap = 0, ch = 0;
+        eq_sp_pos_t ps = {0, 0, 0};
+        uint32_t q, tap, ch;
         for (q = row_off[n]; q < row_off[n + 1]; ++q) {
-            uint32_t v = (stream[q >> 1] >> ((q & 1u) * 4u)) & 15u, d, ky, kx;
+            const uint32_t v = (stream[q >> 1] >> ((q & 1u) * 4u)) & 15u;
+            const int step = eq_sparse_step(v, c, kdim, &ps);
+            uint32_t ky, kx;
             int32_t iy, sign;
-            if (v == 7u) {
-                d = 7u;
-            } else {
-                if (v == 15u) return EQ_ERR_ARG;
-                d = v & 7u;
-            }
-            p += d;
-            ch += d;
-            while (ch >= c) {
-                ch -= c;
-                ++tap;
-            }
-            if (v == 7u) {
-                if (p > kdim) return EQ_ERR_ARG;
-                continue;
-            }
-            if (p >= kdim) return EQ_ERR_ARG;
+            if (step < 0) return EQ_ERR_ARG;
+            if (step == 0) continue;
+            tap = ps.tap;
+            ch = ps.ch;
             sign = (v & 8u) ? -1 : 1;
             ky = tap / s->kw;
             kx = tap - ky * s->kw;
@@ -564,16 +1123,55 @@ static eq_status_t eq_row_sparse(const eq_conv_shape_t *s, uint8_t in_enc, const
                     acc[ox * n_out + n] += sign * a;
                 }
             }
-            /* the weight occupies position p; move past it */
-            ++p;
-            if (++ch == c) {
-                ch = 0;
-                ++tap;
-            }
+            eq_sparse_advance(&ps, c); /* the weight occupies position p; move past it */
         }
     }
     return EQ_OK;
 }
+
+#ifdef EQ_HAVE_B1_ROWS
+/* TERN_SPARSE on B1 activations, DSP cores: skip-zero per nonzero cannot compete with the
+ * popcount loop (2+ MACs an instruction), so the rows are decoded, EQ_SP_WORDS at a time, into
+ * dense TERN planes and run through eq_tern_chunk_dsp. The stream is checked exactly as in
+ * eq_row_sparse. EQ_ERR_UNSUPPORTED (nothing written): not this path, use eq_row_sparse. */
+#define EQ_SP_WORDS 256u /* decoded dense rows (1 KB) */
+
+static eq_status_t eq_row_sparse_b1_dsp(const eq_conv_shape_t *s, const uint32_t *in,
+                                        const uint8_t *data, uint32_t oy, int32_t *acc)
+{
+    const uint32_t n_out = s->out_c, c = s->in_c, cw = EQ_WORDS(c);
+    const uint32_t k = (uint32_t)s->kh * s->kw * cw, kdim = (uint32_t)s->kh * s->kw * c;
+    const uint32_t *row_off = (const uint32_t *)(const void *)data;
+    const uint8_t *stream = data + 4u * (n_out + 1u);
+    uint32_t dense[EQ_SP_WORDS];
+    uint32_t chunk, n0, j, i;
+    if (k < 3u || k > EQ_B1_PATCH || 2u * k > EQ_SP_WORDS) return EQ_ERR_UNSUPPORTED;
+    chunk = EQ_SP_WORDS / (2u * k);
+    if (chunk > EQ_B1_NCH) chunk = EQ_B1_NCH;
+    for (n0 = 0; n0 < n_out; n0 += chunk) {
+        const uint32_t nch = n_out - n0 < chunk ? n_out - n0 : chunk;
+        for (i = 0; i < nch * 2u * k; ++i) dense[i] = 0;
+        for (j = 0; j < nch; ++j) {
+            uint32_t *sg = dense + j * 2u * k, *nz = sg + k;
+            eq_sp_pos_t ps = {0, 0, 0};
+            uint32_t q;
+            for (q = row_off[n0 + j]; q < row_off[n0 + j + 1u]; ++q) {
+                const uint32_t v = (stream[q >> 1] >> ((q & 1u) * 4u)) & 15u;
+                const int step = eq_sparse_step(v, c, kdim, &ps);
+                uint32_t wi;
+                if (step < 0) return EQ_ERR_ARG;
+                if (step == 0) continue;
+                wi = ps.tap * cw + (ps.ch >> 5);
+                nz[wi] |= 1u << (ps.ch & 31u);
+                if (!(v & 8u)) sg[wi] |= 1u << (ps.ch & 31u); /* +1 = sign bit 1 */
+                eq_sparse_advance(&ps, c);
+            }
+        }
+        eq_tern_chunk_dsp(s, in, dense, n0, nch, oy, acc);
+    }
+    return EQ_OK;
+}
+#endif
 
 /* argument checks shared by eq_conv2d_row and eq_conv2d_row_f32 */
 static eq_status_t eq_row_args(const eq_conv_shape_t *s, uint8_t in_enc, const void *in,
@@ -601,28 +1199,60 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
             else
                 eq_row_b1_b1(s, a, (const uint32_t *)w->data, oy, acc);
             return EQ_OK;
-        case EQ_ENC_TERN: eq_row_b1_tern(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_TERN:
+#ifdef EQ_HAVE_B1_ROWS
+            if (EQ_B1_DSP((uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c))
+                && (uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c) <= EQ_B1_PATCH) {
+                eq_row_b1_tern_dsp(s, a, (const uint32_t *)w->data, oy, acc);
+                return EQ_OK;
+            }
+#endif
+            eq_row_b1_tern(s, a, (const uint32_t *)w->data, oy, acc);
+            return EQ_OK;
         case EQ_ENC_I8: eq_row_b1_i8(s, a, w->data, oy, acc); return EQ_OK;
         case EQ_ENC_I16: eq_row_b1_i16(s, a, w->data, oy, acc); return EQ_OK;
         case EQ_ENC_KBIT:
             eq_row_b1_kbit(s, a, (const uint8_t *)w->data, w->lut, w->lut_rows, w->lut_cols,
                            oy, acc);
             return EQ_OK;
-        case EQ_ENC_TERN_SPARSE:
+        case EQ_ENC_TERN_SPARSE: {
+#ifdef EQ_HAVE_B1_ROWS
+            const eq_status_t st2 = eq_row_sparse_b1_dsp(s, a, (const uint8_t *)w->data, oy, acc);
+            if (st2 != EQ_ERR_UNSUPPORTED) return st2;
+#endif
             return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, acc);
+        }
         default: return EQ_ERR_UNSUPPORTED;
         }
     } else {
         const uint8_t *a = (const uint8_t *)in;
         switch (w->enc) {
         case EQ_ENC_B1:
-            if (eq_few_channels(s))
+#ifdef EQ_HAVE_B1_ROWS
+            if (eq_row_u8_planes(s, a, (const uint32_t *)w->data, 0, oy, acc)) return EQ_OK;
+#endif
+            if (eq_u8_b1_fits(s))
+                eq_row_u8_b1_mask(s, a, (const uint32_t *)w->data, oy, acc);
+            else if (eq_few_channels(s))
                 eq_row_u8_b1_dense(s, a, (const uint32_t *)w->data, oy, acc);
             else
                 eq_row_u8_b1(s, a, (const uint32_t *)w->data, oy, acc);
             return EQ_OK;
-        case EQ_ENC_TERN: eq_row_u8_tern(s, a, (const uint32_t *)w->data, oy, acc); return EQ_OK;
-        case EQ_ENC_I8: eq_row_u8_i8(s, a, w->data, oy, acc); return EQ_OK;
+        case EQ_ENC_TERN:
+#ifdef EQ_HAVE_B1_ROWS
+            if (eq_row_u8_planes(s, a, (const uint32_t *)w->data, 1, oy, acc)) return EQ_OK;
+#endif
+            eq_row_u8_tern(s, a, (const uint32_t *)w->data, oy, acc);
+            return EQ_OK;
+        case EQ_ENC_I8:
+#if defined(EQ_HAVE_DSP) && defined(__ARM_FEATURE_SIMD32)
+            if ((uint32_t)s->kh * s->kw * s->in_c <= EQ_I8_PATCH) {
+                eq_row_u8_i8_dsp(s, a, (const int8_t *)w->data, oy, acc);
+                return EQ_OK;
+            }
+#endif
+            eq_row_u8_i8(s, a, w->data, oy, acc);
+            return EQ_OK;
         case EQ_ENC_I16: eq_row_u8_i16(s, a, w->data, oy, acc); return EQ_OK;
         case EQ_ENC_KBIT:
             eq_row_u8_kbit(s, a, (const uint8_t *)w->data, w->lut, w->lut_rows, w->lut_cols,
