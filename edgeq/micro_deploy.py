@@ -86,16 +86,12 @@ def parse_reply(out: bytes | str):
 
 def wire_frame(blob: bytes, pixels) -> bytes:
     """Wire input of one frame for `blob` (THRESH: packed bits, else raw pixels)."""
-    from . import bits as B
     from .pack import read_header
+    from .protocol import wire_input
 
     hdr = read_header(blob)
     px = np.asarray(pixels, np.uint8).reshape(hdr["in_c"], hdr["in_h"], hdr["in_w"])
-    from . import spec
-
-    if hdr["pre_mode"] == spec.value(spec.PRE, "THRESH"):
-        return B.pack_wire(px, hdr["pre_param"])
-    return px.tobytes()
+    return wire_input(px, hdr["pre_mode"], hdr["pre_param"])
 
 
 # ---- board side ----------------------------------------------------------------------------

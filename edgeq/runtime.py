@@ -17,9 +17,9 @@ import os
 
 import numpy as np
 
-from . import bits as B
-from . import pack
+from . import pack, spec
 from .errors import BlobFormatError, KernelError, ShapeError
+from .protocol import wire_input
 
 
 def native():
@@ -34,8 +34,6 @@ def native():
 
 
 def spec_status(name: str) -> int:
-    from . import spec
-
     return spec.value(spec.STATUS, name)
 
 
@@ -168,9 +166,7 @@ class Model:
     def wire_input(self, image) -> bytes:
         """What the host sends a board for one image (docs/blob-format.md, wire input)."""
         px = self._batch(image)[0]
-        if self.graph.pre_mode == "THRESH":
-            return B.pack_wire(px, self.graph.pre_param)
-        return px.tobytes()
+        return wire_input(px, spec.value(spec.PRE, self.graph.pre_mode), self.graph.pre_param)
 
     def predict_wire(self, wire: bytes) -> tuple[int, np.ndarray]:
         """Run one wire-format input (as a board receives it) through the host executor."""

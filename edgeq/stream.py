@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bits as B
 from . import preprocess as P
+from . import spec
 from .errors import EdgeqError
 from .graph import Graph
+from .protocol import wire_input
 
 IMAGE_EXT = P.IMAGE_EXT
 
@@ -200,9 +201,7 @@ def prepare(frame: np.ndarray, g: Graph, invert: bool = False) -> np.ndarray:
 
 def wire_of(pixels_chw: np.ndarray, g: Graph) -> bytes:
     """What the board receives for one frame (docs/blob-format.md, wire input)."""
-    if g.pre_mode == "THRESH":
-        return B.pack_wire(pixels_chw, g.pre_param)
-    return np.ascontiguousarray(pixels_chw, np.uint8).tobytes()
+    return wire_input(pixels_chw, spec.value(spec.PRE, g.pre_mode), g.pre_param)
 
 
 # ---- the loop -------------------------------------------------------------------------------------
