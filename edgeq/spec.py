@@ -541,7 +541,8 @@ def render_c() -> str:
 
 
 def render_micro() -> str:
-    lines = [f"# {_GEN_NOTE}", "# MicroPython-compatible: integer constants, tables and the derived rules; no imports.", ""]
+    lines = [f"# {_GEN_NOTE}",
+             "# MicroPython-compatible: integer constants, tables and the derived rules; no imports.", ""]
     lines.append(f"BLOB_MAGIC = {BLOB_MAGIC!r}")
     for k, v in CONSTS.items():
         lines.append(f"{k} = {v}")
