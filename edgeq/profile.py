@@ -52,20 +52,10 @@ def build_report(blob: bytes, runs: list[tuple[list, int]], tick_hz: int, board:
 def profile_target(target, blob: bytes, image, runs: int = 5) -> dict:
     from .runtime import Model
 
-    m = Model(blob)
-    wire = m.wire_input(image)
-    results = []
-    tick_hz, clock = 1, ""
-    for _ in range(runs):
-        if target.name == "host":
-            ticks, total, tick_hz, clock = target.profile(image)
-        else:
-            ticks, total, tick_hz, clock = target.profile(wire)
-        results.append((ticks, total))
-    if target.name.startswith("qemu"):
-        clock = (f"QEMU timer ticks at {tick_hz} Hz nominal; under -icount they count executed "
-                 "instructions, not real cycles")
-    return build_report(blob, results, tick_hz, target.name, clock)
+    wire = Model(blob).wire_input(image)
+    profs = [target.profile(wire) for _ in range(runs)]
+    return build_report(blob, [(p.ticks, p.total) for p in profs], profs[-1].tick_hz, target.name,
+                        profs[-1].clock)
 
 
 def wide_console(min_width: int = 160):
