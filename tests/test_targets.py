@@ -132,3 +132,39 @@ def test_profile_and_micro_target_keep_no_state_outside_the_target(tmp_path, mon
     host = HostTarget(Model(blob), name="renamed-host")
     rep = profile_target(host, blob, img, runs=2)
     assert rep["tick_hz"] == 1_000_000_000 and rep["board"] == "renamed-host"
+
+
+def test_board_target_has_the_same_interface(private_board_state, tmp_path):
+    """The firmware board target (the `sim` board: the real firmware over a pty) answers the same
+    methods: info, load (LOAD_* to RAM), infer on a batch, profile, byte counters."""
+    import boardutil as U
+
+    from edgeq import boards
+    from edgeq.targets import BoardTarget
+
+    if boards.toolchain_missing("sim"):
+        pytest.skip(f"sim: {boards.toolchain_missing('sim')}")
+    b1, b2 = U.small_blob(seed=3), U.small_blob(seed=4)
+    path = tmp_path / "m.eqb"
+    path.write_bytes(b1)
+    boards.flash("sim", path, log=lambda s: None)
+    try:
+        t = open_target("sim", None, str(path))
+        assert isinstance(t, BoardTarget) and isinstance(t, Target)
+        with t:
+            for blob in (b1, b2):
+                if blob is b2:
+                    t.load(blob)
+                m = Model(blob)
+                info = t.info()
+                assert (info.n_classes, info.input_wire) == (m.n_classes, m.input_wire_bytes)
+                x = np.random.default_rng(1).integers(0, 256, (9,) + m.input_shape).astype(np.uint8)
+                out0, in0 = t.bytes_out, t.bytes_in
+                cls, scores = t.infer([m.wire_input(img) for img in x])
+                want_cls, want_scores = m.predict(x)
+                assert np.array_equal(cls, want_cls) and np.array_equal(scores, want_scores)
+                assert t.bytes_out > out0 and t.bytes_in > in0
+                prof = t.profile(m.wire_input(x[0]))
+                assert len(prof.ticks) == m.n_layers and prof.tick_hz == info.tick_hz > 0
+    finally:
+        boards.stop("sim")
