@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import spec
+
 WORD = 32
 
 
@@ -58,15 +60,15 @@ def tern_planes(w: np.ndarray) -> np.ndarray:
 def kbit_slot_bits(bits: int) -> int:
     """Storage width of a KBIT code: the smallest of 1, 2, 4, 8 that is >= bits (1..8)."""
     bits = int(bits)
-    for sb in (1, 2, 4, 8):
-        if sb >= bits >= 1:
-            return sb
-    raise ValueError(f"KBIT codes need 1..8 bits, got {bits}")
+    if not 1 <= bits <= 8:
+        raise ValueError(f"KBIT codes need 1..8 bits, got {bits}")
+    return spec.kbit_slot_bits(bits)
 
 
 def kbit_row_bytes(k: int, bits: int) -> int:
     """Bytes of one packed KBIT weight row of k codes: padded to whole 32-bit words."""
-    return 4 * words(int(k) * kbit_slot_bits(bits))
+    kbit_slot_bits(bits)  # checks 1 <= bits <= 8
+    return spec.kbit_row_bytes(int(k), int(bits))
 
 
 def pack_codes(codes: np.ndarray, bits: int) -> bytes:

@@ -326,8 +326,7 @@ def check_fit(board, blob: bytes) -> dict:
 def _wire_bytes(hdr: dict) -> int:
     from . import spec
 
-    n = int(hdr["in_c"]) * int(hdr["in_h"]) * int(hdr["in_w"])
-    return (n + 7) // 8 if hdr["pre_mode"] == spec.value(spec.PRE, "THRESH") else n
+    return spec.wire_bytes(int(hdr["pre_mode"]), int(hdr["in_c"]) * int(hdr["in_h"]) * int(hdr["in_w"]))
 
 
 # ---- running boards -------------------------------------------------------------------------

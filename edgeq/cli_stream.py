@@ -121,7 +121,7 @@ def _stream_live(target, g, src, args):
             t.add_row("dropped", str(s.dropped))
             if s.labelled:
                 t.add_row("accuracy", f"{100 * s.correct / s.labelled:.1f}% of {s.labelled}")
-            b = getattr(target, "bytes_out", 0) + getattr(target, "bytes_in", 0)
+            b = target.bytes_out + target.bytes_in
             bps = b / max(state["now"] - s.t0, 1e-9)
             cap = s.link_rate
             util = f" ({100 * bps / cap:.0f}% of {cap / 1000:.1f} kB/s measured)" if cap and cap != float("inf") else ""

@@ -86,21 +86,19 @@ def parse_reply(out: bytes | str):
 
 def wire_frame(blob: bytes, pixels) -> bytes:
     """Wire input of one frame for `blob` (THRESH: packed bits, else raw pixels)."""
-    from . import bits as B
     from .pack import read_header
+    from .protocol import wire_input
 
     hdr = read_header(blob)
     px = np.asarray(pixels, np.uint8).reshape(hdr["in_c"], hdr["in_h"], hdr["in_w"])
-    from . import spec
-
-    if hdr["pre_mode"] == spec.value(spec.PRE, "THRESH"):
-        return B.pack_wire(px, hdr["pre_param"])
-    return px.tobytes()
+    return wire_input(px, hdr["pre_mode"], hdr["pre_param"])
 
 
 # ---- board side ----------------------------------------------------------------------------
 
-def _exec(transport, cmd: str) -> bytes:
+def run_command(transport, cmd: str) -> bytes:
+    """Execute `cmd` on the board through the transport's public raw-REPL `exec` (mpremote's
+    SerialTransport.exec); its stdout, or BoardError with the board's error."""
     try:
         return transport.exec(cmd)
     except Exception as e:  # mpremote raises TransportError/TransportExecError of its own
@@ -112,13 +110,21 @@ def infer_remote(transport, pixels, blob: bytes | None = None, wire: bytes | Non
     directly). Returns (cls, scores list). The transport's raw REPL must be active."""
     if wire is None:
         if blob is None:
-            blob = getattr(transport, "_edgeq_blob", None)
-        if blob is None:
             raise TransportError("infer_remote needs the blob (or a wire frame) to pack the input")
         wire = wire_frame(blob, pixels)
-    cls, scores, layer_ms = parse_reply(_exec(transport, infer_command(wire)))
-    transport._edgeq_layer_ms = layer_ms
-    return int(cls), list(scores)
+    cls, scores, _layer_ms = infer_wire(transport, wire)
+    return cls, scores
+
+
+def infer_wire(transport, wire: bytes) -> tuple:
+    """One wire-format frame on the board -> (cls, scores list, per-layer milliseconds list)."""
+    cls, scores, layer_ms = parse_reply(run_command(transport, infer_command(wire)))
+    return int(cls), list(scores), list(layer_ms)
+
+
+def put_blob(transport, blob: bytes) -> None:
+    """Copy a blob to the board's file system where load_command() reads it."""
+    transport.fs_writefile(BOARD_BLOB, bytes(blob))
 
 
 def deploy(blob_path, port: str, *, baudrate: int = 115200, self_test_input=None,
@@ -146,14 +152,13 @@ def deploy(blob_path, port: str, *, baudrate: int = 115200, self_test_input=None
                 if twin != f.name and transport.fs_exists(twin):
                     transport.fs_rmfile(twin)
             transport.fs_writefile(f.name, f.read_bytes())
-    transport.fs_writefile(BOARD_BLOB, blob)
-    n_classes, _wire_bytes, _free = parse_reply(_exec(transport, load_command()))
+    put_blob(transport, blob)
+    n_classes, _wire_bytes, _free = parse_reply(run_command(transport, load_command()))
     if n_classes != host.n_classes:
         raise BoardError(f"board loaded {n_classes} classes, host {host.n_classes}")
     if self_test_input is None:
         self_test_input = np.random.default_rng(0).integers(0, 256, host.input_shape, dtype=np.uint8)
     want_cls, want = host.predict(np.asarray(self_test_input, np.uint8))
-    transport._edgeq_blob = blob
     cls, scores = infer_remote(transport, self_test_input, blob)
     if cls != int(want_cls[0]) or scores != want[0].tolist():
         raise BoardError(f"self-test mismatch: board ({cls}, {scores[:10]}) vs host "

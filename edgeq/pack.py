@@ -27,13 +27,8 @@ def _align(n: int, a: int) -> int:
 
 
 def act_bytes(enc: str, shape: tuple) -> int:
-    """Bytes of an HWC activation in the runtime's layout."""
-    h, w, c = shape
-    if enc == "B1":
-        return h * w * B.words(c) * 4
-    if enc == "U8":
-        return h * w * c
-    return h * w * c * 4
+    """Bytes of an HWC activation in the runtime's layout (spec.act_bytes)."""
+    return spec.act_bytes(spec.value(spec.ENC, enc), *shape)
 
 
 def _arena(g: Graph, shapes: list[LayerShape]) -> int:
@@ -54,17 +49,11 @@ def macs(layer, shape: LayerShape) -> int:
 def max_abs_acc(layer: Conv, shape: LayerShape) -> int:
     """Bound on |accumulator| of a CONV layer; the format requires it below 2**31 - 1."""
     k = layer.kh * layer.kw * shape.in_shape[2]
-    amax = 1 if shape.in_enc == "B1" else shape.in_levels - 1
+    amax = spec.act_code_max(spec.value(spec.ENC, shape.in_enc), shape.in_levels)
     if layer.w_enc == "KBIT":
         prod = int(np.abs(np.asarray(layer.lut, np.int64)).max()) if np.size(layer.lut) else 0
-    elif layer.w_enc == "I8":
-        prod = 128 * amax
-    elif layer.w_enc == "I16":
-        prod = 32768 * amax
-    elif layer.w_enc == "F32":
-        return 0  # float accumulators (their range is bounded by F32_LIMITS instead)
-    else:
-        prod = amax
+    else:  # F32: 0, float accumulators (their range is bounded by F32_LIMITS instead)
+        prod = spec.weight_product_max(spec.value(spec.ENC, layer.w_enc), amax)
     return k * prod
 
 
@@ -203,7 +192,7 @@ def write_blob(g: Graph) -> bytes:
             rec.update(op=spec.value(spec.OP, "CONV"), out_stage=spec.value(spec.OUT, layer.out),
                        kh=layer.kh, kw=layer.kw, stride=layer.stride, pad=layer.pad,
                        w_enc=spec.value(spec.ENC, layer.w_enc))
-            if max_abs_acc(layer, s) >= 2**31 - 1:
+            if max_abs_acc(layer, s) >= spec.ACC_LIMIT:
                 raise ShapeError(f"{where}: int32 accumulators could overflow; use fewer input "
                                  "channels or smaller LUT/weight values")
             rec["t_weight"] = _weight_tensor(t, layer, where)
@@ -456,7 +445,7 @@ def read_blob(blob: bytes) -> Graph:
     except EdgeqError as e:
         raise BlobFormatError(f"inconsistent layers: {e}") from None
     for i, (layer, s) in enumerate(zip(layers, shapes)):
-        if isinstance(layer, Conv) and max_abs_acc(layer, s) >= 2**31 - 1:
+        if isinstance(layer, Conv) and max_abs_acc(layer, s) >= spec.ACC_LIMIT:
             raise BlobFormatError(f"layer {i}: int32 accumulators could overflow")
         rec = dict(zip(lnames, struct.unpack_from(spec.fmt(spec.LAYER), blob,
                                                   hdr["layer_table_off"] + i * spec.LAYER_SIZE)))
@@ -530,7 +519,7 @@ def _layer_from_record(rec, tensors, i, budget):
     elif w_enc == "TERN_SPARSE":
         if wt["nbytes"] != 4 * (n + 1) + (wt["aux"] + 1) // 2:
             raise BlobFormatError("sparse weight size does not match its nibble count")
-        if k >= 2**31 - 1:  # the accumulator bound (k * max|a*w| < 2**31 - 1) before any allocation
+        if not spec.acc_fits(k, 1):  # the accumulator bound (k * max|a*w| < 2**31 - 1) before any allocation
             raise BlobFormatError(f"K = {kh}x{kw}x{c} = {k}: int32 accumulators could overflow")
         try:
             weight = B.sparse_decode(wt["data"], n, k).reshape(n, kh, kw, c)

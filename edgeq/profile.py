@@ -58,21 +58,14 @@ def build_report(blob: bytes, runs: list[tuple[list, int]], tick_hz: int, board:
 def profile_target(target, blob: bytes, image, runs: int = 5) -> dict:
     from .runtime import Model
 
-    m = Model(blob)
-    wire = m.wire_input(image)
-    results = []
-    tick_hz, clock = 1, ""
-    for _ in range(runs):
-        if target.name == "host":
-            ticks, total, tick_hz, clock = target.profile(image)
-        else:
-            ticks, total, tick_hz, clock = target.profile(wire)
-        results.append((ticks, total))
+    wire = Model(blob).wire_input(image)
+    profs = [target.profile(wire) for _ in range(runs)]
+    tick_hz, clock = profs[-1].tick_hz, profs[-1].clock
     unit, per_tick = _unit(target.name, tick_hz)
     if unit == "instructions":
         clock = (f"QEMU -icount: timer ticks at {tick_hz} Hz nominal x {per_tick:g} = executed "
                  "instructions (exact, not cycles)")
-    return build_report(blob, results, tick_hz, target.name, clock, unit, per_tick)
+    return build_report(blob, [(p.ticks, p.total) for p in profs], tick_hz, target.name, clock, unit, per_tick)
 
 
 def _unit(name: str, tick_hz: int) -> tuple[str, float]:

@@ -29,7 +29,7 @@ OK = STATUS["OK"]
 
 # capability bits (HELLO/INFO flags) and model sources, as in firmware/app/eq_app.h
 CAP_PROFILE, CAP_FLASH_MODEL, CAP_MODEL = 0x01, 0x02, 0x04
-SOURCES = {0: "none", 1: "flash", 2: "ram"}
+SOURCES = {v: k.lower() for k, (v, _) in spec.SRC.items()}  # {0: "none", 1: "flash", 2: "ram"}
 
 
 def crc32(data: bytes, crc: int = 0) -> int:

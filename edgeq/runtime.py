@@ -17,9 +17,9 @@ import os
 
 import numpy as np
 
-from . import bits as B
-from . import pack
+from . import pack, spec
 from .errors import BlobFormatError, KernelError, ShapeError
+from .protocol import wire_input
 
 
 def native():
@@ -33,9 +33,10 @@ def native():
     return _native
 
 
-def spec_status(name: str) -> int:
-    from . import spec
+INPUT_PIXELS, INPUT_WIRE = spec.value(spec.INPUT, "PIXELS"), spec.value(spec.INPUT, "WIRE")
 
+
+def spec_status(name: str) -> int:
     return spec.value(spec.STATUS, name)
 
 
@@ -160,7 +161,7 @@ class Model:
         scores = np.empty((len(px), self.n_classes), np.int32)
         classes = np.empty(len(px), np.int64)
         for i, img in enumerate(px):
-            self._run_one(img.tobytes(), 0)
+            self._run_one(img.tobytes(), INPUT_PIXELS)
             scores[i] = np.frombuffer(self._ffi.buffer(self._scores), np.int32)
             classes[i] = self._cls[0]
         return classes, scores
@@ -168,9 +169,7 @@ class Model:
     def wire_input(self, image) -> bytes:
         """What the host sends a board for one image (docs/blob-format.md, wire input)."""
         px = self._batch(image)[0]
-        if self.graph.pre_mode == "THRESH":
-            return B.pack_wire(px, self.graph.pre_param)
-        return px.tobytes()
+        return wire_input(px, spec.value(spec.PRE, self.graph.pre_mode), self.graph.pre_param)
 
     def predict_wire(self, wire: bytes) -> tuple[int, np.ndarray]:
         """Run one wire-format input (as a board receives it) through the host executor."""
@@ -181,14 +180,14 @@ class Model:
         scores = np.empty(self.n_classes, np.int32)
         cls = self._ffi.new("uint32_t *")
         st = self._lib.eq_host_run_batch_ex(
-            self._plan, wire, 1, 1, 1, self._ffi.cast("int32_t *", self._ffi.from_buffer(scores)),
+            self._plan, wire, INPUT_WIRE, 1, 1, self._ffi.cast("int32_t *", self._ffi.from_buffer(scores)),
             cls)
         check(st, "inference failed")
         return int(cls[0]), scores
 
     def predict_wire_one(self, wire: bytes) -> tuple[int, np.ndarray]:
         """predict_wire through the firmware's executor eq_model_run."""
-        self._run_one(bytes(wire), 1)
+        self._run_one(bytes(wire), INPUT_WIRE)
         return int(self._cls[0]), np.frombuffer(self._ffi.buffer(self._scores), np.int32).copy()
 
     def layer_output(self, image, layer: int) -> np.ndarray:
@@ -198,11 +197,18 @@ class Model:
         if n == 0:
             raise ShapeError(f"layer {layer} out of range (0..{self.n_layers - 1})")
         buf = self._ffi.new("uint8_t[]", n)
-        self._run_one(px.tobytes(), 0, n_run=layer + 1, act=buf, act_size=n)
+        self._run_one(px.tobytes(), INPUT_PIXELS, n_run=layer + 1, act=buf, act_size=n)
         return np.frombuffer(self._ffi.buffer(buf), np.uint8).copy()
 
     def profile(self, image) -> tuple[list[int], int]:
         """Per-layer times on the host in nanoseconds (time.perf_counter_ns as the clock)."""
+        return self._profile(self._batch(image)[0].tobytes(), INPUT_PIXELS)
+
+    def profile_wire(self, wire: bytes) -> tuple[list[int], int]:
+        """As profile, of a wire input (what a board receives)."""
+        return self._profile(bytes(wire), INPUT_WIRE)
+
+    def _profile(self, inp: bytes, input_kind: int) -> tuple[list[int], int]:
         import time
 
         ticks = self._ffi.new("uint32_t[]", self.n_layers)
@@ -214,6 +220,5 @@ class Model:
 
         prof = self._ffi.new("eq_profile_t *")
         prof.now, prof.ctx, prof.ticks, prof.n_ticks = now, self._ffi.NULL, ticks, self.n_layers
-        px = self._batch(image)[0]
-        self._run_one(px.tobytes(), 0, prof=prof)
+        self._run_one(inp, input_kind, prof=prof)
         return list(ticks), int(prof.total)

@@ -25,6 +25,8 @@ BLOB_VERSION_MINOR = 0
 BLOB_ALIGN = 8  # every section starts on a multiple of this
 BLOB_DATA_ALIGN = 64  # weight data starts on a multiple of this
 PROTOCOL_VERSION = 1
+FW_VERSION_MAJOR = 1  # firmware version reported in HELLO/INFO as major << 8 | minor
+FW_VERSION_MINOR = 1
 WORD_BITS = 32  # packed bits live in little-endian uint32 words
 # F32 layers: every value v of a field satisfies |v| < 2**(MAX_EXP + 1) (biased exponent <=
 # 127 + MAX_EXP, so finite); thresholds only exclude NaN. Keeps every float32 sum finite.
@@ -91,6 +93,26 @@ PRE = {
 # Header flags.
 FLAG = {
     "INVERT": (1, "informational: the model was trained on light-on-dark images"),
+}
+
+# Capability bits of the HELLO/INFO reply (`caps`).
+CAP = {
+    "PROFILE": (1, "PROFILE reports per-layer ticks"),
+    "FLASH_MODEL": (2, "the board has a flash model region checked at boot"),
+    "MODEL": (4, "a model is loaded now"),
+}
+
+# Where the loaded model came from (MODEL_SUMMARY.source).
+SRC = {
+    "NONE": (0, "no model"),
+    "FLASH": (1, "found in the flash model region at boot"),
+    "RAM": (2, "uploaded with LOAD_*"),
+}
+
+# What an input buffer holds (eq_model_run's input_kind).
+INPUT = {
+    "PIXELS": (0, "raw uint8 pixels, CHW, input_pixels bytes"),
+    "WIRE": (1, "wire format (docs/blob-format.md), input_wire bytes"),
 }
 
 # Protocol commands (request code; a reply carries code | REPLY_BIT).
@@ -193,7 +215,7 @@ FRAME_DELIM = 0  # COBS frames end with a zero byte
 # last description. Every reply starts with `status` (STATUS); eq_app.c writes each field at the
 # offset generated from here and edgeq/protocol.py unpacks with fmt() of the same record.
 MODEL_SUMMARY = [
-    ("source", "B", "0 none, 1 flash (found at boot), 2 RAM (uploaded with LOAD_*)"),
+    ("source", "B", "SRC_*: 0 none, 1 flash (found at boot), 2 RAM (uploaded with LOAD_*)"),
     ("pre_mode", "B", "PRE_* of the model"),
     ("n_layers", "H", ""),
     ("size", "I", "blob bytes"),
@@ -210,7 +232,7 @@ HELLO_REPLY = [
     ("status", "B", "STATUS"),
     ("proto", "B", "PROTOCOL_VERSION of the board"),
     ("window", "B", "frames the host may send before waiting for replies"),
-    ("caps", "B", "capability bits: 1 PROFILE, 2 flash model region, 4 model loaded"),
+    ("caps", "B", "CAP_* bits: 1 PROFILE, 2 flash model region, 4 model loaded"),
     ("max_payload", "H", "largest request payload the board accepts"),
     ("fw_version", "H", "firmware version, major << 8 | minor"),
 ]
@@ -311,13 +333,16 @@ def name_of(enum: dict, v: int) -> str:
     return f"?{v}"
 
 
-ENUMS = {"STATUS": STATUS, "ENC": ENC, "OP": OP, "OUT": OUT, "PRE": PRE, "FLAG": FLAG, "CMD": CMD}
+ENUMS = {"STATUS": STATUS, "ENC": ENC, "OP": OP, "OUT": OUT, "PRE": PRE, "FLAG": FLAG, "CMD": CMD,
+         "CAP": CAP, "SRC": SRC, "INPUT": INPUT}
 CONSTS = {
     "BLOB_VERSION_MAJOR": BLOB_VERSION_MAJOR,
     "BLOB_VERSION_MINOR": BLOB_VERSION_MINOR,
     "BLOB_ALIGN": BLOB_ALIGN,
     "BLOB_DATA_ALIGN": BLOB_DATA_ALIGN,
     "PROTOCOL_VERSION": PROTOCOL_VERSION,
+    "FW_VERSION_MAJOR": FW_VERSION_MAJOR,
+    "FW_VERSION_MINOR": FW_VERSION_MINOR,
     "WORD_BITS": WORD_BITS,
     "F32_MAX_EXP_WEIGHT": F32_MAX_EXP_WEIGHT,
     "F32_MAX_EXP_MUL": F32_MAX_EXP_MUL,
@@ -333,11 +358,154 @@ CONSTS = {
     "FRAME_HEADER_SIZE": FRAME_HEADER_SIZE,
 }
 
+# --------------------------------------------------------------------------------------------
+# Derived rules: small pure functions of the numbers above that every runtime applies.  Each is
+# written once here over the tables below; render_c() emits it as a `static inline` C function
+# (eq_rule_<name>) and render_micro() copies its source into the MicroPython spec, so the host, the
+# firmware and MicroPython compute the same sizes (tests/test_spec.py sweeps them against each
+# other).  The functions stay in the Python subset MicroPython runs: no annotations, no imports.
+_E, _P = (lambda k: ENC[k][0]), (lambda k: PRE[k][0])
+ACT_ELEM_BYTES = {_E("B1"): 0, _E("U8"): 1}  # bytes per activation value; 0: bit-packed channels
+ACT_ELEM_BYTES_OTHER = 4  # every other activation encoding (I32, F32) holds 4-byte values
+KBIT_SLOTS = (1, 2, 4, 8)  # storage widths of a KBIT code
+WIRE_PIXEL_BITS = {_P("THRESH"): 1}  # bits per pixel of the wire input; every other mode sends bytes
+WIRE_PIXEL_BITS_OTHER = 8
+# largest |weight| times the largest activation code (amax) bounds a product; KBIT reads its LUT,
+# F32 accumulates in float (0: no integer bound)
+WEIGHT_ABS_MAX = {_E("B1"): 1, _E("TERN"): 1, _E("TERN_SPARSE"): 1, _E("I8"): 128,
+                  _E("I16"): 32768, _E("F32"): 0}
+ACC_LIMIT = 2**31 - 1  # every CONV accumulator bound k * max_prod stays below this (int32)
+ENC_B1 = _E("B1")
+
+
+def act_bytes(enc, h, w, c):
+    """Bytes of an (h, w, c) HWC activation of encoding `enc` in the runtimes' layout."""
+    eb = ACT_ELEM_BYTES.get(enc, ACT_ELEM_BYTES_OTHER)
+    if eb == 0:
+        return h * w * ((c + WORD_BITS - 1) // WORD_BITS) * (WORD_BITS // 8)
+    return h * w * c * eb
+
+
+def kbit_slot_bits(bits):
+    """Storage width of a KBIT code of `bits` bits (1..8): the smallest slot holding it."""
+    for sb in KBIT_SLOTS:
+        if bits <= sb:
+            return sb
+    return KBIT_SLOTS[-1]
+
+
+def kbit_slot_bits_for_rows(lut_rows):
+    """The same slot width from the LUT's row count (lut_rows = 2**bits codes)."""
+    for sb in KBIT_SLOTS:
+        if lut_rows <= 1 << sb:
+            return sb
+    return KBIT_SLOTS[-1]
+
+
+def kbit_row_bytes(k, bits):
+    """Bytes of one packed KBIT weight row of k codes: slots padded to whole 32-bit words."""
+    return (k * kbit_slot_bits(bits) + WORD_BITS - 1) // WORD_BITS * (WORD_BITS // 8)
+
+
+def wire_bytes(pre_mode, pixels):
+    """Bytes of one wire input (an INFER payload) of `pixels` raw pixels for preprocessing mode
+    `pre_mode`: THRESH sends one bit a pixel, LSB-first; RAW and QUANT send the pixels."""
+    return (pixels * WIRE_PIXEL_BITS.get(pre_mode, WIRE_PIXEL_BITS_OTHER) + 7) // 8
+
+
+def act_code_max(enc, levels):
+    """Largest |activation| a CONV multiplies: 1 for B1 (+-1), else the top code levels - 1."""
+    return 1 if enc == ENC_B1 else levels - 1
+
+
+def weight_product_max(w_enc, amax):
+    """Largest |weight * activation| of a non-KBIT CONV layer (0 for float layers)."""
+    return WEIGHT_ABS_MAX.get(w_enc, 0) * amax
+
+
+def acc_fits(k, max_prod):
+    """True when k products of at most max_prod keep the int32 accumulator from overflowing."""
+    return k * max_prod < ACC_LIMIT
+
+
+RULES = [act_bytes, kbit_slot_bits, kbit_slot_bits_for_rows, kbit_row_bytes, wire_bytes,
+         act_code_max, weight_product_max, acc_fits]
+RULE_TABLES = ["ACT_ELEM_BYTES", "ACT_ELEM_BYTES_OTHER", "KBIT_SLOTS",
+               "WIRE_PIXEL_BITS", "WIRE_PIXEL_BITS_OTHER", "WEIGHT_ABS_MAX", "ACC_LIMIT"]
+
+
+def _c_chain(var: str, cases: list, other: str) -> str:
+    """`var == k1 ? v1 : var == k2 ? v2 : other` (cases of (condition, value) strings)."""
+    return "".join(f"{cond} ? {val} : " for cond, val in cases) + other
+
+
+def render_c_rules() -> list:
+    """The derived rules as C: each function computes what its Python namesake above does."""
+    wb, wbytes = WORD_BITS, WORD_BITS // 8
+    act = _c_chain("enc", [(f"enc == {k}u", f"{v}u") for k, v in ACT_ELEM_BYTES.items()],
+                   f"{ACT_ELEM_BYTES_OTHER}u")
+    slot = _c_chain("bits", [(f"bits <= {sb}u", f"{sb}u") for sb in KBIT_SLOTS[:-1]],
+                    f"{KBIT_SLOTS[-1]}u")
+    slot_rows = _c_chain("lut_rows", [(f"lut_rows <= {1 << sb}u", f"{sb}u") for sb in KBIT_SLOTS[:-1]],
+                         f"{KBIT_SLOTS[-1]}u")
+    wire = _c_chain("pre_mode", [(f"pre_mode == {k}u", f"{v}u") for k, v in WIRE_PIXEL_BITS.items()],
+                    f"{WIRE_PIXEL_BITS_OTHER}u")
+    wmax = _c_chain("w_enc", [(f"w_enc == {k}u", f"{v}u") for k, v in WEIGHT_ABS_MAX.items()], "0u")
+    return [
+        "/* derived rules (edgeq/spec.py: act_bytes, kbit_slot_bits, ...); every product is 64-bit */",
+        "static inline uint64_t eq_rule_act_bytes(uint32_t enc, uint32_t h, uint32_t w, uint32_t c)",
+        "{",
+        f"    const uint64_t eb = {act};",
+        f"    return eb == 0u ? (uint64_t)h * w * ((c + {wb - 1}ull) / {wb}u) * {wbytes}u"
+        " : (uint64_t)h * w * c * eb;",
+        "}",
+        "static inline uint32_t eq_rule_kbit_slot_bits(uint32_t bits)",
+        "{",
+        f"    return {slot};",
+        "}",
+        "static inline uint32_t eq_rule_kbit_slot_bits_for_rows(uint32_t lut_rows)",
+        "{",
+        f"    return {slot_rows};",
+        "}",
+        "static inline uint64_t eq_rule_kbit_row_bytes(uint64_t k, uint32_t bits)",
+        "{",
+        f"    return (k * eq_rule_kbit_slot_bits(bits) + {wb - 1}u) / {wb}u * {wbytes}u;",
+        "}",
+        "static inline uint64_t eq_rule_wire_bytes(uint32_t pre_mode, uint64_t pixels)",
+        "{",
+        f"    return (pixels * ({wire}) + 7u) / 8u;",
+        "}",
+        "static inline uint64_t eq_rule_act_code_max(uint32_t enc, uint32_t levels)",
+        "{",
+        f"    return enc == {ENC_B1}u ? 1u : (uint64_t)levels - 1u;",
+        "}",
+        "static inline uint64_t eq_rule_weight_product_max(uint32_t w_enc, uint64_t amax)",
+        "{",
+        f"    return ({wmax}) * amax;",
+        "}",
+        "static inline int eq_rule_acc_fits(uint64_t k, uint64_t max_prod)",
+        "{",
+        f"    return k * max_prod < {ACC_LIMIT}ull;",
+        "}",
+        "",
+    ]
+
+
+def render_micro_rules() -> list:
+    import inspect
+
+    lines = [f"{name} = {globals()[name]!r}" for name in RULE_TABLES]
+    for fn in RULES:
+        lines += ["", ""] + inspect.getsource(fn).rstrip().splitlines()
+    return lines
+
+
 _GEN_NOTE = "Generated by `python -m edgeq.spec` from edgeq/spec.py. Do not edit."
 
 
 def render_c() -> str:
-    lines = [f"/* {_GEN_NOTE} */", "#ifndef EQ_SPEC_H", "#define EQ_SPEC_H", ""]
+    lines = [f"/* {_GEN_NOTE} */", "#ifndef EQ_SPEC_H", "#define EQ_SPEC_H", "",
+             "#include <stdint.h>", ""]
     magic = ", ".join(f"0x{b:02x}" for b in BLOB_MAGIC)
     lines.append(f"#define EQ_BLOB_MAGIC_BYTES {{ {magic} }}")
     for k, v in CONSTS.items():
@@ -367,12 +535,14 @@ def render_c() -> str:
         for fname, code, desc in rec:
             lines.append(f"#define EQ_{rname}_{fname.upper()} {offs[fname]} /* {code}: {desc} */")
         lines.append("")
+    lines += render_c_rules()
     lines.append("#endif /* EQ_SPEC_H */")
     return "\n".join(lines) + "\n"
 
 
 def render_micro() -> str:
-    lines = [f"# {_GEN_NOTE}", "# MicroPython-compatible: plain integer constants, no imports.", ""]
+    lines = [f"# {_GEN_NOTE}",
+             "# MicroPython-compatible: integer constants, tables and the derived rules; no imports.", ""]
     lines.append(f"BLOB_MAGIC = {BLOB_MAGIC!r}")
     for k, v in CONSTS.items():
         lines.append(f"{k} = {v}")
@@ -392,6 +562,7 @@ def render_micro() -> str:
         offs = offsets(rec)
         for fname, _, _ in rec:
             lines.append(f"{rname}_{fname.upper()} = {offs[fname]}")
+    lines += render_micro_rules()
     return "\n".join(lines) + "\n"
 
 

@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bits as B
 from . import preprocess as P
+from . import spec
 from .errors import EdgeqError
 from .graph import Graph
+from .protocol import wire_input
 
 IMAGE_EXT = P.IMAGE_EXT
 
@@ -200,9 +201,7 @@ def prepare(frame: np.ndarray, g: Graph, invert: bool = False) -> np.ndarray:
 
 def wire_of(pixels_chw: np.ndarray, g: Graph) -> bytes:
     """What the board receives for one frame (docs/blob-format.md, wire input)."""
-    if g.pre_mode == "THRESH":
-        return B.pack_wire(pixels_chw, g.pre_param)
-    return np.ascontiguousarray(pixels_chw, np.uint8).tobytes()
+    return wire_input(pixels_chw, spec.value(spec.PRE, g.pre_mode), g.pre_param)
 
 
 # ---- the loop -------------------------------------------------------------------------------------
@@ -304,10 +303,9 @@ def run_stream(target, g: Graph, src: Source, *, limit: int | None = None, realt
     latency_s, label) is called for every result in order; `stats` (optional) is filled live.
     `save` writes the annotated view (`annotate`) of every frame to a video file."""
     stats = StreamStats() if stats is None else stats
-    if measure_link and hasattr(target, "link_rate"):
+    if measure_link:
         stats.link_rate = target.link_rate()
-    if hasattr(target, "tick_hz"):  # asked before any INFER is in flight
-        stats.tick_hz = target.tick_hz()
+    stats.tick_hz = target.tick_hz()  # asked before any INFER is in flight
     threaded = src.live or realtime  # frames on their own clock: a producer thread may drop
     q: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -343,9 +341,8 @@ def run_stream(target, g: Graph, src: Source, *, limit: int | None = None, realt
             stats.frames += 1
             stats.latencies.append(lat)
             stats.predictions.append(int(cls))
-            ticks = getattr(target, "last_ticks", 0)
-            if stats.tick_hz and ticks:
-                stats.chip_seconds.append(ticks / stats.tick_hz)
+            if stats.tick_hz and target.last_ticks:
+                stats.chip_seconds.append(target.last_ticks / stats.tick_hz)
             if label is not None:
                 stats.labelled += 1
                 stats.correct += int(cls == label)
@@ -356,8 +353,7 @@ def run_stream(target, g: Graph, src: Source, *, limit: int | None = None, realt
     finally:
         stop.set()
         stats.t1 = time.perf_counter()
-        stats.bytes_out = getattr(target, "bytes_out", 0)
-        stats.bytes_in = getattr(target, "bytes_in", 0)
+        stats.bytes_out, stats.bytes_in = target.bytes_out, target.bytes_in
         if writer is not None:
             writer.close()
         while th.is_alive():  # unblock the producer if it waits on a full queue

@@ -1,13 +1,24 @@
-"""Where inference runs: the host C runtime, a board over serial, (later) a MicroPython board.
+"""Where inference runs: one `Target` interface over the host C runtime, a board running the edgeq
+firmware (serial protocol) and a board running stock MicroPython (edgeq_micro over mpremote).
 
-Every target answers `infer(wire) -> (class, scores)` and, for pipelining, `submit(wire)` /
-`collect() -> (class, scores)` with at most `depth` requests in flight.
+Every target has the same methods, used alike by `edgeq stream`, `edgeq eval` and `edgeq profile`:
+
+    t.info()              -> TargetInfo(name, n_classes, input_wire, tick_hz, clock)
+    t.load(blob)          put a blob on the target and make it the running model
+    t.infer(wires)        -> (classes int64 (N,), scores int32 (N, n_classes)) for a batch of
+                             wire inputs (docs/blob-format.md), pipelined `depth` deep
+    t.submit(wire) / t.collect() -> (class, scores)   the pipeline infer() and streams use
+    t.profile(wire)       -> Profile(ticks per layer, total, tick_hz, clock) of one inference
+    t.bytes_out, t.bytes_in   bytes sent / received over the link (0 on the host)
+    t.last_ticks          target ticks of the last collected inference (0: not reported)
+    t.tick_hz(), t.link_rate(), t.close()
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,16 +26,101 @@ from .errors import EdgeqError, TransportError
 from .runtime import Model
 
 
-class HostTarget:
+@dataclass(frozen=True)
+class TargetInfo:
+    name: str
+    n_classes: int    # scores per inference (0: no model loaded)
+    input_wire: int   # bytes of one wire input (0: no model loaded)
+    tick_hz: int      # rate of the ticks profile() reports
+    clock: str        # what a profile tick is
+
+
+@dataclass(frozen=True)
+class Profile:
+    ticks: list       # per layer
+    total: int        # the whole inference (input unpacking and argmax included)
+    tick_hz: int
+    clock: str
+
+
+class Target:
+    """The interface; subclasses implement info, load, submit, collect and profile."""
+
+    depth = 1  # inferences in flight at most (submit before collect)
+
+    def __init__(self, name: str):
+        self.name = name
+        self.bytes_out = self.bytes_in = 0
+        self.last_ticks = 0
+
+    def info(self) -> TargetInfo:
+        raise NotImplementedError
+
+    def load(self, blob: bytes) -> None:
+        raise NotImplementedError
+
+    def submit(self, wire: bytes) -> None:
+        raise NotImplementedError
+
+    def collect(self) -> tuple:
+        raise NotImplementedError
+
+    def profile(self, wire: bytes) -> Profile:
+        raise NotImplementedError
+
+    def infer(self, wires) -> tuple[np.ndarray, np.ndarray]:
+        """Classes and scores of a batch of wire inputs, `depth` of them in flight."""
+        classes, scores, pending = [], [], 0
+        for wire in wires:
+            if pending == self.depth:
+                c, s = self.collect()
+                classes.append(c)
+                scores.append(s)
+                pending -= 1
+            self.submit(wire)
+            pending += 1
+        for _ in range(pending):
+            c, s = self.collect()
+            classes.append(c)
+            scores.append(s)
+        n = len(scores[0]) if scores else 0
+        return (np.asarray(classes, np.int64).reshape(-1),
+                np.asarray(scores, np.int32).reshape(len(classes), n))
+
+    def tick_hz(self) -> int:
+        """Rate of `last_ticks` (0: the target reports no per-inference ticks). Ask before
+        streaming, not with requests in flight."""
+        return 0
+
+    def link_rate(self) -> float:
+        """Bytes/s the link carries (0.0: not measured)."""
+        return 0.0
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class HostTarget(Target):
     """The C host runtime; runs synchronously (submit computes at once)."""
 
-    name = "host"
-    depth = 1
-
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, name: str = "host"):
+        super().__init__(name)
         self.model = model
         self._done: deque = deque()
-        self.bytes_out = self.bytes_in = 0
+
+    def info(self) -> TargetInfo:
+        m = self.model
+        return TargetInfo(self.name, m.n_classes, m.input_wire_bytes, 1_000_000_000,
+                          "host clock (ns, time.perf_counter_ns)")
+
+    def load(self, blob: bytes) -> None:
+        self.model = Model(blob)
 
     def submit(self, wire: bytes) -> None:
         self._done.append(bytes(wire))
@@ -32,37 +128,42 @@ class HostTarget:
     def collect(self):
         return self.model.predict_wire(self._done.popleft())
 
-    def infer(self, wire: bytes):
-        self.submit(wire)
-        return self.collect()
-
-    def profile(self, image):
-        ticks, total = self.model.profile(image)
-        return ticks, total, 1_000_000_000, "host clock (ns, time.perf_counter_ns)"
-
-    def close(self) -> None:
-        pass
+    def profile(self, wire: bytes) -> Profile:
+        ticks, total = self.model.profile_wire(wire)
+        info = self.info()
+        return Profile(ticks, total, info.tick_hz, info.clock)
 
     def link_rate(self) -> float:
         return float("inf")
 
 
-class BoardTarget:
+class BoardTarget(Target):
     """A board running the edgeq firmware, driven with up to `depth` INFER requests in flight:
     the next frame travels over the link while the board computes the current one."""
-
-    depth = 2
 
     def __init__(self, board, name: str = "board"):
         from . import protocol as P
 
+        super().__init__(name)
         self.P = P
         self.board = board
-        self.name = name
         self._inflight: deque = deque()
-        self.bytes_out = self.bytes_in = 0
         self.depth = max(1, min(2, int(board.window or 1)))
-        self.last_ticks = 0  # board ticks of the last collected inference (INFER reply)
+
+    def _clock(self, tick_hz: int) -> str:
+        if self.name.startswith("qemu"):
+            return (f"QEMU timer ticks at {tick_hz} Hz nominal; under -icount they count executed "
+                    "instructions, not real cycles")
+        return "board timer"
+
+    def info(self) -> TargetInfo:
+        i = self.board.info()
+        m = i.model
+        return TargetInfo(self.name, m.n_classes if m.loaded else 0, m.input_wire if m.loaded else 0,
+                          int(i.tick_hz or 0), self._clock(int(i.tick_hz or 0)))
+
+    def load(self, blob: bytes) -> None:
+        self.board.load(bytes(blob))
 
     def submit(self, wire: bytes) -> None:
         seq = self.board.send(self.P.CMD["INFER"], bytes(wire))
@@ -77,17 +178,13 @@ class BoardTarget:
         self.bytes_in += len(self.P.encode_frame(reply.cmd, reply.seq, reply.payload))
         return cls, np.frombuffer(raw, "<i4").astype(np.int32)
 
-    def infer(self, wire: bytes):
-        return self.board.infer(wire)
-
     def tick_hz(self) -> int:
-        """The board's tick counter rate (INFO); ask before streaming, not with requests in flight."""
         return int(self.board.info().tick_hz or 0)
 
-    def profile(self, image_wire: bytes):
-        self.board.infer(image_wire)
+    def profile(self, wire: bytes) -> Profile:
+        self.infer([wire])
         prof = self.board.profile()
-        return list(prof.ticks), int(prof.total), int(prof.tick_hz), "board timer"
+        return Profile(list(prof.ticks), int(prof.total), int(prof.tick_hz), self._clock(int(prof.tick_hz)))
 
     def link_rate(self, payload: bytes = bytes(range(128)), seconds: float = 0.4) -> float:
         """Measured bytes/s the link carries, both directions, framing included: ECHO frames of
@@ -106,22 +203,26 @@ class BoardTarget:
         self.board.close()
 
 
-class MicroTarget:
+class MicroTarget(Target):
     """A stock MicroPython board running edgeq_micro (put there by `edgeq flash --runtime
-    micropython`), driven through mpremote's raw-REPL transport: one frame per exec, the answer
-    printed as one repr line (docs/micropython.md)."""
+    micropython`), driven through the public `exec` of mpremote's raw-REPL transport: one frame
+    per exec, the answer printed as one repr line (docs/micropython.md)."""
 
-    depth = 1
+    CLOCK = "MicroPython time.ticks_ms (1 ms resolution)"
 
     def __init__(self, transport, name: str = "micropython"):
         from . import micro_deploy as MD
 
+        super().__init__(name)
         self.MD = MD
         self.t = transport
-        self.name = name
         self._queue: deque = deque()
-        self.bytes_out = self.bytes_in = 0
-        self.n_classes, self.input_wire, _free = MD.parse_reply(MD._exec(transport, MD.load_command()))
+        self.layer_ms: list = []  # per-layer milliseconds of the last inference
+        self._load_model()
+
+    def _load_model(self) -> None:
+        self.n_classes, self.input_wire, _free = self.MD.parse_reply(
+            self.MD.run_command(self.t, self.MD.load_command()))
 
     @classmethod
     def open(cls, port: str, baudrate: int = 115200) -> "MicroTarget":
@@ -137,25 +238,30 @@ class MicroTarget:
                                  "that the board runs MicroPython") from None
         return cls(t, name=f"micropython@{port}")
 
+    def info(self) -> TargetInfo:
+        return TargetInfo(self.name, self.n_classes, self.input_wire, 1000, self.CLOCK)
+
+    def load(self, blob: bytes) -> None:
+        """Copy the blob to the board (the runtime must be there: `edgeq flash --runtime
+        micropython`) and load it."""
+        self.MD.put_blob(self.t, bytes(blob))
+        self._load_model()
+
     def submit(self, wire: bytes) -> None:
         self._queue.append(bytes(wire))
 
     def collect(self):
         wire = self._queue.popleft()
         cmd = self.MD.infer_command(wire)
-        cls, scores = self.MD.infer_remote(self.t, None, wire=wire)
+        cls, scores, self.layer_ms = self.MD.infer_wire(self.t, wire)
         self.bytes_out += len(cmd)
         self.bytes_in += 8 + 12 * len(scores)  # approximate size of the printed reply
         return cls, np.asarray(scores, np.int32)
 
-    def infer(self, wire: bytes):
-        self.submit(wire)
-        return self.collect()
-
-    def profile(self, wire: bytes):
-        self.infer(wire)
-        ms = list(getattr(self.t, "_edgeq_layer_ms", []))
-        return ms, sum(ms), 1000, "MicroPython time.ticks_ms (1 ms resolution)"
+    def profile(self, wire: bytes) -> Profile:
+        self.infer([wire])
+        ms = list(self.layer_ms)
+        return Profile(ms, sum(ms), 1000, self.CLOCK)
 
     def close(self) -> None:
         try:
@@ -163,8 +269,6 @@ class MicroTarget:
             self.t.close()
         except Exception:  # closing a vanished port must not hide the real error
             pass
-
-
 def open_target(board: str | None, port: str | None, model_path: str | None, runtime: str = "c"):
     """Resolve --board/--port/--model/--runtime into a target. `--board host` needs --model."""
     if runtime == "micropython":

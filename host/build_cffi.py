@@ -1,8 +1,11 @@
 """cffi (API, out-of-line mode) build of the edgeq C sources for the host.
 
 The very same files under firmware/ are compiled into the microcontroller firmware; host/ only
-adds host glue (CPU-feature dispatch of SIMD kernel variants). Declarations exposed to Python are
-the plain-C prototypes in host/cdef_*.h (cffi cannot parse the preprocessor-heavy headers).
+adds host glue (CPU-feature dispatch of SIMD kernel variants). The declarations exposed to Python
+are generated from the real public headers (PUBLIC_HEADERS) at build time by cdef_from_headers():
+the C preprocessor expands them (system headers replaced by empty stand-ins, so only our own
+declarations come out), then what cffi cannot parse is stripped: `static inline` bodies and
+attributes; integer `#define EQ_*` constants are kept. There is no hand copy to drift.
 
     python host/build_cffi.py      # rebuild edgeq/_native*.so in place (development)
     pip install -e .               # does the same through setuptools
@@ -12,7 +15,11 @@ from __future__ import annotations
 
 import glob
 import os
+import re
+import shlex
+import subprocess
 import sys
+import tempfile
 
 from cffi import FFI
 
@@ -30,13 +37,66 @@ def _sources(absolute: bool) -> list:
     return found if absolute else [os.path.relpath(p, ROOT) for p in found]
 
 
-CDEF = "\n".join(open(p).read() for p in sorted(glob.glob(os.path.join(HERE, "cdef_*.h"))))
 INCLUDE = [os.path.join(ROOT, d) for d in ("firmware/include", "firmware/kernels", "firmware/runtime", "host")]
+# what Python may call: every prototype, type and integer EQ_* constant these headers declare
+PUBLIC_HEADERS = ("eq_kernels.h", "eq_runtime.h", "eq_host.h", "eq_host_exec.h")
+SYSTEM_HEADERS = ("stdint.h", "stddef.h", "stdbool.h", "string.h", "limits.h")  # cffi knows their types
+_INT_DEFINE = re.compile(r"^#define (EQ_[A-Z0-9_]+) \(?(-?(?:0x[0-9a-fA-F]+|[0-9]+))[uUlL]*\)?\s*$")
+
+
+def _strip_static_inline(text: str) -> str:
+    """Drop every `static inline` function (its body: braces matched) from preprocessed C."""
+    out, i = [], 0
+    while True:
+        j = text.find("static inline", i)
+        if j < 0:
+            return "".join(out) + text[i:]
+        out.append(text[i:j])
+        k = text.index("{", j)
+        depth = 0
+        while True:
+            ch = text[k]
+            depth += ch == "{"
+            depth -= ch == "}"
+            k += 1
+            if depth == 0:
+                break
+        i = k
+
+
+def cdef_from_headers(cc: str | None = None) -> str:
+    """The cffi declarations of PUBLIC_HEADERS: `cc -E -P -dD` over them, system headers replaced
+    by empty files, then static inline bodies and attributes stripped, defines kept when they are
+    integer EQ_* constants. Raises RuntimeError naming the compiler when preprocessing fails."""
+    cc = cc or os.environ.get("CC") or "cc"
+    with tempfile.TemporaryDirectory() as tmp:
+        for h in SYSTEM_HEADERS:
+            open(os.path.join(tmp, h), "w").close()
+        cmd = shlex.split(cc) + ["-E", "-P", "-dD", "-nostdinc", "-D__attribute__(x)=", f"-I{tmp}"]
+        cmd += [f"-I{d}" for d in INCLUDE] + ["-"]
+        src = "".join(f'#include "{h}"\n' for h in PUBLIC_HEADERS)
+        try:
+            r = subprocess.run(cmd, input=src, capture_output=True, text=True, check=False)
+        except OSError as e:
+            raise RuntimeError(f"cannot run the C preprocessor {cc!r} ({e}): install a C compiler "
+                               "or set CC") from e
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stderr.strip()}")
+    lines = []
+    for line in r.stdout.splitlines():
+        if line.startswith("#"):
+            m = _INT_DEFINE.match(line)
+            if m:
+                lines.append(f"#define {m.group(1)} {int(m.group(2), 0)}")
+            continue
+        if line.strip():
+            lines.append(line)
+    return re.sub(r"\n\s*\n+", "\n", _strip_static_inline("\n".join(lines))).strip() + "\n"
 
 
 def make_builder(absolute: bool = False) -> FFI:
     ffi = FFI()
-    ffi.cdef(CDEF)
+    ffi.cdef(cdef_from_headers())
     ffi.set_source(
         "edgeq._native",
         '#include "eq_kernels.h"\n#include "eq_runtime.h"\n#include "eq_host.h"\n'

@@ -12,7 +12,8 @@ import pytest
 from edgeq import pack, stream
 from edgeq.cli_eval import evaluate
 from edgeq.errors import EdgeqError
-from edgeq.targets import HostTarget, MicroTarget, open_target
+from edgeq.profile import profile_target
+from edgeq.targets import HostTarget, MicroTarget, Profile, Target, TargetInfo, open_target
 from edgeq.runtime import Model
 from edgeq.testing import random_graph
 from edgeq.spec import MICRO_SPEC_PATH
@@ -39,6 +40,9 @@ class ExecTransport:
         finally:
             os.chdir(old)
         return out.getvalue().encode()
+
+    def fs_writefile(self, name: str, data: bytes) -> None:
+        (self.cwd / name).write_bytes(data)
 
 
 @pytest.mark.parametrize("seed", [0, 6, 9])
@@ -77,3 +81,90 @@ def test_open_target_errors():
         open_target(None, None, "m.eqb", runtime="micropython")
     with pytest.raises(EdgeqError, match="cannot reach a MicroPython REPL"):
         MicroTarget.open("/dev/ttyEDGEQ-NONE")
+
+
+def _micro(blob, tmp_path, monkeypatch):
+    import gc
+
+    monkeypatch.setattr(gc, "mem_free", lambda: 0, raising=False)  # MicroPython-only API
+    return MicroTarget(ExecTransport(blob, tmp_path))
+
+
+@pytest.mark.parametrize("kind", ["host", "micropython"])
+def test_every_target_has_the_one_interface(tmp_path, monkeypatch, kind):
+    """info / load / infer on a batch / profile / byte counters, the same on each target; the
+    answers equal the host Model's bit for bit."""
+    g1, g2 = random_graph(3, "small"), random_graph(4, "small")
+    b1, b2 = pack.write_blob(g1), pack.write_blob(g2)
+    t = HostTarget(Model(b1)) if kind == "host" else _micro(b1, tmp_path, monkeypatch)
+    assert isinstance(t, Target)
+    for blob, g in ((b1, g1), (b2, g2)):
+        t.load(blob)
+        m = Model(blob)
+        info = t.info()
+        assert isinstance(info, TargetInfo) and info.name == t.name
+        assert (info.n_classes, info.input_wire) == (m.n_classes, m.input_wire_bytes)
+        x = np.random.default_rng(5).integers(0, 256, (7,) + g.input_shape).astype(np.uint8)
+        out0 = t.bytes_out
+        cls, scores = t.infer([m.wire_input(img) for img in x])
+        want_cls, want_scores = m.predict(x)
+        assert cls.dtype == np.int64 and scores.dtype == np.int32
+        assert np.array_equal(cls, want_cls) and np.array_equal(scores, want_scores)
+        assert (t.bytes_out > out0) == (kind != "host")
+        prof = t.profile(m.wire_input(x[0]))
+        assert isinstance(prof, Profile) and len(prof.ticks) == m.n_layers and prof.tick_hz > 0
+        assert prof.total >= 0 and prof.clock
+    empty_cls, empty_scores = t.infer([])
+    assert empty_cls.shape == (0,) and empty_scores.shape[0] == 0
+
+
+def test_profile_and_micro_target_keep_no_state_outside_the_target(tmp_path, monkeypatch):
+    """profile_target asks every target the same way (no branching on its name), and the
+    MicroPython target stores nothing on mpremote's transport."""
+    g = random_graph(2, "small")
+    blob = pack.write_blob(g)
+    img = np.random.default_rng(0).integers(0, 256, g.input_shape).astype(np.uint8)
+    t = _micro(blob, tmp_path, monkeypatch)
+    before = set(vars(t.t))
+    rep = profile_target(t, blob, img, runs=2)
+    assert set(vars(t.t)) == before
+    assert rep["runs"] == 2 and rep["board"] == t.name and len(rep["layers"]) == Model(blob).n_layers
+    host = HostTarget(Model(blob), name="renamed-host")
+    rep = profile_target(host, blob, img, runs=2)
+    assert rep["tick_hz"] == 1_000_000_000 and rep["board"] == "renamed-host"
+
+
+def test_board_target_has_the_same_interface(private_board_state, tmp_path):
+    """The firmware board target (the `sim` board: the real firmware over a pty) answers the same
+    methods: info, load (LOAD_* to RAM), infer on a batch, profile, byte counters."""
+    import boardutil as U
+
+    from edgeq import boards
+    from edgeq.targets import BoardTarget
+
+    if boards.toolchain_missing("sim"):
+        pytest.skip(f"sim: {boards.toolchain_missing('sim')}")
+    b1, b2 = U.small_blob(seed=3), U.small_blob(seed=4)
+    path = tmp_path / "m.eqb"
+    path.write_bytes(b1)
+    boards.flash("sim", path, log=lambda s: None)
+    try:
+        t = open_target("sim", None, str(path))
+        assert isinstance(t, BoardTarget) and isinstance(t, Target)
+        with t:
+            for blob in (b1, b2):
+                if blob is b2:
+                    t.load(blob)
+                m = Model(blob)
+                info = t.info()
+                assert (info.n_classes, info.input_wire) == (m.n_classes, m.input_wire_bytes)
+                x = np.random.default_rng(1).integers(0, 256, (9,) + m.input_shape).astype(np.uint8)
+                out0, in0 = t.bytes_out, t.bytes_in
+                cls, scores = t.infer([m.wire_input(img) for img in x])
+                want_cls, want_scores = m.predict(x)
+                assert np.array_equal(cls, want_cls) and np.array_equal(scores, want_scores)
+                assert t.bytes_out > out0 and t.bytes_in > in0
+                prof = t.profile(m.wire_input(x[0]))
+                assert len(prof.ticks) == m.n_layers and prof.tick_hz == info.tick_hz > 0
+    finally:
+        boards.stop("sim")

@@ -238,14 +238,6 @@ def _cw(c):
     return (c + 31) >> 5
 
 
-def _act_bytes(enc, h, w, c):
-    if enc == _B1:
-        return h * w * _cw(c) * 4
-    if enc == _U8:
-        return h * w * c
-    return h * w * c * 4
-
-
 class _Layer:
     # plain attribute bag; one per blob layer
     pass
@@ -324,11 +316,11 @@ class Model:
         if self.input_pixels >= 0x80000000:  # like the C loader: input buffers stay below 2 GiB
             raise BlobError(S.ERR_TOO_LARGE, "input %dx%dx%d = %d pixels, the limit is 2**31 - 1"
                             % (in_c, in_h, in_w, self.input_pixels))
-        self.input_wire = (self.input_pixels + 7) // 8 if pre_mode == S.PRE_THRESH else self.input_pixels
+        self.input_wire = S.wire_bytes(pre_mode, self.input_pixels)
         self.n_classes = n_classes
 
         hh, ww, cc = in_h, in_w, in_c
-        max_act = _act_bytes(enc, hh, ww, cc)
+        max_act = S.act_bytes(enc, hh, ww, cc)
         acc_row = 0
         layers = []
         for i in range(n_l):
@@ -338,7 +330,7 @@ class Model:
             if L.op == S.OP_CONV and L.out_w * L.out_c * 4 > acc_row:
                 acc_row = L.out_w * L.out_c * 4
             hh, ww, cc, enc, levels = L.out_h, L.out_w, L.out_c, L.out_enc, L.out_levels
-            ab = _act_bytes(enc, hh, ww, cc)
+            ab = S.act_bytes(enc, hh, ww, cc)
             if ab > max_act:
                 max_act = ab
         if hh * ww * cc != n_classes:
@@ -512,7 +504,7 @@ class Model:
         cw = _cw(ic)
         L.K = K
         L.w_enc = w_enc
-        amax = 1 if enc == _B1 else levels - 1
+        amax = S.act_code_max(enc, levels)
         tw = self._tensor(i, "weight", t_w)
         if tw[2] != w_enc or tuple(tw[6:10]) != (n, kh, kw, ic):
             raise BlobError(S.ERR_SHAPE, "layer %d: weight tensor enc %d dims %r, layer needs enc %d "
@@ -523,31 +515,31 @@ class Model:
                 raise BlobError(S.ERR_SHAPE, "layer %d: weight tensor has %d bytes, expected %d"
                                 % (i, tw[1], planes * n * kh * kw * cw * 4))
             self._check_pad_bits(i, tw[0], planes * n * kh * kw, cw, ic)
-            max_prod = amax
+            max_prod = S.weight_product_max(w_enc, amax)
         elif w_enc == _SPARSE:
             self._check_sparse(i, tw, n, K)
-            max_prod = amax
+            max_prod = S.weight_product_max(w_enc, amax)
         elif w_enc == _I8:
             if n * K != tw[1]:
                 raise BlobError(S.ERR_SHAPE, "layer %d: weight tensor has %d bytes, expected %d"
                                 % (i, tw[1], n * K))
-            max_prod = 128 * amax
+            max_prod = S.weight_product_max(w_enc, amax)
         elif w_enc == _I16:
             if 2 * n * K != tw[1]:
                 raise BlobError(S.ERR_SHAPE, "layer %d: weight tensor has %d bytes, expected %d"
                                 % (i, tw[1], 2 * n * K))
-            max_prod = 32768 * amax
+            max_prod = S.weight_product_max(w_enc, amax)
         elif w_enc == _F32:
             if not _F32_OK:
                 raise BlobError(S.ERR_UNSUPPORTED, "layer %d: F32 layers need exact float32 arithmetic; "
                                 "this MicroPython build keeps floats in 30 bits" % i)
             self._check_f32(i, tw, n * K, S.F32_MAX_EXP_WEIGHT, "weights")
-            max_prod = 0
+            max_prod = S.weight_product_max(w_enc, amax)  # 0: float accumulators
         elif w_enc == _KBIT:
             # rows of K codes packed LSB-first at sb = 1, 2, 4 or 8 bits, padded to 32-bit words
             wb = tw[3]
-            sb = 1 if wb <= 1 else (2 if wb <= 2 else (4 if wb <= 4 else 8))
-            rb = 4 * ((K * sb + 31) // 32)
+            sb = S.kbit_slot_bits(wb)
+            rb = S.kbit_row_bytes(K, wb)
             if n * rb != tw[1] or wb < 1 or wb > 8:
                 raise BlobError(S.ERR_SHAPE, "layer %d: KBIT weights: %d bytes (expected %d), %d bits"
                                 % (i, tw[1], n * rb, wb))
@@ -569,7 +561,7 @@ class Model:
             L.lut_off, L.lut_cols, L.wbits = tl[0], cols, wb
         else:
             raise BlobError(S.ERR_UNSUPPORTED, "layer %d: weight encoding %d" % (i, w_enc))
-        if K * max_prod >= 0x7FFFFFFF:
+        if not S.acc_fits(K, max_prod):
             raise BlobError(S.ERR_TOO_LARGE, "layer %d: int32 accumulators could overflow" % i)
         L.w_off, L.w_nbytes, L.w_aux = tw[0], tw[1], tw[10]
         ta = self._tensor(i, "thr/mul", t_thr)
@@ -745,13 +737,13 @@ class Model:
         C layout, list of ints for I32) -- for debugging against the C runtime's act_out."""
         act = self._preprocess(pixels, wire)
         if n_run == 0:
-            return bytes(act[0:_act_bytes(self.in_enc, self.in_h, self.in_w, self.in_c)])
+            return bytes(act[0:S.act_bytes(self.in_enc, self.in_h, self.in_w, self.in_c)])
         bufs = (self._buf_b, self._buf_a)
         for L in self.layers[:n_run]:
             act = self._run_layer(L, act, bufs[L.index & 1])
         if L.out_enc == _I32:
             return list(act)
-        return bytes(act[0:_act_bytes(L.out_enc, L.out_h, L.out_w, L.out_c)])
+        return bytes(act[0:S.act_bytes(L.out_enc, L.out_h, L.out_w, L.out_c)])
 
     # ---------------------------------------------------------------------------- weights
     def _sparse_rows_planes(self, L, pbits):

@@ -5,18 +5,7 @@
 
 #include <stdint.h>
 
-#define EQ_FW_VERSION_MAJOR 1u
-#define EQ_FW_VERSION_MINOR 1u
-
-/* Capability bits (HELLO/INFO flags). */
-#define EQ_CAP_PROFILE 0x01u     /* PROFILE reports per-layer ticks */
-#define EQ_CAP_FLASH_MODEL 0x02u /* the board has a flash model region checked at boot */
-#define EQ_CAP_MODEL 0x04u       /* a model is loaded now */
-
-/* Model source (INFO). */
-#define EQ_SRC_NONE 0u
-#define EQ_SRC_FLASH 1u
-#define EQ_SRC_RAM 2u
+#include "eq_spec.h" /* EQ_FW_VERSION_*, EQ_CAP_* and EQ_SRC_* (generated from edgeq/spec.py) */
 
 /* Check the flash model region and start with its model if it is valid. */
 void eq_app_init(void);

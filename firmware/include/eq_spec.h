@@ -2,12 +2,16 @@
 #ifndef EQ_SPEC_H
 #define EQ_SPEC_H
 
+#include <stdint.h>
+
 #define EQ_BLOB_MAGIC_BYTES { 0x45, 0x51, 0x42, 0x01 }
 #define EQ_BLOB_VERSION_MAJOR 1u
 #define EQ_BLOB_VERSION_MINOR 0u
 #define EQ_BLOB_ALIGN 8u
 #define EQ_BLOB_DATA_ALIGN 64u
 #define EQ_PROTOCOL_VERSION 1u
+#define EQ_FW_VERSION_MAJOR 1u
+#define EQ_FW_VERSION_MINOR 1u
 #define EQ_WORD_BITS 32u
 #define EQ_F32_MAX_EXP_WEIGHT 63u
 #define EQ_F32_MAX_EXP_MUL 31u
@@ -80,6 +84,20 @@
 #define EQ_CMD_PROFILE 7 /* per-layer timer ticks of the last inference */
 #define EQ_CMD_RESET 8 /* drop the model and reset state */
 #define EQ_CMD_ECHO 9 /* echo payload back (link test) */
+
+/* CAP */
+#define EQ_CAP_PROFILE 1 /* PROFILE reports per-layer ticks */
+#define EQ_CAP_FLASH_MODEL 2 /* the board has a flash model region checked at boot */
+#define EQ_CAP_MODEL 4 /* a model is loaded now */
+
+/* SRC */
+#define EQ_SRC_NONE 0 /* no model */
+#define EQ_SRC_FLASH 1 /* found in the flash model region at boot */
+#define EQ_SRC_RAM 2 /* uploaded with LOAD_* */
+
+/* INPUT */
+#define EQ_INPUT_PIXELS 0 /* raw uint8 pixels, CHW, input_pixels bytes */
+#define EQ_INPUT_WIRE 1 /* wire format (docs/blob-format.md), input_wire bytes */
 
 /* status strings, indexed by status code */
 #define EQ_STATUS_COUNT 17
@@ -180,7 +198,7 @@
 
 /* MODEL_SUMMARY record: 36 bytes */
 #define EQ_MODEL_SUMMARY_SIZE_BYTES 36u
-#define EQ_MODEL_SUMMARY_SOURCE 0 /* B: 0 none, 1 flash (found at boot), 2 RAM (uploaded with LOAD_*) */
+#define EQ_MODEL_SUMMARY_SOURCE 0 /* B: SRC_*: 0 none, 1 flash (found at boot), 2 RAM (uploaded with LOAD_*) */
 #define EQ_MODEL_SUMMARY_PRE_MODE 1 /* B: PRE_* of the model */
 #define EQ_MODEL_SUMMARY_N_LAYERS 2 /* H:  */
 #define EQ_MODEL_SUMMARY_SIZE 4 /* I: blob bytes */
@@ -198,7 +216,7 @@
 #define EQ_HELLO_REPLY_STATUS 0 /* B: STATUS */
 #define EQ_HELLO_REPLY_PROTO 1 /* B: PROTOCOL_VERSION of the board */
 #define EQ_HELLO_REPLY_WINDOW 2 /* B: frames the host may send before waiting for replies */
-#define EQ_HELLO_REPLY_CAPS 3 /* B: capability bits: 1 PROFILE, 2 flash model region, 4 model loaded */
+#define EQ_HELLO_REPLY_CAPS 3 /* B: CAP_* bits: 1 PROFILE, 2 flash model region, 4 model loaded */
 #define EQ_HELLO_REPLY_MAX_PAYLOAD 4 /* H: largest request payload the board accepts */
 #define EQ_HELLO_REPLY_FW_VERSION 6 /* H: firmware version, major << 8 | minor */
 
@@ -207,7 +225,7 @@
 #define EQ_INFO_REPLY_STATUS 0 /* B: STATUS */
 #define EQ_INFO_REPLY_PROTO 1 /* B: PROTOCOL_VERSION of the board */
 #define EQ_INFO_REPLY_WINDOW 2 /* B: frames the host may send before waiting for replies */
-#define EQ_INFO_REPLY_CAPS 3 /* B: capability bits: 1 PROFILE, 2 flash model region, 4 model loaded */
+#define EQ_INFO_REPLY_CAPS 3 /* B: CAP_* bits: 1 PROFILE, 2 flash model region, 4 model loaded */
 #define EQ_INFO_REPLY_MAX_PAYLOAD 4 /* H: largest request payload the board accepts */
 #define EQ_INFO_REPLY_FW_VERSION 6 /* H: firmware version, major << 8 | minor */
 #define EQ_INFO_REPLY_BLOB_MAJOR 8 /* H: BLOB_VERSION_MAJOR the runtime reads */
@@ -262,5 +280,40 @@
 /* LOAD_CHUNK_REQ record: 4 bytes */
 #define EQ_LOAD_CHUNK_REQ_SIZE_BYTES 4u
 #define EQ_LOAD_CHUNK_REQ_OFFSET 0 /* I: where the data goes in the blob; followed by the data */
+
+/* derived rules (edgeq/spec.py: act_bytes, kbit_slot_bits, ...); every product is 64-bit */
+static inline uint64_t eq_rule_act_bytes(uint32_t enc, uint32_t h, uint32_t w, uint32_t c)
+{
+    const uint64_t eb = enc == 6u ? 0u : enc == 1u ? 1u : 4u;
+    return eb == 0u ? (uint64_t)h * w * ((c + 31ull) / 32u) * 4u : (uint64_t)h * w * c * eb;
+}
+static inline uint32_t eq_rule_kbit_slot_bits(uint32_t bits)
+{
+    return bits <= 1u ? 1u : bits <= 2u ? 2u : bits <= 4u ? 4u : 8u;
+}
+static inline uint32_t eq_rule_kbit_slot_bits_for_rows(uint32_t lut_rows)
+{
+    return lut_rows <= 2u ? 1u : lut_rows <= 4u ? 2u : lut_rows <= 16u ? 4u : 8u;
+}
+static inline uint64_t eq_rule_kbit_row_bytes(uint64_t k, uint32_t bits)
+{
+    return (k * eq_rule_kbit_slot_bits(bits) + 31u) / 32u * 4u;
+}
+static inline uint64_t eq_rule_wire_bytes(uint32_t pre_mode, uint64_t pixels)
+{
+    return (pixels * (pre_mode == 1u ? 1u : 8u) + 7u) / 8u;
+}
+static inline uint64_t eq_rule_act_code_max(uint32_t enc, uint32_t levels)
+{
+    return enc == 6u ? 1u : (uint64_t)levels - 1u;
+}
+static inline uint64_t eq_rule_weight_product_max(uint32_t w_enc, uint64_t amax)
+{
+    return (w_enc == 6u ? 1u : w_enc == 7u ? 1u : w_enc == 8u ? 1u : w_enc == 2u ? 128u : w_enc == 3u ? 32768u : w_enc == 5u ? 0u : 0u) * amax;
+}
+static inline int eq_rule_acc_fits(uint64_t k, uint64_t max_prod)
+{
+    return k * max_prod < 2147483647ull;
+}
 
 #endif /* EQ_SPEC_H */

@@ -73,18 +73,7 @@ static int eq_mul3_u32_ok(uint32_t a, uint32_t b, uint32_t c, uint32_t *r)
     return eq_mul_u32_ok(a, b, r) && eq_mul_u32_ok(*r, c, r);
 }
 
-/* ---- sizes -------------------------------------------------------------------------------- */
-static uint64_t act_bytes(uint32_t enc, uint32_t h, uint32_t w, uint32_t c)
-{
-    if (enc == EQ_ENC_B1) {
-        return (uint64_t)h * w * EQ_WORDS(c) * 4u;
-    }
-    if (enc == EQ_ENC_U8) {
-        return (uint64_t)h * w * c;
-    }
-    return (uint64_t)h * w * c * 4u;
-}
-
+/* ---- sizes (eq_rule_act_bytes and the other derived rules: generated in eq_spec.h) ---- */
 static uint64_t round8(uint64_t n) { return (n + 7u) & ~(uint64_t)7u; }
 
 /* ---- tensors -------------------------------------------------------------------------------- */
@@ -166,17 +155,11 @@ static eq_status_t check_pad_bits(const uint32_t *w, uint32_t rows, uint32_t wor
     return EQ_OK;
 }
 
-/* KBIT slot width: the smallest of 1, 2, 4, 8 bits holding a bits-wide code (bits 1..8) */
-static uint32_t kbit_slot_bits(uint32_t bits)
-{
-    return bits <= 1u ? 1u : bits <= 2u ? 2u : bits <= 4u ? 4u : 8u;
-}
-
 /* packed KBIT rows (n rows of k codes, row_bytes each): every code < 2**bits, padding bits 0 */
 static eq_status_t check_kbit_codes(const uint8_t *data, uint32_t n, uint64_t k, uint32_t bits,
                                     uint32_t row_bytes)
 {
-    const uint32_t sb = kbit_slot_bits(bits), per = 8u / sb, cm = (1u << sb) - 1u;
+    const uint32_t sb = eq_rule_kbit_slot_bits(bits), per = 8u / sb, cm = (1u << sb) - 1u;
     const uint32_t lim = 1u << bits;
     uint32_t r, b, q;
     for (r = 0; r < n; r++) {
@@ -245,7 +228,7 @@ static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uin
     eq_status_t st;
     uint32_t n = L->out_c, cw = EQ_WORDS(L->in_c);
     uint64_t k = (uint64_t)L->kh * L->kw * L->in_c;
-    uint64_t amax = (L->in_enc == EQ_ENC_B1) ? 1u : (uint64_t)(in_levels - 1u);
+    const uint64_t amax = eq_rule_act_code_max(L->in_enc, in_levels);
     st = get_tensor(m, L->t_weight, &t);
     if (st != EQ_OK) {
         return st;
@@ -260,30 +243,30 @@ static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uin
         CHECK(eq_mul3_u32_ok(n, L->kh, L->kw, &rows), EQ_ERR_SHAPE);
         CHECK(eq_mul_u32_ok(rows, L->w_enc == EQ_ENC_TERN ? 2u : 1u, &rows), EQ_ERR_SHAPE);
         CHECK(eq_mul3_u32_ok(rows, cw, 4u, &bytes) && bytes == t.nbytes, EQ_ERR_SHAPE);
-        *max_prod = amax;
+        *max_prod = eq_rule_weight_product_max(L->w_enc, amax);
         return check_pad_bits((const uint32_t *)(const void *)t.data, rows, cw, L->in_c);
     }
     case EQ_ENC_TERN_SPARSE:
-        *max_prod = amax;
+        *max_prod = eq_rule_weight_product_max(L->w_enc, amax);
         return check_sparse(&t, n, k);
     case EQ_ENC_I8:
         CHECK((uint64_t)n * k == t.nbytes, EQ_ERR_SHAPE);
-        *max_prod = 128u * amax;
+        *max_prod = eq_rule_weight_product_max(L->w_enc, amax);
         return EQ_OK;
     case EQ_ENC_I16:
         CHECK((uint64_t)2u * n * k == t.nbytes, EQ_ERR_SHAPE);
-        *max_prod = 32768u * amax;
+        *max_prod = eq_rule_weight_product_max(L->w_enc, amax);
         return EQ_OK;
     case EQ_ENC_F32: /* float accumulators: |w| < 2**64 keeps every sum finite (K < 2**32) */
-        *max_prod = 0;
+        *max_prod = eq_rule_weight_product_max(L->w_enc, amax); /* 0: no integer bound */
         return check_f32(&t, (uint64_t)n * k, 1, EQ_F32_MAX_EXP_WEIGHT);
     case EQ_ENC_KBIT: {
         tensor_t lut;
         uint32_t i, rows, cols;
         uint64_t big = 0, row_bytes;
         CHECK(t.bits >= 1u && t.bits <= 8u, EQ_ERR_SHAPE);
-        /* rows of k codes at kbit_slot_bits(bits) bits each, padded to whole 32-bit words */
-        row_bytes = 4u * ((k * kbit_slot_bits(t.bits) + 31u) / 32u);
+        /* rows of k codes at eq_rule_kbit_slot_bits(bits) bits each, padded to whole 32-bit words */
+        row_bytes = eq_rule_kbit_row_bytes(k, t.bits);
         CHECK((uint64_t)n * row_bytes == t.nbytes, EQ_ERR_SHAPE);
         st = check_kbit_codes(t.data, n, k, t.bits, (uint32_t)row_bytes);
         if (st != EQ_OK) {
@@ -424,20 +407,18 @@ static eq_status_t model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
     if (pre == EQ_PRE_THRESH) {
         enc = EQ_ENC_B1;
         levels = 2u;
-        m->input_wire = m->input_pixels / 8u + (m->input_pixels % 8u != 0u);
     } else if (pre == EQ_PRE_RAW) {
         enc = EQ_ENC_U8;
         levels = 256u;
-        m->input_wire = m->input_pixels;
     } else if (pre == EQ_PRE_QUANT) {
         CHECK(m->pre_param >= 1u && m->pre_param <= 8u, EQ_ERR_SHAPE);
         enc = EQ_ENC_U8;
         levels = 1u << m->pre_param;
-        m->input_wire = m->input_pixels;
     } else {
         return EQ_ERR_UNSUPPORTED;
     }
-    max_act = act_bytes(enc, h, w, c);
+    m->input_wire = (uint32_t)eq_rule_wire_bytes(pre, m->input_pixels); /* <= input_pixels */
+    max_act = eq_rule_act_bytes(enc, h, w, c);
 
     for (i = 0; i < m->n_layers; i++) {
         layer_t L;
@@ -456,7 +437,7 @@ static eq_status_t model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
             if (st != EQ_OK) {
                 return st;
             }
-            CHECK(k * max_prod < 0x7fffffffull, EQ_ERR_TOO_LARGE); /* int32 accumulators never overflow */
+            CHECK(eq_rule_acc_fits(k, max_prod), EQ_ERR_TOO_LARGE); /* int32 accumulators never overflow */
             st = check_stage(m, &L);
             if (st != EQ_OK) {
                 return st;
@@ -481,8 +462,8 @@ static eq_status_t model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
         h = L.out_h;
         w = L.out_w;
         c = L.out_c;
-        if (act_bytes(enc, h, w, c) > max_act) {
-            max_act = act_bytes(enc, h, w, c);
+        if (eq_rule_act_bytes(enc, h, w, c) > max_act) {
+            max_act = eq_rule_act_bytes(enc, h, w, c);
         }
         if (L.macs > m->max_macs) {
             m->max_macs = L.macs;
@@ -504,7 +485,7 @@ uint32_t eq_model_act_bytes(const eq_model_t *m, uint32_t layer)
         return 0;
     }
     get_layer(m, layer, &L);
-    return (uint32_t)act_bytes(L.out_enc, L.out_h, L.out_w, L.out_c);
+    return (uint32_t)eq_rule_act_bytes(L.out_enc, L.out_h, L.out_w, L.out_c);
 }
 
 /* F32 weights: float accumulators in the int32 acc buffer (same size, 4-byte aligned) */
@@ -607,7 +588,7 @@ static void run_flatten(const layer_t *L, const void *in, void *out)
             }
         }
     } else {
-        memcpy(out, in, (size_t)act_bytes(L->in_enc, L->in_h, L->in_w, c));
+        memcpy(out, in, (size_t)eq_rule_act_bytes(L->in_enc, L->in_h, L->in_w, c));
     }
 }
 

@@ -29,9 +29,7 @@ typedef struct {
     uint32_t max_macs;       /* largest per-layer MAC count (informational) */
 } eq_model_t;
 
-/* input_kind for eq_model_run */
-#define EQ_INPUT_PIXELS 0u   /* raw uint8 pixels, CHW, input_pixels bytes */
-#define EQ_INPUT_WIRE 1u     /* wire format (docs/blob-format.md), input_wire bytes */
+/* input_kind for eq_model_run: EQ_INPUT_PIXELS or EQ_INPUT_WIRE (eq_spec.h) */
 
 /* Monotonic tick source for per-layer profiling (wraps modulo 2^32). */
 typedef uint32_t (*eq_clock_fn)(void *ctx);
