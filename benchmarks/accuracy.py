@@ -34,7 +34,9 @@ def run_one(arch: str, prune: float, data, seed: int = 0, epochs=None) -> dict:
     model, hist = train.build_and_train(arch, xtr, ytr, [str(i) for i in range(10)], seed=seed,
                                         prune=prune, epochs=epochs)
     secs = time.time() - t0
-    blob = export.export_blob(model, meta={"train": "mnist-benchmark"})
+    # pruned rows: the README's figures are for --ternary-storage smallest (skip-zero where smaller)
+    blob = export.export_blob(model, meta={"train": "mnist-benchmark"},
+                              ternary="smallest" if prune else "dense")
     info = pack.blob_info(blob)
     cls, _ = runtime.Model(blob).predict(export.graph_input(model, xte))
     torch_cls = train.predict(model, xte)

@@ -1,7 +1,7 @@
 """`edgeq train`: train a low-bit net, export it exactly, write the blob and a checkpoint.
 
     edgeq train --arch bnn-cnn --data digits --out model.eqb
-    edgeq train --arch twn-cnn --data mnist:../shared/data/mnist --prune 0.9 --out twn.eqb
+    edgeq train --arch twn-cnn --data mnist:../shared/data/mnist --prune 0.9 --ternary-storage smallest --out twn.eqb
 
 Prints the test accuracy measured with the host C runtime on the blob (the fixed test split of
 `edgeq.data`), the torch/runtime agreement, and the blob size.  The checkpoint (``--ckpt``, by
@@ -36,6 +36,10 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help="default: per arch and data size")
     p.add_argument("--prune", type=float, default=0.0, metavar="SPARSITY",
                    help="magnitude-prune every layer but the first to this sparsity (0..0.99)")
+    p.add_argument("--ternary-storage", choices=("dense", "sparse", "smallest"), default="dense",
+                   help="ternary weights as bit-planes (TERN, default: fastest on host and Cortex-M), "
+                        "skip-zero streams (TERN_SPARSE), or whichever is smaller per layer "
+                        "(smallest blob after --prune)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=None, help="default: per arch")
     p.add_argument("--first-w", default=None, help="first-layer weight quantizer (e.g. int8, int16, float, sign)")
@@ -121,7 +125,8 @@ def run(args) -> int:
     if pre is not None:
         meta["preprocess"] = pre.to_meta()
     # the one export path (edgeq.export): trace, fold, and prove the blob on the test images
-    proof = export.export_model(model, xte if len(xte) else xtr[:256], meta=meta)
+    proof = export.export_model(model, xte if len(xte) else xtr[:256], meta=meta,
+                                ternary=args.ternary_storage)
     blob = proof.blob
     try:
         out.write_bytes(blob)

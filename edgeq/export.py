@@ -30,8 +30,10 @@ Folding (per conv/linear layer, eval mode):
   A linear layer after a flatten is a convolution whose kernel covers its input (weights
   reordered from torch's CHW flatten order).
 
-Weight encodings: integer values +-1 -> B1; -1/0/1 -> TERN or TERN_SPARSE (whichever is smaller:
-pruned zeros become skip-zero data); int8 -> I8, int16 -> I16; k-bit codes -> KBIT with
+Weight encodings: integer values +-1 -> B1; -1/0/1 -> TERN (two bit-planes), or TERN_SPARSE
+(skip-zero stream) when asked: `ternary="sparse"` always, `ternary="smallest"` where the stream is
+smaller (pruned zeros become skip-zero data; the default `"dense"` keeps TERN, the faster form on
+every Cortex-M measured and on the host, see docs/boards.md); int8 -> I8, int16 -> I16; k-bit codes -> KBIT with
 lut[code][a] = table[code] * level_in[a].  When the input levels are not the codes themselves
 (HWGQ Lloyd-Max fixed-point levels), every weight goes through a KBIT LUT so products stay exact.
 
@@ -57,7 +59,6 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from . import bits as B
 from .errors import EdgeqError, ExportMismatchError, ShapeError, UnsupportedError
 from .graph import Conv, Graph, MaxPool, conv_out_dim, infer_shapes
 from .nn import Input
@@ -680,12 +681,7 @@ def _encode_weights(iw, in_enc: str, in_levels: np.ndarray, identity_levels: boo
         if iw.kind == "B1":
             return "B1", None, None, 0
         if iw.kind == "TERN":
-            n = v.shape[0]
-            wt = np.transpose(v, (0, 2, 3, 1))
-            planes = B.tern_planes(wt).nbytes
-            ro, nib = B.sparse_encode(wt.reshape(n, -1))
-            sparse = len(B.sparse_to_bytes(ro, nib))
-            return ("TERN_SPARSE" if sparse < planes else "TERN"), None, None, 0
+            return "TERN", None, None, 0  # TERN_SPARSE is chosen by _graph's ternary policy
         if iw.kind in ("I8", "I16", "F32"):
             return iw.kind, None, None, 0
     if iw.kind == "F32":
@@ -750,7 +746,17 @@ def fold(model: nn.Module, example=None) -> Folded:
         model.train(was)
 
 
-def _graph(folded: Folded, model=None, meta: dict | None = None, classes=None) -> Graph:
+TERNARY_STORAGE = ("dense", "sparse", "smallest")
+
+
+def _check_ternary(ternary: str) -> str:
+    if ternary not in TERNARY_STORAGE:
+        raise EdgeqError(f"ternary storage {ternary!r} is not one of {', '.join(TERNARY_STORAGE)}")
+    return ternary
+
+
+def _graph(folded: Folded, model=None, meta: dict | None = None, classes=None,
+           ternary: str = "dense") -> Graph:
     layers = []
     for op in folded.ops:
         if isinstance(op, FoldedPool):
@@ -783,12 +789,16 @@ def _graph(folded: Folded, model=None, meta: dict | None = None, classes=None) -
     g = Graph(input_shape=tuple(folded.input_shape), pre_mode=pre.mode,
               pre_param=pre.param if pre.mode != "RAW" else 0, layers=layers,
               classes=[str(c) for c in classes], meta=m)
-    # ternary: skip-zero stream or bit-planes, whichever is smaller in the stored form (dense
-    # layers are stored as FLATTEN + 1x1 CONV, without per-tap word padding)
+    # ternary storage: bit-planes (TERN, default: the faster kernels), the skip-zero stream
+    # (TERN_SPARSE), or whichever is smaller in the stored form (dense layers are stored as
+    # FLATTEN + 1x1 CONV, without per-tap word padding)
     from .pack import best_ternary_encoding
 
     for layer, s in zip(g.layers, infer_shapes(g)):
-        if isinstance(layer, Conv) and layer.w_enc in ("TERN", "TERN_SPARSE"):
+        if isinstance(layer, Conv) and layer.w_enc in ("TERN", "TERN_SPARSE") and ternary != "dense":
+            if ternary == "sparse":
+                layer.w_enc = "TERN_SPARSE"
+                continue
             h, w, _ = s.in_shape
             dense = layer.pad == 0 and (layer.kh, layer.kw) == (h, w)
             wt = layer.weight.reshape(layer.n_out, 1, 1, -1) if dense else layer.weight
@@ -796,9 +806,9 @@ def _graph(folded: Folded, model=None, meta: dict | None = None, classes=None) -
     return g
 
 
-def to_graph(model, meta: dict | None = None, example=None, classes=None) -> Graph:
-    """The exported Graph of a model (see module docstring)."""
-    return _graph(fold(model, example), model, meta, classes)
+def to_graph(model, meta: dict | None = None, example=None, classes=None, ternary: str = "dense") -> Graph:
+    """The exported Graph of a model (see module docstring; `ternary`: dense | sparse | smallest)."""
+    return _graph(fold(model, example), model, meta, classes, _check_ternary(ternary))
 
 
 def graph_input(model, px) -> np.ndarray:
@@ -904,12 +914,12 @@ def accs_hwc(accs: list, index: int) -> list:
     return [a[index].permute(1, 2, 0).cpu().numpy() for a in accs]
 
 
-def export_blob(model, meta: dict | None = None, example=None) -> bytes:
+def export_blob(model, meta: dict | None = None, example=None, ternary: str = "dense") -> bytes:
     """Graph -> blob bytes via edgeq.pack (no check; `edgeq.export` also proves the blob)."""
     from . import pack
 
     model.eval()
-    return pack.write_blob(to_graph(model, meta, example))
+    return pack.write_blob(to_graph(model, meta, example, ternary=ternary))
 
 
 # =============================================================================================
@@ -934,18 +944,19 @@ class Exported:
 
 
 def export_model(model: nn.Module, example_input, path=None, *, classes=None, meta: dict | None = None,
-                 verify: bool = True) -> Exported:
+                 verify: bool = True, ternary: str = "dense") -> Exported:
     """Trace `model`, fold it into the integer IR, write the blob to `path` (when given) and prove
     it on `example_input` (raw uint8 inputs, (N, C, H, W) or (N, C, L)): the C host runtime must
     give the exported graph's scores bit for bit, and the model's eval forward (float64) must
-    agree with them (see module docstring).  Raises UnsupportedError for what the IR cannot
+    agree with them (see module docstring).  `ternary` chooses the storage of ternary layers:
+    "dense" (TERN bit-planes), "sparse" (TERN_SPARSE) or "smallest".  Raises UnsupportedError for what the IR cannot
     express and ExportMismatchError when the proof fails; leaves the model in eval mode."""
     from . import pack
 
     model.eval()
     px = _example(model, example_input)
     folded = fold(model, px[:1])
-    g = _graph(folded, model, meta, classes)
+    g = _graph(folded, model, meta, classes, _check_ternary(ternary))
     blob = pack.write_blob(g)
     report = verify_blob(model, folded, blob, px) if verify else None
     if path is not None:

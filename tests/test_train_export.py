@@ -31,10 +31,10 @@ def _runtime():
     return Model
 
 
-def _check_exact(model, xte, n_ref=6):
+def _check_exact(model, xte, n_ref=6, ternary="dense"):
     Model = _runtime()
     model.eval()
-    g = export.to_graph(model)
+    g = export.to_graph(model, ternary=ternary)
     blob = pack.write_blob(g)
     gin = export.graph_input(model, xte)
     cls, scores = Model(blob).predict(gin)
@@ -88,17 +88,27 @@ def test_first_last_precision_and_pruned_sparse(digits):
     xtr, ytr, xte, _yte, classes = digits
     model, _ = train.build_and_train("twn-cnn", xtr, ytr, classes, epochs=4, prune=0.85, first_wq="int16",
                                      last_wq="int8")
-    g = export.to_graph(model)
+    dense = export.to_graph(model)  # default: bit-planes, the faster kernels
+    assert "TERN_SPARSE" not in [getattr(layer, "w_enc", "") for layer in dense.layers]
+    forced = export.to_graph(model, ternary="sparse")
+    assert all(layer.w_enc == "TERN_SPARSE" for layer in forced.layers
+               if getattr(layer, "w_enc", "") in ("TERN", "TERN_SPARSE"))
+    with pytest.raises(EdgeqError, match="ternary storage"):
+        export.to_graph(model, ternary="zip")
+    g = export.to_graph(model, ternary="smallest")
     encs = [layer.w_enc for layer in g.layers if hasattr(layer, "w_enc")]
     assert encs[0] == "I16" and encs[-1] == "I8"
     assert "TERN_SPARSE" in encs
     for layer in g.layers[1:]:
         if getattr(layer, "w_enc", "") == "TERN_SPARSE":
             assert (layer.weight == 0).mean() >= 0.84
-    _check_exact(model, xte)
+    _check_exact(model, xte, ternary="smallest")
     info = pack.blob_info(pack.write_blob(g))
     sparse = [r for r in info["layers"] if r.get("w_enc") == "TERN_SPARSE"]
     assert all(r["bits_per_weight"] < 1.0 for r in sparse if r["weights"] > 5000)
+    # export_model (the `edgeq train --ternary-storage` path) takes the same choice and proves it
+    proved = export.export_model(model, xte[:32], ternary="smallest")
+    assert proved.blob == pack.write_blob(g) and proved.report["images"] == 32
 
 
 @pytest.mark.parametrize("arch", ["bnn-cnn", "dorefa-w2a2"])
