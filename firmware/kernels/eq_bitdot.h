@@ -86,7 +86,7 @@ typedef struct {
     uint32_t nch, extra;
     const uint32_t *base;
     int32_t *out;
-    uint32_t by3;    /* groups % 3 == 0 and extra == 0 */
+    uint32_t by3;    /* 1: groups % 3 == 0 and extra == 0; 2 (B1 rows): groups == 2, extra == 0 */
     uint32_t kbytes; /* TERN: 4 * k, the distance from a row's sign plane to its nonzero plane */
 } eq_b1_job_t;
 void eq_b1_rows_dsp(const uint32_t *patch, const uint32_t *w, uint32_t groups,

@@ -2,8 +2,8 @@
  * with __ARM_FEATURE_DSP). Elsewhere (the host, Cortex-M3) this file is empty and the portable
  * C path of eq_bitdot.h runs; both compute plain popcounts, so results are identical.
  *
- * eq_b1_rows_dsp(patch, w, groups, job): for j < job->nch (job->by3: groups % 3 == 0 and no
- * words past the groups),
+ * eq_b1_rows_dsp(patch, w, groups, job): for j < job->nch (job->by3: 1 when groups % 3 == 0 and
+ * no words past the groups, 2 when exactly two groups and no words past them, else 0),
  *   pc_j = popcount of patch[i] ^ w_j[i] over i < 3 * groups + extra / 4 (extra = 4 * the
  *          0-2 words past the whole groups), w_j = w + j * (3 * groups + extra / 4) words;
  *   job->out[j] = job->base[j] - 2 * pc_j   (uint32 arithmetic)
@@ -88,6 +88,8 @@
     "    add r2, r0, r2, lsl #2\n"       /* end of the patch groups */ \
     "    cmp r8, #0\n" \
     "    beq 5f\n" \
+    "    cmp r8, #2\n" \
+    "    beq 9f\n" \
     "1:\n"                               /* by3: three groups an iteration */ \
     "    ldr r0, [sp, #0]\n" \
     GFIRST G G \
@@ -100,6 +102,12 @@
     "3:\n" \
     EQ_CHANNEL_DONE \
     "    bne 1b\n" \
+    "    b 8f\n" \
+    "9:\n"                               /* by3 == 2: exactly two groups */ \
+    "    ldr r0, [sp, #0]\n" \
+    GFIRST G \
+    EQ_CHANNEL_DONE \
+    "    bne 9b\n" \
     "    b 8f\n" \
     "5:\n"                               /* one group an iteration, then the 0-2 words left */ \
     "    ldr r0, [sp, #0]\n" \

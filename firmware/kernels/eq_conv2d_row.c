@@ -146,34 +146,119 @@ static void eq_b1_corr(const eq_conv_shape_t *s, const uint32_t *w, uint32_t k,
     }
 }
 
-/* the assembly loop (eq_bitdot_dsp.c) over every output channel of one pixel's patch:
- * out = base - 2 * pc with base = n_in * C (fullb inside the image) or, at border pixels,
- * n_in * C + 2 * corr (computed when the out-of-bounds taps change; kept in bb) */
-static void eq_b1_pixel_dsp(const eq_conv_shape_t *s, const uint32_t *pa, const uint32_t *wt,
-                            uint32_t k, const eq_taps_t *t, int full, const uint32_t *fullb,
-                            uint32_t *key, uint32_t *bb, uint16_t *off, int32_t *o)
+/* Border pixels whose in-bounds weight words for all out_c channels fit in EQ_B1_CBUF words skip
+ * the out-of-bounds taps: the in-bounds words of every weight row are copied, concatenated, into
+ * cbuf once per set of out-of-bounds taps (rows of nv words), the patch's in-bounds words moved
+ * to its front, and the same loop runs over nv < k words with base = n_in * C. Elsewhere (more
+ * words, nv < 3) the zero-padded patch runs over all k words and the weights' ones at the
+ * out-of-bounds taps are taken off (eq_b1_corr). */
+#define EQ_B1_CBUF 512u /* words of the concatenated in-bounds weights (2 KB of stack) */
+
+/* in-bounds words of the taps of t: nv = their count, in runs of len words, one run per
+ * in-bounds kernel row (ky, from word (ky * kw + kx0) * cw of a row) */
+static uint32_t eq_b1_valid_words(const eq_conv_shape_t *s, const eq_taps_t *t, uint32_t *len)
 {
-    const uint32_t g = k / 3u, r = k - 3u * g;
+    *len = (t->kx1 - t->kx0) * EQ_WORDS(s->in_c);
+    return (t->ky1 - t->ky0) * *len;
+}
+
+/* the in-bounds words of n rows of k words -> dst, rows of nv words: runs of len words, one
+ * per in-bounds kernel row (rs = kw * CW words apart, the first at word first). */
+typedef struct {
+    uint32_t first, nr, len, rs;
+} eq_runs_t;
+
+static void eq_b1_compact(const uint32_t *src, uint32_t k, uint32_t n, const eq_runs_t *r,
+                          uint32_t *dst)
+{
+    uint32_t j, q, i;
+    src += r->first;
+    if (r->len == r->rs) { /* the runs are contiguous: one run */
+        const uint32_t m = r->nr * r->len;
+        for (j = 0; j < n; ++j, src += k)
+            for (i = 0; i < m; ++i) *dst++ = src[i];
+    } else if (r->len == 2u && r->nr == 3u) { /* 3x3 kernels, C <= 32, left or right edge */
+        const uint32_t rs = r->rs;
+        for (j = 0; j < n; ++j, src += k, dst += 6) {
+            const uint32_t x0 = src[0], x1 = src[1], x2 = src[rs], x3 = src[rs + 1u];
+            const uint32_t x4 = src[2u * rs], x5 = src[2u * rs + 1u];
+            dst[0] = x0;
+            dst[1] = x1;
+            dst[2] = x2;
+            dst[3] = x3;
+            dst[4] = x4;
+            dst[5] = x5;
+        }
+    } else if (r->len == 2u) { /* 3x3 kernels on C <= 32: two words a kernel row */
+        for (j = 0; j < n; ++j, src += k) {
+            const uint32_t *a = src;
+            for (q = 0; q < r->nr; ++q, a += r->rs, dst += 2) {
+                const uint32_t x = a[0], y = a[1];
+                dst[0] = x;
+                dst[1] = y;
+            }
+        }
+    } else {
+        for (j = 0; j < n; ++j, src += k) {
+            const uint32_t *a = src;
+            for (q = 0; q < r->nr; ++q, a += r->rs)
+                for (i = 0; i < r->len; ++i) *dst++ = a[i];
+        }
+    }
+}
+
+/* the assembly loop (eq_bitdot_dsp.c) over every output channel of one pixel's patch:
+ * out = base - 2 * pc with base = n_in * C (fullb inside the image, and at border pixels over
+ * the concatenated in-bounds words) or n_in * C + 2 * corr (computed when the out-of-bounds taps
+ * change; kept in bb). The patch is gathered here (eq_patch_b1, or the in-bounds words only). */
+static void eq_b1_pixel_dsp(const eq_conv_shape_t *s, const uint32_t *in, uint32_t *patch,
+                            const uint32_t *wt, uint32_t k, const eq_taps_t *t, int full,
+                            const uint32_t *fullb, uint32_t *key, uint32_t *bb, uint16_t *off,
+                            uint32_t *cbuf, int32_t *o)
+{
     const uint32_t nbits = (t->ky1 - t->ky0) * (t->kx1 - t->kx0) * s->in_c;
+    uint32_t len, nv = eq_b1_valid_words(s, t, &len), kk = k;
+    const int skip = !full && nv >= 3u && (uint32_t)s->out_c * nv <= EQ_B1_CBUF;
+    const uint32_t key1 = (t->ky0 << 24) | (t->ky1 << 16) | (t->kx0 << 8) | t->kx1;
+    const uint32_t *pa = patch;
     eq_b1_job_t job;
     uint32_t n0, j;
-    job.extra = 4u * r;
-    job.by3 = g % 3u == 0u && r == 0u;
+    if (skip) {
+        const uint32_t cw = EQ_WORDS(s->in_c);
+        uint32_t *d = patch, q, i;
+        eq_runs_t r;
+        r.rs = s->kw * EQ_WORDS(s->in_c);
+        r.first = t->ky0 * r.rs + t->kx0 * EQ_WORDS(s->in_c);
+        r.nr = t->ky1 - t->ky0;
+        r.len = len;
+        if (key1 != *key) {
+            eq_b1_compact(wt, k, s->out_c, &r, cbuf);
+            for (j = 0; j < EQ_B1_NCH; ++j) bb[j] = nbits;
+            *key = key1;
+        }
+        for (q = t->ky0; q < t->ky1; ++q) { /* the in-bounds words of the input, in order */
+            const uint32_t *a = in + ((uint32_t)(t->iy0 + (int32_t)q) * s->in_w
+                                      + (uint32_t)(t->ix0 + (int32_t)t->kx0)) * cw;
+            for (i = 0; i < len; ++i) *d++ = a[i];
+        }
+        wt = cbuf;
+        kk = nv;
+    } else {
+        pa = eq_patch_b1(s, in, t, full, patch);
+    }
+    job.extra = 4u * (kk % 3u);
+    job.by3 = kk % 3u ? 0u : kk == 6u ? 2u : (kk / 3u) % 3u == 0u;
     for (n0 = 0; n0 < s->out_c; n0 += EQ_B1_NCH) {
-        const uint32_t *w = wt + n0 * k;
+        const uint32_t *w = wt + n0 * kk;
         job.nch = s->out_c - n0 < EQ_B1_NCH ? s->out_c - n0 : EQ_B1_NCH;
         job.out = o + n0;
-        job.base = fullb;
-        if (!full) { /* corr depends only on which taps are out: kept while they stay */
-            const uint32_t kk = (t->ky0 << 24) | (t->ky1 << 16) | (t->kx0 << 8) | t->kx1;
-            if (kk != *key || s->out_c > EQ_B1_NCH) {
-                eq_b1_corr(s, w, k, t, job.nch, bb, off);
-                for (j = 0; j < job.nch; ++j) bb[j] = nbits + 2u * bb[j];
-                *key = kk;
-            }
-            job.base = bb;
+        job.base = full ? fullb : bb;
+        if (!full && !skip && (key1 != *key || s->out_c > EQ_B1_NCH)) {
+            eq_b1_corr(s, w, k, t, job.nch, bb, off); /* corr: kept while the taps stay */
+            for (j = 0; j < job.nch; ++j) bb[j] = nbits + 2u * bb[j];
+            *key = key1;
         }
-        eq_b1_rows_dsp(pa, w, g, &job);
+        eq_b1_rows_dsp(pa, w, kk / 3u, &job);
     }
 }
 #endif
@@ -184,7 +269,7 @@ static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uin
     const uint32_t cw = EQ_WORDS(s->in_c), taps = (uint32_t)s->kh * s->kw, k = taps * cw;
     uint32_t patch[EQ_B1_PATCH];
 #ifdef EQ_HAVE_B1_ROWS
-    uint32_t fullb[EQ_B1_NCH], bb[EQ_B1_NCH], key = 0xFFFFFFFFu;
+    uint32_t fullb[EQ_B1_NCH], bb[EQ_B1_NCH], key = 0xFFFFFFFFu, cbuf[EQ_B1_CBUF];
     uint16_t off[EQ_B1_PATCH];
 #endif
     uint32_t ox, j;
@@ -193,7 +278,7 @@ static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uin
 #endif
     for (ox = 0; ox < s->out_w; ++ox) {
         int32_t *o = acc + ox * s->out_c;
-        const uint32_t *pa = patch;
+        const uint32_t *pa;
         const uint32_t nbits = taps * s->in_c;
         eq_taps_t t;
         uint32_t p0, p1;
@@ -204,13 +289,13 @@ static void eq_row_b1_b1(const eq_conv_shape_t *s, const uint32_t *in, const uin
             eq_b1_border(s, in, wt, &t, 0, s->out_c, o);
             continue;
         }
-        pa = eq_patch_b1(s, in, &t, full, patch);
 #ifdef EQ_HAVE_B1_ROWS
         if (EQ_B1_DSP(k)) {
-            eq_b1_pixel_dsp(s, pa, wt, k, &t, full, fullb, &key, bb, off, o);
+            eq_b1_pixel_dsp(s, in, patch, wt, k, &t, full, fullb, &key, bb, off, cbuf, o);
             continue;
         }
 #endif
+        pa = eq_patch_b1(s, in, &t, full, patch);
         for (j = 0; j + 2u <= s->out_c; j += 2u) {
             eq_xor_pc2(pa, wt + j * k, wt + (j + 1u) * k, k, &p0, &p1);
             o[j] = (int32_t)(nbits - 2u * p0);
