@@ -36,7 +36,7 @@ def run_one(arch: str, prune: float, data, seed: int = 0, epochs=None) -> dict:
     secs = time.time() - t0
     # pruned rows: the README's figures are for --ternary-storage smallest (skip-zero where smaller)
     blob = export.export_blob(model, meta={"train": "mnist-benchmark"},
-                              ternary="smallest" if prune else "dense")
+                              ternary="smallest" if prune else "auto")
     info = pack.blob_info(blob)
     cls, _ = runtime.Model(blob).predict(export.graph_input(model, xte))
     torch_cls = train.predict(model, xte)

@@ -36,10 +36,10 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help="default: per arch and data size")
     p.add_argument("--prune", type=float, default=0.0, metavar="SPARSITY",
                    help="magnitude-prune every layer but the first to this sparsity (0..0.99)")
-    p.add_argument("--ternary-storage", choices=("dense", "sparse", "smallest"), default="dense",
-                   help="ternary weights as bit-planes (TERN, default: fastest on host and Cortex-M), "
-                        "skip-zero streams (TERN_SPARSE), or whichever is smaller per layer "
-                        "(smallest blob after --prune)")
+    p.add_argument("--ternary-storage", choices=("auto", "dense", "sparse", "smallest"), default="auto",
+                   help="ternary weights: auto (default: skip-zero TERN_SPARSE only where it runs faster, "
+                        "gray/RGB first layers), dense (TERN bit-planes), sparse (TERN_SPARSE), or "
+                        "smallest (whichever is smaller per layer: the smallest blob after --prune)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=None, help="default: per arch")
     p.add_argument("--first-w", default=None, help="first-layer weight quantizer (e.g. int8, int16, float, sign)")

@@ -30,12 +30,14 @@ Folding (per conv/linear layer, eval mode):
   A linear layer after a flatten is a convolution whose kernel covers its input (weights
   reordered from torch's CHW flatten order).
 
-Weight encodings: integer values +-1 -> B1; -1/0/1 -> TERN (two bit-planes), or TERN_SPARSE
-(skip-zero stream) when asked: `ternary="sparse"` always, `ternary="smallest"` where the stream is
-smaller (pruned zeros become skip-zero data; the default `"dense"` keeps TERN, the faster form on
-every Cortex-M measured and on the host, see docs/boards.md); int8 -> I8, int16 -> I16; k-bit codes -> KBIT with
-lut[code][a] = table[code] * level_in[a].  When the input levels are not the codes themselves
-(HWGQ Lloyd-Max fixed-point levels), every weight goes through a KBIT LUT so products stay exact.
+Weight encodings: integer values +-1 -> B1; -1/0/1 -> TERN (two bit-planes) or TERN_SPARSE
+(skip-zero stream), by `ternary`: "auto" (default) takes TERN_SPARSE only where it is the faster
+form on the Cortex-M4 measured (docs/boards.md): U8-code input of at most 3 channels (gray/RGB first
+layers) when the stream is smaller; "dense" always TERN; "sparse" always TERN_SPARSE; "smallest"
+whichever is smaller (pruned zeros become skip-zero data: the smallest blob); int8 -> I8,
+int16 -> I16; k-bit codes -> KBIT with lut[code][a] = table[code] * level_in[a].  When the
+input levels are not the codes themselves (HWGQ Lloyd-Max fixed-point levels), every weight goes
+through a KBIT LUT so products stay exact.
 
 `int_forward` is the same integer computation in torch; `QNet.eval()` uses it.  `edgeq.export`
 proves each blob on the example batch: (1) the C host runtime's scores equal `int_forward`'s bit
@@ -746,7 +748,11 @@ def fold(model: nn.Module, example=None) -> Folded:
         model.train(was)
 
 
-TERNARY_STORAGE = ("dense", "sparse", "smallest")
+TERNARY_STORAGE = ("auto", "dense", "sparse", "smallest")
+# "auto": skip-zero only on U8 input of at most this many channels (measured on the Cortex-M4,
+# docs/boards.md: faster there; on B1 input, and on U8 input of 64 channels even at 95 % zeros,
+# the bit-planes are)
+AUTO_SPARSE_MAX_C = 3
 
 
 def _check_ternary(ternary: str) -> str:
@@ -756,7 +762,7 @@ def _check_ternary(ternary: str) -> str:
 
 
 def _graph(folded: Folded, model=None, meta: dict | None = None, classes=None,
-           ternary: str = "dense") -> Graph:
+           ternary: str = "auto") -> Graph:
     layers = []
     for op in folded.ops:
         if isinstance(op, FoldedPool):
@@ -789,9 +795,8 @@ def _graph(folded: Folded, model=None, meta: dict | None = None, classes=None,
     g = Graph(input_shape=tuple(folded.input_shape), pre_mode=pre.mode,
               pre_param=pre.param if pre.mode != "RAW" else 0, layers=layers,
               classes=[str(c) for c in classes], meta=m)
-    # ternary storage: bit-planes (TERN, default: the faster kernels), the skip-zero stream
-    # (TERN_SPARSE), or whichever is smaller in the stored form (dense layers are stored as
-    # FLATTEN + 1x1 CONV, without per-tap word padding)
+    # ternary storage (see module docstring); sizes compared in the stored form (dense layers
+    # are stored as FLATTEN + 1x1 CONV, without per-tap word padding)
     from .pack import best_ternary_encoding
 
     for layer, s in zip(g.layers, infer_shapes(g)):
@@ -799,15 +804,19 @@ def _graph(folded: Folded, model=None, meta: dict | None = None, classes=None,
             if ternary == "sparse":
                 layer.w_enc = "TERN_SPARSE"
                 continue
-            h, w, _ = s.in_shape
+            h, w, c = s.in_shape
+            if ternary == "auto" and not (s.in_enc == "U8" and c <= AUTO_SPARSE_MAX_C):
+                layer.w_enc = "TERN"
+                continue
             dense = layer.pad == 0 and (layer.kh, layer.kw) == (h, w)
             wt = layer.weight.reshape(layer.n_out, 1, 1, -1) if dense else layer.weight
             layer.w_enc = best_ternary_encoding(wt)
     return g
 
 
-def to_graph(model, meta: dict | None = None, example=None, classes=None, ternary: str = "dense") -> Graph:
-    """The exported Graph of a model (see module docstring; `ternary`: dense | sparse | smallest)."""
+def to_graph(model, meta: dict | None = None, example=None, classes=None, ternary: str = "auto") -> Graph:
+    """The exported Graph of a model (see module docstring; `ternary`: auto | dense | sparse |
+    smallest)."""
     return _graph(fold(model, example), model, meta, classes, _check_ternary(ternary))
 
 
@@ -914,7 +923,7 @@ def accs_hwc(accs: list, index: int) -> list:
     return [a[index].permute(1, 2, 0).cpu().numpy() for a in accs]
 
 
-def export_blob(model, meta: dict | None = None, example=None, ternary: str = "dense") -> bytes:
+def export_blob(model, meta: dict | None = None, example=None, ternary: str = "auto") -> bytes:
     """Graph -> blob bytes via edgeq.pack (no check; `edgeq.export` also proves the blob)."""
     from . import pack
 
@@ -944,12 +953,13 @@ class Exported:
 
 
 def export_model(model: nn.Module, example_input, path=None, *, classes=None, meta: dict | None = None,
-                 verify: bool = True, ternary: str = "dense") -> Exported:
+                 verify: bool = True, ternary: str = "auto") -> Exported:
     """Trace `model`, fold it into the integer IR, write the blob to `path` (when given) and prove
     it on `example_input` (raw uint8 inputs, (N, C, H, W) or (N, C, L)): the C host runtime must
     give the exported graph's scores bit for bit, and the model's eval forward (float64) must
     agree with them (see module docstring).  `ternary` chooses the storage of ternary layers:
-    "dense" (TERN bit-planes), "sparse" (TERN_SPARSE) or "smallest".  Raises UnsupportedError for what the IR cannot
+    "auto" (the faster form), "dense" (TERN bit-planes), "sparse" (TERN_SPARSE) or "smallest".
+    Raises UnsupportedError for what the IR cannot
     express and ExportMismatchError when the proof fails; leaves the model in eval mode."""
     from . import pack
 

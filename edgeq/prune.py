@@ -5,7 +5,7 @@ Masks act on the *latent* float weights of `QConv2d`/`QLinear` layers (any nn.Co
 works too).  A pruned latent weight is exactly 0.0; ternary quantizers map an exact zero to the
 ternary 0 (|0| > Delta is false), so pruned zeros reach the blob as skip-zero data
 (`TERN_SPARSE`) when the export asks for it (`ternary="smallest"`: where it is smaller than the
-two bit-planes; the default keeps the faster `TERN` planes).  Sign/BWN
+two bit-planes; the default "auto" keeps the faster `TERN` planes past gray/RGB first layers).  Sign/BWN
 quantizers have no zero (sign(0) = +1): pruning them only fixes the weight at +alpha.
 
 `enforce_masks(optimizer, masks)` registers optimizer hooks: before every step the gradients of

@@ -31,7 +31,7 @@ def _runtime():
     return Model
 
 
-def _check_exact(model, xte, n_ref=6, ternary="dense"):
+def _check_exact(model, xte, n_ref=6, ternary="auto"):
     Model = _runtime()
     model.eval()
     g = export.to_graph(model, ternary=ternary)
@@ -88,8 +88,11 @@ def test_first_last_precision_and_pruned_sparse(digits):
     xtr, ytr, xte, _yte, classes = digits
     model, _ = train.build_and_train("twn-cnn", xtr, ytr, classes, epochs=4, prune=0.85, first_wq="int16",
                                      last_wq="int8")
-    dense = export.to_graph(model)  # default: bit-planes, the faster kernels
+    # default "auto": bit-planes on B1 input and on U8 input of > 3 channels (faster there)
+    dense = export.to_graph(model)
     assert "TERN_SPARSE" not in [getattr(layer, "w_enc", "") for layer in dense.layers]
+    assert "TERN_SPARSE" not in [getattr(layer, "w_enc", "") for layer in
+                                 export.to_graph(model, ternary="dense").layers]
     forced = export.to_graph(model, ternary="sparse")
     assert all(layer.w_enc == "TERN_SPARSE" for layer in forced.layers
                if getattr(layer, "w_enc", "") in ("TERN", "TERN_SPARSE"))
@@ -109,6 +112,24 @@ def test_first_last_precision_and_pruned_sparse(digits):
     # export_model (the `edgeq train --ternary-storage` path) takes the same choice and proves it
     proved = export.export_model(model, xte[:32], ternary="smallest")
     assert proved.blob == pack.write_blob(g) and proved.report["images"] == 32
+
+
+def test_ternary_storage_auto_takes_skip_zero_only_on_few_channel_u8_input():
+    """'auto': TERN_SPARSE where it runs faster on the Cortex-M4 (the 1-channel U8 first layer of
+    twn-cnn; its stream is smaller too), TERN bit-planes on the wider layers; 'sparse' and
+    'dense' force one form; the graphs compute the same integers."""
+    torch.manual_seed(0)
+    model = models.build_model("twn-cnn", (1, 8, 8), [str(i) for i in range(10)]).eval()
+    encs = {t: [layer.w_enc for layer in export.to_graph(model, ternary=t).layers if hasattr(layer, "w_enc")]
+            for t in export.TERNARY_STORAGE}
+    assert encs["auto"][0] == "TERN_SPARSE" and set(encs["auto"][1:]) == {"TERN"}
+    assert set(encs["dense"]) == {"TERN"} and set(encs["sparse"]) == {"TERN_SPARSE"}
+    px = np.random.default_rng(0).integers(0, 256, (8, 1, 8, 8), dtype=np.uint8)
+    gin = export.graph_input(model, px)
+    Model = _runtime()
+    scores = [Model(export.export_blob(model, ternary=t)).predict(gin)[1] for t in export.TERNARY_STORAGE]
+    for sc in scores[1:]:
+        np.testing.assert_array_equal(sc, scores[0])
 
 
 @pytest.mark.parametrize("arch", ["bnn-cnn", "dorefa-w2a2"])
