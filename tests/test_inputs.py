@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from cliutil import edgeq
 
-from edgeq import data, pack
-from edgeq.runtime import Model
+from edgeq.train import data
+from edgeq.format import pack
+from edgeq.native.runtime import Model
 
 cv2 = pytest.importorskip("cv2")
 
@@ -212,7 +213,7 @@ def test_stream_and_eval_errors_are_one_line(colour_model, tmp_path):
 
 
 def test_rates_are_named_for_what_they_measure(colour_model):
-    from edgeq.cli_stream import _instr_ns, rate_labels
+    from edgeq.cli.stream import _instr_ns, rate_labels
 
     measured, chip = rate_labels("qemu-mps2-an386")
     assert "emulator" in measured and "measured" in measured

@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 from cliutil import edgeq
 
-from edgeq import cli_eval, data, pack, stream
-from edgeq import preprocess as P
+from edgeq.cli import eval as cli_eval
+from edgeq.train import data
+from edgeq.format import pack
+from edgeq.deploy import stream
+from edgeq.format import preprocess as P
 from edgeq.errors import DataError
-from edgeq.graph import Conv, Graph
-from edgeq.runtime import Model
+from edgeq.format.graph import Conv, Graph
+from edgeq.native.runtime import Model
 
 cv2 = pytest.importorskip("cv2")
 H, W = 12, 16

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from edgeq import data, export, models, pack, refnet, train
+from edgeq.train import data, export, loop as train, models
+from edgeq.format import pack
+from edgeq.reference import refnet
 from edgeq.errors import EdgeqError, UnsupportedError
 
 torch.set_num_threads(1)
@@ -22,7 +24,7 @@ def digits():
 
 def _runtime():
     try:
-        from edgeq.runtime import Model
+        from edgeq.native.runtime import Model
 
         Model  # noqa: B018
         from edgeq import _native  # noqa: F401
@@ -183,8 +185,8 @@ def test_cli_arch_list_matches_models_and_cli_starts_without_torch():
     import subprocess
     import sys
 
-    from edgeq.cli_train import ARCH_NAMES
-    from edgeq.models import arch_names
+    from edgeq.cli.train import ARCH_NAMES
+    from edgeq.train.models import arch_names
 
     assert tuple(arch_names()) == ARCH_NAMES
     code = "import sys, edgeq.cli; edgeq.cli.build_parser(); print('torch' in sys.modules)"
