@@ -19,7 +19,7 @@ import pytest
 from edgeq.deploy import boards, stream
 from edgeq.deploy import protocol as P
 from edgeq.deploy.client import Board, _why, open_serial
-from edgeq.cli.eval import evaluate
+from edgeq.deploy.evaluate import evaluate
 from edgeq.errors import BoardError, TransportError
 from edgeq.deploy.faultlink import KINDS, FaultyLink, from_env
 from edgeq.native.runtime import Model

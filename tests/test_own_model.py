@@ -318,11 +318,13 @@ def test_import_edgeq_and_runtime_cli_do_not_load_torch(tmp_path):
     m = _seq(qnn.QConv2d(1, 4, 3, wq="int8"), nn.BatchNorm2d(4), qnn.Sign(), nn.Flatten(), qnn.QLinear(4 * 36, 3))
     path = tmp_path / "m.eqb"
     edgeq.export(_rand_bn(m), torch.randint(0, 256, (8, 1, 8, 8), dtype=torch.uint8), path)
-    code = ("import sys, runpy; sys.argv = ['edgeq', 'info', %r]\n"
-            "try:\n    runpy.run_module('edgeq', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            "print('TORCH', 'torch' in sys.modules)") % str(path)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
-    assert "TORCH False" in out and "I8" in out
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 8, 8), np.uint8))
+    for argv, shows in ((["info", str(path)], "I8"), (["run", str(path), "--input", str(tmp_path / "x.npy")], "score")):
+        code = ("import sys, runpy; sys.argv = ['edgeq'] + %r\n"
+                "try:\n    runpy.run_module('edgeq', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+                "print('TORCH', 'torch' in sys.modules)") % argv
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+        assert "TORCH False" in out and shows in out, (argv, out)
 
 
 def test_bias_folds_exactly_and_checkpointless_graph_input(tmp_path):

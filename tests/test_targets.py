@@ -11,7 +11,7 @@ import pytest
 
 from edgeq.format import pack
 from edgeq.deploy import stream
-from edgeq.cli.eval import evaluate
+from edgeq.deploy.evaluate import evaluate
 from edgeq.errors import EdgeqError
 from edgeq.deploy.profile import profile_target
 from edgeq.deploy.targets import HostTarget, MicroTarget, Profile, Target, TargetInfo, open_target

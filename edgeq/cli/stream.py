@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..deploy.profile import instr_ns, rate_labels
 from ..errors import EdgeqError
 
 
@@ -60,36 +61,6 @@ def cmd_stream(args) -> int:
     return 0
 
 
-def rate_labels(board: str | None) -> tuple:
-    """What the measured fps and the tick-counter fps are, named for this kind of board."""
-    if not board or board == "host":
-        return "fps (host C runtime, measured)", "chip-time fps"
-    from ..deploy import boards
-
-    try:
-        b = boards.get(board)
-    except EdgeqError:
-        return "fps (link + board, measured)", "chip-time fps (board tick counter)"
-    if b.kind == "qemu":
-        ns = b.qemu.get("instr_ns")
-        clock = f"QEMU -icount virtual time: 1 instruction = {ns} ns" if ns else "QEMU virtual time"
-        return "fps (link + emulator, measured)", f"chip-time fps (board timer, {clock})"
-    if b.kind == "sim":
-        return "fps (link + sim process, measured)", "chip-time fps (sim board timer)"
-    return "fps (link + board, measured)", f"chip-time fps (board timer, {b.tick_hz / 1e6:g} MHz)"
-
-
-def _instr_ns(board: str | None) -> float:
-    """Nanoseconds of virtual time per instruction on a QEMU -icount board (0: not one)."""
-    from ..deploy import boards
-
-    try:
-        b = boards.get(board) if board and board != "host" else None
-    except EdgeqError:
-        return 0.0
-    return float(b.qemu.get("instr_ns", 0)) if b is not None and b.kind == "qemu" else 0.0
-
-
 def _stream_live(target, g, src, args):
     from rich.console import Console
     from rich.live import Live
@@ -100,7 +71,7 @@ def _stream_live(target, g, src, args):
     con = Console(stderr=False)
     state = {}
     fps_label, chip_label = rate_labels(args.board)
-    instr_ns = _instr_ns(args.board)
+    ns_per_instr = instr_ns(args.board)
 
     def render():
         t = Table(title=f"edgeq stream -> {target.name}", show_header=False, min_width=48)
@@ -115,8 +86,8 @@ def _stream_live(target, g, src, args):
             t.add_row(fps_label, f"{s.fps_at(state['now']):.1f}")
             if s.chip_fps:
                 per = f"{1000 / s.chip_fps:.1f} ms"
-                if instr_ns:  # -icount: virtual time is instructions x instr_ns
-                    per += f", {1e9 / s.chip_fps / instr_ns / 1e6:.2f} M instructions"
+                if ns_per_instr:  # -icount: virtual time is instructions x instr_ns
+                    per += f", {1e9 / s.chip_fps / ns_per_instr / 1e6:.2f} M instructions"
                 t.add_row(chip_label, f"{s.chip_fps:.1f} ({per} per inference)")
             t.add_row("latency p50 / p95", f"{s.pct(50):.1f} / {s.pct(95):.1f} ms")
             t.add_row("dropped", str(s.dropped))

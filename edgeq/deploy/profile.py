@@ -174,3 +174,33 @@ def load_json(path: str) -> dict:
             and isinstance(lay.get("cycles"), (int, float)) for lay in layers):
         raise EdgeqError(f"--compare {path}: JSON without a 'layers' list of {{name, cycles}}; {fix}")
     return rep
+
+
+def rate_labels(board: str | None) -> tuple:
+    """What the measured fps and the tick-counter fps are, named for this kind of board."""
+    if not board or board == "host":
+        return "fps (host C runtime, measured)", "chip-time fps"
+    from . import boards
+
+    try:
+        b = boards.get(board)
+    except EdgeqError:
+        return "fps (link + board, measured)", "chip-time fps (board tick counter)"
+    if b.kind == "qemu":
+        ns = b.qemu.get("instr_ns")
+        clock = f"QEMU -icount virtual time: 1 instruction = {ns} ns" if ns else "QEMU virtual time"
+        return "fps (link + emulator, measured)", f"chip-time fps (board timer, {clock})"
+    if b.kind == "sim":
+        return "fps (link + sim process, measured)", "chip-time fps (sim board timer)"
+    return "fps (link + board, measured)", f"chip-time fps (board timer, {b.tick_hz / 1e6:g} MHz)"
+
+
+def instr_ns(board: str | None) -> float:
+    """Nanoseconds of virtual time per instruction on a QEMU -icount board (0: not one)."""
+    from . import boards
+
+    try:
+        b = boards.get(board) if board and board != "host" else None
+    except EdgeqError:
+        return 0.0
+    return float(b.qemu.get("instr_ns", 0)) if b is not None and b.kind == "qemu" else 0.0

@@ -17,6 +17,7 @@ import numpy as np
 from ..format import bits as _bits
 from .. import spec as _spec
 from ..errors import KernelError, ShapeError
+from .runtime import check, native
 
 __all__ = [
     "variants",
@@ -51,23 +52,13 @@ _OK = _spec.value(_spec.STATUS, "OK")
 
 
 def _lib():
-    try:
-        from .._native import ffi, lib
-    except ImportError as e:  # pragma: no cover - depends on the build
-        raise KernelError(
-            f"the native module edgeq._native is not built ({e}); run `python host/build_cffi.py`"
-        ) from e
-    return ffi, lib
+    n = native()  # the one cffi loader (runtime.native)
+    return n.ffi, n.lib
 
 
 def _check(status: int, what: str) -> None:
     if status != _OK:
-        try:
-            name = _spec.name_of(_spec.STATUS, int(status))
-            text = _spec.STATUS[name][1]
-        except Exception:  # unknown code
-            name, text = "?", "unknown status"
-        raise KernelError(f"{what} failed: {name} ({text})", status=int(status))
+        check(status, f"{what} failed")
 
 
 def _ptr(ffi, ctype: str, arr: np.ndarray):

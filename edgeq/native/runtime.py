@@ -42,10 +42,17 @@ def spec_status(name: str) -> int:
 
 
 def check(status: int, what: str, error=KernelError):
-    """Raise `error` with the C status text when status is not EQ_OK."""
+    """The one status -> error path of the C code (runtime and kernels): raise `error` naming the
+    status (its C text and spec name) when it is not EQ_OK; the error's .status holds the code."""
     if status != 0:
         msg = native().ffi.string(native().lib.eq_status_str(status)).decode()
-        raise error(f"{what}: {msg} (status {status})")
+        try:
+            name = spec.name_of(spec.STATUS, int(status))
+        except Exception:  # a code spec.py does not know
+            name = "?"
+        err = error(f"{what}: {msg} ({name}, status {status})")
+        err.status = int(status)
+        raise err
 
 
 def default_threads() -> int:
