@@ -119,7 +119,7 @@ def run(args) -> int:
     meta = {"data": args.data, "seed": args.seed, "prune": args.prune}
     if pre is not None:
         meta["preprocess"] = pre.to_meta()
-    # the one export path (edgeq.train.export): trace, fold, and prove the blob on the test images
+    # the one export path (edgeq.export): trace, fold, and prove the blob on the test images
     proof = export.export_model(model, xte if len(xte) else xtr[:256], meta=meta)
     blob = proof.blob
     try:

@@ -1,6 +1,6 @@
 """Export any torch model built from `edgeq.nn` layers to the integer IR (`edgeq.format.graph.Graph`), exactly.
 
-    result = edgeq.train.export(model, example_images, "net.eqb")   # this module is callable
+    result = edgeq.export(model, example_images, "net.eqb")   # this module is callable
 
 Tracing: `torch.fx` symbolic trace of the model's forward (a model may name another method in
 `traced_forward`, as the zoo's `QNet` does with `float_forward`), edgeq.nn layers, quantizers and
@@ -35,7 +35,7 @@ pruned zeros become skip-zero data); int8 -> I8, int16 -> I16; k-bit codes -> KB
 lut[code][a] = table[code] * level_in[a].  When the input levels are not the codes themselves
 (HWGQ Lloyd-Max fixed-point levels), every weight goes through a KBIT LUT so products stay exact.
 
-`int_forward` is the same integer computation in torch; `QNet.eval()` uses it.  `edgeq.train.export`
+`int_forward` is the same integer computation in torch; `QNet.eval()` uses it.  `edgeq.export`
 proves each blob on the example batch: (1) the C host runtime's scores equal `int_forward`'s bit
 for bit; (2) the model's own eval forward, run in float64 layer by layer (each quantizer's input
 taken from the integer graph), gives the integer graph's activation at every quantizer except
@@ -905,7 +905,7 @@ def accs_hwc(accs: list, index: int) -> list:
 
 
 def export_blob(model, meta: dict | None = None, example=None) -> bytes:
-    """Graph -> blob bytes via edgeq.format.pack (no check; `edgeq.train.export` also proves the blob)."""
+    """Graph -> blob bytes via edgeq.format.pack (no check; `edgeq.export` also proves the blob)."""
     from ..format import pack
 
     model.eval()
@@ -913,11 +913,11 @@ def export_blob(model, meta: dict | None = None, example=None) -> bytes:
 
 
 # =============================================================================================
-# edgeq.train.export: write the blob and prove it
+# edgeq.export: write the blob and prove it
 # =============================================================================================
 @dataclass
 class Exported:
-    """What `edgeq.train.export` returns: the blob, its graph, the folded model and the check report
+    """What `edgeq.export` returns: the blob, its graph, the folded model and the check report
     (images checked, class agreement between the C runtime and the torch model, ties)."""
 
     blob: bytes
@@ -1039,7 +1039,7 @@ def _float_check(model: nn.Module, folded: Folded, px: np.ndarray, values: list,
 
 
 class _CallableModule(types.ModuleType):
-    """`edgeq.train.export(model, example_input, path, ...)` calls `export_model`."""
+    """`edgeq.export(model, example_input, path, ...)` calls `export_model`."""
 
     def __call__(self, *args, **kwargs):
         return export_model(*args, **kwargs)

@@ -1,4 +1,4 @@
-"""Model zoo: extremely low-bit nets written with `edgeq.nn`, exported by `edgeq.train.export` (the same
+"""Model zoo: extremely low-bit nets written with `edgeq.nn`, exported by `edgeq.export` (the same
 traced path as any user model) and whose eval-mode forward is *exactly* the exported integer graph.
 
 Every model is a `QNet`: an input preprocessing step (`Pre`, an `edgeq.nn.Input`) and a chain of
@@ -9,7 +9,7 @@ their whole input (as in the IR).  Blocks after a binary activation pool ORs of 
 quantizer is monotone, so training pools before quantizing (same forward, less work).
 
 Training (``model.train()``) runs the float forward with straight-through quantizers.  Evaluation
-(``model.eval()``) runs `edgeq.train.export.int_forward`: the conv accumulators are computed on integer
+(``model.eval()``) runs `edgeq.export.int_forward`: the conv accumulators are computed on integer
 activation levels and integer weights (exactly, in float64), batch norm + quantizer are applied as
 the folded integer thresholds (ceil/floor, flipped for negative scale), and the last layer uses the
 same integer ``(acc * mul + add) >> shift`` as the runtime.  So the exported blob reproduces the
@@ -84,7 +84,7 @@ class QNet(nn.Module):
     """Preprocessing + blocks.  forward(pixels uint8 NCHW) -> scores (N, n_classes).
 
     train(): float forward with quantizers; eval(): the exact integer forward of the exported
-    graph (int-valued float64 scores, see `edgeq.train.export.int_forward`).  Export traces
+    graph (int-valued float64 scores, see `edgeq.export.int_forward`).  Export traces
     `float_forward` (`traced_forward`), the same way as any user model."""
 
     traced_forward = "float_forward"

@@ -19,7 +19,7 @@
             x = self.pool(self.act1(self.bn1(self.conv1(self.inp(x)))))
             return self.bn2(self.fc(self.flat(x)))
 
-`edgeq.train.export(model, example_images, "net.eqb")` traces such a model (torch.fx), maps it onto the
+`edgeq.export(model, example_images, "net.eqb")` traces such a model (torch.fx), maps it onto the
 integer graph and proves the blob equals the model; docs/python-api.md lists what it accepts.
 
 Layers: `QConv2d`, `QConv1d`, `QLinear` (any weight quantizer by name: 'sign', 'bwn', 'twn',

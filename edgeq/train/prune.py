@@ -4,7 +4,7 @@ filter pruning, and iterative prune -> retrain with masks enforced inside the op
 Masks act on the *latent* float weights of `QConv2d`/`QLinear` layers (any nn.Conv2d/nn.Linear
 works too).  A pruned latent weight is exactly 0.0; ternary quantizers map an exact zero to the
 ternary 0 (|0| > Delta is false), so pruned zeros reach the blob as skip-zero data
-(`TERN_SPARSE`, chosen by `edgeq.train.export` when it is smaller than the two bit-planes).  Sign/BWN
+(`TERN_SPARSE`, chosen by `edgeq.export` when it is smaller than the two bit-planes).  Sign/BWN
 quantizers have no zero (sign(0) = +1): pruning them only fixes the weight at +alpha.
 
 `enforce_masks(optimizer, masks)` registers optimizer hooks: before every step the gradients of

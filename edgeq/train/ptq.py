@@ -1,7 +1,7 @@
 """Post-training quantization: a plain PyTorch CNN -> an exportable edgeq.nn model.
 
     qmodel = edgeq.quantize(float_model, calibration_images)          # int8 weights, 8-bit ReLUs
-    edgeq.train.export(qmodel, test_images, "net.eqb")
+    edgeq.export(qmodel, test_images, "net.eqb")
 
 The float model is traced (torch.fx) and rewritten: an `edgeq.nn.Input` step first (the float
 model must take ``pixel / 255``: RAW preprocessing), every nn.Conv2d / nn.Conv1d / nn.Linear

@@ -3,7 +3,7 @@
 Bottom layer: pure functions with custom gradients.  Every docstring states the forward function
 *and* the (pseudo-)gradient used in backward, with the paper it comes from.  The thin classes only
 hold configuration (bits, levels) and know the *integer form* of what they produce, which is what
-`edgeq.train.export` writes into the graph:
+`edgeq.export` writes into the graph:
 
 * weight quantizers (`SignWeight`, `BWNWeight`, `TWNWeight`, `Tern5Weight`, `DoReFaWeight`,
   `Int8Weight`) have ``integer(w) -> IntWeights``: integer weight values `v` and a positive
@@ -225,7 +225,7 @@ def xnor_act_scale(x: torch.Tensor, kh: int, kw: int, stride: int = 1, pad: int 
 
     forward as stated; backward is plain autograd of that expression.  Note: K depends on the
     real-valued input, which the integer runtime never sees, so models that multiply by K are
-    trainable but not exportable (`edgeq.train.export` raises UnsupportedError for them).
+    trainable but not exportable (`edgeq.export` raises UnsupportedError for them).
     """
     a = x.abs().mean(dim=1, keepdim=True)
     box = torch.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype, device=x.device)
@@ -740,7 +740,7 @@ class _QConv:
 class QConv2d(_QConv, nn.Conv2d):
     """Conv2d whose weight goes through `wq` (a WeightQuantizer or spec string, see
     `make_weight_quantizer`) in forward.  The latent float weight is what the optimizer updates.
-    Takes every nn.Conv2d argument; `edgeq.train.export` maps stride, padding (int, pair or 'same'/'valid')
+    Takes every nn.Conv2d argument; `edgeq.export` maps stride, padding (int, pair or 'same'/'valid')
     and bias onto the IR and refuses what it cannot express (groups > 1, dilation, non-square
     stride or padding) with UnsupportedError."""
 
