@@ -14,18 +14,13 @@ import time
 from pathlib import Path
 
 from ..errors import EdgeqError
-
-
-# The CLI must start without importing torch (seconds); tests/test_train_export.py checks that
-# this list equals edgeq.train.models.arch_names().
-ARCH_NAMES = ('bnn-cnn', 'bnn-mlp', 'dorefa-w1a2', 'dorefa-w2a2', 'hwgq-cnn', 'hwgq-uniform', 'twn-cnn',
-              'twn5-cnn', 'xnor-cnn', 'bnn', 'dorefa-cnn', 'xnor')
+from ..train.archs import arch_names  # torch-free: the CLI starts without torch
 
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a low-bit model and write its blob",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("--arch", default="bnn-cnn", choices=ARCH_NAMES, help="architecture (default bnn-cnn)")
+    p.add_argument("--arch", default="bnn-cnn", choices=arch_names(), help="architecture (default bnn-cnn)")
     p.add_argument("--data", default="digits",
                    help="digits (default) | idx:PREFIX | folder:DIR | npz:FILE | mnist:DIR")
     p.add_argument("--color", choices=("gray", "rgb"), default=None,
