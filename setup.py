@@ -1,6 +1,6 @@
 # setuptools shim: the cffi extension is declared here because cffi_modules is a setup() keyword,
 # and build_py copies the firmware sources and board definitions into the package (edgeq/_data)
-# so that a wheel can build and run boards without a checkout (edgeq/boards.py looks there).
+# so that a wheel can build and run boards without a checkout (edgeq/deploy/boards.py looks there).
 import os
 import shutil
 import sys

@@ -1,10 +1,10 @@
-"""Accuracy / size benchmark on the fixed MNIST split (`edgeq.data.mnist_benchmark_split`):
+"""Accuracy / size benchmark on the fixed MNIST split (`edgeq.train.data.mnist_benchmark_split`):
 train on train5k + test8k[0:6000], evaluate on test8k[6000:8000] with the host C runtime.
 
     python -m benchmarks.accuracy [--root ../shared/data/mnist] [--arch bnn-mlp --arch ...]
                                   [--threads 2] [--json out.json]
 
-Every arch is trained with its default settings (`edgeq.train.build_and_train`, as `edgeq train`
+Every arch is trained with its default settings (`edgeq.train.loop.build_and_train`, as `edgeq train`
 does).  Columns: accuracy (C runtime on the 2,000 test images), whether it equals the torch eval
 forward prediction for prediction, blob bytes, weight bits per weight (weight + LUT tensors /
 number of weights), compression of the weights vs float32, train seconds.
@@ -27,7 +27,9 @@ BARS = {"bnn-mlp": 0.95, "bnn-cnn": 0.97, "twn-cnn": 0.98, "dorefa-w2a2": 0.98, 
 
 
 def run_one(arch: str, prune: float, data, seed: int = 0, epochs=None) -> dict:
-    from edgeq import export, pack, runtime, train
+    from edgeq.train import export, loop as train
+    from edgeq.format import pack
+    from edgeq.native import runtime
 
     xtr, ytr, xte, yte = data
     t0 = time.time()
@@ -52,7 +54,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=str(DEFAULT_ROOT))
     ap.add_argument("--arch", action="append", help="arch[@sparsity], repeatable (default: all)")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: edgeq.train.auto_threads)")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: edgeq.train.loop.auto_threads)")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -60,8 +62,8 @@ def main(argv=None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from edgeq.data import mnist_benchmark_split
-    from edgeq.train import auto_threads
+    from edgeq.train.data import mnist_benchmark_split
+    from edgeq.train.loop import auto_threads
 
     args.threads = args.threads or auto_threads()
     torch.set_num_threads(args.threads)

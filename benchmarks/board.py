@@ -26,11 +26,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edgeq import boards, spec
-from edgeq import protocol as P
-from edgeq.board import Board
-from edgeq.graph import Conv, Graph, MaxPool
-from edgeq.pack import write_blob
+from edgeq.deploy import boards
+from edgeq import spec
+from edgeq.deploy import protocol as P
+from edgeq.deploy.client import Board
+from edgeq.format.graph import Conv, Graph, MaxPool
+from edgeq.format.pack import write_blob
 
 C = 32  # channels of the benchmarked middle layer
 
@@ -197,8 +198,8 @@ def zoo_models() -> dict:
     initial weights (untrained; same architecture and encodings as the trained ones)."""
     import torch
 
-    from edgeq.export import export_blob
-    from edgeq.models import build_model
+    from edgeq.train.export import export_blob
+    from edgeq.train.models import build_model
 
     out = {}
     for arch in ("bnn-cnn", "twn-cnn", "dorefa-w2a2"):
@@ -208,7 +209,7 @@ def zoo_models() -> dict:
 
 
 def _infer(b: Board, blob: bytes):
-    from edgeq.runtime import Model
+    from edgeq.native.runtime import Model
 
     b.load(blob)
     n = Model(blob).input_wire_bytes

@@ -28,8 +28,8 @@ from functools import partial  # noqa: E402 (after the thread settings above)
 
 import numpy as np  # noqa: E402
 
-from edgeq import bits as B  # noqa: E402
-from edgeq import kernels as K  # noqa: E402
+from edgeq.format import bits as B  # noqa: E402
+from edgeq.native import kernels as K  # noqa: E402
 
 SHAPES = [(1, 4096, 4096), (64, 784, 256), (256, 2304, 256)]
 CONV = (64, 32, 32, 64)  # C, H, W, K
@@ -224,8 +224,8 @@ def _twin_from_blob(blob):
     import torch
     from torch import nn
 
-    from edgeq import pack
-    from edgeq.graph import Conv, Flatten, MaxPool
+    from edgeq.format import pack
+    from edgeq.format.graph import Conv, Flatten, MaxPool
 
     g = pack.read_blob(blob)
     mods = []
@@ -275,8 +275,8 @@ def network_rows(quick, threads_all):
     the same layer shapes, batch 1 and 256, one thread and all threads."""
     import torch
 
-    from edgeq import export, models
-    from edgeq.runtime import Model
+    from edgeq.train import export, models
+    from edgeq.native.runtime import Model
 
     rng = np.random.default_rng(0)
     x256 = rng.integers(0, 256, (256, 1, 28, 28)).astype(np.uint8)
@@ -312,7 +312,7 @@ def network_rows(quick, threads_all):
 
 
 def render_networks(rows):
-    print("whole networks, 28x28x1 input, random weights (MNIST architectures of edgeq.models), "
+    print("whole networks, 28x28x1 input, random weights (MNIST architectures of edgeq.train.models), "
           "images/s of runtime.Model.predict (batch inside C); ratio = median of interleaved "
           "rounds against torch float32 with the same layer shapes (conv + ReLU, max-pool; "
           "no_grad, eval; in its faster memory layout, NCHW or NHWC); torch int8 = eager static "
@@ -367,7 +367,7 @@ def main(argv=None):
           f"OPENBLAS_CORETYPE unset for this run (was {_CORETYPE or '<unset>'}); "
           f"load average {load}; ratios = median of {5 if args.quick else ROUNDS} interleaved "
           "rounds")
-    from edgeq.runtime import default_threads
+    from edgeq.native.runtime import default_threads
 
     nt = default_threads()
     render_networks(network_rows(args.quick, nt))

@@ -26,7 +26,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "mp_harness")]
 
 import mpwasm
 
-from edgeq import pack, runtime
+from edgeq.format import pack
+from edgeq.native import runtime
 
 
 def main(argv=None) -> int:

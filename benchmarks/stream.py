@@ -6,7 +6,7 @@ For each board: flash an MNIST-shaped binary model, measure in the same run
   - the link's byte rate (ECHO frames carrying one INFER payload, pipelined 2 deep as the stream),
   - the board's compute time per frame (INFER round trip minus an ECHO round trip),
   - the host's own work per frame (synthesise, preprocess, bit-pack, frame + COBS, parse reply),
-  - the pipelined stream (`edgeq.stream.run_stream`, bit-packed 98-byte frames),
+  - the pipelined stream (`edgeq.deploy.stream.run_stream`, bit-packed 98-byte frames),
 and report which limit the stream, and how close (bar: >= 80 % of it). Boards that hold their
 UART during an inference (QEMU boards, for exact tick counts) cannot overlap the next frame's
 transfer with compute, so their limit is link time + compute time per frame; the `sim` board
@@ -26,7 +26,7 @@ import numpy as np
 
 
 def _model(seed=0):
-    from edgeq.graph import Conv, Graph, MaxPool
+    from edgeq.format.graph import Conv, Graph, MaxPool
 
     rng = np.random.default_rng(seed)
     sg = lambda *s: np.where(rng.random(s) < .5, -1, 1).astype(np.int8)  # noqa: E731
@@ -41,9 +41,10 @@ def _model(seed=0):
 
 
 def bench_board(board: str, frames: int) -> dict:
-    from edgeq import boards, pack, protocol as P, stream
-    from edgeq.runtime import Model
-    from edgeq.targets import open_target
+    from edgeq.deploy import boards, protocol as P, stream
+    from edgeq.format import pack
+    from edgeq.native.runtime import Model
+    from edgeq.deploy.targets import open_target
 
     tmp = Path(tempfile.mkdtemp())
     blob = pack.write_blob(_model())

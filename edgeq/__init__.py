@@ -13,7 +13,7 @@ __all__ = ["export", "nn", "quantize"]
 
 def __getattr__(name):
     if name in ("export", "nn"):
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(f".train.{name}", __name__)
     if name == "quantize":
-        return importlib.import_module(".ptq", __name__).quantize
+        return importlib.import_module(".train.ptq", __name__).quantize
     raise AttributeError(f"module 'edgeq' has no attribute {name!r}")

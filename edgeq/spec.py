@@ -213,7 +213,7 @@ FRAME_DELIM = 0  # COBS frames end with a zero byte
 
 # Payloads of the protocol (docs/protocol.md), fixed parts; a variable tail is said in the record's
 # last description. Every reply starts with `status` (STATUS); eq_app.c writes each field at the
-# offset generated from here and edgeq/protocol.py unpacks with fmt() of the same record.
+# offset generated from here and edgeq/deploy/protocol.py unpacks with fmt() of the same record.
 MODEL_SUMMARY = [
     ("source", "B", "SRC_*: 0 none, 1 flash (found at boot), 2 RAM (uploaded with LOAD_*)"),
     ("pre_mode", "B", "PRE_* of the model"),

@@ -3,7 +3,7 @@
  * Compiled with __attribute__((target("avx2,popcnt[,fma]"))) per function, never -march=native,
  * so the module still loads on CPUs without AVX2 (the dispatcher then keeps "portable").
  * Semantics, layouts and status codes are exactly those of the portable kernels in
- * firmware/kernels/; tests/test_kernels.py runs every variant against edgeq/ref.py.
+ * firmware/kernels/; tests/test_kernels.py runs every variant against edgeq/reference/ref.py.
  * The two bit-GEMM inner steps are GCC extended inline asm (AT&T, operands only in registers
  * and "m" memory operands, no clobbers needed): with all 16 ymm registers live, GCC's allocator
  * otherwise spills counters and re-loads operands. Scratch for re-laid-out operands lives on the

@@ -4,7 +4,7 @@
  * Compiled with __attribute__((target(...))) per function, never -march=native, so the module
  * still loads on CPUs without AVX-512 (the dispatcher then keeps "avx2" or "portable").
  * Semantics, layouts and status codes are exactly those of the portable kernels in
- * firmware/kernels/; tests/test_kernels.py runs every variant against edgeq/ref.py.
+ * firmware/kernels/; tests/test_kernels.py runs every variant against edgeq/reference/ref.py.
  *
  * Bit GEMMs vectorise over output columns: the b rows of a panel of 64 columns are transposed
  * word by word into a stack panel (word w of columns n0..n0+63 contiguous), so one broadcast a

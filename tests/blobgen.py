@@ -17,7 +17,8 @@ import struct
 
 import numpy as np
 
-from edgeq import pack, spec
+from edgeq.format import pack
+from edgeq import spec
 
 _ENC = {k: spec.value(spec.ENC, k) for k in ("B1", "TERN", "TERN_SPARSE", "KBIT", "I8", "I16", "F32",
                                              "U8", "I32")}
@@ -161,7 +162,7 @@ def big_u8_binary_graph():
     255*K = 2,122,416,000 < 2**31 passes the accumulator bound but 2*pos does not fit int32).
     Pad 1 (3x3 outputs; without padding the packer would store it as a dense layer). AFFINE with
     mul 1 so the scores are the accumulators themselves."""
-    from edgeq.graph import Conv, Graph
+    from edgeq.format.graph import Conv, Graph
 
     w = np.ones((1, 255, 255, 128), np.int8)
     return Graph((128, 255, 255), "RAW", 0, [Conv(w, "B1", "AFFINE", pad=1,

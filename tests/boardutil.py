@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq.graph import Conv, Graph, MaxPool
+from edgeq.format.graph import Conv, Graph, MaxPool
 
 MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
 
@@ -28,7 +28,7 @@ def small_graph(seed: int = 0, c1: int = 16, n_cls: int = 10, pool: int = 2, den
 
 
 def small_blob(**kw) -> bytes:
-    from edgeq.pack import write_blob
+    from edgeq.format.pack import write_blob
 
     return write_blob(small_graph(**kw))
 
@@ -44,7 +44,7 @@ def mnist_test(n: int | None = None):
 
 
 def compare_on_board(board, model, images) -> tuple:
-    """INFER every image on a connected Board and on the host runtime (edgeq.runtime.Model).
+    """INFER every image on a connected Board and on the host runtime (edgeq.native.runtime.Model).
     Returns (n, class mismatches, score mismatches, first mismatching index or None)."""
     bad_cls = bad_scores = 0
     first = None
@@ -65,7 +65,7 @@ def build_tick_probe(name, out_dir) -> Path:
     """Link boards/common/probe/tick_probe.c with a Cortex-M board's HAL (no app, no runtime)."""
     import subprocess
 
-    from edgeq import boards
+    from edgeq.deploy import boards
 
     b = boards.get(name)
     out = Path(out_dir)
@@ -87,7 +87,7 @@ def run_tick_probe(name, elf, timeout: float = 120.0) -> list:
     import subprocess
     import time
 
-    from edgeq import boards
+    from edgeq.deploy import boards
 
     b = boards.get(name)
     cmd = [boards.QEMU, "-M", b.qemu["machine"], "-nographic", "-monitor", "none", "-kernel", str(elf),

@@ -29,7 +29,7 @@ def mnist_test():
 @pytest.fixture(scope="module")
 def private_board_state(tmp_path_factory):
     """A private EDGEQ_STATE_DIR for one test module; boards it starts are stopped at the end."""
-    from edgeq import boards
+    from edgeq.deploy import boards
 
     mp = pytest.MonkeyPatch()
     mp.setenv("EDGEQ_STATE_DIR", str(tmp_path_factory.mktemp("state")))

@@ -25,9 +25,10 @@ import numpy as np
 import pytest
 
 import blobgen
-from edgeq import pack, spec
+from edgeq.format import pack
+from edgeq import spec
 from edgeq.errors import BlobFormatError
-from edgeq.runtime import Model, native
+from edgeq.native.runtime import Model, native
 
 sys.path.insert(0, "edgeq/micro")  # as on the board: edgeq_micro imports edgeq_spec directly
 import edgeq_micro  # noqa: E402
@@ -234,7 +235,7 @@ def _exercise(blob: bytes) -> str:
 
 
 def _bases() -> list:
-    from edgeq.testing import random_graph
+    from edgeq.reference.testing import random_graph
     from test_micro import CASES, _case
 
     return [pack.write_blob(_case(n)) for n in CASES] + [pack.write_blob(random_graph(s)) for s in (1, 2)]
@@ -322,8 +323,8 @@ def test_sim_board_refuses_regression_blobs(private_board_state, tmp_path):
     after RESET."""
     from boardutil import small_blob
 
-    from edgeq import boards
-    from edgeq.board import Board
+    from edgeq.deploy import boards
+    from edgeq.deploy.client import Board
     from edgeq.errors import BoardError
 
     why = boards.toolchain_missing("sim")

@@ -14,9 +14,9 @@ import boardutil as U
 import numpy as np
 import pytest
 
-from edgeq import boards
-from edgeq import protocol as P
-from edgeq.board import Board
+from edgeq.deploy import boards
+from edgeq.deploy import protocol as P
+from edgeq.deploy.client import Board
 from edgeq.errors import BoardError, BoardTimeout
 
 REF = "qemu-mps2-an386"
@@ -51,7 +51,7 @@ def _flash(name, blob, tmp_path):
 
 @pytest.fixture(scope="module")
 def ref_board(tmp_path_factory):
-    from edgeq.runtime import Model
+    from edgeq.native.runtime import Model
 
     blob = U.small_blob(seed=0)
     run, _ = _flash(REF, blob, tmp_path_factory.mktemp("ref"))
@@ -113,7 +113,7 @@ def test_tick_rate_and_determinism(name, tmp_path):
 
 @pytest.mark.parametrize("name", ["qemu-mps3-an547", "qemu-lm3s6965", "qemu-netduinoplus2"])
 def test_small_model_on_other_qemu_boards(name, mnist, tmp_path):
-    from edgeq.runtime import Model
+    from edgeq.native.runtime import Model
 
     blob = U.small_blob(seed=5, c1=8)
     model = Model(blob)
@@ -255,7 +255,7 @@ def test_protocol_errors_get_their_status(ref_board, mnist):
 
 
 def test_interrupted_load_then_retry_and_bad_crc_blobs(ref_board, mnist):
-    from edgeq.runtime import Model
+    from edgeq.native.runtime import Model
 
     run, _, model = ref_board
     other = U.small_blob(seed=11)
@@ -332,7 +332,7 @@ def test_board_timeout_when_nothing_answers():
 
 # ---- CLI ------------------------------------------------------------------------------------
 def _cli(*argv):
-    from edgeq import cli_board
+    from edgeq.cli import board as cli_board
 
     ap = argparse.ArgumentParser(prog="edgeq")
     cli_board.register(ap.add_subparsers())
@@ -368,8 +368,9 @@ def test_every_encoding_on_the_board_equals_the_host(name, tmp_path, request):
     """The core promise on each emulated board: random graphs over every weight encoding (B1,
     TERN planes, TERN_SPARSE skip-zero, KBIT + LUT, I8, I16, F32 on the M4F/M55 FPU, soft float
     on the M3, x86 on sim) give the host runtime's classes and scores, uploaded over serial."""
-    from edgeq import pack, testing
-    from edgeq.runtime import Model
+    from edgeq.format import pack
+    from edgeq.reference import testing
+    from edgeq.native.runtime import Model
 
     limit = int(boards.get(name).firmware["model_buf"])  # the 64 KB M3 takes the smaller ones
     graphs, blobs, seeds = [], [], []

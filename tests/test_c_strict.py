@@ -309,7 +309,7 @@ def test_u8_binary_conv_2pos_minus_total_under_ubsan(load_run, tmp_path):
     """RAW 128x255x255 input, one 255x255 binary conv, every pixel 255: 2*pos overflowed int32
     in eq_conv2d_row.c (UBSan: signed integer overflow) on a blob our own packer writes."""
     import blobgen
-    from edgeq import pack
+    from edgeq.format import pack
 
     blob = pack.write_blob(blobgen.big_u8_binary_graph())
     assert _load_run(load_run, {"big_u8_b1": blob}, tmp_path, "--fill", "255") == {"big_u8_b1": 0}

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from cliutil import edgeq
 
-from edgeq import pack
-from edgeq.runtime import Model
-from edgeq.testing import random_graph
+from edgeq.format import pack
+from edgeq.native.runtime import Model
+from edgeq.reference.testing import random_graph
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def test_user_mistakes_are_one_line(blob_path, tmp_path, case, monkeypatch):
 @pytest.mark.parametrize("labels", ['{"0": 1}', "not json", '[1, "two"]'])
 def test_stream_bad_labels_file_is_one_line(blob_path, tmp_path, labels):
     pytest.importorskip("cv2")
-    from edgeq import stream
+    from edgeq.deploy import stream
 
     video = tmp_path / "v.mp4"
     stream.write_synthetic_video(str(video), n_frames=3, size=32)

@@ -16,8 +16,10 @@ import boardutil as U
 import numpy as np
 import pytest
 
-from edgeq import boards, pack, testing
-from edgeq.export_c import blob_to_c, c_identifier
+from edgeq.deploy import boards
+from edgeq.format import pack
+from edgeq.reference import testing
+from edgeq.deploy.export_c import blob_to_c, c_identifier
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "embedding.md"
@@ -144,7 +146,7 @@ def _build_and_run(lib_dir: Path, blob: bytes, images: np.ndarray, tag: str):
 
 
 def _compare(lib_dir, blob, images, tag):
-    from edgeq.runtime import Model
+    from edgeq.native.runtime import Model
 
     rows, sec = _build_and_run(lib_dir, blob, images, tag)
     flash = sec.get(".text", 0) + sec.get(".data", 0)

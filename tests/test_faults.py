@@ -1,4 +1,4 @@
-"""The serial client over a faulty link (edgeq/faultlink.py) around the real `sim` and QEMU boards:
+"""The serial client over a faulty link (edgeq/deploy/faultlink.py) around the real `sim` and QEMU boards:
 lost, truncated, duplicated, bit-flipped and garbage frames and lost delimiters must cost re-sends,
 never an abort or a wrong answer; a board that dies gives one line; the firmware's own checks
 (over-long payloads, protocol version, the kept last reply)."""
@@ -16,14 +16,14 @@ import boardutil as U
 import numpy as np
 import pytest
 
-from edgeq import boards, stream
-from edgeq import protocol as P
-from edgeq.board import Board, _why, open_serial
-from edgeq.cli_eval import evaluate
+from edgeq.deploy import boards, stream
+from edgeq.deploy import protocol as P
+from edgeq.deploy.client import Board, _why, open_serial
+from edgeq.deploy.evaluate import evaluate
 from edgeq.errors import BoardError, TransportError
-from edgeq.faultlink import KINDS, FaultyLink, from_env
-from edgeq.runtime import Model
-from edgeq.targets import BoardTarget, HostTarget
+from edgeq.deploy.faultlink import KINDS, FaultyLink, from_env
+from edgeq.native.runtime import Model
+from edgeq.deploy.targets import BoardTarget, HostTarget
 
 
 @pytest.fixture(scope="module", autouse=True)

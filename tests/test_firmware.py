@@ -9,8 +9,8 @@ import boardutil as U
 import numpy as np
 import pytest
 
-from edgeq import boards
-from edgeq.board import Board
+from edgeq.deploy import boards
+from edgeq.deploy.client import Board
 from edgeq.errors import BoardError
 
 
@@ -64,7 +64,7 @@ def test_board_definitions_are_consistent():
 @pytest.fixture(scope="module")
 def sim_model():
     _skip_without("sim")
-    from edgeq.runtime import Model
+    from edgeq.native.runtime import Model
 
     blob = U.small_blob(seed=3)
     return blob, Model(blob)
@@ -98,7 +98,7 @@ def test_sim_matches_host_runtime_on_mnist(sim, sim_model):
 def test_sim_profile_and_reload(sim, sim_model):
     _, model = sim_model
     other = U.small_blob(seed=4, c1=8)
-    from edgeq.runtime import Model
+    from edgeq.native.runtime import Model
 
     with Board(sim.url) as b:
         b.infer(bytes(98))

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from cliutil import edgeq
 
-from edgeq import data, pack
-from edgeq.runtime import Model
+from edgeq.train import data
+from edgeq.format import pack
+from edgeq.native.runtime import Model
 
 cv2 = pytest.importorskip("cv2")
 
@@ -212,12 +213,12 @@ def test_stream_and_eval_errors_are_one_line(colour_model, tmp_path):
 
 
 def test_rates_are_named_for_what_they_measure(colour_model):
-    from edgeq.cli_stream import _instr_ns, rate_labels
+    from edgeq.deploy.profile import instr_ns, rate_labels
 
     measured, chip = rate_labels("qemu-mps2-an386")
     assert "emulator" in measured and "measured" in measured
-    assert "chip-time" in chip and "-icount" in chip and "32 ns" in chip and _instr_ns("qemu-mps2-an386") == 32
-    assert "sim" in rate_labels("sim")[0] and _instr_ns("sim") == 0 and _instr_ns("host") == 0
+    assert "chip-time" in chip and "-icount" in chip and "32 ns" in chip and instr_ns("qemu-mps2-an386") == 32
+    assert "sim" in rate_labels("sim")[0] and instr_ns("sim") == 0 and instr_ns("host") == 0
     _d, root, model, _ = colour_model
     live = edgeq("stream", "--board", "host", "--model", model, "--source", root, "--limit", "5").stdout
     assert "fps (host C runtime, measured)" in live and "label" in live and "frames 5" in live

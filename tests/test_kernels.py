@@ -1,4 +1,4 @@
-"""Every C kernel against its numpy reference in edgeq/ref.py, for every compiled host variant.
+"""Every C kernel against its numpy reference in edgeq/reference/ref.py, for every compiled host variant.
 
 Integer kernels must match exactly; float kernels (GEMM, Winograd, im2col) within a stated
 tolerance of a float64 reference. On a mismatch the first differing index is printed.
@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgeq import bits as B
-from edgeq import ref as R
+from edgeq.format import bits as B
+from edgeq.reference import ref as R
 from edgeq.errors import KernelError, ShapeError
 
-K = pytest.importorskip("edgeq.kernels")
+K = pytest.importorskip("edgeq.native.kernels")
 try:
     from edgeq._native import lib as _lib  # noqa: F401
 except ImportError:  # pragma: no cover

@@ -5,7 +5,7 @@ on qemu-mps2-an386, M55 on qemu-mps3-an547) and the M3's portable build (qemu-lm
 here: one-layer models (B1 and TERN weights on B1, U8 and 2-/4-bit code activations, I8 on U8,
 TERN_SPARSE on B1) whose AFFINE output (mul 1, add 0, shift 0) is the conv's accumulators, over
 awkward shapes (channel counts around the 32-bit word and the 3-word groups, output channels past
-the 64-channel chunk, borders, strides, 1x1 and dense), compared with edgeq.ref.conv2d_ref and
+the 64-channel chunk, borders, strides, 1x1 and dense), compared with edgeq.reference.ref.conv2d_ref and
 with the host runtime, exactly."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import shutil
 import numpy as np
 import pytest
 
-from edgeq import boards
-from edgeq.board import Board
-from edgeq.graph import Conv, Graph
-from edgeq.pack import write_blob
-from edgeq.ref import conv2d_ref
-from edgeq.runtime import Model
+from edgeq.deploy import boards
+from edgeq.deploy.client import Board
+from edgeq.format.graph import Conv, Graph
+from edgeq.format.pack import write_blob
+from edgeq.reference.ref import conv2d_ref
+from edgeq.native.runtime import Model
 
 pytestmark = pytest.mark.qemu
 

@@ -15,10 +15,13 @@ import zlib
 import numpy as np
 import pytest
 
-from edgeq import pack, runtime, spec, testing
+from edgeq.format import pack
+from edgeq.native import runtime
+from edgeq import spec
+from edgeq.reference import testing
 from edgeq.errors import BlobFormatError, KernelError
-from edgeq.graph import Conv, Flatten, Graph, MaxPool, infer_shapes
-from edgeq.refnet import apply_stage, conv_acc, maxpool, preprocess
+from edgeq.format.graph import Conv, Flatten, Graph, MaxPool, infer_shapes
+from edgeq.reference.refnet import apply_stage, conv_acc, maxpool, preprocess
 
 sys.path.insert(0, "edgeq/micro")
 sys.path.insert(0, "tests/mp_harness")
@@ -312,13 +315,13 @@ def test_micropython_mnist_models_match_c(port, mnist_test):
 
 def test_micropython_trained_model_matches_c(port, mnist_test):
     pytest.importorskip("torch")
-    from edgeq import train
+    from edgeq.train import loop as train
 
     x, y = mnist_test
     x = x[:, None]
     model, _ = train.build_and_train("bnn-mlp", x[:1000], y[:1000], [str(i) for i in range(10)],
                                      epochs=1, width=0.25)
-    from edgeq import export
+    from edgeq.train import export
 
     blob = export.export_blob(model)
     c = runtime.Model(blob)
@@ -348,7 +351,7 @@ def test_micropython_bad_blobs(port):
 
 
 def test_deploy_commands_on_micropython(port, tmp_path):
-    from edgeq import micro_deploy as D
+    from edgeq.deploy import micro as D
 
     mpys = D.compile_mpy(tmp_path)
     assert [p.name for p in mpys] == ["edgeq_spec.mpy", "edgeq_micro.mpy"]

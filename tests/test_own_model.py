@@ -10,7 +10,8 @@ from torch import nn
 
 import edgeq
 import edgeq.nn as qnn
-from edgeq import data, export, models, pack, quant
+from edgeq.train import data, export, models, quant
+from edgeq.format import pack
 from edgeq.errors import EdgeqError, ExportMismatchError, UnsupportedError
 
 torch.set_num_threads(1)
@@ -20,7 +21,7 @@ MNIST = __import__("conftest").MNIST
 def _runtime():
     try:
         from edgeq import _native  # noqa: F401
-        from edgeq.runtime import Model
+        from edgeq.native.runtime import Model
     except (ImportError, EdgeqError) as e:  # pragma: no cover
         pytest.skip(f"C host runtime not built: {e}")
     return Model
@@ -310,18 +311,20 @@ def test_import_edgeq_and_runtime_cli_do_not_load_torch(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys, edgeq, edgeq.runtime, edgeq.cli; edgeq.cli.build_parser(); "
-            "print(sorted(m for m in ('torch', 'edgeq.nn', 'edgeq.export') if m in sys.modules))")
+    code = ("import sys, edgeq, edgeq.native.runtime, edgeq.cli; edgeq.cli.build_parser(); "
+            "print(sorted(m for m in ('torch', 'edgeq.train.nn', 'edgeq.train.export') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     m = _seq(qnn.QConv2d(1, 4, 3, wq="int8"), nn.BatchNorm2d(4), qnn.Sign(), nn.Flatten(), qnn.QLinear(4 * 36, 3))
     path = tmp_path / "m.eqb"
     edgeq.export(_rand_bn(m), torch.randint(0, 256, (8, 1, 8, 8), dtype=torch.uint8), path)
-    code = ("import sys, runpy; sys.argv = ['edgeq', 'info', %r]\n"
-            "try:\n    runpy.run_module('edgeq', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            "print('TORCH', 'torch' in sys.modules)") % str(path)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
-    assert "TORCH False" in out and "I8" in out
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 8, 8), np.uint8))
+    for argv, shows in ((["info", str(path)], "I8"), (["run", str(path), "--input", str(tmp_path / "x.npy")], "score")):
+        code = ("import sys, runpy; sys.argv = ['edgeq'] + %r\n"
+                "try:\n    runpy.run_module('edgeq', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+                "print('TORCH', 'torch' in sys.modules)") % argv
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+        assert "TORCH False" in out and shows in out, (argv, out)
 
 
 def test_bias_folds_exactly_and_checkpointless_graph_input(tmp_path):

@@ -5,11 +5,13 @@ import struct
 import numpy as np
 import pytest
 
-from edgeq import bits as B
-from edgeq import pack, refnet, spec
+from edgeq.format import bits as B
+from edgeq.format import pack
+from edgeq.reference import refnet
+from edgeq import spec
 from edgeq.errors import BlobFormatError, ShapeError, UnsupportedError
-from edgeq.graph import Conv, Graph, MaxPool
-from edgeq.testing import kbit_graph, kbit_tamper, random_graph
+from edgeq.format.graph import Conv, Graph, MaxPool
+from edgeq.reference.testing import kbit_graph, kbit_tamper, random_graph
 
 
 _fix_crc = pack.reseal

@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 from cliutil import edgeq
 
-from edgeq import cli_eval, data, pack, stream
-from edgeq import preprocess as P
+from edgeq.deploy import evaluate as E
+from edgeq.train import data
+from edgeq.format import pack
+from edgeq.deploy import stream
+from edgeq.format import preprocess as P
 from edgeq.errors import DataError
-from edgeq.graph import Conv, Graph
-from edgeq.runtime import Model
+from edgeq.format.graph import Conv, Graph
+from edgeq.native.runtime import Model
 
 cv2 = pytest.importorskip("cv2")
 H, W = 12, 16
@@ -63,7 +66,7 @@ def test_every_path_gives_the_same_pixels(tmp_path, resize):
     # training loader, `edgeq run`, `edgeq eval`, `edgeq stream` from the folder
     x_train, y_train, _ = data.load(f"folder:{tmp_path}/f", "rgb", (H, W), resize)
     x_run, names, labels = stream.load_inputs(str(tmp_path / "f"), g)
-    x_eval, y_eval, _ = cli_eval.load_eval_data(g, f"folder:{tmp_path}/f", None)
+    x_eval, y_eval, _ = E.load_eval_data(g, f"folder:{tmp_path}/f", None)
     src = stream.FolderSource(str(tmp_path / "f"), g.classes)
     x_stream = np.stack([stream.prepare(f, g) for f, _ in src.frames()])
     for x in (x_train, x_run, x_eval, x_stream):

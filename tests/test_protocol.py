@@ -11,9 +11,10 @@ import zlib
 import numpy as np
 import pytest
 
-from edgeq import protocol as P
+from edgeq.deploy import protocol as P
+from edgeq.format.bits import wire_input
 from edgeq import spec
-from edgeq.board import Board
+from edgeq.deploy.client import Board
 from edgeq.errors import BoardError, BoardTimeout, ProtocolError, TransportError
 
 CASES = [b"", b"\x00", b"\x00\x00", b"\x11\x22\x00\x33", b"\x11\x00\x00\x00", bytes(range(1, 255)),
@@ -170,9 +171,9 @@ def test_wire_input_thresh_packs_lsb_first():
     px[0, 0, 0] = 200   # element 0 -> bit 0 of byte 0
     px[0, 0, 9] = 128   # element 9 -> bit 1 of byte 1 (>= threshold)
     px[0, 0, 10] = 127  # below the threshold
-    w = P.wire_input(px, spec.value(spec.PRE, "THRESH"), 128)
+    w = wire_input(px, spec.value(spec.PRE, "THRESH"), 128)
     assert len(w) == 98 and w[0] == 1 and w[1] == 2 and sum(w) == 3
-    assert P.wire_input(px, spec.value(spec.PRE, "RAW"), 0) == px.tobytes()
+    assert wire_input(px, spec.value(spec.PRE, "RAW"), 0) == px.tobytes()
 
 
 # ---- a fake board behind a fake serial port ------------------------------------------------

@@ -4,8 +4,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeq import prune as P
-from edgeq.quant import QConv2d
+from edgeq.train import prune as P
+from edgeq.train.quant import QConv2d
 
 torch.set_num_threads(1)
 

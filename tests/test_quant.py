@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from edgeq import quant as Q
+from edgeq.train import quant as Q
 
 torch.set_num_threads(1)
 

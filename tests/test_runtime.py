@@ -6,11 +6,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from edgeq import pack, refnet
+from edgeq.format import pack
+from edgeq.reference import refnet
 from edgeq.errors import BlobFormatError, ShapeError
-from edgeq.graph import Conv, Graph
-from edgeq.runtime import Model
-from edgeq.testing import kbit_graph, kbit_tamper, random_graph
+from edgeq.format.graph import Conv, Graph
+from edgeq.native.runtime import Model
+from edgeq.reference.testing import kbit_graph, kbit_tamper, random_graph
 from test_kernels import _variants_report, variant  # noqa: F401, F811 (fixtures: every variant, report)
 
 
@@ -58,7 +59,7 @@ def arch_blobs():
     """Blobs of the model zoo's architectures (28x28 and 8x8), exported from randomly
     initialised nets (folded batch norm gives real thresholds; no training needed here)."""
     torch = pytest.importorskip("torch")
-    from edgeq import export, models
+    from edgeq.train import export, models
 
     out = {}
     for arch in ARCH_PATHS:
@@ -116,13 +117,13 @@ def test_c_runtime_equals_reference_on_random_graphs(seed):
 @pytest.mark.parametrize("seed", range(0, 60, 7))
 def test_every_layer_output_equals_reference(seed):
     """Intermediate activations, decoded from the runtime layout, match layer by layer."""
-    from edgeq import bits as B
+    from edgeq.format import bits as B
 
     g = pack.canonical(random_graph(seed, "small"))
     m = Model(pack.write_blob(g))
     x = np.random.default_rng(seed).integers(0, 256, g.input_shape).astype(np.uint8)
     outs = refnet.layer_outputs(g, x)
-    from edgeq.graph import infer_shapes
+    from edgeq.format.graph import infer_shapes
 
     for i, (ref, s) in enumerate(zip(outs, infer_shapes(g))):
         raw = m.layer_output(x, i)
@@ -233,7 +234,7 @@ def test_kbit_every_width_equals_reference(bits, pre):
 
 def _c_load_status(blob: bytes) -> int:
     """eq_model_load on its own (runtime.Model validates in Python first)."""
-    from edgeq.runtime import native
+    from edgeq.native.runtime import native
 
     ffi, lib = native().ffi, native().lib
     buf = ffi.new("uint64_t[]", (len(blob) + 7) // 8)

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from cliutil import edgeq
 
-from edgeq import pack, stream
-from edgeq.runtime import Model
+from edgeq.format import pack
+from edgeq.deploy import stream
+from edgeq.native.runtime import Model
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 BOARD = "qemu-mps2-an386"
@@ -36,7 +37,7 @@ def flashed(tmp_path_factory, private_board_state):
 
 
 def _host_predictions(model, video):
-    from edgeq.preprocess import video_frames
+    from edgeq.format.preprocess import video_frames
 
     m = Model(model.read_bytes())
     return [int(m.predict(stream.prepare(frame, m.graph))[0][0]) for frame in video_frames(video)]
@@ -77,7 +78,7 @@ class _FastLive(stream.Source):
 
 
 def test_dropped_frame_accounting(flashed):
-    from edgeq.targets import open_target
+    from edgeq.deploy.targets import open_target
 
     _, model = flashed
     g = pack.read_blob(model.read_bytes())
@@ -114,7 +115,7 @@ def test_cli_errors(flashed, tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("edgeq: ") and "/dev/ttyEDGEQ-NONE" in r.stderr
     r = edgeq("stream", "--board", BOARD, "--model", model, "--source", tmp_path / "nope.mp4", check=False)
     assert r.returncode == 2 and "does not exist" in r.stderr
-    from edgeq.testing import random_graph
+    from edgeq.reference.testing import random_graph
 
     other = tmp_path / "other.eqb"
     other.write_bytes(pack.write_blob(random_graph(1, "small")))
@@ -124,7 +125,7 @@ def test_cli_errors(flashed, tmp_path):
 
 
 def test_board_that_stops_answering_mid_stream(flashed):
-    from edgeq import boards
+    from edgeq.deploy import boards
 
     d, model = flashed
     video = d / "long.mp4"

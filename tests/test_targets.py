@@ -9,13 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from edgeq import pack, stream
-from edgeq.cli_eval import evaluate
+from edgeq.format import pack
+from edgeq.deploy import stream
+from edgeq.deploy.evaluate import evaluate
 from edgeq.errors import EdgeqError
-from edgeq.profile import profile_target
-from edgeq.targets import HostTarget, MicroTarget, Profile, Target, TargetInfo, open_target
-from edgeq.runtime import Model
-from edgeq.testing import random_graph
+from edgeq.deploy.profile import profile_target
+from edgeq.deploy.targets import HostTarget, MicroTarget, Profile, Target, TargetInfo, open_target
+from edgeq.native.runtime import Model
+from edgeq.reference.testing import random_graph
 from edgeq.spec import MICRO_SPEC_PATH
 
 
@@ -139,8 +140,8 @@ def test_board_target_has_the_same_interface(private_board_state, tmp_path):
     methods: info, load (LOAD_* to RAM), infer on a batch, profile, byte counters."""
     import boardutil as U
 
-    from edgeq import boards
-    from edgeq.targets import BoardTarget
+    from edgeq.deploy import boards
+    from edgeq.deploy.targets import BoardTarget
 
     if boards.toolchain_missing("sim"):
         pytest.skip(f"sim: {boards.toolchain_missing('sim')}")

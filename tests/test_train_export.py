@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from edgeq import data, export, models, pack, refnet, train
+from edgeq.train import data, export, loop as train, models
+from edgeq.format import pack
+from edgeq.reference import refnet
 from edgeq.errors import EdgeqError, UnsupportedError
 
 torch.set_num_threads(1)
@@ -22,7 +24,7 @@ def digits():
 
 def _runtime():
     try:
-        from edgeq.runtime import Model
+        from edgeq.native.runtime import Model
 
         Model  # noqa: B018
         from edgeq import _native  # noqa: F401
@@ -214,10 +216,12 @@ def test_cli_arch_list_matches_models_and_cli_starts_without_torch():
     import subprocess
     import sys
 
-    from edgeq.cli_train import ARCH_NAMES
-    from edgeq.models import arch_names
+    from edgeq.cli import build_parser
+    from edgeq.train.models import ARCHS, arch_names
 
-    assert tuple(arch_names()) == ARCH_NAMES
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    arch = next(a for a in train._actions if a.dest == "arch")
+    assert list(arch.choices) == arch_names() and set(ARCHS) <= set(arch.choices)
     code = "import sys, edgeq.cli; edgeq.cli.build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False", "`edgeq --help` must not import torch"

@@ -16,7 +16,7 @@ import boardutil as U
 import numpy as np
 import pytest
 
-from edgeq import boards
+from edgeq.deploy import boards
 
 ROOT = Path(__file__).resolve().parent.parent
 # what a wheel build reads (setup.py, MANIFEST.in): the package, the C sources and the boards
@@ -61,7 +61,7 @@ def venv(tmp_path_factory):
     _run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheels[0])], env, tmp)
     cwd = tmp / "cwd"
     cwd.mkdir()
-    where = _run([str(py), "-c", "import edgeq, edgeq.boards as b; print(edgeq.__file__); print(b.ROOT)"],
+    where = _run([str(py), "-c", "import edgeq, edgeq.deploy.boards as b; print(edgeq.__file__); print(b.ROOT)"],
                  env, cwd).split()
     assert where[0].startswith(str(vdir)) and where[1].endswith("edgeq/_data"), where
     yield env, cwd, str(vdir / "bin" / "edgeq"), str(py)
@@ -81,7 +81,7 @@ def _model_and_data(cwd, seed, c1):
 
 @pytest.mark.slow  # 18 s on an idle machine, ~50 s under load (wheel build + ASan firmware build)
 def test_wheel_boards_flash_eval_on_sim(venv):
-    from edgeq.runtime import Model
+    from edgeq.native.runtime import Model
 
     env, cwd, edgeq, _ = venv
     out = _run([edgeq, "boards"], env, cwd)

@@ -2,7 +2,7 @@
  * payload[length], crc32 u32 over header + payload (zlib CRC, eq_crc32). Every reply payload
  * starts with a status byte. Payload layouts are records in edgeq/spec.py (HELLO_REPLY,
  * INFO_REPLY, MODEL_SUMMARY, ...): every field is written at its generated offset from eq_spec.h
- * (EQ_<RECORD>_<FIELD>), and edgeq/protocol.py unpacks the same records. docs/protocol.md. */
+ * (EQ_<RECORD>_<FIELD>), and edgeq/deploy/protocol.py unpacks the same records. docs/protocol.md. */
 #include <string.h>
 
 #include "eq_app.h"

@@ -3,7 +3,7 @@
  * Naming: eq_<op>[_<variant>]_<operand types>. No malloc/printf/exit; scratch comes from the
  * caller. Layouts and bit conventions: docs/blob-format.md (+1 = bit 1, LSB-first uint32 words,
  * rows padded to whole words with zero bits). Each kernel has a numpy reference of the same name
- * in edgeq/ref.py.
+ * in edgeq/reference/ref.py.
  */
 #ifndef EQ_KERNELS_H
 #define EQ_KERNELS_H
@@ -109,7 +109,7 @@ eq_status_t eq_gemm_xnor_b1b1(const uint32_t *a, const uint32_t *b, uint32_t m, 
 eq_status_t eq_gemm_tern_b1(const uint32_t *a, const uint32_t *w, uint32_t m, uint32_t n,
                             uint32_t k, int32_t *out);
 
-/* a (M, K) int8 (any value); w = TERN_SPARSE bytes as edgeq.bits.sparse_to_bytes writes them:
+/* a (M, K) int8 (any value); w = TERN_SPARSE bytes as edgeq.format.bits.sparse_to_bytes writes them:
  * row_off uint32 [N+1] (nibbles) then the nibble stream (low nibble first), w_bytes in all.
  * out[m, n] = sum over the nonzeros of row n of +-a[m, p]. The stream is checked while decoding
  * (offsets monotone and inside w_bytes, no nibble 15, p < K): EQ_ERR_ARG if not.
@@ -174,7 +174,7 @@ void eq_pack_signs_i8_b1(const int8_t *x, uint32_t rows, uint32_t k, uint32_t *o
  * Returns EQ_ERR_ARG if a value is outside {-1, 0, 1}. */
 eq_status_t eq_pack_tern_i8(const int8_t *w, uint32_t rows, uint32_t k, uint32_t *out);
 /* Skip-zero encoding of w (rows, k) in {-1,0,1} into TERN_SPARSE bytes (same bytes as
- * edgeq.bits.sparse_to_bytes(*sparse_encode(w))). Pass out = NULL to only get *out_bytes.
+ * edgeq.format.bits.sparse_to_bytes(*sparse_encode(w))). Pass out = NULL to only get *out_bytes.
  * EQ_ERR_ARG on a value outside {-1,0,1} or when cap is smaller than the encoding. */
 eq_status_t eq_sparse_encode_i8(const int8_t *w, uint32_t rows, uint32_t k, uint8_t *out,
                                 uint32_t cap, uint32_t *out_bytes);

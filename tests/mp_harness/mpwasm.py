@@ -79,8 +79,8 @@ def reference_mlp(seed: int = 0, hidden: int = 256, thresh: int = 128):
     """The benchmark network: MNIST binary MLP 784-256-256-10 (THRESH input -> 28x28 CONV B1 SIGN
     -> 1x1 CONV B1 SIGN -> 1x1 CONV B1 AFFINE), random +-1 weights, thresholds at the median of
     the accumulators so activations stay balanced."""
-    from edgeq.graph import Conv, Graph
-    from edgeq.refnet import apply_stage, conv_acc, preprocess
+    from edgeq.format.graph import Conv, Graph
+    from edgeq.reference.refnet import apply_stage, conv_acc, preprocess
 
     rng = np.random.default_rng(seed)
     g = Graph((1, 28, 28), "THRESH", thresh, [], classes=[str(i) for i in range(10)])

@@ -1,0 +1,162 @@
+"""Model zoo: extremely low-bit nets written with `edgeq.nn`, exported by `edgeq.export` (the same
+traced path as any user model) and whose eval-mode forward is *exactly* the exported integer graph.
+
+Every model is a `QNet`: an input preprocessing step (`Pre`, an `edgeq.nn.Input`) and a chain of
+`QBlock`s.  A block is
+``QConv2d -> BatchNorm -> activation quantizer -> [max-pool]``; the last block has no activation
+and ends in an AFFINE output stage (the scores).  Dense layers are convolutions whose kernel covers
+their whole input (as in the IR).  Blocks after a binary activation pool ORs of bits; every
+quantizer is monotone, so training pools before quantizing (same forward, less work).
+
+Training (``model.train()``) runs the float forward with straight-through quantizers.  Evaluation
+(``model.eval()``) runs `edgeq.export.int_forward`: the conv accumulators are computed on integer
+activation levels and integer weights (exactly, in float64), batch norm + quantizer are applied as
+the folded integer thresholds (ceil/floor, flipped for negative scale), and the last layer uses the
+same integer ``(acc * mul + add) >> shift`` as the runtime.  So the exported blob reproduces the
+eval forward bit for bit (argmax included); `QNet.float_forward` gives the unfolded float eval.
+
+Input preprocessing (stored in the graph as pre_mode/pre_param; pixels are raw uint8 CHW):
+  THRESH t : first activation is binary, +1 where pixel >= t (the network sees +-1);
+  RAW      : the pixel code 0..255 itself (the network sees pixel / 255 in training);
+  QUANT k  : code = (pixel * (2**k - 1) + 127) // 255 (the network sees code / (2**k - 1)).
+The packer stores dense layers (e.g. the MLP's first layer, whose kernel covers the image) as
+FLATTEN + 1x1 CONV, so binary weights cost 1 bit each.
+
+Architectures (`ARCHS`, each for 28x28 and 8x8 inputs; any square size works):
+  bnn-mlp     THRESH input (binary), [BNN] sign weights and activations, dense 256-256-n
+  bnn-cnn     RAW input (first layer: pixel codes x +-1 weights, as in [BNN]), then binary
+              weights and activations everywhere
+  xnor-cnn    RAW input, [XNOR] BWN weights (alpha per channel, folded) and sign activations
+  twn-cnn     RAW input, [TWN] ternary weights, 2-bit uniform activations (TERN x U8 codes)
+  twn5-cnn    RAW input, 5-level {-2..2} weights (3-bit KBIT), 2-bit activations
+  dorefa-w1a2 RAW input, [DoReFa] 1-bit weights, 2-bit activations (B1 x U8 codes)
+  dorefa-w2a2 QUANT(4) input, [DoReFa] 2-bit weights (KBIT LUT), 2-bit activations
+  dorefa-cnn  alias of dorefa-w2a2
+  hwgq-cnn    RAW input, BWN weights, [HWGQ] 2-bit Lloyd-Max activations (fixed point, KBIT LUT)
+  hwgq-uniform  as hwgq-cnn with the 2-bit uniform HWGQ quantizer (B1 weights x U8 codes, no LUT)
+First/last layer weight precision is configurable (`first_wq`, `last_wq`, e.g. 'int8').
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import UnsupportedError
+from .archs import ALIASES, ARCHS, ArchSpec, arch_names, get_arch  # noqa: F401 - the zoo's table
+from .nn import DoReFa, HWGQ, Input, QConv2d, Sign
+from .quant import ActQuantizer, ShiftBatchNorm2d
+
+
+class Pre(Input):
+    """The zoo's input step: `edgeq.nn.Input` with the image shape given (C, H, W)."""
+
+    def __init__(self, mode: str, param: int, input_shape: tuple):
+        super().__init__(mode, param, input_shape)
+
+
+class QBlock(nn.Module):
+    """QConv2d -> BN -> act -> [maxpool k=pool].  act=None marks the last (AFFINE) block.
+    (Training pools before the quantizer: identical forward, see forward.)"""
+
+    def __init__(self, in_c, out_c, k, stride=1, pad=0, wq="sign", act: ActQuantizer | None = None,
+                 pool: int = 0, bn: str = "bn", kw: int | None = None):
+        super().__init__()
+        self.conv = QConv2d(in_c, out_c, (k, kw or k), stride=stride, padding=pad, wq=wq)
+        self.bn = ShiftBatchNorm2d(out_c) if bn == "shift" else nn.BatchNorm2d(out_c)
+        self.act = act
+        self.pool = pool
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        if self.act is None:
+            return y
+        # every quantizer is monotone non-decreasing, so act(maxpool(y)) == maxpool(act(y)): the
+        # same forward as the exported CONV(stage) -> MAXPOOL, with 1/pool**2 of the quantizer work
+        # and the gradient routed to the largest pre-activation
+        if self.pool:
+            y = F.max_pool2d(y, self.pool)
+        return self.act(y)
+
+
+class QNet(nn.Module):
+    """Preprocessing + blocks.  forward(pixels uint8 NCHW) -> scores (N, n_classes).
+
+    train(): float forward with quantizers; eval(): the exact integer forward of the exported
+    graph (int-valued float64 scores, see `edgeq.export.int_forward`).  Export traces
+    `float_forward` (`traced_forward`), the same way as any user model."""
+
+    traced_forward = "float_forward"
+
+    def __init__(self, pre: Pre, blocks: list, classes: list, arch: str = "", config: dict | None = None):
+        super().__init__()
+        self.pre = pre
+        self.blocks = nn.ModuleList(blocks)
+        self.classes = [str(c) for c in classes]
+        self.arch = arch
+        self.config = dict(config or {})
+
+    def float_forward(self, px):
+        x = self.pre(px)
+        for b in self.blocks:
+            x = b(x)
+        return x.flatten(1)
+
+    def forward(self, px):
+        if self.training:
+            return self.float_forward(px)
+        from .export import int_forward
+
+        return int_forward(self, px)
+
+
+# ---------------------------------------------------------------------------------------------
+def _act(spec: str) -> ActQuantizer:
+    if spec == "sign":
+        return Sign()
+    if spec.startswith("dorefa"):
+        return DoReFa(int(spec[6:]))
+    if spec.startswith("hwgq"):
+        u = spec.endswith("u")
+        return HWGQ(int(spec[4:].rstrip("u")), "uniform" if u else "lloyd")
+    raise UnsupportedError(f"unknown activation quantizer {spec!r}")
+
+
+def build_model(arch: str, input_shape: tuple, classes: list, *, first_wq: str | None = None,
+                last_wq: str | None = None, width: float = 1.0, bn: str = "bn") -> QNet:
+    """Build `arch` for raw images of `input_shape` (C, H, W) and len(classes) outputs."""
+    name = ALIASES.get(arch, arch)
+    spec = get_arch(name)
+    c, h, w = (int(v) for v in input_shape)
+    n = len(classes)
+    fw = first_wq or spec.first_wq or spec.wq
+    lw = last_wq or spec.last_wq or spec.wq
+    W = lambda v: max(8, round(v * width))
+    pre = Pre(spec.pre[0], spec.pre[1], (c, h, w))
+    blocks = []
+    if spec.kind == "mlp":
+        hid = W(256)
+        blocks = [QBlock(c, hid, h, wq=fw, act=_act(spec.act), bn=bn, kw=w),
+                  QBlock(hid, hid, 1, wq=spec.wq, act=_act(spec.act), bn=bn),
+                  QBlock(hid, n, 1, wq=lw, act=None)]
+    elif h >= 16:  # 28x28-style
+        c1, c2, c3, fc = W(32), W(64), W(64), W(128)
+        s = h // 2 // 2 // 2
+        blocks = [QBlock(c, c1, 3, pad=1, wq=fw, act=_act(spec.act), pool=2, bn=bn),
+                  QBlock(c1, c2, 3, pad=1, wq=spec.wq, act=_act(spec.act), pool=2, bn=bn),
+                  QBlock(c2, c3, 3, pad=1, wq=spec.wq, act=_act(spec.act), pool=2, bn=bn),
+                  QBlock(c3, fc, s, wq=spec.wq, act=_act(spec.act), bn=bn, kw=(w // 8)),
+                  QBlock(fc, n, 1, wq=lw, act=None)]
+    else:  # 8x8-style
+        c1, c2, fc = W(32), W(64), W(128)
+        blocks = [QBlock(c, c1, 3, pad=1, wq=fw, act=_act(spec.act), bn=bn),
+                  QBlock(c1, c2, 3, pad=1, wq=spec.wq, act=_act(spec.act), pool=2, bn=bn),
+                  QBlock(c2, fc, h // 2, wq=spec.wq, act=_act(spec.act), bn=bn, kw=w // 2),
+                  QBlock(fc, n, 1, wq=lw, act=None)]
+    cfg = {"arch": name, "input_shape": [c, h, w], "first_wq": fw, "last_wq": lw, "width": width, "bn": bn}
+    return QNet(pre, blocks, classes, arch=name, config=cfg)
+
+
+def model_from_config(cfg: dict, classes: list) -> QNet:
+    return build_model(cfg["arch"], tuple(cfg["input_shape"]), classes, first_wq=cfg.get("first_wq"),
+                       last_wq=cfg.get("last_wq"), width=cfg.get("width", 1.0), bn=cfg.get("bn", "bn"))
