@@ -249,12 +249,7 @@ class ModelSummary:
 
 
 @dataclass
-class Info:
-    protocol: int
-    window: int
-    caps: int
-    max_payload: int
-    fw_version: tuple
+class Info(Hello):  # INFO starts with the HELLO reply (spec.py)
     blob_version: tuple
     cpu_hz: int
     tick_hz: int
@@ -270,11 +265,10 @@ class Info:
     @classmethod
     def parse(cls, p: bytes) -> Info:
         _need(p, INFO_FIXED.size, "INFO")
-        h = Hello.parse(p)  # INFO starts with the HELLO reply (spec.py)
         f = fields("INFO_REPLY", p)
         model = ModelSummary.parse(p, SUMMARY_OFFSET)
         board = p[INFO_FIXED.size:].decode("utf-8", "replace")
-        return cls(h.protocol, h.window, h.caps, h.max_payload, h.fw_version,
+        return cls(*vars(Hello.parse(p)).values(),
                    (f["blob_major"], f["blob_minor"]), f["cpu_hz"], f["tick_hz"], f["model_buf"],
                    f["arena"], f["flash_model"], f["frames_ok"], f["frames_bad"], f["rx_overruns"],
                    model, board)
