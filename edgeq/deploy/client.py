@@ -166,8 +166,10 @@ class Board:
             if self.ser is None:
                 raise TransportError(f"{self.url}: the board connection is closed")
             try:
-                self.ser.timeout = min(left, 0.5)
-                n = getattr(self.ser, "in_waiting", 0) or 1
+                n = getattr(self.ser, "in_waiting", 0)
+                if not n:  # only a blocking read needs the timeout (pyserial's setter reconfigures
+                    self.ser.timeout = min(left, 0.5)  # a posix port: tcgetattr + tcsetattr)
+                    n = 1
                 data = self.ser.read(n)
             except SERIAL_ERRORS as e:
                 raise self._lost("read failed", e) from None
