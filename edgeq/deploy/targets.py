@@ -168,7 +168,7 @@ class BoardTarget(Target):
     def submit(self, wire: bytes) -> None:
         seq = self.board.send(self.P.CMD["INFER"], bytes(wire))
         self._inflight.append(seq)
-        self.bytes_out += len(self.P.encode_frame(self.P.CMD["INFER"], seq, wire))
+        self.bytes_out += len(self.board.inflight[seq].wire)  # the frame as the client encoded it
 
     def collect(self):
         # the board client matches the reply by seq and re-sends a lost or damaged request
