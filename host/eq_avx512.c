@@ -167,30 +167,30 @@ static EQ_512 void eq_bits512_direct(const uint32_t *a, const uint32_t *b, uint3
     }
 }
 
-eq_status_t EQ_512 eq_gemm_xnor_b1b1_avx512(const uint32_t *a, const uint32_t *b, uint32_t m,
-                                            uint32_t n, uint32_t k, int32_t *out)
+/* both bit GEMMs: the shared argument checks, then the direct kernel for short batches */
+static eq_status_t EQ_512 eq_bitgemm512(const uint32_t *a, const uint32_t *b, uint32_t m,
+                                        uint32_t n, uint32_t k, int tern, int32_t *out)
 {
     int done;
     const eq_status_t st = eq_bitgemm_prologue(a, b, m, n, k, out, &done);
     if (done) return st;
     if (m < 4u)
-        eq_bits512_direct(a, b, m, n, k, 0, out);
+        eq_bits512_direct(a, b, m, n, k, tern, out);
     else
-        eq_bits512(a, b, m, n, k, 0, out);
+        eq_bits512(a, b, m, n, k, tern, out);
     return EQ_OK;
+}
+
+eq_status_t EQ_512 eq_gemm_xnor_b1b1_avx512(const uint32_t *a, const uint32_t *b, uint32_t m,
+                                            uint32_t n, uint32_t k, int32_t *out)
+{
+    return eq_bitgemm512(a, b, m, n, k, 0, out);
 }
 
 eq_status_t EQ_512 eq_gemm_tern_b1_avx512(const uint32_t *a, const uint32_t *w, uint32_t m,
                                           uint32_t n, uint32_t k, int32_t *out)
 {
-    int done;
-    const eq_status_t st = eq_bitgemm_prologue(a, w, m, n, k, out, &done);
-    if (done) return st;
-    if (m < 4u)
-        eq_bits512_direct(a, w, m, n, k, 1, out);
-    else
-        eq_bits512(a, w, m, n, k, 1, out);
-    return EQ_OK;
+    return eq_bitgemm512(a, w, m, n, k, 1, out);
 }
 
 /* ---- u8 x s8 GEMM (host executor): a (M, lda) uint8 rows of kp bytes (kp % 4 == 0),

@@ -75,13 +75,6 @@ struct eq_host_plan {
     size_t cache_size;
 };
 
-static uint64_t eq_act_bytes(uint32_t enc, uint32_t h, uint32_t w, uint32_t c)
-{
-    if (enc == EQ_ENC_B1) return (uint64_t)h * w * EQ_WORDS(c) * 4u;
-    if (enc == EQ_ENC_U8) return (uint64_t)h * w * c;
-    return (uint64_t)h * w * c * 4u;
-}
-
 /* ---- weight decoding: value (integer encodings) or code (KBIT) of element (n, j) ------------ */
 static void eq_decode_row(const eq_layer_view_t *v, uint32_t n, uint32_t k, int32_t *out)
 {
@@ -130,9 +123,8 @@ static void eq_decode_row(const eq_layer_view_t *v, uint32_t n, uint32_t k, int3
         for (j = 0; j < k; ++j) out[j] = ((const int16_t *)v->weight)[(size_t)n * k + j];
         break;
     case EQ_ENC_KBIT: {
-        const uint32_t bits = v->w_bits;
-        const uint32_t sb = bits <= 1u ? 1u : bits <= 2u ? 2u : bits <= 4u ? 4u : 8u;
-        const uint32_t per = 32u / sb, rb = 4u * (k / per + (k % per != 0u));
+        const uint32_t sb = eq_rule_kbit_slot_bits(v->w_bits);
+        const uint32_t rb = (uint32_t)eq_rule_kbit_row_bytes(k, v->w_bits);
         const uint8_t *row = (const uint8_t *)v->weight + (size_t)n * rb;
         for (j = 0; j < k; ++j)
             out[j] = (int32_t)((row[(j * sb) >> 3] >> ((j * sb) & 7u)) & ((1u << sb) - 1u));
@@ -875,7 +867,7 @@ static void eq_flatten(const eq_layer_view_t *v, const uint8_t *in, uint8_t *out
             for (ch = 0; ch < c; ch++, bit++)
                 dst[bit >> 5] |= ((src[p * cw + (ch >> 5)] >> (ch & 31u)) & 1u) << (bit & 31u);
     } else {
-        memcpy(out, in, (size_t)eq_act_bytes(v->in_enc, v->in_h, v->in_w, c));
+        memcpy(out, in, (size_t)eq_rule_act_bytes(v->in_enc, v->in_h, v->in_w, c));
     }
 }
 
@@ -939,8 +931,8 @@ static eq_status_t eq_run_range(const eq_host_plan_t *p, const uint8_t *px, uint
     for (b0 = i0; b0 < i1; b0 += p->chunk) {
         const uint32_t nimg = i1 - b0 < p->chunk ? i1 - b0 : p->chunk;
         uint32_t cur = 0, stride;
-        stride = (uint32_t)eq_act_bytes(m->pre_mode == EQ_PRE_THRESH ? EQ_ENC_B1 : EQ_ENC_U8,
-                                        m->in_h, m->in_w, m->in_c);
+        stride = (uint32_t)eq_rule_act_bytes(m->pre_mode == EQ_PRE_THRESH ? EQ_ENC_B1 : EQ_ENC_U8,
+                                             m->in_h, m->in_w, m->in_c);
         for (b = 0; b < nimg; ++b) {
             const uint8_t *x = px + (size_t)(b0 + b) * (wire ? m->input_wire : m->input_pixels);
             uint8_t *a = ws->act[0] + (size_t)b * stride;
@@ -955,8 +947,8 @@ static eq_status_t eq_run_range(const eq_host_plan_t *p, const uint8_t *px, uint
         }
         for (i = 0; i < p->n_layers; ++i) {
             const eq_hl_t *h = &p->layers[i];
-            const uint32_t os = (uint32_t)eq_act_bytes(h->v.out_enc, h->v.out_h, h->v.out_w,
-                                                       h->v.out_c);
+            const uint32_t os = (uint32_t)eq_rule_act_bytes(h->v.out_enc, h->v.out_h, h->v.out_w,
+                                                            h->v.out_c);
             const uint8_t *in = ws->act[cur];
             uint8_t *out = ws->act[cur ^ 1u];
             if (h->v.op == EQ_OP_CONV && h->kind != EQ_KIND_FALLBACK) {

@@ -161,9 +161,10 @@ def _pm1(x: np.ndarray, name: str) -> None:
         raise KernelError(f"{name} must hold only -1 and +1 (use np.where(x >= 0, 1, -1))")
 
 
-def _tern(x: np.ndarray, name: str) -> None:
+def _tern(x: np.ndarray, name: str) -> np.ndarray:
     if x.size and (x.min() < -1 or x.max() > 1):
         raise KernelError(f"{name} must hold only -1, 0 and +1 (ternary weights)")
+    return np.ascontiguousarray(x, np.int8)
 
 
 # ---- packing -----------------------------------------------------------------------------------
@@ -179,9 +180,7 @@ def pack_signs(x) -> np.ndarray:
 
 def pack_ternary(w) -> np.ndarray:
     """(rows, K) in {-1,0,1} -> (rows, 2*words(K)) uint32 TERN planes, in C."""
-    w = _arr(w, "w", 2, "iu")
-    _tern(w, "w")
-    w = np.ascontiguousarray(w, np.int8)
+    w = _tern(_arr(w, "w", 2, "iu"), "w")
     ffi, lib = _lib()
     out = np.empty((w.shape[0], 2 * _bits.words(w.shape[1])), np.uint32)
     _check(lib.eq_pack_tern_i8(_ptr(ffi, "int8_t *", w), w.shape[0], w.shape[1],
@@ -191,9 +190,7 @@ def pack_ternary(w) -> np.ndarray:
 
 def sparse_encode(w) -> np.ndarray:
     """(rows, K) in {-1,0,1} -> TERN_SPARSE bytes (uint8 array), as bits.sparse_to_bytes, in C."""
-    w = _arr(w, "w", 2, "iu")
-    _tern(w, "w")
-    w = np.ascontiguousarray(w, np.int8)
+    w = _tern(_arr(w, "w", 2, "iu"), "w")
     ffi, lib = _lib()
     nbytes = ffi.new("uint32_t *")
     _check(lib.eq_sparse_encode_i8(_ptr(ffi, "int8_t *", w), w.shape[0], w.shape[1], ffi.NULL, 0,

@@ -7,8 +7,9 @@ The blob is validated by the same C loader the firmware uses (firmware/runtime),
 trusts its contents (see docs/blob-format.md). `predict` / `scores` run the whole batch inside C
 through the host executor (host/eq_host_exec.c: im2col into the dispatched XNOR / ternary /
 u8 x s8 SIMD GEMMs, threads splitting the batch), which is bit-exact with the firmware's
-layer-by-layer executor `eq_model_run`; `predict_one` / `predict_wire` / `layer_output` /
-`profile` run that executor itself, image by image.
+layer-by-layer executor `eq_model_run`; `predict_wire` runs one wire input through the host
+executor; `predict_one` / `predict_wire_one` / `layer_output` / `profile` run `eq_model_run`
+itself, image by image.
 """
 
 from __future__ import annotations
