@@ -200,6 +200,11 @@ def test_spec_round_trip_and_errors():
     bad.meta["preprocess"] = {"color": "rgb", "size": [100000, 100000]}
     with pytest.raises(DataError, match="inconsistent"):
         P.spec_of(bad)
+    # a size whose pixel count wraps to the model's modulo 2**64 (np.prod's int64) is refused too
+    h = next(h for h in range(3, 99, 2) if H * W % h and H * W * pow(h, -1, 2**64) % 2**64 < 2**63)
+    bad.meta["preprocess"] = {"color": "rgb", "size": [h, H * W * pow(h, -1, 2**64) % 2**64]}
+    with pytest.raises(DataError, match="inconsistent"):
+        P.spec_of(bad)
     bad.meta["preprocess"] = "rgb"
     with pytest.raises(DataError, match="malformed"):
         P.spec_of(bad)

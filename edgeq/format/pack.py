@@ -418,10 +418,11 @@ def read_blob(blob: bytes) -> Graph:
         te["dims"] = tuple(te[f"d{k}"] for k in range(min(te["rank"], 4)))
         tensors.append(te)
     lnames = [f for f, _, _ in spec.LAYER]
+    recs = [dict(zip(lnames, struct.unpack_from(spec.fmt(spec.LAYER), blob,
+                                                hdr["layer_table_off"] + i * spec.LAYER_SIZE)))
+            for i in range(n_l)]
     layers = []
-    for i in range(n_l):
-        rec = dict(zip(lnames, struct.unpack_from(spec.fmt(spec.LAYER), blob,
-                                                  hdr["layer_table_off"] + i * spec.LAYER_SIZE)))
+    for i, rec in enumerate(recs):
         try:
             layers.append(_layer_from_record(rec, tensors, i, budget))
         except (EdgeqError, ValueError, IndexError, KeyError) as e:
@@ -444,11 +445,9 @@ def read_blob(blob: bytes) -> Graph:
         shapes = infer_shapes(g)
     except EdgeqError as e:
         raise BlobFormatError(f"inconsistent layers: {e}") from None
-    for i, (layer, s) in enumerate(zip(layers, shapes)):
+    for i, (layer, s, rec) in enumerate(zip(layers, shapes, recs)):
         if isinstance(layer, Conv) and max_abs_acc(layer, s) >= spec.ACC_LIMIT:
             raise BlobFormatError(f"layer {i}: int32 accumulators could overflow")
-        rec = dict(zip(lnames, struct.unpack_from(spec.fmt(spec.LAYER), blob,
-                                                  hdr["layer_table_off"] + i * spec.LAYER_SIZE)))
         got = ((rec["in_h"], rec["in_w"], rec["in_c"]), (rec["out_h"], rec["out_w"], rec["out_c"]),
                spec.name_of(spec.ENC, rec["in_enc"]), spec.name_of(spec.ENC, rec["out_enc"]))
         want = (s.in_shape, s.out_shape, s.in_enc, s.out_enc)

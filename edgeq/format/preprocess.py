@@ -25,6 +25,7 @@ Only numpy and OpenCV (imported when a frame needs resizing or a file is read); 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def spec_of(graph) -> PreSpec:
     if not d:
         return legacy_spec(tuple(graph.input_shape))
     spec = PreSpec.from_meta(d) if isinstance(d, dict) else PreSpec.from_meta({})
-    if int(np.prod(spec.shape)) != int(np.prod(graph.input_shape)):
+    if math.prod(spec.shape) != math.prod(graph.input_shape):  # exact: np.prod wraps at 2**63
         raise DataError(f"blob metadata 'preprocess' gives {spec.shape} pixels for a model input of "
                         f"{tuple(graph.input_shape)}; the blob is inconsistent (re-export it)")
     return spec
