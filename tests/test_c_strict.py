@@ -221,10 +221,16 @@ def _run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
-def test_kernels_strict_sanitized(tmp_path):
+def _gcc() -> str:
+    """The host gcc, or skip the test."""
     gcc = shutil.which("gcc")
     if not gcc:
         pytest.skip("gcc not found")
+    return gcc
+
+
+def test_kernels_strict_sanitized(tmp_path):
+    gcc = _gcc()
     drv = tmp_path / "driver.c"
     drv.write_text(DRIVER)
     exe = tmp_path / "driver"
@@ -264,7 +270,6 @@ def test_kernels_cortex_m4(src, tmp_path):
 # --------------------------------------------------------------------------------------------
 # the blob loader and executor under ASan/UBSan: issue 13's CRC-valid regression blobs
 
-RUNTIME = [os.path.join(ROOT, "firmware", "runtime", "eq_runtime.c")]
 HARNESS_INC = [*INC[:2], "-I", os.path.join(ROOT, "firmware", "runtime"), "-I",
                os.path.join(ROOT, "tests", "c")]
 SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
@@ -273,9 +278,7 @@ SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 @pytest.fixture(scope="module")
 def load_run(tmp_path_factory):
     """tests/c/load_run.c + the runtime + every kernel, strict flags, ASan + UBSan."""
-    gcc = shutil.which("gcc")
-    if not gcc:
-        pytest.skip("gcc not found")
+    gcc = _gcc()
     exe = tmp_path_factory.mktemp("load_run") / "load_run"
     r = _run([gcc, *STRICT, "-O1", "-g", *SAN, *HARNESS_INC,
               os.path.join(ROOT, "tests", "c", "load_run.c"), *RUNTIME, *KERNELS, "-o", str(exe)])
@@ -348,9 +351,7 @@ int main(void)
 def test_b1_conv_k_above_2_30_under_ubsan(tmp_path):
     """`n_in*C - 2*pc` in the B1 x B1 row kernel: 2*pc overflowed int32 once K > 2**30. UBSan
     only (no ASan shadow for the two 134 MB buffers)."""
-    gcc = shutil.which("gcc")
-    if not gcc:
-        pytest.skip("gcc not found")
+    gcc = _gcc()
     src = tmp_path / "k.c"
     src.write_text(K_ABOVE_2_30)
     exe = tmp_path / "k"

@@ -227,8 +227,8 @@ static void eq_b1_pixel_dsp(const eq_conv_shape_t *s, const uint32_t *in, uint32
         const uint32_t cw = EQ_WORDS(s->in_c);
         uint32_t *d = patch, q, i;
         eq_runs_t r;
-        r.rs = s->kw * EQ_WORDS(s->in_c);
-        r.first = t->ky0 * r.rs + t->kx0 * EQ_WORDS(s->in_c);
+        r.rs = s->kw * cw;
+        r.first = t->ky0 * r.rs + t->kx0 * cw;
         r.nr = t->ky1 - t->ky0;
         r.len = len;
         if (key1 != *key) {
