@@ -21,7 +21,8 @@ from pathlib import Path
 # Versions
 BLOB_MAGIC = b"EQB\x01"  # 4 bytes at offset 0
 BLOB_VERSION_MAJOR = 1
-BLOB_VERSION_MINOR = 0
+BLOB_VERSION_MINOR = 1  # 1.1: DAG inputs, groups, per-axis stride/pad, ADD/CONCAT/AVGPOOL, REQUANT
+MAX_DAG_LAYERS = 255  # a blob that uses src0/src1 (a DAG) has at most this many layers
 BLOB_ALIGN = 8  # every section starts on a multiple of this
 BLOB_DATA_ALIGN = 64  # weight data starts on a multiple of this
 PROTOCOL_VERSION = 1
@@ -74,6 +75,9 @@ OP = {
     "CONV": (1, "2-D convolution over HWC activations; dense = conv whose kernel covers the input"),
     "MAXPOOL": (2, "max-pool (OR on B1 activations, max on U8/I32)"),
     "FLATTEN": (3, "(H, W, C) -> (1, 1, H*W*C) in HWC order; B1 bits are repacked without padding"),
+    "AVGPOOL": (4, "window sums (kh x kw, stride, no padding) of B1 (+-1) / U8 / I32 values, then an output stage"),
+    "ADD": (5, "acc = sat32(m0[c] * a0 + m1[c] * a1) of two same-shape inputs (m: I32 (2, C) weights), then an output stage"),
+    "CONCAT": (6, "channels of src0 then channels of src1 (same H, W and encoding)"),
 }
 
 # Output stage of a CONV layer (what is done with the int32 accumulator).
@@ -81,6 +85,7 @@ OUT = {
     "SIGN": (1, "bit = flip ? acc <= thr : acc >= thr  -> B1 activation"),
     "MULTI": (2, "code = #{i : flip ? acc <= thr[i] : acc >= thr[i]} -> U8 activation"),
     "AFFINE": (3, "y = sat32((acc * mul + add) >> shift) -> I32 activation"),
+    "REQUANT": (4, "code = clamp((acc * mul + add) >> shift, 0, 2**out_bits - 1) -> U8 activation"),
 }
 
 # Preprocessing of raw uint8 pixels (stored per blob, applied identically by every runtime).
@@ -197,7 +202,12 @@ LAYER = [
     ("t_aux", "h", "tensor index of the flip bytes (SIGN, MULTI) or add (AFFINE)"),
     ("name_off", "I", "offset into metadata of the name, or 0"),
     ("macs", "I", "multiply-accumulates (or bit-ops) of the layer, for profiling"),
-    ("reserved2", "8s", "zero"),
+    ("src0", "H", "first input: 0 = the previous layer's output (layer 0: the input), v + 1 = value v "
+                  "(value 0 = the preprocessed input, value j + 1 = layer j's output, j < this layer)"),
+    ("src1", "H", "second input (ADD, CONCAT) in the same numbering, 0 otherwise"),
+    ("groups", "H", "CONV groups (0 or 1: dense over channels; in_c = out_c = groups: depthwise)"),
+    ("stride_w", "B", "horizontal stride; 0 = same as stride (which is then the vertical stride)"),
+    ("pad_w", "B", "horizontal zero padding + 1; 0 = same as pad (which is then the vertical padding)"),
 ]
 
 # Wire frame (before COBS): header, payload, crc32 (over header + payload).
@@ -338,6 +348,7 @@ ENUMS = {"STATUS": STATUS, "ENC": ENC, "OP": OP, "OUT": OUT, "PRE": PRE, "FLAG":
 CONSTS = {
     "BLOB_VERSION_MAJOR": BLOB_VERSION_MAJOR,
     "BLOB_VERSION_MINOR": BLOB_VERSION_MINOR,
+    "MAX_DAG_LAYERS": MAX_DAG_LAYERS,
     "BLOB_ALIGN": BLOB_ALIGN,
     "BLOB_DATA_ALIGN": BLOB_DATA_ALIGN,
     "PROTOCOL_VERSION": PROTOCOL_VERSION,

@@ -6,7 +6,8 @@
 
 #define EQ_BLOB_MAGIC_BYTES { 0x45, 0x51, 0x42, 0x01 }
 #define EQ_BLOB_VERSION_MAJOR 1u
-#define EQ_BLOB_VERSION_MINOR 0u
+#define EQ_BLOB_VERSION_MINOR 1u
+#define EQ_MAX_DAG_LAYERS 255u
 #define EQ_BLOB_ALIGN 8u
 #define EQ_BLOB_DATA_ALIGN 64u
 #define EQ_PROTOCOL_VERSION 1u
@@ -60,11 +61,15 @@
 #define EQ_OP_CONV 1 /* 2-D convolution over HWC activations; dense = conv whose kernel covers the input */
 #define EQ_OP_MAXPOOL 2 /* max-pool (OR on B1 activations, max on U8/I32) */
 #define EQ_OP_FLATTEN 3 /* (H, W, C) -> (1, 1, H*W*C) in HWC order; B1 bits are repacked without padding */
+#define EQ_OP_AVGPOOL 4 /* window sums (kh x kw, stride, no padding) of B1 (+-1) / U8 / I32 values, then an output stage */
+#define EQ_OP_ADD 5 /* acc = sat32(m0[c] * a0 + m1[c] * a1) of two same-shape inputs (m: I32 (2, C) weights), then an output stage */
+#define EQ_OP_CONCAT 6 /* channels of src0 then channels of src1 (same H, W and encoding) */
 
 /* OUT */
 #define EQ_OUT_SIGN 1 /* bit = flip ? acc <= thr : acc >= thr  -> B1 activation */
 #define EQ_OUT_MULTI 2 /* code = #{i : flip ? acc <= thr[i] : acc >= thr[i]} -> U8 activation */
 #define EQ_OUT_AFFINE 3 /* y = sat32((acc * mul + add) >> shift) -> I32 activation */
+#define EQ_OUT_REQUANT 4 /* code = clamp((acc * mul + add) >> shift, 0, 2**out_bits - 1) -> U8 activation */
 
 /* PRE */
 #define EQ_PRE_THRESH 1 /* B1 input: bit = pixel >= param */
@@ -187,7 +192,11 @@
 #define EQ_LAYER_T_AUX 30 /* h: tensor index of the flip bytes (SIGN, MULTI) or add (AFFINE) */
 #define EQ_LAYER_NAME_OFF 32 /* I: offset into metadata of the name, or 0 */
 #define EQ_LAYER_MACS 36 /* I: multiply-accumulates (or bit-ops) of the layer, for profiling */
-#define EQ_LAYER_RESERVED2 40 /* 8s: zero */
+#define EQ_LAYER_SRC0 40 /* H: first input: 0 = the previous layer's output (layer 0: the input), v + 1 = value v (value 0 = the preprocessed input, value j + 1 = layer j's output, j < this layer) */
+#define EQ_LAYER_SRC1 42 /* H: second input (ADD, CONCAT) in the same numbering, 0 otherwise */
+#define EQ_LAYER_GROUPS 44 /* H: CONV groups (0 or 1: dense over channels; in_c = out_c = groups: depthwise) */
+#define EQ_LAYER_STRIDE_W 46 /* B: horizontal stride; 0 = same as stride (which is then the vertical stride) */
+#define EQ_LAYER_PAD_W 47 /* B: horizontal zero padding + 1; 0 = same as pad (which is then the vertical padding) */
 
 /* FRAME record: 6 bytes */
 #define EQ_FRAME_SIZE_BYTES 6u

@@ -3,6 +3,7 @@
  */
 #include "eq_runtime.h"
 #include "eq_kernels.h"
+#include "eq_conv_fast.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -445,6 +446,25 @@ static eq_status_t model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
             if ((uint64_t)L.out_w * L.out_c * 4u > acc_row) {
                 acc_row = (uint64_t)L.out_w * L.out_c * 4u;
             }
+            if (L.w_enc != EQ_ENC_F32) { /* whole-layer fast path scratch (eq_conv_fast.h) */
+                eq_conv_shape_t fs;
+                uint64_t need;
+                fs.in_h = (uint16_t)L.in_h;
+                fs.in_w = (uint16_t)L.in_w;
+                fs.in_c = (uint16_t)L.in_c;
+                fs.out_h = (uint16_t)L.out_h;
+                fs.out_w = (uint16_t)L.out_w;
+                fs.out_c = (uint16_t)L.out_c;
+                fs.kh = (uint8_t)L.kh;
+                fs.kw = (uint8_t)L.kw;
+                fs.stride = (uint8_t)L.stride;
+                fs.pad = (uint8_t)L.pad;
+                need = round8(eq_conv_fast_scratch(&fs, (uint8_t)L.in_enc, (uint8_t)L.w_enc,
+                                                   (uint8_t)L.out_stage, 0u));
+                if (need > acc_row) {
+                    acc_row = need;
+                }
+            }
             levels = (L.out_stage == EQ_OUT_SIGN) ? 2u : (L.out_stage == EQ_OUT_MULTI) ? (1u << L.out_bits) : 0u;
         } else if (L.op == EQ_OP_MAXPOOL) {
             CHECK(L.kh == L.kw && L.kh >= 1u && L.stride >= 1u && L.pad == 0u, EQ_ERR_SHAPE);
@@ -550,6 +570,27 @@ static eq_status_t run_conv(const eq_model_t *m, const layer_t *L, const void *i
     if (L->w_enc == EQ_ENC_F32) {
         return run_conv_f32(L, &s, in, (const float *)(const void *)wt.data,
                             (const float *)(const void *)thr.data, aux.data, out, (float *)(void *)acc);
+    }
+    {
+        eq_conv_job_t job;
+        job.s = &s;
+        job.in_enc = (uint8_t)L->in_enc;
+        job.in = in;
+        job.w = &wd;
+        job.out_stage = (uint8_t)L->out_stage;
+        job.out_bits = (uint8_t)L->out_bits;
+        job.shift = (uint8_t)L->shift;
+        job.lflags = 0u;
+        job.thr = thr.data;
+        job.aux = aux.data;
+        job.extra = NULL;
+        job.out = out;
+        job.scratch = acc;
+        job.scratch_bytes = m->acc_row;
+        st = eq_conv_fast(&job);
+        if (st != EQ_ERR_UNSUPPORTED) {
+            return st;
+        }
     }
     for (oy = 0; oy < L->out_h; oy++) {
         st = eq_conv2d_row(&s, (uint8_t)L->in_enc, in, &wd, (uint16_t)oy, acc);
