@@ -23,6 +23,13 @@ def test_info_json_and_table(blob_path):
     assert info["input_shape"] == [1, 28, 28] and info["layers"]
     table = edgeq("info", blob_path).stdout
     assert "bits/w" in table and "MACs" in table
+    # the size line: weights' bits/weight, the stages counted separately, the whole blob per weight
+    stages = sum(r.get("param_bytes", 0) for r in info["layers"])
+    assert stages > 0
+    line = " ".join(table.split())
+    assert f"weights {info['bits_per_weight']} bits/weight ({info['weights']:,} in" in line
+    assert f"stages {stages:,} bytes; whole blob {info['total_size']:,} bytes = " \
+        f"{8 * info['total_size'] / info['weights']:.3f} bits/weight" in line
 
 
 def test_run_json_matches_python_api(blob_path, tmp_path):

@@ -138,9 +138,20 @@ def cmd_info(args) -> int:
                   str(r.get("weight_bytes", "")), str(r.get("bits_per_weight", "")),
                   f"{100 * r['sparsity']:.1f}%" if "sparsity" in r else "", f"{r['macs']:,}")
     con.print(t)
-    con.print(f"{info['weights']:,} weights in {info['weight_bytes']:,} bytes: "
-              f"{info['bits_per_weight']} bits/weight, {info['compression_vs_f32']}x smaller than float32")
+    con.print(size_summary(info))
     return 0
+
+
+def size_summary(info: dict) -> str:
+    """The honest size line of `edgeq info` / `edgeq train`: the weight tensors' bits per weight,
+    the output stages (thresholds / requantization / scores) counted separately, and the whole blob
+    per weight (headers, names, metadata and stages included)."""
+    w, wb, total = info["weights"], info["weight_bytes"], info["total_size"]
+    stages = sum(int(r.get("param_bytes", 0)) for r in info["layers"])
+    whole = f"{8 * total / w:.3f} bits/weight" if w else "no weights"
+    return (f"weights {info['bits_per_weight']} bits/weight ({w:,} in {wb:,} bytes, "
+            f"{info['compression_vs_f32']}x smaller than float32), stages {stages:,} bytes; "
+            f"whole blob {total:,} bytes = {whole}")
 
 
 # ---- run ------------------------------------------------------------------------------------

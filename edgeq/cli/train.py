@@ -70,6 +70,7 @@ def run(args) -> int:
 
     from ..train import data, export, loop as train
     from ..train.quant import make_weight_quantizer
+    from .app import size_summary
 
     if not 0.0 <= args.prune < 1.0:
         raise EdgeqError(f"--prune must be in [0, 1), got {args.prune}")
@@ -139,8 +140,7 @@ def run(args) -> int:
     print(f"test accuracy {100 * acc:.2f}% ({len(yte)} images, C host runtime); "
           f"torch/runtime agreement {100 * agree:.2f}% (export proof on {proof.report['images']} images: "
           f"float torch eval == blob, {proof.report['threshold_ties']} threshold ties)")
-    print(f"wrote {out} ({len(blob):,} bytes; {info['weights']:,} weights, {info['bits_per_weight']} "
-          f"bits/weight, {info['compression_vs_f32']}x smaller than float32) and {ckpt}")
+    print(f"wrote {out} and {ckpt}: {size_summary(info)}")
     if agree < 1.0:
         raise EdgeqError("the exported blob disagrees with the torch model: please report this bug")
     return 0 if np.isfinite(acc) else 1

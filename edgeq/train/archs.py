@@ -13,7 +13,7 @@ class ArchSpec:
     pre: tuple  # (mode, param)
     wq: str  # hidden-layer weight quantizer
     act: str  # 'sign' | 'dorefa2' | 'hwgq2' | 'hwgq2u'
-    kind: str = "cnn"  # 'cnn' | 'mlp'
+    kind: str = "cnn"  # 'cnn' | 'mlp' | 'resnet8' | 'ds-cnn' | 'mobilenet'
     first_wq: str | None = None
     last_wq: str | None = None
     lr: float = 3e-3
@@ -31,8 +31,24 @@ ARCHS = {
     "dorefa-w2a2": ArchSpec(("QUANT", 4), "dorefa2", "dorefa2", lr=2e-3),
     "hwgq-cnn": ArchSpec(("RAW", 0), "bwn", "hwgq2", lr=2e-3),
     "hwgq-uniform": ArchSpec(("RAW", 0), "bwn", "hwgq2u", lr=2e-3),
+    # reference models of the MCU benchmarks (MLPerf Tiny), written with edgeq.nn: binary (sign
+    # weights and activations) and ternary (TWN weights, 2-bit activations); `input_shape` is the
+    # benchmark's input (C, H, W); any input of at least the network's downsampling works
+    "resnet8-bnn": ArchSpec(("RAW", 0), "sign", "sign", kind="resnet8", extra={"input_shape": (3, 32, 32)}),
+    "resnet8-twn": ArchSpec(("RAW", 0), "twn", "dorefa2", kind="resnet8", lr=2e-3,
+                            extra={"input_shape": (3, 32, 32)}),
+    "ds-cnn-bnn": ArchSpec(("RAW", 0), "sign", "sign", kind="ds-cnn", extra={"input_shape": (1, 49, 10)}),
+    "ds-cnn-twn": ArchSpec(("RAW", 0), "twn", "dorefa2", kind="ds-cnn", lr=2e-3,
+                           extra={"input_shape": (1, 49, 10)}),
+    "mobilenet-v1-0.25-bnn": ArchSpec(("RAW", 0), "sign", "sign", kind="mobilenet",
+                                      extra={"input_shape": (3, 96, 96), "alpha": 0.25}),
+    "mobilenet-v1-0.25-twn": ArchSpec(("RAW", 0), "twn", "dorefa2", kind="mobilenet", lr=2e-3,
+                                      extra={"input_shape": (3, 96, 96), "alpha": 0.25}),
 }
-ALIASES = {"dorefa-cnn": "dorefa-w2a2", "xnor": "xnor-cnn", "bnn": "bnn-cnn"}
+ALIASES = {"dorefa-cnn": "dorefa-w2a2", "xnor": "xnor-cnn", "bnn": "bnn-cnn", "resnet8": "resnet8-bnn",
+           "ds-cnn": "ds-cnn-bnn", "mobilenet-v1-0.25": "mobilenet-v1-0.25-bnn"}
+REFERENCE_MODELS = ("resnet8-bnn", "resnet8-twn", "ds-cnn-bnn", "ds-cnn-twn", "mobilenet-v1-0.25-bnn",
+                    "mobilenet-v1-0.25-twn")
 
 
 def arch_names() -> list:
