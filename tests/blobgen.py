@@ -30,14 +30,17 @@ def tensor(data: bytes, enc: str, dims: tuple, bits: int = 0, aux: int = 0, **ov
 
 def layer(op: str, in_enc: str, out_enc: str, in_hwc: tuple, out_hwc: tuple, stage: str | None = None,
           k: tuple = (1, 1), stride: int = 1, pad: int = 0, w_enc: str | None = None, out_bits: int = 0,
-          shift: int = 0, t_weight: int = -1, t_lut: int = -1, t_thr: int = -1, t_aux: int = -1) -> dict:
+          shift: int = 0, t_weight: int = -1, t_lut: int = -1, t_thr: int = -1, t_aux: int = -1,
+          src0: int = 0, src1: int = 0, groups: int = 0, stride_w: int = 0, pad_w: int = 0) -> dict:
+    """One layer record; src0/src1/groups/stride_w/pad_w are the stored 1.1 fields (src stored as
+    value + 1, pad_w as pad + 1; 0 = the 1.0 meaning)."""
     return dict(op=spec.value(spec.OP, op), in_enc=_ENC[in_enc], out_enc=_ENC[out_enc],
                 out_stage=spec.value(spec.OUT, stage) if stage else 0,
                 in_h=in_hwc[0], in_w=in_hwc[1], in_c=in_hwc[2],
                 out_h=out_hwc[0], out_w=out_hwc[1], out_c=out_hwc[2], kh=k[0], kw=k[1],
                 stride=stride, pad=pad, w_enc=_ENC[w_enc] if w_enc else 0, out_bits=out_bits,
                 shift=shift, reserved=0, t_weight=t_weight, t_lut=t_lut, t_thr=t_thr, t_aux=t_aux,
-                name_off=0, macs=0, reserved2=b"\0" * 8)
+                name_off=0, macs=0, src0=src0, src1=src1, groups=groups, stride_w=stride_w, pad_w=pad_w)
 
 
 def build(layers: list, tensors: list, in_chw: tuple, pre: str, n_classes: int, pre_param: int = 128,
