@@ -30,8 +30,10 @@ def tensor(data: bytes, enc: str, dims: tuple, bits: int = 0, aux: int = 0, **ov
 
 def layer(op: str, in_enc: str, out_enc: str, in_hwc: tuple, out_hwc: tuple, stage: str | None = None,
           k: tuple = (1, 1), stride: int = 1, pad: int = 0, w_enc: str | None = None, out_bits: int = 0,
-          shift: int = 0, t_weight: int = -1, t_lut: int = -1, t_thr: int = -1, t_aux: int = -1) -> dict:
-    return dict(op=spec.value(spec.OP, op), in_enc=_ENC[in_enc], out_enc=_ENC[out_enc],
+          shift: int = 0, t_weight: int = -1, t_lut: int = -1, t_thr: int = -1, t_aux: int = -1,
+          **v11) -> dict:
+    """v11: the blob 1.1 fields (src0, src1, groups, stride_w, pad_w), 0 unless given."""
+    return dict(src0=0, src1=0, groups=0, stride_w=0, pad_w=0, **v11) | dict(op=spec.value(spec.OP, op), in_enc=_ENC[in_enc], out_enc=_ENC[out_enc],
                 out_stage=spec.value(spec.OUT, stage) if stage else 0,
                 in_h=in_hwc[0], in_w=in_hwc[1], in_c=in_hwc[2],
                 out_h=out_hwc[0], out_w=out_hwc[1], out_c=out_hwc[2], kh=k[0], kw=k[1],

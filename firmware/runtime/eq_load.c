@@ -1,28 +1,9 @@
-/* edgeq blob runtime: loader (validates everything) and sequential graph executor.
+/* edgeq blob runtime, loader: field readers, validation (every offset, size, shape and code of
+ * a blob is checked before the executor may touch it), and the arena plan.
  * Semantics and layout: docs/blob-format.md. Field offsets: eq_spec.h (generated from edgeq/spec.py).
  */
-#include "eq_runtime.h"
-#include "eq_kernels.h"
+#include "eq_rt_private.h"
 #include "eq_conv_fast.h"
-
-#include <stddef.h>
-#include <string.h>
-
-/* ---- little-endian field access (never cast structs over the blob) ----------------------- */
-static uint32_t rd8(const uint8_t *p) { return p[0]; }
-static uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static int32_t rds16(const uint8_t *p) { return (int32_t)(int16_t)(uint16_t)rd16(p); }
-
-#define CHECK(cond, status) \
-    do {                    \
-        if (!(cond)) {      \
-            return (status); \
-        }                   \
-    } while (0)
 
 static const char *const k_status_strings[EQ_STATUS_COUNT] = EQ_STATUS_STRINGS;
 
@@ -77,13 +58,7 @@ static int eq_mul3_u32_ok(uint32_t a, uint32_t b, uint32_t c, uint32_t *r)
 /* ---- sizes (eq_rule_act_bytes and the other derived rules: generated in eq_spec.h) ---- */
 static uint64_t round8(uint64_t n) { return (n + 7u) & ~(uint64_t)7u; }
 
-/* ---- tensors -------------------------------------------------------------------------------- */
-typedef struct {
-    const uint8_t *data;
-    uint32_t nbytes, enc, bits, rank, d[4], aux;
-} tensor_t;
-
-static eq_status_t get_tensor(const eq_model_t *m, int32_t idx, tensor_t *t)
+eq_status_t eq_rt_tensor(const eq_model_t *m, int32_t idx, tensor_t *t)
 {
     const uint8_t *e;
     uint32_t off, end;
@@ -105,16 +80,8 @@ static eq_status_t get_tensor(const eq_model_t *m, int32_t idx, tensor_t *t)
     return EQ_OK;
 }
 
-/* ---- layer records -------------------------------------------------------------------------- */
-typedef struct {
-    uint32_t op, in_enc, out_enc, out_stage;
-    uint32_t in_h, in_w, in_c, out_h, out_w, out_c;
-    uint32_t kh, kw, stride, pad, w_enc, out_bits, shift;
-    int32_t t_weight, t_lut, t_thr, t_aux;
-    uint32_t macs;
-} layer_t;
 
-static void get_layer(const eq_model_t *m, uint32_t i, layer_t *L)
+void eq_rt_layer(const eq_model_t *m, uint32_t i, layer_t *L)
 {
     const uint8_t *e = m->blob + m->layer_off + i * EQ_LAYER_SIZE_BYTES;
     L->op = rd8(e + EQ_LAYER_OP);
@@ -230,7 +197,7 @@ static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uin
     uint32_t n = L->out_c, cw = EQ_WORDS(L->in_c);
     uint64_t k = (uint64_t)L->kh * L->kw * L->in_c;
     const uint64_t amax = eq_rule_act_code_max(L->in_enc, in_levels);
-    st = get_tensor(m, L->t_weight, &t);
+    st = eq_rt_tensor(m, L->t_weight, &t);
     if (st != EQ_OK) {
         return st;
     }
@@ -273,7 +240,7 @@ static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uin
         if (st != EQ_OK) {
             return st;
         }
-        st = get_tensor(m, L->t_lut, &lut);
+        st = eq_rt_tensor(m, L->t_lut, &lut);
         if (st != EQ_OK) {
             return st;
         }
@@ -302,9 +269,9 @@ static eq_status_t check_stage(const eq_model_t *m, const layer_t *L)
     tensor_t a, b;
     eq_status_t st;
     uint32_t n = L->out_c;
-    st = get_tensor(m, L->t_thr, &a);
+    st = eq_rt_tensor(m, L->t_thr, &a);
     if (st == EQ_OK) {
-        st = get_tensor(m, L->t_aux, &b);
+        st = eq_rt_tensor(m, L->t_aux, &b);
     }
     if (st != EQ_OK) {
         return st;
@@ -423,7 +390,7 @@ static eq_status_t model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
 
     for (i = 0; i < m->n_layers; i++) {
         layer_t L;
-        get_layer(m, i, &L);
+        eq_rt_layer(m, i, &L);
         CHECK(L.in_enc == enc && L.in_h == h && L.in_w == w && L.in_c == c, EQ_ERR_SHAPE);
         if (L.op == EQ_OP_CONV) {
             uint64_t max_prod = 0, k = (uint64_t)L.kh * L.kw * L.in_c;
@@ -504,254 +471,8 @@ uint32_t eq_model_act_bytes(const eq_model_t *m, uint32_t layer)
     if (m == NULL || m->blob == NULL || layer >= m->n_layers) {
         return 0;
     }
-    get_layer(m, layer, &L);
+    eq_rt_layer(m, layer, &L);
     return (uint32_t)eq_rule_act_bytes(L.out_enc, L.out_h, L.out_w, L.out_c);
-}
-
-/* F32 weights: float accumulators in the int32 acc buffer (same size, 4-byte aligned) */
-static eq_status_t run_conv_f32(const layer_t *L, const eq_conv_shape_t *s, const void *in,
-                                const float *w, const float *thr, const uint8_t *aux, void *out,
-                                float *acc)
-{
-    uint32_t oy, n_pix = L->out_w;
-    for (oy = 0; oy < L->out_h; oy++) {
-        eq_status_t st = eq_conv2d_row_f32(s, (uint8_t)L->in_enc, in, w, (uint16_t)oy, acc);
-        if (st != EQ_OK) {
-            return st;
-        }
-        if (L->out_stage == EQ_OUT_SIGN) {
-            eq_threshold_sign_f32_b1(acc, n_pix, s->out_c, thr, aux,
-                                     (uint32_t *)out + (size_t)oy * n_pix * EQ_WORDS(L->out_c));
-        } else if (L->out_stage == EQ_OUT_MULTI) {
-            eq_threshold_multi_f32_u8(acc, n_pix, s->out_c, thr,
-                                      (uint16_t)((1u << L->out_bits) - 1u), aux,
-                                      (uint8_t *)out + (size_t)oy * n_pix * L->out_c);
-        } else {
-            eq_affine_f32_i32(acc, n_pix, s->out_c, thr, (const float *)(const void *)aux,
-                              (int32_t *)out + (size_t)oy * n_pix * L->out_c);
-        }
-    }
-    return EQ_OK;
-}
-
-static eq_status_t run_conv(const eq_model_t *m, const layer_t *L, const void *in, void *out,
-                            int32_t *acc)
-{
-    tensor_t wt, thr, aux;
-    eq_conv_shape_t s;
-    eq_weights_t wd;
-    uint32_t oy, n_pix = L->out_w;
-    eq_status_t st;
-    (void)get_tensor(m, L->t_weight, &wt); /* validated at load */
-    (void)get_tensor(m, L->t_thr, &thr);
-    (void)get_tensor(m, L->t_aux, &aux);
-    s.in_h = (uint16_t)L->in_h;
-    s.in_w = (uint16_t)L->in_w;
-    s.in_c = (uint16_t)L->in_c;
-    s.out_h = (uint16_t)L->out_h;
-    s.out_w = (uint16_t)L->out_w;
-    s.out_c = (uint16_t)L->out_c;
-    s.kh = (uint8_t)L->kh;
-    s.kw = (uint8_t)L->kw;
-    s.stride = (uint8_t)L->stride;
-    s.pad = (uint8_t)L->pad;
-    wd.enc = (uint8_t)L->w_enc;
-    wd.data = wt.data;
-    wd.lut = NULL;
-    wd.lut_rows = 0;
-    wd.lut_cols = 0;
-    if (L->w_enc == EQ_ENC_KBIT) {
-        tensor_t lut;
-        (void)get_tensor(m, L->t_lut, &lut);
-        wd.lut = (const int32_t *)(const void *)lut.data;
-        wd.lut_rows = (uint16_t)lut.d[0];
-        wd.lut_cols = (uint16_t)lut.d[1];
-    }
-    if (L->w_enc == EQ_ENC_F32) {
-        return run_conv_f32(L, &s, in, (const float *)(const void *)wt.data,
-                            (const float *)(const void *)thr.data, aux.data, out, (float *)(void *)acc);
-    }
-    {
-        eq_conv_job_t job;
-        job.s = &s;
-        job.in_enc = (uint8_t)L->in_enc;
-        job.in = in;
-        job.w = &wd;
-        job.out_stage = (uint8_t)L->out_stage;
-        job.out_bits = (uint8_t)L->out_bits;
-        job.shift = (uint8_t)L->shift;
-        job.lflags = 0u;
-        job.thr = thr.data;
-        job.aux = aux.data;
-        job.extra = NULL;
-        job.out = out;
-        job.scratch = acc;
-        job.scratch_bytes = m->acc_row;
-        st = eq_conv_fast(&job);
-        if (st != EQ_ERR_UNSUPPORTED) {
-            return st;
-        }
-    }
-    for (oy = 0; oy < L->out_h; oy++) {
-        st = eq_conv2d_row(&s, (uint8_t)L->in_enc, in, &wd, (uint16_t)oy, acc);
-        if (st != EQ_OK) {
-            return st;
-        }
-        if (L->out_stage == EQ_OUT_SIGN) {
-            uint32_t *o = (uint32_t *)out + (size_t)oy * n_pix * EQ_WORDS(L->out_c);
-            eq_threshold_sign_b1(acc, n_pix, s.out_c, (const int32_t *)(const void *)thr.data,
-                                 aux.data, o);
-        } else if (L->out_stage == EQ_OUT_MULTI) {
-            uint8_t *o = (uint8_t *)out + (size_t)oy * n_pix * L->out_c;
-            eq_threshold_multi_u8(acc, n_pix, s.out_c, (const int32_t *)(const void *)thr.data,
-                                  (uint16_t)((1u << L->out_bits) - 1u), aux.data, o);
-        } else {
-            int32_t *o = (int32_t *)out + (size_t)oy * n_pix * L->out_c;
-            eq_affine_i32(acc, n_pix, s.out_c, (const int32_t *)(const void *)thr.data,
-                          (const int32_t *)(const void *)aux.data, (uint8_t)L->shift, o);
-        }
-    }
-    return EQ_OK;
-}
-
-/* (H, W, C) -> (1, 1, H*W*C): B1 bits lose their per-pixel word padding; U8/I32 are already flat */
-static void run_flatten(const layer_t *L, const void *in, void *out)
-{
-    uint32_t n_pix = L->in_h * L->in_w, c = L->in_c;
-    if (L->in_enc == EQ_ENC_B1) {
-        const uint32_t *src = (const uint32_t *)in;
-        uint32_t *dst = (uint32_t *)out;
-        uint32_t cw = EQ_WORDS(c), p, ch, bit = 0;
-        memset(dst, 0, (size_t)EQ_WORDS(L->out_c) * 4u);
-        for (p = 0; p < n_pix; p++) {
-            for (ch = 0; ch < c; ch++, bit++) {
-                dst[bit >> 5] |= ((src[p * cw + (ch >> 5)] >> (ch & 31u)) & 1u) << (bit & 31u);
-            }
-        }
-    } else {
-        memcpy(out, in, (size_t)eq_rule_act_bytes(L->in_enc, L->in_h, L->in_w, c));
-    }
-}
-
-static void run_pool(const layer_t *L, const void *in, void *out)
-{
-    uint16_t h = (uint16_t)L->in_h, w = (uint16_t)L->in_w, c = (uint16_t)L->in_c;
-    uint8_t k = (uint8_t)L->kh, s = (uint8_t)L->stride;
-    if (L->in_enc == EQ_ENC_B1) {
-        eq_maxpool_b1((const uint32_t *)in, h, w, c, k, s, (uint32_t *)out);
-    } else if (L->in_enc == EQ_ENC_U8) {
-        eq_maxpool_u8((const uint8_t *)in, h, w, c, k, s, (uint8_t *)out);
-    } else {
-        eq_maxpool_i32((const int32_t *)in, h, w, c, k, s, (int32_t *)out);
-    }
-}
-
-eq_status_t eq_model_run(const eq_model_t *m, const uint8_t *input, uint32_t input_size,
-                         uint32_t input_kind, uint8_t *arena, uint32_t arena_size,
-                         int32_t *scores, uint32_t n_scores, uint32_t *cls,
-                         eq_profile_t *prof, uint32_t n_run, uint8_t *act_out, uint32_t act_size)
-{
-    uint8_t *cur, *nxt, *tmp;
-    int32_t *acc;
-    uint32_t i, t0 = 0, t_start = 0, last_enc;
-    layer_t L;
-    eq_status_t st;
-
-    CHECK(m != NULL && m->blob != NULL && input != NULL && arena != NULL, EQ_ERR_ARG);
-    CHECK(((uintptr_t)arena & 7u) == 0u, EQ_ERR_ARG);
-    CHECK(arena_size >= m->arena_need, EQ_ERR_ARENA);
-    CHECK(n_run <= m->n_layers, EQ_ERR_ARG);
-    if (n_run == 0u) {
-        n_run = m->n_layers;
-        CHECK(scores != NULL && n_scores >= m->n_classes, EQ_ERR_ARG);
-    }
-    if (act_out != NULL) {
-        CHECK(act_size >= eq_model_act_bytes(m, n_run - 1u), EQ_ERR_ARG);
-    } else {
-        CHECK(n_run == m->n_layers, EQ_ERR_ARG);
-    }
-    if (prof != NULL && prof->now != NULL) {
-        CHECK(prof->ticks != NULL && prof->n_ticks >= m->n_layers, EQ_ERR_ARG);
-        t_start = prof->now(prof->ctx);
-    }
-    cur = arena;
-    nxt = arena + m->max_act;
-    acc = (int32_t *)(void *)(arena + 2u * m->max_act);
-
-    if (input_kind == EQ_INPUT_PIXELS) {
-        CHECK(input_size == m->input_pixels, EQ_ERR_INPUT);
-        if (m->pre_mode == EQ_PRE_THRESH) {
-            eq_pack_threshold_chw_b1(input, m->in_c, m->in_h, m->in_w, m->pre_param, (uint32_t *)(void *)cur);
-        } else {
-            eq_quant_chw_u8(input, m->in_c, m->in_h, m->in_w,
-                            m->pre_mode == EQ_PRE_RAW ? 8u : m->pre_param, cur);
-        }
-    } else if (input_kind == EQ_INPUT_WIRE) {
-        CHECK(input_size == m->input_wire, EQ_ERR_INPUT);
-        if (m->pre_mode == EQ_PRE_THRESH) {
-            eq_unpack_wire_chw_b1(input, m->in_c, m->in_h, m->in_w, (uint32_t *)(void *)cur);
-        } else {
-            eq_quant_chw_u8(input, m->in_c, m->in_h, m->in_w,
-                            m->pre_mode == EQ_PRE_RAW ? 8u : m->pre_param, cur);
-        }
-    } else {
-        return EQ_ERR_ARG;
-    }
-
-    last_enc = EQ_ENC_B1;
-    for (i = 0; i < n_run; i++) {
-        if (prof != NULL && prof->now != NULL) {
-            t0 = prof->now(prof->ctx);
-        }
-        get_layer(m, i, &L);
-        if (L.op == EQ_OP_CONV) {
-            st = run_conv(m, &L, cur, nxt, acc);
-            if (st != EQ_OK) {
-                return st;
-            }
-        } else if (L.op == EQ_OP_FLATTEN) {
-            run_flatten(&L, cur, nxt);
-        } else {
-            run_pool(&L, cur, nxt);
-        }
-        if (prof != NULL && prof->now != NULL) {
-            prof->ticks[i] = prof->now(prof->ctx) - t0;
-        }
-        last_enc = L.out_enc;
-        tmp = cur;
-        cur = nxt;
-        nxt = tmp;
-    }
-
-    if (act_out != NULL) {
-        memcpy(act_out, cur, eq_model_act_bytes(m, n_run - 1u));
-    }
-    if (n_run == m->n_layers && scores != NULL && n_scores >= m->n_classes) {
-        uint32_t n = m->n_classes;
-        if (last_enc == EQ_ENC_I32) {
-            memcpy(scores, cur, (size_t)n * 4u);
-        } else if (last_enc == EQ_ENC_U8) {
-            for (i = 0; i < n; i++) {
-                scores[i] = cur[i];
-            }
-        } else {
-            /* B1 scores: the last layer's channels per pixel, padded to words */
-            const uint32_t *wd = (const uint32_t *)(const void *)cur;
-            uint32_t cw = EQ_WORDS(L.out_c), p, ch;
-            for (i = 0; i < n; i++) {
-                p = i / L.out_c;
-                ch = i % L.out_c;
-                scores[i] = ((wd[p * cw + ch / 32u] >> (ch % 32u)) & 1u) ? 1 : -1;
-            }
-        }
-        if (cls != NULL) {
-            *cls = eq_argmax_i32(scores, n);
-        }
-    }
-    if (prof != NULL && prof->now != NULL) {
-        prof->total = prof->now(prof->ctx) - t_start;
-    }
-    return EQ_OK;
 }
 
 eq_status_t eq_model_layer(const eq_model_t *m, uint32_t i, eq_layer_view_t *v)
@@ -760,7 +481,7 @@ eq_status_t eq_model_layer(const eq_model_t *m, uint32_t i, eq_layer_view_t *v)
     tensor_t t;
     CHECK(m != NULL && m->blob != NULL && v != NULL && i < m->n_layers, EQ_ERR_ARG);
     memset(v, 0, sizeof(*v));
-    get_layer(m, i, &L);
+    eq_rt_layer(m, i, &L);
     v->op = L.op;
     v->in_enc = L.in_enc;
     v->out_enc = L.out_enc;
@@ -781,20 +502,20 @@ eq_status_t eq_model_layer(const eq_model_t *m, uint32_t i, eq_layer_view_t *v)
     if (L.op != EQ_OP_CONV) {
         return EQ_OK;
     }
-    if (get_tensor(m, L.t_weight, &t) == EQ_OK) {
+    if (eq_rt_tensor(m, L.t_weight, &t) == EQ_OK) {
         v->weight = t.data;
         v->weight_bytes = t.nbytes;
         v->w_bits = t.bits;
     }
-    if (L.w_enc == EQ_ENC_KBIT && get_tensor(m, L.t_lut, &t) == EQ_OK) {
+    if (L.w_enc == EQ_ENC_KBIT && eq_rt_tensor(m, L.t_lut, &t) == EQ_OK) {
         v->lut = (const int32_t *)(const void *)t.data;
         v->lut_rows = t.d[0];
         v->lut_cols = t.d[1];
     }
-    if (get_tensor(m, L.t_thr, &t) == EQ_OK) {
+    if (eq_rt_tensor(m, L.t_thr, &t) == EQ_OK) {
         v->thr = t.data;
     }
-    if (get_tensor(m, L.t_aux, &t) == EQ_OK) {
+    if (eq_rt_tensor(m, L.t_aux, &t) == EQ_OK) {
         v->aux = t.data;
     }
     return EQ_OK;
