@@ -38,11 +38,26 @@ typedef struct {
     uint32_t kh, kw, stride, pad, w_enc, out_bits, shift;
     int32_t t_weight, t_lut, t_thr, t_aux;
     uint32_t macs;
+    /* blob 1.1 (stored fields; the effective values below are resolved by eq_rt_layer) */
+    uint32_t src0_raw, src1_raw, groups_raw, stride_w_raw, pad_w_raw;
+    uint32_t src0, src1;     /* value ids (src0_raw 0: the previous value i; src1: only if raw != 0) */
+    uint32_t groups;         /* >= 1 */
+    uint32_t stride_w, pad_w; /* horizontal stride and padding (stride, pad: vertical) */
 } layer_t;
 
 /* tensor idx of a loaded model (bounds re-checked: EQ_ERR_BOUNDS) */
 eq_status_t eq_rt_tensor(const eq_model_t *m, int32_t idx, tensor_t *t);
-/* layer record i of a loaded model (i < n_layers) */
+/* layer record i of a loaded model (i < n_layers); also used while loading (the table's bounds
+ * are checked first) */
 void eq_rt_layer(const eq_model_t *m, uint32_t i, layer_t *L);
+
+/* the kernels' shape of a CONV layer (stride_w / pad_w as stored: 0 = same as stride / pad) */
+void eq_rt_conv_shape(const layer_t *L, eq_conv_shape_t *s);
+
+/* value v's place in the arena (sequential blobs: ping-pong; DAG blobs: the planned offset) */
+static inline uint8_t *eq_rt_value(const eq_model_t *m, uint8_t *arena, uint32_t v)
+{
+    return arena + (m->dag ? m->val_off[v] : (v & 1u) * m->max_act);
+}
 
 #endif /* EQ_RT_PRIVATE_H */
