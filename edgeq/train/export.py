@@ -20,6 +20,11 @@ Folding (per conv/linear layer, eval mode):
   => integer thresholds on acc: a_n > 0: acc >= ceil((t_i - b_n) / a_n)
                                 a_n < 0: acc <= floor((t_i - b_n) / a_n)  (flip = 1)
                                 a_n = 0: constant (thr = INT32_MIN or INT32_MAX, flip = 0)
+  uniform quantizer (levels = codes 0..L, equally spaced thresholds, >= REQUANT_MIN_BITS bits,
+  integer layer): REQUANT code = clamp((acc * mul + add) >> shift, 0, L) with mul, add the
+                       slope a_n / step and offset (b_n - t_0) / step + 1 rounded at the largest
+                       shift keeping them in int32 (`_requant`): one code off only within
+                       step * (|acc|/2 + 1/2) / 2**shift of a threshold, which the proof allows
   last layer (AFFINE): y = (acc * mul + add) >> shift, mul = round(a_n * 2**P / max|a|),
                        add = round(b_n * 2**P / max|a|) with P chosen so |acc*mul + add| < 2**30.
   float layers ('float' quantizer -> F32): acc is the float32 sum of the runtimes (fixed tap
@@ -43,7 +48,7 @@ through a KBIT LUT so products stay exact.
 proves each blob on the example batch: (1) the C host runtime's scores equal `int_forward`'s bit
 for bit; (2) the model's own eval forward, run in float64 layer by layer (each quantizer's input
 taken from the integer graph), gives the integer graph's activation at every quantizer except
-values within rounding of a threshold, and scores within the last stage's rounding bound (so the
+values within rounding of a threshold (for a REQUANT stage: within its bound above), and scores within the last stage's rounding bound (so the
 same class except for exact score ties).  Anything else raises `ExportMismatchError`.
 """
 
@@ -90,6 +95,7 @@ class FoldedBlock:
     out_scale: float = 1.0  # real value of an output level (quantizer scale)
     thresholds: np.ndarray | None = None  # the quantizer's real thresholds (for the export check)
     score_unit: float = 1.0  # AFFINE: real value of one score unit
+    rq_step: float = 0.0  # REQUANT: the quantizer's threshold spacing (for the export check)
     name: str = ""
 
 
@@ -542,12 +548,7 @@ class _Walker:
         if not ok or np.any(np.diff(th) <= 0) or np.any(np.diff(lv) <= 0) or (enc == "B1" and list(lv) != [-1, 1]):
             self.refuse(n, f"{type(m).__name__}: enc {enc!r}, {bits} bits, {len(lv)} increasing levels and "
                            f"{len(th)} increasing thresholds do not describe a B1/U8 quantizer")
-        thr, flip = _thresholds(t.a, t.b, th, f32=t.f32)
-        blk.flip = flip
-        if enc == "B1":
-            blk.out, blk.thr = "SIGN", thr[:, 0]
-        else:
-            blk.out, blk.thr, blk.out_bits = "MULTI", thr, bits
+        _fold_stage(blk, t.a, t.b, th, lv, enc, bits, t.f32)
         blk.out_levels, blk.out_scale, blk.thresholds = lv, scale, th
         self.ops.append(blk)
         self.ops.extend(t.pools)
@@ -657,6 +658,122 @@ def _affine(t: _T) -> FoldedBlock:
     fb.shift = max(0, p - 12)
     fb.score_unit = amax * 2**fb.shift / 2**p
     return fb
+
+
+# A uniform k-bit activation quantizer (levels = codes 0..2**k - 1, equally spaced thresholds) of at
+# least this many bits gets a REQUANT stage (8 bytes per channel) instead of MULTI thresholds
+# (4 * (2**k - 1) bytes per channel: 60 at 4 bits, 1,020 at 8). Below it MULTI stays (exact, and
+# at 2 bits only 12 bytes): the zoo's 2-bit blobs are unchanged.
+REQUANT_MIN_BITS = 4
+
+
+def _uniform_step(th: np.ndarray, lv: np.ndarray) -> float | None:
+    """The threshold spacing of a uniform quantizer (levels = codes, equally spaced thresholds),
+    or None."""
+    if len(th) < 2 or not np.array_equal(lv, np.arange(len(lv))):
+        return None
+    step = (th[-1] - th[0]) / (len(th) - 1)
+    ok = step > 0 and np.all(np.abs(np.diff(th) - step) <= 1e-9 * max(step, float(np.abs(th).max())))
+    return float(step) if ok else None
+
+
+def acc_bound(blk) -> float | None:
+    """max |acc| over every possible input of a conv block (sum |w| * max |level|), or None."""
+    v, lv = getattr(blk, "values", None), getattr(blk, "in_levels", None)
+    if v is None or lv is None or not len(lv):
+        return None
+    return float(np.abs(np.asarray(v, np.float64)).reshape(len(v), -1).sum(1).max()) * float(np.abs(lv).max())
+
+
+def _requant(a: np.ndarray, b: np.ndarray, th: np.ndarray, step: float, bits: int, bound: float | None):
+    """REQUANT (mul, add, shift) for code = #{i : a*acc + b >= th_i} with equally spaced th (spacing
+    `step`), or None when the slopes do not fit int32.
+
+    code = clamp(floor(alpha*acc + beta), 0, L), alpha = a/step, beta = (b - th_0)/step + 1, L =
+    2**bits - 1; mul = round(alpha * 2**s), add = round(beta * 2**s) with the largest s <= 31
+    keeping both in int32.  Then (acc*mul + add) / 2**s = alpha*acc + beta + e, |e| <= (|acc|/2 +
+    1/2) / 2**s, so the code is the quantizer's except where a*acc + b is within
+    step * (|acc|/2 + 1/2) / 2**s of a threshold (the export proof's tolerance, `_stage_tol`).
+    A channel whose code cannot change over |acc| <= bound (or a = 0) is a constant, exactly."""
+    top = (1 << bits) - 1
+    alpha = a / step
+    beta = (b - th[0]) / step + 1.0
+    const = a == 0
+    if bound is not None:
+        span = np.abs(alpha) * bound
+        const |= (beta + span < 1) | (beta - span >= top)
+    code = (b[:, None] >= th[None, :]).sum(1)  # a = 0: the exact count
+    code = np.where(a == 0, code, np.where(beta >= top, top, 0))
+    alpha = np.where(const, 0.0, alpha)
+    beta = np.where(const, code + 0.5, beta)
+    lim = 2.0**31 - 2
+    amax, bmax = float(np.abs(alpha).max()), float(np.abs(beta).max())
+    if amax > lim or bmax > lim:
+        return None
+    s = 31
+    while s > 0 and (amax * 2.0**s > lim or bmax * 2.0**s > lim):
+        s -= 1
+    return np.round(alpha * 2.0**s).astype(np.int64), np.round(beta * 2.0**s).astype(np.int64), s
+
+
+def _fold_stage(blk, a, b, th, lv, enc: str, bits: int, f32: bool = False) -> None:
+    """Set blk's output stage for quantizer(y = a*acc + b) with thresholds th and levels lv: SIGN
+    (B1), REQUANT (uniform levels, >= REQUANT_MIN_BITS bits, integer layer) or MULTI."""
+    step = _uniform_step(th, lv) if enc == "U8" and bits >= REQUANT_MIN_BITS and not f32 else None
+    rq = _requant(np.asarray(a, np.float64), np.asarray(b, np.float64), th, step, bits,
+                  acc_bound(blk)) if step else None
+    if rq is not None:
+        blk.out, blk.out_bits = "REQUANT", bits
+        blk.mul, blk.add, blk.shift = rq
+        blk.thr, blk.flip, blk.rq_step = None, None, step
+        return
+    thr, flip = _thresholds(a, b, th, f32=f32)
+    blk.flip = flip
+    if enc == "B1":
+        blk.out, blk.thr = "SIGN", thr[:, 0]
+    else:
+        blk.out, blk.thr, blk.out_bits = "MULTI", thr, bits
+
+
+def _stage_tol(blk, accmax: float) -> float:
+    """How far (in the quantizer's input units) from a threshold a REQUANT stage may move a value,
+    for accumulators up to accmax (see `_requant`); 0 for exact stages."""
+    if getattr(blk, "out", "") != "REQUANT":
+        return 0.0
+    return blk.rq_step * (0.5 * accmax + 0.5) / 2.0**blk.shift
+
+
+def apply_stage(blk, acc: torch.Tensor) -> torch.Tensor:
+    """The output stage of blk on its int64 (or F32 float) accumulator (N, C, H, W): the
+    activation's integer levels (SIGN/MULTI/REQUANT) or the AFFINE scores, float64."""
+    dev = acc.device
+    f32 = blk.w_enc == "F32"
+    if blk.out == "AFFINE":
+        mul = torch.as_tensor(blk.mul, device=dev).view(1, -1, 1, 1)
+        add = torch.as_tensor(blk.add, device=dev).view(1, -1, 1, 1)
+        if f32:  # floor(acc * mul + add), each operation rounded to float32
+            y = torch.floor((acc * mul.float() + add.float()).to(torch.float64))
+        else:
+            y = torch.div(acc * mul + add, 2**blk.shift, rounding_mode="floor")
+        return y.clamp(I32_MIN, I32_MAX).to(torch.float64)
+    olv = torch.as_tensor(blk.out_levels, dtype=torch.float64, device=dev)
+    if blk.out == "REQUANT":  # clamp((acc * mul + add) >> shift, 0, 2**bits - 1), 64-bit
+        mul = torch.as_tensor(np.asarray(blk.mul, np.int64), device=dev).view(1, -1, 1, 1)
+        add = torch.as_tensor(np.asarray(blk.add, np.int64), device=dev).view(1, -1, 1, 1)
+        code = torch.bitwise_right_shift(acc.to(torch.long) * mul + add, blk.shift)
+        return olv[code.clamp(0, (1 << blk.out_bits) - 1)]
+    thr = np.asarray(blk.thr, np.float32 if f32 else np.int64).reshape(len(blk.flip), -1)
+    thr = torch.as_tensor(thr, device=dev)  # (N, L), non-decreasing (flip: non-increasing)
+    flip = torch.as_tensor(blk.flip, device=dev).view(-1, 1)
+    if thr.shape[1] == 1:  # SIGN
+        t, f = thr.view(1, -1, 1, 1), flip.view(1, -1, 1, 1)
+        code = torch.where(f, acc <= t, acc >= t).long()
+    else:  # code = #{i : thr_i <= acc} (flip: #{i : -thr_i <= -acc}), a sorted search per channel
+        s = torch.where(flip, -thr, thr).contiguous()
+        v = acc.to(thr.dtype).transpose(0, 1).reshape(len(s), -1)
+        code = torch.searchsorted(s, torch.where(flip, -v, v).contiguous(), right=True)
+        code = code.reshape(acc.shape[1], acc.shape[0], *acc.shape[2:]).transpose(0, 1)
+    return olv[code]
 
 
 def _thresholds(a: np.ndarray, b: np.ndarray, t: np.ndarray, f32: bool = False):
@@ -779,6 +896,9 @@ def _graph(folded: Folded, model=None, meta: dict | None = None, classes=None,
         pt = np.float32 if fb.w_enc == "F32" else np.int32
         if fb.out == "AFFINE":
             kw.update(mul=fb.mul.astype(pt), add=fb.add.astype(pt), shift=fb.shift)
+        elif fb.out == "REQUANT":
+            kw.update(mul=fb.mul.astype(np.int32), add=fb.add.astype(np.int32), shift=fb.shift,
+                      out_bits=fb.out_bits)
         else:
             kw.update(thr=fb.thr.astype(pt), flip=fb.flip.astype(bool), out_bits=fb.out_bits)
         layers.append(Conv(**kw))
@@ -859,28 +979,7 @@ def _run(folded: Folded, px, keep: bool = False):
             w = torch.as_tensor(fb.values, dtype=torch.float64, device=dev)
             acc = torch.round(F.conv2d(x, w, stride=fb.stride, padding=fb.pad)).to(torch.long)
         accs.append(acc)
-        if fb.out == "AFFINE":
-            mul = torch.as_tensor(fb.mul, device=dev).view(1, -1, 1, 1)
-            add = torch.as_tensor(fb.add, device=dev).view(1, -1, 1, 1)
-            if f32:  # floor(acc * mul + add), each operation rounded to float32
-                y = torch.floor((acc * mul.float() + add.float()).to(torch.float64))
-            else:
-                y = torch.div(acc * mul + add, 2**fb.shift, rounding_mode="floor")
-            x = y.clamp(I32_MIN, I32_MAX).to(torch.float64)
-        else:
-            thr = np.asarray(fb.thr, np.float32 if f32 else np.int64).reshape(len(fb.flip), -1)
-            thr = torch.as_tensor(thr, device=dev)  # (N, L), non-decreasing (flip: non-increasing)
-            flip = torch.as_tensor(fb.flip, device=dev).view(-1, 1)
-            if thr.shape[1] == 1:  # SIGN
-                t, f = thr.view(1, -1, 1, 1), flip.view(1, -1, 1, 1)
-                code = torch.where(f, acc <= t, acc >= t).long()
-            else:  # code = #{i : thr_i <= acc} (flip: #{i : -thr_i <= -acc}), a sorted search per channel
-                s = torch.where(flip, -thr, thr).contiguous()
-                v = acc.to(thr.dtype).transpose(0, 1).reshape(len(s), -1)
-                code = torch.searchsorted(s, torch.where(flip, -v, v).contiguous(), right=True)
-                code = code.reshape(acc.shape[1], acc.shape[0], *acc.shape[2:]).transpose(0, 1)
-            olv = torch.as_tensor(fb.out_levels, dtype=torch.float64, device=dev)
-            x = olv[code]
+        x = apply_stage(fb, acc)
         if keep:
             values.append(x)
     # scores in HWC flatten order (the runtime's)
@@ -996,7 +1095,7 @@ def verify_blob(model: nn.Module, folded: Folded, blob: bytes, px) -> dict:
             f"the C runtime's scores differ from the exported graph's integer forward on {len(bad)} of "
             f"{len(ref)} inputs (first: {int(bad[0])}); this is an edgeq bug, please report it")
     report = {"images": int(len(ref)), "threshold_ties": 0, "score_ties": 0}
-    y = _float_check(model, folded, px_np, values, report)
+    y = _float_check(model, folded, px_np, values, report, accs)
     fb = folded.blocks[-1]
     y = y.reshape(len(ref), -1)
     accmax = float(accs[-1].abs().amax().item()) if len(accs[-1]) else 0.0
@@ -1023,10 +1122,15 @@ def verify_blob(model: nn.Module, folded: Folded, blob: bytes, px) -> dict:
     return report
 
 
-def _float_check(model: nn.Module, folded: Folded, px: np.ndarray, values: list, report: dict) -> np.ndarray:
+def _float_check(model: nn.Module, folded: Folded, px: np.ndarray, values: list, report: dict,
+                 accs: list | None = None) -> np.ndarray:
     """Run the model's traced forward in float64 on px, comparing each quantizer's output with the
-    integer graph's activation there (and continuing from the graph's value); returns the output."""
+    integer graph's activation there (and continuing from the graph's value); returns the output.
+    A REQUANT stage may differ from the quantizer within `_stage_tol` of a threshold (accs: the
+    blocks' accumulators on px, as `_run` gives them)."""
     m64 = copy.deepcopy(model).cpu().double().eval()
+    accmax = {id(b): float(a.abs().amax().item()) if a.numel() else 0.0
+              for b, a in zip(folded.blocks, accs or [])}
     gm, prefix = trace(m64)
     x_in = values[0] * folded.pre.scale
 
@@ -1046,6 +1150,8 @@ def _float_check(model: nn.Module, folded: Folded, px: np.ndarray, values: list,
                 t = torch.as_tensor(fb.thresholds, dtype=torch.float64)
                 d = (y.unsqueeze(-1) - t).abs().amin(-1)
                 tol = (1e-4 if fb.w_enc == "F32" else 1e-9) * (1 + t.abs().max())
+                if fb.out == "REQUANT":
+                    tol = tol + _stage_tol(fb, accmax.get(id(fb), acc_bound(fb) or 0.0))
                 if bool((d > tol).any()):
                     raise ExportMismatchError(
                         f"node '{_label(n, prefix)}': the model's activations differ from the exported "

@@ -12,9 +12,14 @@ clip is the `percentile` of the ReLU's input on the calibration images (run thro
 model).  BatchNorm, MaxPool2d, Flatten and Dropout stay as they are (export folds batch norm into
 the integer stages).  The result is an ordinary torch module: fine-tune it, then export it.
 
-Size: the IR's hidden stages are thresholds (an AFFINE requantization exists only as the last
-layer's output), so a k-bit activation costs (2**k - 1) int32 thresholds per channel: 8-bit
-activations cost 1020 bytes per channel, 4-bit 60.  `edgeq info` shows the honest total.
+Size: a QReLU's levels are uniform, so with act_bits >= 4 export folds batch norm + QReLU into a
+REQUANT stage, code = clamp((acc * mul + add) >> shift, 0, 2**k - 1): 8 bytes per channel (an int32
+mul and add) instead of 2**k - 1 int32 thresholds (1,020 bytes per channel at 8 bits, 60 at 4).
+mul/add are the stage's real slope and offset rounded at the largest shift that keeps them in
+int32, so a value moves by one code only within step * (|acc|/2 + 1/2) / 2**shift of a threshold;
+the export proof allows exactly that (`edgeq.train.export._requant`).  Below 4 bits the MULTI
+thresholds stay (exact, 12 bytes per channel at 2 bits).  `edgeq info` shows the weights' bits per
+weight, the stages' bytes and the whole blob.
 """
 
 from __future__ import annotations
@@ -89,7 +94,7 @@ def quantize(float_model: nn.Module, calibration_data, *, weights: str = "int8",
             relus.append(q)
     gm.recompile()
     # calibration: the QReLUs pass a float ReLU through and record their inputs
-    px = torch.as_tensor(np.asarray(calibration_data))
+    px = torch.as_tensor(np.array(calibration_data))  # a writable copy
     with torch.no_grad():
         for i in range(0, len(px), 256):
             gm(px[i:i + 256])
