@@ -68,6 +68,8 @@ struct eq_host_plan {
     uint32_t n_layers;
     eq_hl_t *layers;
     uint32_t chunk;       /* images per chunk */
+    int per_image;        /* 1: a blob 1.1 model (DAG inputs, groups, per-axis stride/pad,
+                             AVGPOOL/ADD/CONCAT, REQUANT): each image runs through eq_model_run */
     uint32_t rowbuf;      /* bytes of the im2col block buffer */
     uint32_t accbuf;      /* bytes of the GEMM output block */
     pthread_mutex_t lock; /* guards cache: the first thread's buffers, kept between calls */
@@ -465,6 +467,13 @@ eq_status_t eq_host_plan_new(const eq_model_t *m, eq_host_plan_t **out)
         st = eq_model_layer(m, i, &h->v);
         if (st != EQ_OK) break;
         h->in_levels = levels;
+        /* The batched kernels below know blob 1.0 graphs only (a chain, square windows, one
+         * group, three stages). A model using any 1.1 feature runs image by image through the
+         * firmware's executor eq_model_run instead: the same answers, without the batching. */
+        if (m->v11) {
+            h->kind = EQ_KIND_FALLBACK;
+            continue;
+        }
         if (h->v.op == EQ_OP_CONV) {
             const uint32_t n = h->v.out_c;
             h->taps = h->v.kh * h->v.kw;
@@ -515,6 +524,7 @@ eq_status_t eq_host_plan_new(const eq_model_t *m, eq_host_plan_t **out)
         eq_host_plan_free(p);
         return st;
     }
+    p->per_image = m->v11 != 0u;
     p->chunk = EQ_CHUNK_BYTES / m->max_act;
     p->chunk = p->chunk < 1u ? 1u : p->chunk > 64u ? 64u : p->chunk;
     *out = p;
@@ -812,6 +822,7 @@ static eq_status_t eq_conv_rows(const eq_layer_view_t *v, const void *in, uint8_
     eq_conv_shape_t s;
     eq_weights_t wd;
     uint32_t oy, n_pix = v->out_w;
+    memset(&s, 0, sizeof s); /* a 1.0 layer: square stride / pad */
     s.in_h = (uint16_t)v->in_h;
     s.in_w = (uint16_t)v->in_w;
     s.in_c = (uint16_t)v->in_c;
@@ -928,6 +939,18 @@ static eq_status_t eq_run_range(const eq_host_plan_t *p, const uint8_t *px, uint
 {
     const eq_model_t *m = p->m;
     uint32_t b0, b, i;
+    if (p->per_image) { /* ws->act[0]: an arena of m->arena_need bytes (eq_job) */
+        const uint32_t in_bytes = wire ? m->input_wire : m->input_pixels;
+        (void)u8_kind;
+        for (b = i0; b < i1; ++b) {
+            const eq_status_t st = eq_model_run(m, px + (size_t)b * in_bytes, in_bytes,
+                                                wire ? EQ_INPUT_WIRE : EQ_INPUT_PIXELS, ws->act[0],
+                                                m->arena_need, scores + (size_t)b * m->n_classes,
+                                                m->n_classes, cls ? cls + b : NULL, NULL, 0, NULL, 0);
+            if (st != EQ_OK) return st;
+        }
+        return EQ_OK;
+    }
     for (b0 = i0; b0 < i1; b0 += p->chunk) {
         const uint32_t nimg = i1 - b0 < p->chunk ? i1 - b0 : p->chunk;
         uint32_t cur = 0, stride;
@@ -996,7 +1019,8 @@ static void *eq_job(void *arg)
     const size_t act = (size_t)p->chunk * p->m->max_act;
     const size_t accb = ((p->accbuf > p->m->acc_row ? p->accbuf : p->m->acc_row) + 7u) & ~(size_t)7u;
     const size_t rowb = (p->rowbuf + 63u) & ~(size_t)63u;
-    const size_t need = 3u * act + rowb + accb + 4u * EQ_MAX_MB;
+    const size_t need = p->per_image ? (size_t)p->m->arena_need + 8u
+                                     : 3u * act + rowb + accb + 4u * EQ_MAX_MB;
     uint8_t *mem = NULL;
     int cached = 0;
     eq_ws_t ws;
@@ -1014,6 +1038,10 @@ static void *eq_job(void *arg)
     if (!mem) mem = (uint8_t *)malloc(need);
     if (!mem) {
         j->st = EQ_ERR_ARENA;
+    } else if (p->per_image) { /* malloc: aligned for any type, 8 at least */
+        memset(&ws, 0, sizeof ws);
+        ws.act[0] = mem;
+        j->st = eq_run_range(p, j->px, j->wire, j->i0, j->i1, j->scores, j->cls, j->u8_kind, &ws);
     } else {
         /* act is a multiple of 8 (max_act is), rowb of 64, accb of 8: all 8-byte aligned */
         ws.act[0] = mem;

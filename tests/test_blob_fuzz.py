@@ -274,7 +274,7 @@ def _clang_fuzzer(tmp_path):
     exe = tmp_path / "fuzz_blob"
     r = subprocess.run([clang, "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-fsanitize=fuzzer,address,undefined",
                         "-fno-sanitize-recover=all", "-Ifirmware/include", "-Ifirmware/runtime",
-                        "-Itests/c", "tests/c/fuzz_blob.c", "firmware/runtime/eq_runtime.c",
+                        "-Itests/c", "tests/c/fuzz_blob.c", "firmware/runtime/eq_load.c", "firmware/runtime/eq_exec.c",
                         *sorted(f"firmware/kernels/{f}" for f in os.listdir("firmware/kernels")
                                 if f.endswith(".c")),
                         "-o", str(exe)], capture_output=True, text=True, cwd=ROOT)

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNELS = sorted(glob.glob(os.path.join(ROOT, "firmware", "kernels", "*.c")))
 INC = ["-I", os.path.join(ROOT, "firmware", "include"), "-I", os.path.join(ROOT, "host"),
        "-I", os.path.join(ROOT, "firmware", "runtime")]
-RUNTIME = [os.path.join(ROOT, "firmware", "runtime", "eq_runtime.c")]  # the host executor uses it
+RUNTIME = sorted(glob.glob(os.path.join(ROOT, "firmware", "runtime", "*.c")))  # the host executor uses it
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 DRIVER = r"""

@@ -344,3 +344,83 @@ def test_planner_never_overlaps_live_values():
                     if a < b:
                         assert offs[a] + sizes[a] <= offs[b] or offs[b] + sizes[b] <= offs[a], (seed, i, a, b)
         assert peak == max(o + z for o, z in zip(offs, sizes)) <= sum(sizes)
+
+
+def test_blobgen_dag_regression_blobs_refused_by_the_python_reader():
+    import blobgen
+
+    base = blobgen.dag_base_blob()
+    g = pack.read_blob(base)  # the base is valid, uses every 1.1 op and runs
+    assert {"Add", "AvgPool", "Concat", "MaxPool", "Flatten"} <= {type(layer).__name__ for layer in g.layers}
+    assert refnet.run(g, np.zeros((1, 1, 6, 6), np.uint8))[0].shape == (1, 10)
+    assert pack.read_blob(blobgen.dag_too_many_layers(spec.MAX_DAG_LAYERS))  # 255 layers: fine
+    cases = blobgen.dag_regression_blobs()
+    assert len({name for name, _, _ in cases}) == len(cases)
+    for name, blob, _ in cases:
+        with pytest.raises(BlobFormatError):
+            pack.read_blob(blob)
+            pytest.fail(name)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_dag_round_trip(seed):
+    """random_dag graphs: pack -> read -> pack is byte-identical, the reference agrees on the
+    read-back graph, and the header's arena is the planner's."""
+    from edgeq.reference.testing import random_dag
+
+    g = random_dag(seed)
+    blob = pack.write_blob(g)
+    g2 = pack.read_blob(blob)
+    assert pack.write_blob(g2) == blob
+    x = np.random.default_rng(seed).integers(0, 256, (3,) + g.input_shape).astype(np.uint8)
+    assert np.array_equal(refnet.run(g, x)[0], refnet.run(g2, x)[0])
+    assert pack.read_header(blob)["arena_size"] == pack.arena_size(pack.canonical(g))
+
+
+def test_random_dag_covers_every_feature():
+    from edgeq.reference.testing import random_dag
+
+    seen = set()
+    for seed in range(40):
+        g = random_dag(seed)
+        blob = pack.write_blob(g)
+        seen.add(f"minor{pack.read_header(blob)['version_minor']}")
+        seen.add("1d" if g.input_shape[1] == 1 else "2d")
+        for i, s in enumerate(infer_shapes(g)):
+            layer = g.layers[i]
+            seen.add(type(layer).__name__)
+            if s.src != (i,):
+                seen.add("skip")
+            if isinstance(layer, Conv):
+                seen.add((layer.w_enc, "groups" if layer.g > 1 else "dense"))
+                if layer.sw != layer.stride or layer.pw != layer.pad:
+                    seen.add("non-square")
+            if hasattr(layer, "out"):
+                seen.add(layer.out)
+            if isinstance(layer, Add) and s.in_enc != s.in1_enc:
+                seen.add("add-mixed-enc")
+    want = {"minor0", "minor1", "1d", "2d", "Add", "AvgPool", "Concat", "MaxPool", "Conv", "skip",
+            "non-square", "SIGN", "MULTI", "AFFINE", "REQUANT", "add-mixed-enc"}
+    want |= {(e, k) for e in ("B1", "TERN", "TERN_SPARSE", "KBIT", "I8", "I16", "F32") for k in ("groups", "dense")}
+    assert want <= seen, want - seen
+
+
+def test_edgeq_info_shows_sources_groups_strides(tmp_path):
+    import json
+
+    import blobgen
+    from cliutil import edgeq
+
+    p = tmp_path / "dag.eqb"
+    p.write_bytes(blobgen.dag_base_blob())
+    info = json.loads(edgeq("info", p, "--json").stdout)
+    assert info["version"] == "1.1" and info["dag"] is True
+    rows = info["layers"]
+    assert [r["op"] for r in rows] == ["CONV", "CONV", "ADD", "CONV", "CONCAT", "AVGPOOL", "MAXPOOL",
+                                       "FLATTEN", "CONV"]
+    assert rows[2]["src"] == [1, 2] and rows[2]["in1_enc"] == "U8" and rows[2]["out_stage"] == "REQUANT"
+    assert rows[1]["groups"] == 8 and rows[5]["stride"] == 2 and rows[5]["stride_w"] == 3
+    assert info["arena_size"] == pack.arena_size(pack.read_blob(p.read_bytes()))
+    table = edgeq("info", p).stdout
+    for text in ("ADD", "CONCAT", "AVGPOOL", "REQUANT", "DAG", "g8", "2x3/2x3"):
+        assert text in table, text

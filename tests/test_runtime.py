@@ -184,7 +184,7 @@ def test_dense_layers_are_stored_flat():
     assert np.array_equal(Model(blob).predict(x)[1], refnet.run(g, x)[0])
 
 
-FUZZ_SRC = ["tests/c/fuzz_loader.c", "firmware/runtime/eq_runtime.c"]
+FUZZ_SRC = ["tests/c/fuzz_loader.c", "firmware/runtime/eq_load.c", "firmware/runtime/eq_exec.c"]
 
 
 def _asan_exe(tmp_path_factory, name: str, sources: list, flags=()) -> str:
@@ -335,7 +335,7 @@ def host_exec_exe(tmp_path_factory):
     import glob
 
     return _asan_exe(tmp_path_factory, "host_exec_check",
-                     ["tests/c/host_exec_check.c", "firmware/runtime/eq_runtime.c",
+                     ["tests/c/host_exec_check.c", "firmware/runtime/eq_load.c", "firmware/runtime/eq_exec.c",
                       *sorted(glob.glob("host/eq_*.c"))], ["-pthread"])
 
 

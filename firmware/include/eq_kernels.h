@@ -16,11 +16,25 @@ typedef int32_t eq_status_t;
 #define EQ_WORDS(bits) (((uint32_t)(bits) + 31u) / 32u)
 
 /* ---- convolution, one output row at a time (used by the blob runtime) ---------------------- */
+/* stride and pad are the vertical stride and padding; stride_w and pad_w are stored as in the
+ * blob's layer record: stride_w 0 = the same as stride, else the horizontal stride; pad_w 0 = the
+ * same as pad, else the horizontal padding + 1. A zero-filled struct is a square layer. Use
+ * eq_shape_stride_w / eq_shape_pad_w to read the horizontal values. */
 typedef struct {
     uint16_t in_h, in_w, in_c;
     uint16_t out_h, out_w, out_c;
     uint8_t kh, kw, stride, pad;
+    uint8_t stride_w, pad_w;
 } eq_conv_shape_t;
+
+static inline uint32_t eq_shape_stride_w(const eq_conv_shape_t *s)
+{
+    return s->stride_w ? s->stride_w : s->stride;
+}
+static inline uint32_t eq_shape_pad_w(const eq_conv_shape_t *s)
+{
+    return s->pad_w ? s->pad_w - 1u : s->pad;
+}
 
 typedef struct {
     uint8_t enc;             /* EQ_ENC_B1, EQ_ENC_TERN, EQ_ENC_TERN_SPARSE, EQ_ENC_KBIT, EQ_ENC_I8,
@@ -37,6 +51,16 @@ typedef struct {
  * Taps outside the input contribute 0. The caller (runtime) has validated shapes and weights. */
 eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *in,
                           const eq_weights_t *w, uint16_t oy, int32_t *acc);
+/* Grouped convolution (groups g >= 1, in_c % g == 0, out_c % g == 0): weights (N, kh, kw, C/g)
+ * in the layout of w->enc with C replaced by C/g; output channel n reads input channels
+ * [gi * C/g, (gi + 1) * C/g), gi = n / (N/g). g = 1 is eq_conv2d_row. Other groups: each
+ * group's input window is gathered into a stack buffer and run through eq_conv2d_row as a
+ * C/g-channel conv (TERN_SPARSE: a direct skip-zero loop). EQ_ERR_UNSUPPORTED when one output
+ * pixel's window of one group does not fit that buffer (eq_conv_grouped_fits() == 0). F32
+ * weights: acc is float32 (as eq_conv2d_row_f32). */
+int eq_conv_grouped_fits(const eq_conv_shape_t *s, uint8_t in_enc, uint32_t groups);
+eq_status_t eq_conv2d_row_grouped(const eq_conv_shape_t *s, uint32_t groups, uint8_t in_enc,
+                                  const void *in, const eq_weights_t *w, uint16_t oy, void *acc);
 /* F32 weights (N, kh, kw, in_c) float32: acc (out_w, out_c) float32, summed from +0.0f over the
  * in-bounds taps in (ky, kx, c) order as acc = acc + (a * w), each operation rounded to float32
  * (a = +-1 for B1, the code for U8). Build with -ffp-contract=off where FMA exists. */
@@ -53,6 +77,11 @@ void eq_threshold_multi_u8(const int32_t *acc, uint32_t n_pix, uint16_t c, const
 /* out (n_pix, c) int32 = sat32(((int64)acc * mul[n] + add[n]) >> shift) */
 void eq_affine_i32(const int32_t *acc, uint32_t n_pix, uint16_t c, const int32_t *mul,
                    const int32_t *add, uint8_t shift, int32_t *out);
+
+/* out (n_pix, c) uint8 = clamp(((int64)acc * mul[n] + add[n]) >> shift, 0, 2**out_bits - 1),
+ * arithmetic (flooring) shift, out_bits 1..8 (REQUANT stage) */
+void eq_requant_u8(const int32_t *acc, uint32_t n_pix, uint16_t c, const int32_t *mul,
+                   const int32_t *add, uint8_t shift, uint8_t out_bits, uint8_t *out);
 
 /* F32-weight layers: acc (n_pix, c) float32; thresholds float32; AFFINE
  * out = sat32(floor(acc * mul[n] + add[n])), each operation rounded to float32 (no FMA) */

@@ -28,7 +28,7 @@ static void eq_range(int32_t i0, uint32_t k, uint32_t n, uint32_t *lo, uint32_t 
 static void eq_taps(const eq_conv_shape_t *s, uint32_t oy, uint32_t ox, eq_taps_t *t)
 {
     t->iy0 = (int32_t)(oy * s->stride) - (int32_t)s->pad;
-    t->ix0 = (int32_t)(ox * s->stride) - (int32_t)s->pad;
+    t->ix0 = (int32_t)(ox * eq_shape_stride_w(s)) - (int32_t)eq_shape_pad_w(s);
     eq_range(t->iy0, s->kh, s->in_h, &t->ky0, &t->ky1);
     eq_range(t->ix0, s->kw, s->in_w, &t->kx0, &t->kx1);
 }
@@ -1165,10 +1165,12 @@ EQ_INLINE_ALWAYS void eq_sparse_advance(eq_sp_pos_t *ps, uint32_t c)
 /* ---- skip-zero ternary (either activation encoding) ---------------------------------------
  * Each weight row is decoded once per output row; every nonzero (ky, kx, c, sign) is applied to
  * all output columns whose tap is inside the input. */
+/* groups >= 1: rows of K = kh * kw * C/g; row n reads channels from (n / (N/g)) * C/g on */
 static eq_status_t eq_row_sparse(const eq_conv_shape_t *s, uint8_t in_enc, const void *in,
-                                 const uint8_t *data, uint32_t oy, int32_t *acc)
+                                 const uint8_t *data, uint32_t oy, int32_t *acc, uint32_t groups)
 {
-    const uint32_t n_out = s->out_c, c = s->in_c, cw = EQ_WORDS(c);
+    const uint32_t n_out = s->out_c, cf = s->in_c, cw = EQ_WORDS(cf), c = cf / groups;
+    const uint32_t npg = n_out / groups, sw = eq_shape_stride_w(s), pw = eq_shape_pad_w(s);
     const uint32_t kdim = (uint32_t)s->kh * s->kw * c;
     const uint32_t *row_off = (const uint32_t *)(const void *)data;
     const uint8_t *stream = data + 4u * (n_out + 1u);
@@ -1180,6 +1182,7 @@ static eq_status_t eq_row_sparse(const eq_conv_shape_t *s, uint8_t in_enc, const
 
     for (n = 0; n < n_out; ++n) {
         eq_sp_pos_t ps = {0, 0, 0};
+        const uint32_t cb = (n / npg) * c;
         uint32_t q, tap, ch;
         for (q = row_off[n]; q < row_off[n + 1]; ++q) {
             const uint32_t v = (stream[q >> 1] >> ((q & 1u) * 4u)) & 15u;
@@ -1196,15 +1199,15 @@ static eq_status_t eq_row_sparse(const eq_conv_shape_t *s, uint8_t in_enc, const
             iy = iy0 + (int32_t)ky;
             if (iy >= 0 && iy < (int32_t)s->in_h) {
                 for (ox = 0; ox < s->out_w; ++ox) {
-                    int32_t ix = (int32_t)(ox * s->stride) - (int32_t)s->pad + (int32_t)kx;
+                    int32_t ix = (int32_t)(ox * sw) - (int32_t)pw + (int32_t)kx;
                     uint32_t pix;
                     int32_t a;
                     if (ix < 0 || ix >= (int32_t)s->in_w) continue;
                     pix = (uint32_t)iy * s->in_w + (uint32_t)ix;
                     if (in_enc == EQ_ENC_B1)
-                        a = eq_act_b1((const uint32_t *)in + pix * cw, ch);
+                        a = eq_act_b1((const uint32_t *)in + pix * cw, cb + ch);
                     else
-                        a = (int32_t)((const uint8_t *)in)[pix * c + ch];
+                        a = (int32_t)((const uint8_t *)in)[pix * cf + cb + ch];
                     acc[ox * n_out + n] += sign * a;
                 }
             }
@@ -1305,7 +1308,7 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
             const eq_status_t st2 = eq_row_sparse_b1_dsp(s, a, (const uint8_t *)w->data, oy, acc);
             if (st2 != EQ_ERR_UNSUPPORTED) return st2;
 #endif
-            return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, acc);
+            return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, acc, 1u);
         }
         default: return EQ_ERR_UNSUPPORTED;
         }
@@ -1344,7 +1347,7 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
                            oy, acc);
             return EQ_OK;
         case EQ_ENC_TERN_SPARSE:
-            return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, acc);
+            return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, acc, 1u);
         default: return EQ_ERR_UNSUPPORTED;
         }
     }
@@ -1387,6 +1390,162 @@ eq_status_t eq_conv2d_row_f32(const eq_conv_shape_t *s, uint8_t in_enc, const vo
                 }
             }
             acc[ox * s->out_c + n] = sum;
+        }
+    }
+    return EQ_OK;
+}
+
+/* ---- grouped convolution (eq_kernels.h) ------------------------------------------------------
+ * Per group, per chunk of its output channels and per tile of output columns, the group's input
+ * window (the in-bounds rows and columns the tile's taps read, the group's C/g channels) is
+ * gathered into buf and run through eq_conv2d_row(_f32) as an ordinary C/g-channel conv of one
+ * output row whose padding is the number of taps left out above and to the left; its
+ * accumulators (tile, chunk) are then scattered into acc. Taps outside the input still
+ * contribute 0, and the kernels sum in the same order, so the result equals the direct loop. */
+#define EQ_G_BUF 512u /* words of one gathered window (2 KB of stack) */
+#define EQ_G_ACC 256u /* accumulators of one call (1 KB of stack) */
+
+static uint32_t eq_g_pixel_bytes(uint8_t in_enc, uint32_t cg)
+{
+    return in_enc == EQ_ENC_B1 ? 4u * EQ_WORDS(cg) : cg;
+}
+
+int eq_conv_grouped_fits(const eq_conv_shape_t *s, uint8_t in_enc, uint32_t groups)
+{
+    if (groups <= 1u) return 1;
+    if (!s || s->in_c % groups || s->out_c % groups) return 0;
+    return (uint64_t)s->kh * s->kw * eq_g_pixel_bytes(in_enc, s->in_c / groups) <= 4u * EQ_G_BUF;
+}
+
+/* bits [b0, b0 + n) of src -> dst (EQ_WORDS(n) words, pad bits 0) */
+static void eq_bits_extract(const uint32_t *src, uint32_t b0, uint32_t n, uint32_t *dst)
+{
+    const uint32_t nw = EQ_WORDS(n), sh = b0 & 31u;
+    uint32_t i;
+    src += b0 >> 5;
+    for (i = 0; i < nw; ++i) {
+        uint32_t v = src[i] >> sh;
+        if (sh && 32u * i + 32u - sh < n) v |= src[i + 1u] << (32u - sh);
+        dst[i] = v;
+    }
+    if (n & 31u) dst[nw - 1u] &= (1u << (n & 31u)) - 1u;
+}
+
+/* bytes of one output channel's weights, K = kh * kw * cg */
+static uint32_t eq_g_row_bytes(const eq_weights_t *w, uint32_t taps, uint32_t cg)
+{
+    const uint32_t k = taps * cg;
+    switch (w->enc) {
+    case EQ_ENC_B1: return 4u * taps * EQ_WORDS(cg);
+    case EQ_ENC_TERN: return 8u * taps * EQ_WORDS(cg);
+    case EQ_ENC_I8: return k;
+    case EQ_ENC_I16: return 2u * k;
+    case EQ_ENC_F32: return 4u * k;
+    default: /* KBIT */
+        return (uint32_t)(((uint64_t)k * eq_rule_kbit_slot_bits_for_rows(w->lut_rows) + 31u) / 32u * 4u);
+    }
+}
+
+eq_status_t eq_conv2d_row_grouped(const eq_conv_shape_t *s, uint32_t groups, uint8_t in_enc,
+                                  const void *in, const eq_weights_t *w, uint16_t oy, void *acc)
+{
+    union {
+        int32_t i[EQ_G_ACC];
+        float f[EQ_G_ACC];
+    } tmp;
+    uint32_t buf[EQ_G_BUF];
+    uint32_t cg, npg, sw, pw, taps, rows, bpp, max_cols, tw_buf, nch, wrow, gi, n0, ox0, x, y, j;
+    int32_t iy0, r0, r1;
+    const int f32 = w && w->enc == EQ_ENC_F32;
+    if (groups <= 1u)
+        return f32 ? eq_conv2d_row_f32(s, in_enc, in, (const float *)w->data, oy, (float *)acc)
+                   : eq_conv2d_row(s, in_enc, in, w, oy, (int32_t *)acc);
+    {
+        const eq_status_t st = eq_row_args(s, in_enc, in, w ? w->data : (const void *)0, acc, oy);
+        if (st != EQ_OK) return st;
+    }
+    if (s->in_c % groups || s->out_c % groups) return EQ_ERR_ARG;
+    if (w->enc == EQ_ENC_KBIT && (!w->lut || !w->lut_rows || !w->lut_cols)) return EQ_ERR_ARG;
+    cg = s->in_c / groups;
+    npg = s->out_c / groups;
+    if (w->enc == EQ_ENC_TERN_SPARSE)
+        return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, (int32_t *)acc, groups);
+    if (!eq_conv_grouped_fits(s, in_enc, groups)) return EQ_ERR_UNSUPPORTED;
+    sw = eq_shape_stride_w(s);
+    pw = eq_shape_pad_w(s);
+    if (!sw) return EQ_ERR_ARG;
+    taps = (uint32_t)s->kh * s->kw;
+    iy0 = (int32_t)(oy * s->stride) - (int32_t)s->pad;
+    r0 = iy0 < 0 ? 0 : iy0;
+    r1 = iy0 + (int32_t)s->kh < (int32_t)s->in_h ? iy0 + (int32_t)s->kh : (int32_t)s->in_h;
+    if (r1 <= r0) { /* every tap of this row outside the input: sums of nothing (+0) */
+        memset(acc, 0, (size_t)s->out_w * s->out_c * 4u);
+        return EQ_OK;
+    }
+    rows = (uint32_t)(r1 - r0);
+    bpp = eq_g_pixel_bytes(in_enc, cg);
+    max_cols = 4u * EQ_G_BUF / (rows * bpp); /* >= kw: the window fits (checked above) */
+    tw_buf = (max_cols - s->kw) / sw + 1u;
+    nch = npg < EQ_G_ACC ? npg : EQ_G_ACC;
+    wrow = eq_g_row_bytes(w, taps, cg);
+    for (gi = 0; gi < groups; ++gi) {
+        for (n0 = 0; n0 < npg; n0 += nch) {
+            const uint32_t nc = npg - n0 < nch ? npg - n0 : nch;
+            uint32_t tw = EQ_G_ACC / nc;
+            eq_weights_t wd = *w;
+            wd.data = (const uint8_t *)w->data + (size_t)(gi * npg + n0) * wrow;
+            if (tw > tw_buf) tw = tw_buf;
+            if (tw > s->out_w) tw = s->out_w;
+            for (ox0 = 0; ox0 < s->out_w; ox0 += tw) {
+                const uint32_t ow = s->out_w - ox0 < tw ? s->out_w - ox0 : tw;
+                const int32_t ix0 = (int32_t)(ox0 * sw) - (int32_t)pw;
+                const int32_t c0 = ix0 < 0 ? 0 : ix0;
+                int32_t c1 = ix0 + (int32_t)((ow - 1u) * sw + s->kw);
+                eq_conv_shape_t sub;
+                eq_status_t st;
+                if (c1 > (int32_t)s->in_w) c1 = (int32_t)s->in_w;
+                if (c1 <= c0) { /* the tile's taps are all outside the input */
+                    for (x = 0; x < ow; ++x)
+                        memset((uint8_t *)acc + ((size_t)(ox0 + x) * s->out_c + gi * npg + n0) * 4u, 0,
+                               (size_t)nc * 4u);
+                    continue;
+                }
+                for (y = 0; y < rows; ++y) {
+                    for (x = 0; x < (uint32_t)(c1 - c0); ++x) {
+                        const size_t pix = (size_t)((uint32_t)r0 + y) * s->in_w + (uint32_t)c0 + x;
+                        const size_t slot = (size_t)y * (uint32_t)(c1 - c0) + x;
+                        if (in_enc == EQ_ENC_B1)
+                            eq_bits_extract((const uint32_t *)in + pix * EQ_WORDS(s->in_c), gi * cg, cg,
+                                            buf + slot * EQ_WORDS(cg));
+                        else
+                            memcpy((uint8_t *)buf + slot * cg, (const uint8_t *)in + pix * s->in_c + gi * cg,
+                                   cg);
+                    }
+                }
+                memset(&sub, 0, sizeof sub);
+                sub.in_h = (uint16_t)rows;
+                sub.in_w = (uint16_t)(c1 - c0);
+                sub.in_c = (uint16_t)cg;
+                sub.out_h = 1u;
+                sub.out_w = (uint16_t)ow;
+                sub.out_c = (uint16_t)nc;
+                sub.kh = s->kh;
+                sub.kw = s->kw;
+                sub.stride = 1u;
+                sub.pad = (uint8_t)(r0 - iy0);
+                sub.stride_w = (uint8_t)sw;
+                sub.pad_w = (uint8_t)(c0 - ix0 + 1);
+                st = f32 ? eq_conv2d_row_f32(&sub, in_enc, buf, (const float *)wd.data, 0, tmp.f)
+                         : eq_conv2d_row(&sub, in_enc, buf, &wd, 0, tmp.i);
+                if (st != EQ_OK) return st;
+                for (x = 0; x < ow; ++x) {
+                    const size_t o = (size_t)(ox0 + x) * s->out_c + gi * npg + n0;
+                    if (f32)
+                        for (j = 0; j < nc; ++j) ((float *)acc)[o + j] = tmp.f[x * nc + j];
+                    else
+                        for (j = 0; j < nc; ++j) ((int32_t *)acc)[o + j] = tmp.i[x * nc + j];
+                }
+            }
         }
     }
     return EQ_OK;

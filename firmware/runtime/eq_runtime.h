@@ -25,8 +25,15 @@ typedef struct {
     uint32_t input_wire;     /* bytes of the wire input (packed bits for THRESH, else pixels) */
     uint32_t max_act;        /* largest activation in bytes, rounded up to 8 */
     uint32_t acc_row;        /* bytes of the accumulator row */
-    uint32_t arena_need;     /* 2 * max_act + acc_row */
+    uint32_t arena_need;     /* sequential: 2 * max_act + acc_row; DAG: planned peak + acc_row */
     uint32_t max_macs;       /* largest per-layer MAC count (informational) */
+    uint16_t version_minor;  /* the blob's minor version (<= EQ_BLOB_VERSION_MINOR) */
+    uint8_t dag;             /* 1: some layer names its inputs (src0/src1): values at val_off */
+    uint8_t v11;             /* 1: some layer uses a blob 1.1 feature (DAG inputs, groups,
+                                per-axis stride/pad, AVGPOOL/ADD/CONCAT, REQUANT) */
+    /* DAG blobs: byte offset in the arena of value v (0: the input, j + 1: layer j's output);
+     * sequential blobs ping-pong between offsets 0 and max_act (val_off unused) */
+    uint32_t val_off[EQ_MAX_DAG_LAYERS + 1u];
 } eq_model_t;
 
 /* input_kind for eq_model_run: EQ_INPUT_PIXELS or EQ_INPUT_WIRE (eq_spec.h) */
@@ -48,7 +55,8 @@ typedef struct {
  * overflow-checked, and a model whose input or arena would not fit is EQ_ERR_TOO_LARGE. */
 eq_status_t eq_model_load(eq_model_t *m, const uint8_t *blob, uint32_t size);
 
-/* Run the whole model (n_run = 0) or only its first n_run layers.
+/* Run the whole model (n_run = 0) or only its first n_run layers (in a DAG: act_out is value
+ * n_run, the output of layer n_run - 1).
  * scores: n_scores >= n_classes int32, filled when every layer ran (required when n_run = 0).
  * act_out (optional unless n_run stops early): receives the activation after layer n_run-1 in the
  * runtime layout; act_size must be >= eq_model_act_bytes(m, n_run - 1).
@@ -67,12 +75,16 @@ typedef struct {
     uint32_t op, in_enc, out_enc, out_stage;
     uint32_t in_h, in_w, in_c, out_h, out_w, out_c;
     uint32_t kh, kw, stride, pad, w_enc, w_bits, out_bits, shift;
+    uint32_t src0, src1;     /* input value ids (0 = the model input, j + 1 = layer j's output);
+                                src1 only for ADD / CONCAT (else 0) */
+    uint32_t groups;         /* CONV groups (>= 1) */
+    uint32_t stride_w, pad_w; /* horizontal stride and padding (stride, pad: vertical) */
     const void *weight;      /* weight tensor data (CONV) */
     uint32_t weight_bytes;
     const int32_t *lut;      /* KBIT: (lut_rows, lut_cols) int32 */
     uint32_t lut_rows, lut_cols;
-    const void *thr;         /* thresholds (SIGN/MULTI) or mul (AFFINE) */
-    const void *aux;         /* flip bytes (SIGN/MULTI) or add (AFFINE) */
+    const void *thr;         /* thresholds (SIGN/MULTI) or mul (AFFINE/REQUANT) */
+    const void *aux;         /* flip bytes (SIGN/MULTI) or add (AFFINE/REQUANT) */
 } eq_layer_view_t;
 
 /* Fill *v with layer i of a model that eq_model_load accepted. EQ_ERR_ARG if i is out of range. */

@@ -1,28 +1,9 @@
-/* edgeq blob runtime: loader (validates everything) and sequential graph executor.
+/* edgeq blob runtime, loader: field readers, validation (every offset, size, shape and code of
+ * a blob is checked before the executor may touch it), and the arena plan.
  * Semantics and layout: docs/blob-format.md. Field offsets: eq_spec.h (generated from edgeq/spec.py).
  */
-#include "eq_runtime.h"
-#include "eq_kernels.h"
+#include "eq_rt_private.h"
 #include "eq_conv_fast.h"
-
-#include <stddef.h>
-#include <string.h>
-
-/* ---- little-endian field access (never cast structs over the blob) ----------------------- */
-static uint32_t rd8(const uint8_t *p) { return p[0]; }
-static uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static int32_t rds16(const uint8_t *p) { return (int32_t)(int16_t)(uint16_t)rd16(p); }
-
-#define CHECK(cond, status) \
-    do {                    \
-        if (!(cond)) {      \
-            return (status); \
-        }                   \
-    } while (0)
 
 static const char *const k_status_strings[EQ_STATUS_COUNT] = EQ_STATUS_STRINGS;
 
@@ -77,13 +58,7 @@ static int eq_mul3_u32_ok(uint32_t a, uint32_t b, uint32_t c, uint32_t *r)
 /* ---- sizes (eq_rule_act_bytes and the other derived rules: generated in eq_spec.h) ---- */
 static uint64_t round8(uint64_t n) { return (n + 7u) & ~(uint64_t)7u; }
 
-/* ---- tensors -------------------------------------------------------------------------------- */
-typedef struct {
-    const uint8_t *data;
-    uint32_t nbytes, enc, bits, rank, d[4], aux;
-} tensor_t;
-
-static eq_status_t get_tensor(const eq_model_t *m, int32_t idx, tensor_t *t)
+eq_status_t eq_rt_tensor(const eq_model_t *m, int32_t idx, tensor_t *t)
 {
     const uint8_t *e;
     uint32_t off, end;
@@ -105,16 +80,8 @@ static eq_status_t get_tensor(const eq_model_t *m, int32_t idx, tensor_t *t)
     return EQ_OK;
 }
 
-/* ---- layer records -------------------------------------------------------------------------- */
-typedef struct {
-    uint32_t op, in_enc, out_enc, out_stage;
-    uint32_t in_h, in_w, in_c, out_h, out_w, out_c;
-    uint32_t kh, kw, stride, pad, w_enc, out_bits, shift;
-    int32_t t_weight, t_lut, t_thr, t_aux;
-    uint32_t macs;
-} layer_t;
 
-static void get_layer(const eq_model_t *m, uint32_t i, layer_t *L)
+void eq_rt_layer(const eq_model_t *m, uint32_t i, layer_t *L)
 {
     const uint8_t *e = m->blob + m->layer_off + i * EQ_LAYER_SIZE_BYTES;
     L->op = rd8(e + EQ_LAYER_OP);
@@ -139,6 +106,16 @@ static void get_layer(const eq_model_t *m, uint32_t i, layer_t *L)
     L->t_thr = rds16(e + EQ_LAYER_T_THR);
     L->t_aux = rds16(e + EQ_LAYER_T_AUX);
     L->macs = rd32(e + EQ_LAYER_MACS);
+    L->src0_raw = rd16(e + EQ_LAYER_SRC0);
+    L->src1_raw = rd16(e + EQ_LAYER_SRC1);
+    L->groups_raw = rd16(e + EQ_LAYER_GROUPS);
+    L->stride_w_raw = rd8(e + EQ_LAYER_STRIDE_W);
+    L->pad_w_raw = rd8(e + EQ_LAYER_PAD_W);
+    L->src0 = L->src0_raw ? L->src0_raw - 1u : i;
+    L->src1 = L->src1_raw ? L->src1_raw - 1u : 0u;
+    L->groups = L->groups_raw ? L->groups_raw : 1u;
+    L->stride_w = L->stride_w_raw ? L->stride_w_raw : L->stride;
+    L->pad_w = L->pad_w_raw ? L->pad_w_raw - 1u : L->pad;
 }
 
 /* bits above `c` in the last word of every padded row of `words_per_row` words must be zero */
@@ -227,15 +204,16 @@ static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uin
 {
     tensor_t t;
     eq_status_t st;
-    uint32_t n = L->out_c, cw = EQ_WORDS(L->in_c);
-    uint64_t k = (uint64_t)L->kh * L->kw * L->in_c;
+    const uint32_t cg = L->in_c / L->groups; /* groups divide in_c: checked by the caller */
+    uint32_t n = L->out_c, cw = EQ_WORDS(cg);
+    uint64_t k = (uint64_t)L->kh * L->kw * cg;
     const uint64_t amax = eq_rule_act_code_max(L->in_enc, in_levels);
-    st = get_tensor(m, L->t_weight, &t);
+    st = eq_rt_tensor(m, L->t_weight, &t);
     if (st != EQ_OK) {
         return st;
     }
     CHECK(t.enc == L->w_enc, EQ_ERR_SHAPE);
-    CHECK(t.d[0] == n && t.d[1] == L->kh && t.d[2] == L->kw && t.d[3] == L->in_c, EQ_ERR_SHAPE);
+    CHECK(t.d[0] == n && t.d[1] == L->kh && t.d[2] == L->kw && t.d[3] == cg, EQ_ERR_SHAPE);
     switch (L->w_enc) {
     case EQ_ENC_B1:
     case EQ_ENC_TERN: {
@@ -245,7 +223,7 @@ static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uin
         CHECK(eq_mul_u32_ok(rows, L->w_enc == EQ_ENC_TERN ? 2u : 1u, &rows), EQ_ERR_SHAPE);
         CHECK(eq_mul3_u32_ok(rows, cw, 4u, &bytes) && bytes == t.nbytes, EQ_ERR_SHAPE);
         *max_prod = eq_rule_weight_product_max(L->w_enc, amax);
-        return check_pad_bits((const uint32_t *)(const void *)t.data, rows, cw, L->in_c);
+        return check_pad_bits((const uint32_t *)(const void *)t.data, rows, cw, cg);
     }
     case EQ_ENC_TERN_SPARSE:
         *max_prod = eq_rule_weight_product_max(L->w_enc, amax);
@@ -273,7 +251,7 @@ static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uin
         if (st != EQ_OK) {
             return st;
         }
-        st = get_tensor(m, L->t_lut, &lut);
+        st = eq_rt_tensor(m, L->t_lut, &lut);
         if (st != EQ_OK) {
             return st;
         }
@@ -297,14 +275,15 @@ static eq_status_t check_conv_weights(const eq_model_t *m, const layer_t *L, uin
     }
 }
 
-static eq_status_t check_stage(const eq_model_t *m, const layer_t *L)
+/* the output stage's tensors (CONV, AVGPOOL, ADD); f32: float accumulators (F32 weights) */
+static eq_status_t check_stage(const eq_model_t *m, const layer_t *L, int f32)
 {
     tensor_t a, b;
     eq_status_t st;
     uint32_t n = L->out_c;
-    st = get_tensor(m, L->t_thr, &a);
+    st = eq_rt_tensor(m, L->t_thr, &a);
     if (st == EQ_OK) {
-        st = get_tensor(m, L->t_aux, &b);
+        st = eq_rt_tensor(m, L->t_aux, &b);
     }
     if (st != EQ_OK) {
         return st;
@@ -320,7 +299,7 @@ static eq_status_t check_stage(const eq_model_t *m, const layer_t *L)
             nthr = (1u << L->out_bits) - 1u;
         }
         CHECK(b.enc == EQ_ENC_U8 && b.nbytes == n, EQ_ERR_SHAPE);
-        if (L->w_enc == EQ_ENC_F32) {
+        if (f32) {
             return check_f32(&a, (uint64_t)n * nthr, 0, 0u);
         }
         CHECK(a.enc == EQ_ENC_I32 && (uint64_t)n * nthr * 4u == a.nbytes, EQ_ERR_SHAPE);
@@ -328,7 +307,7 @@ static eq_status_t check_stage(const eq_model_t *m, const layer_t *L)
     }
     if (L->out_stage == EQ_OUT_AFFINE) {
         CHECK(L->out_enc == EQ_ENC_I32 && L->shift < 32u, EQ_ERR_SHAPE);
-        if (L->w_enc == EQ_ENC_F32) {
+        if (f32) {
             CHECK(L->shift == 0u, EQ_ERR_SHAPE);
             st = check_f32(&a, n, 1, EQ_F32_MAX_EXP_MUL);
             return st != EQ_OK ? st : check_f32(&b, n, 1, EQ_F32_MAX_EXP_ADD);
@@ -337,10 +316,113 @@ static eq_status_t check_stage(const eq_model_t *m, const layer_t *L)
         CHECK(b.enc == EQ_ENC_I32 && b.nbytes == (uint64_t)n * 4u, EQ_ERR_SHAPE);
         return EQ_OK;
     }
+    if (L->out_stage == EQ_OUT_REQUANT) { /* integer layers only; 64-bit product, shift < 64 */
+        CHECK(!f32, EQ_ERR_UNSUPPORTED);
+        CHECK(L->out_enc == EQ_ENC_U8 && L->out_bits >= 1u && L->out_bits <= 8u, EQ_ERR_SHAPE);
+        CHECK(L->shift < 64u, EQ_ERR_SHAPE);
+        CHECK(a.enc == EQ_ENC_I32 && a.nbytes == (uint64_t)n * 4u, EQ_ERR_SHAPE);
+        CHECK(b.enc == EQ_ENC_I32 && b.nbytes == (uint64_t)n * 4u, EQ_ERR_SHAPE);
+        return EQ_OK;
+    }
     return EQ_ERR_UNSUPPORTED;
 }
 
+/* levels of the codes a stage writes (0: I32 values) */
+static uint32_t stage_levels(const layer_t *L)
+{
+    return L->out_stage == EQ_OUT_SIGN ? 2u
+           : (L->out_stage == EQ_OUT_MULTI || L->out_stage == EQ_OUT_REQUANT) ? (1u << L->out_bits)
+           : 0u;
+}
+
+/* AVGPOOL / ADD: the integer output stage of an (out_w, out_c) accumulator row; *lv = its levels */
+static eq_status_t check_acc_stage(const eq_model_t *m, const layer_t *L, uint64_t *acc_row, uint32_t *lv)
+{
+    const eq_status_t st = check_stage(m, L, 0);
+    if ((uint64_t)L->out_w * L->out_c * 4u > *acc_row) {
+        *acc_row = (uint64_t)L->out_w * L->out_c * 4u;
+    }
+    *lv = stage_levels(L);
+    return st;
+}
+
+/* shape of value v (0: the input, j + 1: layer j's output, j < the current layer) */
+typedef struct {
+    uint32_t enc, h, w, c;
+} vshape_t;
+
+static void value_shape(const eq_model_t *m, uint32_t v, uint32_t in_enc, vshape_t *s)
+{
+    layer_t P;
+    if (v == 0u) {
+        s->enc = in_enc;
+        s->h = m->in_h;
+        s->w = m->in_w;
+        s->c = m->in_c;
+        return;
+    }
+    eq_rt_layer(m, v - 1u, &P);
+    s->enc = P.out_enc;
+    s->h = P.out_h;
+    s->w = P.out_w;
+    s->c = P.out_c;
+}
+
+/* ADD: t_weight = I32 (2, C) multipliers, each |m| <= 2**30 */
+static eq_status_t check_add_weights(const eq_model_t *m, const layer_t *L)
+{
+    tensor_t t;
+    uint32_t i;
+    const eq_status_t st = eq_rt_tensor(m, L->t_weight, &t);
+    if (st != EQ_OK) {
+        return st;
+    }
+    CHECK(t.enc == EQ_ENC_I32 && t.rank == 2u && t.d[0] == 2u && t.d[1] == L->out_c, EQ_ERR_SHAPE);
+    CHECK(t.nbytes == (uint64_t)8u * L->out_c, EQ_ERR_SHAPE);
+    for (i = 0; i < 2u * L->out_c; i++) {
+        const int32_t v = (int32_t)rd32(t.data + 4u * i);
+        CHECK(v >= -(1 << 30) && v <= (1 << 30), EQ_ERR_BOUNDS);
+    }
+    return EQ_OK;
+}
+
+/* the window / stride / padding rule of CONV (pad < max(kh, kw), out = (in + 2 pad - k) / s + 1)
+ * and of the pools (pad 0, window inside the input) */
+static eq_status_t check_window(const layer_t *L, uint32_t h, uint32_t w, int pool)
+{
+    const uint32_t kmax = L->kh > L->kw ? L->kh : L->kw;
+    CHECK(L->kh >= 1u && L->kw >= 1u && L->stride >= 1u && L->stride_w >= 1u, EQ_ERR_SHAPE);
+    if (pool) {
+        CHECK(L->pad == 0u && L->pad_w == 0u && L->kh <= h && L->kw <= w, EQ_ERR_SHAPE);
+    }
+    CHECK(L->pad < kmax && L->pad_w < kmax, EQ_ERR_SHAPE);
+    CHECK(h + 2u * L->pad >= L->kh && w + 2u * L->pad_w >= L->kw, EQ_ERR_SHAPE);
+    CHECK(L->out_h == (h + 2u * L->pad - L->kh) / L->stride + 1u, EQ_ERR_SHAPE);
+    CHECK(L->out_w == (w + 2u * L->pad_w - L->kw) / L->stride_w + 1u, EQ_ERR_SHAPE);
+    return EQ_OK;
+}
+
+void eq_rt_conv_shape(const layer_t *L, eq_conv_shape_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->in_h = (uint16_t)L->in_h;
+    s->in_w = (uint16_t)L->in_w;
+    s->in_c = (uint16_t)L->in_c;
+    s->out_h = (uint16_t)L->out_h;
+    s->out_w = (uint16_t)L->out_w;
+    s->out_c = (uint16_t)L->out_c;
+    s->kh = (uint8_t)L->kh;
+    s->kw = (uint8_t)L->kw;
+    s->stride = (uint8_t)L->stride;
+    s->pad = (uint8_t)L->pad;
+    s->stride_w = (uint8_t)L->stride_w_raw;
+    s->pad_w = (uint8_t)L->pad_w_raw;
+}
+
+
 static eq_status_t model_load(eq_model_t *m, const uint8_t *blob, uint32_t size);
+static eq_status_t load_layers(eq_model_t *m, uint32_t in_enc, uint32_t in_levels);
+
 
 eq_status_t eq_model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
 {
@@ -357,9 +439,8 @@ static eq_status_t model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
 {
     static const uint8_t magic[4] = EQ_BLOB_MAGIC_BYTES;
     static const uint8_t zero4[4] = {0, 0, 0, 0};
-    uint32_t total, crc, i, enc, levels, h, w, c, pre;
-    uint64_t max_act, acc_row = 0, end;
-    eq_status_t st;
+    uint32_t total, crc, enc, levels, h, w, c, pre;
+    uint64_t end;
     const uint16_t endian_probe = 1u;
 
     CHECK(m != NULL && blob != NULL, EQ_ERR_ARG);
@@ -369,6 +450,8 @@ static eq_status_t model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
     CHECK(size >= EQ_HEADER_SIZE_BYTES, EQ_ERR_TRUNCATED);
     CHECK(memcmp(blob, magic, 4) == 0, EQ_ERR_MAGIC);
     CHECK(rd16(blob + EQ_HEADER_VERSION_MAJOR) == EQ_BLOB_VERSION_MAJOR, EQ_ERR_VERSION);
+    /* minor versions add compatible features: this runtime reads every minor up to its own */
+    CHECK(rd16(blob + EQ_HEADER_VERSION_MINOR) <= EQ_BLOB_VERSION_MINOR, EQ_ERR_VERSION);
     total = rd32(blob + EQ_HEADER_TOTAL_SIZE);
     CHECK(total <= size, EQ_ERR_TRUNCATED);
     CHECK(total >= EQ_HEADER_SIZE_BYTES, EQ_ERR_BOUNDS);
@@ -419,82 +502,205 @@ static eq_status_t model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
         return EQ_ERR_UNSUPPORTED;
     }
     m->input_wire = (uint32_t)eq_rule_wire_bytes(pre, m->input_pixels); /* <= input_pixels */
-    max_act = eq_rule_act_bytes(enc, h, w, c);
+    m->version_minor = (uint16_t)rd16(blob + EQ_HEADER_VERSION_MINOR);
+    return load_layers(m, enc, levels);
+}
+
+/* The layer table (its bounds checked by model_load): every layer's inputs, shapes, tensors and
+ * accumulator bound, then the arena plan. enc/levels: the preprocessed input (value 0). */
+static eq_status_t load_layers(eq_model_t *m, uint32_t in_enc, uint32_t in_levels)
+{
+    /* levels of each value's codes (0: I32). Sequential blobs read only value i at layer i,
+     * so two slots (v & 1) serve any number of layers; DAG blobs keep one per value. */
+    uint16_t lev[EQ_MAX_DAG_LAYERS + 1u];
+    uint8_t last[EQ_MAX_DAG_LAYERS + 1u], live[EQ_MAX_DAG_LAYERS + 1u]; /* layer ids <= 255 */
+    uint32_t sz[EQ_MAX_DAG_LAYERS + 1u];
+    uint32_t i, dag = 0;
+    uint64_t max_act, acc_row = 0, peak = 0;
+    vshape_t v0, v1;
+    eq_status_t st;
+    layer_t L;
+
+    for (i = 0; i < m->n_layers; i++) { /* a DAG blob names an input somewhere */
+        eq_rt_layer(m, i, &L);
+        if (L.src0_raw != 0u || L.src1_raw != 0u) {
+            dag = 1u;
+        }
+    }
+    CHECK(!dag || m->n_layers <= EQ_MAX_DAG_LAYERS, EQ_ERR_TOO_LARGE);
+    m->dag = (uint8_t)dag;
+#define LEV(v) lev[dag ? (v) : ((v) & 1u)]
+    LEV(0u) = (uint16_t)in_levels;
+    max_act = eq_rule_act_bytes(in_enc, m->in_h, m->in_w, m->in_c);
 
     for (i = 0; i < m->n_layers; i++) {
-        layer_t L;
-        get_layer(m, i, &L);
-        CHECK(L.in_enc == enc && L.in_h == h && L.in_w == w && L.in_c == c, EQ_ERR_SHAPE);
+        uint32_t lv = 0;
+        eq_rt_layer(m, i, &L);
+        /* inputs: earlier values only (topological order); src1 for ADD / CONCAT only */
+        CHECK(L.src0 <= i, EQ_ERR_SHAPE);
+        if (L.op == EQ_OP_ADD || L.op == EQ_OP_CONCAT) {
+            CHECK(L.src1_raw != 0u && L.src1 <= i, EQ_ERR_SHAPE);
+        } else {
+            CHECK(L.src1_raw == 0u, EQ_ERR_SHAPE);
+        }
+        if (L.op != EQ_OP_CONV) {
+            CHECK(L.groups_raw == 0u || L.groups_raw == 1u, EQ_ERR_SHAPE);
+        }
+        if (L.op != EQ_OP_CONV && L.op != EQ_OP_MAXPOOL && L.op != EQ_OP_AVGPOOL) {
+            CHECK(L.stride_w_raw == 0u && L.pad_w_raw == 0u, EQ_ERR_SHAPE);
+        }
+        if (L.src0_raw || L.src1_raw || L.groups_raw || L.stride_w_raw || L.pad_w_raw
+            || L.op > EQ_OP_FLATTEN || L.out_stage == EQ_OUT_REQUANT) {
+            m->v11 = 1u;
+        }
+        value_shape(m, L.src0, in_enc, &v0);
+        CHECK(L.in_enc == v0.enc && L.in_h == v0.h && L.in_w == v0.w && L.in_c == v0.c, EQ_ERR_SHAPE);
         if (L.op == EQ_OP_CONV) {
-            uint64_t max_prod = 0, k = (uint64_t)L.kh * L.kw * L.in_c;
-            CHECK(enc == EQ_ENC_B1 || enc == EQ_ENC_U8, EQ_ERR_UNSUPPORTED); /* no conv on I32 */
-            CHECK(L.kh >= 1u && L.kw >= 1u && L.stride >= 1u, EQ_ERR_SHAPE);
-            CHECK(L.pad < (L.kh > L.kw ? L.kh : L.kw), EQ_ERR_SHAPE);
-            CHECK(h + 2u * L.pad >= L.kh && w + 2u * L.pad >= L.kw, EQ_ERR_SHAPE);
-            CHECK(L.out_h == (h + 2u * L.pad - L.kh) / L.stride + 1u, EQ_ERR_SHAPE);
-            CHECK(L.out_w == (w + 2u * L.pad - L.kw) / L.stride + 1u, EQ_ERR_SHAPE);
+            const int f32 = L.w_enc == EQ_ENC_F32;
+            uint64_t max_prod = 0, k;
+            eq_conv_shape_t fs;
+            CHECK(v0.enc == EQ_ENC_B1 || v0.enc == EQ_ENC_U8, EQ_ERR_UNSUPPORTED); /* no conv on I32 */
+            st = check_window(&L, v0.h, v0.w, 0);
+            if (st != EQ_OK) {
+                return st;
+            }
             CHECK(L.out_c >= 1u, EQ_ERR_SHAPE);
-            st = check_conv_weights(m, &L, levels, &max_prod);
+            CHECK(v0.c % L.groups == 0u && L.out_c % L.groups == 0u, EQ_ERR_SHAPE);
+            eq_rt_conv_shape(&L, &fs);
+            /* a group's window must fit the grouped kernel's buffer (eq_kernels.h) */
+            CHECK(eq_conv_grouped_fits(&fs, (uint8_t)v0.enc, L.groups), EQ_ERR_UNSUPPORTED);
+            k = (uint64_t)L.kh * L.kw * (v0.c / L.groups);
+            st = check_conv_weights(m, &L, LEV(L.src0), &max_prod);
             if (st != EQ_OK) {
                 return st;
             }
             CHECK(eq_rule_acc_fits(k, max_prod), EQ_ERR_TOO_LARGE); /* int32 accumulators never overflow */
-            st = check_stage(m, &L);
+            st = check_stage(m, &L, f32);
             if (st != EQ_OK) {
                 return st;
             }
             if ((uint64_t)L.out_w * L.out_c * 4u > acc_row) {
                 acc_row = (uint64_t)L.out_w * L.out_c * 4u;
             }
-            if (L.w_enc != EQ_ENC_F32) { /* whole-layer fast path scratch (eq_conv_fast.h) */
-                eq_conv_shape_t fs;
-                uint64_t need;
-                fs.in_h = (uint16_t)L.in_h;
-                fs.in_w = (uint16_t)L.in_w;
-                fs.in_c = (uint16_t)L.in_c;
-                fs.out_h = (uint16_t)L.out_h;
-                fs.out_w = (uint16_t)L.out_w;
-                fs.out_c = (uint16_t)L.out_c;
-                fs.kh = (uint8_t)L.kh;
-                fs.kw = (uint8_t)L.kw;
-                fs.stride = (uint8_t)L.stride;
-                fs.pad = (uint8_t)L.pad;
-                need = round8(eq_conv_fast_scratch(&fs, (uint8_t)L.in_enc, (uint8_t)L.w_enc,
-                                                   (uint8_t)L.out_stage, 0u));
+            if (!f32) { /* whole-layer fast path scratch (eq_conv_fast.h) */
+                const uint64_t need = round8(eq_conv_fast_scratch(&fs, (uint8_t)L.in_enc, (uint8_t)L.w_enc,
+                                                                  (uint8_t)L.out_stage, 0u));
                 if (need > acc_row) {
                     acc_row = need;
                 }
             }
-            levels = (L.out_stage == EQ_OUT_SIGN) ? 2u : (L.out_stage == EQ_OUT_MULTI) ? (1u << L.out_bits) : 0u;
-        } else if (L.op == EQ_OP_MAXPOOL) {
-            CHECK(L.kh == L.kw && L.kh >= 1u && L.stride >= 1u && L.pad == 0u, EQ_ERR_SHAPE);
-            CHECK(L.kh <= h && L.kh <= w, EQ_ERR_SHAPE);
-            CHECK(L.out_enc == enc && L.out_c == c, EQ_ERR_SHAPE);
-            CHECK(L.out_h == (h - L.kh) / L.stride + 1u && L.out_w == (w - L.kw) / L.stride + 1u,
-                  EQ_ERR_SHAPE);
+            lv = stage_levels(&L);
+        } else if (L.op == EQ_OP_MAXPOOL || L.op == EQ_OP_AVGPOOL) {
+            st = check_window(&L, v0.h, v0.w, 1);
+            if (st != EQ_OK) {
+                return st;
+            }
+            CHECK(L.out_c == v0.c, EQ_ERR_SHAPE);
+            if (L.op == EQ_OP_MAXPOOL) {
+                CHECK(L.out_enc == v0.enc, EQ_ERR_SHAPE);
+                lv = LEV(L.src0);
+            } else { /* window sums of B1 (+-1) / U8 / I32 values, then the output stage */
+                st = check_acc_stage(m, &L, &acc_row, &lv);
+                if (st != EQ_OK) {
+                    return st;
+                }
+            }
         } else if (L.op == EQ_OP_FLATTEN) {
-            CHECK(L.out_enc == enc && L.out_h == 1u && L.out_w == 1u, EQ_ERR_SHAPE);
-            CHECK((uint64_t)h * w * c == L.out_c, EQ_ERR_SHAPE);
+            CHECK(L.out_enc == v0.enc && L.out_h == 1u && L.out_w == 1u, EQ_ERR_SHAPE);
+            CHECK((uint64_t)v0.h * v0.w * v0.c == L.out_c, EQ_ERR_SHAPE);
+            lv = LEV(L.src0);
+        } else if (L.op == EQ_OP_ADD || L.op == EQ_OP_CONCAT) {
+            value_shape(m, L.src1, in_enc, &v1);
+            CHECK(v1.h == v0.h && v1.w == v0.w && L.out_h == v0.h && L.out_w == v0.w, EQ_ERR_SHAPE);
+            if (L.op == EQ_OP_ADD) { /* encodings may differ */
+                CHECK(v1.c == v0.c && L.out_c == v0.c, EQ_ERR_SHAPE);
+                st = check_add_weights(m, &L);
+                if (st == EQ_OK) {
+                    st = check_acc_stage(m, &L, &acc_row, &lv);
+                }
+                if (st != EQ_OK) {
+                    return st;
+                }
+            } else {
+                CHECK(v1.enc == v0.enc && L.out_enc == v0.enc, EQ_ERR_SHAPE);
+                CHECK(L.out_c == v0.c + v1.c, EQ_ERR_SHAPE);
+                lv = LEV(L.src0) > LEV(L.src1) ? LEV(L.src0) : LEV(L.src1);
+            }
         } else {
             return EQ_ERR_UNSUPPORTED;
         }
-        enc = L.out_enc;
-        h = L.out_h;
-        w = L.out_w;
-        c = L.out_c;
-        if (eq_rule_act_bytes(enc, h, w, c) > max_act) {
-            max_act = eq_rule_act_bytes(enc, h, w, c);
+        LEV(i + 1u) = (uint16_t)lv;
+        if (eq_rule_act_bytes(L.out_enc, L.out_h, L.out_w, L.out_c) > max_act) {
+            max_act = eq_rule_act_bytes(L.out_enc, L.out_h, L.out_w, L.out_c);
         }
         if (L.macs > m->max_macs) {
             m->max_macs = L.macs;
         }
     }
-    CHECK((uint64_t)h * w * c == m->n_classes, EQ_ERR_SHAPE);
+#undef LEV
+    /* L: the last layer; its output (value n_layers) is the score vector */
+    CHECK((uint64_t)L.out_h * L.out_w * L.out_c == m->n_classes, EQ_ERR_SHAPE);
     max_act = round8(max_act);
     CHECK(2u * max_act + acc_row < 0x80000000ull, EQ_ERR_TOO_LARGE);
     m->max_act = (uint32_t)max_act;
     m->acc_row = (uint32_t)acc_row;
-    m->arena_need = (uint32_t)(2u * max_act + acc_row);
+    if (!dag) { /* sequential: ping-pong between two max_act buffers, as in blob 1.0 */
+        m->arena_need = (uint32_t)(2u * max_act + acc_row);
+        return EQ_OK;
+    }
+    /* DAG plan (docs/blob-format.md, "Arena"): last[v] = the last layer reading value v (a value
+     * nobody reads dies right after its producer; the final value lives to the end); value i + 1
+     * goes at the lowest offset among 0 and the ends of the live values where it overlaps none.
+     * Every value is below max_act <= 2**30, so n_layers + 1 of them sum below 2**39. */
+    for (i = 0; i <= m->n_layers; i++) {
+        last[i] = (uint8_t)(i == 0u ? 0u : i - 1u);
+    }
+    last[m->n_layers] = (uint8_t)m->n_layers;
+    for (i = 0; i < m->n_layers; i++) {
+        eq_rt_layer(m, i, &L);
+        if (L.src0 < m->n_layers && last[L.src0] < i) {
+            last[L.src0] = (uint8_t)i;
+        }
+        if (L.src1_raw && L.src1 < m->n_layers && last[L.src1] < i) {
+            last[L.src1] = (uint8_t)i;
+        }
+    }
+    for (i = 0; i <= m->n_layers; i++) {
+        vshape_t vs;
+        value_shape(m, i, in_enc, &vs);
+        sz[i] = (uint32_t)round8(eq_rule_act_bytes(vs.enc, vs.h, vs.w, vs.c)); /* <= max_act */
+    }
+    m->val_off[0] = 0u;
+    peak = sz[0];
+    for (i = 0; i < m->n_layers; i++) {
+        const uint64_t size = sz[i + 1u];
+        uint64_t best = UINT64_MAX;
+        uint32_t a, b, n_live = 0;
+        for (a = 0; a <= i; a++) {
+            if (last[a] >= i) {
+                live[n_live++] = (uint8_t)a;
+            }
+        }
+        for (a = 0; a <= n_live; a++) { /* candidates: the end of each live value, then 0 */
+            const uint64_t o = a < n_live ? (uint64_t)m->val_off[live[a]] + sz[live[a]] : 0u;
+            int ok = o < best;
+            for (b = 0; b < n_live && ok; b++) {
+                const uint64_t ob = m->val_off[live[b]];
+                if (o < ob + sz[live[b]] && ob < o + size) {
+                    ok = 0;
+                }
+            }
+            if (ok) {
+                best = o;
+            }
+        }
+        CHECK(best + size + acc_row < 0x80000000ull, EQ_ERR_TOO_LARGE);
+        m->val_off[i + 1u] = (uint32_t)best;
+        if (best + size > peak) {
+            peak = best + size;
+        }
+    }
+    m->arena_need = (uint32_t)(peak + acc_row);
     return EQ_OK;
 }
 
@@ -504,254 +710,8 @@ uint32_t eq_model_act_bytes(const eq_model_t *m, uint32_t layer)
     if (m == NULL || m->blob == NULL || layer >= m->n_layers) {
         return 0;
     }
-    get_layer(m, layer, &L);
+    eq_rt_layer(m, layer, &L);
     return (uint32_t)eq_rule_act_bytes(L.out_enc, L.out_h, L.out_w, L.out_c);
-}
-
-/* F32 weights: float accumulators in the int32 acc buffer (same size, 4-byte aligned) */
-static eq_status_t run_conv_f32(const layer_t *L, const eq_conv_shape_t *s, const void *in,
-                                const float *w, const float *thr, const uint8_t *aux, void *out,
-                                float *acc)
-{
-    uint32_t oy, n_pix = L->out_w;
-    for (oy = 0; oy < L->out_h; oy++) {
-        eq_status_t st = eq_conv2d_row_f32(s, (uint8_t)L->in_enc, in, w, (uint16_t)oy, acc);
-        if (st != EQ_OK) {
-            return st;
-        }
-        if (L->out_stage == EQ_OUT_SIGN) {
-            eq_threshold_sign_f32_b1(acc, n_pix, s->out_c, thr, aux,
-                                     (uint32_t *)out + (size_t)oy * n_pix * EQ_WORDS(L->out_c));
-        } else if (L->out_stage == EQ_OUT_MULTI) {
-            eq_threshold_multi_f32_u8(acc, n_pix, s->out_c, thr,
-                                      (uint16_t)((1u << L->out_bits) - 1u), aux,
-                                      (uint8_t *)out + (size_t)oy * n_pix * L->out_c);
-        } else {
-            eq_affine_f32_i32(acc, n_pix, s->out_c, thr, (const float *)(const void *)aux,
-                              (int32_t *)out + (size_t)oy * n_pix * L->out_c);
-        }
-    }
-    return EQ_OK;
-}
-
-static eq_status_t run_conv(const eq_model_t *m, const layer_t *L, const void *in, void *out,
-                            int32_t *acc)
-{
-    tensor_t wt, thr, aux;
-    eq_conv_shape_t s;
-    eq_weights_t wd;
-    uint32_t oy, n_pix = L->out_w;
-    eq_status_t st;
-    (void)get_tensor(m, L->t_weight, &wt); /* validated at load */
-    (void)get_tensor(m, L->t_thr, &thr);
-    (void)get_tensor(m, L->t_aux, &aux);
-    s.in_h = (uint16_t)L->in_h;
-    s.in_w = (uint16_t)L->in_w;
-    s.in_c = (uint16_t)L->in_c;
-    s.out_h = (uint16_t)L->out_h;
-    s.out_w = (uint16_t)L->out_w;
-    s.out_c = (uint16_t)L->out_c;
-    s.kh = (uint8_t)L->kh;
-    s.kw = (uint8_t)L->kw;
-    s.stride = (uint8_t)L->stride;
-    s.pad = (uint8_t)L->pad;
-    wd.enc = (uint8_t)L->w_enc;
-    wd.data = wt.data;
-    wd.lut = NULL;
-    wd.lut_rows = 0;
-    wd.lut_cols = 0;
-    if (L->w_enc == EQ_ENC_KBIT) {
-        tensor_t lut;
-        (void)get_tensor(m, L->t_lut, &lut);
-        wd.lut = (const int32_t *)(const void *)lut.data;
-        wd.lut_rows = (uint16_t)lut.d[0];
-        wd.lut_cols = (uint16_t)lut.d[1];
-    }
-    if (L->w_enc == EQ_ENC_F32) {
-        return run_conv_f32(L, &s, in, (const float *)(const void *)wt.data,
-                            (const float *)(const void *)thr.data, aux.data, out, (float *)(void *)acc);
-    }
-    {
-        eq_conv_job_t job;
-        job.s = &s;
-        job.in_enc = (uint8_t)L->in_enc;
-        job.in = in;
-        job.w = &wd;
-        job.out_stage = (uint8_t)L->out_stage;
-        job.out_bits = (uint8_t)L->out_bits;
-        job.shift = (uint8_t)L->shift;
-        job.lflags = 0u;
-        job.thr = thr.data;
-        job.aux = aux.data;
-        job.extra = NULL;
-        job.out = out;
-        job.scratch = acc;
-        job.scratch_bytes = m->acc_row;
-        st = eq_conv_fast(&job);
-        if (st != EQ_ERR_UNSUPPORTED) {
-            return st;
-        }
-    }
-    for (oy = 0; oy < L->out_h; oy++) {
-        st = eq_conv2d_row(&s, (uint8_t)L->in_enc, in, &wd, (uint16_t)oy, acc);
-        if (st != EQ_OK) {
-            return st;
-        }
-        if (L->out_stage == EQ_OUT_SIGN) {
-            uint32_t *o = (uint32_t *)out + (size_t)oy * n_pix * EQ_WORDS(L->out_c);
-            eq_threshold_sign_b1(acc, n_pix, s.out_c, (const int32_t *)(const void *)thr.data,
-                                 aux.data, o);
-        } else if (L->out_stage == EQ_OUT_MULTI) {
-            uint8_t *o = (uint8_t *)out + (size_t)oy * n_pix * L->out_c;
-            eq_threshold_multi_u8(acc, n_pix, s.out_c, (const int32_t *)(const void *)thr.data,
-                                  (uint16_t)((1u << L->out_bits) - 1u), aux.data, o);
-        } else {
-            int32_t *o = (int32_t *)out + (size_t)oy * n_pix * L->out_c;
-            eq_affine_i32(acc, n_pix, s.out_c, (const int32_t *)(const void *)thr.data,
-                          (const int32_t *)(const void *)aux.data, (uint8_t)L->shift, o);
-        }
-    }
-    return EQ_OK;
-}
-
-/* (H, W, C) -> (1, 1, H*W*C): B1 bits lose their per-pixel word padding; U8/I32 are already flat */
-static void run_flatten(const layer_t *L, const void *in, void *out)
-{
-    uint32_t n_pix = L->in_h * L->in_w, c = L->in_c;
-    if (L->in_enc == EQ_ENC_B1) {
-        const uint32_t *src = (const uint32_t *)in;
-        uint32_t *dst = (uint32_t *)out;
-        uint32_t cw = EQ_WORDS(c), p, ch, bit = 0;
-        memset(dst, 0, (size_t)EQ_WORDS(L->out_c) * 4u);
-        for (p = 0; p < n_pix; p++) {
-            for (ch = 0; ch < c; ch++, bit++) {
-                dst[bit >> 5] |= ((src[p * cw + (ch >> 5)] >> (ch & 31u)) & 1u) << (bit & 31u);
-            }
-        }
-    } else {
-        memcpy(out, in, (size_t)eq_rule_act_bytes(L->in_enc, L->in_h, L->in_w, c));
-    }
-}
-
-static void run_pool(const layer_t *L, const void *in, void *out)
-{
-    uint16_t h = (uint16_t)L->in_h, w = (uint16_t)L->in_w, c = (uint16_t)L->in_c;
-    uint8_t k = (uint8_t)L->kh, s = (uint8_t)L->stride;
-    if (L->in_enc == EQ_ENC_B1) {
-        eq_maxpool_b1((const uint32_t *)in, h, w, c, k, s, (uint32_t *)out);
-    } else if (L->in_enc == EQ_ENC_U8) {
-        eq_maxpool_u8((const uint8_t *)in, h, w, c, k, s, (uint8_t *)out);
-    } else {
-        eq_maxpool_i32((const int32_t *)in, h, w, c, k, s, (int32_t *)out);
-    }
-}
-
-eq_status_t eq_model_run(const eq_model_t *m, const uint8_t *input, uint32_t input_size,
-                         uint32_t input_kind, uint8_t *arena, uint32_t arena_size,
-                         int32_t *scores, uint32_t n_scores, uint32_t *cls,
-                         eq_profile_t *prof, uint32_t n_run, uint8_t *act_out, uint32_t act_size)
-{
-    uint8_t *cur, *nxt, *tmp;
-    int32_t *acc;
-    uint32_t i, t0 = 0, t_start = 0, last_enc;
-    layer_t L;
-    eq_status_t st;
-
-    CHECK(m != NULL && m->blob != NULL && input != NULL && arena != NULL, EQ_ERR_ARG);
-    CHECK(((uintptr_t)arena & 7u) == 0u, EQ_ERR_ARG);
-    CHECK(arena_size >= m->arena_need, EQ_ERR_ARENA);
-    CHECK(n_run <= m->n_layers, EQ_ERR_ARG);
-    if (n_run == 0u) {
-        n_run = m->n_layers;
-        CHECK(scores != NULL && n_scores >= m->n_classes, EQ_ERR_ARG);
-    }
-    if (act_out != NULL) {
-        CHECK(act_size >= eq_model_act_bytes(m, n_run - 1u), EQ_ERR_ARG);
-    } else {
-        CHECK(n_run == m->n_layers, EQ_ERR_ARG);
-    }
-    if (prof != NULL && prof->now != NULL) {
-        CHECK(prof->ticks != NULL && prof->n_ticks >= m->n_layers, EQ_ERR_ARG);
-        t_start = prof->now(prof->ctx);
-    }
-    cur = arena;
-    nxt = arena + m->max_act;
-    acc = (int32_t *)(void *)(arena + 2u * m->max_act);
-
-    if (input_kind == EQ_INPUT_PIXELS) {
-        CHECK(input_size == m->input_pixels, EQ_ERR_INPUT);
-        if (m->pre_mode == EQ_PRE_THRESH) {
-            eq_pack_threshold_chw_b1(input, m->in_c, m->in_h, m->in_w, m->pre_param, (uint32_t *)(void *)cur);
-        } else {
-            eq_quant_chw_u8(input, m->in_c, m->in_h, m->in_w,
-                            m->pre_mode == EQ_PRE_RAW ? 8u : m->pre_param, cur);
-        }
-    } else if (input_kind == EQ_INPUT_WIRE) {
-        CHECK(input_size == m->input_wire, EQ_ERR_INPUT);
-        if (m->pre_mode == EQ_PRE_THRESH) {
-            eq_unpack_wire_chw_b1(input, m->in_c, m->in_h, m->in_w, (uint32_t *)(void *)cur);
-        } else {
-            eq_quant_chw_u8(input, m->in_c, m->in_h, m->in_w,
-                            m->pre_mode == EQ_PRE_RAW ? 8u : m->pre_param, cur);
-        }
-    } else {
-        return EQ_ERR_ARG;
-    }
-
-    last_enc = EQ_ENC_B1;
-    for (i = 0; i < n_run; i++) {
-        if (prof != NULL && prof->now != NULL) {
-            t0 = prof->now(prof->ctx);
-        }
-        get_layer(m, i, &L);
-        if (L.op == EQ_OP_CONV) {
-            st = run_conv(m, &L, cur, nxt, acc);
-            if (st != EQ_OK) {
-                return st;
-            }
-        } else if (L.op == EQ_OP_FLATTEN) {
-            run_flatten(&L, cur, nxt);
-        } else {
-            run_pool(&L, cur, nxt);
-        }
-        if (prof != NULL && prof->now != NULL) {
-            prof->ticks[i] = prof->now(prof->ctx) - t0;
-        }
-        last_enc = L.out_enc;
-        tmp = cur;
-        cur = nxt;
-        nxt = tmp;
-    }
-
-    if (act_out != NULL) {
-        memcpy(act_out, cur, eq_model_act_bytes(m, n_run - 1u));
-    }
-    if (n_run == m->n_layers && scores != NULL && n_scores >= m->n_classes) {
-        uint32_t n = m->n_classes;
-        if (last_enc == EQ_ENC_I32) {
-            memcpy(scores, cur, (size_t)n * 4u);
-        } else if (last_enc == EQ_ENC_U8) {
-            for (i = 0; i < n; i++) {
-                scores[i] = cur[i];
-            }
-        } else {
-            /* B1 scores: the last layer's channels per pixel, padded to words */
-            const uint32_t *wd = (const uint32_t *)(const void *)cur;
-            uint32_t cw = EQ_WORDS(L.out_c), p, ch;
-            for (i = 0; i < n; i++) {
-                p = i / L.out_c;
-                ch = i % L.out_c;
-                scores[i] = ((wd[p * cw + ch / 32u] >> (ch % 32u)) & 1u) ? 1 : -1;
-            }
-        }
-        if (cls != NULL) {
-            *cls = eq_argmax_i32(scores, n);
-        }
-    }
-    if (prof != NULL && prof->now != NULL) {
-        prof->total = prof->now(prof->ctx) - t_start;
-    }
-    return EQ_OK;
 }
 
 eq_status_t eq_model_layer(const eq_model_t *m, uint32_t i, eq_layer_view_t *v)
@@ -760,7 +720,7 @@ eq_status_t eq_model_layer(const eq_model_t *m, uint32_t i, eq_layer_view_t *v)
     tensor_t t;
     CHECK(m != NULL && m->blob != NULL && v != NULL && i < m->n_layers, EQ_ERR_ARG);
     memset(v, 0, sizeof(*v));
-    get_layer(m, i, &L);
+    eq_rt_layer(m, i, &L);
     v->op = L.op;
     v->in_enc = L.in_enc;
     v->out_enc = L.out_enc;
@@ -778,23 +738,28 @@ eq_status_t eq_model_layer(const eq_model_t *m, uint32_t i, eq_layer_view_t *v)
     v->w_enc = L.w_enc;
     v->out_bits = L.out_bits;
     v->shift = L.shift;
-    if (L.op != EQ_OP_CONV) {
+    v->src0 = L.src0;
+    v->src1 = L.src1;
+    v->groups = L.groups;
+    v->stride_w = L.stride_w;
+    v->pad_w = L.pad_w;
+    if (L.op != EQ_OP_CONV && L.op != EQ_OP_AVGPOOL && L.op != EQ_OP_ADD) {
         return EQ_OK;
     }
-    if (get_tensor(m, L.t_weight, &t) == EQ_OK) {
+    if (L.op != EQ_OP_AVGPOOL && eq_rt_tensor(m, L.t_weight, &t) == EQ_OK) { /* ADD: m (2, C) */
         v->weight = t.data;
         v->weight_bytes = t.nbytes;
         v->w_bits = t.bits;
     }
-    if (L.w_enc == EQ_ENC_KBIT && get_tensor(m, L.t_lut, &t) == EQ_OK) {
+    if (L.w_enc == EQ_ENC_KBIT && eq_rt_tensor(m, L.t_lut, &t) == EQ_OK) {
         v->lut = (const int32_t *)(const void *)t.data;
         v->lut_rows = t.d[0];
         v->lut_cols = t.d[1];
     }
-    if (get_tensor(m, L.t_thr, &t) == EQ_OK) {
+    if (eq_rt_tensor(m, L.t_thr, &t) == EQ_OK) {
         v->thr = t.data;
     }
-    if (get_tensor(m, L.t_aux, &t) == EQ_OK) {
+    if (eq_rt_tensor(m, L.t_aux, &t) == EQ_OK) {
         v->aux = t.data;
     }
     return EQ_OK;

@@ -1,0 +1,422 @@
+/* edgeq blob runtime, executor: runs a model that eq_model_load (eq_load.c) validated.
+ * Semantics: docs/blob-format.md. Every value (the preprocessed input, each layer's output)
+ * lives in the arena at the place eq_model_load planned (eq_rt_value); the accumulator row
+ * sits after the values, at arena_need - acc_row.
+ */
+#include "eq_rt_private.h"
+#include "eq_conv_fast.h"
+
+/* the output stage of one row of n_pix accumulators (CONV, AVGPOOL, ADD) -> row oy of out */
+static void stage_row(const layer_t *L, const int32_t *acc, uint32_t n_pix, uint32_t oy,
+                      const tensor_t *thr, const tensor_t *aux, void *out)
+{
+    const uint16_t c = (uint16_t)L->out_c;
+    const size_t row = (size_t)oy * n_pix;
+    if (L->out_stage == EQ_OUT_SIGN) {
+        eq_threshold_sign_b1(acc, n_pix, c, (const int32_t *)(const void *)thr->data, aux->data,
+                             (uint32_t *)out + row * EQ_WORDS(c));
+    } else if (L->out_stage == EQ_OUT_MULTI) {
+        eq_threshold_multi_u8(acc, n_pix, c, (const int32_t *)(const void *)thr->data,
+                              (uint16_t)((1u << L->out_bits) - 1u), aux->data, (uint8_t *)out + row * c);
+    } else if (L->out_stage == EQ_OUT_REQUANT) {
+        eq_requant_u8(acc, n_pix, c, (const int32_t *)(const void *)thr->data,
+                      (const int32_t *)(const void *)aux->data, (uint8_t)L->shift, (uint8_t)L->out_bits,
+                      (uint8_t *)out + row * c);
+    } else {
+        eq_affine_i32(acc, n_pix, c, (const int32_t *)(const void *)thr->data,
+                      (const int32_t *)(const void *)aux->data, (uint8_t)L->shift, (int32_t *)out + row * c);
+    }
+}
+
+/* F32 weights: float accumulators in the int32 acc buffer (same size, 4-byte aligned) */
+static eq_status_t run_conv_f32(const layer_t *L, const eq_conv_shape_t *s, const void *in,
+                                const eq_weights_t *wd, const float *thr, const uint8_t *aux, void *out,
+                                float *acc)
+{
+    uint32_t oy, n_pix = L->out_w;
+    for (oy = 0; oy < L->out_h; oy++) {
+        eq_status_t st = eq_conv2d_row_grouped(s, L->groups, (uint8_t)L->in_enc, in, wd, (uint16_t)oy, acc);
+        if (st != EQ_OK) {
+            return st;
+        }
+        if (L->out_stage == EQ_OUT_SIGN) {
+            eq_threshold_sign_f32_b1(acc, n_pix, s->out_c, thr, aux,
+                                     (uint32_t *)out + (size_t)oy * n_pix * EQ_WORDS(L->out_c));
+        } else if (L->out_stage == EQ_OUT_MULTI) {
+            eq_threshold_multi_f32_u8(acc, n_pix, s->out_c, thr,
+                                      (uint16_t)((1u << L->out_bits) - 1u), aux,
+                                      (uint8_t *)out + (size_t)oy * n_pix * L->out_c);
+        } else {
+            eq_affine_f32_i32(acc, n_pix, s->out_c, thr, (const float *)(const void *)aux,
+                              (int32_t *)out + (size_t)oy * n_pix * L->out_c);
+        }
+    }
+    return EQ_OK;
+}
+
+static eq_status_t run_conv(const eq_model_t *m, const layer_t *L, const void *in, void *out,
+                            int32_t *acc)
+{
+    tensor_t wt, thr, aux;
+    eq_conv_shape_t s;
+    eq_weights_t wd;
+    uint32_t oy;
+    eq_status_t st;
+    (void)eq_rt_tensor(m, L->t_weight, &wt); /* validated at load */
+    (void)eq_rt_tensor(m, L->t_thr, &thr);
+    (void)eq_rt_tensor(m, L->t_aux, &aux);
+    eq_rt_conv_shape(L, &s);
+    wd.enc = (uint8_t)L->w_enc;
+    wd.data = wt.data;
+    wd.lut = NULL;
+    wd.lut_rows = 0;
+    wd.lut_cols = 0;
+    if (L->w_enc == EQ_ENC_KBIT) {
+        tensor_t lut;
+        (void)eq_rt_tensor(m, L->t_lut, &lut);
+        wd.lut = (const int32_t *)(const void *)lut.data;
+        wd.lut_rows = (uint16_t)lut.d[0];
+        wd.lut_cols = (uint16_t)lut.d[1];
+    }
+    if (L->w_enc == EQ_ENC_F32) {
+        return run_conv_f32(L, &s, in, &wd, (const float *)(const void *)thr.data, aux.data, out,
+                            (float *)(void *)acc);
+    }
+    /* the whole-layer fast paths see ordinary square layers only (their job has no groups) */
+    if (L->groups == 1u && L->stride_w == L->stride && L->pad_w == L->pad) {
+        eq_conv_job_t job;
+        job.s = &s;
+        job.in_enc = (uint8_t)L->in_enc;
+        job.in = in;
+        job.w = &wd;
+        job.out_stage = (uint8_t)L->out_stage;
+        job.out_bits = (uint8_t)L->out_bits;
+        job.shift = (uint8_t)L->shift;
+        job.lflags = 0u;
+        job.thr = thr.data;
+        job.aux = aux.data;
+        job.extra = NULL;
+        job.out = out;
+        job.scratch = acc;
+        job.scratch_bytes = m->acc_row;
+        st = eq_conv_fast(&job);
+        if (st != EQ_ERR_UNSUPPORTED) {
+            return st;
+        }
+    }
+    for (oy = 0; oy < L->out_h; oy++) {
+        st = L->groups == 1u ? eq_conv2d_row(&s, (uint8_t)L->in_enc, in, &wd, (uint16_t)oy, acc)
+                             : eq_conv2d_row_grouped(&s, L->groups, (uint8_t)L->in_enc, in, &wd,
+                                                     (uint16_t)oy, acc);
+        if (st != EQ_OK) {
+            return st;
+        }
+        stage_row(L, acc, L->out_w, oy, &thr, &aux, out);
+    }
+    return EQ_OK;
+}
+
+/* value of channel ch at pixel p of an activation: +-1 (B1), the code (U8), the value (I32) */
+static int32_t act_at(uint32_t enc, const void *a, uint32_t c, uint32_t p, uint32_t ch)
+{
+    if (enc == EQ_ENC_B1) {
+        const uint32_t *px = (const uint32_t *)a + (size_t)p * EQ_WORDS(c);
+        return ((px[ch >> 5] >> (ch & 31u)) & 1u) ? 1 : -1;
+    }
+    if (enc == EQ_ENC_U8) {
+        return ((const uint8_t *)a)[(size_t)p * c + ch];
+    }
+    return ((const int32_t *)a)[(size_t)p * c + ch];
+}
+
+static int32_t sat32(int64_t v)
+{
+    return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}
+
+/* AVGPOOL: acc = sat32(window sum) per channel (64-bit sums), then the output stage */
+static void run_avgpool(const eq_model_t *m, const layer_t *L, const void *in, void *out, int32_t *acc)
+{
+    tensor_t thr, aux;
+    const uint32_t c = L->in_c;
+    uint32_t oy, ox, ky, kx, ch;
+    (void)eq_rt_tensor(m, L->t_thr, &thr);
+    (void)eq_rt_tensor(m, L->t_aux, &aux);
+    for (oy = 0; oy < L->out_h; oy++) {
+        for (ox = 0; ox < L->out_w; ox++) {
+            for (ch = 0; ch < c; ch++) {
+                int64_t sum = 0;
+                for (ky = 0; ky < L->kh; ky++) {
+                    const uint32_t row = (oy * L->stride + ky) * L->in_w + ox * L->stride_w;
+                    for (kx = 0; kx < L->kw; kx++) {
+                        sum += act_at(L->in_enc, in, c, row + kx, ch);
+                    }
+                }
+                acc[ox * c + ch] = sat32(sum);
+            }
+        }
+        stage_row(L, acc, L->out_w, oy, &thr, &aux, out);
+    }
+}
+
+/* ADD: acc = sat32(m0[c] * a0 + m1[c] * a1) (64-bit), then the output stage */
+static void run_add(const eq_model_t *m, const layer_t *L, uint32_t enc1, const void *a0,
+                    const void *a1, void *out, int32_t *acc)
+{
+    tensor_t wt, thr, aux;
+    const uint32_t c = L->out_c;
+    const int32_t *mul;
+    uint32_t oy, ox, ch;
+    (void)eq_rt_tensor(m, L->t_weight, &wt);
+    (void)eq_rt_tensor(m, L->t_thr, &thr);
+    (void)eq_rt_tensor(m, L->t_aux, &aux);
+    mul = (const int32_t *)(const void *)wt.data;
+    for (oy = 0; oy < L->out_h; oy++) {
+        for (ox = 0; ox < L->out_w; ox++) {
+            const uint32_t p = oy * L->out_w + ox;
+            for (ch = 0; ch < c; ch++) {
+                const int64_t v = (int64_t)mul[ch] * act_at(L->in_enc, a0, c, p, ch)
+                                  + (int64_t)mul[c + ch] * act_at(enc1, a1, c, p, ch);
+                acc[ox * c + ch] = sat32(v);
+            }
+        }
+        stage_row(L, acc, L->out_w, oy, &thr, &aux, out);
+    }
+}
+
+/* CONCAT: per pixel, src0's channels then src1's (B1: src1's bits shifted in after c0) */
+static void run_concat(const layer_t *L, uint32_t c1, const void *a0, const void *a1, void *out)
+{
+    const uint32_t n_pix = L->out_h * L->out_w, c0 = L->in_c, c = L->out_c;
+    uint32_t p;
+    if (L->in_enc == EQ_ENC_B1) {
+        const uint32_t w0 = EQ_WORDS(c0), w1 = EQ_WORDS(c1), wo = EQ_WORDS(c), sh = c0 & 31u;
+        for (p = 0; p < n_pix; p++) {
+            const uint32_t *s0 = (const uint32_t *)a0 + (size_t)p * w0;
+            const uint32_t *s1 = (const uint32_t *)a1 + (size_t)p * w1;
+            uint32_t *d = (uint32_t *)out + (size_t)p * wo, i;
+            for (i = 0; i < wo; i++) {
+                d[i] = i < w0 ? s0[i] : 0u; /* pad bits above c0 are 0 */
+            }
+            for (i = 0; i < w1; i++) { /* src1's pad bits are 0 too: nothing lands past c */
+                d[(c0 >> 5) + i] |= s1[i] << sh;
+                if (sh != 0u && (c0 >> 5) + i + 1u < wo) {
+                    d[(c0 >> 5) + i + 1u] |= s1[i] >> (32u - sh);
+                }
+            }
+        }
+    } else {
+        const uint32_t eb = L->in_enc == EQ_ENC_U8 ? 1u : 4u;
+        for (p = 0; p < n_pix; p++) {
+            uint8_t *d = (uint8_t *)out + (size_t)p * c * eb;
+            memcpy(d, (const uint8_t *)a0 + (size_t)p * c0 * eb, (size_t)c0 * eb);
+            memcpy(d + (size_t)c0 * eb, (const uint8_t *)a1 + (size_t)p * c1 * eb, (size_t)c1 * eb);
+        }
+    }
+}
+
+/* (H, W, C) -> (1, 1, H*W*C): B1 bits lose their per-pixel word padding; U8/I32 are already flat */
+static void run_flatten(const layer_t *L, const void *in, void *out)
+{
+    uint32_t n_pix = L->in_h * L->in_w, c = L->in_c;
+    if (L->in_enc == EQ_ENC_B1) {
+        const uint32_t *src = (const uint32_t *)in;
+        uint32_t *dst = (uint32_t *)out;
+        uint32_t cw = EQ_WORDS(c), p, ch, bit = 0;
+        memset(dst, 0, (size_t)EQ_WORDS(L->out_c) * 4u);
+        for (p = 0; p < n_pix; p++) {
+            for (ch = 0; ch < c; ch++, bit++) {
+                dst[bit >> 5] |= ((src[p * cw + (ch >> 5)] >> (ch & 31u)) & 1u) << (bit & 31u);
+            }
+        }
+    } else {
+        memcpy(out, in, (size_t)eq_rule_act_bytes(L->in_enc, L->in_h, L->in_w, c));
+    }
+}
+
+/* MAXPOOL: square windows and strides through the kernels; kh != kw or per-axis strides here
+ * (B1: OR of the bits = max of +-1; U8 / I32: max) */
+static void run_pool(const layer_t *L, const void *in, void *out)
+{
+    uint16_t h = (uint16_t)L->in_h, w = (uint16_t)L->in_w, c = (uint16_t)L->in_c;
+    uint8_t k = (uint8_t)L->kh, s = (uint8_t)L->stride;
+    uint32_t oy, ox, ky, kx, ch;
+    if (L->kh != L->kw || L->stride != L->stride_w) {
+        for (oy = 0; oy < L->out_h; oy++) {
+            for (ox = 0; ox < L->out_w; ox++) {
+                const uint32_t po = oy * L->out_w + ox;
+                if (L->in_enc == EQ_ENC_B1) {
+                    const uint32_t cw = EQ_WORDS(c);
+                    uint32_t *d = (uint32_t *)out + (size_t)po * cw, i;
+                    for (i = 0; i < cw; i++) {
+                        d[i] = 0u;
+                    }
+                    for (ky = 0; ky < L->kh; ky++) {
+                        for (kx = 0; kx < L->kw; kx++) {
+                            const uint32_t *a = (const uint32_t *)in
+                                                + ((size_t)(oy * L->stride + ky) * w + ox * L->stride_w + kx) * cw;
+                            for (i = 0; i < cw; i++) {
+                                d[i] |= a[i];
+                            }
+                        }
+                    }
+                    continue;
+                }
+                for (ch = 0; ch < c; ch++) {
+                    int32_t best = INT32_MIN;
+                    for (ky = 0; ky < L->kh; ky++) {
+                        for (kx = 0; kx < L->kw; kx++) {
+                            const int32_t v = act_at(L->in_enc, in, c,
+                                                     (oy * L->stride + ky) * w + ox * L->stride_w + kx, ch);
+                            best = v > best ? v : best;
+                        }
+                    }
+                    if (L->in_enc == EQ_ENC_U8) {
+                        ((uint8_t *)out)[(size_t)po * c + ch] = (uint8_t)best;
+                    } else {
+                        ((int32_t *)out)[(size_t)po * c + ch] = best;
+                    }
+                }
+            }
+        }
+        return;
+    }
+    if (L->in_enc == EQ_ENC_B1) {
+        eq_maxpool_b1((const uint32_t *)in, h, w, c, k, s, (uint32_t *)out);
+    } else if (L->in_enc == EQ_ENC_U8) {
+        eq_maxpool_u8((const uint8_t *)in, h, w, c, k, s, (uint8_t *)out);
+    } else {
+        eq_maxpool_i32((const int32_t *)in, h, w, c, k, s, (int32_t *)out);
+    }
+}
+
+/* encoding and channels of value v (0: the input) */
+static void value_enc_c(const eq_model_t *m, uint32_t v, uint32_t *enc, uint32_t *c)
+{
+    layer_t P;
+    if (v == 0u) {
+        *enc = m->pre_mode == EQ_PRE_THRESH ? EQ_ENC_B1 : EQ_ENC_U8;
+        *c = m->in_c;
+        return;
+    }
+    eq_rt_layer(m, v - 1u, &P);
+    *enc = P.out_enc;
+    *c = P.out_c;
+}
+
+eq_status_t eq_model_run(const eq_model_t *m, const uint8_t *input, uint32_t input_size,
+                         uint32_t input_kind, uint8_t *arena, uint32_t arena_size,
+                         int32_t *scores, uint32_t n_scores, uint32_t *cls,
+                         eq_profile_t *prof, uint32_t n_run, uint8_t *act_out, uint32_t act_size)
+{
+    uint8_t *v0;
+    int32_t *acc;
+    uint32_t i, t0 = 0, t_start = 0;
+    layer_t L;
+    eq_status_t st;
+
+    CHECK(m != NULL && m->blob != NULL && input != NULL && arena != NULL, EQ_ERR_ARG);
+    CHECK(((uintptr_t)arena & 7u) == 0u, EQ_ERR_ARG);
+    CHECK(arena_size >= m->arena_need, EQ_ERR_ARENA);
+    CHECK(n_run <= m->n_layers, EQ_ERR_ARG);
+    if (n_run == 0u) {
+        n_run = m->n_layers;
+        CHECK(scores != NULL && n_scores >= m->n_classes, EQ_ERR_ARG);
+    }
+    if (act_out != NULL) {
+        CHECK(act_size >= eq_model_act_bytes(m, n_run - 1u), EQ_ERR_ARG);
+    } else {
+        CHECK(n_run == m->n_layers, EQ_ERR_ARG);
+    }
+    if (prof != NULL && prof->now != NULL) {
+        CHECK(prof->ticks != NULL && prof->n_ticks >= m->n_layers, EQ_ERR_ARG);
+        t_start = prof->now(prof->ctx);
+    }
+    v0 = eq_rt_value(m, arena, 0u);
+    acc = (int32_t *)(void *)(arena + (m->arena_need - m->acc_row)); /* 8-aligned: values are */
+
+    if (input_kind == EQ_INPUT_PIXELS) {
+        CHECK(input_size == m->input_pixels, EQ_ERR_INPUT);
+        if (m->pre_mode == EQ_PRE_THRESH) {
+            eq_pack_threshold_chw_b1(input, m->in_c, m->in_h, m->in_w, m->pre_param, (uint32_t *)(void *)v0);
+        } else {
+            eq_quant_chw_u8(input, m->in_c, m->in_h, m->in_w,
+                            m->pre_mode == EQ_PRE_RAW ? 8u : m->pre_param, v0);
+        }
+    } else if (input_kind == EQ_INPUT_WIRE) {
+        CHECK(input_size == m->input_wire, EQ_ERR_INPUT);
+        if (m->pre_mode == EQ_PRE_THRESH) {
+            eq_unpack_wire_chw_b1(input, m->in_c, m->in_h, m->in_w, (uint32_t *)(void *)v0);
+        } else {
+            eq_quant_chw_u8(input, m->in_c, m->in_h, m->in_w,
+                            m->pre_mode == EQ_PRE_RAW ? 8u : m->pre_param, v0);
+        }
+    } else {
+        return EQ_ERR_ARG;
+    }
+
+    for (i = 0; i < n_run; i++) {
+        const uint8_t *in;
+        uint8_t *out;
+        if (prof != NULL && prof->now != NULL) {
+            t0 = prof->now(prof->ctx);
+        }
+        eq_rt_layer(m, i, &L);
+        in = eq_rt_value(m, arena, L.src0);
+        out = eq_rt_value(m, arena, i + 1u);
+        if (L.op == EQ_OP_CONV) {
+            st = run_conv(m, &L, in, out, acc);
+            if (st != EQ_OK) {
+                return st;
+            }
+        } else if (L.op == EQ_OP_FLATTEN) {
+            run_flatten(&L, in, out);
+        } else if (L.op == EQ_OP_MAXPOOL) {
+            run_pool(&L, in, out);
+        } else if (L.op == EQ_OP_AVGPOOL) {
+            run_avgpool(m, &L, in, out, acc);
+        } else {
+            uint32_t enc1, c1;
+            value_enc_c(m, L.src1, &enc1, &c1);
+            if (L.op == EQ_OP_ADD) {
+                run_add(m, &L, enc1, in, eq_rt_value(m, arena, L.src1), out, acc);
+            } else {
+                run_concat(&L, c1, in, eq_rt_value(m, arena, L.src1), out);
+            }
+        }
+        if (prof != NULL && prof->now != NULL) {
+            prof->ticks[i] = prof->now(prof->ctx) - t0;
+        }
+    }
+
+    if (act_out != NULL) {
+        memcpy(act_out, eq_rt_value(m, arena, n_run), eq_model_act_bytes(m, n_run - 1u));
+    }
+    if (n_run == m->n_layers && scores != NULL && n_scores >= m->n_classes) {
+        const uint8_t *cur = eq_rt_value(m, arena, n_run);
+        uint32_t n = m->n_classes;
+        if (L.out_enc == EQ_ENC_I32) {
+            memcpy(scores, cur, (size_t)n * 4u);
+        } else if (L.out_enc == EQ_ENC_U8) {
+            for (i = 0; i < n; i++) {
+                scores[i] = cur[i];
+            }
+        } else {
+            /* B1 scores: the last layer's channels per pixel, padded to words */
+            const uint32_t *wd = (const uint32_t *)(const void *)cur;
+            uint32_t cw = EQ_WORDS(L.out_c), p, ch;
+            for (i = 0; i < n; i++) {
+                p = i / L.out_c;
+                ch = i % L.out_c;
+                scores[i] = ((wd[p * cw + ch / 32u] >> (ch % 32u)) & 1u) ? 1 : -1;
+            }
+        }
+        if (cls != NULL) {
+            *cls = eq_argmax_i32(scores, n);
+        }
+    }
+    if (prof != NULL && prof->now != NULL) {
+        prof->total = prof->now(prof->ctx) - t_start;
+    }
+    return EQ_OK;
+}
