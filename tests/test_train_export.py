@@ -177,9 +177,9 @@ def test_unexportable_and_unknown():
         models.build_model("nope", (1, 8, 8), list(range(10)))
     m = models.build_model("bnn-cnn", (1, 8, 8), list(range(10)))
     blk = m.blocks[1]
-    blk.conv = models.QConv2d(32, 64, 3, padding=1, groups=2)  # bias folds; groups do not (yet)
+    blk.conv = models.QConv2d(32, 64, 3, padding=2, dilation=2)  # dilation has no IR op
     m.eval()
-    with pytest.raises(UnsupportedError, match=r"node 'blocks\.1\.conv'.*groups=2"):
+    with pytest.raises(UnsupportedError, match=r"node 'blocks\.1\.conv'.*dilation=\(2, 2\)"):
         export.to_graph(m)
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "threshold_sign",
     "threshold_multi",
     "affine",
+    "requant",
     "maxpool_bits",
     "maxpool",
     "pack_threshold",
@@ -401,24 +402,49 @@ def im2col_conv3x3(x, w) -> np.ndarray:
 _ENC_OK = {"B1", "TERN", "TERN_SPARSE", "KBIT", "I8", "I16"}
 
 
-def _conv_geometry(act_shape, w_shape, stride: int, pad: int):
-    """(h, w, c, n, kh, kw, out_h, out_w) of a conv, or a ShapeError naming what does not fit."""
+def _pair(v, what: str) -> tuple:
+    """an int or a (vertical, horizontal) pair -> (v_h, v_w)"""
+    if np.isscalar(v):
+        return int(v), int(v)
+    if len(v) != 2:
+        raise ShapeError(f"{what} must be an int or a (vertical, horizontal) pair, got {v!r}")
+    return int(v[0]), int(v[1])
+
+
+def _conv_geometry(act_shape, w_shape, stride, pad, groups: int = 1):
+    """(h, w, c, n, kh, kw, out_h, out_w, (sh, sw), (ph, pw)) of a conv, or a ShapeError naming
+    what does not fit. stride / pad: an int or a (vertical, horizontal) pair."""
     h, wd, c = act_shape
     n, kh, kw, wc = w_shape
-    if wc != c:
-        raise ShapeError(f"act has C={c} channels but the weights (N, kh, kw, C) have {wc}")
-    if stride < 1 or pad < 0 or pad >= kh or pad >= kw:
+    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(pad, "pad")
+    if groups < 1 or c % groups or n % groups:
+        raise ShapeError(f"groups={groups} must divide C={c} and N={n}")
+    if wc * groups != c:
+        raise ShapeError(f"act has C={c} channels but the weights (N, kh, kw, C/groups) have {wc}"
+                         + (f" (groups={groups})" if groups > 1 else ""))
+    if min(sh, sw) < 1 or min(ph, pw) < 0 or (np.isscalar(pad) and (ph >= kh or pw >= kw)) \
+            or max(ph, pw) >= max(kh, kw):
         raise ShapeError(f"need stride >= 1 and 0 <= pad < kernel size (stride {stride}, pad {pad})")
-    oh, ow = (h + 2 * pad - kh) // stride + 1, (wd + 2 * pad - kw) // stride + 1
-    if oh < 1 or ow < 1:
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
+    if oh < 1 or ow < 1 or h + 2 * ph < kh or wd + 2 * pw < kw:
         raise ShapeError(f"kernel {kh}x{kw} does not fit the padded input {h}x{wd} (pad {pad})")
-    if max(h, wd, c, n, oh, ow) > 65535 or max(kh, kw, stride, pad) > 255:
+    if max(h, wd, c, n, oh, ow) > 65535 or max(kh, kw, sh, sw, ph, pw) > 254:
         raise ShapeError("dims must fit the runtime's uint16 (kernel/stride/pad: uint8) fields")
-    return h, wd, c, n, kh, kw, oh, ow
+    return h, wd, c, n, kh, kw, oh, ow, (sh, sw), (ph, pw)
 
 
-def conv2d(act, act_enc, w, w_enc, stride: int = 1, pad: int = 0, lut=None) -> np.ndarray:
-    """Whole CONV layer through eq_conv2d_row (the runtime's kernel), row by row.
+def _conv_shape(ffi, h, wd, c, n, kh, kw, oh, ow, st, pd):
+    """eq_conv_shape_t; stride_w / pad_w stored as in the blob (0 = the same as stride / pad)"""
+    return ffi.new("eq_conv_shape_t *", dict(in_h=h, in_w=wd, in_c=c, out_h=oh, out_w=ow, out_c=n,
+                                             kh=kh, kw=kw, stride=st[0], pad=pd[0],
+                                             stride_w=0 if st[1] == st[0] else st[1],
+                                             pad_w=0 if pd[1] == pd[0] else pd[1] + 1))
+
+
+def conv2d(act, act_enc, w, w_enc, stride=1, pad=0, lut=None, groups: int = 1) -> np.ndarray:
+    """Whole CONV layer through eq_conv2d_row (the runtime's kernel), row by row; groups > 1
+    through eq_conv2d_row_grouped (w: (N, kh, kw, C/groups)). stride / pad: an int or a
+    (vertical, horizontal) pair.
 
     act: (H, W, C) values (B1: +-1, U8: codes 0..255); w: (N, kh, kw, C) values (B1: +-1,
     TERN / TERN_SPARSE: {-1,0,1}, I8: int8, I16: int16, KBIT: codes with lut (rows, cols) int32).
@@ -431,7 +457,7 @@ def conv2d(act, act_enc, w, w_enc, stride: int = 1, pad: int = 0, lut=None) -> n
         raise KernelError(f"activation encoding {ae} is not supported by conv2d (B1 or U8)")
     if we not in _ENC_OK:
         raise KernelError(f"weight encoding {we} is not one of {sorted(_ENC_OK)}")
-    h, wd, c, n, kh, kw, oh, ow = _conv_geometry(act.shape, w.shape, stride, pad)
+    h, wd, c, n, kh, kw, oh, ow, st, pd = _conv_geometry(act.shape, w.shape, stride, pad, groups)
     ffi, lib = _lib()
     keep = []
     if ae == "B1":
@@ -473,8 +499,7 @@ def conv2d(act, act_enc, w, w_enc, stride: int = 1, pad: int = 0, lut=None) -> n
         w_buf = np.frombuffer(_bits.pack_codes(w.reshape(n, -1).astype(np.uint8), wbits), "<u4").copy()
         lut_ptr, lr, lc = _ptr(ffi, "int32_t *", lut), lut.shape[0], lut.shape[1]
         keep.append(lut)
-    shape = ffi.new("eq_conv_shape_t *", dict(in_h=h, in_w=wd, in_c=c, out_h=oh, out_w=ow,
-                                                out_c=n, kh=kh, kw=kw, stride=stride, pad=pad))
+    shape = _conv_shape(ffi, h, wd, c, n, kh, kw, oh, ow, st, pd)
     wts = ffi.new("eq_weights_t *")
     wts.enc = _spec.value(_spec.ENC, we)
     wts.data = ffi.from_buffer(w_buf)
@@ -483,12 +508,16 @@ def conv2d(act, act_enc, w, w_enc, stride: int = 1, pad: int = 0, lut=None) -> n
     out = np.empty((oh, ow, n), np.int32)
     a_ptr = ffi.from_buffer(a_buf)
     for oy in range(oh):
-        _check(lib.eq_conv2d_row(shape, _spec.value(_spec.ENC, ae), a_ptr, wts, oy,
-                                 _ptr(ffi, "int32_t *", out[oy])), "eq_conv2d_row")
+        if groups == 1:
+            _check(lib.eq_conv2d_row(shape, _spec.value(_spec.ENC, ae), a_ptr, wts, oy,
+                                     _ptr(ffi, "int32_t *", out[oy])), "eq_conv2d_row")
+        else:
+            _check(lib.eq_conv2d_row_grouped(shape, groups, _spec.value(_spec.ENC, ae), a_ptr, wts, oy,
+                                             _ptr(ffi, "int32_t *", out[oy])), "eq_conv2d_row_grouped")
     return out
 
 
-def conv2d_f32(act, act_enc, w, stride: int = 1, pad: int = 0) -> np.ndarray:
+def conv2d_f32(act, act_enc, w, stride=1, pad=0, groups: int = 1) -> np.ndarray:
     """F32-weight CONV layer through eq_conv2d_row_f32: act (H, W, C) values (B1 +-1 / U8 codes),
     w (N, kh, kw, C) float32 -> float32 (out_h, out_w, N), summed tap by tap in (ky, kx, c)
     order with one float32 rounding per product and per sum (equal bit for bit to
@@ -500,7 +529,7 @@ def conv2d_f32(act, act_enc, w, stride: int = 1, pad: int = 0) -> np.ndarray:
         raise KernelError(f"activation encoding {ae} is not supported by conv2d_f32 (B1 or U8)")
     if not np.isfinite(w).all():
         raise KernelError("F32 weights must be finite")
-    h, wd, c, n, kh, kw, oh, ow = _conv_geometry(act.shape, w.shape, stride, pad)
+    h, wd, c, n, kh, kw, oh, ow, st, pd = _conv_geometry(act.shape, w.shape, stride, pad, groups)
     ffi, lib = _lib()
     if ae == "B1":
         _pm1(act, "act")
@@ -509,13 +538,18 @@ def conv2d_f32(act, act_enc, w, stride: int = 1, pad: int = 0) -> np.ndarray:
         if act.size and (act.min() < 0 or act.max() > 255):
             raise KernelError("U8 activations must be codes 0..255")
         a_buf = np.ascontiguousarray(act, np.uint8)
-    shape = ffi.new("eq_conv_shape_t *", dict(in_h=h, in_w=wd, in_c=c, out_h=oh, out_w=ow,
-                                                out_c=n, kh=kh, kw=kw, stride=stride, pad=pad))
+    shape = _conv_shape(ffi, h, wd, c, n, kh, kw, oh, ow, st, pd)
     out = np.empty((oh, ow, n), np.float32)
     a_ptr, w_ptr = ffi.from_buffer(a_buf), _ptr(ffi, "float *", w)
+    wts = ffi.new("eq_weights_t *")
+    wts.enc, wts.data = _spec.value(_spec.ENC, "F32"), w_ptr
     for oy in range(oh):
-        _check(lib.eq_conv2d_row_f32(shape, _spec.value(_spec.ENC, ae), a_ptr, w_ptr, oy,
-                                     _ptr(ffi, "float *", out[oy])), "eq_conv2d_row_f32")
+        if groups == 1:
+            _check(lib.eq_conv2d_row_f32(shape, _spec.value(_spec.ENC, ae), a_ptr, w_ptr, oy,
+                                         _ptr(ffi, "float *", out[oy])), "eq_conv2d_row_f32")
+        else:
+            _check(lib.eq_conv2d_row_grouped(shape, groups, _spec.value(_spec.ENC, ae), a_ptr, wts, oy,
+                                             _ptr(ffi, "float *", out[oy])), "eq_conv2d_row_grouped")
     return out
 
 
@@ -583,20 +617,41 @@ def threshold_multi(acc, thr, flip) -> np.ndarray:
     return out
 
 
-def affine(acc, mul, add, shift: int) -> np.ndarray:
-    """AFFINE stage: sat32((acc * mul + add) >> shift), acc (n_pix, c), mul/add (c,)."""
+def _acc_mul_add(acc, mul, add):
+    """(acc int32 (p, c), p, c, mul int32 (c,), add int32 (c,)) of an AFFINE / REQUANT stage"""
     acc = _acc2(acc)
     p, c = acc.shape
     mul = np.ascontiguousarray(mul, np.int32)
     add = np.ascontiguousarray(add, np.int32)
     if mul.shape != (c,) or add.shape != (c,):
         raise ShapeError(f"mul and add must have shape ({c},), got {mul.shape}, {add.shape}")
+    return acc, p, c, mul, add
+
+
+def affine(acc, mul, add, shift: int) -> np.ndarray:
+    """AFFINE stage: sat32((acc * mul + add) >> shift), acc (n_pix, c), mul/add (c,)."""
+    acc, p, c, mul, add = _acc_mul_add(acc, mul, add)
     if not 0 <= shift < 32:
         raise KernelError(f"shift must be in 0..31, got {shift}")
     ffi, lib = _lib()
     out = np.empty((p, c), np.int32)
     lib.eq_affine_i32(_ptr(ffi, "int32_t *", acc), p, c, _ptr(ffi, "int32_t *", mul),
                       _ptr(ffi, "int32_t *", add), shift, _ptr(ffi, "int32_t *", out))
+    return out
+
+
+def requant(acc, mul, add, shift: int, out_bits: int) -> np.ndarray:
+    """REQUANT stage (eq_requant_u8): clamp((acc * mul + add) >> shift, 0, 2**out_bits - 1) ->
+    uint8 (n_pix, c); acc (n_pix, c) int32, mul / add (c,) int32, shift 0..63, out_bits 1..8."""
+    acc, p, c, mul, add = _acc_mul_add(acc, mul, add)
+    if not 0 <= shift < 64:
+        raise KernelError(f"shift must be in 0..63, got {shift}")
+    if not 1 <= out_bits <= 8:
+        raise KernelError(f"out_bits must be in 1..8, got {out_bits}")
+    ffi, lib = _lib()
+    out = np.empty((p, c), np.uint8)
+    lib.eq_requant_u8(_ptr(ffi, "int32_t *", acc), p, c, _ptr(ffi, "int32_t *", mul),
+                      _ptr(ffi, "int32_t *", add), shift, out_bits, _ptr(ffi, "uint8_t *", out))
     return out
 
 

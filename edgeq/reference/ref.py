@@ -57,8 +57,11 @@ def _i32(x: np.ndarray) -> np.ndarray:
 
 
 # ---- convolution ---------------------------------------------------------------------------
-def conv2d_ref(act, act_enc, weight_values, w_enc, stride: int = 1, pad: int = 0, lut=None):
+def conv2d_ref(act, act_enc, weight_values, w_enc, stride=1, pad=0, lut=None, groups: int = 1):
     """Accumulators of a CONV layer, int32 (out_h, out_w, N).
+
+    stride, pad: an int or a (vertical, horizontal) pair. groups: weights (N, kh, kw, C/groups);
+    output channel n reads input channels [gi*C/g, (gi+1)*C/g), gi = n // (N/g).
 
     act: (H, W, C) activation *values*: B1 -> +-1 (any int dtype; >= 0 is read as +1),
     U8 -> codes 0..255. weight_values: (N, kh, kw, C): B1 -> +-1, TERN / TERN_SPARSE -> {-1,0,1},
@@ -68,6 +71,13 @@ def conv2d_ref(act, act_enc, weight_values, w_enc, stride: int = 1, pad: int = 0
     ae, we = _enc(act_enc), _enc(w_enc)
     a = np.asarray(act).astype(np.int64)
     w = np.asarray(weight_values).astype(np.int64)
+    if groups != 1:
+        n, g = w.shape[0], int(groups)
+        ng, cg = n // g, a.shape[2] // g
+        return np.concatenate([conv2d_ref(a[..., gi * cg:(gi + 1) * cg], act_enc, w[gi * ng:(gi + 1) * ng],
+                                          w_enc, stride, pad, lut) for gi in range(g)], axis=2)
+    if not np.isscalar(stride) or not np.isscalar(pad):
+        return _conv2d_ref_axes(a, ae, w, we, stride, pad, lut)
     if a.ndim != 3 or w.ndim != 4 or a.shape[2] != w.shape[3]:
         raise ValueError(f"conv2d_ref: act (H,W,C) {a.shape} and weights (N,kh,kw,C) {w.shape}")
     if ae == "B1":
@@ -99,6 +109,28 @@ def conv2d_ref(act, act_enc, weight_values, w_enc, stride: int = 1, pad: int = 0
                 acc += np.where(m, prod, 0)
             else:
                 acc += patch @ wt.T  # zero padded taps contribute 0 already
+    return _i32(acc)
+
+
+def _conv2d_ref_axes(a, ae, w, we, stride, pad, lut):
+    """conv2d_ref with per-axis stride / pad ((sh, sw), (ph, pw)): a direct loop over taps."""
+    sh, sw = (stride, stride) if np.isscalar(stride) else stride
+    ph, pw = (pad, pad) if np.isscalar(pad) else pad
+    if ae == "B1":
+        a = np.where(a >= 0, 1, -1) if we != "KBIT" else (a >= 0).astype(np.int64)
+    h, wd, c = a.shape
+    n, kh, kw, _ = w.shape
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
+    acc = np.zeros((oh, ow, n), np.int64)
+    lut = None if lut is None else np.asarray(lut).astype(np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            ys, xs = np.arange(oh) * sh + ky - ph, np.arange(ow) * sw + kx - pw
+            ok = ((ys >= 0) & (ys < h))[:, None] & ((xs >= 0) & (xs < wd))[None, :]
+            patch = a[np.clip(ys, 0, h - 1)[:, None], np.clip(xs, 0, wd - 1)[None, :]]  # (oh, ow, C)
+            wt = w[:, ky, kx, :]
+            prod = lut[wt[None, None], patch[:, :, None, :]].sum(-1) if we == "KBIT" else patch @ wt.T
+            acc += np.where(ok[..., None], prod, 0)
     return _i32(acc)
 
 
@@ -149,6 +181,20 @@ def eq_conv2d_row(act, act_enc, weight_values, w_enc, stride, pad, oy, lut=None)
 
 
 # ---- output stages ---------------------------------------------------------------------------
+def eq_conv2d_row_grouped(act, act_enc, weight_values, w_enc, stride, pad, groups, oy, lut=None):
+    """Row ``oy`` of a grouped conv (conv2d_ref with groups; F32 weights: conv2d_f32_ref)."""
+    if _enc(w_enc) == "F32":
+        return conv2d_f32_ref(act, act_enc, weight_values, stride, pad, groups)[oy]
+    return conv2d_ref(act, act_enc, weight_values, w_enc, stride, pad, lut, groups)[oy]
+
+
+def eq_requant_u8(acc, mul, add, shift, out_bits):
+    """REQUANT stage: clamp(((int64)acc * mul + add) >> shift, 0, 2**out_bits - 1) -> uint8,
+    the shift arithmetic (floor)."""
+    v = np.asarray(acc, np.int64) * np.asarray(mul, np.int64) + np.asarray(add, np.int64)
+    return np.clip(v >> int(shift), 0, (1 << int(out_bits)) - 1).astype(np.uint8)
+
+
 def eq_threshold_sign_b1(acc, thr, flip):
     """acc (n_pix, c) -> bits uint8 0/1 (n_pix, c): flip ? acc <= thr : acc >= thr."""
     acc = np.asarray(acc, np.int64)

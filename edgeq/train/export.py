@@ -4,11 +4,16 @@
 
 Tracing: `torch.fx` symbolic trace of the model's forward (a model may name another method in
 `traced_forward`, as the zoo's `QNet` does with `float_forward`), edgeq.nn layers, quantizers and
-torch's own modules kept as leaves, shapes from the example batch (`ShapeProp`).  The traced graph
-must be a chain `Input -> (QConv2d | QConv1d | QLinear) [-> BatchNorm] [-> MaxPool] -> quantizer
-[-> MaxPool] [-> Flatten] -> ... -> (QConv2d | QLinear) [-> BatchNorm]` (the scores); everything
-else raises `UnsupportedError` naming the node and why (residual add, torch.cat, ReLU, average
-pooling, grouped convolution, branches, ...): nothing is ever dropped silently.
+torch's own modules kept as leaves (an edgeq.nn layer subclass that overrides forward is refused:
+its forward is not traced), shapes from the example batch (`ShapeProp`).  The traced graph may
+branch: its nodes become ops in topological order (op i's output is value i + 1, value 0 the
+preprocessed input; each op names the values it reads).  Only what the output depends on is
+exported.  What the IR cannot express raises `UnsupportedError` naming the node and why (ReLU,
+subtraction, stack, dilation, padded average pools, ...): nothing is ever dropped silently.
+
+A traced tensor is either a graph value (B1 +-1, U8 codes whose integer levels times a scale are
+the real activation, or I32 integers times a per-channel unit) or a pending accumulator `acc`
+(integer) of an op whose output stage is not chosen yet, real = a_n * acc + b_n per channel.
 
 Folding (per conv/linear layer, eval mode):
   real pre-activation  z_n = acc_n * s_in * s_w[n] + bias_n  (acc = integer accumulator of the
@@ -21,10 +26,10 @@ Folding (per conv/linear layer, eval mode):
                                 a_n < 0: acc <= floor((t_i - b_n) / a_n)  (flip = 1)
                                 a_n = 0: constant (thr = INT32_MIN or INT32_MAX, flip = 0)
   uniform quantizer (levels = codes 0..L, equally spaced thresholds, >= REQUANT_MIN_BITS bits,
-  integer layer): REQUANT code = clamp((acc * mul + add) >> shift, 0, L) with mul, add the
-                       slope a_n / step and offset (b_n - t_0) / step + 1 rounded at the largest
-                       shift keeping them in int32 (`_requant`): one code off only within
-                       step * (|acc|/2 + 1/2) / 2**shift of a threshold, which the proof allows
+  integer op): REQUANT code = clamp((acc * mul + add) >> shift, 0, L) with mul, add the slope
+                       a_n / step and offset (b_n - t_0) / step + 1 rounded at the largest shift
+                       keeping them in int32 (`_requant`): one code off only within
+                       step * (|acc|/2 + 1/2) / 2**shift of a threshold, which the check allows
   last layer (AFFINE): y = (acc * mul + add) >> shift, mul = round(a_n * 2**P / max|a|),
                        add = round(b_n * 2**P / max|a|) with P chosen so |acc*mul + add| < 2**30.
   float layers ('float' quantizer -> F32): acc is the float32 sum of the runtimes (fixed tap
@@ -33,7 +38,42 @@ Folding (per conv/linear layer, eval mode):
   Max-pooling commutes with every (monotone) quantizer, so a pool between batch norm and the
   quantizer becomes CONV(stage) -> MAXPOOL; a pool before a batch norm needs its scales >= 0.
   A linear layer after a flatten is a convolution whose kernel covers its input (weights
-  reordered from torch's CHW flatten order).
+  reordered from torch's CHW flatten order).  Grouped / depthwise convolutions keep their
+  (N, C/g, kh, kw) weights; stride and padding are per axis (a 1-D conv: (1, k) kernel on a
+  (C, 1, L) map, padding along L only; 'same' = (k - 1) / 2 for odd kernels).
+
+Branches (blob 1.1 ops; every runtime value is an integer, v below):
+  value of a graph tensor: real = k_n * v + c_n  (B1: k = scale, c = 0; U8 with uniform levels
+                           level = alpha * code + beta: k = scale * alpha, c = scale * beta;
+                           I32: k = q_n, its unit, c = 0).  Non-uniform levels (HWGQ Lloyd-Max)
+                           cannot be summed: refused.
+  int32 value of a pending accumulator (it feeds an add, a concatenation, an average pool, or
+  two nodes): AFFINE y = (acc * mul + add) >> shift with mul = round(a_n / q_n * 2**S),
+  add = floor((b_n / q_n + 1/2) * 2**S), S as large as int32 mul/add allow (<= 31): y =
+  round(real / q_n) within 1/2 + (|acc| / 2 + 1) / 2**S units; q_n a power of two putting the
+  value's bound at 2**24 units (or the consumer's unit).
+  residual add x + y: ADD acc = m0[n] * v0 + m1[n] * v1 on a common unit q_n (a power of two
+                           per channel putting the bound of |x + y| at 2**29, or the finer unit of
+                           an int32 input): a pending input is first stored in unit q (m = 1), a
+                           graph value enters with m = round(k_n / q_n) (exact for B1 with scale
+                           1 and for int32 inputs: a power of two).  real(x + y) = q_n * acc +
+                           c0_n + c1_n: a pending accumulator again, so a batch norm and a
+                           quantizer after the add become ADD's SIGN / MULTI thresholds (above).
+  average pool (kh x kw, no padding; AvgPool1d/2d, F.avg_pool*, adaptive pools with equal
+  windows): AVGPOOL acc = window sum of v; real = (k_n / D) * acc + c_n * kh * kw / D (D =
+  kh * kw or divisor_override): batch norm + quantizer after it are its thresholds (1/D folds
+  in).  A global average pool (adaptive 1, a kernel covering the map, x.mean((2, 3))) read by a
+  QLinear or a 1x1 QConv is folded into that layer instead: its weights at every position of
+  the map, scale / (H*W) (exact); read by anything else it is an AVGPOOL of the whole map.
+  batch norm / quantizer on a graph value (e.g. after a concatenation, or on an int32 sum read
+  twice): a 1x1 AVGPOOL (acc = v) with that stage.
+  torch.cat along channels: CONCAT of graph values with the same encoding (B1/U8: the same
+  levels and scale, so one set of integer weights reads both; pending inputs are stored as int32).
+Exactness: every op above is integer and computed the same by every runtime (int_forward is
+that computation in torch).  Fixed-point rescaling (an ADD's multipliers, an int32 value's
+AFFINE) rounds the real value by a bound the exporter tracks per channel (relative ~2**-24);
+the export check allows a quantizer to differ from the model only where the model's input is
+within that bound (plus a REQUANT stage's own rounding bound, and float rounding) of a threshold.
 
 Weight encodings: integer values +-1 -> B1; -1/0/1 -> TERN (two bit-planes) or TERN_SPARSE
 (skip-zero stream), by `ternary`: "auto" (default) takes TERN_SPARSE only where it is the faster
@@ -48,7 +88,7 @@ through a KBIT LUT so products stay exact.
 proves each blob on the example batch: (1) the C host runtime's scores equal `int_forward`'s bit
 for bit; (2) the model's own eval forward, run in float64 layer by layer (each quantizer's input
 taken from the integer graph), gives the integer graph's activation at every quantizer except
-values within rounding of a threshold (for a REQUANT stage: within its bound above), and scores within the last stage's rounding bound (so the
+values within rounding of a threshold, and scores within the last stage's rounding bound (so the
 same class except for exact score ties).  Anything else raises `ExportMismatchError`.
 """
 
@@ -67,60 +107,114 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ..errors import EdgeqError, ExportMismatchError, ShapeError, UnsupportedError
-from ..format.graph import Conv, Graph, MaxPool, conv_out_dim, infer_shapes
+from ..format.graph import Add, AvgPool, Concat, Conv, Graph, MaxPool, conv_out_dim, infer_shapes
 from .nn import Input
 from .quant import ActQuantizer, QConv1d, QConv2d, QLinear, ShiftBatchNorm2d, bn_affine_terms
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 
 
-@dataclass
-class FoldedBlock:
-    values: np.ndarray  # int64 (N, C, kh, kw) integer weight values (float32 for F32)
-    w_enc: str
-    codes: np.ndarray | None  # KBIT codes (N, C, kh, kw)
-    lut: np.ndarray | None
-    wbits: int
-    stride: int
-    pad: int
-    out: str
+@dataclass(kw_only=True)
+class _Staged:
+    """An op with an output stage (CONV, AVGPOOL, ADD) and what the export check needs of it."""
+
+    out: str = ""
     thr: np.ndarray | None = None
     flip: np.ndarray | None = None
     out_bits: int = 0
     mul: np.ndarray | None = None
     add: np.ndarray | None = None
     shift: int = 0
-    in_levels: np.ndarray | None = None  # integer value of each input code
     out_levels: np.ndarray | None = None  # integer value of each output code (SIGN: [-1, 1])
     out_scale: float = 1.0  # real value of an output level (quantizer scale)
     thresholds: np.ndarray | None = None  # the quantizer's real thresholds (for the export check)
-    score_unit: float = 1.0  # AFFINE: real value of one score unit
-    rq_step: float = 0.0  # REQUANT: the quantizer's threshold spacing (for the export check)
+    score_unit: float = 1.0  # AFFINE scores: real value of one score unit
+    acc_bound: float = 0.0  # max |accumulator| over channels and inputs (a bound)
+    f32: bool = False
     name: str = ""
+    src: tuple = ()  # value ids read (value 0 = the input, v = op v-1's output)
 
 
-@dataclass
+@dataclass(kw_only=True)
+class FoldedBlock(_Staged):
+    values: np.ndarray  # int64 (N, C/groups, kh, kw) integer weight values (float32 for F32)
+    w_enc: str
+    codes: np.ndarray | None = None  # KBIT codes (N, C/groups, kh, kw)
+    lut: np.ndarray | None = None
+    wbits: int = 0
+    stride: int = 1  # vertical
+    pad: int = 0  # vertical
+    stride_w: int = 1
+    pad_w: int = 0
+    groups: int = 1
+    in_levels: np.ndarray | None = None  # integer value of each input code
+    in_ident: bool = True  # input values are the levels (B1, or U8 codes 0..n-1 = levels)
+
+
+@dataclass(kw_only=True)
 class FoldedPool:
+    """Max pool (kh x kw window, strides sh / sw, no padding) of any encoding."""
+
     k: int
     stride: int
+    kw: int = 0
+    stride_w: int = 0
     name: str = ""
+    src: tuple = ()
+
+
+@dataclass(kw_only=True)
+class FoldedAvgPool(_Staged):
+    """Window sums (kh x kw, strides, no padding) of B1 (+-1) / U8 (codes) / I32 values."""
+
+    kh: int
+    kw: int
+    stride: int
+    stride_w: int
+
+
+@dataclass(kw_only=True)
+class FoldedAdd(_Staged):
+    """acc = m[0] * a0 + m[1] * a1 per channel (runtime values: +-1, codes, int32)."""
+
+    m: np.ndarray  # int64 (2, C)
+
+
+@dataclass(kw_only=True)
+class FoldedConcat:
+    name: str = ""
+    src: tuple = ()
 
 
 @dataclass
 class Folded:
-    """A traced, folded model: the input step, ops in order, and which traced node each op's
-    output equals (for the export check)."""
+    """A traced, folded model: the input step, ops in topological order (op i's output is value
+    i + 1, value 0 the preprocessed input), and which traced node each quantizer's output equals
+    (for the export check)."""
 
     pre: Input
     input_shape: tuple  # the graph's input (C, H, W)
     image_shape: tuple  # one raw sample as the model takes it
-    ops: list  # FoldedBlock | FoldedPool
-    checks: dict = field(default_factory=dict)  # node name -> (op index, FoldedBlock)
+    ops: list  # FoldedBlock | FoldedPool | FoldedAvgPool | FoldedAdd | FoldedConcat
+    checks: dict = field(default_factory=dict)  # node name -> _Check
     out_node: str = ""
+    out_err: np.ndarray | None = None  # real-unit error bound of the scores (per class)
 
     @property
     def blocks(self) -> list:
         return [op for op in self.ops if isinstance(op, FoldedBlock)]
+
+
+@dataclass
+class _CheckAt:
+    """A quantizer node's value in the graph: value id, its real levels, and how far (real units,
+    per channel) the integer form's input may be from the model's (fixed-point rescaling)."""
+
+    vid: int
+    op: _Staged
+    levels: np.ndarray
+    scale: float
+    tol: np.ndarray
 
 
 # =============================================================================================
@@ -193,25 +287,27 @@ _RELU = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn
          nn.Hardswish)
 _ACTS = (nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardsigmoid, nn.Softmax, nn.LogSoftmax, nn.Softplus,
          nn.Softsign, nn.Tanhshrink, nn.Threshold)
-_AVG = (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.LPPool1d, nn.LPPool2d)
-_GAP = (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)  # global ones only
+_NO_POOL = (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.LPPool1d, nn.LPPool2d)
+_AVGM = (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+_MAXM = (nn.MaxPool1d, nn.MaxPool2d)
 _PASS = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
-_MODULE_OK = (Input, QConv1d, QConv2d, QLinear, ActQuantizer, nn.MaxPool2d, nn.Flatten) + _PASS + _BN + _GAP
-_F_ADD = {operator.add, operator.iadd, operator.sub, operator.isub, torch.add, torch.sub}
-_F_CAT = {torch.cat, torch.stack, torch.concat, torch.hstack, torch.vstack}
+_MODULE_OK = (Input, QConv1d, QConv2d, QLinear, ActQuantizer, nn.Flatten) + _MAXM + _PASS + _BN + _AVGM
+_F_ADD = {operator.add, operator.iadd, torch.add}
+_F_ARITH = {operator.sub, operator.isub, torch.sub, operator.mul, operator.imul, torch.mul}
+_F_CAT = {torch.cat, torch.concat}
+_F_STACK = {torch.stack, torch.hstack, torch.vstack}
 _F_RELU = {F.relu, torch.relu, F.relu6, F.leaky_relu, F.gelu, F.silu, F.elu, F.hardswish, F.relu_}
-_F_GAP = {F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, torch.mean}
-_F_OK = {F.max_pool2d, torch.flatten, getattr, operator.getitem, F.dropout} | _F_GAP
-_M_OK = {"flatten", "view", "reshape", "size", "contiguous", "mean"}
-_M_WHY = {"add": "residual add", "add_": "residual add", "sub": "subtraction", "relu": "ReLU",
-          "relu_": "ReLU", "sum": "a sum"}
+_F_AVG = {F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, torch.mean}
+_F_MAX = {F.max_pool1d, F.max_pool2d}
+_F_OK = {torch.flatten, getattr, operator.getitem, F.dropout} | _F_AVG | _F_MAX | _F_ADD | _F_CAT
+_M_OK = {"flatten", "view", "reshape", "size", "contiguous", "mean", "add", "add_"}
+_M_WHY = {"sub": "subtraction", "relu": "ReLU", "relu_": "ReLU", "sum": "a sum", "mul": "a product"}
 WHY_RELU = ("ReLU is unbounded: the IR has no integer stage for it; use an activation quantizer "
             "(edgeq.nn.HWGQ is a quantized ReLU, DoReFa a clipped one)")
-WHY_ADD = ("a residual add / skip connection: the IR is a chain of layers and has no ADD op yet "
-           "(issue 14, phase 2)")
-WHY_AVG = ("average pooling: the IR has no average-pool op yet (use MaxPool2d, or issue 14, phase 2); "
-           "only a global average pool right before a QLinear / 1x1 QConv folds into its weights")
+# layers traced as leaves: a subclass that overrides forward would hide what it computes
+_LEAF_FORWARD = {QConv2d: QConv2d.forward, QConv1d: QConv1d.forward, QLinear: QLinear.forward,
+                 Input: Input.forward, ShiftBatchNorm2d: ShiftBatchNorm2d.forward}
 
 
 def _refusal(node: fx.Node, gm: fx.GraphModule) -> str | None:
@@ -219,12 +315,15 @@ def _refusal(node: fx.Node, gm: fx.GraphModule) -> str | None:
     if node.op == "call_module":
         m = gm.get_submodule(node.target)
         t = type(m).__name__
+        for base, fwd in _LEAF_FORWARD.items():
+            if isinstance(m, base) and type(m).forward is not fwd:
+                return (f"{t} overrides forward(), which export does not trace ({base.__name__} is a leaf "
+                        "whose integer form is fixed); put extra computation (a skip, an add) in the "
+                        "parent module's forward")
         if isinstance(m, (QConv1d, QConv2d)):
-            if m.groups != 1:
-                return (f"{t}(groups={m.groups}): grouped/depthwise convolution has no IR op yet "
-                        "(issue 14, phase 2)")
             if any(d != 1 for d in m.dilation):
-                return f"{t}(dilation={m.dilation}): dilated convolution has no IR op"
+                return (f"{t}(dilation={m.dilation}): dilated convolution has no IR op (write the "
+                        "dilated kernel as an ordinary one, or use stride/pooling)")
             if m.padding_mode != "zeros":
                 return f"{t}(padding_mode={m.padding_mode!r}): only zero padding is exportable"
             return None
@@ -232,30 +331,28 @@ def _refusal(node: fx.Node, gm: fx.GraphModule) -> str | None:
             return None
         if isinstance(m, _RELU):
             return f"{t}: {WHY_RELU}"
-        if isinstance(m, _AVG):
-            return f"{t}: {WHY_AVG}"
+        if isinstance(m, _NO_POOL):
+            return f"{t}: only max pooling with a fixed window and average pooling have IR ops"
         if isinstance(m, _ACTS):
             return (f"{t}: an activation without an integer form; use an edgeq.nn quantizer "
                     "(Sign, DoReFa, HWGQ)")
-        if isinstance(m, nn.MaxPool1d):
-            return ("MaxPool1d: the IR's max-pool window is square (k x k), a (C, 1, L) signal would "
-                    "need a (1 x k) window")
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             return (f"a plain torch {t} has no quantizer: use edgeq.nn.Q{t}(..., wq='int8' or 'float'), "
                     "or edgeq.quantize for a float model")
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             return f"{t}: only BatchNorm1d/BatchNorm2d fold into the integer stages"
         return (f"module type {t} has no IR mapping (supported: edgeq.nn Input/QConv1d/QConv2d/QLinear/"
-                "Sign/DoReFa/HWGQ/QReLU, BatchNorm1d/2d, MaxPool2d, Flatten, Dropout, Identity)")
+                "Sign/DoReFa/HWGQ/QReLU, BatchNorm1d/2d, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, "
+                "Flatten, Dropout, Identity)")
     if node.op == "call_function":
         f = node.target
         if f in _F_OK:
             return None
-        if f in _F_ADD:
-            return WHY_ADD if f in (operator.add, operator.iadd, torch.add) else \
-                f"{_fname(f)}: arithmetic between tensors has no IR op"
-        if f in _F_CAT:
-            return f"{_fname(f)}: concatenation has no IR op yet (issue 14, phase 2)"
+        if f in _F_ARITH:
+            return (f"{_fname(f)}: arithmetic other than an add has no IR op (ADD takes two tensors "
+                    "of the same shape: x + y, torch.add)")
+        if f in _F_STACK:
+            return f"{_fname(f)}: only torch.cat along channels has an IR op (CONCAT)"
         if f in _F_RELU:
             return f"{_fname(f)}: {WHY_RELU}"
         return f"function {_fname(f)} has no IR mapping"
@@ -263,8 +360,6 @@ def _refusal(node: fx.Node, gm: fx.GraphModule) -> str | None:
         if node.target in _M_OK:
             return None
         why = _M_WHY.get(node.target)
-        if why == "residual add":
-            return WHY_ADD
         if why == "ReLU":
             return f"Tensor.{node.target}: {WHY_RELU}"
         return f"Tensor.{node.target}() has no IR mapping"
@@ -276,21 +371,32 @@ def _refusal(node: fx.Node, gm: fx.GraphModule) -> str | None:
 # =============================================================================================
 @dataclass
 class _T:
-    """What a traced tensor is in the IR: the raw input, a quantized activation, or a pending
-    accumulator (conv/linear output, possibly batch-normed and pooled, stage not yet chosen)."""
+    """What a traced tensor is in the IR: the raw input, a value of the graph ('act': value id
+    `vid`, encoding B1 / U8 / I32), or a pending accumulator ('acc': an op whose output stage is
+    not chosen yet; real value = a * acc + b per channel)."""
 
     kind: str  # 'raw' | 'act' | 'acc'
     shape: tuple  # (C, H, W) in the IR
     flat: bool = False  # torch sees it flattened (CHW order)
+    gap: str = ""  # globally average-pooled (pending; the pool's name): torch sees (N, C[, 1, 1]), the IR (C, H, W)
+    err: np.ndarray | None = None  # per channel: bound of |real value - the integer form's| (real units)
+    # act
+    vid: int = -1
     enc: str = ""
-    levels: np.ndarray | None = None
-    scale: float = 1.0
-    blk: FoldedBlock | None = None
+    levels: np.ndarray | None = None  # B1/U8: integer level of each code
+    scale: object = 1.0  # B1/U8: real value of one level (float); I32: real unit per channel (array)
+    vmax: np.ndarray | None = None  # per channel: max |runtime value| (I32)
+    # acc
+    op: _Staged | None = None
     a: np.ndarray | None = None
     b: np.ndarray | None = None
+    acc_bound: np.ndarray | None = None  # per channel: max |acc|
     pools: list = field(default_factory=list)
     f32: bool = False
-    gap: bool = False  # globally average-pooled: torch sees (N, C[, 1, 1]), the IR still (C, H, W)
+
+    @property
+    def C(self) -> int:
+        return int(self.shape[0])
 
 
 def _meta_shape(node) -> tuple | None:
@@ -307,6 +413,22 @@ def _pair(v) -> tuple:
     return (int(v), int(v)) if isinstance(v, int) else tuple(int(x) for x in v)
 
 
+def _args(n: fx.Node, names: tuple) -> dict:
+    kw = dict(zip(names, n.args))
+    kw.update(n.kwargs)
+    return kw
+
+
+def _pow2_unit(r: np.ndarray, bits: int) -> np.ndarray:
+    """Per channel a power of two q with r / q <= 2**bits (r: a bound of |real value|)."""
+    r = np.maximum(np.asarray(r, np.float64), 1e-30)
+    return np.exp2(np.ceil(np.log2(r)) - bits)
+
+
+I32_RANGE_BITS = 24  # an int32 value the exporter materializes spans at most +-2**24 units
+ACC_LIMIT = 2**30  # bound on every ADD / AVGPOOL accumulator the exporter emits (int32 headroom)
+
+
 class _Walker:
     def __init__(self, gm: fx.GraphModule, prefix: str):
         self.gm, self.prefix = gm, prefix
@@ -314,6 +436,8 @@ class _Walker:
         self.checks: dict = {}
         self.pre: Input | None = None
         self.env: dict = {}
+        self.live: set = set()
+        self.out_err = None
 
     def refuse(self, node, why: str):
         raise UnsupportedError(f"node '{_label(node, self.prefix)}': {why}")
@@ -336,14 +460,14 @@ class _Walker:
         inputs = [n for n in nodes if n.op == "placeholder"]
         if len(inputs) != 1:
             raise UnsupportedError(f"the model's forward takes {len(inputs)} inputs; export needs one")
-        for n in nodes:
-            if n.op in ("placeholder", "get_attr", "output"):
-                continue
-            users = [u for u in n.users if not self._shape_only(u)]
-            if len(users) > 1 and _meta_shape(n) is not None:
-                names = ", ".join(f"'{_label(u, self.prefix)}'" for u in users)
-                self.refuse(n, f"its value feeds {len(users)} nodes ({names}): the IR is a chain of "
-                               "layers, a branch or skip connection has no IR op yet (issue 14, phase 2)")
+        outs = [n for n in nodes if n.op == "output"]
+        # only what the output depends on is exported (a dead branch computes nothing in the blob)
+        stack = list(outs)
+        while stack:
+            n = stack.pop()
+            if n not in self.live:
+                self.live.add(n)
+                stack.extend(n.all_input_nodes)
         shape = _meta_shape(inputs[0])
         if shape is None or not 2 <= len(shape) <= 4:
             raise ShapeError(f"the example input must be (N, C, H, W), (N, C, L) or (N, F); got {shape}")
@@ -354,32 +478,49 @@ class _Walker:
         self.env[inputs[0]] = _T("raw", raw)
         out = None
         for n in nodes:
-            if n.op == "placeholder" or n.op == "get_attr":
+            if n.op in ("placeholder", "get_attr") or n not in self.live:
                 continue
             if n.op == "output":
                 out = self.output(n)
                 break
-            self.env[n] = self.node(n)
+            t = self.node(n)
+            if t is not None and t.kind == "acc" and len(self.users(n)) > 1:
+                t = self.materialize(n, t)  # one stage per op: a value read twice is stored as int32
+            self.env[n] = t
         if self.pre is None:
             raise UnsupportedError("the model never applies edgeq.nn.Input to its input")
-        return Folded(self.pre, raw, tuple(self.image_shape), self.ops, self.checks, out)
+        return Folded(self.pre, raw, tuple(self.image_shape), self.ops, self.checks, out, self.out_err)
+
+    def users(self, n: fx.Node) -> list:
+        return [u for u in n.users if u in self.live and not self._shape_only(u)]
 
     @staticmethod
     def _shape_only(u: fx.Node) -> bool:
         return (u.op == "call_method" and u.target == "size") or \
             (u.op == "call_function" and u.target is getattr)
 
-    def arg(self, node) -> _T:
-        src = _src(node)
+    def get(self, node, src) -> _T:
         if not isinstance(src, fx.Node) or self.env.get(src) is None:
             self.refuse(node, "its input is not a tensor the exporter tracks")
         return self.env[src]
+
+    def arg(self, node) -> _T:
+        return self.get(node, _src(node))
+
+    def append(self, op) -> int:
+        """Add an op; returns its value id."""
+        self.ops.append(op)
+        return len(self.ops)
 
     def node(self, n: fx.Node):
         if self._shape_only(n) or (n.op == "call_function" and n.target is operator.getitem):
             if n.op == "call_function" and n.target is operator.getitem and _meta_shape(n) is not None:
                 self.refuse(n, "indexing a tensor has no IR mapping")
             return None
+        if (n.op == "call_function" and n.target in _F_ADD) or (n.op == "call_method" and n.target in ("add", "add_")):
+            return self.add(n)
+        if n.op == "call_function" and n.target in _F_CAT:
+            return self.cat(n)
         t = self.arg(n)
         if n.op == "call_module":
             m = self.gm.get_submodule(n.target)
@@ -391,74 +532,187 @@ class _Walker:
                 return self.bn(n, m, t)
             if isinstance(m, ActQuantizer):
                 return self.stage(n, m, t)
-            if isinstance(m, nn.MaxPool2d):
-                return self.pool(n, t, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
+            if isinstance(m, _MAXM):
+                return self.maxpool(n, t, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode,
+                                    m.return_indices)
             if isinstance(m, nn.Flatten):
                 return self.flatten(n, t)
-            if isinstance(m, _GAP):
-                return self.gap(n, t, not_global=isinstance(m, (nn.AvgPool1d, nn.AvgPool2d)) and (
-                    any(_pair(m.padding) if not isinstance(m, nn.AvgPool1d) else m.padding) or m.ceil_mode
-                    or tuple(_pair(m.kernel_size) if isinstance(m, nn.AvgPool2d) else m.kernel_size) !=
-                    tuple(_meta_shape(_src(n))[2:])))
+            if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+                return self.adaptive(n, t, m.output_size)
+            if isinstance(m, (nn.AvgPool1d, nn.AvgPool2d)):
+                return self.avgpool(n, t, m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                                    getattr(m, "divisor_override", None))
             return t  # _PASS
         if n.op == "call_function":
-            if n.target is F.max_pool2d:
-                names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
-                kw = dict(zip(names, n.args[1:]))
-                kw.update(n.kwargs)
-                if kw.get("return_indices"):
-                    self.refuse(n, "max_pool2d(return_indices=True) has no IR mapping")
+            f = n.target
+            if f in _F_MAX:
+                kw = _args(n, ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",
+                               "return_indices"))
                 k = kw["kernel_size"]
-                return self.pool(n, t, k, kw.get("stride") or k, kw.get("padding", 0), kw.get("dilation", 1),
-                                 kw.get("ceil_mode", False))
-            if n.target is torch.flatten:
+                return self.maxpool(n, t, k, kw.get("stride") or k, kw.get("padding", 0), kw.get("dilation", 1),
+                                    kw.get("ceil_mode", False), kw.get("return_indices", False))
+            if f in (F.avg_pool1d, F.avg_pool2d):
+                kw = _args(n, ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                               "divisor_override"))
+                return self.avgpool(n, t, kw["kernel_size"], kw.get("stride"), kw.get("padding", 0),
+                                    kw.get("ceil_mode", False), kw.get("divisor_override"))
+            if f in (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d):
+                return self.adaptive(n, t, _args(n, ("input", "output_size"))["output_size"])
+            if f is torch.flatten:
                 return self.flatten(n, t)
-            if n.target in _F_GAP:
-                return self.gap(n, t, not_global=n.target in (F.avg_pool1d, F.avg_pool2d) and (
-                    len(n.args) > 2 or any(k != "kernel_size" for k in n.kwargs) or
-                    tuple(_pair(n.args[1] if len(n.args) > 1 else n.kwargs["kernel_size"]))[:len(_meta_shape(n)) - 2]
-                    != tuple(_meta_shape(_src(n))[2:])))
+            if f is torch.mean:
+                return self.mean(n, t)
             return t  # dropout (eval: identity)
         if n.target == "contiguous":
             return t
         if n.target == "mean":
-            return self.gap(n, t)
+            return self.mean(n, t)
         return self.flatten(n, t)  # flatten / view / reshape
+
+    # -------------------------------------------------------------------------------------
+    # values: what the runtime holds and what it means
+    def lin(self, n, t: _T, why: str) -> tuple:
+        """(k, c0, vmax) per channel with real value = k * v + c0, v the runtime's value of `t`
+        (B1: +-1, U8: the code, I32: the integer); refuses non-uniform levels."""
+        C = t.C
+        if t.enc == "I32":
+            return np.broadcast_to(t.scale, (C,)).astype(np.float64), np.zeros(C), t.vmax
+        lv = np.asarray(t.levels, np.int64)
+        if t.enc == "B1":
+            return np.full(C, float(t.scale)), np.zeros(C), np.ones(C)
+        codes = np.arange(len(lv))
+        alpha, beta = (lv[1] - lv[0]) if len(lv) > 1 else 1, lv[0]
+        if not np.array_equal(lv, alpha * codes + beta):
+            self.refuse(n, f"{why} of an activation with non-uniform levels {lv.tolist()} (HWGQ Lloyd-Max): "
+                           "the runtime works on its codes; use a uniform quantizer here")
+        s = float(t.scale)
+        return np.full(C, s * alpha), np.full(C, s * beta), np.full(C, float(len(lv) - 1))
+
+    def act_of(self, vid: int, shape, enc: str, levels=None, scale=1.0, vmax=None, err=None) -> _T:
+        C = int(shape[0])
+        return _T("act", tuple(shape), vid=vid, enc=enc, levels=levels, scale=scale,
+                  vmax=np.ones(C) if vmax is None else np.asarray(vmax, np.float64),
+                  err=np.zeros(C) if err is None else np.asarray(err, np.float64))
+
+    def pending(self, op: _Staged, shape, a, b, bound, err, f32=False) -> _T:
+        C = int(shape[0])
+        bc = lambda v: np.broadcast_to(np.asarray(v, np.float64), (C,)).copy()
+        op.acc_bound = float(np.max(bound)) if np.size(bound) else 0.0
+        return _T("acc", tuple(shape), op=op, a=bc(a), b=bc(b), acc_bound=bc(bound), err=bc(err), f32=f32)
+
+    def plain(self, n, t: _T) -> _T:
+        """A pending global average pool becomes an AVGPOOL op (it folds into a following linear
+        layer's weights only)."""
+        if not t.gap:
+            return t
+        c, h, w = t.shape
+        return self.avg_op(n, dataclasses.replace(t, gap=""), h, w, 1, 1, h * w, name=t.gap)
+
+    def materialize(self, n, t: _T, unit=None) -> _T:
+        """A pending accumulator stored as an int32 value: AFFINE y = (acc * mul + add) >> shift
+        ~= (a * acc + b) / q (round to nearest), q a power of two per channel (`unit`, or the
+        one that puts the value's bound at 2**I32_RANGE_BITS)."""
+        t = self.plain(n, t)
+        if t.kind == "act":
+            return t
+        if t.kind != "acc":
+            self.refuse(n, "its input is not a value of the graph")
+        if t.f32:
+            self.refuse(n, f"the output of the float (F32) layer '{t.op.name}' feeds an add, a concatenation, "
+                           "an average pool or two nodes: a float layer can only end in a quantizer or be "
+                           "the scores")
+        r = np.abs(t.a) * t.acc_bound + np.abs(t.b)
+        q = _pow2_unit(r, I32_RANGE_BITS) if unit is None else np.asarray(unit, np.float64)
+        ra, rb = t.a / q, t.b / q + 0.5
+        for sh in range(31, -1, -1):
+            mul, add = np.round(ra * 2.0**sh), np.floor(rb * 2.0**sh)
+            if max(np.abs(mul).max(), np.abs(add).max()) < 2**31 - 1:
+                break
+        else:
+            self.refuse(n, "the rescaling to an int32 value does not fit int32 multipliers")
+        op = t.op
+        op.out, op.mul, op.add, op.shift = "AFFINE", mul.astype(np.int64), add.astype(np.int64), sh
+        units = 0.5 + (0.5 * t.acc_bound + 1.0) / 2.0**sh  # |y - (a acc + b) / q|
+        vmax = np.ceil(r / q + units)
+        if np.any(vmax >= 2**31 - 1):
+            self.refuse(n, "the value does not fit int32 at the precision it needs")
+        vid = self.append(op)
+        for p in t.pools:
+            p.src = (vid,)
+            vid = self.append(p)
+        return self.act_of(vid, t.shape, "I32", scale=q, vmax=vmax, err=t.err + q * units)
+
+    def identity(self, n, t: _T) -> _T:
+        """A graph value as a pending accumulator (a 1 x 1 AVGPOOL), for a stage (batch norm,
+        quantizer) applied directly to it."""
+        return self.avg_op(n, t, 1, 1, 1, 1, 1)
+
+    def avg_op(self, n, t: _T, kh, kw, sh, sw, div, name: str = "") -> _T:
+        """AVGPOOL (window sums) of a value, pending: real = (k / div) * sum + c0 * kh * kw / div."""
+        if t.kind == "acc":  # sums of an int32 value within ACC_LIMIT
+            r = np.abs(t.a) * t.acc_bound + np.abs(t.b)
+            t = self.materialize(n, t, _pow2_unit(r * kh * kw, 29))
+        if t.flat:
+            self.refuse(n, "average pooling of a flattened tensor")
+        c, h, w = t.shape
+        if h == 1 and kh == 1:
+            sh = sw  # one row: the vertical stride is free
+        if not (1 <= kh <= min(h, 255) and 1 <= kw <= min(w, 255)):
+            self.refuse(n, f"pool window {kh}x{kw} does not fit the {h}x{w} input (at most 255 per axis)")
+        k, c0, vmax = self.lin(n, t, "average pooling")
+        bound = vmax * kh * kw
+        if np.any(bound >= ACC_LIMIT):
+            self.refuse(n, f"window sums of up to {float(bound.max()):.3g} do not fit the int32 accumulator")
+        op = FoldedAvgPool(kh=kh, kw=kw, stride=sh, stride_w=sw, src=(t.vid,),
+                           name=name or _lname(n, self.prefix))
+        shape = (c, (h - kh) // sh + 1, (w - kw) // sw + 1)
+        return self.pending(op, shape, k / div, c0 * kh * kw / div, bound, t.err * kh * kw / div)
 
     # -------------------------------------------------------------------------------------
     def input(self, n, m: Input, t: _T) -> _T:
         if t.kind != "raw" or self.pre is not None:
             self.refuse(n, "edgeq.nn.Input must be applied once, to the model's input")
         self.pre = m
-        return _T("act", t.shape, enc=m.enc, levels=np.asarray(m.levels_int, np.int64), scale=float(m.scale))
+        C = t.C
+        return self.act_of(0, t.shape, m.enc, levels=np.asarray(m.levels_int, np.int64), scale=float(m.scale),
+                           vmax=np.full(C, float(np.abs(m.levels_int).max())))
 
     def conv(self, n, m, t: _T) -> _T:
         if t.kind == "raw":
             self.refuse(n, "the model's input must first go through edgeq.nn.Input (the blob's "
                            "preprocessing: RAW, THRESH or QUANT)")
+        if t.gap and (isinstance(m, QLinear) or (m.groups == 1 and all(k == 1 for k in m.kernel_size))):
+            pass  # folded below
+        else:
+            t = self.plain(n, t)
         if t.kind == "acc":
-            self.refuse(n, f"its input is the pre-activation of '{t.blk.name}' (no activation quantizer "
+            self.refuse(n, f"its input is the pre-activation of '{t.op.name}' (no activation quantizer "
                            "between them): every hidden layer must end in an edgeq.nn quantizer")
+        if t.enc == "I32":
+            self.refuse(n, "its input is an int32 value (a sum, or a value read by two nodes, without a "
+                           "quantizer): a convolution needs quantized (B1/U8) input; put an activation "
+                           "quantizer before it")
         c, h, w = t.shape
         in_meta = _meta_shape(_src(n))
         wt = m.weight.detach()
+        groups = 1 if isinstance(m, QLinear) else int(m.groups)
         if t.gap:  # mean over positions, then the layer == the layer's weights / (H*W) at every position
             if isinstance(m, QLinear) and (in_meta is None or len(in_meta) != 2):
                 self.refuse(n, f"QLinear on a tensor of shape {in_meta}: flatten it to (N, features) first")
             pads = (0,) if isinstance(m, QLinear) or isinstance(m.padding, str) else tuple(m.padding)
-            if not isinstance(m, QLinear) and (any(k != 1 for k in m.kernel_size) or any(pads)):
+            if any(pads):
                 self.refuse(n, "after a global average pool only a QLinear or a 1x1 QConv without padding "
                                "folds the average into its weights")
             w4 = wt.reshape(wt.shape[0], -1, 1, 1)
             if w4.shape[1] != c:
                 self.refuse(n, f"weight {tuple(wt.shape)} does not take {c} input channels")
-            kh, kw, stride, pad = h, w, 1, 0
+            (kh, kw), (sh, sw), (ph, pw) = (h, w), (1, 1), (0, 0)
         elif isinstance(m, QLinear):
             if in_meta is None or len(in_meta) != 2:
                 self.refuse(n, f"QLinear on a tensor of shape {in_meta}: flatten it to (N, features) first")
             if m.in_features != c * h * w:
                 self.refuse(n, f"in_features {m.in_features} != {c * h * w} inputs")
-            w4, (kh, kw), stride, pad = wt.reshape(m.out_features, c, h, w), (h, w), 1, 0
+            w4, (kh, kw), (sh, sw), (ph, pw) = wt.reshape(m.out_features, c, h, w), (h, w), (1, 1), (0, 0)
         else:
             if t.flat:
                 self.refuse(n, "a convolution on a flattened tensor")
@@ -466,33 +720,29 @@ class _Walker:
             if one_d != (in_meta is not None and len(in_meta) == 3):
                 self.refuse(n, f"{type(m).__name__} on a tensor of shape {in_meta}")
             ks = (1, m.kernel_size[0]) if one_d else tuple(m.kernel_size)
-            st = (m.stride[0],) * 2 if one_d else tuple(m.stride)
-            if st[0] != st[1]:
-                self.refuse(n, f"stride {st}: the IR has one stride for both axes (non-square stride "
-                               "is issue 14, phase 2)")
+            (sh, sw) = (1, m.stride[0]) if one_d else tuple(m.stride)
             if isinstance(m.padding, str):
                 if m.padding == "valid":
                     pads = (0,) * len(m.kernel_size)
-                else:  # 'same' (stride 1): total k - 1, split left = total // 2
+                else:  # 'same' (stride 1): total k - 1, torch pads (k - 1) // 2 before and the rest after
                     if any((k - 1) % 2 for k in m.kernel_size):
                         self.refuse(n, f"padding='same' with the even kernel {tuple(m.kernel_size)} pads "
-                                       "unequally on the two sides; the IR pads symmetrically")
+                                       "unequally on the two sides; the IR pads symmetrically (give an odd "
+                                       "kernel, or pad explicitly)")
                     pads = tuple((k - 1) // 2 for k in m.kernel_size)
             else:
                 pads = tuple(m.padding)
-            if one_d and pads[0]:
-                self.refuse(n, f"QConv1d(padding={pads[0]}): the IR pads both axes alike, so a (C, 1, L) "
-                               "signal can only take padding 0 (1-D padding is issue 14, phase 2)")
-            if len(set(pads)) != 1:
-                self.refuse(n, f"padding {pads}: the IR has one padding for both axes")
-            pad = pads[0]
-            if pad >= max(ks):
-                self.refuse(n, f"padding {pad} >= kernel {ks}: the IR needs padding < kernel")
+            ph, pw = (0, pads[0]) if one_d else pads
             kh, kw = ks
-            stride = st[0]
-            w4 = wt.reshape(m.out_channels, c, kh, kw) if wt.shape[1] == c else None
+            if h == 1 and kh == 1 and ph == 0:
+                sh = sw  # one row: the vertical stride is free; square keeps a 1.0 blob
+            if ph >= max(ks) or pw >= max(ks):
+                self.refuse(n, f"padding {(ph, pw)} >= kernel {ks}: the IR needs padding < kernel")
+            if max(sh, sw, ph + 1, pw + 1) > 255:
+                self.refuse(n, f"stride {(sh, sw)} / padding {(ph, pw)}: the IR stores each in one byte")
+            w4 = wt.reshape(m.out_channels, c // groups, kh, kw) if wt.shape[1] * groups == c else None
             if w4 is None:
-                self.refuse(n, f"weight {tuple(wt.shape)} does not take {c} input channels")
+                self.refuse(n, f"weight {tuple(wt.shape)} in {groups} group(s) does not take {c} input channels")
         try:
             with torch.no_grad():
                 iw = m.wq.integer(w4)
@@ -502,42 +752,52 @@ class _Walker:
             tile = lambda v: None if v is None else np.ascontiguousarray(np.broadcast_to(v, v.shape[:2] + (h, w)))
             iw = dataclasses.replace(iw, values=tile(np.asarray(iw.values)), codes=tile(iw.codes),
                                      scale=np.asarray(iw.scale, np.float64) / (h * w))
-        ident = t.enc == "U8" and np.array_equal(t.levels, np.arange(len(t.levels)))
+        ident = t.enc == "B1" or np.array_equal(t.levels, np.arange(len(t.levels)))
         try:
-            w_enc, codes, lut, wbits = _encode_weights(iw, t.enc, t.levels, ident)
+            w_enc, codes, lut, wbits = _encode_weights(iw, t.enc, t.levels, ident and t.enc == "U8")
         except UnsupportedError as e:
             self.refuse(n, str(e))
-        oh, ow = conv_out_dim(h, kh, stride, pad), conv_out_dim(w, kw, stride, pad)
+        oh, ow = conv_out_dim(h, kh, sh, ph), conv_out_dim(w, kw, sw, pw)
         if oh < 1 or ow < 1:
             self.refuse(n, f"kernel {kh}x{kw} larger than its input {h}x{w}")
         nout = int(w4.shape[0])
-        blk = FoldedBlock(np.asarray(iw.values), w_enc, codes, lut, wbits, stride, pad, "", in_levels=t.levels,
-                          name=_lname(n, self.prefix))
+        vals = np.asarray(iw.values)
+        blk = FoldedBlock(values=vals, w_enc=w_enc, codes=codes, lut=lut, wbits=wbits, stride=sh, pad=ph,
+                          stride_w=sw, pad_w=pw, groups=groups, in_levels=t.levels, in_ident=ident,
+                          name=_lname(n, self.prefix), src=(t.vid,), f32=w_enc == "F32")
         b = np.zeros(nout) if m.bias is None else m.bias.detach().cpu().double().numpy()
-        return _T("acc", (nout, oh, ow), blk=blk, a=t.scale * np.asarray(iw.scale, np.float64), b=b,
-                  f32=w_enc == "F32")
+        lvmax = float(np.abs(t.levels).max())
+        bound = np.abs(vals.astype(np.float64)).reshape(nout, -1).sum(1) * lvmax
+        return self.pending(blk, (nout, oh, ow), t.scale * np.asarray(iw.scale, np.float64), b, bound, 0.0,
+                            f32=w_enc == "F32")
 
     def bn(self, n, m, t: _T) -> _T:
-        self.no_gap(n, t)
-        if t.kind != "acc":
-            self.refuse(n, "batch norm must follow a QConv/QLinear layer (it folds into that layer's "
-                           "integer stage); on a quantized activation it has no IR op")
+        t = self.plain(n, t)
+        if t.kind == "raw":
+            self.refuse(n, "batch norm after edgeq.nn.Input, not before")
+        if t.flat and t.shape[1] * t.shape[2] > 1:
+            self.refuse(n, "batch norm of a flattened spatial tensor")
         if not m.track_running_stats or m.running_mean is None:
             self.refuse(n, "batch norm without running statistics uses batch statistics in eval")
-        if m.num_features != t.shape[0]:
-            self.refuse(n, f"{m.num_features} features on {t.shape[0]} channels")
+        if m.num_features != t.C:
+            self.refuse(n, f"{m.num_features} features on {t.C} channels")
+        if t.kind == "act":
+            t = self.identity(n, t)
         g, h = bn_affine_terms(m)
         if t.pools and np.any(g < 0):
             self.refuse(n, "max-pool before a batch norm with negative scales does not commute with it; "
                            "pool after the batch norm")
-        return _T("acc", t.shape, blk=t.blk, a=g * t.a, b=g * t.b + h, pools=list(t.pools), f32=t.f32)
+        return dataclasses.replace(t, a=g * t.a, b=g * t.b + h, err=np.abs(g) * t.err, pools=list(t.pools))
 
     def stage(self, n, m: ActQuantizer, t: _T) -> _T:
-        self.no_gap(n, t)
-        if t.kind != "acc":
-            self.refuse(n, "an activation quantizer must follow a QConv/QLinear layer (and its batch "
-                           "norm); on the input or on a quantized activation it has no IR op")
-        blk = t.blk
+        t = self.plain(n, t)
+        if t.kind == "raw":
+            self.refuse(n, "an activation quantizer after edgeq.nn.Input, not before")
+        if t.flat and t.shape[1] * t.shape[2] > 1:
+            self.refuse(n, "a quantizer on a flattened spatial tensor: quantize before the flatten")
+        if t.kind == "act":
+            t = self.identity(n, t)
+        blk = t.op
         try:
             th, lv, scale, enc, bits = m.thresholds, m.levels_int, float(m.scale), m.enc, int(m.bits)
         except (UnsupportedError, NotImplementedError, AttributeError) as e:
@@ -548,56 +808,146 @@ class _Walker:
         if not ok or np.any(np.diff(th) <= 0) or np.any(np.diff(lv) <= 0) or (enc == "B1" and list(lv) != [-1, 1]):
             self.refuse(n, f"{type(m).__name__}: enc {enc!r}, {bits} bits, {len(lv)} increasing levels and "
                            f"{len(th)} increasing thresholds do not describe a B1/U8 quantizer")
-        _fold_stage(blk, t.a, t.b, th, lv, enc, bits, t.f32)
+        rq_tol = _fold_stage(blk, t.a, t.b, th, lv, enc, bits, t.f32, t.acc_bound)
         blk.out_levels, blk.out_scale, blk.thresholds = lv, scale, th
-        self.ops.append(blk)
-        self.ops.extend(t.pools)
-        self.checks[n.name] = (len(self.ops) - 1, blk)
-        return _T("act", t.shape, enc=enc, levels=lv, scale=scale)
+        vid = self.append(blk)
+        for p in t.pools:
+            p.src = (vid,)
+            vid = self.append(p)
+        self.checks[n.name] = _CheckAt(vid, blk, lv, scale, t.err + rq_tol)
+        return self.act_of(vid, t.shape, enc, levels=lv, scale=scale, vmax=np.full(t.C, float(np.abs(lv).max())))
 
-    def pool(self, n, t: _T, k, stride, padding, dilation, ceil_mode) -> _T:
-        self.no_gap(n, t)
+    def maxpool(self, n, t: _T, k, stride, padding, dilation, ceil_mode, indices) -> _T:
+        t = self.plain(n, t)
+        one_d = len(_meta_shape(n) or ()) == 3
         k, s = _pair(k), _pair(stride if stride else k)
-        if k[0] != k[1] or s[0] != s[1]:
-            self.refuse(n, f"max-pool window {k} / stride {s}: the IR's window and stride are square")
-        if any(_pair(padding)) or any(d != 1 for d in _pair(dilation)) or ceil_mode:
-            self.refuse(n, "max-pool with padding, dilation or ceil_mode has no IR mapping")
+        if one_d:
+            k, s = (1, k[0]), (1, s[0])
+        if indices or any(_pair(padding)) or any(d != 1 for d in _pair(dilation)) or ceil_mode:
+            self.refuse(n, "max-pool with padding, dilation, ceil_mode or return_indices has no IR mapping")
         if t.kind == "raw":
             self.refuse(n, "pool after edgeq.nn.Input, not before")
         if t.flat:
             self.refuse(n, "max-pool of a flattened tensor")
         c, h, w = t.shape
-        if k[0] > min(h, w):
-            self.refuse(n, f"pool {k[0]} larger than its input {h}x{w}")
-        p = FoldedPool(k[0], s[0], _lname(n, self.prefix))
-        shape = (c, (h - k[0]) // s[0] + 1, (w - k[0]) // s[0] + 1)
+        if k[0] > h or k[1] > w or max(k + s) > 255:
+            self.refuse(n, f"pool {k} does not fit its input {h}x{w} (at most 255 per axis)")
+        if h == 1 and k[0] == 1:
+            s = (s[1], s[1])  # one row: the vertical stride is free
+        p = FoldedPool(k=k[0], kw=k[1], stride=s[0], stride_w=s[1], name=_lname(n, self.prefix))
+        shape = (c, (h - k[0]) // s[0] + 1, (w - k[1]) // s[1] + 1)
         if t.kind == "act":
-            self.ops.append(p)
-            return _T("act", shape, enc=t.enc, levels=t.levels, scale=t.scale)
-        return _T("acc", shape, blk=t.blk, a=t.a, b=t.b, pools=t.pools + [p], f32=t.f32)
+            p.src = (t.vid,)
+            return dataclasses.replace(t, vid=self.append(p), shape=shape)
+        return dataclasses.replace(t, shape=shape, pools=t.pools + [p])
 
-    def no_gap(self, n, t: _T):
-        if t.gap:
-            self.refuse(n, "a global average pool is exportable only right before a QLinear / 1x1 QConv "
-                           "(the average folds into its weights)")
+    def avgpool(self, n, t: _T, k, stride, padding, ceil_mode, divisor, ir: bool = False) -> _T:
+        """Average pool (torch's window and stride; `ir`: already the IR's (kh, kw))."""
+        one_d = len(_meta_shape(n) or ()) == 3 and not ir
+        k = _pair(k)
+        s = _pair(stride) if stride else k
+        if one_d:
+            k, s = (1, k[0]), (1, s[0])
+        if any(_pair(padding)) or ceil_mode:
+            self.refuse(n, "average pooling with padding or ceil_mode (windows of varying size) has no IR "
+                           "mapping; the IR pools without padding")
+        if t.kind == "raw":
+            self.refuse(n, "pool after edgeq.nn.Input, not before")
+        t = self.plain(n, t)
+        c, h, w = t.shape
+        if k == (h, w) and divisor is None and t.kind == "act":
+            return dataclasses.replace(t, gap=_lname(n, self.prefix))  # may fold into the next linear layer
+        return self.avg_op(n, t, k[0], k[1], s[0], s[1], int(divisor or k[0] * k[1]))
 
-    def gap(self, n, t: _T, not_global: bool = False) -> _T:
-        """A global average pool (adaptive to 1, a kernel covering the input, or a spatial mean):
-        exportable right before a QLinear / 1x1 QConv, whose weights it is folded into."""
-        ins, outs = _meta_shape(_src(n)), _meta_shape(n)
-        if not_global:
-            self.refuse(n, WHY_AVG)
-        if ins is None or outs is None or len(ins) < 3 or outs[:2] != ins[:2] or any(v != 1 for v in outs[2:]):
-            self.refuse(n, f"{WHY_AVG} ({ins} -> {outs} is not a global average pool)")
-        if n.op != "call_module" and n.target in (torch.mean, "mean"):
-            dims = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
-            dims = {int(d) % len(ins) for d in ((dims,) if isinstance(dims, int) else (dims or ()))}
-            if dims != set(range(2, len(ins))):
-                self.refuse(n, f"a mean over dims {sorted(dims)} is not a global average pool")
-        if t.kind != "act" or t.flat:
-            self.refuse(n, "global average pooling is exportable only on a quantized activation, right "
-                           "before a QLinear / 1x1 QConv")
-        return _T("act", t.shape, enc=t.enc, levels=t.levels, scale=t.scale, gap=True)
+    def adaptive(self, n, t: _T, size) -> _T:
+        c, h, w = t.shape
+        one_d = len(_meta_shape(n) or ()) == 3
+        size = (1, int(size if isinstance(size, int) else size[0])) if one_d else _pair(size)
+        size = tuple(d if o is None else o for o, d in zip(size, (h, w)))
+        if h % size[0] or w % size[1]:
+            self.refuse(n, f"adaptive average pool {h}x{w} -> {size[0]}x{size[1]}: windows of unequal "
+                           "size (the IR's windows are fixed; give a size that divides the input)")
+        k = (h // size[0], w // size[1])
+        return self.avgpool(n, t, k, k, 0, False, None, ir=True)
+
+    def mean(self, n, t: _T) -> _T:
+        ins = _meta_shape(_src(n))
+        dims = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
+        dims = {int(d) % len(ins) for d in ((dims,) if isinstance(dims, int) else (dims or ()))}
+        if n.kwargs.get("dtype") is not None or dims != set(range(2, len(ins))):
+            self.refuse(n, f"a mean over dims {sorted(dims)} is not a global average pool (dims 2.. of "
+                           "(N, C, ...)): no IR mapping")
+        return self.adaptive(n, t, 1)
+
+    def add(self, n) -> _T:
+        a = n.args if len(n.args) >= 2 else (_src(n), n.kwargs.get("other"))
+        alpha = n.kwargs.get("alpha", 1)
+        if len(a) != 2 or not all(isinstance(v, fx.Node) for v in a) or alpha != 1:
+            self.refuse(n, "only the sum of two tensors (x + y, torch.add(x, y)) has an IR op (ADD); "
+                           "constants and alpha do not")
+        ins = [self.plain(n, self.get(n, v)) for v in a]
+        if ins[0].shape != ins[1].shape or ins[0].flat != ins[1].flat or any(v.kind == "raw" for v in ins):
+            self.refuse(n, f"an add of shapes {ins[0].shape} and {ins[1].shape}: ADD takes two graph values of "
+                           "the same shape (no broadcasting)")
+        # the common unit q: a power of two per channel that puts the sum's bound at 2**29 (or the
+        # finer unit of an int32 input, which then enters with the exact multiplier q_in / q)
+        r = np.zeros(ins[0].C)
+        for v in ins:
+            if v.kind == "acc":
+                r = r + np.abs(v.a) * v.acc_bound + np.abs(v.b)
+            else:
+                k, c0, vmax = self.lin(n, v, "an add")
+                r = r + np.abs(k) * vmax + np.abs(c0)
+        q = _pow2_unit(r, 29)
+        for v in ins:
+            if v.kind == "act" and v.enc == "I32":
+                q = np.minimum(q, v.scale)
+        ins = [self.materialize(n, v, q) if v.kind == "acc" else v for v in ins]
+        m, b, err, bound = [], np.zeros_like(q), np.zeros_like(q), np.zeros_like(q)
+        for v in ins:
+            k, c0, vmax = self.lin(n, v, "an add")
+            mi = np.round(k / q)
+            m.append(mi)
+            b, bound = b + c0, bound + np.abs(mi) * vmax
+            err = err + v.err + np.abs(mi * q - k) * vmax
+        m = np.stack(m)
+        if np.abs(m).max() > 2**30 or bound.max() >= ACC_LIMIT:
+            self.refuse(n, "the two inputs' scales are too far apart for an exact int32 ADD (multipliers "
+                           f"up to {np.abs(m).max():.3g}, sums up to {bound.max():.3g})")
+        op = FoldedAdd(m=m.astype(np.int64), src=(ins[0].vid, ins[1].vid), name=_lname(n, self.prefix))
+        t = self.pending(op, ins[0].shape, q, b, bound, err)
+        t.flat = ins[0].flat
+        return t
+
+    def cat(self, n) -> _T:
+        kw = _args(n, ("tensors", "dim"))
+        xs, dim = kw.get("tensors"), kw.get("dim", 0)
+        ins = [self.plain(n, self.get(n, v)) for v in (xs or ())]
+        nd = len(_meta_shape(n) or ())
+        if len(ins) < 1 or dim % max(nd, 1) != 1 or nd < 3:
+            self.refuse(n, f"torch.cat along dim {dim} of a {nd}-d tensor: the IR concatenates channels (dim 1) "
+                           "of (N, C, H, W) / (N, C, L) tensors")
+        ins = [self.materialize(n, v) for v in ins]
+        out = ins[0]
+        for v in ins[1:]:
+            if v.shape[1:] != out.shape[1:] or v.enc != out.enc:
+                self.refuse(n, f"torch.cat of {out.enc} {out.shape} and {v.enc} {v.shape}: CONCAT needs the "
+                               "same height, width and encoding")
+            levels, scale = out.levels, out.scale
+            if v.enc == "I32":
+                scale = np.concatenate([np.broadcast_to(out.scale, (out.C,)), np.broadcast_to(v.scale, (v.C,))])
+            else:
+                lo, hi = sorted((np.asarray(out.levels), np.asarray(v.levels)), key=len)
+                if not np.array_equal(hi[:len(lo)], lo) or not np.isclose(out.scale, v.scale, rtol=1e-12):
+                    self.refuse(n, f"torch.cat of activations with different levels/scales ({out.levels.tolist()} x "
+                                   f"{out.scale:.6g}, {v.levels.tolist()} x {v.scale:.6g}): the next layer could "
+                                   "not read them with one set of integer weights")
+                levels = hi
+            op = FoldedConcat(src=(out.vid, v.vid), name=_lname(n, self.prefix))
+            out = self.act_of(self.append(op), (out.C + v.C,) + out.shape[1:], out.enc, levels=levels,
+                              scale=scale, vmax=np.concatenate([out.vmax, v.vmax]),
+                              err=np.concatenate([out.err, v.err]))
+        return out
 
     def flatten(self, n, t: _T) -> _T:
         ins, outs = _meta_shape(_src(n)), _meta_shape(n)
@@ -617,37 +967,40 @@ class _Walker:
         if t.kind == "acc":
             self.refuse(n, "flattening a pre-activation with spatial size > 1: put the activation "
                            "quantizer before the flatten")
-        return _T("act", t.shape, flat=True, enc=t.enc, levels=t.levels, scale=t.scale)
+        return dataclasses.replace(t, flat=True)
 
     def output(self, n) -> str:
         src = n.args[0]
         if not isinstance(src, fx.Node):
             self.refuse(n, "the model must return one tensor (the scores)")
         t = self.env.get(src)
-        if t is None or t.kind != "acc":
+        if t is None or t.kind == "raw" or (t.kind == "act" and not t.gap and t.enc != "I32"):
             self.refuse(src, "the model's output must be a QConv/QLinear layer's value (with its batch "
                              "norm), without an activation quantizer: the scores")
+        t = self.plain(src, t)
+        if t.kind == "act":  # an int32 value (read by other nodes too): the scores are a last op
+            t = self.identity(src, t)
         if t.pools:
             self.refuse(src, "max-pool of the scores has no IR mapping")
         if t.shape[1] * t.shape[2] != 1:
             self.refuse(src, f"the scores must be (N, classes); the output is {t.shape[0]} channels of "
                              f"{t.shape[1]}x{t.shape[2]}")
-        self.ops.append(_affine(t))
+        self.append(_affine(t))
+        self.out_err = t.err
         return src.name
 
 
-def _affine(t: _T) -> FoldedBlock:
+def _affine(t: _T) -> _Staged:
     """The last layer's AFFINE stage (see module docstring)."""
-    fb, a, b = t.blk, t.a, t.b
+    fb, a, b = t.op, t.a, t.b
     fb.out = "AFFINE"
     amax = float(np.abs(a).max()) or 1.0
-    lv_max = int(np.abs(fb.in_levels).max())
-    bound = float(np.abs(fb.values).reshape(len(a), -1).sum(1).max()) * lv_max
+    bound = float(t.acc_bound.max())
     bmax = float(np.abs(b).max()) / amax
     p = 20
     while p > 0 and (bound + bmax + 1) * 2**p >= 2**30:
         p -= 1
-    if fb.w_enc == "F32":  # scores floor(acc * mul + add), float32 mul/add, no shift
+    if t.f32:  # scores floor(acc * mul + add), float32 mul/add, no shift
         q = min(p, 12)
         fb.mul = (a / amax * 2**q).astype(np.float32)
         fb.add = (b / amax * 2**q).astype(np.float32)
@@ -677,15 +1030,7 @@ def _uniform_step(th: np.ndarray, lv: np.ndarray) -> float | None:
     return float(step) if ok else None
 
 
-def acc_bound(blk) -> float | None:
-    """max |acc| over every possible input of a conv block (sum |w| * max |level|), or None."""
-    v, lv = getattr(blk, "values", None), getattr(blk, "in_levels", None)
-    if v is None or lv is None or not len(lv):
-        return None
-    return float(np.abs(np.asarray(v, np.float64)).reshape(len(v), -1).sum(1).max()) * float(np.abs(lv).max())
-
-
-def _requant(a: np.ndarray, b: np.ndarray, th: np.ndarray, step: float, bits: int, bound: float | None):
+def _requant(a: np.ndarray, b: np.ndarray, th: np.ndarray, step: float, bits: int, bound=None):
     """REQUANT (mul, add, shift) for code = #{i : a*acc + b >= th_i} with equally spaced th (spacing
     `step`), or None when the slopes do not fit int32.
 
@@ -716,64 +1061,27 @@ def _requant(a: np.ndarray, b: np.ndarray, th: np.ndarray, step: float, bits: in
     return np.round(alpha * 2.0**s).astype(np.int64), np.round(beta * 2.0**s).astype(np.int64), s
 
 
-def _fold_stage(blk, a, b, th, lv, enc: str, bits: int, f32: bool = False) -> None:
+def _fold_stage(blk, a, b, th, lv, enc: str, bits: int, f32: bool = False, bound=None) -> np.ndarray:
     """Set blk's output stage for quantizer(y = a*acc + b) with thresholds th and levels lv: SIGN
-    (B1), REQUANT (uniform levels, >= REQUANT_MIN_BITS bits, integer layer) or MULTI."""
+    (B1), REQUANT (uniform levels, >= REQUANT_MIN_BITS bits, integer op) or MULTI.  `bound`: max
+    |acc| per channel (or one number) over every input.  Returns how far (quantizer input units,
+    per channel) the stage may put a value from a threshold: 0 except for REQUANT (`_requant`)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     step = _uniform_step(th, lv) if enc == "U8" and bits >= REQUANT_MIN_BITS and not f32 else None
-    rq = _requant(np.asarray(a, np.float64), np.asarray(b, np.float64), th, step, bits,
-                  acc_bound(blk)) if step else None
+    rq = _requant(a, b, th, step, bits, bound) if step else None
     if rq is not None:
         blk.out, blk.out_bits = "REQUANT", bits
         blk.mul, blk.add, blk.shift = rq
-        blk.thr, blk.flip, blk.rq_step = None, None, step
-        return
+        blk.thr, blk.flip = None, None
+        acc = np.broadcast_to(np.asarray(bound if bound is not None else 2.0**31, np.float64), a.shape)
+        return step * (0.5 * acc + 0.5) / 2.0**blk.shift
     thr, flip = _thresholds(a, b, th, f32=f32)
     blk.flip = flip
     if enc == "B1":
         blk.out, blk.thr = "SIGN", thr[:, 0]
     else:
         blk.out, blk.thr, blk.out_bits = "MULTI", thr, bits
-
-
-def _stage_tol(blk, accmax: float) -> float:
-    """How far (in the quantizer's input units) from a threshold a REQUANT stage may move a value,
-    for accumulators up to accmax (see `_requant`); 0 for exact stages."""
-    if getattr(blk, "out", "") != "REQUANT":
-        return 0.0
-    return blk.rq_step * (0.5 * accmax + 0.5) / 2.0**blk.shift
-
-
-def apply_stage(blk, acc: torch.Tensor) -> torch.Tensor:
-    """The output stage of blk on its int64 (or F32 float) accumulator (N, C, H, W): the
-    activation's integer levels (SIGN/MULTI/REQUANT) or the AFFINE scores, float64."""
-    dev = acc.device
-    f32 = blk.w_enc == "F32"
-    if blk.out == "AFFINE":
-        mul = torch.as_tensor(blk.mul, device=dev).view(1, -1, 1, 1)
-        add = torch.as_tensor(blk.add, device=dev).view(1, -1, 1, 1)
-        if f32:  # floor(acc * mul + add), each operation rounded to float32
-            y = torch.floor((acc * mul.float() + add.float()).to(torch.float64))
-        else:
-            y = torch.div(acc * mul + add, 2**blk.shift, rounding_mode="floor")
-        return y.clamp(I32_MIN, I32_MAX).to(torch.float64)
-    olv = torch.as_tensor(blk.out_levels, dtype=torch.float64, device=dev)
-    if blk.out == "REQUANT":  # clamp((acc * mul + add) >> shift, 0, 2**bits - 1), 64-bit
-        mul = torch.as_tensor(np.asarray(blk.mul, np.int64), device=dev).view(1, -1, 1, 1)
-        add = torch.as_tensor(np.asarray(blk.add, np.int64), device=dev).view(1, -1, 1, 1)
-        code = torch.bitwise_right_shift(acc.to(torch.long) * mul + add, blk.shift)
-        return olv[code.clamp(0, (1 << blk.out_bits) - 1)]
-    thr = np.asarray(blk.thr, np.float32 if f32 else np.int64).reshape(len(blk.flip), -1)
-    thr = torch.as_tensor(thr, device=dev)  # (N, L), non-decreasing (flip: non-increasing)
-    flip = torch.as_tensor(blk.flip, device=dev).view(-1, 1)
-    if thr.shape[1] == 1:  # SIGN
-        t, f = thr.view(1, -1, 1, 1), flip.view(1, -1, 1, 1)
-        code = torch.where(f, acc <= t, acc >= t).long()
-    else:  # code = #{i : thr_i <= acc} (flip: #{i : -thr_i <= -acc}), a sorted search per channel
-        s = torch.where(flip, -thr, thr).contiguous()
-        v = acc.to(thr.dtype).transpose(0, 1).reshape(len(s), -1)
-        code = torch.searchsorted(s, torch.where(flip, -v, v).contiguous(), right=True)
-        code = code.reshape(acc.shape[1], acc.shape[0], *acc.shape[2:]).transpose(0, 1)
-    return olv[code]
+    return np.zeros(len(a))
 
 
 def _thresholds(a: np.ndarray, b: np.ndarray, t: np.ndarray, f32: bool = False):
@@ -878,31 +1186,48 @@ def _check_ternary(ternary: str) -> str:
     return ternary
 
 
+def _stage_kw(op: _Staged) -> dict:
+    pt = np.float32 if op.f32 else np.int32
+    if op.out in ("AFFINE", "REQUANT"):
+        kw = {"mul": np.asarray(op.mul).astype(pt), "add": np.asarray(op.add).astype(pt), "shift": op.shift}
+        if op.out == "REQUANT":
+            kw["out_bits"] = op.out_bits
+        return {"out": op.out, **kw}
+    return {"out": op.out, "thr": np.asarray(op.thr).astype(pt), "flip": np.asarray(op.flip).astype(bool),
+            "out_bits": op.out_bits}
+
+
+def _layer(op, i: int):
+    """The graph layer of folded op i (src () when it reads the previous layer's output)."""
+    src = () if tuple(op.src) == (i,) else tuple(int(v) for v in op.src)
+    if isinstance(op, FoldedPool):
+        return MaxPool(k=op.k, stride=op.stride, kw=None if op.kw == op.k else op.kw,
+                       stride_w=None if op.stride_w == op.stride else op.stride_w, name=op.name, src=src)
+    if isinstance(op, FoldedConcat):
+        return Concat(src=src, name=op.name)
+    if isinstance(op, FoldedAdd):
+        return Add(m=np.asarray(op.m).astype(np.int32), name=op.name, src=src, **_stage_kw(op))
+    if isinstance(op, FoldedAvgPool):
+        return AvgPool(kh=op.kh, kw=op.kw, stride=op.stride,
+                       stride_w=None if op.stride_w == op.stride else op.stride_w, name=op.name, src=src,
+                       **_stage_kw(op))
+    fb = op
+    w = np.transpose(fb.codes if fb.w_enc == "KBIT" else fb.values, (0, 2, 3, 1))
+    w = np.ascontiguousarray(w.astype({"KBIT": np.uint8, "I16": np.int16, "F32": np.float32}
+                                      .get(fb.w_enc, np.int8)))
+    kw = {"weight": w, "w_enc": fb.w_enc, "stride": fb.stride, "pad": fb.pad, "name": fb.name, "src": src,
+          "groups": fb.groups, "stride_w": None if fb.stride_w == fb.stride else fb.stride_w,
+          "pad_w": None if fb.pad_w == fb.pad else fb.pad_w}
+    if fb.w_enc == "KBIT":
+        kw.update(lut=fb.lut.astype(np.int32), wbits=fb.wbits)
+    return Conv(**kw, **_stage_kw(fb))
+
+
 def _graph(folded: Folded, model=None, meta: dict | None = None, classes=None,
            ternary: str = "auto") -> Graph:
-    layers = []
-    for op in folded.ops:
-        if isinstance(op, FoldedPool):
-            layers.append(MaxPool(k=op.k, stride=op.stride, name=op.name))
-            continue
-        fb = op
-        w = np.transpose(fb.codes if fb.w_enc == "KBIT" else fb.values, (0, 2, 3, 1))
-        w = np.ascontiguousarray(w.astype({"KBIT": np.uint8, "I16": np.int16, "F32": np.float32}
-                                          .get(fb.w_enc, np.int8)))
-        kw = {"weight": w, "w_enc": fb.w_enc, "out": fb.out, "stride": fb.stride, "pad": fb.pad,
-              "name": fb.name}
-        if fb.w_enc == "KBIT":
-            kw.update(lut=fb.lut.astype(np.int32), wbits=fb.wbits)
-        pt = np.float32 if fb.w_enc == "F32" else np.int32
-        if fb.out == "AFFINE":
-            kw.update(mul=fb.mul.astype(pt), add=fb.add.astype(pt), shift=fb.shift)
-        elif fb.out == "REQUANT":
-            kw.update(mul=fb.mul.astype(np.int32), add=fb.add.astype(np.int32), shift=fb.shift,
-                      out_bits=fb.out_bits)
-        else:
-            kw.update(thr=fb.thr.astype(pt), flip=fb.flip.astype(bool), out_bits=fb.out_bits)
-        layers.append(Conv(**kw))
-    n_out = folded.blocks[-1].values.shape[0]
+    layers = [_layer(op, i) for i, op in enumerate(folded.ops)]
+    n_out = int(np.prod(infer_shapes(Graph(tuple(folded.input_shape), folded.pre.mode, 0 if folded.pre.mode == "RAW"
+                                           else folded.pre.param, layers))[-1].out_shape))
     if classes is None:
         classes = getattr(model, "classes", None) or [str(i) for i in range(n_out)]
     if len(classes) != n_out:
@@ -934,6 +1259,7 @@ def _graph(folded: Folded, model=None, meta: dict | None = None, classes=None,
     return g
 
 
+
 def to_graph(model, meta: dict | None = None, example=None, classes=None, ternary: str = "auto") -> Graph:
     """The exported Graph of a model (see module docstring; `ternary`: auto | dense | sparse |
     smallest)."""
@@ -956,42 +1282,87 @@ def graph_input(model, px) -> np.ndarray:
     return px.reshape((len(px),) + tuple(shape))
 
 
+def _apply_stage(op: _Staged, acc: torch.Tensor) -> torch.Tensor:
+    """The runtime's value after op's output stage (B1 +-1, U8 codes, I32 integers; float64)."""
+    dev = acc.device
+    C = acc.shape[1]
+    view = lambda v: torch.as_tensor(np.asarray(v), device=dev).view(1, -1, *([1] * (acc.dim() - 2)))
+    if op.out in ("AFFINE", "REQUANT"):
+        mul, add = view(op.mul), view(op.add)
+        if op.f32:  # floor(acc * mul + add), each operation rounded to float32
+            y = torch.floor((acc * mul.float() + add.float()).to(torch.float64))
+        else:
+            y = torch.div(acc * mul + add, 2**op.shift, rounding_mode="floor")
+        if op.out == "REQUANT":
+            return y.clamp(0, 2**op.out_bits - 1).to(torch.float64)
+        return y.clamp(I32_MIN, I32_MAX).to(torch.float64)
+    thr = np.asarray(op.thr, np.float32 if op.f32 else np.int64).reshape(C, -1)
+    thr = torch.as_tensor(thr, device=dev)  # (C, L), non-decreasing (flip: non-increasing)
+    flip = torch.as_tensor(np.asarray(op.flip, bool), device=dev).view(-1, 1)
+    if thr.shape[1] == 1 and op.out == "SIGN":
+        t, f = view(thr.view(-1).cpu().numpy()), view(np.asarray(op.flip, bool))
+        return torch.where(torch.where(f, acc <= t, acc >= t), 1.0, -1.0).to(torch.float64)
+    # code = #{i : thr_i <= acc} (flip: #{i : -thr_i <= -acc}), a sorted search per channel
+    s = torch.where(flip, -thr, thr).contiguous()
+    v = acc.to(thr.dtype).transpose(0, 1).reshape(C, -1)
+    code = torch.searchsorted(s, torch.where(flip, -v, v).contiguous(), right=True)
+    return code.reshape(C, acc.shape[0], *acc.shape[2:]).transpose(0, 1).to(torch.float64)
+
+
 @torch.no_grad()
 def _run(folded: Folded, px, keep: bool = False):
-    """(scores, accs, values): the exact integer forward; values[i] is op i's output."""
+    """(scores, accs, values): the exact integer forward; values[v] is value v (the runtime's
+    values: B1 +-1, U8 codes, I32 integers, as float64 NCHW), accs the accumulators of every op
+    with an output stage (int64, or float32 for F32 layers)."""
     px = torch.as_tensor(np.asarray(px)) if not torch.is_tensor(px) else px
     dev = px.device
     pre = folded.pre
     lv = torch.as_tensor(pre.levels_int, dtype=torch.float64, device=dev)
-    x = lv[pre.codes(px)].reshape((len(px),) + tuple(folded.input_shape))
-    accs, values = [], [x] if keep else []
-    for op in folded.ops:
+    x = lv[pre.codes(px)].reshape((len(px),) + tuple(folded.input_shape))  # B1 +-1, U8 codes = levels
+    values, accs = [x], []
+    for i, op in enumerate(folded.ops):
+        ins = [values[v] for v in op.src]
         if isinstance(op, FoldedPool):
-            x = F.max_pool2d(x, op.k, op.stride)
-            if keep:
-                values.append(x)
-            continue
-        fb = op
-        f32 = fb.w_enc == "F32"
-        if f32:
-            acc = _f32_conv(x, fb)
+            x = F.max_pool2d(ins[0], (op.k, op.kw), (op.stride, op.stride_w))
+        elif isinstance(op, FoldedConcat):
+            x = torch.cat(ins, 1)
         else:
-            w = torch.as_tensor(fb.values, dtype=torch.float64, device=dev)
-            acc = torch.round(F.conv2d(x, w, stride=fb.stride, padding=fb.pad)).to(torch.long)
-        accs.append(acc)
-        x = apply_stage(fb, acc)
-        if keep:
-            values.append(x)
+            if isinstance(op, FoldedBlock):
+                acc = _conv_acc(ins[0], op)
+            elif isinstance(op, FoldedAvgPool):  # exact: integer sums in float64 (< 2**53)
+                s = F.avg_pool2d(ins[0], (op.kh, op.kw), (op.stride, op.stride_w), divisor_override=1)
+                acc = torch.round(s).to(torch.long).clamp(I32_MIN, I32_MAX)
+            else:  # ADD, in 64 bits, saturated to int32
+                m = torch.as_tensor(np.asarray(op.m, np.int64), device=dev)
+                a0, a1 = (v.to(torch.long) for v in ins)
+                acc = (m[0].view(1, -1, 1, 1) * a0 + m[1].view(1, -1, 1, 1) * a1).clamp(I32_MIN, I32_MAX)
+            accs.append(acc)
+            x = _apply_stage(op, acc)
+        values.append(x)
+        if not keep:  # free what no later op reads
+            last = {v for o in folded.ops[i + 1:] for v in o.src}
+            values = [v if (j in last or j == len(values) - 1) else None for j, v in enumerate(values)]
     # scores in HWC flatten order (the runtime's)
     scores = x.permute(0, 2, 3, 1).reshape(len(x), -1)
     return scores, accs, values
+
+
+def _conv_acc(x: torch.Tensor, fb: FoldedBlock) -> torch.Tensor:
+    if not fb.in_ident:  # U8 codes -> the integer levels the weights multiply
+        x = torch.as_tensor(np.asarray(fb.in_levels), dtype=torch.float64, device=x.device)[x.to(torch.long)]
+    if fb.f32:
+        return _f32_conv(x, fb)
+    w = torch.as_tensor(fb.values, dtype=torch.float64, device=x.device)
+    return torch.round(F.conv2d(x, w, stride=(fb.stride, fb.stride_w), padding=(fb.pad, fb.pad_w),
+                                groups=fb.groups)).to(torch.long)
 
 
 def int_forward(model, px, return_accs: bool = False, folded: Folded | None = None):
     """Exact integer forward in torch: scores (N, n_classes) float64 holding integers.
     `model` is a model (traced and folded here) or a `Folded`.
 
-    return_accs=True also returns the list of int64 accumulators (N, N_out, OH, OW) per layer."""
+    return_accs=True also returns the list of accumulators (N, C, OH, OW) of every op with an
+    output stage (CONV, AVGPOOL, ADD), in graph order."""
     if folded is None:
         folded = model if isinstance(model, Folded) else fold(model, px[:1])
     scores, accs, _ = _run(folded, px)
@@ -999,20 +1370,22 @@ def int_forward(model, px, return_accs: bool = False, folded: Folded | None = No
 
 
 def _f32_conv(x: torch.Tensor, fb: FoldedBlock) -> torch.Tensor:
-    """The runtimes' float32 accumulator: from +0, taps in (ky, kx, c) order, acc = acc + (a * w),
-    one float32 rounding per operation (zero-padded taps add a zero product: no change)."""
-    w = torch.as_tensor(np.asarray(fb.values, np.float32), device=x.device)  # (N, C, kh, kw)
-    n, c, kh, kw = w.shape
-    xp = F.pad(x, (fb.pad, fb.pad, fb.pad, fb.pad)).to(torch.float32)
-    oh = (x.shape[2] + 2 * fb.pad - kh) // fb.stride + 1
-    ow = (x.shape[3] + 2 * fb.pad - kw) // fb.stride + 1
+    """The runtimes' float32 accumulator: from +0, taps in (ky, kx, c) order (c within the output
+    channel's group), acc = acc + (a * w), one float32 rounding per operation (zero-padded taps
+    add a zero product: no change)."""
+    w = torch.as_tensor(np.asarray(fb.values, np.float32), device=x.device)  # (N, C/g, kh, kw)
+    n, cg, kh, kw = w.shape
+    sh, sw, ph, pw = fb.stride, fb.stride_w, fb.pad, fb.pad_w
+    xp = F.pad(x, (pw, pw, ph, ph)).to(torch.float32)
+    oh = (x.shape[2] + 2 * ph - kh) // sh + 1
+    ow = (x.shape[3] + 2 * pw - kw) // sw + 1
+    first = (torch.arange(n, device=x.device) // (n // fb.groups)) * cg  # each output's first input channel
     acc = torch.zeros((x.shape[0], n, oh, ow), dtype=torch.float32, device=x.device)
-    s = fb.stride
     for ky in range(kh):
         for kx in range(kw):
-            patch = xp[:, :, ky:ky + s * (oh - 1) + 1:s, kx:kx + s * (ow - 1) + 1:s]  # (B, C, oh, ow)
-            for ch in range(c):
-                prod = patch[:, ch:ch + 1] * w[:, ch, ky, kx].view(1, n, 1, 1)
+            patch = xp[:, :, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw]  # (B, C, oh, ow)
+            for ch in range(cg):
+                prod = patch[:, first + ch] * w[:, ch, ky, kx].view(1, n, 1, 1)
                 acc = acc + prod
     return acc
 
@@ -1020,6 +1393,7 @@ def _f32_conv(x: torch.Tensor, fb: FoldedBlock) -> torch.Tensor:
 def accs_hwc(accs: list, index: int) -> list:
     """Per-layer accumulators of one image in the refnet layout (OH, OW, N) int64 numpy."""
     return [a[index].permute(1, 2, 0).cpu().numpy() for a in accs]
+
 
 
 def export_blob(model, meta: dict | None = None, example=None, ternary: str = "auto") -> bytes:
@@ -1080,13 +1454,8 @@ def export_model(model: nn.Module, example_input, path=None, *, classes=None, me
 
 def verify_blob(model: nn.Module, folded: Folded, blob: bytes, px) -> dict:
     """The proof of `export_model` on inputs px; returns the report dict."""
-    try:
-        from ..native.runtime import Model
-    except (ImportError, EdgeqError) as e:
-        raise EdgeqError(f"the C host runtime is needed to check the blob ({e}); build it with "
-                         "`python host/build_cffi.py`, or pass verify=False") from None
     px_np = np.asarray(px.cpu() if torch.is_tensor(px) else px)
-    cls, scores = Model(blob).predict(graph_input(folded, px_np))
+    cls, scores = _blob_scores(blob, graph_input(folded, px_np))
     ref, accs, values = _run(folded, torch.as_tensor(px_np), keep=True)
     ref = ref.numpy().astype(np.int64)
     bad = np.nonzero((np.asarray(scores, np.int64) != ref).any(1))[0]
@@ -1095,15 +1464,17 @@ def verify_blob(model: nn.Module, folded: Folded, blob: bytes, px) -> dict:
             f"the C runtime's scores differ from the exported graph's integer forward on {len(bad)} of "
             f"{len(ref)} inputs (first: {int(bad[0])}); this is an edgeq bug, please report it")
     report = {"images": int(len(ref)), "threshold_ties": 0, "score_ties": 0}
-    y = _float_check(model, folded, px_np, values, report, accs)
-    fb = folded.blocks[-1]
+    y = _float_check(model, folded, px_np, values, report)
+    fb = folded.ops[-1]
     y = y.reshape(len(ref), -1)
     accmax = float(accs[-1].abs().amax().item()) if len(accs[-1]) else 0.0
-    if fb.w_enc == "F32":
+    if fb.f32:
         bound = fb.score_unit * (1.0 + 1e-4 * (accmax * float(np.abs(fb.mul).max()) + float(np.abs(fb.add).max())))
         bound = bound + 1e-4 * np.abs(y)
     else:
         bound = fb.score_unit * ((0.5 * accmax + 0.5) / 2**fb.shift + 1.0) + 1e-9 * np.abs(y)
+    if folded.out_err is not None:  # fixed-point rescaling before the last op (residual adds)
+        bound = bound + np.asarray(folded.out_err, np.float64)[None, :] * (1 + 1e-9)
     err = np.abs(ref * fb.score_unit - y)
     bound = np.broadcast_to(bound, y.shape)
     if np.any(err > bound):
@@ -1122,17 +1493,26 @@ def verify_blob(model: nn.Module, folded: Folded, blob: bytes, px) -> dict:
     return report
 
 
-def _float_check(model: nn.Module, folded: Folded, px: np.ndarray, values: list, report: dict,
-                 accs: list | None = None) -> np.ndarray:
+def _blob_scores(blob: bytes, gin: np.ndarray):
+    """(classes, scores) of the blob: the C host runtime."""
+    try:
+        from ..native.runtime import Model
+    except (ImportError, EdgeqError) as e:
+        raise EdgeqError(f"the C host runtime is needed to check the blob ({e}); build it with "
+                         "`python host/build_cffi.py`, or pass verify=False") from None
+    return Model(blob).predict(gin)
+
+
+def _float_check(model: nn.Module, folded: Folded, px: np.ndarray, values: list, report: dict) -> np.ndarray:
     """Run the model's traced forward in float64 on px, comparing each quantizer's output with the
     integer graph's activation there (and continuing from the graph's value); returns the output.
-    A REQUANT stage may differ from the quantizer within `_stage_tol` of a threshold (accs: the
-    blocks' accumulators on px, as `_run` gives them)."""
+    A quantizer's input may differ from the integer form's by the fixed-point rescaling bound of
+    its branch (`_CheckAt.tol`, zero where the form is exact) plus float rounding."""
     m64 = copy.deepcopy(model).cpu().double().eval()
-    accmax = {id(b): float(a.abs().amax().item()) if a.numel() else 0.0
-              for b, a in zip(folded.blocks, accs or [])}
     gm, prefix = trace(m64)
-    x_in = values[0] * folded.pre.scale
+    pre = folded.pre
+    x_in = torch.as_tensor(np.asarray(pre.levels_int, np.float64))[values[0].long()] * pre.scale \
+        if pre.enc == "U8" else values[0] * pre.scale
 
     class _Check(fx.Interpreter):
         def run_node(self, n):
@@ -1142,16 +1522,18 @@ def _float_check(model: nn.Module, folded: Folded, px: np.ndarray, values: list,
             hit = folded.checks.get(n.name)
             if hit is None:
                 return out
-            idx, fb = hit
-            want = (values[idx + 1] * fb.out_scale).reshape(out.shape)
+            v = values[hit.vid]
+            lv = torch.as_tensor(np.asarray(hit.levels, np.float64))
+            real = (v if hit.op.out == "SIGN" else lv[v.long()]) * hit.scale  # B1: the value is the level
+            want = real.reshape(out.shape)
             off = (out - want).abs() > 1e-6 * (1 + want.abs())  # levels may be float32-rounded
             if bool(off.any()):
-                y = self.env[_src(n)][off]
-                t = torch.as_tensor(fb.thresholds, dtype=torch.float64)
-                d = (y.unsqueeze(-1) - t).abs().amin(-1)
-                tol = (1e-4 if fb.w_enc == "F32" else 1e-9) * (1 + t.abs().max())
-                if fb.out == "REQUANT":
-                    tol = tol + _stage_tol(fb, accmax.get(id(fb), acc_bound(fb) or 0.0))
+                y = self.env[_src(n)]
+                t = torch.as_tensor(hit.op.thresholds, dtype=torch.float64)
+                d = (y[off].unsqueeze(-1) - t).abs().amin(-1)
+                tolc = torch.as_tensor(np.asarray(hit.tol, np.float64)).view(1, -1, *([1] * (y.dim() - 2)))
+                tol = torch.broadcast_to(tolc, y.shape)[off] * (1 + 1e-9) + \
+                    (1e-4 if hit.op.f32 else 1e-9) * (1 + t.abs().max())
                 if bool((d > tol).any()):
                     raise ExportMismatchError(
                         f"node '{_label(n, prefix)}': the model's activations differ from the exported "
@@ -1163,6 +1545,7 @@ def _float_check(model: nn.Module, folded: Folded, px: np.ndarray, values: list,
     with torch.no_grad():
         out = _Check(gm).run(torch.as_tensor(px))
     return out.detach().numpy()
+
 
 
 class _CallableModule(types.ModuleType):

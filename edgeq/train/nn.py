@@ -25,7 +25,9 @@ integer graph and proves the blob equals the model; docs/python-api.md lists wha
 Layers: `QConv2d`, `QConv1d`, `QLinear` (any weight quantizer by name: 'sign', 'bwn', 'twn',
 'tern5', 'dorefaK', 'int8', 'int16', 'float'; see `edgeq.train.quant.make_weight_quantizer`).
 Activation quantizers: `Sign`, `DoReFa(bits)`, `HWGQ(bits, levels)`, `QReLU(bits, clip)`.  Input step: `Input`.
-Torch's own BatchNorm1d/2d, MaxPool2d, Flatten, Dropout and Identity are understood by export.
+Torch's own BatchNorm1d/2d, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, Flatten, Dropout and
+Identity, `x + y` / `torch.add` (residual adds), `torch.cat` along channels and `x.mean((2, 3))`
+are understood by export; the forward may branch (a DAG).
 """
 
 from __future__ import annotations

@@ -726,6 +726,14 @@ class _QConv:
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=False, padding_mode="zeros", wq: str | WeightQuantizer = "sign"):
+        if isinstance(padding, str) and padding == "same" and any(s != 1 for s in np.atleast_1d(stride)):
+            raise UnsupportedError(
+                f"padding='same' needs stride 1 (got stride={stride}): with a stride the output size is "
+                "not the input's; give the padding explicitly (e.g. padding=kernel_size // 2)")
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or in_channels % groups \
+                or out_channels % groups:
+            raise UnsupportedError(f"groups={groups!r} must be a positive int dividing in_channels "
+                                   f"({in_channels}) and out_channels ({out_channels})")
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                          dilation=dilation, groups=groups, bias=bias, padding_mode=padding_mode)
         self.wq = _wq(wq)
@@ -740,14 +748,17 @@ class _QConv:
 class QConv2d(_QConv, nn.Conv2d):
     """Conv2d whose weight goes through `wq` (a WeightQuantizer or spec string, see
     `make_weight_quantizer`) in forward.  The latent float weight is what the optimizer updates.
-    Takes every nn.Conv2d argument; `edgeq.export` maps stride, padding (int, pair or 'same'/'valid')
-    and bias onto the IR and refuses what it cannot express (groups > 1, dilation, non-square
-    stride or padding) with UnsupportedError."""
+    Takes every nn.Conv2d argument; `edgeq.export` maps onto the IR's CONV: stride (int or
+    (sh, sw)), padding (int, (ph, pw), 'valid', or 'same' with stride 1 and an odd kernel; each
+    padding < max(kh, kw)), groups (grouped and depthwise: groups = in_channels, out_channels a
+    multiple) and bias (folded).  Dilation and padding modes other than zeros raise
+    UnsupportedError at export, as does 'same' with an even kernel (torch pads it unequally);
+    'same' with a stride raises it here."""
 
 
 class QConv1d(_QConv, nn.Conv1d):
     """Conv1d with a quantized weight (see QConv2d).  Exported as a (1 x k) convolution over a
-    (C, 1, L) activation; the IR pads both axes alike, so only padding=0 is exportable."""
+    (C, 1, L) activation: stride and padding along L only, groups as QConv2d."""
 
 
 class QLinear(nn.Linear):

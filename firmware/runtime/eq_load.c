@@ -537,9 +537,9 @@ static eq_status_t load_layers(eq_model_t *m, uint32_t in_enc, uint32_t in_level
         uint32_t lv = 0;
         eq_rt_layer(m, i, &L);
         /* inputs: earlier values only (topological order); src1 for ADD / CONCAT only */
-        CHECK(L.src0 <= i, EQ_ERR_BOUNDS);
+        CHECK(L.src0 <= i, EQ_ERR_SHAPE);
         if (L.op == EQ_OP_ADD || L.op == EQ_OP_CONCAT) {
-            CHECK(L.src1_raw != 0u && L.src1 <= i, EQ_ERR_BOUNDS);
+            CHECK(L.src1_raw != 0u && L.src1 <= i, EQ_ERR_SHAPE);
         } else {
             CHECK(L.src1_raw == 0u, EQ_ERR_SHAPE);
         }
