@@ -1,13 +1,15 @@
 """Board benchmark on the reference Cortex-M4 (qemu-mps2-an386 under -icount).
 
-1. Executed instructions per inference, per layer type, as binary MACs per instruction. Under
+1. Executed instructions per inference, per layer type, as binary MACs per instruction; the
+   zoo's reference models (MLPerf Tiny's ResNet-8, DS-CNN, MobileNetV1-0.25, binary and ternary)
+   whole, with blob and peak arena bytes, next to MLPerf Tiny's int8 cycles on a Cortex-M4. Under
    `-icount shift=5` one instruction advances virtual time by 32 ns and the board's CMSDK timer
    counts the 25 MHz clock (40 ns), so instructions = ticks * 40 / 32, exactly and identically on
    every run (docs/boards.md, "Ticks"). MACs come from each LAYER record's `macs`.
 2. Link: frames/s of ECHO and INFER round trips against what the link's byte rate allows
    (the measured host->board byte rate of the emulated UART, and a real 115200-baud UART).
 
-    python -m benchmarks.board [--board qemu-mps2-an386] [--json build/bench/board.json]
+    python -m benchmarks.board [--board qemu-mps2-an386] [--json build/bench/board.json] [--reference-only]
 """
 
 from __future__ import annotations
@@ -255,6 +257,119 @@ OLD_MODELS = {
 }
 
 
+# MLPerf Tiny v1.0 closed division, reference submission (TFLite Micro + CMSIS-NN, int8 weights
+# and activations) on a 120 MHz Cortex-M4 (STM32 Nucleo-L4R5ZI): latency in ms; cycles = ms x 120e3
+MLPERF = {
+    "resnet8": ("ResNet-8, CIFAR-10 32x32x3", 165.0),
+    "ds-cnn": ("DS-CNN, keyword spotting 49x10x1", 43.0),
+    "mobilenet": ("MobileNetV1-0.25, visual wake words 96x96x3", 89.0),
+}
+MLPERF_HZ = 120e6
+REFERENCE_GOAL = {"resnet8-bnn": 5_000_000}  # instructions per inference (issue 14)
+
+
+def reference_blob(name: str) -> tuple:
+    """(blob, export report) of a zoo reference model at its benchmark input, random initial
+    weights and batch norms calibrated on random pixels (`models.reference_model`), exported by
+    edgeq.export, which proves the C host runtime equal to the exported graph's integer forward
+    (and the torch model) on 8 random inputs."""
+    import edgeq
+    from edgeq.train.models import reference_model
+
+    m = reference_model(name)
+    x = np.random.default_rng(1).integers(0, 256, (8,) + tuple(m.config["input_shape"]), dtype=np.uint8)
+    r = edgeq.export(m, x)
+    return r.blob, r.report
+
+
+def _by_kind(recs: list, instr: list) -> dict:
+    """Instructions and MACs summed per layer kind (`label`, depthwise/grouped convs apart)."""
+    out: dict = {}
+    for rec, n in zip(recs, instr):
+        key = label(rec) + (" grouped" if rec.get("groups", 0) > 1 else "")
+        d = out.setdefault(key, {"instructions": 0, "macs": 0, "layers": 0})
+        d["instructions"] += round(n)
+        d["macs"] += rec["macs"]
+        d["layers"] += 1
+    return out
+
+
+def bench_reference(b: Board | None, board, results: dict, names=None) -> None:
+    """Whole-inference instructions of the reference models on the board (None: host only), blob
+    and peak arena bytes against the board's limits, next to MLPerf Tiny's int8 cycles."""
+    from edgeq.errors import EdgeqError
+    from edgeq.format.pack import read_header
+    from edgeq.native.runtime import Model
+    from edgeq.train.archs import REFERENCE_MODELS, get_arch
+
+    ipt = (1e9 / board.tick_hz) / board.qemu.get("instr_ns", 32)
+    region, arena_max = board.model_region[1], int(board.firmware["arena"])
+    print(f"\nReference models (MLPerf Tiny architectures, random weights, BN calibrated on random pixels) "
+          f"on {board.name} ({board.cpu}): executed instructions per inference under -icount; "
+          f"limits: blob <= {region:,} B (flash model region), arena <= {arena_max:,} B")
+    print("MLPerf Tiny int8 = the reference submission's latency on a 120 MHz Cortex-M4, as cycles "
+          "(ms x 120e3). Instructions are not cycles: on a Cortex-M4 every instruction takes >= 1 "
+          "cycle (loads 2, taken branches 2-4), so the cycle count is higher than the instruction count.")
+    print(f"{'model':<24} {'blob B':>9} {'arena B':>9} {'MACs':>12} {'instructions':>13} {'MACs/instr':>10}   "
+          f"{'MLPerf int8 cycles':>18}")
+    rows = {}
+    for name in names or REFERENCE_MODELS:
+        try:
+            blob, report = reference_blob(name)
+        except EdgeqError as e:
+            print(f"{name:<24} skipped: {e}")
+            rows[name] = {"skipped": str(e)}
+            continue
+        kind = get_arch(name).kind
+        hdr = read_header(blob)
+        macs = sum(rec["macs"] for rec in layer_records(blob))
+        row = {"blob_bytes": len(blob), "arena_bytes": int(hdr["arena_size"]), "macs": macs,
+               "proof_images": report["images"]}
+        title, ms = MLPERF[kind]
+        row["mlperf_int8_cycles"] = round(ms * MLPERF_HZ / 1e3)
+        instr, why = None, None
+        if b is None:
+            why = "no board"
+        else:
+            try:
+                boards.check_fit(board, blob)
+                b.load(blob)
+                wire = Model(blob).input_wire_bytes
+                x = bytes(np.random.default_rng(1).integers(0, 256, wire, dtype=np.uint8))
+                cls, scores = b.infer(x, timeout=300)
+                prof = b.profile()
+                instr = round(prof.total * ipt)
+                row["layers"] = _by_kind(layer_records(blob), [t * ipt for t in prof.ticks])
+                _, host = Model(blob).predict_wire(x)  # the C host runtime on the same input
+                row["board_equals_host"] = bool(np.array_equal(host, scores))
+            except EdgeqError as e:
+                why = str(e)
+        if instr is not None:
+            row["instructions"] = instr
+            goal = REFERENCE_GOAL.get(name)
+            if goal:
+                row["goal_instructions"] = goal
+        else:
+            row["skipped"] = why
+        rows[name] = row
+        shown = f"{instr:>13,}" if instr is not None else f"{'-':>13}"
+        ratio = f"{macs / instr:>10.2f}" if instr else f"{'-':>10}"
+        print(f"{name:<24} {len(blob):>9,} {row['arena_bytes']:>9,} {macs:>12,} {shown} {ratio}   "
+              f"{row['mlperf_int8_cycles']:>18,}  ({title}, {ms:g} ms)")
+        if why:
+            print(f"  {name}: not run on the board: {why}")
+        elif not row["board_equals_host"]:
+            print(f"  {name}: the board's scores differ from the host runtime's: a bug, please report it")
+        else:
+            top = sorted(row["layers"].items(), key=lambda kv: -kv[1]["instructions"])[:4]
+            print("  " + "; ".join(f"{k} {v['instructions'] / 1e6:.2f} M ({100 * v['instructions'] / instr:.0f} %, "
+                                   f"{v['macs'] / v['instructions']:.2f} MACs/instr)" for k, v in top))
+        if instr is not None and name in REFERENCE_GOAL:
+            g = REFERENCE_GOAL[name]
+            print(f"  {name}: goal <= {g:,} instructions: {'met' if instr <= g else 'NOT met'}")
+    results["reference"] = rows
+
+
 def bench_layers(b: Board, board, results: dict) -> None:
     instr_per_tick = (1e9 / board.tick_hz) / board.qemu.get("instr_ns", 32)
     rows = {}
@@ -323,6 +438,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=str(ROOT / "build" / "bench" / "board.json"))
     ap.add_argument("--issue-only", action="store_true",
                     help="only the issue-11 layer table and the zoo models")
+    ap.add_argument("--reference-only", action="store_true",
+                    help="only the reference models (ResNet-8, DS-CNN, MobileNetV1-0.25)")
     args = ap.parse_args(argv)
     board = boards.get(args.board)
     why = boards.toolchain_missing(board)
@@ -340,10 +457,12 @@ def main(argv=None) -> int:
     results = {"board": board.name, "flash_used": res.flash_used, "ram_used": res.ram_used}
     try:
         with Board(run.url, timeout=30) as b:
-            bench_issue(b, board, results)
+            if not args.reference_only:
+                bench_issue(b, board, results)
             if not args.issue_only:
+                bench_reference(b, board, results)
+            if not (args.issue_only or args.reference_only):
                 bench_layers(b, board, results)
-            if not args.issue_only:
                 bench_link(b, results)
     finally:
         boards.stop(board.name)

@@ -31,7 +31,7 @@ def test_requant_is_the_quantizer_except_within_its_bound(bits):
     top = (1 << bits) - 1
     bound = 20000
     acc = np.arange(-bound, bound + 1, dtype=np.int64)
-    for trial in range(6):
+    for _ in range(6):
         n = 24
         step = float(rng.uniform(0.01, 3.0))
         th = (np.arange(1, top + 1) - 0.5) * step + rng.uniform(-1, 1)

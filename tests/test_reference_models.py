@@ -15,7 +15,8 @@ torch.set_num_threads(1)
 # conv weights of the MLPerf Tiny reference networks (the dense layer, biases and batch norms not
 # counted), computed layer by layer from the networks' definitions
 CONV_WEIGHTS = {
-    "resnet8": 3 * 16 * 9 + 2 * 16 * 16 * 9 + (16 * 32 * 9 + 32 * 32 * 9 + 16 * 32) + (32 * 64 * 9 + 64 * 64 * 9 + 32 * 64),
+    "resnet8": 3 * 16 * 9 + 2 * 16 * 16 * 9 + (16 * 32 * 9 + 32 * 32 * 9 + 16 * 32)
+    + (32 * 64 * 9 + 64 * 64 * 9 + 32 * 64),
     "ds-cnn": 64 * 10 * 4 + 4 * (64 * 9 + 64 * 64),
     "mobilenet": 3 * 8 * 9 + sum(i * 9 + i * o for i, o in [(8, 16), (16, 32), (32, 32), (32, 64), (64, 64), (64, 128)]
                                  + [(128, 128)] * 5 + [(128, 256), (256, 256)]),
@@ -61,3 +62,37 @@ def test_reference_models_in_the_cli_table():
         assert a in ARCHS and a in arch_names()
     for alias in ("resnet8", "ds-cnn", "mobilenet-v1-0.25"):
         assert alias in arch_names() and get_arch(alias) is get_arch(alias + "-bnn")
+
+
+@pytest.mark.parametrize("arch", REFERENCE_MODELS)
+def test_reference_model_exports_and_fits_the_reference_board(arch, capsys):
+    """From random init + a batch-norm calibration pass: edgeq.export writes the blob and proves it
+    (C host runtime == the integer graph, == the torch model) on random inputs; the blob and its
+    peak arena fit qemu-mps2-an386."""
+    import edgeq
+    from edgeq.deploy import boards
+    from edgeq.format import pack
+    from edgeq.native.runtime import Model
+
+    spec = get_arch(arch)
+    m = models.reference_model(arch, calib=32)
+    shape = tuple(spec.extra["input_shape"])
+    x = np.random.default_rng(5).integers(0, 256, (6,) + shape, dtype=np.uint8)
+    res = edgeq.export(m, x)
+    assert res.report["images"] == 6
+    ops = {type(layer).__name__ for layer in res.graph.layers}
+    if spec.kind == "resnet8":
+        assert "Add" in ops
+    else:
+        assert any(getattr(layer, "groups", 1) > 1 for layer in res.graph.layers)
+    cls, scores = Model(res.blob).predict(x)
+    assert np.array_equal(np.asarray(scores, np.int64), res.scores(x))
+    with torch.no_grad():  # the model's eval forward is the integer graph
+        assert np.array_equal(m(torch.as_tensor(x)).numpy().astype(np.int64), res.scores(x))
+    board = boards.get("qemu-mps2-an386")
+    hdr = pack.read_header(res.blob)
+    assert len(res.blob) <= board.model_region[1] and len(res.blob) <= int(board.firmware["model_buf"])
+    assert int(hdr["arena_size"]) <= int(board.firmware["arena"])
+    with capsys.disabled():
+        print(f"\n{arch}: blob {len(res.blob):,} B, peak arena {int(hdr['arena_size']):,} B "
+              f"(qemu-mps2-an386: {board.model_region[1]:,} B model region, {int(board.firmware['arena']):,} B arena)")
