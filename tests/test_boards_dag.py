@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import shutil
 
+import blobgen
 import numpy as np
 import pytest
 
 from edgeq.deploy import boards
 from edgeq.deploy.client import Board
+from edgeq.errors import BoardError
 from edgeq.format import pack
 from edgeq.native.runtime import Model
 from edgeq.reference import refnet
@@ -51,5 +53,14 @@ def test_random_dags_on_the_board_equal_the_reference(name, tmp_path):
                 for i, img in enumerate(x):
                     cls, scores = b.infer(model.wire_input(img))
                     assert cls == want_cls[i] and np.array_equal(scores, want[i]), (name, seed, i)
+            if name == "sim":  # the blob 1.1 loader rules over the protocol, under ASan/UBSan
+                for rname, rblob, status in blobgen.dag_regression_blobs():
+                    with pytest.raises(BoardError) as e:
+                        b.load(rblob)
+                    assert e.value.status == status, f"{rname}: {e.value}"
     finally:
         boards.stop(name)
+    if name == "sim":  # sim runs the firmware under ASan/UBSan: no report in its log
+        with open(run.log, errors="replace") as fh:
+            log = fh.read()
+        assert "ERROR: AddressSanitizer" not in log and "runtime error" not in log, log[-2000:]
