@@ -50,6 +50,8 @@ GEOMS = [
     (9, 7, 2, 4, 2, 3, (3, 2), (1, 1), 2),
     (4, 5, 80, 10, 2, 2, 1, (1, 0), 2),   # 40 channels a group: bit groups cross words
     (3, 3, 66, 66, 2, 2, 1, 1, 66),      # depthwise over 66 channels (3 words a pixel)
+    (9, 10, 4, 4, 9, 8, 1, (4, 3), 4),   # depthwise with 72 taps (past the bit-sliced B1 path)
+    (5, 7, 33, 33, 3, 3, (2, 1), (1, 2), 33),  # depthwise, 33 channels, per-axis stride/pad
 ]
 
 

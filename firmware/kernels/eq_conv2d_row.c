@@ -1495,6 +1495,126 @@ static void eq_row_grouped_int(const eq_conv_shape_t *s, uint32_t groups, uint8_
     }
 }
 
+/* Depthwise (C/g = 1, N/g = npg output channels per input channel), integer encodings: tap by
+ * tap, the weights of EQ_G_CH output channels are decoded once, then every output column adds
+ * them times its pixel's channels, channels innermost (contiguous accumulators and U8 codes; B1
+ * bits taken from one word at a time when npg = 1). */
+static void eq_row_dw_int(const eq_conv_shape_t *s, uint32_t groups, uint8_t in_enc, const void *in,
+                          const eq_weights_t *w, uint32_t oy, int32_t *acc)
+{
+    const uint32_t cf = s->in_c, npg = s->out_c / groups, taps = (uint32_t)s->kh * s->kw;
+    const uint32_t sw = eq_shape_stride_w(s), n_out = s->out_c, cwf = EQ_WORDS(cf);
+    const int kbit = w->enc == EQ_ENC_KBIT;
+    int32_t wv[EQ_G_CH];
+    uint32_t n0, t, ox, j;
+    for (ox = 0; ox < (uint32_t)s->out_w * n_out; ++ox) acc[ox] = 0;
+    for (n0 = 0; n0 < n_out; n0 += EQ_G_CH) { /* EQ_G_CH is a multiple of 32 */
+        const uint32_t nc = n_out - n0 < EQ_G_CH ? n_out - n0 : EQ_G_CH;
+        for (t = 0; t < taps; ++t) {
+            const int32_t iy = (int32_t)(oy * s->stride) - (int32_t)s->pad + (int32_t)(t / s->kw);
+            const int32_t x0 = (int32_t)(t % s->kw) - (int32_t)eq_shape_pad_w(s);
+            uint32_t lo, hi;
+            if (iy < 0 || iy >= (int32_t)s->in_h || !eq_g_cols(s, x0, sw, &lo, &hi)) continue;
+            for (j = 0; j < nc; ++j) eq_g_weights(w, n0 + j, taps, 1u, t, 0u, 1u, wv + j);
+            for (ox = lo; ox < hi; ++ox) {
+                const size_t p = (size_t)(uint32_t)iy * s->in_w + (uint32_t)(x0 + (int32_t)(ox * sw));
+                int32_t *o = acc + ox * n_out + n0;
+                if (in_enc == EQ_ENC_B1 && npg == 1u && !kbit) {
+                    const uint32_t *px = (const uint32_t *)in + p * cwf + (n0 >> 5);
+                    for (j = 0; j < nc; ++j) {
+                        const int32_t m = -(int32_t)((px[j >> 5] >> (j & 31u)) & 1u) ^ -1; /* 0: +1, -1: -1 */
+                        o[j] += (wv[j] ^ m) - m;
+                    }
+                } else if (in_enc == EQ_ENC_U8 && npg == 1u && !kbit) {
+                    const uint8_t *px = (const uint8_t *)in + p * cf + n0;
+                    for (j = 0; j < nc; ++j) o[j] += wv[j] * (int32_t)px[j];
+                } else {
+                    for (j = 0; j < nc; ++j) {
+                        const uint32_t a = eq_g_code(in_enc, in, cf, p, (n0 + j) / npg);
+                        o[j] += kbit ? w->lut[(uint32_t)wv[j] * w->lut_cols + a]
+                                     : in_enc == EQ_ENC_B1 ? (a ? wv[j] : -wv[j]) : wv[j] * (int32_t)a;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Depthwise B1 x B1 / TERN with one output channel per input channel and at most EQ_DW_TAPS
+ * taps: 32 channels at once. For an output pixel and a word of channels, each in-bounds tap's
+ * agreement bits ~(a ^ sign) & nonzero are added into bit-sliced counters (bit k of every lane
+ * in cnt[k]), and so are the nonzero bits (B1: the count of in-bounds taps); a lane's
+ * accumulator is 2 * agreements - nonzeros. About 8 instructions per 32 MACs plus one read-out
+ * per output, instead of a bit extraction per MAC. Returns 0 (nothing written) when the layer
+ * does not qualify. */
+#define EQ_DW_TAPS 64u
+#define EQ_DW_LEV 7u /* counter bits: counts up to EQ_DW_TAPS */
+
+EQ_INLINE_ALWAYS void eq_csa_add(uint32_t *cnt, uint32_t nlev, uint32_t x)
+{
+    uint32_t k;
+    for (k = 0; k < nlev && x; ++k) {
+        const uint32_t carry = cnt[k] & x;
+        cnt[k] ^= x;
+        x = carry;
+    }
+}
+
+static int eq_row_dw_b1(const eq_conv_shape_t *s, const uint32_t *in, const eq_weights_t *w, uint32_t oy,
+                        int32_t *acc)
+{
+    const uint32_t c = s->in_c, cw = EQ_WORDS(c), taps = (uint32_t)s->kh * s->kw, sw = eq_shape_stride_w(s);
+    const int tern = w->enc == EQ_ENC_TERN;
+    const uint32_t *wd = (const uint32_t *)w->data, rowsz = tern ? 2u * taps : taps; /* 1 word a tap */
+    const int32_t iy0 = (int32_t)(oy * s->stride) - (int32_t)s->pad;
+    const int32_t ix00 = -(int32_t)eq_shape_pad_w(s);
+    uint32_t sg[EQ_DW_TAPS], nz[EQ_DW_TAPS], cp[EQ_DW_LEV], cz[EQ_DW_LEV];
+    uint32_t wi, t, b, ox, k, nlev = 0;
+    if (taps > EQ_DW_TAPS || s->out_c != c || (w->enc != EQ_ENC_B1 && !tern)) return 0;
+    while ((taps >> nlev) != 0u) ++nlev; /* counter bits for counts up to taps */
+    for (wi = 0; wi < cw; ++wi) {
+        const uint32_t nb = c - 32u * wi < 32u ? c - 32u * wi : 32u;
+        const uint32_t lanes = nb == 32u ? 0xFFFFFFFFu : (1u << nb) - 1u;
+        for (t = 0; t < taps; ++t) sg[t] = nz[t] = 0;
+        for (b = 0; b < nb; ++b) { /* the 32 channels' weight bits, tap by tap */
+            const uint32_t *row = wd + (size_t)(32u * wi + b) * rowsz;
+            for (t = 0; t < taps; ++t) {
+                sg[t] |= (row[t] & 1u) << b;
+                nz[t] |= (tern ? row[taps + t] & 1u : 1u) << b;
+            }
+        }
+        for (ox = 0; ox < s->out_w; ++ox) {
+            const int32_t ix0 = (int32_t)(ox * sw) + ix00;
+            uint32_t nvalid = 0, ky, kx;
+            for (k = 0; k < nlev; ++k) cp[k] = cz[k] = 0;
+            for (ky = 0; ky < s->kh; ++ky) {
+                const int32_t iy = iy0 + (int32_t)ky;
+                if (iy < 0 || iy >= (int32_t)s->in_h) continue;
+                for (kx = 0; kx < s->kw; ++kx) {
+                    const int32_t ix = ix0 + (int32_t)kx;
+                    const uint32_t tt = ky * s->kw + kx;
+                    uint32_t a;
+                    if (ix < 0 || ix >= (int32_t)s->in_w) continue;
+                    a = in[((size_t)(uint32_t)iy * s->in_w + (uint32_t)ix) * cw + wi];
+                    eq_csa_add(cp, nlev, ~(a ^ sg[tt]) & nz[tt] & lanes);
+                    if (tern)
+                        eq_csa_add(cz, nlev, nz[tt]);
+                    else
+                        ++nvalid;
+                }
+            }
+            for (b = 0; b < nb; ++b) {
+                uint32_t pcount = 0, zcount = nvalid;
+                for (k = 0; k < nlev; ++k) pcount |= ((cp[k] >> b) & 1u) << k;
+                if (tern)
+                    for (k = 0; k < nlev; ++k) zcount |= ((cz[k] >> b) & 1u) << k;
+                acc[ox * c + 32u * wi + b] = (int32_t)(2u * pcount) - (int32_t)zcount;
+            }
+        }
+    }
+    return 1;
+}
+
 /* F32 weights: acc (out_w, N) float32, acc = acc + (a * w) term by term in (ky, kx, c) order */
 static void eq_row_grouped_f32(const eq_conv_shape_t *s, uint32_t groups, uint8_t in_enc, const void *in,
                                const float *wt, uint32_t oy, float *acc)
@@ -1546,7 +1666,13 @@ eq_status_t eq_conv2d_row_grouped(const eq_conv_shape_t *s, uint32_t groups, uin
     case EQ_ENC_TERN:
     case EQ_ENC_I8:
     case EQ_ENC_I16:
-        eq_row_grouped_int(s, groups, in_enc, in, w, oy, (int32_t *)acc);
+        if (s->in_c == groups && in_enc == EQ_ENC_B1
+            && eq_row_dw_b1(s, (const uint32_t *)in, w, oy, (int32_t *)acc))
+            return EQ_OK;
+        if (s->in_c == groups)
+            eq_row_dw_int(s, groups, in_enc, in, w, oy, (int32_t *)acc);
+        else
+            eq_row_grouped_int(s, groups, in_enc, in, w, oy, (int32_t *)acc);
         return EQ_OK;
     case EQ_ENC_TERN_SPARSE:
         return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, (int32_t *)acc, groups);
