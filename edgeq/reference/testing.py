@@ -36,7 +36,9 @@ def _fit_requant(rng, layer, flat: np.ndarray) -> None:
     hi = np.quantile(flat, 0.95, axis=0).astype(np.float64)
     scale = (top + 0.999) / np.maximum(hi - lo, 1.0) * rng.uniform(0.8, 1.3, n)
     neg = rng.random(n) < 0.2
-    shift = int(rng.integers(8, 24))
+    # enough fraction bits that mul keeps ~12 significant bits (wide I32 inputs need large shifts)
+    shift = int(np.clip(np.ceil(np.log2(2.0**12 / scale.min())), 0, 31)) - int(rng.integers(0, 4))
+    shift = max(shift, 0)
     while True:
         mul = np.round(scale * 2.0**shift) * np.where(neg, -1, 1)
         mul = np.where(mul == 0, 1, mul)
