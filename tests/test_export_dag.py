@@ -116,6 +116,9 @@ CASES = {
     "add read twice": lambda: Net(Fn(_bireal, a=cbq(8, 8, act=False, padding=1), b=cbq(8, 8, act=False, padding=1),
                                      q0=qnn.Sign(), q1=qnn.Sign(), q2=qnn.DoReFa(2))),
     "add method and iadd": lambda: Net(Fn(_iadd, a=cbq(8, 8, act=False, padding=1), q=qnn.HWGQ(2, "uniform"))),
+    "add of max-pooled branches": lambda: Net(Fn(lambda s, x: s.q(F.max_pool2d(s.a(x), 2) + s.p(x)),
+                                                 a=cbq(8, 8, act=False, padding=1), p=nn.MaxPool2d(2), q=qnn.Sign()),
+                                              head_in=8 * 16),
     "add after bn of a sum": lambda: Net(Fn(lambda s, x: s.q(s.bn(s.a(x) + x)), a=cbq(8, 8, act=False, padding=1),
                                             bn=nn.BatchNorm2d(8), q=qnn.DoReFa(3))),
     # concatenation along channels
@@ -184,6 +187,16 @@ def test_dag_op_exports_exactly(case, prove):
             assert kind in kinds, (case, kinds)
     if "groups" in case or "depthwise" in case:
         assert any(getattr(layer, "groups", 1) > 1 for layer in res.graph.layers)
+
+
+@pytest.mark.parametrize("ternary", ["dense", "sparse"])
+def test_depthwise_ternary_storage(ternary, prove):
+    """A depthwise ternary layer stored as bit-planes (TERN) or skip-zero stream (TERN_SPARSE)."""
+    torch.manual_seed(11)
+    model = _rand_bn(Net(cbq(8, 8, padding=1, groups=8, wq="twn"), stem_act=qnn.DoReFa(2)))
+    res, _ = prove(model, torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8), ternary=ternary)
+    assert res.graph.layers[1].w_enc == {"dense": "TERN", "sparse": "TERN_SPARSE"}[ternary]
+    assert res.graph.layers[1].groups == 8
 
 
 def test_stride_1_2_is_not_stride_1():

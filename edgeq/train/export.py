@@ -1182,7 +1182,7 @@ def _graph(folded: Folded, model=None, meta: dict | None = None, classes=None,
             if ternary == "auto" and not (s.in_enc == "U8" and c <= AUTO_SPARSE_MAX_C):
                 layer.w_enc = "TERN"
                 continue
-            dense = layer.pad == 0 and (layer.kh, layer.kw) == (h, w)
+            dense = layer.pad == 0 and layer.pw == 0 and layer.g == 1 and (layer.kh, layer.kw) == (h, w)
             wt = layer.weight.reshape(layer.n_out, 1, 1, -1) if dense else layer.weight
             layer.w_enc = best_ternary_encoding(wt)
     return g
