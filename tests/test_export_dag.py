@@ -151,6 +151,14 @@ CASES = {
     "depthwise dorefa2 on U8": lambda: Net(cbq(8, 8, padding=1, groups=8, wq="dorefa2"), stem_act=qnn.DoReFa(2)),
     "depthwise on hwgq": lambda: Net(cbq(8, 8, padding=1, groups=8, wq="sign"), stem_act=qnn.HWGQ(2)),
     "depthwise float": lambda: Net(cbq(8, 8, padding=1, groups=8, wq="float"), stem_act=qnn.DoReFa(2)),
+    # dilation: the kernel with zero weights between its taps
+    "dilation 2 twn": lambda: Net(cbq(8, 8, padding=2, dilation=2, wq="twn")),
+    "dilation (1, 2) same int8 on U8": lambda: Net(cbq(8, 8, padding="same", dilation=(1, 2), wq="int8"),
+                                                   stem_act=qnn.DoReFa(2)),
+    "dilation 2 depthwise float": lambda: Net(cbq(8, 8, 3, padding=2, dilation=2, groups=8, wq="float"),
+                                              stem_act=qnn.DoReFa(2)),
+    "dilation 2 ternary on hwgq (lut)": lambda: Net(cbq(8, 8, 2, padding="same", dilation=2, wq="tern5"),
+                                                    stem_act=qnn.HWGQ(2)),
     # per-axis stride and padding
     "stride (1, 2)": lambda: Net(cbq(8, 8, padding=1, stride=(1, 2)), head_in=8 * 32),
     "padding same 5x5": lambda: Net(cbq(8, 8, 5, padding="same", wq="tern5")),
@@ -215,6 +223,8 @@ CASES_1D = {
     "conv1d padding": lambda: _seq1d(qnn.QConv1d(3, 8, 5, padding=2, wq="int8"), nn.BatchNorm1d(8), qnn.Sign(),
                                      qnn.QConv1d(8, 8, 3, padding="same", wq="twn"), nn.BatchNorm1d(8), qnn.Sign(),
                                      nn.Flatten(), qnn.QLinear(8 * 23, 4)),
+    "conv1d dilation": lambda: _seq1d(qnn.QConv1d(3, 8, 3, padding=2, dilation=2, wq="int8"), nn.BatchNorm1d(8),
+                                      qnn.Sign(), nn.Flatten(), qnn.QLinear(8 * 23, 4)),
     "conv1d groups, stride, pools": lambda: _seq1d(
         qnn.QConv1d(3, 6, 3, padding=1, wq="int8"), nn.BatchNorm1d(6), qnn.DoReFa(2),
         qnn.QConv1d(6, 6, 3, stride=2, padding=1, groups=6, wq="dorefa2"), nn.BatchNorm1d(6), qnn.DoReFa(2),
