@@ -197,6 +197,35 @@ def test_dag_op_exports_exactly(case, prove):
         assert any(getattr(layer, "groups", 1) > 1 for layer in res.graph.layers)
 
 
+class FloatResNet(nn.Module):
+    """A plain float CNN with a residual add, a depthwise conv and a global average pool."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.c2, self.b2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.dw, self.b3 = nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = F.relu(self.b1(self.c1(x)))
+        x = F.relu(self.b2(self.c2(x)) + x)
+        x = F.relu(self.b3(self.dw(x)))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def test_quantized_float_resnet_exports(prove):
+    """edgeq.quantize of a float model with a residual add and a depthwise conv: the QReLU after
+    the add becomes the ADD's thresholds."""
+    torch.manual_seed(12)
+    fm = _rand_bn(FloatResNet())
+    x = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8)
+    q = edgeq.quantize(fm, x, act_bits=2)
+    res, _ = prove(q, x)
+    assert _kinds(res) == ["Conv", "Conv", "Add", "Conv", "Conv"]
+    assert res.graph.layers[2].out in ("MULTI", "REQUANT") and res.graph.layers[3].groups == 8
+
+
 @pytest.mark.parametrize("ternary", ["dense", "sparse"])
 def test_depthwise_ternary_storage(ternary, prove):
     """A depthwise ternary layer stored as bit-planes (TERN) or skip-zero stream (TERN_SPARSE)."""
