@@ -1,5 +1,7 @@
 /* Host executor (host/eq_host_exec.c): a loaded model over a batch of images on the dispatched
- * SIMD kernels, bit-exact with eq_model_run. Host only (malloc, pthreads). */
+ * SIMD kernels, bit-exact with eq_model_run. Host only (malloc, pthreads). A model using any blob
+ * 1.1 feature (m->v11: DAG inputs, groups, per-axis stride/pad, AVGPOOL/ADD/CONCAT, REQUANT) is
+ * not batched: each image runs through eq_model_run itself (threads still split the images). */
 #ifndef EQ_HOST_EXEC_H
 #define EQ_HOST_EXEC_H
 

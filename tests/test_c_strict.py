@@ -55,6 +55,7 @@ static void conv_all(uint16_t in_c)
             void *in, *wd;
             int32_t *acc, *lut;
             uint8_t in_enc = ie ? EQ_ENC_U8 : EQ_ENC_B1;
+            memset(&s, 0, sizeof s); /* stride_w / pad_w 0: square */
             s.in_h = 7; s.in_w = 6; s.in_c = in_c; s.kh = 3; s.kw = 2; s.stride = 2; s.pad = 1;
             s.out_c = 5;
             s.out_h = (uint16_t)((s.in_h + 2 * s.pad - s.kh) / s.stride + 1);

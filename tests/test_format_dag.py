@@ -399,8 +399,12 @@ def test_random_dag_covers_every_feature():
                 seen.add(layer.out)
             if isinstance(layer, Add) and s.in_enc != s.in1_enc:
                 seen.add("add-mixed-enc")
+            if not isinstance(layer, Conv):
+                seen.add((type(layer).__name__, s.in_enc))
     want = {"minor0", "minor1", "1d", "2d", "Add", "AvgPool", "Concat", "MaxPool", "Conv", "skip",
-            "non-square", "SIGN", "MULTI", "AFFINE", "REQUANT", "add-mixed-enc"}
+            "non-square", "SIGN", "MULTI", "AFFINE", "REQUANT", "add-mixed-enc",
+            ("Concat", "B1"), ("Concat", "U8"), ("Concat", "I32"), ("MaxPool", "I32"), ("AvgPool", "I32"),
+            ("AvgPool", "U8"), ("AvgPool", "B1"), ("Add", "B1"), ("Add", "U8")}
     want |= {(e, k) for e in ("B1", "TERN", "TERN_SPARSE", "KBIT", "I8", "I16", "F32") for k in ("groups", "dense")}
     assert want <= seen, want - seen
 

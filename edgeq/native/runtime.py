@@ -9,7 +9,10 @@ through the host executor (host/eq_host_exec.c: im2col into the dispatched XNOR 
 u8 x s8 SIMD GEMMs, threads splitting the batch), which is bit-exact with the firmware's
 layer-by-layer executor `eq_model_run`; `predict_wire` runs one wire input through the host
 executor; `predict_one` / `predict_wire_one` / `layer_output` / `profile` run `eq_model_run`
-itself, image by image.
+itself, image by image. A model that uses any blob 1.1 feature (DAG inputs, grouped/depthwise
+conv, per-axis stride/pad, AVGPOOL / ADD / CONCAT, REQUANT) is not batched: the host executor
+runs each image of the batch through `eq_model_run` (threads still split the batch), so its
+answers are the firmware's by construction, at the firmware's speed.
 """
 
 from __future__ import annotations

@@ -53,12 +53,9 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
                           const eq_weights_t *w, uint16_t oy, int32_t *acc);
 /* Grouped convolution (groups g >= 1, in_c % g == 0, out_c % g == 0): weights (N, kh, kw, C/g)
  * in the layout of w->enc with C replaced by C/g; output channel n reads input channels
- * [gi * C/g, (gi + 1) * C/g), gi = n / (N/g). g = 1 is eq_conv2d_row. Other groups: each
- * group's input window is gathered into a stack buffer and run through eq_conv2d_row as a
- * C/g-channel conv (TERN_SPARSE: a direct skip-zero loop). EQ_ERR_UNSUPPORTED when one output
- * pixel's window of one group does not fit that buffer (eq_conv_grouped_fits() == 0). F32
- * weights: acc is float32 (as eq_conv2d_row_f32). */
-int eq_conv_grouped_fits(const eq_conv_shape_t *s, uint8_t in_enc, uint32_t groups);
+ * [gi * C/g, (gi + 1) * C/g), gi = n / (N/g). g = 1 is eq_conv2d_row (F32: eq_conv2d_row_f32);
+ * other g: a direct tap-by-tap loop over every encoding (acc is float32 for F32 weights, summed
+ * in the (ky, kx, c) order of eq_conv2d_row_f32). */
 eq_status_t eq_conv2d_row_grouped(const eq_conv_shape_t *s, uint32_t groups, uint8_t in_enc,
                                   const void *in, const eq_weights_t *w, uint16_t oy, void *acc);
 /* F32 weights (N, kh, kw, in_c) float32: acc (out_w, out_c) float32, summed from +0.0f over the

@@ -1396,66 +1396,259 @@ eq_status_t eq_conv2d_row_f32(const eq_conv_shape_t *s, uint8_t in_enc, const vo
 }
 
 /* ---- grouped convolution (eq_kernels.h) ------------------------------------------------------
- * Per group, per chunk of its output channels and per tile of output columns, the group's input
- * window (the in-bounds rows and columns the tile's taps read, the group's C/g channels) is
- * gathered into buf and run through eq_conv2d_row(_f32) as an ordinary C/g-channel conv of one
- * output row whose padding is the number of taps left out above and to the left; its
- * accumulators (tile, chunk) are then scattered into acc. Taps outside the input still
- * contribute 0, and the kernels sum in the same order, so the result equals the direct loop. */
-#define EQ_G_BUF 512u /* words of one gathered window (2 KB of stack) */
-#define EQ_G_ACC 256u /* accumulators of one call (1 KB of stack) */
+ * A direct loop, tap by tap: for output channel n (group gi) and each kernel tap, the tap's C/g
+ * weights are decoded once (EQ_G_CH at a time) into w values (KBIT: codes), then added into
+ * every output column whose tap lies inside the input. Each accumulator receives its terms in
+ * (ky, kx, c) order, the F32 summation order. Depthwise (C/g = 1) takes a tighter loop. Stack:
+ * EQ_G_CH int32 (no gather buffer, so the 4 KB-stack M3 boards run it too). */
+#define EQ_G_CH 64u
 
-static uint32_t eq_g_pixel_bytes(uint8_t in_enc, uint32_t cg)
+/* weights j0 .. j0+cnt-1 of tap t of output channel n (row of K = taps * cg): values (integer
+ * encodings), codes (KBIT) */
+static void eq_g_weights(const eq_weights_t *w, uint32_t n, uint32_t taps, uint32_t cg, uint32_t t,
+                         uint32_t j0, uint32_t cnt, int32_t *wv)
 {
-    return in_enc == EQ_ENC_B1 ? 4u * EQ_WORDS(cg) : cg;
-}
-
-int eq_conv_grouped_fits(const eq_conv_shape_t *s, uint8_t in_enc, uint32_t groups)
-{
-    if (groups <= 1u) return 1;
-    if (!s || s->in_c % groups || s->out_c % groups) return 0;
-    return (uint64_t)s->kh * s->kw * eq_g_pixel_bytes(in_enc, s->in_c / groups) <= 4u * EQ_G_BUF;
-}
-
-/* bits [b0, b0 + n) of src -> dst (EQ_WORDS(n) words, pad bits 0) */
-static void eq_bits_extract(const uint32_t *src, uint32_t b0, uint32_t n, uint32_t *dst)
-{
-    const uint32_t nw = EQ_WORDS(n), sh = b0 & 31u;
+    const uint32_t k = taps * cg, cw = EQ_WORDS(cg);
     uint32_t i;
-    src += b0 >> 5;
-    for (i = 0; i < nw; ++i) {
-        uint32_t v = src[i] >> sh;
-        if (sh && 32u * i + 32u - sh < n) v |= src[i + 1u] << (32u - sh);
-        dst[i] = v;
+    if (w->enc == EQ_ENC_B1 || w->enc == EQ_ENC_TERN) {
+        const int tern = w->enc == EQ_ENC_TERN;
+        const uint32_t *sg = (const uint32_t *)w->data + (size_t)n * taps * cw * (tern ? 2u : 1u) + t * cw;
+        const uint32_t *nz = sg + taps * cw;
+        for (i = 0; i < cnt; ++i) {
+            const uint32_t j = j0 + i, b = 1u << (j & 31u);
+            wv[i] = (tern && !(nz[j >> 5] & b)) ? 0 : (sg[j >> 5] & b) ? 1 : -1;
+        }
+    } else if (w->enc == EQ_ENC_I8) {
+        const int8_t *r = (const int8_t *)w->data + (size_t)n * k + t * cg + j0;
+        for (i = 0; i < cnt; ++i) wv[i] = r[i];
+    } else if (w->enc == EQ_ENC_I16) {
+        const int16_t *r = (const int16_t *)w->data + (size_t)n * k + t * cg + j0;
+        for (i = 0; i < cnt; ++i) wv[i] = r[i];
+    } else { /* KBIT codes */
+        const uint32_t sb = eq_kbit_slot(w->lut_rows);
+        uint8_t buf[EQ_KBIT_CHUNK];
+        const uint8_t *c = eq_kbit_codes((const uint8_t *)w->data + (size_t)n * eq_kbit_row_bytes(k, sb),
+                                         t * cg + j0, cnt, sb, buf);
+        for (i = 0; i < cnt; ++i) wv[i] = c[i];
     }
-    if (n & 31u) dst[nw - 1u] &= (1u << (n & 31u)) - 1u;
 }
 
-/* bytes of one output channel's weights, K = kh * kw * cg */
-static uint32_t eq_g_row_bytes(const eq_weights_t *w, uint32_t taps, uint32_t cg)
+/* activation code at channel ch of pixel p: B1 bit (0/1) or U8 code */
+EQ_INLINE_ALWAYS uint32_t eq_g_code(uint8_t in_enc, const void *in, uint32_t cf, size_t p, uint32_t ch)
 {
-    const uint32_t k = taps * cg;
-    switch (w->enc) {
-    case EQ_ENC_B1: return 4u * taps * EQ_WORDS(cg);
-    case EQ_ENC_TERN: return 8u * taps * EQ_WORDS(cg);
-    case EQ_ENC_I8: return k;
-    case EQ_ENC_I16: return 2u * k;
-    case EQ_ENC_F32: return 4u * k;
-    default: /* KBIT */
-        return (uint32_t)(((uint64_t)k * eq_rule_kbit_slot_bits_for_rows(w->lut_rows) + 31u) / 32u * 4u);
+    if (in_enc == EQ_ENC_B1)
+        return (((const uint32_t *)in)[p * EQ_WORDS(cf) + (ch >> 5)] >> (ch & 31u)) & 1u;
+    return ((const uint8_t *)in)[p * cf + ch];
+}
+
+/* output columns [lo, hi) whose tap at input column ox * sw + x0 is inside the input; 0: none */
+static int eq_g_cols(const eq_conv_shape_t *s, int32_t x0, uint32_t sw, uint32_t *lo, uint32_t *hi)
+{
+    *lo = x0 >= 0 ? 0u : ((uint32_t)(-x0) + sw - 1u) / sw;
+    *hi = (int32_t)s->in_w - x0 <= 0 ? 0u : ((uint32_t)((int32_t)s->in_w - x0) + sw - 1u) / sw;
+    if (*hi > s->out_w) *hi = s->out_w;
+    return *lo < *hi;
+}
+
+/* integer encodings: acc (out_w, N) int32 */
+static void eq_row_grouped_int(const eq_conv_shape_t *s, uint32_t groups, uint8_t in_enc, const void *in,
+                               const eq_weights_t *w, uint32_t oy, int32_t *acc)
+{
+    const uint32_t cf = s->in_c, cg = cf / groups, npg = s->out_c / groups, taps = (uint32_t)s->kh * s->kw;
+    const uint32_t sw = eq_shape_stride_w(s), pw = eq_shape_pad_w(s), n_out = s->out_c;
+    const int32_t iy0 = (int32_t)(oy * s->stride) - (int32_t)s->pad;
+    const int kbit = w->enc == EQ_ENC_KBIT, b1 = in_enc == EQ_ENC_B1;
+    int32_t wv[EQ_G_CH];
+    uint32_t n, ky, kx, ox, j0, j;
+    for (ox = 0; ox < (uint32_t)s->out_w * n_out; ++ox) acc[ox] = 0;
+    for (n = 0; n < n_out; ++n) {
+        const uint32_t cb = (n / npg) * cg;
+        for (ky = 0; ky < s->kh; ++ky) {
+            const int32_t iy = iy0 + (int32_t)ky;
+            if (iy < 0 || iy >= (int32_t)s->in_h) continue;
+            for (kx = 0; kx < s->kw; ++kx) {
+                const uint32_t t = ky * s->kw + kx;
+                const int32_t x0 = (int32_t)kx - (int32_t)pw;
+                uint32_t lo, hi;
+                if (!eq_g_cols(s, x0, sw, &lo, &hi)) continue;
+                for (j0 = 0; j0 < cg; j0 += EQ_G_CH) {
+                    const uint32_t cnt = cg - j0 < EQ_G_CH ? cg - j0 : EQ_G_CH;
+                    eq_g_weights(w, n, taps, cg, t, j0, cnt, wv);
+                    for (ox = lo; ox < hi; ++ox) {
+                        const size_t p = (size_t)(uint32_t)iy * s->in_w + (uint32_t)(x0 + (int32_t)(ox * sw));
+                        int32_t sum = 0;
+                        if (kbit) {
+                            for (j = 0; j < cnt; ++j)
+                                sum += w->lut[(uint32_t)wv[j] * w->lut_cols + eq_g_code(in_enc, in, cf, p, cb + j0 + j)];
+                        } else if (b1) { /* +-1: +w for a 1 bit, -w for a 0 bit */
+                            for (j = 0; j < cnt; ++j)
+                                sum += eq_g_code(in_enc, in, cf, p, cb + j0 + j) ? wv[j] : -wv[j];
+                        } else {
+                            const uint8_t *a = (const uint8_t *)in + p * cf + cb + j0;
+                            for (j = 0; j < cnt; ++j) sum += wv[j] * (int32_t)a[j];
+                        }
+                        acc[ox * n_out + n] += sum;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Depthwise (C/g = 1, N/g = npg output channels per input channel), integer encodings: tap by
+ * tap, the weights of EQ_G_CH output channels are decoded once, then every output column adds
+ * them times its pixel's channels, channels innermost (contiguous accumulators and U8 codes; B1
+ * bits taken from one word at a time when npg = 1). */
+static void eq_row_dw_int(const eq_conv_shape_t *s, uint32_t groups, uint8_t in_enc, const void *in,
+                          const eq_weights_t *w, uint32_t oy, int32_t *acc)
+{
+    const uint32_t cf = s->in_c, npg = s->out_c / groups, taps = (uint32_t)s->kh * s->kw;
+    const uint32_t sw = eq_shape_stride_w(s), n_out = s->out_c, cwf = EQ_WORDS(cf);
+    const int kbit = w->enc == EQ_ENC_KBIT;
+    int32_t wv[EQ_G_CH];
+    uint32_t n0, t, ox, j;
+    for (ox = 0; ox < (uint32_t)s->out_w * n_out; ++ox) acc[ox] = 0;
+    for (n0 = 0; n0 < n_out; n0 += EQ_G_CH) { /* EQ_G_CH is a multiple of 32 */
+        const uint32_t nc = n_out - n0 < EQ_G_CH ? n_out - n0 : EQ_G_CH;
+        for (t = 0; t < taps; ++t) {
+            const int32_t iy = (int32_t)(oy * s->stride) - (int32_t)s->pad + (int32_t)(t / s->kw);
+            const int32_t x0 = (int32_t)(t % s->kw) - (int32_t)eq_shape_pad_w(s);
+            uint32_t lo, hi;
+            if (iy < 0 || iy >= (int32_t)s->in_h || !eq_g_cols(s, x0, sw, &lo, &hi)) continue;
+            for (j = 0; j < nc; ++j) eq_g_weights(w, n0 + j, taps, 1u, t, 0u, 1u, wv + j);
+            for (ox = lo; ox < hi; ++ox) {
+                const size_t p = (size_t)(uint32_t)iy * s->in_w + (uint32_t)(x0 + (int32_t)(ox * sw));
+                int32_t *o = acc + ox * n_out + n0;
+                if (in_enc == EQ_ENC_B1 && npg == 1u && !kbit) {
+                    const uint32_t *px = (const uint32_t *)in + p * cwf + (n0 >> 5);
+                    for (j = 0; j < nc; ++j) {
+                        const int32_t m = -(int32_t)((px[j >> 5] >> (j & 31u)) & 1u) ^ -1; /* 0: +1, -1: -1 */
+                        o[j] += (wv[j] ^ m) - m;
+                    }
+                } else if (in_enc == EQ_ENC_U8 && npg == 1u && !kbit) {
+                    const uint8_t *px = (const uint8_t *)in + p * cf + n0;
+                    for (j = 0; j < nc; ++j) o[j] += wv[j] * (int32_t)px[j];
+                } else {
+                    for (j = 0; j < nc; ++j) {
+                        const uint32_t a = eq_g_code(in_enc, in, cf, p, (n0 + j) / npg);
+                        o[j] += kbit ? w->lut[(uint32_t)wv[j] * w->lut_cols + a]
+                                     : in_enc == EQ_ENC_B1 ? (a ? wv[j] : -wv[j]) : wv[j] * (int32_t)a;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Depthwise B1 x B1 / TERN with one output channel per input channel and at most EQ_DW_TAPS
+ * taps: 32 channels at once. For an output pixel and a word of channels, each in-bounds tap's
+ * agreement bits ~(a ^ sign) & nonzero are added into bit-sliced counters (bit k of every lane
+ * in cnt[k]), and so are the nonzero bits (B1: the count of in-bounds taps); a lane's
+ * accumulator is 2 * agreements - nonzeros. About 8 instructions per 32 MACs plus one read-out
+ * per output, instead of a bit extraction per MAC. Returns 0 (nothing written) when the layer
+ * does not qualify. */
+#define EQ_DW_TAPS 64u
+#define EQ_DW_LEV 7u /* counter bits: counts up to EQ_DW_TAPS */
+
+EQ_INLINE_ALWAYS void eq_csa_add(uint32_t *cnt, uint32_t nlev, uint32_t x)
+{
+    uint32_t k;
+    for (k = 0; k < nlev && x; ++k) {
+        const uint32_t carry = cnt[k] & x;
+        cnt[k] ^= x;
+        x = carry;
+    }
+}
+
+static int eq_row_dw_b1(const eq_conv_shape_t *s, const uint32_t *in, const eq_weights_t *w, uint32_t oy,
+                        int32_t *acc)
+{
+    const uint32_t c = s->in_c, cw = EQ_WORDS(c), taps = (uint32_t)s->kh * s->kw, sw = eq_shape_stride_w(s);
+    const int tern = w->enc == EQ_ENC_TERN;
+    const uint32_t *wd = (const uint32_t *)w->data, rowsz = tern ? 2u * taps : taps; /* 1 word a tap */
+    const int32_t iy0 = (int32_t)(oy * s->stride) - (int32_t)s->pad;
+    const int32_t ix00 = -(int32_t)eq_shape_pad_w(s);
+    uint32_t sg[EQ_DW_TAPS], nz[EQ_DW_TAPS], cp[EQ_DW_LEV], cz[EQ_DW_LEV];
+    uint32_t wi, t, b, ox, k, nlev = 0;
+    if (taps > EQ_DW_TAPS || s->out_c != c || (w->enc != EQ_ENC_B1 && !tern)) return 0;
+    while ((taps >> nlev) != 0u) ++nlev; /* counter bits for counts up to taps */
+    for (wi = 0; wi < cw; ++wi) {
+        const uint32_t nb = c - 32u * wi < 32u ? c - 32u * wi : 32u;
+        const uint32_t lanes = nb == 32u ? 0xFFFFFFFFu : (1u << nb) - 1u;
+        for (t = 0; t < taps; ++t) sg[t] = nz[t] = 0;
+        for (b = 0; b < nb; ++b) { /* the 32 channels' weight bits, tap by tap */
+            const uint32_t *row = wd + (size_t)(32u * wi + b) * rowsz;
+            for (t = 0; t < taps; ++t) {
+                sg[t] |= (row[t] & 1u) << b;
+                nz[t] |= (tern ? row[taps + t] & 1u : 1u) << b;
+            }
+        }
+        for (ox = 0; ox < s->out_w; ++ox) {
+            const int32_t ix0 = (int32_t)(ox * sw) + ix00;
+            uint32_t nvalid = 0, ky, kx;
+            for (k = 0; k < nlev; ++k) cp[k] = cz[k] = 0;
+            for (ky = 0; ky < s->kh; ++ky) {
+                const int32_t iy = iy0 + (int32_t)ky;
+                if (iy < 0 || iy >= (int32_t)s->in_h) continue;
+                for (kx = 0; kx < s->kw; ++kx) {
+                    const int32_t ix = ix0 + (int32_t)kx;
+                    const uint32_t tt = ky * s->kw + kx;
+                    uint32_t a;
+                    if (ix < 0 || ix >= (int32_t)s->in_w) continue;
+                    a = in[((size_t)(uint32_t)iy * s->in_w + (uint32_t)ix) * cw + wi];
+                    eq_csa_add(cp, nlev, ~(a ^ sg[tt]) & nz[tt] & lanes);
+                    if (tern)
+                        eq_csa_add(cz, nlev, nz[tt]);
+                    else
+                        ++nvalid;
+                }
+            }
+            for (b = 0; b < nb; ++b) {
+                uint32_t pcount = 0, zcount = nvalid;
+                for (k = 0; k < nlev; ++k) pcount |= ((cp[k] >> b) & 1u) << k;
+                if (tern)
+                    for (k = 0; k < nlev; ++k) zcount |= ((cz[k] >> b) & 1u) << k;
+                acc[ox * c + 32u * wi + b] = (int32_t)(2u * pcount) - (int32_t)zcount;
+            }
+        }
+    }
+    return 1;
+}
+
+/* F32 weights: acc (out_w, N) float32, acc = acc + (a * w) term by term in (ky, kx, c) order */
+static void eq_row_grouped_f32(const eq_conv_shape_t *s, uint32_t groups, uint8_t in_enc, const void *in,
+                               const float *wt, uint32_t oy, float *acc)
+{
+    const uint32_t cf = s->in_c, cg = cf / groups, npg = s->out_c / groups;
+    const uint32_t sw = eq_shape_stride_w(s), n_out = s->out_c;
+    uint32_t n, t, ox, j;
+    for (ox = 0; ox < (uint32_t)s->out_w * n_out; ++ox) acc[ox] = 0.0f;
+    for (n = 0; n < n_out; ++n) {
+        for (t = 0; t < (uint32_t)s->kh * s->kw; ++t) { /* taps in (ky, kx) order */
+            const int32_t iy = (int32_t)(oy * s->stride) - (int32_t)s->pad + (int32_t)(t / s->kw);
+            const int32_t x0 = (int32_t)(t % s->kw) - (int32_t)eq_shape_pad_w(s);
+            const float *wr = wt + ((size_t)n * s->kh * s->kw + t) * cg;
+            uint32_t lo, hi;
+            if (iy < 0 || iy >= (int32_t)s->in_h || !eq_g_cols(s, x0, sw, &lo, &hi)) continue;
+            for (ox = lo; ox < hi; ++ox) {
+                const size_t p = (size_t)(uint32_t)iy * s->in_w + (uint32_t)(x0 + (int32_t)(ox * sw));
+                const uint32_t cb = (n / npg) * cg;
+                float sum = acc[ox * n_out + n];
+                for (j = 0; j < cg; ++j) {
+                    const float prod = in_enc == EQ_ENC_B1
+                                           ? (eq_g_code(in_enc, in, cf, p, cb + j) ? wr[j] : -wr[j])
+                                           : (float)eq_g_code(in_enc, in, cf, p, cb + j) * wr[j];
+                    sum = sum + prod;
+                }
+                acc[ox * n_out + n] = sum;
+            }
+        }
     }
 }
 
 eq_status_t eq_conv2d_row_grouped(const eq_conv_shape_t *s, uint32_t groups, uint8_t in_enc,
                                   const void *in, const eq_weights_t *w, uint16_t oy, void *acc)
 {
-    union {
-        int32_t i[EQ_G_ACC];
-        float f[EQ_G_ACC];
-    } tmp;
-    uint32_t buf[EQ_G_BUF];
-    uint32_t cg, npg, sw, pw, taps, rows, bpp, max_cols, tw_buf, nch, wrow, gi, n0, ox0, x, y, j;
-    int32_t iy0, r0, r1;
     const int f32 = w && w->enc == EQ_ENC_F32;
     if (groups <= 1u)
         return f32 ? eq_conv2d_row_f32(s, in_enc, in, (const float *)w->data, oy, (float *)acc)
@@ -1464,89 +1657,28 @@ eq_status_t eq_conv2d_row_grouped(const eq_conv_shape_t *s, uint32_t groups, uin
         const eq_status_t st = eq_row_args(s, in_enc, in, w ? w->data : (const void *)0, acc, oy);
         if (st != EQ_OK) return st;
     }
-    if (s->in_c % groups || s->out_c % groups) return EQ_ERR_ARG;
-    if (w->enc == EQ_ENC_KBIT && (!w->lut || !w->lut_rows || !w->lut_cols)) return EQ_ERR_ARG;
-    cg = s->in_c / groups;
-    npg = s->out_c / groups;
-    if (w->enc == EQ_ENC_TERN_SPARSE)
-        return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, (int32_t *)acc, groups);
-    if (!eq_conv_grouped_fits(s, in_enc, groups)) return EQ_ERR_UNSUPPORTED;
-    sw = eq_shape_stride_w(s);
-    pw = eq_shape_pad_w(s);
-    if (!sw) return EQ_ERR_ARG;
-    taps = (uint32_t)s->kh * s->kw;
-    iy0 = (int32_t)(oy * s->stride) - (int32_t)s->pad;
-    r0 = iy0 < 0 ? 0 : iy0;
-    r1 = iy0 + (int32_t)s->kh < (int32_t)s->in_h ? iy0 + (int32_t)s->kh : (int32_t)s->in_h;
-    if (r1 <= r0) { /* every tap of this row outside the input: sums of nothing (+0) */
-        memset(acc, 0, (size_t)s->out_w * s->out_c * 4u);
+    if (s->in_c % groups || s->out_c % groups || !eq_shape_stride_w(s)) return EQ_ERR_ARG;
+    switch (w->enc) {
+    case EQ_ENC_KBIT:
+        if (!w->lut || !w->lut_rows || !w->lut_cols) return EQ_ERR_ARG;
+        /* fall through */
+    case EQ_ENC_B1:
+    case EQ_ENC_TERN:
+    case EQ_ENC_I8:
+    case EQ_ENC_I16:
+        if (s->in_c == groups && in_enc == EQ_ENC_B1
+            && eq_row_dw_b1(s, (const uint32_t *)in, w, oy, (int32_t *)acc))
+            return EQ_OK;
+        if (s->in_c == groups)
+            eq_row_dw_int(s, groups, in_enc, in, w, oy, (int32_t *)acc);
+        else
+            eq_row_grouped_int(s, groups, in_enc, in, w, oy, (int32_t *)acc);
         return EQ_OK;
+    case EQ_ENC_TERN_SPARSE:
+        return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, (int32_t *)acc, groups);
+    case EQ_ENC_F32:
+        eq_row_grouped_f32(s, groups, in_enc, in, (const float *)w->data, oy, (float *)acc);
+        return EQ_OK;
+    default: return EQ_ERR_UNSUPPORTED;
     }
-    rows = (uint32_t)(r1 - r0);
-    bpp = eq_g_pixel_bytes(in_enc, cg);
-    max_cols = 4u * EQ_G_BUF / (rows * bpp); /* >= kw: the window fits (checked above) */
-    tw_buf = (max_cols - s->kw) / sw + 1u;
-    nch = npg < EQ_G_ACC ? npg : EQ_G_ACC;
-    wrow = eq_g_row_bytes(w, taps, cg);
-    for (gi = 0; gi < groups; ++gi) {
-        for (n0 = 0; n0 < npg; n0 += nch) {
-            const uint32_t nc = npg - n0 < nch ? npg - n0 : nch;
-            uint32_t tw = EQ_G_ACC / nc;
-            eq_weights_t wd = *w;
-            wd.data = (const uint8_t *)w->data + (size_t)(gi * npg + n0) * wrow;
-            if (tw > tw_buf) tw = tw_buf;
-            if (tw > s->out_w) tw = s->out_w;
-            for (ox0 = 0; ox0 < s->out_w; ox0 += tw) {
-                const uint32_t ow = s->out_w - ox0 < tw ? s->out_w - ox0 : tw;
-                const int32_t ix0 = (int32_t)(ox0 * sw) - (int32_t)pw;
-                const int32_t c0 = ix0 < 0 ? 0 : ix0;
-                int32_t c1 = ix0 + (int32_t)((ow - 1u) * sw + s->kw);
-                eq_conv_shape_t sub;
-                eq_status_t st;
-                if (c1 > (int32_t)s->in_w) c1 = (int32_t)s->in_w;
-                if (c1 <= c0) { /* the tile's taps are all outside the input */
-                    for (x = 0; x < ow; ++x)
-                        memset((uint8_t *)acc + ((size_t)(ox0 + x) * s->out_c + gi * npg + n0) * 4u, 0,
-                               (size_t)nc * 4u);
-                    continue;
-                }
-                for (y = 0; y < rows; ++y) {
-                    for (x = 0; x < (uint32_t)(c1 - c0); ++x) {
-                        const size_t pix = (size_t)((uint32_t)r0 + y) * s->in_w + (uint32_t)c0 + x;
-                        const size_t slot = (size_t)y * (uint32_t)(c1 - c0) + x;
-                        if (in_enc == EQ_ENC_B1)
-                            eq_bits_extract((const uint32_t *)in + pix * EQ_WORDS(s->in_c), gi * cg, cg,
-                                            buf + slot * EQ_WORDS(cg));
-                        else
-                            memcpy((uint8_t *)buf + slot * cg, (const uint8_t *)in + pix * s->in_c + gi * cg,
-                                   cg);
-                    }
-                }
-                memset(&sub, 0, sizeof sub);
-                sub.in_h = (uint16_t)rows;
-                sub.in_w = (uint16_t)(c1 - c0);
-                sub.in_c = (uint16_t)cg;
-                sub.out_h = 1u;
-                sub.out_w = (uint16_t)ow;
-                sub.out_c = (uint16_t)nc;
-                sub.kh = s->kh;
-                sub.kw = s->kw;
-                sub.stride = 1u;
-                sub.pad = (uint8_t)(r0 - iy0);
-                sub.stride_w = (uint8_t)sw;
-                sub.pad_w = (uint8_t)(c0 - ix0 + 1);
-                st = f32 ? eq_conv2d_row_f32(&sub, in_enc, buf, (const float *)wd.data, 0, tmp.f)
-                         : eq_conv2d_row(&sub, in_enc, buf, &wd, 0, tmp.i);
-                if (st != EQ_OK) return st;
-                for (x = 0; x < ow; ++x) {
-                    const size_t o = (size_t)(ox0 + x) * s->out_c + gi * npg + n0;
-                    if (f32)
-                        for (j = 0; j < nc; ++j) ((float *)acc)[o + j] = tmp.f[x * nc + j];
-                    else
-                        for (j = 0; j < nc; ++j) ((int32_t *)acc)[o + j] = tmp.i[x * nc + j];
-                }
-            }
-        }
-    }
-    return EQ_OK;
 }

@@ -327,6 +327,17 @@ static eq_status_t check_stage(const eq_model_t *m, const layer_t *L, int f32)
     return EQ_ERR_UNSUPPORTED;
 }
 
+/* levels (0 or a power of two up to 256) -> log2(levels) + 1, 0 for 0 */
+static uint8_t lev_code(uint32_t levels)
+{
+    uint8_t b = 0;
+    while (levels != 0u) {
+        levels >>= 1;
+        b++;
+    }
+    return b;
+}
+
 /* levels of the codes a stage writes (0: I32 values) */
 static uint32_t stage_levels(const layer_t *L)
 {
@@ -510,9 +521,11 @@ static eq_status_t model_load(eq_model_t *m, const uint8_t *blob, uint32_t size)
  * accumulator bound, then the arena plan. enc/levels: the preprocessed input (value 0). */
 static eq_status_t load_layers(eq_model_t *m, uint32_t in_enc, uint32_t in_levels)
 {
-    /* levels of each value's codes (0: I32). Sequential blobs read only value i at layer i,
-     * so two slots (v & 1) serve any number of layers; DAG blobs keep one per value. */
-    uint16_t lev[EQ_MAX_DAG_LAYERS + 1u];
+    /* levels of each value's codes, a power of two (2 .. 256) or 0 for I32, kept as
+     * log2(levels) + 1 (0: I32) in a byte. Sequential blobs read only value i at layer i, so two
+     * slots (v & 1) serve any number of layers; DAG blobs keep one per value. (The M3 boards
+     * have 4 KB of stack: the loader's arrays take 1.8 KB.) */
+    uint8_t lev[EQ_MAX_DAG_LAYERS + 1u];
     uint8_t last[EQ_MAX_DAG_LAYERS + 1u], live[EQ_MAX_DAG_LAYERS + 1u]; /* layer ids <= 255 */
     uint32_t sz[EQ_MAX_DAG_LAYERS + 1u];
     uint32_t i, dag = 0;
@@ -529,8 +542,9 @@ static eq_status_t load_layers(eq_model_t *m, uint32_t in_enc, uint32_t in_level
     }
     CHECK(!dag || m->n_layers <= EQ_MAX_DAG_LAYERS, EQ_ERR_TOO_LARGE);
     m->dag = (uint8_t)dag;
-#define LEV(v) lev[dag ? (v) : ((v) & 1u)]
-    LEV(0u) = (uint16_t)in_levels;
+#define LEV_SLOT(v) lev[dag ? (v) : ((v) & 1u)]
+#define LEV(v) (LEV_SLOT(v) ? 1u << (LEV_SLOT(v) - 1u) : 0u)
+    LEV_SLOT(0u) = lev_code(in_levels);
     max_act = eq_rule_act_bytes(in_enc, m->in_h, m->in_w, m->in_c);
 
     for (i = 0; i < m->n_layers; i++) {
@@ -567,8 +581,6 @@ static eq_status_t load_layers(eq_model_t *m, uint32_t in_enc, uint32_t in_level
             CHECK(L.out_c >= 1u, EQ_ERR_SHAPE);
             CHECK(v0.c % L.groups == 0u && L.out_c % L.groups == 0u, EQ_ERR_SHAPE);
             eq_rt_conv_shape(&L, &fs);
-            /* a group's window must fit the grouped kernel's buffer (eq_kernels.h) */
-            CHECK(eq_conv_grouped_fits(&fs, (uint8_t)v0.enc, L.groups), EQ_ERR_UNSUPPORTED);
             k = (uint64_t)L.kh * L.kw * (v0.c / L.groups);
             st = check_conv_weights(m, &L, LEV(L.src0), &max_prod);
             if (st != EQ_OK) {
@@ -629,7 +641,7 @@ static eq_status_t load_layers(eq_model_t *m, uint32_t in_enc, uint32_t in_level
         } else {
             return EQ_ERR_UNSUPPORTED;
         }
-        LEV(i + 1u) = (uint16_t)lv;
+        LEV_SLOT(i + 1u) = lev_code(lv);
         if (eq_rule_act_bytes(L.out_enc, L.out_h, L.out_w, L.out_c) > max_act) {
             max_act = eq_rule_act_bytes(L.out_enc, L.out_h, L.out_w, L.out_c);
         }
@@ -638,6 +650,7 @@ static eq_status_t load_layers(eq_model_t *m, uint32_t in_enc, uint32_t in_level
         }
     }
 #undef LEV
+#undef LEV_SLOT
     /* L: the last layer; its output (value n_layers) is the score vector */
     CHECK((uint64_t)L.out_h * L.out_w * L.out_c == m->n_classes, EQ_ERR_SHAPE);
     max_act = round8(max_act);
