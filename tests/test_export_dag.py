@@ -116,6 +116,9 @@ CASES = {
     "add read twice": lambda: Net(Fn(_bireal, a=cbq(8, 8, act=False, padding=1), b=cbq(8, 8, act=False, padding=1),
                                      q0=qnn.Sign(), q1=qnn.Sign(), q2=qnn.DoReFa(2))),
     "add method and iadd": lambda: Net(Fn(_iadd, a=cbq(8, 8, act=False, padding=1), q=qnn.HWGQ(2, "uniform"))),
+    "add of max-pooled branches": lambda: Net(Fn(lambda s, x: s.q(F.max_pool2d(s.a(x), 2) + s.p(x)),
+                                                 a=cbq(8, 8, act=False, padding=1), p=nn.MaxPool2d(2), q=qnn.Sign()),
+                                              head_in=8 * 16),
     "add after bn of a sum": lambda: Net(Fn(lambda s, x: s.q(s.bn(s.a(x) + x)), a=cbq(8, 8, act=False, padding=1),
                                             bn=nn.BatchNorm2d(8), q=qnn.DoReFa(3))),
     # concatenation along channels
@@ -148,6 +151,14 @@ CASES = {
     "depthwise dorefa2 on U8": lambda: Net(cbq(8, 8, padding=1, groups=8, wq="dorefa2"), stem_act=qnn.DoReFa(2)),
     "depthwise on hwgq": lambda: Net(cbq(8, 8, padding=1, groups=8, wq="sign"), stem_act=qnn.HWGQ(2)),
     "depthwise float": lambda: Net(cbq(8, 8, padding=1, groups=8, wq="float"), stem_act=qnn.DoReFa(2)),
+    # dilation: the kernel with zero weights between its taps
+    "dilation 2 twn": lambda: Net(cbq(8, 8, padding=2, dilation=2, wq="twn")),
+    "dilation (1, 2) same int8 on U8": lambda: Net(cbq(8, 8, padding="same", dilation=(1, 2), wq="int8"),
+                                                   stem_act=qnn.DoReFa(2)),
+    "dilation 2 depthwise float": lambda: Net(cbq(8, 8, 3, padding=2, dilation=2, groups=8, wq="float"),
+                                              stem_act=qnn.DoReFa(2)),
+    "dilation 2 ternary on hwgq (lut)": lambda: Net(cbq(8, 8, 2, padding="same", dilation=2, wq="tern5"),
+                                                    stem_act=qnn.HWGQ(2)),
     # per-axis stride and padding
     "stride (1, 2)": lambda: Net(cbq(8, 8, padding=1, stride=(1, 2)), head_in=8 * 32),
     "padding same 5x5": lambda: Net(cbq(8, 8, 5, padding="same", wq="tern5")),
@@ -186,6 +197,45 @@ def test_dag_op_exports_exactly(case, prove):
         assert any(getattr(layer, "groups", 1) > 1 for layer in res.graph.layers)
 
 
+class FloatResNet(nn.Module):
+    """A plain float CNN with a residual add, a depthwise conv and a global average pool."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.c2, self.b2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.dw, self.b3 = nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = F.relu(self.b1(self.c1(x)))
+        x = F.relu(self.b2(self.c2(x)) + x)
+        x = F.relu(self.b3(self.dw(x)))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def test_quantized_float_resnet_exports(prove):
+    """edgeq.quantize of a float model with a residual add and a depthwise conv: the QReLU after
+    the add becomes the ADD's thresholds."""
+    torch.manual_seed(12)
+    fm = _rand_bn(FloatResNet())
+    x = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8)
+    q = edgeq.quantize(fm, x, act_bits=2)
+    res, _ = prove(q, x)
+    assert _kinds(res) == ["Conv", "Conv", "Add", "Conv", "Conv"]
+    assert res.graph.layers[2].out in ("MULTI", "REQUANT") and res.graph.layers[3].groups == 8
+
+
+@pytest.mark.parametrize("ternary", ["dense", "sparse"])
+def test_depthwise_ternary_storage(ternary, prove):
+    """A depthwise ternary layer stored as bit-planes (TERN) or skip-zero stream (TERN_SPARSE)."""
+    torch.manual_seed(11)
+    model = _rand_bn(Net(cbq(8, 8, padding=1, groups=8, wq="twn"), stem_act=qnn.DoReFa(2)))
+    res, _ = prove(model, torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8), ternary=ternary)
+    assert res.graph.layers[1].w_enc == {"dense": "TERN", "sparse": "TERN_SPARSE"}[ternary]
+    assert res.graph.layers[1].groups == 8
+
+
 def test_stride_1_2_is_not_stride_1():
     """A (1, 2) stride is exported as such (it used to be exported as stride 1)."""
     model = _rand_bn(Net(cbq(8, 8, padding=1, stride=(1, 2)), head_in=8 * 32))
@@ -202,6 +252,8 @@ CASES_1D = {
     "conv1d padding": lambda: _seq1d(qnn.QConv1d(3, 8, 5, padding=2, wq="int8"), nn.BatchNorm1d(8), qnn.Sign(),
                                      qnn.QConv1d(8, 8, 3, padding="same", wq="twn"), nn.BatchNorm1d(8), qnn.Sign(),
                                      nn.Flatten(), qnn.QLinear(8 * 23, 4)),
+    "conv1d dilation": lambda: _seq1d(qnn.QConv1d(3, 8, 3, padding=2, dilation=2, wq="int8"), nn.BatchNorm1d(8),
+                                      qnn.Sign(), nn.Flatten(), qnn.QLinear(8 * 23, 4)),
     "conv1d groups, stride, pools": lambda: _seq1d(
         qnn.QConv1d(3, 6, 3, padding=1, wq="int8"), nn.BatchNorm1d(6), qnn.DoReFa(2),
         qnn.QConv1d(6, 6, 3, stride=2, padding=1, groups=6, wq="dorefa2"), nn.BatchNorm1d(6), qnn.DoReFa(2),

@@ -9,7 +9,7 @@ its forward is not traced), shapes from the example batch (`ShapeProp`).  The tr
 branch: its nodes become ops in topological order (op i's output is value i + 1, value 0 the
 preprocessed input; each op names the values it reads).  Only what the output depends on is
 exported.  What the IR cannot express raises `UnsupportedError` naming the node and why (ReLU,
-subtraction, stack, dilation, padded average pools, ...): nothing is ever dropped silently.
+subtraction, stack, padded average pools, ...): nothing is ever dropped silently.
 
 A traced tensor is either a graph value (B1 +-1, U8 codes whose integer levels times a scale are
 the real activation, or I32 integers times a per-channel unit) or a pending accumulator `acc`
@@ -40,7 +40,9 @@ Folding (per conv/linear layer, eval mode):
   A linear layer after a flatten is a convolution whose kernel covers its input (weights
   reordered from torch's CHW flatten order).  Grouped / depthwise convolutions keep their
   (N, C/g, kh, kw) weights; stride and padding are per axis (a 1-D conv: (1, k) kernel on a
-  (C, 1, L) map, padding along L only; 'same' = (k - 1) / 2 for odd kernels).
+  (C, 1, L) map, padding along L only; 'same' = d (k - 1) / 2 when that is whole).  A dilated
+  kernel is the ordinary kernel of size d (k - 1) + 1 with zero weights between the taps (weights
+  without a zero, B1 and DoReFa k-bit tables, are refused).
 
 Branches (blob 1.1 ops; every runtime value is an integer, v below):
   value of a graph tensor: real = k_n * v + c_n  (B1: k = scale, c = 0; U8 with uniform levels
@@ -321,9 +323,6 @@ def _refusal(node: fx.Node, gm: fx.GraphModule) -> str | None:
                         "whose integer form is fixed); put extra computation (a skip, an add) in the "
                         "parent module's forward")
         if isinstance(m, (QConv1d, QConv2d)):
-            if any(d != 1 for d in m.dilation):
-                return (f"{t}(dilation={m.dilation}): dilated convolution has no IR op (write the "
-                        "dilated kernel as an ordinary one, or use stride/pooling)")
             if m.padding_mode != "zeros":
                 return f"{t}(padding_mode={m.padding_mode!r}): only zero padding is exportable"
             return None
@@ -724,15 +723,18 @@ class _Walker:
             if isinstance(m.padding, str):
                 if m.padding == "valid":
                     pads = (0,) * len(m.kernel_size)
-                else:  # 'same' (stride 1): total k - 1, torch pads (k - 1) // 2 before and the rest after
-                    if any((k - 1) % 2 for k in m.kernel_size):
+                else:  # 'same' (stride 1): total d (k - 1), torch pads half before and the rest after
+                    tot = tuple(d * (k - 1) for k, d in zip(m.kernel_size, m.dilation))
+                    if any(v % 2 for v in tot):
                         self.refuse(n, f"padding='same' with the even kernel {tuple(m.kernel_size)} pads "
                                        "unequally on the two sides; the IR pads symmetrically (give an odd "
                                        "kernel, or pad explicitly)")
-                    pads = tuple((k - 1) // 2 for k in m.kernel_size)
+                    pads = tuple(v // 2 for v in tot)
             else:
                 pads = tuple(m.padding)
             ph, pw = (0, pads[0]) if one_d else pads
+            dil = (1, m.dilation[0]) if one_d else tuple(m.dilation)
+            ks = tuple(d * (k - 1) + 1 for k, d in zip(ks, dil))  # a dilated kernel: zeros between taps
             kh, kw = ks
             if h == 1 and kh == 1 and ph == 0:
                 sh = sw  # one row: the vertical stride is free; square keeps a 1.0 blob
@@ -740,7 +742,8 @@ class _Walker:
                 self.refuse(n, f"padding {(ph, pw)} >= kernel {ks}: the IR needs padding < kernel")
             if max(sh, sw, ph + 1, pw + 1) > 255:
                 self.refuse(n, f"stride {(sh, sw)} / padding {(ph, pw)}: the IR stores each in one byte")
-            w4 = wt.reshape(m.out_channels, c // groups, kh, kw) if wt.shape[1] * groups == c else None
+            taps = (1, wt.shape[2]) if one_d else tuple(wt.shape[2:])  # (undilated) kernel
+            w4 = wt.reshape(m.out_channels, c // groups, *taps) if wt.shape[1] * groups == c else None
             if w4 is None:
                 self.refuse(n, f"weight {tuple(wt.shape)} in {groups} group(s) does not take {c} input channels")
         try:
@@ -748,6 +751,8 @@ class _Walker:
                 iw = m.wq.integer(w4)
         except (UnsupportedError, NotImplementedError, AttributeError) as e:
             self.refuse(n, f"its weight quantizer {type(m.wq).__name__} has no integer form ({e})")
+        if not (t.gap or isinstance(m, QLinear)) and any(d != 1 for d in m.dilation):
+            iw = self.dilate(n, m, iw, (1, m.dilation[0]) if isinstance(m, QConv1d) else tuple(m.dilation))
         if t.gap and h * w > 1:
             tile = lambda v: None if v is None else np.ascontiguousarray(np.broadcast_to(v, v.shape[:2] + (h, w)))
             iw = dataclasses.replace(iw, values=tile(np.asarray(iw.values)), codes=tile(iw.codes),
@@ -770,6 +775,27 @@ class _Walker:
         bound = np.abs(vals.astype(np.float64)).reshape(nout, -1).sum(1) * lvmax
         return self.pending(blk, (nout, oh, ow), t.scale * np.asarray(iw.scale, np.float64), b, bound, 0.0,
                             f32=w_enc == "F32")
+
+    def dilate(self, n, m, iw, dil: tuple):
+        """A dilated kernel as an ordinary one with zero weights between the taps (exact; d_h * d_w
+        times the multiply-adds of the taps)."""
+        zero = {"B1": None, "KBIT": None}.get(iw.kind, 0)
+        if iw.kind == "KBIT" and 0 in list(iw.table):
+            zero = list(iw.table).index(0)
+        if zero is None:
+            self.refuse(n, f"{type(m).__name__}(dilation={m.dilation}) with {type(m.wq).__name__} weights: a "
+                           "dilated kernel is stored with zero weights between its taps, and these weights "
+                           "have no zero (use ternary / int8 / float weights, or no dilation)")
+
+        def spread(v, fill):
+            if v is None:
+                return None
+            nn_, cg, kh, kw = v.shape
+            out = np.full((nn_, cg, dil[0] * (kh - 1) + 1, dil[1] * (kw - 1) + 1), fill, dtype=v.dtype)
+            out[:, :, ::dil[0], ::dil[1]] = v
+            return out
+
+        return dataclasses.replace(iw, values=spread(np.asarray(iw.values), 0), codes=spread(iw.codes, zero))
 
     def bn(self, n, m, t: _T) -> _T:
         t = self.plain(n, t)
@@ -1253,7 +1279,7 @@ def _graph(folded: Folded, model=None, meta: dict | None = None, classes=None,
             if ternary == "auto" and not (s.in_enc == "U8" and c <= AUTO_SPARSE_MAX_C):
                 layer.w_enc = "TERN"
                 continue
-            dense = layer.pad == 0 and (layer.kh, layer.kw) == (h, w)
+            dense = layer.pad == 0 and layer.pw == 0 and layer.g == 1 and (layer.kh, layer.kw) == (h, w)
             wt = layer.weight.reshape(layer.n_out, 1, 1, -1) if dense else layer.weight
             layer.w_enc = best_ternary_encoding(wt)
     return g

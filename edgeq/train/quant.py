@@ -751,9 +751,10 @@ class QConv2d(_QConv, nn.Conv2d):
     Takes every nn.Conv2d argument; `edgeq.export` maps onto the IR's CONV: stride (int or
     (sh, sw)), padding (int, (ph, pw), 'valid', or 'same' with stride 1 and an odd kernel; each
     padding < max(kh, kw)), groups (grouped and depthwise: groups = in_channels, out_channels a
-    multiple) and bias (folded).  Dilation and padding modes other than zeros raise
-    UnsupportedError at export, as does 'same' with an even kernel (torch pads it unequally);
-    'same' with a stride raises it here."""
+    multiple), dilation (the kernel with zero weights between its taps: weights that have a zero)
+    and bias (folded).  Padding modes other than zeros and dilation of weights without a zero
+    raise UnsupportedError at export, as does 'same' with an even kernel (torch pads it
+    unequally); 'same' with a stride raises it here."""
 
 
 class QConv1d(_QConv, nn.Conv1d):
