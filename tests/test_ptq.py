@@ -113,3 +113,26 @@ def test_ptq_int8_blob_size_and_c_equals_int_forward_on_mnist(mnist_test, monkey
         print(f"MNIST 2,000 test images: float {100 * acc_f:.2f} %, PTQ int8 REQUANT {100 * acc_q:.2f} %, "
               f"MULTI {100 * acc_old:.2f} %")
     assert acc_q >= acc_f - 0.01 and abs(acc_q - acc_old) <= 0.005
+
+
+def test_the_proof_catches_a_wrong_requant_stage(monkeypatch):
+    """The REQUANT tolerance is a bound, not a pass: a stage one code off everywhere is refused."""
+    _runtime()
+    from edgeq.errors import ExportMismatchError
+
+    torch.manual_seed(2)
+    fm = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                       nn.Linear(8 * 8 * 8, 4))
+    x = torch.randint(0, 256, (32, 1, 8, 8), dtype=torch.uint8)
+    q = edgeq.quantize(fm, x, act_bits=6)
+    res = edgeq.export(q, x)
+    assert res.graph.layers[0].out == "REQUANT" and res.graph.layers[0].out_bits == 6
+    good = export._requant
+
+    def off_by_one(*args):
+        mul, add, s = good(*args)
+        return mul, add + (1 << s), s
+
+    monkeypatch.setattr(export, "_requant", off_by_one)
+    with pytest.raises(ExportMismatchError, match="not at a threshold"):
+        edgeq.export(q, x)
