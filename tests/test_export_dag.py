@@ -252,6 +252,20 @@ def test_depthwise_ternary_storage(ternary, prove):
     assert res.graph.layers[1].groups == 8
 
 
+def test_blob_version_is_1_1_only_when_needed():
+    """A chain with square strides/padding (1-D strides included: one row) stays a 1.0 blob; a
+    residual add, groups or a per-axis stride make it 1.1."""
+    x2, x1 = torch.zeros(1, 1, 8, 8, dtype=torch.uint8), torch.zeros(1, 3, 23, dtype=torch.uint8)
+    minor = lambda m, x: pack.read_header(export.export_blob(_rand_bn(m), example=x))["version_minor"]
+    chain1d = _seq1d(qnn.QConv1d(3, 8, 5, stride=2, wq="int8"), nn.BatchNorm1d(8), qnn.Sign(),
+                     nn.Flatten(), qnn.QLinear(8 * 10, 4))
+    assert minor(chain1d, x1) == 0
+    assert minor(Net(cbq(8, 8, padding=1)), x2) == 0
+    assert minor(CASES["add conv+skip"](), x2) == 1
+    assert minor(CASES["depthwise twn"](), x2) == 1
+    assert minor(CASES["stride (1, 2)"](), x2) == 1
+
+
 def test_stride_1_2_is_not_stride_1():
     """A (1, 2) stride is exported as such (it used to be exported as stride 1)."""
     model = _rand_bn(Net(cbq(8, 8, padding=1, stride=(1, 2)), head_in=8 * 32))
