@@ -130,6 +130,8 @@ CASES = {
                                   a=cbq(8, 8, act=False, padding=1), b=cbq(8, 4, act=False, padding=1),
                                   bn=nn.BatchNorm2d(12), q=qnn.Sign()), head_in=12 * 64),
     "cat of two stems on the input": lambda: _TwoStems(),
+    "add as the scores": lambda: _Heads("add"),
+    "avgpool as the scores": lambda: _Heads("gap"),
     # average pools: AVGPOOL with thresholds (1/k folded), global pool into a linear (tiled
     # weights) or into a quantizer, adaptive pools with equal windows, a mean
     "avgpool + bn + sign": lambda: Net(Fn(lambda s, x: s.q(s.bn(s.p(x))), p=nn.AvgPool2d(2), bn=nn.BatchNorm2d(8),
@@ -183,6 +185,27 @@ class _TwoStems(nn.Module):
     def forward(self, x):
         x = self.inp(x)
         return self.fc(torch.cat([self.a(x), self.b(x)], 1).flatten(1))
+
+
+class _Heads(nn.Module):
+    """Scores that are a sum of two linear heads, or the global average of 1x1-conv class maps
+    (an all-convolutional net): the last layer is an ADD / AVGPOOL."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.body = nn.Sequential(qnn.Input("RAW"), qnn.QConv2d(1, 8, 3, padding=1, wq="int8"), nn.BatchNorm2d(8),
+                                  qnn.Sign())
+        self.fa, self.fb = qnn.QLinear(8 * 64, 5, wq="twn"), qnn.QLinear(8 * 64, 5, wq="int8")
+        self.bn = nn.BatchNorm1d(5)
+        self.cls = qnn.QConv2d(8, 5, 1, wq="int8", bias=True)
+
+    def forward(self, x):
+        x = self.body(x)
+        if self.how == "add":
+            f = x.flatten(1)
+            return self.fa(f) + self.bn(self.fb(f))
+        return self.cls(x).mean((2, 3))
 
 
 def _bireal(s, x):
