@@ -64,6 +64,8 @@ Branches (blob 1.1 ops; every runtime value is an integer, v below):
   the map, scale / (H*W) (exact); read by anything else it is an AVGPOOL of the whole map.
   batch norm / quantizer on a graph value (e.g. after a concatenation, or on an int32 sum read
   twice): a 1x1 AVGPOOL (acc = v) with that stage.
+  scores from an ADD or AVGPOOL (the last op): AFFINE on one power-of-two unit u for every class
+  (bound at 2**29 units), the int32 rounding above with q = u.
   torch.cat along channels: CONCAT of graph values with the same encoding (B1/U8: the same
   levels and scale, so one set of integer weights reads both; pending inputs are stored as int32).
 Exactness: every op above is integer and computed the same by every runtime (int_forward is
