@@ -230,3 +230,22 @@ def test_random_dags_under_sanitizers(load_run, tmp_path):  # noqa: F811
     """Random DAG blobs load and run (every op, every encoding) under ASan/UBSan."""
     blobs = {f"dag{seed}": pack.write_blob(random_dag(seed)) for seed in range(24)}
     assert _load_run(load_run, blobs, tmp_path) == {k: 0 for k in blobs}
+
+
+def _wide_grouped_blob(groups: int) -> bytes:
+    """RAW 40000-channel 1x2 input, one 1x2 I8 conv (2 outputs, `groups` groups) -> AFFINE:
+    K = 2 * 40000 / groups codes of up to 255 times weights of up to 128 per output."""
+    c, n = 40000, 2
+    ts = [blobgen.tensor(np.ones(n * 2 * (c // groups), np.int8).tobytes(), "I8", (n, 1, 2, c // groups)),
+          blobgen.tensor(np.ones(n, "<i4").tobytes(), "I32", (n,)),
+          blobgen.tensor(np.zeros(n, "<i4").tobytes(), "I32", (n,))]
+    L = blobgen.layer("CONV", "U8", "I32", (1, 2, c), (1, 1, n), "AFFINE", k=(1, 2), w_enc="I8", t_weight=0,
+                      t_thr=1, t_aux=2, groups=groups)
+    return blobgen.build([L], ts, (c, 1, 2), "RAW", n, pre_param=0, version_minor=1)
+
+
+def test_accumulator_bound_uses_channels_per_group():
+    """K = kh * kw * C/g: 40000 channels in 2 groups under a 1x2 kernel (K = 40000, 40000 * 255 *
+    128 < 2**31) load; the same layer in one group (K = 80000) could overflow int32: TOO_LARGE."""
+    assert _c_load(_wide_grouped_blob(2))[0] == 0
+    assert _c_load(_wide_grouped_blob(1))[0] == spec.value(spec.STATUS, "ERR_TOO_LARGE")

@@ -53,7 +53,7 @@ Branches (blob 1.1 ops; every runtime value is an integer, v below):
   two nodes): AFFINE y = (acc * mul + add) >> shift with mul = round(a_n / q_n * 2**S),
   add = floor((b_n / q_n + 1/2) * 2**S), S as large as int32 mul/add allow (<= 31): y =
   round(real / q_n) within 1/2 + (|acc| / 2 + 1) / 2**S units; q_n a power of two putting the
-  value's bound at 2**24 units (or the consumer's unit).
+  value's bound at 2**23 units (or the consumer's unit).
   residual add x + y: ADD acc = m0[n] * v0 + m1[n] * v1 on a common unit q_n (a power of two
                            per channel putting the bound of |x + y| at 2**29, or the finer unit of
                            an int32 input): a pending input is first stored in unit q (m = 1), a
@@ -69,11 +69,13 @@ Branches (blob 1.1 ops; every runtime value is an integer, v below):
   the map, scale / (H*W) (exact); read by anything else it is an AVGPOOL of the whole map.
   batch norm / quantizer on a graph value (e.g. after a concatenation, or on an int32 sum read
   twice): a 1x1 AVGPOOL (acc = v) with that stage.
+  scores from an ADD or AVGPOOL (the last op): AFFINE on one power-of-two unit u for every class
+  (bound at 2**29 units), the int32 rounding above with q = u.
   torch.cat along channels: CONCAT of graph values with the same encoding (B1/U8: the same
   levels and scale, so one set of integer weights reads both; pending inputs are stored as int32).
 Exactness: every op above is integer and computed the same by every runtime (int_forward is
 that computation in torch).  Fixed-point rescaling (an ADD's multipliers, an int32 value's
-AFFINE) rounds the real value by a bound the exporter tracks per channel (relative ~2**-24);
+AFFINE) rounds the real value by a bound the exporter tracks per channel (relative ~2**-23);
 the export check allows a quantizer to differ from the model only where the model's input is
 within that bound (plus a REQUANT stage's own rounding bound, and float rounding) of a threshold.
 
@@ -424,8 +426,10 @@ def _pow2_unit(r: np.ndarray, bits: int) -> np.ndarray:
     return np.exp2(np.ceil(np.log2(r)) - bits)
 
 
-I32_RANGE_BITS = 24  # an int32 value the exporter materializes spans at most +-2**24 units
-ACC_LIMIT = 2**30  # bound on every ADD / AVGPOOL accumulator the exporter emits (int32 headroom)
+# an int32 value the exporter stores spans at most +-2**23 units: an ADD can take it at a finer
+# unit (the sum's own at 2**29), and window sums of up to 256 of them fit int32
+I32_RANGE_BITS = 23
+ACC_LIMIT = 2**31 - 1  # bound on every ADD / AVGPOOL accumulator the exporter emits (sat32 never hit)
 
 
 class _Walker:
@@ -622,15 +626,12 @@ class _Walker:
                            "the scores")
         r = np.abs(t.a) * t.acc_bound + np.abs(t.b)
         q = _pow2_unit(r, I32_RANGE_BITS) if unit is None else np.asarray(unit, np.float64)
-        ra, rb = t.a / q, t.b / q + 0.5
-        for sh in range(31, -1, -1):
-            mul, add = np.round(ra * 2.0**sh), np.floor(rb * 2.0**sh)
-            if max(np.abs(mul).max(), np.abs(add).max()) < 2**31 - 1:
-                break
-        else:
+        fit = _round_affine(t.a / q, t.b / q)
+        if fit is None:
             self.refuse(n, "the rescaling to an int32 value does not fit int32 multipliers")
+        mul, add, sh = fit
         op = t.op
-        op.out, op.mul, op.add, op.shift = "AFFINE", mul.astype(np.int64), add.astype(np.int64), sh
+        op.out, op.mul, op.add, op.shift = "AFFINE", mul, add, sh
         units = 0.5 + (0.5 * t.acc_bound + 1.0) / 2.0**sh  # |y - (a acc + b) / q|
         vmax = np.ceil(r / q + units)
         if np.any(vmax >= 2**31 - 1):
@@ -1020,6 +1021,8 @@ def _affine(t: _T) -> _Staged:
     """The last layer's AFFINE stage (see module docstring)."""
     fb, a, b = t.op, t.a, t.b
     fb.out = "AFFINE"
+    if not isinstance(fb, FoldedBlock):  # ADD / AVGPOOL scores: accumulators up to 2**31
+        return _affine_wide(t)
     amax = float(np.abs(a).max()) or 1.0
     bound = float(t.acc_bound.max())
     bmax = float(np.abs(b).max()) / amax
@@ -1108,6 +1111,29 @@ def _fold_stage(blk, a, b, th, lv, enc: str, bits: int, f32: bool = False, bound
     else:
         blk.out, blk.thr, blk.out_bits = "MULTI", thr, bits
     return np.zeros(len(a))
+
+
+def _affine_wide(t: _T) -> _Staged:
+    """AFFINE scores of an ADD / AVGPOOL: one unit u (a power of two putting the scores' bound at
+    2**29) for every class, y = (acc * mul + add) >> S = round((a * acc + b) / u) within
+    1/2 + (|acc| / 2 + 1) / 2**S, mul = round(a / u * 2**S), add = floor((b / u + 1/2) * 2**S),
+    S the largest shift keeping mul and add in int32."""
+    fb = t.op
+    u = float(_pow2_unit(np.max(np.abs(t.a) * t.acc_bound + np.abs(t.b)), 29))
+    mul, add, sh = _round_affine(t.a / u, t.b / u)  # |a / u| <= 2**29: always fits at shift 0
+    fb.mul, fb.add, fb.shift, fb.score_unit = mul, add, sh, u
+    return fb
+
+
+def _round_affine(ra: np.ndarray, rb: np.ndarray):
+    """(mul, add, shift) with (acc * mul + add) >> shift = round(ra * acc + rb) within
+    1/2 + (|acc| / 2 + 1) / 2**shift: mul = round(ra * 2**S), add = floor((rb + 1/2) * 2**S), S the
+    largest shift <= 31 keeping both in int32; None when even S = 0 does not."""
+    for sh in range(31, -1, -1):
+        mul, add = np.round(ra * 2.0**sh), np.floor((rb + 0.5) * 2.0**sh)
+        if max(np.abs(mul).max(), np.abs(add).max()) < 2**31 - 1:
+            return mul.astype(np.int64), add.astype(np.int64), sh
+    return None
 
 
 def _thresholds(a: np.ndarray, b: np.ndarray, t: np.ndarray, f32: bool = False):
