@@ -37,7 +37,7 @@ def layer(op: str, in_enc: str, out_enc: str, in_hwc: tuple, out_hwc: tuple, sta
                 out_h=out_hwc[0], out_w=out_hwc[1], out_c=out_hwc[2], kh=k[0], kw=k[1],
                 stride=stride, pad=pad, w_enc=_ENC[w_enc] if w_enc else 0, out_bits=out_bits,
                 shift=shift, reserved=0, t_weight=t_weight, t_lut=t_lut, t_thr=t_thr, t_aux=t_aux,
-                name_off=0, macs=0, reserved2=b"\0" * 8)
+                name_off=0, macs=0, src0=0, src1=0, groups=0, stride_w=0, pad_w=0)
 
 
 def build(layers: list, tensors: list, in_chw: tuple, pre: str, n_classes: int, pre_param: int = 128,
