@@ -14,6 +14,10 @@ except ImportError:  # pragma: no cover
 
 import edgeq_spec as S
 
+_F_SRC0 = 24  # positions of src0 / src1 in a LAYER_FMT record
+_F_SRC1 = 25
+_ADD_M_MAX = 1 << 30  # |m0|, |m1| of an ADD layer (docs/blob-format.md)
+
 _unpack_from = struct.unpack_from
 _from_bytes = int.from_bytes
 
@@ -44,6 +48,7 @@ _KBIT = S.ENC_KBIT
 _SIGN = S.OUT_SIGN
 _MULTI = S.OUT_MULTI
 _AFFINE = S.OUT_AFFINE
+_REQUANT = S.OUT_REQUANT
 
 
 class BlobError(ValueError):
@@ -216,9 +221,10 @@ class Loader:
         h = _unpack_from(S.HEADER_FMT, mv, 0)
         (_, vmaj, vmin, total, crc, hsize, flags, n_t, t_off, n_l, l_off, m_off, m_size,
          in_c, in_h, in_w, pre_mode, pre_param, n_classes, _, arena, _, _) = h
-        if vmaj != S.BLOB_VERSION_MAJOR:
-            raise BlobError(S.ERR_VERSION, "blob version %d.%d, this runtime reads %d.x"
-                            % (vmaj, vmin, S.BLOB_VERSION_MAJOR))
+        if vmaj != S.BLOB_VERSION_MAJOR or vmin > S.BLOB_VERSION_MINOR:
+            raise BlobError(S.ERR_VERSION, "blob version %d.%d, this runtime reads %d.0 to %d.%d: "
+                            "upgrade edgeq_micro" % (vmaj, vmin, S.BLOB_VERSION_MAJOR,
+                                                     S.BLOB_VERSION_MAJOR, S.BLOB_VERSION_MINOR))
         if total > n:
             raise BlobError(S.ERR_TRUNCATED, "header declares %d bytes, buffer has %d" % (total, n))
         if total < S.HEADER_SIZE or hsize != S.HEADER_SIZE:
@@ -264,33 +270,86 @@ class Loader:
         self.input_wire = S.wire_bytes(pre_mode, self.input_pixels)
         self.n_classes = n_classes
 
-        hh, ww, cc = in_h, in_w, in_c
-        max_act = S.act_bytes(enc, hh, ww, cc)
+        n_act = S.act_bytes(enc, in_h, in_w, in_c)
+        vals = [(enc, in_h, in_w, in_c, levels)]  # value id -> (enc, h, w, c, levels)
+        max_act = n_act
         acc_row = 0
         layers = []
+        dag = False
         for i in range(n_l):
-            L = self._check_layer(i, _unpack_from(S.LAYER_FMT, mv, l_off + i * S.LAYER_SIZE),
-                                  enc, levels, hh, ww, cc)
+            f = _unpack_from(S.LAYER_FMT, mv, l_off + i * S.LAYER_SIZE)
+            if f[_F_SRC0] or f[_F_SRC1]:
+                dag = True
+        if dag and n_l > S.MAX_DAG_LAYERS:
+            raise BlobError(S.ERR_TOO_LARGE, "%d layers; a blob with skips or branches holds at most %d"
+                            % (n_l, S.MAX_DAG_LAYERS))
+        for i in range(n_l):
+            L = self._check_layer(i, _unpack_from(S.LAYER_FMT, mv, l_off + i * S.LAYER_SIZE), vals)
             layers.append(L)
-            if L.op == S.OP_CONV and L.out_w * L.out_c * 4 > acc_row:
+            if L.op != S.OP_MAXPOOL and L.op != S.OP_FLATTEN and L.op != S.OP_CONCAT \
+                    and L.out_w * L.out_c * 4 > acc_row:
                 acc_row = L.out_w * L.out_c * 4
-            hh, ww, cc, enc, levels = L.out_h, L.out_w, L.out_c, L.out_enc, L.out_levels
-            ab = S.act_bytes(enc, hh, ww, cc)
+            vals.append((L.out_enc, L.out_h, L.out_w, L.out_c, L.out_levels))
+            ab = S.act_bytes(L.out_enc, L.out_h, L.out_w, L.out_c)
             if ab > max_act:
                 max_act = ab
+        enc, hh, ww, cc, _ = vals[-1]
         if hh * ww * cc != n_classes:
             raise BlobError(S.ERR_SHAPE, "last layer gives %d scores, header says n_classes=%d"
                             % (hh * ww * cc, n_classes))
-        max_act = (max_act + 7) & ~7
-        if 2 * max_act + acc_row >= 0x80000000:
-            raise BlobError(S.ERR_TOO_LARGE, "activations need %d bytes" % (2 * max_act + acc_row))
+        self.dag = dag
+        if dag:
+            need = self._plan(layers, vals) + acc_row
+        else:
+            max_act = (max_act + 7) & ~7
+            need = 2 * max_act + acc_row
+        if need >= 0x80000000:
+            raise BlobError(S.ERR_TOO_LARGE, "activations need %d bytes" % need)
         self.layers = layers
         self.out_enc = enc
         self.max_act = max_act
-        self.arena_need = 2 * max_act + acc_row  # what the C runtime needs (informational here)
-        # ping-pong activation buffers (B1/U8 activations; I32 ones are lists)
-        self._buf_a = bytearray(max_act)
-        self._buf_b = bytearray(max_act)
+        self.arena_need = need  # what the C runtime needs (informational here)
+        if dag:  # one arena, each value a memoryview at its planned offset (I32 values are lists)
+            self._arena = memoryview(bytearray(self.arena_peak))
+            self._buf_a = self._arena[0:n_act]
+        else:  # ping-pong activation buffers (B1/U8 activations; I32 ones are lists)
+            self._buf_a = bytearray(max_act)
+            self._buf_b = bytearray(max_act)
+
+    def _plan(self, layers, vals):
+        """The C loader's DAG arena plan (docs/blob-format.md "Arena"): value sizes round8(act
+        bytes); layer i's output at the lowest offset among 0 and the ends of the values still live
+        (read by layer i or later) where it overlaps none of them.  Sets self.val_off, val_size,
+        arena_peak and each layer's `frees` (values whose last reader it is); returns the peak."""
+        n = len(layers)
+        size = [(S.act_bytes(v[0], v[1], v[2], v[3]) + 7) & ~7 for v in vals]
+        last = [v - 1 for v in range(n + 1)]  # unread: dies right after its producer
+        for L in layers:
+            for v in L.srcs:
+                if last[v] < L.index:
+                    last[v] = L.index
+        last[n] = n
+        off = [0] * (n + 1)
+        peak = size[0]
+        for i in range(n):
+            live = [v for v in range(i + 1) if last[v] >= i]
+            sz = size[i + 1]
+            cands = sorted(set([0] + [off[v] + size[v] for v in live]))
+            for o in cands:
+                ok = True
+                for v in live:
+                    if o < off[v] + size[v] and off[v] < o + sz:
+                        ok = False
+                        break
+                if ok:
+                    off[i + 1] = o
+                    break
+            if off[i + 1] + sz > peak:
+                peak = off[i + 1] + sz
+        for L in layers:
+            L.frees = tuple(v for v in set(L.srcs) if last[v] == L.index)
+        self.val_off, self.val_size, self.arena_peak = off, size, peak
+        return peak
 
     def _tensor(self, li, what, idx):
         """Tensor entry idx (offset, nbytes, enc, bits, rank, _, d0, d1, d2, d3, aux), range-checked
@@ -400,7 +459,7 @@ class Loader:
                     raise BlobError(S.ERR_BOUNDS, "layer %d: sparse row %d runs past K=%d" % (i, r, K))
                 p += 1
 
-    def _check_layer(self, i, f, enc, levels, ih, iw, ic):
+    def _check_layer(self, i, f, vals):
         (op, in_enc, out_enc, stage, l_ih, l_iw, l_ic, oh, ow, oc, kh, kw, stride, pad, w_enc,
          out_bits, shift, _, t_w, t_lut, t_thr, t_aux, name_off, macs, src0, src1, groups, stride_w,
          pad_w) = f
@@ -408,21 +467,42 @@ class Loader:
         L.index = i
         L.op = op
         L.macs = macs
+        # sources: stored v + 1, 0 = the previous layer's output; only earlier values
+        s0 = src0 - 1 if src0 else i
+        two = op == S.OP_ADD or op == S.OP_CONCAT
+        if s0 > i or (src1 - 1 > i if two else src1 != 0) or (two and src1 == 0):
+            raise BlobError(S.ERR_SHAPE, "layer %d: sources src0=%d src1=%d; a layer reads earlier values "
+                            "(stored v + 1 <= %d), src1 only and always for ADD/CONCAT"
+                            % (i, src0, src1, i + 1))
+        enc, ih, iw, ic, levels = vals[s0]
         if in_enc != enc or (l_ih, l_iw, l_ic) != (ih, iw, ic):
-            raise BlobError(S.ERR_SHAPE, "layer %d: input %dx%dx%d enc %d, previous output is "
-                            "%dx%dx%d enc %d" % (i, l_ih, l_iw, l_ic, in_enc, ih, iw, ic, enc))
+            raise BlobError(S.ERR_SHAPE, "layer %d: input %dx%dx%d enc %d, its source value %d is "
+                            "%dx%dx%d enc %d" % (i, l_ih, l_iw, l_ic, in_enc, s0, ih, iw, ic, enc))
+        L.src0 = s0
+        L.srcs = (s0,)
         L.in_enc, L.in_h, L.in_w, L.in_c = enc, ih, iw, ic
-        L.kh, L.kw, L.stride, L.pad = kh, kw, stride, pad
+        # per-axis stride and padding: stride_w 0 = stride, pad_w 0 = pad, else pad_w - 1
+        sh = stride
+        sw = stride_w if stride_w else stride
+        ph = pad
+        pw = pad_w - 1 if pad_w else pad
+        L.kh, L.kw, L.sh, L.sw, L.ph, L.pw = kh, kw, sh, sw, ph, pw
         L.out_h, L.out_w, L.out_c, L.out_enc = oh, ow, oc, out_enc
-        if op == S.OP_MAXPOOL:
-            if kh != kw or kh < 1 or stride < 1 or pad != 0 or kh > ih or kh > iw:
-                raise BlobError(S.ERR_SHAPE, "layer %d: max-pool %dx%d stride %d pad %d on %dx%d input"
-                                % (i, kh, kw, stride, pad, ih, iw))
-            eh, ew = (ih - kh) // stride + 1, (iw - kw) // stride + 1
-            if (oh, ow, oc) != (eh, ew, ic) or out_enc != enc:
-                raise BlobError(S.ERR_SHAPE, "layer %d: max-pool output %dx%dx%d enc %d, expected "
-                                "%dx%dx%d enc %d" % (i, oh, ow, oc, out_enc, eh, ew, ic, enc))
-            L.out_levels = levels
+        L.w_enc = 0
+        L.groups = 1
+        if op == S.OP_MAXPOOL or op == S.OP_AVGPOOL:
+            what = "max-pool" if op == S.OP_MAXPOOL else "average-pool"
+            if kh < 1 or kw < 1 or sh < 1 or sw < 1 or ph != 0 or pw != 0 or kh > ih or kw > iw:
+                raise BlobError(S.ERR_SHAPE, "layer %d: %s %dx%d stride %dx%d pad %dx%d on %dx%d input"
+                                % (i, what, kh, kw, sh, sw, ph, pw, ih, iw))
+            eh, ew = (ih - kh) // sh + 1, (iw - kw) // sw + 1
+            if (oh, ow, oc) != (eh, ew, ic) or (op == S.OP_MAXPOOL and out_enc != enc):
+                raise BlobError(S.ERR_SHAPE, "layer %d: %s output %dx%dx%d enc %d, expected "
+                                "%dx%dx%d" % (i, what, oh, ow, oc, out_enc, eh, ew, ic))
+            if op == S.OP_MAXPOOL:
+                L.out_levels = levels
+                return L
+            self._check_stage(i, L, stage, out_enc, out_bits, shift, t_thr, t_aux, oc, False)
             return L
         if op == S.OP_FLATTEN:
             if out_enc != enc or oh != 1 or ow != 1 or oc != ih * iw * ic:
@@ -430,37 +510,71 @@ class Loader:
                                 "enc %d" % (i, oh, ow, oc, out_enc, ih * iw * ic, enc))
             L.out_levels = levels
             return L
+        if two:
+            s1 = src1 - 1
+            enc1, ih1, iw1, ic1, levels1 = vals[s1]
+            L.src1 = s1
+            L.srcs = (s0, s1)
+            L.in1_enc, L.in1_c = enc1, ic1
+            if op == S.OP_CONCAT:
+                if (ih1, iw1, enc1) != (ih, iw, enc) or (oh, ow, oc) != (ih, iw, ic + ic1) \
+                        or out_enc != enc:
+                    raise BlobError(S.ERR_SHAPE, "layer %d: concat of %dx%dx%d enc %d and %dx%dx%d enc %d "
+                                    "into %dx%dx%d enc %d" % (i, ih, iw, ic, enc, ih1, iw1, ic1, enc1,
+                                                              oh, ow, oc, out_enc))
+                L.out_levels = levels if levels > levels1 else levels1
+                return L
+            if (ih1, iw1, ic1) != (ih, iw, ic) or (oh, ow, oc) != (ih, iw, ic):
+                raise BlobError(S.ERR_SHAPE, "layer %d: add of %dx%dx%d and %dx%dx%d into %dx%dx%d"
+                                % (i, ih, iw, ic, ih1, iw1, ic1, oh, ow, oc))
+            tm = self._tensor(i, "weight (m0, m1)", t_w)
+            if tm[2] != _I32 or tm[1] != 8 * ic or tm[6] != 2 or tm[7] != ic:
+                raise BlobError(S.ERR_SHAPE, "layer %d: ADD weights enc %d, %d bytes, dims %dx%d; need I32 "
+                                "(2, %d)" % (i, tm[2], tm[1], tm[6], tm[7], ic))
+            for v in _unpack_from("<%di" % (2 * ic), self.mv, tm[0]):
+                if v > _ADD_M_MAX or v < -_ADD_M_MAX:
+                    raise BlobError(S.ERR_BOUNDS, "layer %d: ADD weight %d outside +-2**30" % (i, v))
+            L.w_off = tm[0]
+            self._check_stage(i, L, stage, out_enc, out_bits, shift, t_thr, t_aux, oc, False)
+            return L
         if op != S.OP_CONV:
             raise BlobError(S.ERR_UNSUPPORTED, "layer %d: unknown op %d" % (i, op))
         if enc != _B1 and enc != _U8:
             raise BlobError(S.ERR_UNSUPPORTED, "layer %d: CONV on an I32 activation" % i)
-        if kh < 1 or kw < 1 or stride < 1 or pad >= (kh if kh > kw else kw):
-            raise BlobError(S.ERR_SHAPE, "layer %d: kernel %dx%d stride %d pad %d"
-                            % (i, kh, kw, stride, pad))
-        if ih + 2 * pad < kh or iw + 2 * pad < kw:
+        kmax = kh if kh > kw else kw
+        if kh < 1 or kw < 1 or sh < 1 or sw < 1 or ph >= kmax or pw >= kmax:
+            raise BlobError(S.ERR_SHAPE, "layer %d: kernel %dx%d stride %dx%d pad %dx%d"
+                            % (i, kh, kw, sh, sw, ph, pw))
+        if ih + 2 * ph < kh or iw + 2 * pw < kw:
             raise BlobError(S.ERR_SHAPE, "layer %d: kernel %dx%d larger than the padded input"
                             % (i, kh, kw))
-        eh = (ih + 2 * pad - kh) // stride + 1
-        ew = (iw + 2 * pad - kw) // stride + 1
+        eh = (ih + 2 * ph - kh) // sh + 1
+        ew = (iw + 2 * pw - kw) // sw + 1
         if (oh, ow) != (eh, ew) or oc < 1:
             raise BlobError(S.ERR_SHAPE, "layer %d: output %dx%dx%d, expected %dx%dx(>=1)"
                             % (i, oh, ow, oc, eh, ew))
+        g = groups if groups else 1
+        if ic % g or oc % g:
+            raise BlobError(S.ERR_SHAPE, "layer %d: %d groups do not divide %d input / %d output channels"
+                            % (i, g, ic, oc))
         n = oc
-        K = kh * kw * ic
-        cw = _cw(ic)
+        cg = ic // g  # input channels a group (and an output channel) reads
+        K = kh * kw * cg
+        cw = _cw(cg)
+        L.groups = g
         L.K = K
         L.w_enc = w_enc
         amax = S.act_code_max(enc, levels)
         tw = self._tensor(i, "weight", t_w)
-        if tw[2] != w_enc or tuple(tw[6:10]) != (n, kh, kw, ic):
+        if tw[2] != w_enc or tuple(tw[6:10]) != (n, kh, kw, cg):
             raise BlobError(S.ERR_SHAPE, "layer %d: weight tensor enc %d dims %r, layer needs enc %d "
-                            "dims %r" % (i, tw[2], tuple(tw[6:10]), w_enc, (n, kh, kw, ic)))
+                            "dims %r" % (i, tw[2], tuple(tw[6:10]), w_enc, (n, kh, kw, cg)))
         if w_enc == _B1 or w_enc == _TERN:
             planes = 1 if w_enc == _B1 else 2
             if planes * n * kh * kw * cw * 4 != tw[1]:
                 raise BlobError(S.ERR_SHAPE, "layer %d: weight tensor has %d bytes, expected %d"
                                 % (i, tw[1], planes * n * kh * kw * cw * 4))
-            self._check_pad_bits(i, tw[0], planes * n * kh * kw, cw, ic)
+            self._check_pad_bits(i, tw[0], planes * n * kh * kw, cw, cg)
             max_prod = S.weight_product_max(w_enc, amax)
         elif w_enc == _SPARSE:
             self._check_sparse(i, tw, n, K)
@@ -510,9 +624,15 @@ class Loader:
         if not S.acc_fits(K, max_prod):
             raise BlobError(S.ERR_TOO_LARGE, "layer %d: int32 accumulators could overflow" % i)
         L.w_off, L.w_nbytes, L.w_aux = tw[0], tw[1], tw[10]
+        L.w_rows, L.r0 = n, 0  # weight rows of the tensor; first row this record reads
+        self._check_stage(i, L, stage, out_enc, out_bits, shift, t_thr, t_aux, n, w_enc == _F32)
+        return L
+
+    def _check_stage(self, i, L, stage, out_enc, out_bits, shift, t_thr, t_aux, n, fl):
+        """The output stage of a CONV / AVGPOOL / ADD layer over n channels (fl: an F32 CONV,
+        whose thresholds / mul / add are float32 values)."""
         ta = self._tensor(i, "thr/mul", t_thr)
         tb = self._tensor(i, "flip/add", t_aux)
-        fl = w_enc == _F32  # F32 layers: float32 thresholds / mul / add (checked values)
         want = _F32 if fl else _I32
         if ta[2] != want:
             raise BlobError(S.ERR_SHAPE, "layer %d: threshold/mul tensor is not %s"
@@ -536,20 +656,27 @@ class Loader:
             if fl:
                 self._check_f32(i, ta, n * nthr, -1, "thresholds")
             L.nthr = nthr
-        elif stage == _AFFINE:
-            if out_enc != _I32 or shift >= 32 or (fl and shift):
-                raise BlobError(S.ERR_SHAPE, "layer %d: AFFINE needs I32 output and shift < 32 "
-                                "(0 for F32 layers)" % i)
+        elif stage == _AFFINE or stage == _REQUANT:
+            if stage == _AFFINE:
+                if out_enc != _I32 or shift >= 32 or (fl and shift):
+                    raise BlobError(S.ERR_SHAPE, "layer %d: AFFINE needs I32 output and shift < 32 "
+                                    "(0 for F32 layers)" % i)
+                L.out_levels = 0
+            else:
+                if fl:
+                    raise BlobError(S.ERR_UNSUPPORTED, "layer %d: REQUANT on an F32 layer" % i)
+                if out_enc != _U8 or out_bits < 1 or out_bits > 8 or shift >= 32:
+                    raise BlobError(S.ERR_SHAPE, "layer %d: REQUANT needs U8 output, 1..8 out_bits and "
+                                    "shift < 32 (got enc %d, %d bits, shift %d)" % (i, out_enc, out_bits, shift))
+                L.out_levels = 1 << out_bits
             if ta[1] != n * 4 or tb[2] != want or tb[1] != n * 4:
-                raise BlobError(S.ERR_SHAPE, "layer %d: AFFINE mul/add tensors must be %s (%d,)"
+                raise BlobError(S.ERR_SHAPE, "layer %d: mul/add tensors must be %s (%d,)"
                                 % (i, "F32" if fl else "I32", n))
             if fl:
                 self._check_f32(i, ta, n, S.F32_MAX_EXP_MUL, "mul")
                 self._check_f32(i, tb, n, S.F32_MAX_EXP_ADD, "add")
             L.nthr = 1
-            L.out_levels = 0
         else:
             raise BlobError(S.ERR_UNSUPPORTED, "layer %d: unknown output stage %d" % (i, stage))
         L.thr_off, L.aux_off = ta[0], tb[0]
         L.out_bits, L.shift = out_bits, shift
-        return L

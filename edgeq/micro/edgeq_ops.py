@@ -35,8 +35,8 @@ except (ImportError, AttributeError):  # CPython
         _ticks_diff = None
 
 import edgeq_spec as S
-from edgeq_load import (_B1, _U8, _I16, _I32, _F32, _TERN, _SPARSE, _KBIT, _SIGN, _MULTI, _AFFINE,
-                        _FA, _cw, _popper, InputError)
+from edgeq_load import (_B1, _U8, _I8, _I16, _I32, _F32, _TERN, _SPARSE, _KBIT, _SIGN, _MULTI,
+                        _AFFINE, _REQUANT, _FA, _cw, _popper, _Layer, InputError)
 
 try:
     from micropython import const
@@ -56,15 +56,33 @@ class Ops:
 
     def _execute(self, pixels, wire, n_run=None):
         """Run the first n_run layers (all: None) on one input; the last activation (B1/U8:
-        the buffer in the C layout, I32: a list).  Times each layer into self.layer_ms."""
+        the buffer in the C layout, I32: a list).  Times each layer into self.layer_ms.
+        Sequential blobs ping-pong between two buffers; a DAG keeps every value that a later layer
+        reads (B1/U8: a memoryview at its planned arena offset) and drops it after its last use."""
         t0 = _ticks_ms() if _ticks_ms else 0
         act = self._preprocess(pixels, wire)
-        bufs = (self._buf_b, self._buf_a)
+        layers = self.layers if n_run is None else self.layers[:n_run]
         times = []
         probe = self.probe
-        for L in self.layers if n_run is None else self.layers[:n_run]:
+        dag = self.dag
+        if dag:
+            vals = [None] * (len(self.layers) + 1)
+            vals[0] = act
+            arena, off, size = self._arena, self.val_off, self.val_size
+        else:
+            bufs = (self._buf_b, self._buf_a)
+        for L in layers:
             t1 = _ticks_ms() if _ticks_ms else 0
-            act = self._run_layer(L, act, bufs[L.index & 1])
+            i = L.index
+            if dag:
+                o = off[i + 1]
+                act = self._run_layer(L, vals[L.src0], arena[o:o + size[i + 1]],
+                                      vals[L.src1] if len(L.srcs) > 1 else None)
+                vals[i + 1] = act
+                for v in L.frees:
+                    vals[v] = None
+            else:
+                act = self._run_layer(L, act, bufs[i & 1])
             if probe is not None:
                 probe()
             if _ticks_ms:
@@ -74,16 +92,28 @@ class Ops:
         self.layer_ms = times
         return act
 
-    def _run_layer(self, L, act, dst):
-        if L.op == S.OP_CONV:
-            if L.w_enc == _B1 or L.w_enc == _TERN or L.w_enc == _SPARSE:
-                if L.in_enc == _B1:
-                    return self._conv_bits_b1(L, act, dst)
-                return self._conv_planes_u8(L, act, dst)
-            return self._conv_values(L, act, dst)
-        if L.op == S.OP_MAXPOOL:
+    def _run_layer(self, L, act, dst, act1=None):
+        op = L.op
+        if op == S.OP_CONV:
+            if L.groups > 1:
+                return self._conv_grouped(L, act, dst)
+            return self._conv(L, act, dst)
+        if op == S.OP_MAXPOOL:
             return self._maxpool(L, act, dst)
-        return self._flatten_layer(L, act, dst)
+        if op == S.OP_FLATTEN:
+            return self._flatten_layer(L, act, dst)
+        if op == S.OP_AVGPOOL:
+            return self._avgpool(L, act, dst)
+        if op == S.OP_ADD:
+            return self._add(L, act, act1, dst)
+        return self._concat(L, act, act1, dst)
+
+    def _conv(self, L, act, dst):
+        if L.w_enc == _B1 or L.w_enc == _TERN or L.w_enc == _SPARSE:
+            if L.in_enc == _B1:
+                return self._conv_bits_b1(L, act, dst)
+            return self._conv_planes_u8(L, act, dst)
+        return self._conv_values(L, act, dst)
 
     # ---------------------------------------------------------------------------- input
     def _preprocess(self, px, wire):
@@ -168,12 +198,11 @@ class Ops:
         (tap t, channel c at bit t*pbits + c).  Transient: lives for one layer call."""
         mv = self.mv
         off = L.w_off
-        n = L.out_c
         ic = L.in_c
-        base = off + 4 * (n + 1)
+        base = off + 4 * (L.w_rows + 1)  # the stream follows the offsets of all rows
         nb = L.kh * L.kw * pbits // 8
         rows = []
-        for r in range(n):
+        for r in range(L.r0, L.r0 + L.out_c):  # this group's rows (all: r0 = 0)
             a, b = _unpack_from("<II", mv, off + 4 * r)
             sgn = bytearray(nb)
             nz = bytearray(nb)
@@ -221,7 +250,7 @@ class Ops:
         n = L.out_c
         mv = self.mv
         t = "f" if L.w_enc == _F32 else "i"
-        if L.stage == _AFFINE:
+        if L.stage == _AFFINE or L.stage == _REQUANT:
             return (_unpack_from("<%d%s" % (n, t), mv, L.thr_off),
                     _unpack_from("<%d%s" % (n, t), mv, L.aux_off))
         return (_unpack_from("<%d%s" % (n * L.nthr, t), mv, L.thr_off), mv[L.aux_off:L.aux_off + n])
@@ -230,9 +259,8 @@ class Ops:
     def _patch_geometry(self, L, oy, ox):
         """Valid kernel rows of output pixel (oy, ox): list of (input pixel index of the first
         valid tap, first valid kx, number of valid kx, ky), and whether all taps are inside."""
-        s, pad = L.stride, L.pad
-        iy0 = oy * s - pad
-        ix0 = ox * s - pad
+        iy0 = oy * L.sh - L.ph
+        ix0 = ox * L.sw - L.pw
         kw = L.kw
         kx0 = -ix0 if ix0 < 0 else 0
         kx1 = L.in_w - ix0
@@ -266,16 +294,16 @@ class Ops:
         sparse_rows = self._sparse_rows_planes(L, pbits) if we == _SPARSE else None
         mv_src = memoryview(src)
         stage = L.stage
+        sign = stage == _SIGN  # inline; the other stages through _stage_pixel
         thr, aux = self._stage_params(L)
-        nthr = L.nthr
         opb = _cw(n) * 4
         out = [] if stage == _AFFINE else None
-        shift = L.shift
+        accs = [0] * n
         mvw = self.mv
         woff = L.w_off
         tern = we != _B1
         # dense fast path: one patch, rows streamed straight from the blob
-        contiguous_rows = kw == iw and L.pad == 0
+        contiguous_rows = kw == iw and L.pw == 0
         op = 0
         for oy in range(L.out_h):
             for ox in range(L.out_w):
@@ -317,27 +345,16 @@ class Ops:
                         acc = nval - 2 * pc(P ^ sg)
                     else:
                         acc = nval - 2 * pc((P ^ sg) & vm)
-                    if stage == _SIGN:
+                    if sign:
                         t = thr[r]
                         if (acc <= t) if aux[r] else (acc >= t):
                             bits |= 1 << r
-                    elif stage == _MULTI:
-                        code = 0
-                        b0 = r * nthr
-                        if aux[r]:
-                            for q in range(b0, b0 + nthr):
-                                if acc <= thr[q]:
-                                    code += 1
-                        else:
-                            for q in range(b0, b0 + nthr):
-                                if acc >= thr[q]:
-                                    code += 1
-                        dst[op * n + r] = code
                     else:
-                        y = (acc * thr[r] + aux[r]) >> shift
-                        out.append(_I32_MIN if y < _I32_MIN else (_I32_MAX if y > _I32_MAX else y))
-                if stage == _SIGN:
+                        accs[r] = acc
+                if sign:
                     dst[op * opb:(op + 1) * opb] = bits.to_bytes(opb, "little")
+                else:
+                    self._stage_pixel(L, accs, op, thr, aux, dst, out)
                 op += 1
                 if probe is not None:
                     probe()
@@ -451,6 +468,13 @@ class Ops:
                     if y > t:
                         y -= 1
                 out.append(y)
+        elif stage == _REQUANT:  # code = clamp((acc * mul + add) >> shift, 0, 2**out_bits - 1)
+            sh = L.shift
+            hi = (1 << L.out_bits) - 1
+            o = op * n
+            for r in range(n):
+                y = (accs[r] * thr[r] + aux[r]) >> sh
+                dst[o + r] = 0 if y < 0 else (hi if y > hi else y)
         else:
             sh = L.shift
             for r in range(n):
@@ -591,7 +615,7 @@ class Ops:
     def _maxpool(self, L, src, dst):
         """maxpool_{b1 (OR), u8, i32}."""
         iw, c = L.in_w, L.in_c
-        kh, kw, s = L.kh, L.kw, L.stride
+        kh, kw, sh, sw = L.kh, L.kw, L.sh, L.sw
         oh, ow = L.out_h, L.out_w
         enc = L.in_enc
         if enc == _B1:
@@ -602,7 +626,7 @@ class Ops:
                 for ox in range(ow):
                     v = 0
                     for ky in range(kh):
-                        st = ((oy * s + ky) * iw + ox * s) * pb
+                        st = ((oy * sh + ky) * iw + ox * sw) * pb
                         for kx in range(kw):
                             v |= _from_bytes(mv[st + kx * pb:st + (kx + 1) * pb], "little")
                     dst[op * pb:(op + 1) * pb] = v.to_bytes(pb, "little")
@@ -615,7 +639,7 @@ class Ops:
                 for ch in range(c):
                     m = None
                     for ky in range(kh):
-                        base = ((oy * s + ky) * iw + ox * s) * c + ch
+                        base = ((oy * sh + ky) * iw + ox * sw) * c + ch
                         for kx in range(kw):
                             v = src[base + kx * c]
                             if m is None or v > m:
@@ -626,3 +650,169 @@ class Ops:
                         out[op] = m
                     op += 1
         return out
+
+    # ---------------------------------------------------------------------------- blob 1.1 ops
+    def _conv_grouped(self, L, src, dst):
+        """Grouped / depthwise CONV: each group's input channels are cut out as an activation of
+        C/g channels and run through the ordinary kernel with a view of the layer holding that
+        group's weight rows and stage entries; its N/g output channels land at channel gi*N/g."""
+        g = L.groups
+        ic, n = L.in_c, L.out_c
+        cg, ng = ic // g, n // g
+        npi = L.in_h * L.in_w
+        npo = L.out_h * L.out_w
+        enc, oenc = L.in_enc, L.out_enc
+        out = [0] * (npo * n) if oenc == _I32 else None
+        gbuf = None if oenc == _I32 else bytearray(S.act_bytes(oenc, L.out_h, L.out_w, ng))
+        obits = [0] * npo if oenc == _B1 else None
+        mvs = memoryview(src)
+        pbi, pbg = _cw(ic) * 4, _cw(cg) * 4
+        for gi in range(g):
+            if enc == _B1:
+                sub = bytearray(npi * pbg)
+                sh, mask = gi * cg, (1 << cg) - 1
+                for p in range(npi):
+                    v = (_from_bytes(mvs[p * pbi:(p + 1) * pbi], "little") >> sh) & mask
+                    sub[p * pbg:(p + 1) * pbg] = v.to_bytes(pbg, "little")
+            else:
+                sub = bytearray(npi * cg)
+                for p in range(npi):
+                    o = p * ic + gi * cg
+                    sub[p * cg:(p + 1) * cg] = mvs[o:o + cg]
+            res = self._conv(self._group_view(L, gi, cg, ng), sub, gbuf)
+            o = gi * ng
+            if oenc == _I32:
+                for p in range(npo):
+                    out[p * n + o:p * n + o + ng] = res[p * ng:(p + 1) * ng]
+            elif oenc == _U8:
+                for p in range(npo):
+                    dst[p * n + o:p * n + o + ng] = gbuf[p * ng:(p + 1) * ng]
+            else:
+                pg = _cw(ng) * 4
+                mg = memoryview(gbuf)
+                for p in range(npo):
+                    obits[p] |= _from_bytes(mg[p * pg:(p + 1) * pg], "little") << o
+        if oenc == _B1:
+            po = _cw(n) * 4
+            for p in range(npo):
+                dst[p * po:(p + 1) * po] = obits[p].to_bytes(po, "little")
+        return out if oenc == _I32 else dst
+
+    def _group_view(self, L, gi, cg, ng):
+        """Layer record of group gi alone: C/g input and N/g output channels, weight rows
+        [gi*N/g, (gi+1)*N/g) (TERN_SPARSE: the row range r0.. of the shared offset table) and
+        the matching thresholds / mul / flip / add entries."""
+        V = _Layer()
+        for a in _VIEW:
+            if hasattr(L, a):
+                setattr(V, a, getattr(L, a))
+        V.in_c, V.out_c, V.groups = cg, ng, 1
+        r0 = gi * ng
+        we = L.w_enc
+        V.r0 = 0
+        if we == _SPARSE:
+            V.w_off, V.r0 = L.w_off, r0
+        else:
+            if we == _B1 or we == _TERN:
+                rb = L.kh * L.kw * _cw(cg) * 4 * (1 if we == _B1 else 2)
+            elif we == _KBIT:
+                rb = L.wrb
+            else:
+                rb = L.K * (1 if we == _I8 else (2 if we == _I16 else 4))
+            V.w_off = L.w_off + r0 * rb
+        V.thr_off = L.thr_off + r0 * L.nthr * 4
+        V.aux_off = L.aux_off + r0 * (1 if L.stage == _SIGN or L.stage == _MULTI else 4)
+        return V
+
+    def _act_values(self, act, enc, count, c):
+        """The count values of an activation of c channels in HWC order: B1 as +-1 (a list,
+        padding bits dropped), U8 codes and I32 values as they are."""
+        if enc != _B1:
+            return act
+        pb = _cw(c) * 4
+        vals = []
+        app = vals.append
+        mv = memoryview(act)
+        for p in range(count // c if c else 0):
+            v = _from_bytes(mv[p * pb:(p + 1) * pb], "little")
+            for ch in range(c):
+                app(1 if (v >> ch) & 1 else -1)
+        return vals
+
+    def _avgpool(self, L, src, dst):
+        """avgpool_{b1,u8,i32}: acc[c] = sat32(window sum) (B1 as +-1), then the output stage."""
+        iw, c = L.in_w, L.in_c
+        kh, kw, sh, sw = L.kh, L.kw, L.sh, L.sw
+        vals = self._act_values(src, L.in_enc, L.in_h * iw * c, c)
+        thr, aux = self._stage_params(L)
+        out = [] if L.stage == _AFFINE else None
+        accs = [0] * c
+        probe = self.probe
+        op = 0
+        for oy in range(L.out_h):
+            for ox in range(L.out_w):
+                for ch in range(c):
+                    t = 0
+                    for ky in range(kh):
+                        base = ((oy * sh + ky) * iw + ox * sw) * c + ch
+                        for kx in range(kw):
+                            t += vals[base + kx * c]
+                    accs[ch] = _I32_MIN if t < _I32_MIN else (_I32_MAX if t > _I32_MAX else t)
+                self._stage_pixel(L, accs, op, thr, aux, dst, out)
+                op += 1
+                if probe is not None:
+                    probe()
+        return out if L.stage == _AFFINE else dst
+
+    def _add(self, L, a, b, dst):
+        """add: acc[c] = sat32(m0[c] * a0[c] + m1[c] * a1[c]) (exact: Python ints), then the stage.
+        Inputs of any encoding (B1 as +-1, U8 codes, I32 values)."""
+        n = L.out_c
+        npix = L.out_h * L.out_w
+        va = self._act_values(a, L.in_enc, npix * n, n)
+        vb = self._act_values(b, L.in1_enc, npix * n, n)
+        m = _unpack_from("<%di" % (2 * n), self.mv, L.w_off)
+        thr, aux = self._stage_params(L)
+        out = [] if L.stage == _AFFINE else None
+        accs = [0] * n
+        probe = self.probe
+        for p in range(npix):
+            o = p * n
+            for ch in range(n):
+                t = m[ch] * va[o + ch] + m[n + ch] * vb[o + ch]
+                accs[ch] = _I32_MIN if t < _I32_MIN else (_I32_MAX if t > _I32_MAX else t)
+            self._stage_pixel(L, accs, p, thr, aux, dst, out)
+            if probe is not None:
+                probe()
+        return out if L.stage == _AFFINE else dst
+
+    def _concat(self, L, a, b, dst):
+        """concat_{b1,u8,i32}: channels of a, then channels of b (B1: b's bits shifted up by
+        a's channel count within the output pixel's words)."""
+        c0, c1, n = L.in_c, L.in1_c, L.out_c
+        npix = L.out_h * L.out_w
+        enc = L.in_enc
+        if enc == _I32:
+            out = []
+            for p in range(npix):
+                out.extend(a[p * c0:(p + 1) * c0])
+                out.extend(b[p * c1:(p + 1) * c1])
+            return out
+        if enc == _U8:
+            for p in range(npix):
+                dst[p * n:p * n + c0] = a[p * c0:(p + 1) * c0]
+                dst[p * n + c0:(p + 1) * n] = b[p * c1:(p + 1) * c1]
+            return dst
+        pa, pb, po = _cw(c0) * 4, _cw(c1) * 4, _cw(n) * 4
+        ma, mb = memoryview(a), memoryview(b)
+        for p in range(npix):
+            v = _from_bytes(ma[p * pa:(p + 1) * pa], "little") | \
+                (_from_bytes(mb[p * pb:(p + 1) * pb], "little") << c0)
+            dst[p * po:(p + 1) * po] = v.to_bytes(po, "little")
+        return dst
+
+
+# attributes a group view copies from its layer (the rest it sets itself)
+_VIEW = ("index", "op", "in_enc", "in_h", "in_w", "kh", "kw", "sh", "sw", "ph", "pw", "out_h", "out_w",
+         "out_enc", "K", "w_enc", "w_rows", "stage", "nthr", "out_bits", "shift", "wsb", "wrb", "lut_off",
+         "lut_cols", "wbits")
