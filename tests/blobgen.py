@@ -30,14 +30,17 @@ def tensor(data: bytes, enc: str, dims: tuple, bits: int = 0, aux: int = 0, **ov
 
 def layer(op: str, in_enc: str, out_enc: str, in_hwc: tuple, out_hwc: tuple, stage: str | None = None,
           k: tuple = (1, 1), stride: int = 1, pad: int = 0, w_enc: str | None = None, out_bits: int = 0,
-          shift: int = 0, t_weight: int = -1, t_lut: int = -1, t_thr: int = -1, t_aux: int = -1) -> dict:
+          shift: int = 0, t_weight: int = -1, t_lut: int = -1, t_thr: int = -1, t_aux: int = -1,
+          src0: int = 0, src1: int = 0, groups: int = 0, stride_w: int = 0, pad_w: int = 0) -> dict:
+    """One layer record; src0/src1/groups/stride_w/pad_w are the stored 1.1 fields (src stored as
+    value + 1, pad_w as pad + 1; 0 = the 1.0 meaning)."""
     return dict(op=spec.value(spec.OP, op), in_enc=_ENC[in_enc], out_enc=_ENC[out_enc],
                 out_stage=spec.value(spec.OUT, stage) if stage else 0,
                 in_h=in_hwc[0], in_w=in_hwc[1], in_c=in_hwc[2],
                 out_h=out_hwc[0], out_w=out_hwc[1], out_c=out_hwc[2], kh=k[0], kw=k[1],
                 stride=stride, pad=pad, w_enc=_ENC[w_enc] if w_enc else 0, out_bits=out_bits,
                 shift=shift, reserved=0, t_weight=t_weight, t_lut=t_lut, t_thr=t_thr, t_aux=t_aux,
-                name_off=0, macs=0, src0=0, src1=0, groups=0, stride_w=0, pad_w=0)
+                name_off=0, macs=0, src0=src0, src1=src1, groups=groups, stride_w=stride_w, pad_w=pad_w)
 
 
 def build(layers: list, tensors: list, in_chw: tuple, pre: str, n_classes: int, pre_param: int = 128,
@@ -237,3 +240,95 @@ def shared_weight_chain(n_layers: int = 4000, c: int = 256) -> bytes:
     L = layer("CONV", "B1", "B1", (4, 4, c), (4, 4, c), "SIGN", k=(3, 3), pad=1, w_enc="B1",
               t_weight=0, t_thr=1, t_aux=2)
     return build([dict(L) for _ in range(n_layers)], ts, (c, 4, 4), "THRESH", 4 * 4 * c)
+
+
+# ------------------------------------------------------------------------------------------
+# blob 1.1 (DAG) loader checks: a valid base DAG and one named blob per rule it can break
+
+
+def dag_base_graph():
+    """A small valid DAG using every 1.1 op (THRESH 1x6x6 input; layer indices as stored):
+    0 conv B1 3x3 pad 1 -> 8 SIGN (value 1); 1 depthwise TERN 3x3 (groups 8) REQUANT 2 bits
+    (value 2); 2 ADD(1, 2) REQUANT 3 bits (value 3); 3 conv 1x1 I8 MULTI 2 bits (value 4);
+    4 CONCAT(3, 4) U8 16 channels (value 5); 5 AVGPOOL 2x3 stride 2x3 SIGN (value 6);
+    6 MAXPOOL 1x2 stride 1 (value 7); 7 FLATTEN + 8 conv F32 AFFINE -> 10 scores."""
+    from edgeq.format.graph import Add, AvgPool, Concat, Conv, Graph, MaxPool
+
+    rng = np.random.default_rng(14)
+    sgn = lambda *s: np.where(rng.random(s) < 0.5, -1, 1).astype(np.int8)  # noqa: E731
+    sign = lambda n: dict(thr=rng.integers(-3, 4, n).astype(np.int32), flip=rng.random(n) < 0.3)  # noqa: E731
+    req = lambda n, b: dict(mul=rng.integers(1, 9, n).astype(np.int32),  # noqa: E731
+                            add=rng.integers(0, 32, n).astype(np.int32), shift=2, out_bits=b)
+    tern = (sgn(8, 3, 3, 1) * (rng.random((8, 3, 3, 1)) < 0.6)).astype(np.int8)
+    return Graph((1, 6, 6), "THRESH", 128, [
+        Conv(sgn(8, 3, 3, 1), "B1", "SIGN", pad=1, **sign(8)),
+        Conv(tern, "TERN", "REQUANT", pad=1, groups=8, **req(8, 2)),
+        Add(rng.integers(-3, 4, (2, 8)).astype(np.int32), out="REQUANT", src=(1, 2), **req(8, 3)),
+        Conv(rng.integers(-9, 10, (8, 1, 1, 8)).astype(np.int8), "I8", "MULTI", out_bits=2,
+             thr=np.sort(rng.integers(-20, 20, (8, 3)), axis=1).astype(np.int32), flip=np.zeros(8, bool)),
+        Concat(src=(3, 4)),
+        AvgPool(2, 3, 2, stride_w=3, out="SIGN", **sign(16)),
+        MaxPool(1, 1, kw=2),
+        Conv(rng.standard_normal((10, 3, 1, 16)).astype(np.float32), "F32", "AFFINE",
+             mul=np.ones(10, np.float32), add=np.zeros(10, np.float32)),
+    ], classes=[str(i) for i in range(10)])
+
+
+def dag_base_blob() -> bytes:
+    return pack.write_blob(dag_base_graph())
+
+
+def concat_out_c_wrap() -> bytes:
+    """CONCAT of the 40000-channel U8 input with itself: out_c = 80000 does not fit the u16
+    field, which holds 80000 & 0xFFFF = 14464; a loader adding c0 + c1 in 16 bits agrees."""
+    c = 40000
+    L = layer("CONCAT", "U8", "U8", (1, 1, c), (1, 1, (2 * c) & 0xFFFF), src0=1, src1=1)
+    return build([L], [], (c, 1, 1), "RAW", (2 * c) & 0xFFFF, pre_param=0)
+
+
+def dag_too_many_layers(n_layers: int = spec.MAX_DAG_LAYERS + 1) -> bytes:
+    """n_layers 1x1 max-pools reading the input (src0 = 1 on each): a DAG past MAX_DAG_LAYERS."""
+    L = layer("MAXPOOL", "B1", "B1", (2, 2, 1), (2, 2, 1), k=(1, 1), stride=1, src0=1)
+    return build([dict(L) for _ in range(n_layers)], [], (1, 2, 2), "THRESH", 4)
+
+
+def dag_regression_blobs() -> list:
+    """(name, blob, status) for each blob 1.1 loader rule (docs/blob-format.md, Validation): the
+    base DAG (dag_base_blob, valid) with one field broken, CRC resealed. `status` is the C
+    loader's expected answer (ERR_SHAPE for inconsistent shapes/sources, ERR_BOUNDS for a value
+    out of its range, ERR_UNSUPPORTED for a combination the format does not have, ERR_TOO_LARGE
+    for a size past a limit, ERR_VERSION for a newer minor). The Python reader refuses each with
+    BlobFormatError (tests/test_format_dag.py)."""
+    base = dag_base_blob()
+    ts = pack.tensor_entries(base, pack.read_header(base))
+    add_m = struct.unpack_from("<h", base, _hdr(base, "layer_table_off") + 2 * spec.LAYER_SIZE
+                               + _LAY["t_weight"])[0]
+
+    def m_value(v: int) -> bytes:  # m[1, 3] of the ADD (I32 (2, 8))
+        buf = bytearray(base)
+        struct.pack_into("<i", buf, ts[add_m]["offset"] + 4 * (8 + 3), v)
+        return pack.reseal(buf)
+
+    f32_requant = set_field(set_field(set_field(base, "layer", 8, "out_stage", spec.value(spec.OUT, "REQUANT")),
+                                      "layer", 8, "out_bits", 4), "layer", 8, "out_enc", _ENC["U8"])
+    s = _status
+    return [
+        ("dag_src1_forward", set_field(base, "layer", 2, "src1", 4), s("ERR_SHAPE")),  # its own output
+        ("dag_src0_forward", set_field(base, "layer", 0, "src0", 2), s("ERR_SHAPE")),
+        ("dag_src1_on_conv", set_field(base, "layer", 3, "src1", 1), s("ERR_SHAPE")),
+        ("dag_add_src1_zero", set_field(base, "layer", 2, "src1", 0), s("ERR_SHAPE")),
+        ("dag_add_shape_mismatch", set_field(base, "layer", 2, "src1", 1), s("ERR_SHAPE")),  # + the input
+        ("dag_add_m_over_2pow30", m_value(2**30 + 1), s("ERR_BOUNDS")),
+        ("dag_add_m_int32_min", m_value(-(2**31)), s("ERR_BOUNDS")),  # |INT32_MIN| overflows int32
+        ("dag_add_m_dims", set_field(base, "tensor", add_m, "d0", 1), s("ERR_SHAPE")),
+        ("dag_concat_enc_mismatch", set_field(base, "layer", 4, "src1", 2), s("ERR_SHAPE")),  # U8 + B1
+        ("dag_groups_not_dividing", set_field(base, "layer", 1, "groups", 3), s("ERR_SHAPE")),
+        ("dag_groups_on_pool", set_field(base, "layer", 6, "groups", 2), s("ERR_SHAPE")),
+        ("dag_pad_w_too_big", set_field(base, "layer", 0, "pad_w", 4), s("ERR_SHAPE")),  # pad_w 3 >= 3
+        ("dag_avgpool_window_past_input", set_field(base, "layer", 5, "kw", 7), s("ERR_SHAPE")),
+        ("dag_requant_out_bits_9", set_field(base, "layer", 1, "out_bits", 9), s("ERR_SHAPE")),
+        ("dag_requant_on_f32", f32_requant, s("ERR_UNSUPPORTED")),
+        ("dag_concat_out_c_wrap", concat_out_c_wrap(), s("ERR_SHAPE")),
+        ("dag_too_many_layers", dag_too_many_layers(), s("ERR_TOO_LARGE")),
+        ("version_minor_2", set_field(base, "header", 0, "version_minor", 2), s("ERR_VERSION")),
+    ]

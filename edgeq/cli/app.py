@@ -109,6 +109,20 @@ def _console():
 
 
 # ---- info ---------------------------------------------------------------------------------
+def _kernel_text(r: dict) -> str:
+    """kernel[/stride][ pPAD][ gGROUPS]: "3x3/2 p1", "1x5/1x2 p0x2", "3x3 p1 g16"."""
+    if "kernel" not in r:
+        return ""
+    sh, sw = r["stride"], r.get("stride_w", r["stride"])
+    text = r["kernel"] + ("" if (sh, sw) == (1, 1) else f"/{sh}" if sh == sw else f"/{sh}x{sw}")
+    if "pad" in r:
+        ph, pw = r["pad"], r.get("pad_w", r["pad"])
+        text += "" if (ph, pw) == (0, 0) else f" p{ph}" if ph == pw else f" p{ph}x{pw}"
+    if r.get("groups", 1) > 1:
+        text += f" g{r['groups']}"
+    return text
+
+
 def cmd_info(args) -> int:
     from ..format import pack
 
@@ -124,16 +138,18 @@ def cmd_info(args) -> int:
     con.print(f"[bold]{args.model}[/]: edgeq blob v{info['version']}, {info['total_size']} bytes, "
               f"crc {info['crc32']}, hash {info['model_hash']}")
     con.print(f"input {tuple(info['input_shape'])} (C,H,W), preprocessing {info['pre_mode']}"
-              f"({info['pre_param']}), {info['n_classes']} classes, arena {info['arena_size']} bytes")
+              f"({info['pre_param']}), {info['n_classes']} classes, arena {info['arena_size']} bytes"
+              + (" (DAG: src = the values a layer reads, 0 = input, j+1 = layer j)" if info["dag"] else ""))
     t = Table(show_lines=False)
-    for col in ("#", "name", "op", "in", "out", "kernel", "weights", "enc", "stage", "bytes",
+    for col in ("#", "name", "op", "src", "in", "out", "kernel", "weights", "enc", "stage", "bytes",
                 "bits/w", "sparsity", "MACs"):
         t.add_column(col, justify="right" if col in ("#", "weights", "bytes", "bits/w", "MACs") else "left",
                      no_wrap=True)
     for r in info["layers"]:
         shape = lambda s: "x".join(str(v) for v in s)  # noqa: E731
-        t.add_row(str(r["index"]), r["name"], r["op"], f"{shape(r['in_shape'])} {r['in_enc']}",
-                  f"{shape(r['out_shape'])} {r['out_enc']}", r.get("kernel", ""),
+        t.add_row(str(r["index"]), r["name"], r["op"], ",".join(str(v) for v in r["src"]),
+                  f"{shape(r['in_shape'])} {r['in_enc']}",
+                  f"{shape(r['out_shape'])} {r['out_enc']}", _kernel_text(r),
                   str(r.get("weights", "")), r.get("w_enc", ""), r.get("out_stage", ""),
                   str(r.get("weight_bytes", "")), str(r.get("bits_per_weight", "")),
                   f"{100 * r['sparsity']:.1f}%" if "sparsity" in r else "", f"{r['macs']:,}")

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import struct
@@ -17,7 +18,8 @@ import numpy as np
 from . import bits as B
 from .. import spec
 from ..errors import BlobFormatError, EdgeqError, ShapeError, UnsupportedError
-from .graph import Conv, Flatten, Graph, LayerShape, MaxPool, infer_shapes
+from .graph import (ADD_M_MAX, Add, AvgPool, Concat, Conv, Flatten, Graph, LayerShape, MaxPool,
+                    infer_shapes, is_dag)
 
 _HDR = spec.offsets(spec.HEADER)
 
@@ -31,24 +33,83 @@ def act_bytes(enc: str, shape: tuple) -> int:
     return spec.act_bytes(spec.value(spec.ENC, enc), *shape)
 
 
-def _arena(g: Graph, shapes: list[LayerShape]) -> int:
+def conv_fast_scratch(layer: Conv, shape: LayerShape) -> int:
+    """Bytes of scratch the C runtime's whole-layer fast path needs for this CONV layer: the
+    Python mirror of eq_conv_fast_scratch() (firmware/kernels/eq_conv_fast.c), which adds it to
+    acc_row. No fast path needs scratch yet: 0. A fast path that does must return the same
+    number here, or the header's arena_size disagrees with what the C loader computes."""
+    return 0
+
+
+def acc_row_bytes(g: Graph, shapes: list[LayerShape]) -> int:
+    """The arena's accumulator row: max over CONV / ADD / AVGPOOL layers of out_w * out_c * 4 and
+    (non-F32 CONV) round8(conv_fast_scratch)."""
+    row = 0
+    for layer, s in zip(g.layers, shapes):
+        if isinstance(layer, (Conv, Add, AvgPool)):
+            row = max(row, s.out_shape[1] * s.out_shape[2] * 4)
+        if isinstance(layer, Conv) and layer.w_enc != "F32":
+            row = max(row, _align(conv_fast_scratch(layer, s), 8))
+    return row
+
+
+def plan_values(g: Graph, shapes: list[LayerShape] | None = None) -> tuple[list, list, int]:
+    """The DAG arena plan (docs/blob-format.md, "Arena"): (offsets, sizes, peak) of every value
+    (value 0 = the input, value j + 1 = layer j's output), exactly as the C loader places them.
+    size[v] = round8(act_bytes(v)); a value lives until the last layer that reads it (the final
+    value to the end, an unread value only through its producer); layer i's output goes at the
+    lowest offset among {0} and the ends of the live values where it overlaps no live value."""
+    shapes = infer_shapes(g) if shapes is None else shapes
+    n = len(shapes)
+    sizes = [_align(act_bytes(shapes[0].in_enc, shapes[0].in_shape), 8)]
+    sizes += [_align(act_bytes(s.out_enc, s.out_shape), 8) for s in shapes]
+    last = list(range(-1, n))  # unread: dies right after its producer (value v: layer v - 1)
+    for i, s in enumerate(shapes):
+        for v in s.src:
+            last[v] = max(last[v], i)
+    last[n] = n
+    offs = [0] + [None] * n
+    peak = sizes[0]
+    for i in range(n):
+        live = [v for v in range(i + 1) if last[v] >= i]
+        size = sizes[i + 1]
+        for o in sorted({0} | {offs[v] + sizes[v] for v in live}):
+            if all(o + size <= offs[v] or offs[v] + sizes[v] <= o for v in live):
+                offs[i + 1] = o
+                break
+        peak = max(peak, offs[i + 1] + size)
+    return offs, sizes, peak
+
+
+def arena_size(g: Graph, shapes: list[LayerShape] | None = None) -> int:
+    """Arena bytes the runtimes need (the header's arena_size, what the C loader computes):
+    sequential graphs 2 * round8(largest activation) + acc_row (ping-pong); DAGs (any layer
+    reading other than the previous output) the plan_values peak + acc_row. For the stored
+    form: pass pack.canonical(g)."""
+    shapes = infer_shapes(g) if shapes is None else shapes
+    if is_dag(g):
+        return plan_values(g, shapes)[2] + acc_row_bytes(g, shapes)
     acts = [act_bytes(shapes[0].in_enc, shapes[0].in_shape)]
     acts += [act_bytes(s.out_enc, s.out_shape) for s in shapes]
-    acc_row = max([s.out_shape[1] * s.out_shape[2] * 4
-                   for s, layer in zip(shapes, g.layers) if isinstance(layer, Conv)] or [0])
-    return 2 * _align(max(acts), 8) + acc_row
+    return 2 * _align(max(acts), 8) + acc_row_bytes(g, shapes)
 
 
 def macs(layer, shape: LayerShape) -> int:
+    """Multiply-accumulates of a layer (profiling only): CONV oh*ow*N*kh*kw*C/groups, AVGPOOL
+    oh*ow*C*kh*kw, ADD 2*H*W*C, 0 otherwise."""
+    oh, ow, n = shape.out_shape
     if isinstance(layer, Conv):
-        oh, ow, n = shape.out_shape
-        return oh * ow * n * layer.kh * layer.kw * shape.in_shape[2]
+        return oh * ow * n * layer.kh * layer.kw * (shape.in_shape[2] // layer.g)
+    if isinstance(layer, AvgPool):
+        return oh * ow * n * layer.kh * layer.kw
+    if isinstance(layer, Add):
+        return 2 * oh * ow * n
     return 0
 
 
 def max_abs_acc(layer: Conv, shape: LayerShape) -> int:
     """Bound on |accumulator| of a CONV layer; the format requires it below 2**31 - 1."""
-    k = layer.kh * layer.kw * shape.in_shape[2]
+    k = layer.kh * layer.kw * (shape.in_shape[2] // layer.g)
     amax = spec.act_code_max(spec.value(spec.ENC, shape.in_enc), shape.in_levels)
     if layer.w_enc == "KBIT":
         prod = int(np.abs(np.asarray(layer.lut, np.int64)).max()) if np.size(layer.lut) else 0
@@ -141,22 +202,82 @@ def _i32(where: str, name: str, a, shape: tuple) -> bytes:
     return a.astype("<i4").tobytes()
 
 
+def _src_field(layer, src: tuple, i: int) -> tuple:
+    """The graph's src for layer i reading values `src`: () when a one-input layer reads the
+    previous output (so a sequential graph stays sequential)."""
+    if isinstance(layer, (Add, Concat)):
+        return tuple(src)
+    return () if tuple(src) == (i,) else tuple(src)
+
+
 def canonical(g: Graph) -> Graph:
-    """Same semantics, stored form: every dense layer (a CONV with pad 0 whose kernel covers its
-    whole input, input larger than 1x1) becomes FLATTEN + 1x1 CONV over H*W*C channels, so
-    packed weights need no per-pixel word padding."""
+    """Same semantics, stored form: every dense layer (a groups-1 CONV with no padding whose
+    kernel covers its whole input, input larger than 1x1) becomes FLATTEN + 1x1 CONV over H*W*C
+    channels, so packed weights need no per-pixel word padding; value ids are renumbered for
+    the inserted layers and a one-input layer reading the previous output gets src ()."""
     shapes = infer_shapes(g)
     layers = []
+    remap = [0]  # value id in g -> value id in the result
     for layer, s in zip(g.layers, shapes):
         h, w, c = s.in_shape
-        if (isinstance(layer, Conv) and layer.pad == 0 and (layer.kh, layer.kw) == (h, w)
-                and h * w > 1):
-            dense = Conv(**{**layer.__dict__})
-            dense.weight = np.ascontiguousarray(layer.weight.reshape(layer.n_out, 1, 1, h * w * c))
-            layers += [Flatten(name=f"{layer.name}.flatten" if layer.name else ""), dense]
+        src = tuple(remap[v] for v in s.src)
+        if (isinstance(layer, Conv) and layer.pad == 0 and layer.pw == 0 and layer.g == 1
+                and (layer.kh, layer.kw) == (h, w) and h * w > 1):
+            flat = Flatten(name=f"{layer.name}.flatten" if layer.name else "")
+            layers.append(dataclasses.replace(flat, src=_src_field(flat, src, len(layers))))
+            weight = np.ascontiguousarray(layer.weight.reshape(layer.n_out, 1, 1, h * w * c))
+            layers.append(dataclasses.replace(layer, weight=weight, src=()))
         else:
-            layers.append(layer)
+            layers.append(dataclasses.replace(layer, src=_src_field(layer, src, len(layers))))
+        remap.append(len(layers))
     return Graph(g.input_shape, g.pre_mode, g.pre_param, layers, list(g.classes), dict(g.meta), g.flags)
+
+
+_NEW_OPS = ("AVGPOOL", "ADD", "CONCAT")
+_NEW_FIELDS = ("src0", "src1", "groups", "stride_w", "pad_w")
+
+
+def uses_1_1(layer_recs: list) -> bool:
+    """True when a layer record uses a blob 1.1 feature: a new op, the REQUANT stage or a
+    non-zero new field (the writer then stores version_minor 1, else 0)."""
+    new_ops = {spec.value(spec.OP, o) for o in _NEW_OPS}
+    return any(r["op"] in new_ops or r["out_stage"] == spec.value(spec.OUT, "REQUANT")
+               or any(r[f] for f in _NEW_FIELDS) for r in layer_recs)
+
+
+def _stage_tensors(t: _Tensors, rec: dict, layer, n: int, where: str, f32: bool) -> None:
+    """Output-stage tensors and fields of a CONV / AVGPOOL / ADD layer over n channels."""
+    rec["out_stage"] = spec.value(spec.OUT, layer.out)
+    if layer.out in ("SIGN", "MULTI"):
+        nthr = 1 if layer.out == "SIGN" else (1 << layer.out_bits) - 1
+        thr = np.asarray(layer.thr).reshape(n, nthr) if layer.thr is not None else None
+        if thr is None or layer.flip is None:
+            raise ShapeError(f"{where}: {layer.out} stage needs thr and flip")
+        if f32:
+            rec["t_thr"] = t.add(_f32(where, "thr", thr, (n, nthr), F32_LIMITS["thr"]), "F32", (n, nthr))
+        else:
+            rec["t_thr"] = t.add(_i32(where, "thr", thr, (n, nthr)), "I32", (n, nthr))
+        flip = np.asarray(layer.flip).astype(bool)
+        if flip.shape != (n,):
+            raise ShapeError(f"{where}: flip has shape {flip.shape}, expected ({n},)")
+        rec["t_aux"] = t.add(flip.astype(np.uint8).tobytes(), "U8", (n,))
+        rec["out_bits"] = 1 if layer.out == "SIGN" else layer.out_bits
+        return
+    if layer.mul is None or layer.add is None:
+        raise ShapeError(f"{where}: {layer.out} stage needs mul and add")
+    if not 0 <= layer.shift < 32:
+        raise ShapeError(f"{where}: shift must be 0..31")
+    if f32:
+        if layer.shift:
+            raise ShapeError(f"{where}: an F32 AFFINE stage has no shift (use mul)")
+        rec["t_thr"] = t.add(_f32(where, "mul", layer.mul, (n,), F32_LIMITS["mul"]), "F32", (n,))
+        rec["t_aux"] = t.add(_f32(where, "add", layer.add, (n,), F32_LIMITS["add"]), "F32", (n,))
+    else:
+        rec["t_thr"] = t.add(_i32(where, "mul", layer.mul, (n,)), "I32", (n,))
+        rec["t_aux"] = t.add(_i32(where, "add", layer.add, (n,)), "I32", (n,))
+    rec["shift"] = layer.shift
+    if layer.out == "REQUANT":
+        rec["out_bits"] = layer.out_bits
 
 
 def write_blob(g: Graph) -> bytes:
@@ -166,6 +287,9 @@ def write_blob(g: Graph) -> bytes:
     c, h, w = (int(v) for v in g.input_shape)
     if max(c, h, w) > 65535:
         raise ShapeError("input dims must fit 16 bits")
+    if is_dag(g) and len(g.layers) > spec.MAX_DAG_LAYERS:
+        raise ShapeError(f"a graph with skips or branches holds at most {spec.MAX_DAG_LAYERS} layers "
+                         f"(stored form: dense layers count twice), got {len(g.layers)}")
     last = shapes[-1]
     n_scores = int(np.prod(last.out_shape))
     if g.classes and len(g.classes) != n_scores:
@@ -183,15 +307,20 @@ def write_blob(g: Graph) -> bytes:
         rec.update(in_h=s.in_shape[0], in_w=s.in_shape[1], in_c=s.in_shape[2])
         rec.update(out_h=s.out_shape[0], out_w=s.out_shape[1], out_c=s.out_shape[2])
         rec["macs"] = min(macs(layer, s), 2**32 - 1)
+        rec["src0"] = 0 if s.src[0] == i else s.src[0] + 1
+        if len(s.src) > 1:
+            rec["src1"] = s.src[1] + 1
         if max(s.in_shape + s.out_shape) > 65535:
             raise ShapeError(f"{where}: dims {s.in_shape} -> {s.out_shape} exceed the format's 65535")
         if isinstance(layer, Conv):
             n = layer.n_out
-            if max(layer.kh, layer.kw, layer.stride, layer.pad) > 255:
-                raise ShapeError(f"{where}: kernel, stride and pad must fit 8 bits")
-            rec.update(op=spec.value(spec.OP, "CONV"), out_stage=spec.value(spec.OUT, layer.out),
-                       kh=layer.kh, kw=layer.kw, stride=layer.stride, pad=layer.pad,
-                       w_enc=spec.value(spec.ENC, layer.w_enc))
+            if max(layer.kh, layer.kw, layer.stride, layer.pad, layer.sw) > 255 or layer.pw > 254:
+                raise ShapeError(f"{where}: kernel, stride and pad must fit 8 bits (horizontal pad <= 254)")
+            rec.update(op=spec.value(spec.OP, "CONV"), kh=layer.kh, kw=layer.kw, stride=layer.stride,
+                       pad=layer.pad, w_enc=spec.value(spec.ENC, layer.w_enc),
+                       groups=layer.g if layer.g > 1 else 0,
+                       stride_w=0 if layer.sw == layer.stride else layer.sw,
+                       pad_w=0 if layer.pw == layer.pad else layer.pw + 1)
             if max_abs_acc(layer, s) >= spec.ACC_LIMIT:
                 raise ShapeError(f"{where}: int32 accumulators could overflow; use fewer input "
                                  "channels or smaller LUT/weight values")
@@ -199,37 +328,23 @@ def write_blob(g: Graph) -> bytes:
             if layer.w_enc == "KBIT":
                 lut = np.asarray(layer.lut)
                 rec["t_lut"] = t.add(_i32(where, "lut", lut, lut.shape), "I32", lut.shape)
-            if layer.out in ("SIGN", "MULTI"):
-                nthr = 1 if layer.out == "SIGN" else (1 << layer.out_bits) - 1
-                thr = np.asarray(layer.thr).reshape(n, nthr) if layer.thr is not None else None
-                if thr is None or layer.flip is None:
-                    raise ShapeError(f"{where}: {layer.out} stage needs thr and flip")
-                if layer.w_enc == "F32":
-                    rec["t_thr"] = t.add(_f32(where, "thr", thr, (n, nthr), F32_LIMITS["thr"]), "F32",
-                                         (n, nthr))
-                else:
-                    rec["t_thr"] = t.add(_i32(where, "thr", thr, (n, nthr)), "I32", (n, nthr))
-                flip = np.asarray(layer.flip).astype(bool)
-                if flip.shape != (n,):
-                    raise ShapeError(f"{where}: flip has shape {flip.shape}, expected ({n},)")
-                rec["t_aux"] = t.add(flip.astype(np.uint8).tobytes(), "U8", (n,))
-                rec["out_bits"] = 1 if layer.out == "SIGN" else layer.out_bits
-            else:
-                if layer.mul is None or layer.add is None:
-                    raise ShapeError(f"{where}: AFFINE stage needs mul and add")
-                if not 0 <= layer.shift < 32:
-                    raise ShapeError(f"{where}: shift must be 0..31")
-                if layer.w_enc == "F32":
-                    if layer.shift:
-                        raise ShapeError(f"{where}: an F32 AFFINE stage has no shift (use mul)")
-                    rec["t_thr"] = t.add(_f32(where, "mul", layer.mul, (n,), F32_LIMITS["mul"]), "F32", (n,))
-                    rec["t_aux"] = t.add(_f32(where, "add", layer.add, (n,), F32_LIMITS["add"]), "F32", (n,))
-                else:
-                    rec["t_thr"] = t.add(_i32(where, "mul", layer.mul, (n,)), "I32", (n,))
-                    rec["t_aux"] = t.add(_i32(where, "add", layer.add, (n,)), "I32", (n,))
-                rec["shift"] = layer.shift
-        elif isinstance(layer, MaxPool):
-            rec.update(op=spec.value(spec.OP, "MAXPOOL"), kh=layer.k, kw=layer.k, stride=layer.stride)
+            _stage_tensors(t, rec, layer, n, where, layer.w_enc == "F32")
+        elif isinstance(layer, (MaxPool, AvgPool)):
+            kh, kw = (layer.kh, layer.win_w) if isinstance(layer, MaxPool) else (layer.kh, layer.kw)
+            if max(kh, kw, layer.stride, layer.sw) > 255:
+                raise ShapeError(f"{where}: window and stride must fit 8 bits (<= 255)")
+            rec.update(op=spec.value(spec.OP, "MAXPOOL" if isinstance(layer, MaxPool) else "AVGPOOL"),
+                       kh=kh, kw=kw, stride=layer.stride,
+                       stride_w=0 if layer.sw == layer.stride else layer.sw)
+            if isinstance(layer, AvgPool):
+                _stage_tensors(t, rec, layer, s.out_shape[2], where, False)
+        elif isinstance(layer, Add):
+            c_out = s.out_shape[2]
+            rec.update(op=spec.value(spec.OP, "ADD"))
+            rec["t_weight"] = t.add(_i32(where, "m", layer.m, (2, c_out)), "I32", (2, c_out))
+            _stage_tensors(t, rec, layer, c_out, where, False)
+        elif isinstance(layer, Concat):
+            rec.update(op=spec.value(spec.OP, "CONCAT"))
         else:
             rec.update(op=spec.value(spec.OP, "FLATTEN"))
         layer_recs.append(rec)
@@ -265,12 +380,12 @@ def write_blob(g: Graph) -> bytes:
     model_hash = hashlib.sha256(bytes(buf[spec.HEADER_SIZE:])).digest()[:8]
     hdr = dict(
         magic=spec.BLOB_MAGIC, version_major=spec.BLOB_VERSION_MAJOR,
-        version_minor=spec.BLOB_VERSION_MINOR, total_size=total, crc32=0,
+        version_minor=1 if uses_1_1(layer_recs) else 0, total_size=total, crc32=0,
         header_size=spec.HEADER_SIZE, flags=g.flags, n_tensors=n_t,
         tensor_table_off=tensor_table_off, n_layers=n_l, layer_table_off=layer_table_off,
         meta_off=meta_off, meta_size=len(meta_bytes), in_c=c, in_h=h, in_w=w,
         pre_mode=spec.value(spec.PRE, g.pre_mode), pre_param=g.pre_param, n_classes=n_scores,
-        reserved0=0, arena_size=_arena(g, shapes), model_hash=model_hash, reserved1=b"\0" * 8)
+        reserved0=0, arena_size=arena_size(g, shapes), model_hash=model_hash, reserved1=b"\0" * 8)
     struct.pack_into(spec.fmt(spec.HEADER), buf, 0, *[hdr[f] for f, _, _ in spec.HEADER])
     return reseal(buf)
 
@@ -317,6 +432,10 @@ def read_header(blob: bytes) -> dict:
         raise BlobFormatError(
             f"unsupported blob version {hdr['version_major']}.{hdr['version_minor']}: this edgeq reads "
             f"{spec.BLOB_VERSION_MAJOR}.x; re-pack the model with a matching edgeq")
+    if hdr["version_minor"] > spec.BLOB_VERSION_MINOR:
+        raise BlobFormatError(
+            f"blob version {hdr['version_major']}.{hdr['version_minor']} needs a newer edgeq: this one "
+            f"reads up to {spec.BLOB_VERSION_MAJOR}.{spec.BLOB_VERSION_MINOR}; upgrade edgeq")
     if hdr["total_size"] > len(blob):
         raise BlobFormatError(
             f"truncated blob: header declares {hdr['total_size']} bytes but only {len(blob)} are present")
@@ -427,6 +546,9 @@ def read_blob(blob: bytes) -> Graph:
             layers.append(_layer_from_record(rec, tensors, i, budget))
         except (EdgeqError, ValueError, IndexError, KeyError) as e:
             raise BlobFormatError(f"layer {i}: {e}") from None
+    if any(r["src0"] or r["src1"] for r in recs) and n_l > spec.MAX_DAG_LAYERS:
+        raise BlobFormatError(f"{n_l} layers: a blob with src0/src1 (a DAG) holds at most "
+                              f"{spec.MAX_DAG_LAYERS}")
     names = meta.get("names", [])
     for i, layer in enumerate(layers):
         if i < len(names):
@@ -481,21 +603,102 @@ def _need(te, nbytes, what):
         raise BlobFormatError(f"{what} tensor holds {te['nbytes']} bytes, expected {nbytes}")
 
 
+def _layer_src(rec, i: int, two: bool) -> tuple:
+    """The layer's src tuple from src0/src1 (stored v + 1; src0 0 = the previous output)."""
+    s0, s1 = rec["src0"], rec["src1"]
+    for name, s in (("src0", s0), ("src1", s1)):
+        if s > i + 1:
+            raise BlobFormatError(f"{name} reads value {s - 1}, not an earlier value (0..{i}): layers "
+                                  "must be in topological order")
+    if two:
+        if s1 == 0:
+            raise BlobFormatError("src1 is 0: ADD and CONCAT read two values")
+        return (i if s0 == 0 else s0 - 1, s1 - 1)
+    if s1:
+        raise BlobFormatError("src1 is set on a one-input layer (only ADD and CONCAT read two values)")
+    return () if s0 == 0 else (s0 - 1,)
+
+
+def _read_stage(rec, tensors, n: int, budget, fl: bool) -> dict:
+    """Stage fields (out, thr, flip, out_bits, mul, add, shift) of a CONV / AVGPOOL / ADD record
+    over n channels; fl: float32 tensors (F32 CONV)."""
+    out = spec.name_of(spec.OUT, rec["out_stage"])
+    st = dict(out=out)
+    if out in ("SIGN", "MULTI"):
+        if out == "MULTI" and not 1 <= rec["out_bits"] <= 8:
+            raise BlobFormatError("MULTI needs 1..8 output bits")
+        nthr = 1 if out == "SIGN" else (1 << rec["out_bits"]) - 1
+        tt = _tensor(tensors, rec["t_thr"], "threshold", "F32" if fl else "I32")
+        _need(tt, n * nthr * 4, "threshold")
+        ta = _tensor(tensors, rec["t_aux"], "flip", "U8")
+        _need(ta, n, "flip")
+        budget.take(tt["nbytes"] + ta["nbytes"], "thresholds and flips")
+        if fl:
+            thr = _f32_read(tt["data"][: 4 * n * nthr], "thr").reshape(n, nthr)
+        else:
+            thr = np.frombuffer(tt["data"], "<i4").reshape(n, nthr).copy()
+        st.update(thr=thr[:, 0] if out == "SIGN" else thr,
+                  flip=np.frombuffer(ta["data"], np.uint8).astype(bool),
+                  out_bits=rec["out_bits"] if out == "MULTI" else 0)
+    elif out in ("AFFINE", "REQUANT"):
+        if out == "REQUANT" and (fl or not 1 <= rec["out_bits"] <= 8):
+            raise BlobFormatError("REQUANT needs 1..8 output bits and an integer layer (not F32)")
+        tm = _tensor(tensors, rec["t_thr"], "mul", "F32" if fl else "I32")
+        ta = _tensor(tensors, rec["t_aux"], "add", "F32" if fl else "I32")
+        _need(tm, n * 4, "mul")
+        _need(ta, n * 4, "add")
+        budget.take(tm["nbytes"] + ta["nbytes"], "mul and add")
+        if rec["shift"] >= 32 or (fl and rec["shift"]):
+            raise BlobFormatError(f"{out} shift must be < 32 (0 for F32 layers)")
+        if fl:
+            st.update(mul=_f32_read(tm["data"][: 4 * n], "mul"), add=_f32_read(ta["data"][: 4 * n], "add"))
+        else:
+            st.update(mul=np.frombuffer(tm["data"], "<i4").copy(), add=np.frombuffer(ta["data"], "<i4").copy())
+        st.update(shift=rec["shift"], out_bits=rec["out_bits"] if out == "REQUANT" else 0)
+    else:
+        raise BlobFormatError(f"unknown output stage {rec['out_stage']}")
+    return st
+
+
 def _layer_from_record(rec, tensors, i, budget):
     op = spec.name_of(spec.OP, rec["op"])
-    if op == "FLATTEN":
-        return Flatten()
-    if op == "MAXPOOL":
-        if rec["kh"] != rec["kw"] or rec["pad"] != 0:
-            raise BlobFormatError("MAXPOOL must be square with pad 0")
-        return MaxPool(k=rec["kh"], stride=rec["stride"])
-    if op != "CONV":
+    if op.startswith("?"):
         raise BlobFormatError(f"unknown op code {rec['op']}")
+    src = _layer_src(rec, i, op in ("ADD", "CONCAT"))
+    if op != "CONV" and (rec["groups"] or rec["pad_w"]):
+        raise BlobFormatError(f"{op}: groups and pad_w are for CONV only (must be 0)")
+    sw = rec["stride_w"] or None
+    if op == "FLATTEN":
+        return Flatten(src=src)
+    if op == "CONCAT":
+        return Concat(src=src)
+    if op in ("MAXPOOL", "AVGPOOL"):
+        if rec["pad"] != 0:
+            raise BlobFormatError(f"{op} has no padding (pad must be 0)")
+        if op == "MAXPOOL":
+            return MaxPool(k=rec["kh"], stride=rec["stride"], kw=rec["kw"] if rec["kw"] != rec["kh"] else None,
+                           stride_w=sw, src=src)
+        return AvgPool(rec["kh"], rec["kw"], rec["stride"], stride_w=sw, src=src,
+                       **_read_stage(rec, tensors, rec["out_c"], budget, False))
+    if op == "ADD":
+        n = rec["out_c"]
+        mt = _tensor(tensors, rec["t_weight"], "m", "I32")
+        if mt["dims"] != (2, n):
+            raise BlobFormatError(f"ADD m dims {mt['dims']} != (2, {n})")
+        _need(mt, 8 * n, "m")
+        budget.take(mt["nbytes"], "ADD m")
+        m = np.frombuffer(mt["data"], "<i4").reshape(2, n).copy()
+        if m.size and np.abs(m.astype(np.int64)).max() > ADD_M_MAX:
+            raise BlobFormatError("ADD m holds a value with |m| > 2**30")
+        return Add(m, src=src, **_read_stage(rec, tensors, n, budget, False))
     w_enc = spec.name_of(spec.ENC, rec["w_enc"])
-    out = spec.name_of(spec.OUT, rec["out_stage"])
+    groups = rec["groups"] or 1
     n, kh, kw, c = rec["out_c"], rec["kh"], rec["kw"], rec["in_c"]
     if min(n, kh, kw, c) < 1:
         raise BlobFormatError("zero-sized convolution")
+    if c % groups or n % groups:
+        raise BlobFormatError(f"groups {groups} does not divide in_c {c} and out_c {n}")
+    c //= groups  # the weights hold C/groups input channels
     wt = _tensor(tensors, rec["t_weight"], "weight", w_enc)
     if wt["dims"] != (n, kh, kw, c):
         raise BlobFormatError(f"weight dims {wt['dims']} != layer dims {(n, kh, kw, c)}")
@@ -550,44 +753,10 @@ def _layer_from_record(rec, tensors, i, budget):
         weight = _f32_read(wt["data"][: 4 * n * k], "weights").reshape(n, kh, kw, c)
     else:
         raise BlobFormatError(f"unsupported weight encoding {w_enc}")
-    layer = Conv(weight=weight, w_enc=w_enc, out=out, stride=rec["stride"], pad=rec["pad"],
-                 lut=lut, wbits=wbits)
-    if out in ("SIGN", "MULTI"):
-        nthr = 1 if out == "SIGN" else (1 << rec["out_bits"]) - 1
-        if out == "MULTI" and not 1 <= rec["out_bits"] <= 8:
-            raise BlobFormatError("MULTI needs 1..8 output bits")
-        fl = w_enc == "F32"
-        tt = _tensor(tensors, rec["t_thr"], "threshold", "F32" if fl else "I32")
-        _need(tt, n * nthr * 4, "threshold")
-        ta = _tensor(tensors, rec["t_aux"], "flip", "U8")
-        _need(ta, n, "flip")
-        budget.take(tt["nbytes"] + ta["nbytes"], "thresholds and flips")
-        if fl:
-            thr = _f32_read(tt["data"][: 4 * n * nthr], "thr").reshape(n, nthr)
-        else:
-            thr = np.frombuffer(tt["data"], "<i4").reshape(n, nthr).copy()
-        layer.thr = thr[:, 0] if out == "SIGN" else thr
-        layer.flip = np.frombuffer(ta["data"], np.uint8).astype(bool)
-        layer.out_bits = rec["out_bits"] if out == "MULTI" else 0
-    elif out == "AFFINE":
-        fl = w_enc == "F32"
-        tm = _tensor(tensors, rec["t_thr"], "mul", "F32" if fl else "I32")
-        ta = _tensor(tensors, rec["t_aux"], "add", "F32" if fl else "I32")
-        _need(tm, n * 4, "mul")
-        _need(ta, n * 4, "add")
-        budget.take(tm["nbytes"] + ta["nbytes"], "mul and add")
-        if rec["shift"] >= 32 or (fl and rec["shift"]):
-            raise BlobFormatError("AFFINE shift must be < 32 (0 for F32 layers)")
-        if fl:
-            layer.mul = _f32_read(tm["data"][: 4 * n], "mul")
-            layer.add = _f32_read(ta["data"][: 4 * n], "add")
-        else:
-            layer.mul = np.frombuffer(tm["data"], "<i4").copy()
-            layer.add = np.frombuffer(ta["data"], "<i4").copy()
-        layer.shift = rec["shift"]
-    else:
-        raise BlobFormatError(f"unknown output stage {rec['out_stage']}")
-    return layer
+    fl = w_enc == "F32"
+    return Conv(weight=weight, w_enc=w_enc, stride=rec["stride"], pad=rec["pad"], lut=lut, wbits=wbits,
+                groups=groups, stride_w=sw, pad_w=rec["pad_w"] - 1 if rec["pad_w"] else None, src=src,
+                **_read_stage(rec, tensors, n, budget, fl))
 
 
 def blob_info(blob: bytes) -> dict:
@@ -604,7 +773,13 @@ def blob_info(blob: bytes) -> dict:
                                                   hdr["layer_table_off"] + i * spec.LAYER_SIZE)))
         row = dict(index=i, name=layer.name, op=spec.name_of(spec.OP, rec["op"]),
                    in_shape=list(s.in_shape), in_enc=s.in_enc, out_shape=list(s.out_shape),
-                   out_enc=s.out_enc, macs=rec["macs"])
+                   out_enc=s.out_enc, macs=rec["macs"], src=list(s.src))
+        if isinstance(layer, (MaxPool, AvgPool)):
+            row.update(kernel=f"{layer.kh}x{layer.win_w if isinstance(layer, MaxPool) else layer.kw}",
+                       stride=layer.stride, stride_w=layer.sw)
+        if isinstance(layer, (AvgPool, Add)):
+            used = [t for t in (rec["t_weight"], rec["t_thr"], rec["t_aux"]) if t >= 0]
+            row.update(out_stage=layer.out, param_bytes=sum(tensors[t] for t in used))
         if isinstance(layer, Conv):
             nw = int(layer.weight.size)
             # t_lut counts only on KBIT layers: the loaders ignore it elsewhere (any value passes)
@@ -614,9 +789,9 @@ def blob_info(blob: bytes) -> dict:
             counted = layer.w_enc in ("TERN", "TERN_SPARSE", "I8", "I16", "F32")
             zeros = int(np.count_nonzero(layer.weight == 0)) if counted else 0
             row.update(kernel=f"{layer.kh}x{layer.kw}", stride=layer.stride, pad=layer.pad,
-                       w_enc=layer.w_enc, out_stage=layer.out, weights=nw, weight_bytes=wbytes,
-                       param_bytes=pbytes, bits_per_weight=round(8 * wbytes / nw, 3),
-                       sparsity=round(zeros / nw, 4))
+                       stride_w=layer.sw, pad_w=layer.pw, groups=layer.g, w_enc=layer.w_enc)
+            row.update(out_stage=layer.out, weights=nw, weight_bytes=wbytes, param_bytes=pbytes,
+                       bits_per_weight=round(8 * wbytes / nw, 3), sparsity=round(zeros / nw, 4))
             total_w += nw
             total_wbytes += wbytes
         layers.append(row)
@@ -624,7 +799,7 @@ def blob_info(blob: bytes) -> dict:
         version=f"{hdr['version_major']}.{hdr['version_minor']}", total_size=hdr["total_size"],
         crc32=f"{hdr['crc32']:#010x}", model_hash=hdr["model_hash"].hex(),
         input_shape=list(g.input_shape), pre_mode=g.pre_mode, pre_param=g.pre_param,
-        n_classes=hdr["n_classes"], classes=g.classes, arena_size=hdr["arena_size"],
+        n_classes=hdr["n_classes"], classes=g.classes, arena_size=hdr["arena_size"], dag=is_dag(g),
         weights=total_w, weight_bytes=total_wbytes,
         bits_per_weight=round(8 * total_wbytes / total_w, 3) if total_w else 0.0,
         compression_vs_f32=round(4 * total_w / total_wbytes, 2) if total_wbytes else 0.0,

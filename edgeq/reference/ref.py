@@ -102,28 +102,37 @@ def conv2d_ref(act, act_enc, weight_values, w_enc, stride: int = 1, pad: int = 0
     return _i32(acc)
 
 
-def conv2d_f32_ref(act, act_enc, weight, stride: int = 1, pad: int = 0):
+def conv2d_f32_ref(act, act_enc, weight, stride=1, pad=0, groups: int = 1):
     """F32-weight CONV accumulators, float32 (out_h, out_w, N): from +0.0, for each in-bounds tap
-    in (ky, kx, c) order, acc = acc + (a * w), every operation rounded to float32."""
+    in (ky, kx, c) order (c over the output channel's group of C/groups input channels),
+    acc = acc + (a * w), every operation rounded to float32. stride and pad: an int or a
+    (vertical, horizontal) pair."""
     ae = _enc(act_enc)
     a = np.asarray(act).astype(np.int64)
     if ae == "B1":
         a = np.where(a >= 0, 1, -1)
     w = np.asarray(weight, np.float32)
+    sh, sw = (stride, stride) if np.isscalar(stride) else stride
+    ph, pw = (pad, pad) if np.isscalar(pad) else pad
     h, wd, c = a.shape
-    n, kh, kw, _ = w.shape
-    oh = (h + 2 * pad - kh) // stride + 1
-    ow = (wd + 2 * pad - kw) // stride + 1
+    n, kh, kw, cg = w.shape
+    ng = n // groups
+    oh = (h + 2 * ph - kh) // sh + 1
+    ow = (wd + 2 * pw - kw) // sw + 1
     acc = np.zeros((oh, ow, n), np.float32)
-    for ky in range(kh):
-        for kx in range(kw):
-            for ch in range(c):
-                ys = np.arange(oh) * stride + ky - pad
-                xs = np.arange(ow) * stride + kx - pad
+    ys0, xs0 = np.arange(oh) * sh - ph, np.arange(ow) * sw - pw
+    for gi in range(groups):
+        wg = w[gi * ng:(gi + 1) * ng]
+        part = acc[..., gi * ng:(gi + 1) * ng]
+        for ky in range(kh):
+            for kx in range(kw):
+                ys, xs = ys0 + ky, xs0 + kx
                 ok = ((ys >= 0) & (ys < h))[:, None] & ((xs >= 0) & (xs < wd))[None, :]
-                av = a[np.clip(ys, 0, h - 1)[:, None], np.clip(xs, 0, wd - 1)[None, :], ch]
-                prod = av.astype(np.float32)[..., None] * w[None, None, :, ky, kx, ch]
-                acc = np.where(ok[..., None], acc + prod, acc)  # skipped taps add nothing
+                for cl in range(cg):
+                    av = a[np.clip(ys, 0, h - 1)[:, None], np.clip(xs, 0, wd - 1)[None, :], gi * cg + cl]
+                    prod = av.astype(np.float32)[..., None] * wg[None, None, :, ky, kx, cl]
+                    part = np.where(ok[..., None], part + prod, part)  # skipped taps add nothing
+        acc[..., gi * ng:(gi + 1) * ng] = part
     return acc
 
 
