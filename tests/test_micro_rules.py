@@ -3,10 +3,11 @@ CPython) keeps its own checks, so it is tested against the C loader (eq_model_lo
 the same blobs: every blob that one accepts the other accepts, and every blob that one refuses the
 other refuses with the same status code.
 
-Blobs: the C loader regression blobs (tests/blobgen.py), the hand-made bad blobs of
-tests/test_micro.py, and seeded mutations (tests/test_blob_fuzz.py's mutator: fields at 2**k
-boundaries, random bytes, truncation, re-sealed so that most get past the CRC) of every packed
-layer-type case.
+Blobs: the C loader regression blobs and the blob 1.1 rule blobs (tests/blobgen.py), the
+hand-made bad blobs of tests/test_micro.py, and seeded mutations (tests/test_blob_fuzz.py's
+mutator: fields at 2**k boundaries, random bytes, truncation, re-sealed so that most get past the
+CRC) of every packed layer-type case and of DAG blobs. Blobs that use 1.1 features are compared
+only when this build's C loader reads blob 1.1 (c_reads_1_1).
 """
 
 from __future__ import annotations
@@ -105,17 +106,20 @@ def test_micro_reads_the_add_probe():
 def test_regression_and_hand_made_bad_blobs_agree():
     from test_micro import _bad_blobs
 
-    cases = [(n, b) for n, b, _ in blobgen.regression_blobs()] + [(n, b) for n, b, _ in _bad_blobs()]
+    cases = [(n, b) for n, b, _ in blobgen.regression_blobs() + blobgen.dag_regression_blobs()]
+    cases += [(n, b) for n, b, _ in _bad_blobs()]
     statuses = [_agree(name, blob) for name, blob in cases]
-    assert all(statuses)  # all of them are bad
+    assert all(statuses)  # all of them are bad (-1: 1.1 blobs skipped, C predates 1.1)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_mutated_blobs_agree(seed):
     from test_blob_fuzz import _bases, _mutate
 
+    from edgeq.reference.testing import random_dag
+
     rng = random.Random(100 + seed)
-    bases = _bases()
+    bases = _bases() + [blobgen.dag_base_blob()] + [pack.write_blob(random_dag(s, "dag")) for s in (2, 3, 4)]
     seen = {}
     for i in range(N_MUTANTS):
         st = _agree(f"seed {seed} mutant {i}", _mutate(rng, rng.choice(bases)))

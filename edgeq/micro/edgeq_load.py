@@ -490,6 +490,9 @@ class Loader:
         L.out_h, L.out_w, L.out_c, L.out_enc = oh, ow, oc, out_enc
         L.w_enc = 0
         L.groups = 1
+        if op != S.OP_CONV and (groups or pad_w):
+            raise BlobError(S.ERR_SHAPE, "layer %d: groups %d / pad_w %d on a layer other than CONV"
+                            % (i, groups, pad_w))
         if op == S.OP_MAXPOOL or op == S.OP_AVGPOOL:
             what = "max-pool" if op == S.OP_MAXPOOL else "average-pool"
             if kh < 1 or kw < 1 or sh < 1 or sw < 1 or ph != 0 or pw != 0 or kh > ih or kw > iw:
