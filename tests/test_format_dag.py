@@ -399,7 +399,32 @@ def test_random_dag_covers_every_feature():
                 seen.add(layer.out)
             if isinstance(layer, Add) and s.in_enc != s.in1_enc:
                 seen.add("add-mixed-enc")
+            if not isinstance(layer, Conv):
+                seen.add((type(layer).__name__, s.in_enc))
     want = {"minor0", "minor1", "1d", "2d", "Add", "AvgPool", "Concat", "MaxPool", "Conv", "skip",
-            "non-square", "SIGN", "MULTI", "AFFINE", "REQUANT", "add-mixed-enc"}
+            "non-square", "SIGN", "MULTI", "AFFINE", "REQUANT", "add-mixed-enc",
+            ("Concat", "B1"), ("Concat", "U8"), ("Concat", "I32"), ("MaxPool", "I32"), ("AvgPool", "I32"),
+            ("AvgPool", "U8"), ("AvgPool", "B1"), ("Add", "B1"), ("Add", "U8")}
     want |= {(e, k) for e in ("B1", "TERN", "TERN_SPARSE", "KBIT", "I8", "I16", "F32") for k in ("groups", "dense")}
     assert want <= seen, want - seen
+
+
+def test_edgeq_info_shows_sources_groups_strides(tmp_path):
+    import json
+
+    import blobgen
+    from cliutil import edgeq
+
+    p = tmp_path / "dag.eqb"
+    p.write_bytes(blobgen.dag_base_blob())
+    info = json.loads(edgeq("info", p, "--json").stdout)
+    assert info["version"] == "1.1" and info["dag"] is True
+    rows = info["layers"]
+    assert [r["op"] for r in rows] == ["CONV", "CONV", "ADD", "CONV", "CONCAT", "AVGPOOL", "MAXPOOL",
+                                       "FLATTEN", "CONV"]
+    assert rows[2]["src"] == [1, 2] and rows[2]["in1_enc"] == "U8" and rows[2]["out_stage"] == "REQUANT"
+    assert rows[1]["groups"] == 8 and rows[5]["stride"] == 2 and rows[5]["stride_w"] == 3
+    assert info["arena_size"] == pack.arena_size(pack.read_blob(p.read_bytes()))
+    table = edgeq("info", p).stdout
+    for text in ("ADD", "CONCAT", "AVGPOOL", "REQUANT", "DAG", "g8", "2x3/2x3"):
+        assert text in table, text

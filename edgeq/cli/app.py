@@ -148,7 +148,8 @@ def cmd_info(args) -> int:
     for r in info["layers"]:
         shape = lambda s: "x".join(str(v) for v in s)  # noqa: E731
         t.add_row(str(r["index"]), r["name"], r["op"], ",".join(str(v) for v in r["src"]),
-                  f"{shape(r['in_shape'])} {r['in_enc']}",
+                  f"{shape(r['in_shape'])} {r['in_enc']}"
+                  + (f" + {shape(r['in1_shape'])} {r['in1_enc']}" if "in1_shape" in r else ""),
                   f"{shape(r['out_shape'])} {r['out_enc']}", _kernel_text(r),
                   str(r.get("weights", "")), r.get("w_enc", ""), r.get("out_stage", ""),
                   str(r.get("weight_bytes", "")), str(r.get("bits_per_weight", "")),

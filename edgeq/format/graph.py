@@ -254,9 +254,12 @@ def _check_conv(layer: Conv, where: str, enc: str, levels: int, h: int, w: int, 
             f"{where}: a CONV cannot take int32 (AFFINE) activations; end the net with AFFINE "
             "or give the layer before a SIGN/MULTI/REQUANT stage")
     g = layer.g
-    if g < 1 or c % g or layer.weight.ndim != 4 or layer.n_out % g:
+    if np.ndim(layer.weight) != 4:
+        raise ShapeError(f"{where}: weights must be 4-D (N, kh, kw, C/groups), got shape "
+                         f"{np.shape(layer.weight)}")
+    if g < 1 or c % g or layer.n_out % g:
         raise ShapeError(f"{where}: groups={layer.groups} must divide both the {c} input channels "
-                         f"and the {layer.weight.shape[0] if layer.weight.ndim else 0} output channels")
+                         f"and the {layer.n_out} output channels")
     if layer.weight.shape[3] != c // g:
         raise ShapeError(
             f"{where}: weight shape {layer.weight.shape} does not take {c} input channels in "

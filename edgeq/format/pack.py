@@ -58,8 +58,12 @@ def plan_values(g: Graph, shapes: list[LayerShape] | None = None) -> tuple[list,
     (value 0 = the input, value j + 1 = layer j's output), exactly as the C loader places them.
     size[v] = round8(act_bytes(v)); a value lives until the last layer that reads it (the final
     value to the end, an unread value only through its producer); layer i's output goes at the
-    lowest offset among {0} and the ends of the live values where it overlaps no live value."""
-    shapes = infer_shapes(g) if shapes is None else shapes
+    lowest offset among {0} and the ends of the live values where it overlaps no live value.
+    Without `shapes`, plans the stored form canonical(g) (value ids are then its ids); with
+    them, plans g as given (g must be canonical for the numbers a loader computes)."""
+    if shapes is None:
+        g = canonical(g)
+        shapes = infer_shapes(g)
     n = len(shapes)
     sizes = [_align(act_bytes(shapes[0].in_enc, shapes[0].in_shape), 8)]
     sizes += [_align(act_bytes(s.out_enc, s.out_shape), 8) for s in shapes]
@@ -84,9 +88,11 @@ def plan_values(g: Graph, shapes: list[LayerShape] | None = None) -> tuple[list,
 def arena_size(g: Graph, shapes: list[LayerShape] | None = None) -> int:
     """Arena bytes the runtimes need (the header's arena_size, what the C loader computes):
     sequential graphs 2 * round8(largest activation) + acc_row (ping-pong); DAGs (any layer
-    reading other than the previous output) the plan_values peak + acc_row. For the stored
-    form: pass pack.canonical(g)."""
-    shapes = infer_shapes(g) if shapes is None else shapes
+    reading other than the previous output) the plan_values peak + acc_row. Without `shapes`,
+    of the stored form canonical(g); with them, of g as given (canonical)."""
+    if shapes is None:
+        g = canonical(g)
+        shapes = infer_shapes(g)
     if is_dag(g):
         return plan_values(g, shapes)[2] + acc_row_bytes(g, shapes)
     acts = [act_bytes(shapes[0].in_enc, shapes[0].in_shape)]
@@ -774,6 +780,8 @@ def blob_info(blob: bytes) -> dict:
         row = dict(index=i, name=layer.name, op=spec.name_of(spec.OP, rec["op"]),
                    in_shape=list(s.in_shape), in_enc=s.in_enc, out_shape=list(s.out_shape),
                    out_enc=s.out_enc, macs=rec["macs"], src=list(s.src))
+        if s.in1_shape is not None:  # ADD, CONCAT: the second input
+            row.update(in1_shape=list(s.in1_shape), in1_enc=s.in1_enc)
         if isinstance(layer, (MaxPool, AvgPool)):
             row.update(kernel=f"{layer.kh}x{layer.win_w if isinstance(layer, MaxPool) else layer.kw}",
                        stride=layer.stride, stride_w=layer.sw)

@@ -36,7 +36,9 @@ def _fit_requant(rng, layer, flat: np.ndarray) -> None:
     hi = np.quantile(flat, 0.95, axis=0).astype(np.float64)
     scale = (top + 0.999) / np.maximum(hi - lo, 1.0) * rng.uniform(0.8, 1.3, n)
     neg = rng.random(n) < 0.2
-    shift = int(rng.integers(8, 24))
+    # enough fraction bits that mul keeps ~12 significant bits (wide I32 inputs need large shifts)
+    shift = int(np.clip(np.ceil(np.log2(2.0**12 / scale.min())), 0, 31)) - int(rng.integers(0, 4))
+    shift = max(shift, 0)
     while True:
         mul = np.round(scale * 2.0**shift) * np.where(neg, -1, 1)
         mul = np.where(mul == 0, 1, mul)
@@ -334,10 +336,11 @@ def random_dag(rng, kind: str | None = None, n_classes: int | None = None, max_b
     b = _DagBuilder(rng, g, rng.integers(0, 256, (6, c, h, w)).astype(np.uint8))
     dag = kind == "dag"
     x = b.emit(b.conv(0, groups=1, one_d=one_d, name="stem"))
+    deck = ["res", "cat", "dw", "avg", "max", "conv", "dead"] if dag else ["conv", "dw", "avg", "max"]
+    deck = [str(d) for d in rng.permutation(deck)]  # distinct block kinds first, then repeats
     for blk in range(int(rng.integers(2, max_blocks + 1))):
         hh, ww, cc = b.shape(x)
-        choice = str(rng.choice(["conv", "dw", "res", "cat", "avg", "max", "dead"] if dag else
-                                ["conv", "dw", "avg", "max"]))
+        choice = deck[blk % len(deck)]
         if choice in ("avg", "max") and (hh < 2 and ww < 2):
             choice = "conv"
         if choice == "conv":
@@ -356,10 +359,15 @@ def random_dag(rng, kind: str | None = None, n_classes: int | None = None, max_b
             x = b.emit(b.stage(Add(m.astype(np.int32), src=pair, name=f"add{blk}")))
         elif choice == "cat":  # two branches of the same geometry and output encoding
             geo = b.geometry(x, one_d)
-            outs = ("SIGN",) if rng.random() < 0.5 else ("MULTI", "REQUANT")
+            outs = [("SIGN",), ("MULTI", "REQUANT"), ("AFFINE",)][int(rng.integers(0, 3))]
             a1 = b.emit(b.conv(x, geo=geo, outs=outs, name=f"cat{blk}a"))
             a2 = b.emit(b.conv(x, geo=geo, outs=outs, name=f"cat{blk}b"))
             x = b.emit(Concat(src=(a1, a2) if rng.random() < 0.7 else (a2, a2), name=f"cat{blk}"))
+            if outs == ("AFFINE",):  # I32 values: max-pool them, then back to codes (AVGPOOL REQUANT)
+                hh, ww, _ = b.shape(x)
+                if min(hh, ww) >= 2 or (hh == 1 and ww >= 2):
+                    x = b.emit(MaxPool(1 if hh == 1 else 2, 1, kw=2, src=(x,), name=f"max{blk}"))
+                x = b.emit(b.stage(AvgPool(1, 1, 1, src=(x,), name=f"rq{blk}"), ("REQUANT", "SIGN")))
         elif choice == "dead":  # a branch nobody reads, then the chain goes on from x
             b.emit(b.conv(x, name=f"dead{blk}"))
             x = b.emit(b.conv(x, one_d=one_d, name=f"conv{blk}"))
