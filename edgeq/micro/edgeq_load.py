@@ -17,6 +17,7 @@ import edgeq_spec as S
 _F_SRC0 = 24  # positions of src0 / src1 in a LAYER_FMT record
 _F_SRC1 = 25
 _ADD_M_MAX = 1 << 30  # |m0|, |m1| of an ADD layer (docs/blob-format.md)
+_G_WINDOW = 2048  # bytes of one group's kh x kw window the C grouped kernel gathers (EQ_G_BUF words)
 
 _unpack_from = struct.unpack_from
 _from_bytes = int.from_bytes
@@ -298,11 +299,10 @@ class Loader:
             raise BlobError(S.ERR_SHAPE, "last layer gives %d scores, header says n_classes=%d"
                             % (hh * ww * cc, n_classes))
         self.dag = dag
-        if dag:
+        max_act = (max_act + 7) & ~7
+        need = 2 * max_act + acc_row  # the C loader's bound for every blob, then a DAG's plan
+        if need < 0x80000000 and dag:
             need = self._plan(layers, vals) + acc_row
-        else:
-            max_act = (max_act + 7) & ~7
-            need = 2 * max_act + acc_row
         if need >= 0x80000000:
             raise BlobError(S.ERR_TOO_LARGE, "activations need %d bytes" % need)
         self.layers = layers
@@ -474,6 +474,11 @@ class Loader:
             raise BlobError(S.ERR_SHAPE, "layer %d: sources src0=%d src1=%d; a layer reads earlier values "
                             "(stored v + 1 <= %d), src1 only and always for ADD/CONCAT"
                             % (i, src0, src1, i + 1))
+        if op != S.OP_CONV and groups > 1:
+            raise BlobError(S.ERR_SHAPE, "layer %d: groups %d on a layer other than CONV" % (i, groups))
+        if op != S.OP_CONV and op != S.OP_MAXPOOL and op != S.OP_AVGPOOL and (stride_w or pad_w):
+            raise BlobError(S.ERR_SHAPE, "layer %d: stride_w %d / pad_w %d on a layer without a window"
+                            % (i, stride_w, pad_w))
         enc, ih, iw, ic, levels = vals[s0]
         if in_enc != enc or (l_ih, l_iw, l_ic) != (ih, iw, ic):
             raise BlobError(S.ERR_SHAPE, "layer %d: input %dx%dx%d enc %d, its source value %d is "
@@ -490,9 +495,6 @@ class Loader:
         L.out_h, L.out_w, L.out_c, L.out_enc = oh, ow, oc, out_enc
         L.w_enc = 0
         L.groups = 1
-        if op != S.OP_CONV and (groups or pad_w):
-            raise BlobError(S.ERR_SHAPE, "layer %d: groups %d / pad_w %d on a layer other than CONV"
-                            % (i, groups, pad_w))
         if op == S.OP_MAXPOOL or op == S.OP_AVGPOOL:
             what = "max-pool" if op == S.OP_MAXPOOL else "average-pool"
             if kh < 1 or kw < 1 or sh < 1 or sw < 1 or ph != 0 or pw != 0 or kh > ih or kw > iw:
@@ -531,7 +533,7 @@ class Loader:
                 raise BlobError(S.ERR_SHAPE, "layer %d: add of %dx%dx%d and %dx%dx%d into %dx%dx%d"
                                 % (i, ih, iw, ic, ih1, iw1, ic1, oh, ow, oc))
             tm = self._tensor(i, "weight (m0, m1)", t_w)
-            if tm[2] != _I32 or tm[1] != 8 * ic or tm[6] != 2 or tm[7] != ic:
+            if tm[2] != _I32 or tm[4] != 2 or tm[1] != 8 * ic or tm[6] != 2 or tm[7] != ic:
                 raise BlobError(S.ERR_SHAPE, "layer %d: ADD weights enc %d, %d bytes, dims %dx%d; need I32 "
                                 "(2, %d)" % (i, tm[2], tm[1], tm[6], tm[7], ic))
             for v in _unpack_from("<%di" % (2 * ic), self.mv, tm[0]):
@@ -560,6 +562,9 @@ class Loader:
         if ic % g or oc % g:
             raise BlobError(S.ERR_SHAPE, "layer %d: %d groups do not divide %d input / %d output channels"
                             % (i, g, ic, oc))
+        if g > 1 and kh * kw * (_cw(ic // g) * 4 if enc == _B1 else ic // g) > _G_WINDOW:
+            raise BlobError(S.ERR_UNSUPPORTED, "layer %d: one group's %dx%d window of %d channels exceeds "
+                            "the C runtime's %d-byte grouped-conv buffer" % (i, kh, kw, ic // g, _G_WINDOW))
         n = oc
         cg = ic // g  # input channels a group (and an output channel) reads
         K = kh * kw * cg
@@ -633,14 +638,11 @@ class Loader:
 
     def _check_stage(self, i, L, stage, out_enc, out_bits, shift, t_thr, t_aux, n, fl):
         """The output stage of a CONV / AVGPOOL / ADD layer over n channels (fl: an F32 CONV,
-        whose thresholds / mul / add are float32 values)."""
+        whose thresholds / mul / add are float32 values), in the C loader's order."""
         ta = self._tensor(i, "thr/mul", t_thr)
         tb = self._tensor(i, "flip/add", t_aux)
-        want = _F32 if fl else _I32
-        if ta[2] != want:
-            raise BlobError(S.ERR_SHAPE, "layer %d: threshold/mul tensor is not %s"
-                            % (i, "F32" if fl else "I32"))
         L.stage = stage
+        L.nthr = 1
         if stage == _SIGN or stage == _MULTI:
             if stage == _SIGN:
                 if out_enc != _B1:
@@ -653,33 +655,39 @@ class Loader:
                                     "out_bits (got enc %d, %d bits)" % (i, out_enc, out_bits))
                 nthr = (1 << out_bits) - 1
                 L.out_levels = 1 << out_bits
-            if n * nthr * 4 != ta[1] or tb[2] != _U8 or tb[1] != n:
-                raise BlobError(S.ERR_SHAPE, "layer %d: thresholds %d bytes (expected %d) / flip enc %d "
-                                "%d bytes (expected U8, %d)" % (i, ta[1], n * nthr * 4, tb[2], tb[1], n))
+            if tb[2] != _U8 or tb[1] != n:
+                raise BlobError(S.ERR_SHAPE, "layer %d: flip tensor enc %d, %d bytes (expected U8, %d)"
+                                % (i, tb[2], tb[1], n))
             if fl:
                 self._check_f32(i, ta, n * nthr, -1, "thresholds")
+            elif ta[2] != _I32 or ta[1] != n * nthr * 4:
+                raise BlobError(S.ERR_SHAPE, "layer %d: thresholds enc %d, %d bytes (expected I32, %d)"
+                                % (i, ta[2], ta[1], n * nthr * 4))
             L.nthr = nthr
-        elif stage == _AFFINE or stage == _REQUANT:
-            if stage == _AFFINE:
-                if out_enc != _I32 or shift >= 32 or (fl and shift):
-                    raise BlobError(S.ERR_SHAPE, "layer %d: AFFINE needs I32 output and shift < 32 "
-                                    "(0 for F32 layers)" % i)
-                L.out_levels = 0
-            else:
-                if fl:
-                    raise BlobError(S.ERR_UNSUPPORTED, "layer %d: REQUANT on an F32 layer" % i)
-                if out_enc != _U8 or out_bits < 1 or out_bits > 8 or shift >= 32:
-                    raise BlobError(S.ERR_SHAPE, "layer %d: REQUANT needs U8 output, 1..8 out_bits and "
-                                    "shift < 32 (got enc %d, %d bits, shift %d)" % (i, out_enc, out_bits, shift))
-                L.out_levels = 1 << out_bits
-            if ta[1] != n * 4 or tb[2] != want or tb[1] != n * 4:
-                raise BlobError(S.ERR_SHAPE, "layer %d: mul/add tensors must be %s (%d,)"
-                                % (i, "F32" if fl else "I32", n))
+        elif stage == _AFFINE:
+            if out_enc != _I32 or shift >= 32:
+                raise BlobError(S.ERR_SHAPE, "layer %d: AFFINE needs I32 output and shift < 32" % i)
+            L.out_levels = 0
             if fl:
+                if shift:
+                    raise BlobError(S.ERR_SHAPE, "layer %d: an F32 AFFINE stage has no shift" % i)
                 self._check_f32(i, ta, n, S.F32_MAX_EXP_MUL, "mul")
                 self._check_f32(i, tb, n, S.F32_MAX_EXP_ADD, "add")
-            L.nthr = 1
+            else:
+                self._check_i32_pair(i, ta, tb, n)
+        elif stage == _REQUANT:
+            if fl:
+                raise BlobError(S.ERR_UNSUPPORTED, "layer %d: REQUANT on an F32 layer" % i)
+            if out_enc != _U8 or out_bits < 1 or out_bits > 8 or shift >= 64:
+                raise BlobError(S.ERR_SHAPE, "layer %d: REQUANT needs U8 output, 1..8 out_bits and "
+                                "shift < 64 (got enc %d, %d bits, shift %d)" % (i, out_enc, out_bits, shift))
+            L.out_levels = 1 << out_bits
+            self._check_i32_pair(i, ta, tb, n)
         else:
             raise BlobError(S.ERR_UNSUPPORTED, "layer %d: unknown output stage %d" % (i, stage))
         L.thr_off, L.aux_off = ta[0], tb[0]
         L.out_bits, L.shift = out_bits, shift
+
+    def _check_i32_pair(self, i, ta, tb, n):
+        if ta[2] != _I32 or ta[1] != n * 4 or tb[2] != _I32 or tb[1] != n * 4:
+            raise BlobError(S.ERR_SHAPE, "layer %d: mul/add tensors must be I32 (%d,)" % (i, n))
