@@ -18,7 +18,7 @@ import pytest
 from edgeq.format import pack
 from edgeq.native import runtime
 from edgeq import spec
-from edgeq.micro import RUNTIME_FILES
+from edgeq.deploy.micro import RUNTIME_FILES
 from edgeq.reference import testing
 from edgeq.errors import BlobFormatError, KernelError
 from edgeq.format.graph import Conv, Flatten, Graph, MaxPool, infer_shapes

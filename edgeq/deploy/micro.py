@@ -24,9 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BoardError, TransportError
-from ..micro import RUNTIME_FILES  # every runtime module travels to the board
 
 MICRO_DIR = Path(__file__).resolve().parents[1] / "micro"
+# every runtime module travels to the board, in dependency order: the generated constants, the
+# loader (CRC/popcount helpers, validation), the ops (kernels, executor), the public API module
+RUNTIME_FILES = ("edgeq_spec.py", "edgeq_load.py", "edgeq_ops.py", "edgeq_micro.py")
 BOARD_BLOB = "model.eqb"
 BOARD_MODEL_VAR = "_eq_m"
 

@@ -14,7 +14,7 @@
 #
 # Three modules (all must be on the board, next to edgeq_spec.py): this one (the public API),
 # edgeq_load (CRC/popcount helpers, errors, the validating loader) and edgeq_ops (kernels and
-# executor); edgeq.micro.RUNTIME_FILES lists them for deploy and the tests.
+# executor); edgeq.deploy.micro.RUNTIME_FILES lists them for deploy and the tests.
 
 import edgeq_spec as S
 from edgeq_load import (BlobError, InputError, Loader, blob_crc, crc32, crc32_py,  # noqa: F401

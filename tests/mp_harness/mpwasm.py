@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq.micro import RUNTIME_FILES
+from edgeq.deploy.micro import RUNTIME_FILES
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 HARNESS = Path(__file__).resolve().parent
@@ -51,7 +51,7 @@ def ensure_port() -> Path:
 def run_script(script: str | Path, files: dict, heap: int = 16 << 20, timeout: float = 600,
                runtime: bool = True) -> str:
     """Run a MicroPython script on the wasm port with `files` ({name: bytes}) plus (runtime=True)
-    the runtime modules (edgeq.micro.RUNTIME_FILES) in its /work directory. Returns stdout; raises
+    the runtime modules (edgeq.deploy.micro.RUNTIME_FILES) in its /work directory. Returns stdout; raises
     RuntimeError."""
     ensure_port()
     with tempfile.TemporaryDirectory(prefix="edgeq-mp-") as d:
