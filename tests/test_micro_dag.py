@@ -159,6 +159,8 @@ def test_micropython_random_dags_match_reference(port):  # noqa: F811 - the fixt
         blob = pack.write_blob(g)
         x = _inputs(g, N_WASM_INPUTS, k)
         sc, cls = refnet.run(g, x)
+        if C_1_1:
+            assert np.array_equal(_c_scores(blob, x), sc), f"{name}: C differs from the reference"
         refs.append((name, cls, sc))
         files[f"{name}.eqb"] = blob
         files[f"{name}.bin"] = x.tobytes()

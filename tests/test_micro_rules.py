@@ -122,8 +122,13 @@ def test_mutated_blobs_agree(seed):
     bases = _bases() + [blobgen.dag_base_blob()] + [pack.write_blob(random_dag(s, "dag")) for s in (2, 3, 4)]
     seen = {}
     for i in range(N_MUTANTS):
-        st = _agree(f"seed {seed} mutant {i}", _mutate(rng, rng.choice(bases)))
+        blob = _mutate(rng, rng.choice(bases))
+        st = _agree(f"seed {seed} mutant {i}", blob)
         seen[st] = seen.get(st, 0) + 1
+        if st == 0:  # what loads also runs (one all-zero input), without any exception
+            m = edgeq_micro.Model(blob)
+            if m.input_pixels <= 1 << 16 and m.arena_need <= 1 << 22:
+                assert len(m.scores(bytes(m.input_pixels))) == m.n_classes, f"seed {seed} mutant {i}"
     seen.pop(-1, None)
     # the mutations reach both outcomes and several different checks
     assert seen.get(0, 0) > 0 and len(seen) >= 5, seen
