@@ -133,6 +133,43 @@ def test_cpython_hand_built_dag_matches_reference():
     assert len({tuple(r) for r in want.tolist()}) > 1  # the inputs reach different scores
 
 
+def _grouped_graph(w_enc: str, in_enc: str, c: int, groups: int, n: int, seed: int):
+    """input -> one grouped CONV (3x3, stride 2x1, pad 1x0) -> I8 head, stages fitted."""
+    from edgeq.format.graph import Graph
+    from edgeq.reference.testing import _DagBuilder, _weights
+
+    rng = np.random.default_rng(seed)
+    g = Graph((c, 6, 7), "THRESH" if in_enc == "B1" else "QUANT", 100 if in_enc == "B1" else 3, [])
+    b = _DagBuilder(rng, g, rng.integers(0, 256, (6, c, 6, 7)).astype(np.uint8))
+    layer = Conv(_weights(rng, w_enc, (n, 3, 3, c // groups), 3), w_enc, "MULTI", out_bits=2, stride=2,
+                 stride_w=1, pad=1, pad_w=0, groups=groups, name="g")
+    if w_enc == "KBIT":
+        layer.wbits = 3
+        layer.lut = rng.integers(-9, 10, (8, 2 if in_enc == "B1" else 8)).astype(np.int32)
+    x = b.emit(layer)
+    h, w, cc = b.shape(x)
+    b.emit(Conv(_weights(rng, "I8", (4, h, w, cc)), "I8", "AFFINE", name="head"))
+    g.classes = [str(i) for i in range(4)]
+    return g
+
+
+@pytest.mark.parametrize("w_enc", ["B1", "TERN", "TERN_SPARSE", "KBIT", "I8", "I16", "F32"])
+def test_cpython_grouped_conv_both_paths(w_enc):
+    """Depthwise (K = 9: the value kernel over all groups) and groups of 16 channels (K = 144:
+    B1/TERN/TERN_SPARSE one group at a time on the bit kernels) on B1 and U8 inputs."""
+    for k, (in_enc, c, groups, n) in enumerate([("B1", 6, 6, 12), ("U8", 5, 5, 5), ("B1", 32, 2, 6),
+                                                ("U8", 48, 3, 9)]):
+        g = _grouped_graph(w_enc, in_enc, c, groups, n, k)
+        blob = pack.write_blob(g)
+        x = _inputs(g, 6, k)
+        want = refnet.run(g, x)[0]
+        m = edgeq_micro.Model(blob)
+        got = np.array([m.scores(img.tobytes()) for img in x], np.int64)
+        assert np.array_equal(got, want), f"{w_enc} {in_enc} C={c} groups={groups}"
+        if C_1_1:
+            assert np.array_equal(_c_scores(blob, x), want), f"C: {w_enc} {in_enc} C={c} groups={groups}"
+
+
 @pytest.mark.parametrize("name,blob,status", blobgen.dag_regression_blobs(),
                          ids=[c[0] for c in blobgen.dag_regression_blobs()])
 def test_cpython_dag_loader_rules(name, blob, status):

@@ -95,7 +95,9 @@ class Ops:
     def _run_layer(self, L, act, dst, act1=None):
         op = L.op
         if op == S.OP_CONV:
-            if L.groups > 1:
+            if L.groups > 1:  # small groups (depthwise): one value kernel over all groups
+                if L.K <= _GROUP_VALUES_K or not (L.w_enc == _B1 or L.w_enc == _TERN or L.w_enc == _SPARSE):
+                    return self._conv_values(L, act, dst)
                 return self._conv_grouped(L, act, dst)
             return self._conv(L, act, dst)
         if op == S.OP_MAXPOOL:
@@ -198,7 +200,7 @@ class Ops:
         (tap t, channel c at bit t*pbits + c).  Transient: lives for one layer call."""
         mv = self.mv
         off = L.w_off
-        ic = L.in_c
+        ic = L.in_c // L.groups  # channels of one tap
         base = off + 4 * (L.w_rows + 1)  # the stream follows the offsets of all rows
         nb = L.kh * L.kw * pbits // 8
         rows = []
@@ -482,14 +484,19 @@ class Ops:
                 out.append(_I32_MIN if y < _I32_MIN else (_I32_MAX if y > _I32_MAX else y))
 
     def _conv_values(self, L, src, dst):
-        """conv_values_{b1,u8}_{i8,kbit}: integer dot products, one tap at a time.
+        """conv_values_{b1,u8}_{i8,i16,f32,kbit}: dot products, one tap at a time.
         B1 input reads +-1 (bit 0/1 as the LUT column for KBIT), U8 input its codes.
-        Taps outside the input read 0 (products) or a zero LUT entry (KBIT)."""
+        Taps outside the input read 0 (products) or a zero LUT entry (KBIT).  Grouped layers
+        (also with B1/TERN/TERN_SPARSE weights, decoded to -1/0/+1): output channel r dots the
+        K = kh*kw*C/g patch values of its group's channels."""
         probe = self.probe
         ih, iw, ic = L.in_h, L.in_w, L.in_c
         kw = L.kw
         n = L.out_c
-        K = L.K
+        K = L.kh * kw * ic  # the patch over all input channels
+        g = L.groups
+        cg, ng = ic // g, n // g
+        taps = L.kh * kw
         kbit = L.w_enc == _KBIT
         f32 = L.w_enc == _F32
         fa = _FA
@@ -519,8 +526,11 @@ class Ops:
         thr, aux = self._stage_params(L)
         out = [] if L.stage == _AFFINE else None
         npix = L.out_h * L.out_w
+        kg = L.K  # products of one output channel
         cache = None
-        if npix > 1:
+        if L.w_enc == _B1 or L.w_enc == _TERN or L.w_enc == _SPARSE:
+            cache = self._row_signs(L)
+        elif npix > 1:
             cache = [self._row_codes(L, r, kbit, tab) for r in range(n)]
         accs = [0] * n
         op = 0
@@ -541,27 +551,59 @@ class Ops:
                         st = start * ic
                         k0 = (ky * kw + kx0) * ic
                         pv[k0:k0 + nkx * ic] = list(vals[st:st + nkx * ic])
+                pg = pv
                 for r in range(n):
+                    if g > 1 and r % ng == 0:  # this group's channels of the patch, (ky, kx, c) order
+                        o = (r // ng) * cg
+                        if cg == 1:
+                            pg = [pv[t * ic + o] for t in range(taps)]
+                        else:
+                            pg = []
+                            for t in range(taps):
+                                pg.extend(pv[t * ic + o:t * ic + o + cg])
                     wv = cache[r] if cache is not None else self._row_codes(L, r, kbit, tab)
                     acc = 0
                     if f32:  # one float32 rounding per product and per sum, in tap order
                         fa[1] = 0.0
-                        for j in range(K):
-                            fa[0] = wv[j] * pv[j]
+                        for j in range(kg):
+                            fa[0] = wv[j] * pg[j]
                             fa[1] = fa[1] + fa[0]
                         acc = fa[1]
                     elif kbit:
-                        for j in range(K):
-                            acc += lut[wv[j] + pv[j]]
+                        for j in range(kg):
+                            acc += lut[wv[j] + pg[j]]
                     else:
-                        for j in range(K):
-                            acc += wv[j] * pv[j]
+                        for j in range(kg):
+                            acc += wv[j] * pg[j]
                     accs[r] = acc
                 self._stage_pixel(L, accs, op, thr, aux, dst, out)
                 op += 1
                 if probe is not None:
                     probe()
         return out if L.stage == _AFFINE else dst
+
+    def _row_signs(self, L):
+        """Every B1 / TERN / TERN_SPARSE weight row as a list of K values -1/0/+1 in (ky, kx, c)
+        order (for the value kernel of small groups)."""
+        cg = L.in_c // L.groups
+        pb = _cw(cg) * 4
+        pbits = pb * 8
+        taps = L.kh * L.kw
+        we = L.w_enc
+        sparse_rows = self._sparse_rows_planes(L, pbits) if we == _SPARSE else None
+        rows = []
+        for r in range(L.out_c):
+            sg, nz = self._row_planes(L, r, taps * pb, sparse_rows)
+            vals = []
+            for t in range(taps):
+                for j in range(cg):
+                    b = t * pbits + j
+                    if nz is not None and not (nz >> b) & 1:
+                        vals.append(0)
+                    else:
+                        vals.append(1 if (sg >> b) & 1 else -1)
+            rows.append(vals)
+        return rows
 
     def _row_codes(self, L, r, kbit, tab=None):
         """Weight row r for the value kernels: int8 values, or KBIT codes pre-multiplied by the
@@ -811,6 +853,10 @@ class Ops:
             dst[p * po:(p + 1) * po] = v.to_bytes(po, "little")
         return dst
 
+
+# grouped B1/TERN/TERN_SPARSE layers with at most this many products an output channel run on the
+# value kernel (one pass over every group); larger groups on the bit kernels, one group at a time
+_GROUP_VALUES_K = 64
 
 # attributes a group view copies from its layer (the rest it sets itself)
 _VIEW = ("index", "op", "in_enc", "in_h", "in_w", "kh", "kw", "sh", "sw", "ph", "pw", "out_h", "out_w",
