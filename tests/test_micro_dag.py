@@ -41,20 +41,26 @@ def _c_scores(blob, x):
     return runtime.Model(blob).predict(x)[1]
 
 
+def _check(g, n: int, seed: int, what: str) -> np.ndarray:
+    """n random inputs through edgeq_micro (CPython) == the numpy reference (and == C when the C
+    loader reads 1.1); returns the reference scores."""
+    blob = pack.write_blob(g)
+    x = _inputs(g, n, seed)
+    want = refnet.run(g, x)[0]
+    m = edgeq_micro.Model(blob)
+    got = np.array([m.scores(img.tobytes()) for img in x], np.int64)
+    assert np.array_equal(got, want), f"{what}: micro {got[0].tolist()} vs reference {want[0].tolist()}"
+    assert len(m.layer_ms) == len(m.layers)
+    if C_1_1:
+        assert np.array_equal(_c_scores(blob, x), want), f"{what}: C differs from the reference"
+    return want
+
+
 def test_cpython_random_dags_match_reference_and_c():
     """Seeds 0..59 (tests/test_format_dag.py checks that seeds 0..39 already cover every op,
     stage, weight encoding with and without groups, skips, non-square geometry and 1-D)."""
     for seed in range(N_CPYTHON):
-        g = random_dag(seed)
-        blob = pack.write_blob(g)
-        x = _inputs(g, 4, seed)
-        want = refnet.run(g, x)[0]
-        m = edgeq_micro.Model(blob)
-        got = np.array([m.scores(img.tobytes()) for img in x], np.int64)
-        assert np.array_equal(got, want), f"seed {seed}: micro {got[0].tolist()} vs reference {want[0].tolist()}"
-        assert len(m.layer_ms) == len(m.layers)
-        if C_1_1:
-            assert np.array_equal(_c_scores(blob, x), want), f"seed {seed}: C differs from the reference"
+        _check(random_dag(seed), 4, seed, f"seed {seed}")
 
 
 def test_cpython_dag_arena_plan_is_the_packers():
@@ -123,13 +129,7 @@ def _small_ops_graph():
 
 
 def test_cpython_hand_built_dag_matches_reference():
-    g = _small_ops_graph()
-    blob = pack.write_blob(g)
-    x = _inputs(g, 20, 1)
-    want = refnet.run(g, x)[0]
-    m = edgeq_micro.Model(blob)
-    got = np.array([m.scores(img.tobytes()) for img in x], np.int64)
-    assert np.array_equal(got, want)
+    want = _check(_small_ops_graph(), 20, 1, "every-op DAG")
     assert len({tuple(r) for r in want.tolist()}) > 1  # the inputs reach different scores
 
 
@@ -159,15 +159,7 @@ def test_cpython_grouped_conv_both_paths(w_enc):
     B1/TERN/TERN_SPARSE one group at a time on the bit kernels) on B1 and U8 inputs."""
     for k, (in_enc, c, groups, n) in enumerate([("B1", 6, 6, 12), ("U8", 5, 5, 5), ("B1", 32, 2, 6),
                                                 ("U8", 48, 3, 9)]):
-        g = _grouped_graph(w_enc, in_enc, c, groups, n, k)
-        blob = pack.write_blob(g)
-        x = _inputs(g, 6, k)
-        want = refnet.run(g, x)[0]
-        m = edgeq_micro.Model(blob)
-        got = np.array([m.scores(img.tobytes()) for img in x], np.int64)
-        assert np.array_equal(got, want), f"{w_enc} {in_enc} C={c} groups={groups}"
-        if C_1_1:
-            assert np.array_equal(_c_scores(blob, x), want), f"C: {w_enc} {in_enc} C={c} groups={groups}"
+        _check(_grouped_graph(w_enc, in_enc, c, groups, n, k), 6, k, f"{w_enc} {in_enc} C={c} groups={groups}")
 
 
 @pytest.mark.parametrize("name,blob,status", blobgen.dag_regression_blobs(),
