@@ -9,8 +9,10 @@
 #   m.layer_ms                       # per-layer time of the last inference (ms; time.ticks_ms)
 #
 # Memory: the blob buffer is kept and read in place (memoryview / struct.unpack_from); weights are
-# streamed one row at a time, never copied as whole tensors.  Two activation buffers (ping-pong)
-# of the largest activation are allocated once, like the C runtime's arena.
+# streamed one row at a time, never copied as whole tensors.  Sequential blobs: two activation
+# buffers (ping-pong) of the largest activation, allocated once; DAG blobs (blob 1.1): one arena
+# with every value at the offset the C loader plans (I32 values are lists, dropped after their
+# last reader).
 #
 # Three modules (all must be on the board, next to edgeq_spec.py): this one (the public API),
 # edgeq_load (CRC/popcount helpers, errors, the validating loader) and edgeq_ops (kernels and

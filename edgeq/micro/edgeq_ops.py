@@ -2,8 +2,10 @@
 # (class Ops, a mixin of edgeq_micro.Model), integers only, bit-identical to the C runtime.
 #
 # Memory: the blob buffer is kept and read in place (memoryview / struct.unpack_from); weights are
-# streamed one row at a time, never copied as whole tensors.  Two activation buffers (ping-pong)
-# of the largest activation are allocated once, like the C runtime's arena.
+# streamed one row at a time, never copied as whole tensors.  Sequential blobs: two activation
+# buffers (ping-pong) of the largest activation, allocated once; DAG blobs (blob 1.1): one arena
+# with every value at the offset the C loader plans (I32 values are lists, dropped after their
+# last reader).
 #
 # Bit tricks (no `bin`, no int.bit_count, no numpy, no native/viper code):
 # - a B1 pixel's channel words are read as ONE integer (int.from_bytes of its bytes), a conv patch
