@@ -18,6 +18,7 @@ import pytest
 from edgeq.format import pack
 from edgeq.native import runtime
 from edgeq import spec
+from edgeq.deploy.micro import RUNTIME_FILES
 from edgeq.reference import testing
 from edgeq.errors import BlobFormatError, KernelError
 from edgeq.format.graph import Conv, Flatten, Graph, MaxPool, infer_shapes
@@ -354,7 +355,7 @@ def test_deploy_commands_on_micropython(port, tmp_path):
     from edgeq.deploy import micro as D
 
     mpys = D.compile_mpy(tmp_path)
-    assert [p.name for p in mpys] == ["edgeq_spec.mpy", "edgeq_micro.mpy"]
+    assert [p.name for p in mpys] == [n.replace(".py", ".mpy") for n in RUNTIME_FILES]
     assert all(p.read_bytes()[:1] == b"M" for p in mpys)  # .mpy header
     g = _case("b1_tern_stride_multi_pool_u8")
     blob = pack.write_blob(g)

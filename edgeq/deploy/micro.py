@@ -1,8 +1,11 @@
 """Put the MicroPython runtime and a blob on a board running stock MicroPython, and run it there.
 
-    from edgeq.micro_deploy import deploy, infer_remote
+    from edgeq.deploy.micro import deploy, infer_remote
     t = deploy("model.eqb", "/dev/ttyACM0")       # compile, copy, self-test; returns the transport
-    cls, scores = infer_remote(t, pixels)          # one frame (raw uint8 CHW pixels)
+    cls, scores = infer_remote(t, pixels, blob)    # one frame (raw uint8 CHW pixels; blob packs them)
+
+The runtime is the four modules of RUNTIME_FILES (edgeq/micro/), compiled to .mpy and copied side
+by side.
 
 Transport: mpremote's own `SerialTransport` (raw REPL) -- no protocol of ours on the wire.
 Frames go to the board as the blob's *wire input* (packed bits for THRESH models, 98 bytes for
@@ -26,7 +29,9 @@ import numpy as np
 from ..errors import BoardError, TransportError
 
 MICRO_DIR = Path(__file__).resolve().parents[1] / "micro"
-RUNTIME_FILES = ("edgeq_spec.py", "edgeq_micro.py")
+# every runtime module travels to the board, in dependency order: the generated constants, the
+# loader (CRC/popcount helpers, validation), the ops (kernels, executor), the public API module
+RUNTIME_FILES = ("edgeq_spec.py", "edgeq_load.py", "edgeq_ops.py", "edgeq_micro.py")
 BOARD_BLOB = "model.eqb"
 BOARD_MODEL_VAR = "_eq_m"
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeq.deploy.micro import RUNTIME_FILES
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 HARNESS = Path(__file__).resolve().parent
 MICRO = ROOT / "edgeq" / "micro"
@@ -49,10 +51,11 @@ def ensure_port() -> Path:
 def run_script(script: str | Path, files: dict, heap: int = 16 << 20, timeout: float = 600,
                runtime: bool = True) -> str:
     """Run a MicroPython script on the wasm port with `files` ({name: bytes}) plus (runtime=True)
-    edgeq_micro.py and edgeq_spec.py in its /work directory. Returns stdout; raises RuntimeError."""
+    the runtime modules (edgeq.deploy.micro.RUNTIME_FILES) in its /work directory. Returns stdout; raises
+    RuntimeError."""
     ensure_port()
     with tempfile.TemporaryDirectory(prefix="edgeq-mp-") as d:
-        for name in ("edgeq_micro.py", "edgeq_spec.py") if runtime else ():
+        for name in RUNTIME_FILES if runtime else ():
             shutil.copy(MICRO / name, d)
         for name, data in files.items():
             Path(d, name).write_bytes(data)
