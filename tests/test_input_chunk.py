@@ -7,6 +7,10 @@ a faulty link, small inputs still in one frame, and the host's line for firmware
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+import time
 
 import boardutil as U
 import numpy as np
@@ -282,3 +286,46 @@ def test_small_board_chunked_with_1k_frames(tmp_path_factory):
                 b.load(write_blob(big_graph(2, shape=(1, 64, 65))))
     finally:
         boards.stop(SMALL)
+
+
+def test_firmware_without_an_input_buffer(tmp_path, big):
+    """The same firmware built with input_buf = 0 (as firmware before INPUT_CHUNK behaves for
+    large inputs): CAP_INPUT_CHUNK clear, the host says so in one line before sending, the board
+    refuses INPUT_CHUNK and models with larger inputs (ERR_TOO_LARGE, detail = one frame)."""
+    U.need_board("sim")
+    g, blob, model, imgs = big
+    b0 = boards.get("sim")
+    out = tmp_path / "fw"
+    boards.generate(dataclasses.replace(b0, firmware=dict(b0.firmware, input_buf=0)), out)
+    subprocess.run(["make", "-C", str(boards.ROOT / "firmware"), "BOARD=sim", f"O={out}",
+                    f"PYTHON={sys.executable}", "-j2"], check=True, capture_output=True)
+    (tmp_path / "m.eqb").write_bytes(blob)
+    pty = tmp_path / "pty"
+    proc = subprocess.Popen([str(out / "firmware"), "--pty-file", str(pty), "--model", str(tmp_path / "m.eqb")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"})
+    try:
+        t0 = time.monotonic()
+        while not pty.exists() and time.monotonic() - t0 < 10:
+            time.sleep(0.02)
+        with Board(pty.read_text().strip()) as b:
+            assert not b.hello_info.caps & P.CAP_INPUT_CHUNK
+            assert b.info().model.source == "none"  # the flash model's input does not fit: not used
+            sent = _cmds(b)
+            for call in (lambda: b.infer(model.wire_input(imgs[0])), lambda: b.load(blob)):
+                with pytest.raises(BoardError, match="cannot take larger inputs in chunks"):
+                    call()
+            assert sent == []
+            r = b.request(P.CMD["INPUT_CHUNK"], P.INPUT_HEAD.pack(0, 12288, 0) + bytes(8), check=False)
+            assert r.status == P.STATUS["ERR_TOO_LARGE"] and P.ERROR.unpack(r.payload)[1] == 4096
+            b.hello_info = dataclasses.replace(b.hello_info, caps=b.hello_info.caps | P.CAP_INPUT_CHUNK)
+            with pytest.raises(BoardError, match="limit is 4096 bytes") as e:  # the board's own check
+                b.load(blob)
+            assert e.value.status == P.STATUS["ERR_TOO_LARGE"]
+            small = big_graph(8, shape=(3, 32, 32))
+            b.load(write_blob(small))
+            _check_bit_exact(b, small, Model(write_blob(small)), imgs[:2, :, :32, :32].copy())
+    finally:
+        proc.kill()
+        err = proc.communicate()[1].decode(errors="replace")
+    assert "AddressSanitizer" not in err and "runtime error" not in err, err[-2000:]
