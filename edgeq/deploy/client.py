@@ -356,6 +356,9 @@ class Board:
         told 0) the next round resumes from what it holds. Returns the bytes of the request and
         reply frames (re-sends not counted)."""
         total, acked, stuck, n_out, n_in = len(data), 0, 0, 0, 0
+        # a window of full frames queues behind itself on a slow link (QEMU's UARTs take ~10 KB/s):
+        # at least 10 s, so re-sends (at most every timeout / 2) do not pile onto the queue
+        chunk_timeout = max(self.timeout, 10.0)
         name = P.cmd_name(cmd)
         while acked < total:
             off, sent = acked, []
@@ -363,7 +366,7 @@ class Board:
                 if off >= total:
                     break
                 part = data[off:off + size]
-                sent.append(self.send(cmd, head(off) + part))
+                sent.append(self.send(cmd, head(off) + part, timeout=chunk_timeout))
                 n_out += len(self.inflight[sent[-1]].wire)
                 off += len(part)
             progressed, behind = False, []
