@@ -105,6 +105,8 @@ CAP = {
     "PROFILE": (1, "PROFILE reports per-layer ticks"),
     "FLASH_MODEL": (2, "the board has a flash model region checked at boot"),
     "MODEL": (4, "a model is loaded now"),
+    "INPUT_CHUNK": (8, "INFER inputs larger than max_payload are staged with INPUT_CHUNK (up to the "
+                       "board's input buffer; LOAD_END refuses a model whose input does not fit)"),
 }
 
 # Where the loaded model came from (MODEL_SUMMARY.source).
@@ -127,10 +129,12 @@ CMD = {
     "LOAD_BEGIN": (3, "start a model upload: total size, crc32"),
     "LOAD_CHUNK": (4, "one chunk: offset u32 + data"),
     "LOAD_END": (5, "finish the upload: verify CRC and parse the blob"),
-    "INFER": (6, "input tensor in (packed as the model's input), class + scores out"),
+    "INFER": (6, "input tensor in (packed as the model's input; empty: the input staged with "
+                 "INPUT_CHUNK), class + scores out"),
     "PROFILE": (7, "per-layer timer ticks of the last inference"),
     "RESET": (8, "drop the model and reset state"),
     "ECHO": (9, "echo payload back (link test)"),
+    "INPUT_CHUNK": (10, "stage part of an INFER input larger than one frame: offset, total, crc32 + data"),
 }
 REPLY_BIT = 0x80
 CMD_ERROR = 0x7F  # reply code used when a request could not even be decoded
@@ -242,7 +246,7 @@ HELLO_REPLY = [
     ("status", "B", "STATUS"),
     ("proto", "B", "PROTOCOL_VERSION of the board"),
     ("window", "B", "frames the host may send before waiting for replies"),
-    ("caps", "B", "CAP_* bits: 1 PROFILE, 2 flash model region, 4 model loaded"),
+    ("caps", "B", "CAP_* bits: 1 PROFILE, 2 flash model region, 4 model loaded, 8 INPUT_CHUNK"),
     ("max_payload", "H", "largest request payload the board accepts"),
     ("fw_version", "H", "firmware version, major << 8 | minor"),
 ]
@@ -265,7 +269,7 @@ MODEL_REPLY = [  # LOAD_END, RESET
     ("model", INFO_REPLY[-1][1], "MODEL_SUMMARY"),
 ]
 NEXT_REPLY = [  # LOAD_BEGIN, LOAD_CHUNK
-    ("status", "B", "STATUS (OK, or ERR_SEQUENCE for LOAD_CHUNK)"),
+    ("status", "B", "STATUS (OK, or ERR_SEQUENCE for LOAD_CHUNK / INPUT_CHUNK)"),
     ("next", "I", "bytes held contiguously from offset 0: where the next chunk goes"),
 ]
 ERROR_REPLY = [  # any status but OK (and CMD_ERROR)
@@ -294,12 +298,19 @@ LOAD_BEGIN_REQ = [
 LOAD_CHUNK_REQ = [
     ("offset", "I", "where the data goes in the blob; followed by the data"),
 ]
+INPUT_CHUNK_REQ = [
+    ("offset", "I", "where the data goes in the wire input"),
+    ("total", "I", "bytes of the whole wire input (the model's input_wire)"),
+    ("crc32", "I", "zlib CRC of the whole wire input: names it (another name starts a new input) and "
+                   "is checked once every byte is there; followed by the data"),
+]
 
 RECORDS = {"HEADER": HEADER, "TENSOR": TENSOR, "LAYER": LAYER, "FRAME": FRAME,
            "MODEL_SUMMARY": MODEL_SUMMARY, "HELLO_REPLY": HELLO_REPLY, "INFO_REPLY": INFO_REPLY,
            "MODEL_REPLY": MODEL_REPLY, "NEXT_REPLY": NEXT_REPLY, "ERROR_REPLY": ERROR_REPLY,
            "INFER_REPLY": INFER_REPLY, "PROFILE_REPLY": PROFILE_REPLY,
-           "LOAD_BEGIN_REQ": LOAD_BEGIN_REQ, "LOAD_CHUNK_REQ": LOAD_CHUNK_REQ}
+           "LOAD_BEGIN_REQ": LOAD_BEGIN_REQ, "LOAD_CHUNK_REQ": LOAD_CHUNK_REQ,
+           "INPUT_CHUNK_REQ": INPUT_CHUNK_REQ}
 # payload records: every reply record starts with the status byte
 PROTOCOL_RECORDS = [k for k in RECORDS if k not in ("HEADER", "TENSOR", "LAYER", "FRAME")]
 

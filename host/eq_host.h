@@ -71,7 +71,7 @@ static inline eq_status_t eq_bitgemm_prologue(const uint32_t *a, const uint32_t 
 }
 
 /* ---- x86-64 variants: scalar POPCNT (host/eq_popcnt.c), AVX2 (+POPCNT, +FMA for f32,
- * host/eq_avx2.c) and AVX-512 (host/eq_avx512.c) ------------------------------------------------------------------------- */
+ * host/eq_avx2_*.c) and AVX-512 (host/eq_avx512.c) ------------------------------------------------------------------------- */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define EQ_HOST_HAVE_AVX2 1
 eq_status_t eq_gemm_xnor_b1b1_popcnt(const uint32_t *a, const uint32_t *b, uint32_t m, uint32_t n,

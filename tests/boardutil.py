@@ -106,3 +106,16 @@ def run_tick_probe(name, elf, timeout: float = 120.0) -> list:
         p.kill()
         p.wait()
     return rows
+
+
+def need_board(name) -> None:
+    """Skip the calling test when `name` cannot be built or run here (toolchain, QEMU)."""
+    import shutil
+
+    import pytest
+
+    from edgeq.deploy import boards
+
+    why = boards.toolchain_missing(name)
+    if why or (boards.get(name).kind == "qemu" and not shutil.which(boards.QEMU)):
+        pytest.skip(f"{name}: {why or 'qemu-system-arm not found'}")

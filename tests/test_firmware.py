@@ -47,12 +47,15 @@ def test_board_definitions_are_consistent():
     for b in boards.all_boards():
         fw = b.firmware
         assert fw["max_payload"] <= 4096 and fw["rx_ring"] & (fw["rx_ring"] - 1) == 0
+        # INFER inputs larger than a frame are staged in input_buf (INPUT_CHUNK)
+        assert fw["input_buf"] == 0 or fw["input_buf"] > fw["max_payload"], b.name
         if b.kind != "sim":
             fo, fl = b.memory["flash"]
             mo, ml = b.model_region
             assert fo + fl <= mo or mo + ml <= fo, f"{b.name}: model region overlaps code"
             ram = b.memory["ram"][1]
-            assert fw["model_buf"] + fw["arena"] + fw["rx_ring"] + fw["stack"] < ram, b.name
+            used = fw["model_buf"] + fw["arena"] + fw["rx_ring"] + fw["stack"] + fw["input_buf"]
+            assert used < ram, b.name
             # ticks: a known source; under QEMU nothing may interrupt an inference (exact ticks),
             # on real boards the UART interrupt must stay on (a real UART would overrun)
             assert b.ticks.get("source") in boards.TICK_SOURCES, b.name

@@ -95,7 +95,7 @@ class BoardDef:
     tick_hz: int = 0
     num_irqs: int = 0
     memory: dict = field(default_factory=dict)    # region -> (origin, length)
-    firmware: dict = field(default_factory=dict)  # model_buf, arena, max_payload, rx_ring, stack
+    firmware: dict = field(default_factory=dict)  # model_buf, arena, max_payload, input_buf, rx_ring, stack
     uart: dict = field(default_factory=dict)
     qemu: dict = field(default_factory=dict)
     flash_cfg: dict = field(default_factory=dict)
@@ -110,6 +110,12 @@ class BoardDef:
     def image(self) -> Path:
         """The built firmware: firmware.elf, or the host executable for `sim`."""
         return self.out_dir / ("firmware" if self.kind == "sim" else "firmware.elf")
+
+    @property
+    def input_max(self) -> int:
+        """Bytes of the largest INFER input the firmware takes: one frame, or the input buffer
+        that INPUT_CHUNK stages larger ones in (docs/protocol.md)."""
+        return max(int(self.firmware["max_payload"]), int(self.firmware.get("input_buf", 0)))
 
     @property
     def model_region(self) -> tuple:
@@ -171,6 +177,7 @@ def generate(board, out_dir=None) -> Path:
         "EQ_CPU_HZ": f"{b.cpu_hz}u", "EQ_TICK_HZ": f"{b.tick_hz}u",
         "EQ_MODEL_BUF_SIZE": f"{int(fw['model_buf'])}u", "EQ_ARENA_SIZE": f"{int(fw['arena'])}u",
         "EQ_MAX_PAYLOAD": f"{int(fw['max_payload'])}u", "EQ_RX_RING_SIZE": f"{int(fw['rx_ring'])}u",
+        "EQ_INPUT_BUF_SIZE": f"{int(fw.get('input_buf', 0))}u",
         "EQ_MODEL_REGION_ADDR": _hex(mo), "EQ_MODEL_REGION_SIZE": f"{ml}u",
         "EQ_NUM_IRQS": str(b.num_irqs),
     }
@@ -315,9 +322,9 @@ def check_fit(board, blob: bytes) -> dict:
         problems.append(f"the model needs {arena:,} B of arena but the firmware has "
                         f"{int(b.firmware['arena']):,} B")
     wire = _wire_bytes(hdr)
-    if wire > int(b.firmware["max_payload"]):
-        problems.append(f"one input is {wire:,} B but frames carry at most "
-                        f"{int(b.firmware['max_payload']):,} B")
+    if wire > b.input_max:
+        problems.append(f"one input is {wire:,} B but the firmware takes inputs of at most "
+                        f"{b.input_max:,} B ([firmware] max_payload / input_buf)")
     if problems:
         raise BoardError(f"model does not fit {b.name}: " + "; ".join(problems))
     return hdr

@@ -5,7 +5,8 @@
         b.hello()                                     # version handshake (done on open)
         print(b.info())                               # board, versions, memory, loaded model
         b.load(open("model.eqb", "rb").read())        # upload into the RAM model buffer
-        cls, scores = b.infer(wire_bytes)             # one inference (wire input, blob-format.md)
+        cls, scores = b.infer(wire_bytes)             # one inference (wire input, blob-format.md;
+                                                      # larger than a frame: staged in chunks)
         prof = b.profile()                            # per-layer ticks of that inference
 
 Every read has a deadline: a board that does not answer in time raises BoardTimeout, never
@@ -331,40 +332,87 @@ class Board:
         progress: optional callable(bytes_acknowledged, total)."""
         blob = bytes(blob)
         total, crc = len(blob), P.crc32(blob)
+        if len(blob) >= P.spec.HEADER_SIZE and blob.startswith(P.spec.BLOB_MAGIC):
+            # an input this firmware cannot take: say so before uploading
+            h = P.fields("HEADER", blob)
+            self._check_input_size(P.spec.wire_bytes(h["pre_mode"], h["in_c"] * h["in_h"] * h["in_w"]))
         self.request(P.CMD["LOAD_BEGIN"], P.LOAD_BEGIN.pack(total, crc))
         size = min(chunk or self.max_payload, self.max_payload) - P.CHUNK_HEAD.size
-        acked, stuck = 0, 0
-        cmd = P.CMD["LOAD_CHUNK"]
-        while acked < total:
-            off, sent = acked, []
-            for _ in range(self.window):
-                if off >= total:
-                    break
-                data = blob[off:off + size]
-                sent.append(self.send(cmd, P.CHUNK_HEAD.pack(off) + data))
-                off += len(data)
-            progressed = False
-            for seq in sent:  # receive re-sends a lost or damaged chunk itself
-                r = self.receive(cmd, seq)
-                st = r.status
-                if st not in (P.OK, P.STATUS["ERR_SEQUENCE"]) or len(r.payload) < P.NEXT.size:
-                    self.check(r, "LOAD_CHUNK")
-                nxt = P.fields("NEXT_REPLY", r.payload)["next"]
-                if st == P.STATUS["ERR_SEQUENCE"] and nxt == 0 and acked > 0:
-                    self.check(r, "LOAD_CHUNK")  # the board dropped the upload (reset?)
-                if nxt > acked:
-                    acked, progressed = nxt, True
-            if progress:
-                progress(acked, total)
-            stuck = 0 if progressed else stuck + 1
-            if stuck > self.retries:
-                raise ProtocolError(f"{self.url}: upload stuck at byte {acked} of {total}")
+        self._send_chunks(P.CMD["LOAD_CHUNK"], P.CHUNK_HEAD.pack, blob, size, progress)
         reply = self.request(P.CMD["LOAD_END"], timeout=max(self.timeout, 10.0))
         summary = P.ModelSummary.parse(reply.payload, P.MODEL_REPLY_OFFSET)
         if summary.crc32 != crc or summary.size != total:
             raise ProtocolError(f"{self.url}: board holds a blob of {summary.size} B, CRC "
                                 f"{summary.crc32:08x}; sent {total} B, CRC {crc:08x}")
         return summary
+
+    def _send_chunks(self, cmd: int, head, data: bytes, size: int, progress=None,
+                     resync: bool = False) -> tuple:
+        """Send `data` as head(offset) + up to `size` bytes per request (LOAD_CHUNK, INPUT_CHUNK),
+        `window` at a time; the board answers how many bytes it holds from offset 0 (NEXT), or
+        ERR_SEQUENCE with where to resume after a lost chunk (go-back-N). A board that reports
+        holding fewer bytes than acknowledged dropped what it held: an error, or with `resync`
+        (INPUT_CHUNK: the first chunk names the input, so chunks that overtake a lost first one are
+        told 0) the next round resumes from what it holds. Returns the bytes of the request and
+        reply frames (re-sends not counted)."""
+        total, acked, stuck, n_out, n_in = len(data), 0, 0, 0, 0
+        # a window of full frames queues behind itself on a slow link (QEMU's UARTs take ~10 KB/s):
+        # at least 10 s, so re-sends (at most every timeout / 2) do not pile onto the queue
+        chunk_timeout = max(self.timeout, 10.0)
+        name = P.cmd_name(cmd)
+        while acked < total:
+            off, sent = acked, []
+            for _ in range(self.window):
+                if off >= total:
+                    break
+                part = data[off:off + size]
+                sent.append(self.send(cmd, head(off) + part, timeout=chunk_timeout))
+                n_out += len(self.inflight[sent[-1]].wire)
+                off += len(part)
+            progressed, behind = False, []
+            for seq in sent:  # receive re-sends a lost or damaged chunk itself
+                r = self.receive(cmd, seq)
+                n_in += len(P.encode_frame(r.cmd, r.seq, r.payload))
+                st = r.status
+                if st not in (P.OK, P.STATUS["ERR_SEQUENCE"]) or len(r.payload) < P.NEXT.size:
+                    self.check(r, name)
+                nxt = P.fields("NEXT_REPLY", r.payload)["next"]
+                if st == P.STATUS["ERR_SEQUENCE"] and nxt < acked:
+                    if not resync and nxt == 0:
+                        self.check(r, name)  # the board dropped what it held (reset? another client?)
+                    behind.append(nxt)
+                if nxt > acked:
+                    acked, progressed = nxt, True
+            if not progressed and behind:
+                acked = max(behind)
+            if progress:
+                progress(acked, total)
+            stuck = 0 if progressed else stuck + 1
+            if stuck > self.retries:
+                raise ProtocolError(f"{self.url}: {name} stuck at byte {acked} of {total}")
+        return n_out, n_in
+
+    def _check_input_size(self, n: int) -> None:
+        """An input of n bytes needs INPUT_CHUNK when it is larger than one frame: firmware
+        without it (CAP_INPUT_CHUNK clear) gets one line instead of a refusal later."""
+        h = self.hello_info
+        if h is not None and n > self.max_payload and not h.caps & P.CAP_INPUT_CHUNK:
+            raise BoardError(
+                f"{self.url}: the model's input is {n} bytes, more than one frame ({self.max_payload} "
+                f"bytes), and this firmware (v{h.fw_version[0]}.{h.fw_version[1]}) cannot take larger "
+                "inputs in chunks (no INPUT_CHUNK): rebuild and flash the firmware of this edgeq "
+                "(`edgeq flash MODEL --board NAME`)")
+
+    def stage_input(self, wire: bytes) -> tuple:
+        """Put a wire input larger than one frame into the board's input buffer with INPUT_CHUNK
+        (each chunk names the input by its size and CRC; the board checks the CRC once it holds
+        every byte); `infer` then runs it with an empty INFER. Returns (bytes sent, bytes received)
+        in frames."""
+        wire = bytes(wire)
+        self._check_input_size(len(wire))
+        total, crc = len(wire), P.crc32(wire)
+        return self._send_chunks(P.CMD["INPUT_CHUNK"], lambda off: P.INPUT_HEAD.pack(off, total, crc),
+                                 wire, self.max_payload - P.INPUT_HEAD.size, resync=True)
 
     def _drain(self, quiet: float) -> None:
         """Discard replies until the line has been quiet for `quiet` seconds; forget what is in
@@ -381,8 +429,13 @@ class Board:
             self.pending.clear()
 
     def infer(self, wire: bytes, timeout: float | None = None) -> tuple:
-        """One inference on a wire-format input -> (class, scores int32 array)."""
-        cls, raw, ticks = P.parse_infer(self.request(P.CMD["INFER"], bytes(wire), timeout).payload)
+        """One inference on a wire-format input -> (class, scores int32 array). An input larger
+        than one frame is staged first (`stage_input`) and run by an INFER without payload."""
+        wire = bytes(wire)
+        if len(wire) > self.max_payload:
+            self.stage_input(wire)
+            wire = b""
+        cls, raw, ticks = P.parse_infer(self.request(P.CMD["INFER"], wire, timeout).payload)
         self.last_ticks = ticks
         return cls, np.frombuffer(raw, "<i4").astype(np.int32)
 

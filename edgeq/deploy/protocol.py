@@ -27,8 +27,9 @@ CMD = {k: v for k, (v, _) in spec.CMD.items()}
 STATUS = {k: v for k, (v, _) in spec.STATUS.items()}
 OK = STATUS["OK"]
 
-# capability bits (HELLO/INFO flags) and model sources, as in firmware/app/eq_app.h
-CAP_PROFILE, CAP_FLASH_MODEL, CAP_MODEL = 0x01, 0x02, 0x04
+# capability bits (HELLO/INFO caps) and model sources: spec.CAP / spec.SRC, as the firmware has them
+CAP_PROFILE, CAP_FLASH_MODEL, CAP_MODEL, CAP_INPUT_CHUNK = (
+    spec.value(spec.CAP, k) for k in ("PROFILE", "FLASH_MODEL", "MODEL", "INPUT_CHUNK"))
 SOURCES = {v: k.lower() for k, (v, _) in spec.SRC.items()}  # {0: "none", 1: "flash", 2: "ram"}
 
 
@@ -193,6 +194,7 @@ NEXT = _record("NEXT_REPLY")               # status, next offset (LOAD_BEGIN/CHU
 ERROR = _record("ERROR_REPLY")             # status, detail
 LOAD_BEGIN = _record("LOAD_BEGIN_REQ")     # total size, crc32 of the whole blob
 CHUNK_HEAD = _record("LOAD_CHUNK_REQ")     # offset; the data follow
+INPUT_HEAD = _record("INPUT_CHUNK_REQ")    # offset, total, crc32 of the whole input; the data follow
 SUMMARY_OFFSET = spec.offsets(spec.INFO_REPLY)["model"]      # the summary inside INFO
 MODEL_REPLY_OFFSET = spec.offsets(spec.MODEL_REPLY)["model"]  # ... inside LOAD_END/RESET replies
 

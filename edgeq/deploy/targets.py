@@ -166,13 +166,22 @@ class BoardTarget(Target):
         self.board.load(bytes(blob))
 
     def submit(self, wire: bytes) -> None:
-        seq = self.board.send(self.P.CMD["INFER"], bytes(wire))
-        self._inflight.append(seq)
+        wire, cmd = bytes(wire), self.P.CMD["INFER"]
+        staged = len(wire) > self.board.max_payload
+        if staged:  # larger than a frame: staged with INPUT_CHUNK, then an empty INFER runs it
+            n_out, n_in = self.board.stage_input(wire)
+            self.bytes_out += n_out
+            self.bytes_in += n_in
+        seq = self.board.send(cmd, b"" if staged else wire)
         self.bytes_out += len(self.board.inflight[seq].wire)  # the frame as the client encoded it
+        # the board holds one staged input: its INFER is answered before the next input is staged
+        # (a re-sent empty INFER must never run another input)
+        self._inflight.append(self.board.receive(cmd, seq) if staged else seq)
 
     def collect(self):
         # the board client matches the reply by seq and re-sends a lost or damaged request
-        reply = self.board.receive(self.P.CMD["INFER"], self._inflight.popleft())
+        item = self._inflight.popleft()
+        reply = item if isinstance(item, self.P.Frame) else self.board.receive(self.P.CMD["INFER"], item)
         self.board.check(reply, "INFER")
         cls, raw, self.last_ticks = self.P.parse_infer(reply.payload)
         self.bytes_in += len(self.P.encode_frame(reply.cmd, reply.seq, reply.payload))

@@ -25,6 +25,19 @@
 #error "eq_spec.h reply records do not fit what eq_app.c writes: regenerate with python -m edgeq.spec"
 #endif
 
+/* INFER inputs larger than one frame are staged with INPUT_CHUNK in input_buf (board.toml
+ * [firmware] input_buf; 0 or <= max_payload: no staging, CAP_INPUT_CHUNK clear) */
+#ifndef EQ_INPUT_BUF_SIZE
+#define EQ_INPUT_BUF_SIZE 0u
+#endif
+#if EQ_INPUT_BUF_SIZE > EQ_MAX_PAYLOAD
+#define STAGING 1
+#define INPUT_MAX EQ_INPUT_BUF_SIZE /* the largest INFER input this board takes */
+#else
+#define STAGING 0
+#define INPUT_MAX EQ_MAX_PAYLOAD
+#endif
+
 #define HDR EQ_FRAME_HEADER_SIZE
 #define FRAME_MAX (HDR + EQ_MAX_PAYLOAD + EQ_FRAME_CRC_SIZE)
 #define ENC_MAX EQ_COBS_MAX(FRAME_MAX)
@@ -46,6 +59,9 @@ static uint8_t model_buf[EQ_MODEL_BUF_SIZE] __attribute__((aligned(8)));
 static uint8_t arena[EQ_ARENA_SIZE] __attribute__((aligned(8)));
 static int32_t scores[MAX_SCORES];
 static uint32_t prof_ticks[EQ_MAX_PROFILE_LAYERS];
+#if STAGING
+static uint8_t input_buf[EQ_INPUT_BUF_SIZE] __attribute__((aligned(8)));
+#endif
 
 static struct {
     eq_model_t m;
@@ -56,6 +72,10 @@ static struct {
     /* upload */
     int loading;
     uint32_t load_total, load_crc, load_next;
+    /* the INFER input being staged (INPUT_CHUNK): named by its size and CRC; in_run is the CRC of
+     * input_buf[0, in_next) */
+    int in_named;
+    uint32_t in_total, in_crc, in_next, in_run;
     /* counters */
     uint32_t frames_ok, frames_bad;
     /* the last reply, still in tx: a request repeated with the same seq, cmd and CRC (the host
@@ -149,11 +169,16 @@ static uint32_t adopt(const uint8_t *blob, uint32_t size, uint8_t src, uint32_t 
         *detail = m.arena_need;
         return EQ_ERR_ARENA;
     }
-    if (m.n_classes > MAX_SCORES || m.input_wire > EQ_MAX_PAYLOAD) {
-        *detail = m.n_classes > MAX_SCORES ? m.n_classes : m.input_wire;
+    if (m.n_classes > MAX_SCORES) {
+        *detail = m.n_classes;
+        return EQ_ERR_TOO_LARGE;
+    }
+    if (m.input_wire > INPUT_MAX) { /* detail: the largest input this board takes */
+        *detail = INPUT_MAX;
         return EQ_ERR_TOO_LARGE;
     }
     st.m = m;
+    st.in_named = 0; /* a staged input belongs to the model before */
     st.src = src;
     st.file_crc = eq_crc32(0u, blob, m.size);
     st.have_prof = 0;
@@ -164,6 +189,7 @@ static void drop_model(void)
 {
     st.src = EQ_SRC_NONE;
     st.have_prof = 0;
+    st.in_named = 0;
 }
 
 static void boot_model(void)
@@ -189,6 +215,8 @@ static uint8_t caps(void)
         c |= EQ_CAP_FLASH_MODEL;
     if (st.src != EQ_SRC_NONE)
         c |= EQ_CAP_MODEL;
+    if (STAGING)
+        c |= EQ_CAP_INPUT_CHUNK;
     return c;
 }
 
@@ -309,6 +337,61 @@ static int cmd_load_end(uint32_t *detail, uint32_t *plen)
     return EQ_OK;
 }
 
+/* INPUT_CHUNK: offset, total, crc32 + data -> NEXT (bytes of the input held from 0). A chunk
+ * naming another input (total, crc32) starts it over; once every byte is there its CRC must match
+ * the name. INFER with an empty payload then runs it (cmd_infer). */
+static int cmd_input_chunk(const uint8_t *a, uint32_t n, uint32_t *detail, uint32_t *plen)
+{
+#if STAGING
+    if (n < EQ_INPUT_CHUNK_REQ_SIZE_BYTES)
+        return EQ_ERR_ARG;
+    if (st.src == EQ_SRC_NONE)
+        return EQ_ERR_NO_MODEL;
+    uint32_t off = get32(a + EQ_INPUT_CHUNK_REQ_OFFSET), total = get32(a + EQ_INPUT_CHUNK_REQ_TOTAL);
+    uint32_t crc = get32(a + EQ_INPUT_CHUNK_REQ_CRC32), len = n - EQ_INPUT_CHUNK_REQ_SIZE_BYTES;
+    if (total != st.m.input_wire) {
+        *detail = st.m.input_wire;
+        return EQ_ERR_INPUT;
+    }
+    if (total > EQ_INPUT_BUF_SIZE) { /* adopt() refuses such a model: a guard, not a path */
+        *detail = EQ_INPUT_BUF_SIZE;
+        return EQ_ERR_TOO_LARGE;
+    }
+    if (off > total || len > total - off) {
+        *detail = total;
+        return EQ_ERR_BOUNDS;
+    }
+    if (!st.in_named || st.in_total != total || st.in_crc != crc) { /* another input: start over */
+        st.in_named = 1;
+        st.in_total = total;
+        st.in_crc = crc;
+        st.in_next = 0;
+        st.in_run = 0;
+    }
+    if (off > st.in_next) { /* a chunk was lost: tell the host where to resume */
+        *detail = st.in_next;
+        return EQ_ERR_SEQUENCE;
+    }
+    if (off + len > st.in_next) {
+        memcpy(input_buf + off, a + EQ_INPUT_CHUNK_REQ_SIZE_BYTES, len);
+        st.in_run = eq_crc32(st.in_run, input_buf + st.in_next, off + len - st.in_next);
+        st.in_next = off + len;
+        if (st.in_next == total && st.in_run != crc) { /* not the input it was named as */
+            st.in_named = 0;
+            return EQ_ERR_CRC;
+        }
+    } /* else: a repeated chunk we already hold */
+    *plen = ok_next(st.in_next);
+    return EQ_OK;
+#else
+    (void)a;
+    (void)n;
+    (void)plen;
+    *detail = INPUT_MAX; /* no staging buffer: every input travels in one INFER frame */
+    return EQ_ERR_TOO_LARGE;
+#endif
+}
+
 static uint32_t clock_now(void *ctx)
 {
     (void)ctx;
@@ -322,6 +405,16 @@ static int cmd_infer(const uint8_t *a, uint32_t n, uint32_t *detail, uint32_t *p
     eq_profile_t prof = {0};
     if (st.src == EQ_SRC_NONE)
         return EQ_ERR_NO_MODEL;
+#if STAGING
+    if (n == 0u) { /* the input staged with INPUT_CHUNK, once complete */
+        if (!st.in_named || st.in_next != st.in_total || st.in_total != m->input_wire) {
+            *detail = st.in_named ? st.in_next : 0u;
+            return EQ_ERR_SEQUENCE;
+        }
+        a = input_buf;
+        n = st.in_total;
+    }
+#endif
     if (n != m->input_wire) {
         *detail = m->input_wire;
         return EQ_ERR_INPUT;
@@ -426,6 +519,7 @@ static void handle_frame(void)
     case EQ_CMD_LOAD_CHUNK: s = cmd_load_chunk(a, n, &detail, &plen); break;
     case EQ_CMD_LOAD_END: s = cmd_load_end(&detail, &plen); break;
     case EQ_CMD_INFER: s = cmd_infer(a, n, &detail, &plen); break;
+    case EQ_CMD_INPUT_CHUNK: s = cmd_input_chunk(a, n, &detail, &plen); break;
     case EQ_CMD_PROFILE: s = cmd_profile(&plen); break;
     case EQ_CMD_RESET: plen = cmd_reset(); break;
     case EQ_CMD_ECHO:

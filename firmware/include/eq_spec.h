@@ -85,15 +85,17 @@
 #define EQ_CMD_LOAD_BEGIN 3 /* start a model upload: total size, crc32 */
 #define EQ_CMD_LOAD_CHUNK 4 /* one chunk: offset u32 + data */
 #define EQ_CMD_LOAD_END 5 /* finish the upload: verify CRC and parse the blob */
-#define EQ_CMD_INFER 6 /* input tensor in (packed as the model's input), class + scores out */
+#define EQ_CMD_INFER 6 /* input tensor in (packed as the model's input; empty: the input staged with INPUT_CHUNK), class + scores out */
 #define EQ_CMD_PROFILE 7 /* per-layer timer ticks of the last inference */
 #define EQ_CMD_RESET 8 /* drop the model and reset state */
 #define EQ_CMD_ECHO 9 /* echo payload back (link test) */
+#define EQ_CMD_INPUT_CHUNK 10 /* stage part of an INFER input larger than one frame: offset, total, crc32 + data */
 
 /* CAP */
 #define EQ_CAP_PROFILE 1 /* PROFILE reports per-layer ticks */
 #define EQ_CAP_FLASH_MODEL 2 /* the board has a flash model region checked at boot */
 #define EQ_CAP_MODEL 4 /* a model is loaded now */
+#define EQ_CAP_INPUT_CHUNK 8 /* INFER inputs larger than max_payload are staged with INPUT_CHUNK (up to the board's input buffer; LOAD_END refuses a model whose input does not fit) */
 
 /* SRC */
 #define EQ_SRC_NONE 0 /* no model */
@@ -225,7 +227,7 @@
 #define EQ_HELLO_REPLY_STATUS 0 /* B: STATUS */
 #define EQ_HELLO_REPLY_PROTO 1 /* B: PROTOCOL_VERSION of the board */
 #define EQ_HELLO_REPLY_WINDOW 2 /* B: frames the host may send before waiting for replies */
-#define EQ_HELLO_REPLY_CAPS 3 /* B: CAP_* bits: 1 PROFILE, 2 flash model region, 4 model loaded */
+#define EQ_HELLO_REPLY_CAPS 3 /* B: CAP_* bits: 1 PROFILE, 2 flash model region, 4 model loaded, 8 INPUT_CHUNK */
 #define EQ_HELLO_REPLY_MAX_PAYLOAD 4 /* H: largest request payload the board accepts */
 #define EQ_HELLO_REPLY_FW_VERSION 6 /* H: firmware version, major << 8 | minor */
 
@@ -234,7 +236,7 @@
 #define EQ_INFO_REPLY_STATUS 0 /* B: STATUS */
 #define EQ_INFO_REPLY_PROTO 1 /* B: PROTOCOL_VERSION of the board */
 #define EQ_INFO_REPLY_WINDOW 2 /* B: frames the host may send before waiting for replies */
-#define EQ_INFO_REPLY_CAPS 3 /* B: CAP_* bits: 1 PROFILE, 2 flash model region, 4 model loaded */
+#define EQ_INFO_REPLY_CAPS 3 /* B: CAP_* bits: 1 PROFILE, 2 flash model region, 4 model loaded, 8 INPUT_CHUNK */
 #define EQ_INFO_REPLY_MAX_PAYLOAD 4 /* H: largest request payload the board accepts */
 #define EQ_INFO_REPLY_FW_VERSION 6 /* H: firmware version, major << 8 | minor */
 #define EQ_INFO_REPLY_BLOB_MAJOR 8 /* H: BLOB_VERSION_MAJOR the runtime reads */
@@ -256,7 +258,7 @@
 
 /* NEXT_REPLY record: 5 bytes */
 #define EQ_NEXT_REPLY_SIZE_BYTES 5u
-#define EQ_NEXT_REPLY_STATUS 0 /* B: STATUS (OK, or ERR_SEQUENCE for LOAD_CHUNK) */
+#define EQ_NEXT_REPLY_STATUS 0 /* B: STATUS (OK, or ERR_SEQUENCE for LOAD_CHUNK / INPUT_CHUNK) */
 #define EQ_NEXT_REPLY_NEXT 1 /* I: bytes held contiguously from offset 0: where the next chunk goes */
 
 /* ERROR_REPLY record: 5 bytes */
@@ -289,6 +291,12 @@
 /* LOAD_CHUNK_REQ record: 4 bytes */
 #define EQ_LOAD_CHUNK_REQ_SIZE_BYTES 4u
 #define EQ_LOAD_CHUNK_REQ_OFFSET 0 /* I: where the data goes in the blob; followed by the data */
+
+/* INPUT_CHUNK_REQ record: 12 bytes */
+#define EQ_INPUT_CHUNK_REQ_SIZE_BYTES 12u
+#define EQ_INPUT_CHUNK_REQ_OFFSET 0 /* I: where the data goes in the wire input */
+#define EQ_INPUT_CHUNK_REQ_TOTAL 4 /* I: bytes of the whole wire input (the model's input_wire) */
+#define EQ_INPUT_CHUNK_REQ_CRC32 8 /* I: zlib CRC of the whole wire input: names it (another name starts a new input) and is checked once every byte is there; followed by the data */
 
 /* derived rules (edgeq/spec.py: act_bytes, kbit_slot_bits, ...); every product is 64-bit */
 static inline uint64_t eq_rule_act_bytes(uint32_t enc, uint32_t h, uint32_t w, uint32_t c)
