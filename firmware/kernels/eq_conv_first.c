@@ -161,8 +161,6 @@ uint32_t eq_conv_first_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t
     return 0u;
 }
 
-/* floor(x / 2) */
-static int32_t eq_fr_floor2(int32_t x) { return x >= 0 ? x / 2 : -((-x + 1) / 2); }
 
 /* ---- B1 input: bit-sliced counting across the output channels ----------------------------- */
 /* full adder on words: s = a ^ b ^ c, carry = majority */
@@ -320,6 +318,30 @@ static void eq_fr_tapwords(const eq_conv_shape_t *s, const uint32_t *w, uint8_t 
     }
 }
 
+/* planes e[0..np] of one border class (valid kernel cells: the prefix-sum corners ix) for
+ * channels [0, nch): with V the in-bounds nonzero taps and S the in-bounds +1 taps, q' =
+ * floor((V - thr + f) / 2) + E + 1 - f = floor((V + cb) / 2) + cc - S, init = 2^P - clamp(q',
+ * 0, K + 1), the top plane inverted for f = 0 (cx) */
+EQ_FI void eq_fr_class(const uint8_t *pre, uint32_t cells1, const uint32_t *ix, const int32_t *cb,
+                       const int32_t *cc, const uint32_t *cx, uint32_t nch, uint32_t k,
+                       uint32_t np, uint32_t *e)
+{
+    uint32_t pl[8] = {0, 0, 0, 0, 0, 0, 0, 0}, i, j;
+    const uint32_t a = ix[0], b = ix[1], c = ix[2], d = ix[3];
+    for (i = nch; i-- > 0u;) {
+        const uint8_t *pz = pre + (size_t)i * 2u * cells1, *ps = pz + cells1;
+        const int32_t v = (int32_t)pz[a] - pz[b] - pz[c] + pz[d];
+        const int32_t sr = (int32_t)ps[a] - ps[b] - ps[c] + ps[d];
+        /* floor of a half of v + cb (>= -2K - 3 > -512) */
+        int32_t q = (int32_t)((uint32_t)(v + cb[i] + 512) >> 1) - 256 + cc[i] - sr;
+        uint32_t init;
+        q = q < 0 ? 0 : q > (int32_t)k + 1 ? (int32_t)k + 1 : q;
+        init = ((1u << np) - (uint32_t)q) ^ cx[i];
+        for (j = 0; j <= np; ++j) pl[j] = (pl[j] << 1) | ((init >> j) & 1u);
+    }
+    for (j = 0; j <= np; ++j) e[j] = pl[j];
+}
+
 static eq_status_t eq_first_b1(const eq_conv_job_t *job, const eq_fr_layout_t *L)
 {
     const eq_conv_shape_t *s = job->s;
@@ -335,6 +357,8 @@ static eq_status_t eq_first_b1(const eq_conv_job_t *job, const eq_fr_layout_t *L
     uint8_t *xcls = base + L->off_xcls, *ycls = base + L->off_ycls;
     uint8_t *rlo = base + L->off_rng, *rhi = rlo + L->nyc + L->nxc, *pre = base + L->off_pre;
     uint32_t *pt = (uint32_t *)(void *)(base + L->off_pat);
+    int32_t cb[32], cc[32];
+    uint32_t cx[32];
     int pat;
     const uint32_t kw1 = s->kw + 1u, cells1 = eq_r4((s->kh + 1u) * kw1);
     const uint32_t k = L->k, np = L->p, ocw = L->groups, kh = s->kh, c = s->in_c;
@@ -369,38 +393,24 @@ static eq_status_t eq_first_b1(const eq_conv_job_t *job, const eq_fr_layout_t *L
                 }
             }
         }
-        /* folded thresholds per border class (docs at the top), channels high to low shifted
-         * into the planes */
+        /* per channel: the clamped threshold and flip folded into two constants */
+        for (i = 0; i < nch; ++i) {
+            const uint32_t n = 32u * g + i, f = flip[n] ? 1u : 0u;
+            /* |acc| <= K: a threshold beyond +-(K+1) acts as +-(K+1); the sums stay small */
+            const int32_t kk = (int32_t)k + 1;
+            const int32_t th = thr[n] > kk ? kk : thr[n] < -kk ? -kk : thr[n];
+            const uint8_t *ps = pre + (size_t)i * 2u * cells1 + cells1;
+            cb[i] = f - th;
+            cc[i] = (int32_t)ps[(s->kh + 1u) * kw1 - 1u] + 1 - (int32_t)f;
+            cx[i] = f ? 0u : 1u << np;
+        }
         for (yc = 0; yc < L->nyc; ++yc) {
             for (xc = 0; xc < L->nxc; ++xc) {
                 uint32_t *e = tab + (((size_t)g * L->nyc + yc) * L->nxc + xc) * (np + 1u);
                 const uint32_t y0 = rlo[yc], y1 = rhi[yc], x0 = rlo[L->nyc + xc], x1 = rhi[L->nyc + xc];
-                const uint32_t i11 = y1 * kw1 + x1, i01 = y0 * kw1 + x1, i10 = y1 * kw1 + x0,
-                               i00 = y0 * kw1 + x0;
-                uint32_t j;
-                memset(e, 0, (np + 1u) * 4u);
-                for (i = nch; i-- > 0u;) {
-                    const uint8_t *pz = pre + (size_t)i * 2u * cells1, *ps = pz + cells1;
-                    const uint32_t n = 32u * g + i;
-                    /* |acc| <= K: a threshold beyond +-(K+1) acts as +-(K+1); sums stay small */
-                    const int32_t kk = (int32_t)k + 1;
-                    const int32_t th = thr[n] > kk ? kk : thr[n] < -kk ? -kk : thr[n];
-                    const int32_t v = (int32_t)pz[i11] - pz[i01] - pz[i10] + pz[i00];
-                    /* E: +1 taps outside the input (read there as bit 0) */
-                    const int32_t ex = (int32_t)ps[(s->kh + 1u) * kw1 - 1u] - ((int32_t)ps[i11] - ps[i01] - ps[i10] + ps[i00]);
-                    int32_t q;
-                    uint32_t init;
-                    if (!flip[n]) { /* acc >= thr <=> d <= T = floor((V - thr) / 2) + E */
-                        q = eq_fr_floor2(v - th) + ex;
-                        q = q < -1 ? -1 : q > (int32_t)k ? (int32_t)k : q;
-                        init = ((uint32_t)(int32_t)((int32_t)(1u << np) - 1 - q)) ^ (1u << np);
-                    } else { /* acc <= thr <=> d >= L = ceil((V - thr) / 2) + E */
-                        q = -eq_fr_floor2(th - v) + ex;
-                        q = q < 0 ? 0 : q > (int32_t)k + 1 ? (int32_t)k + 1 : q;
-                        init = (1u << np) - (uint32_t)q;
-                    }
-                    for (j = 0; j <= np; ++j) e[j] = (e[j] << 1) | ((init >> j) & 1u);
-                }
+                const uint32_t ix[4] = {y1 * kw1 + x1, y0 * kw1 + x1, y1 * kw1 + x0, y0 * kw1 + x0};
+                if (np == 4u) eq_fr_class(pre, cells1, ix, cb, cc, cx, nch, k, 4u, e);
+                else eq_fr_class(pre, cells1, ix, cb, cc, cx, nch, k, np, e);
             }
         }
     }
@@ -507,9 +517,48 @@ EQ_FI void eq_fr_u8_out(const eq_conv_job_t *job, const uint32_t *pk, uint32_t n
     }
 }
 
-/* SIGN, 3x3 on one channel: five pairs per channel, everything in registers */
-EQ_FI void eq_fr_u8_row_3x3c1(const eq_conv_job_t *job, const uint8_t *const *rp,
-                              const uint32_t *wq, uint32_t oy)
+/* SIGN bits of nch channels (high channel first: bit i = channel i, 1 = negative sum) for the
+ * patch a0..a4; rows of five pairs ending at q (the folded -thr in the last high half, a4's
+ * high half is 1) */
+static uint32_t eq_fr_u8_neg5(uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t a4,
+                              const uint32_t *q, uint32_t nch)
+{
+    uint32_t bits = 0;
+#if defined(EQ_FIRST_DSP) && defined(__thumb2__)
+    /* LDMDB five words, SMUAD + four SMLAD, the sign shifted in through the carry: 10
+     * instructions a channel (the compiler splits the row into single loads and spills) */
+    __asm__ volatile("1:\n\t"
+                     "ldmdb %[q]!, {r8, r9, r10, r11, r12}\n\t"
+                     "smuad r8, %[a0], r8\n\t"
+                     "smlad r8, %[a1], r9, r8\n\t"
+                     "smlad r8, %[a2], r10, r8\n\t"
+                     "smlad r8, %[a3], r11, r8\n\t"
+                     "smlad r8, %[a4], r12, r8\n\t"
+                     "lsls r8, r8, #1\n\t"
+                     "adc %[b], %[b], %[b]\n\t"
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b"
+                     : [q] "+r"(q), [b] "+r"(bits), [n] "+r"(nch)
+                     : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [a4] "r"(a4)
+                     : "r8", "r9", "r10", "r11", "r12", "cc", "memory");
+#else
+    while (nch--) {
+        int32_t acc;
+        q -= 5;
+        acc = EQ_FR_SMLAD(a0, q[0], 0);
+        acc = EQ_FR_SMLAD(a1, q[1], acc);
+        acc = EQ_FR_SMLAD(a2, q[2], acc);
+        acc = EQ_FR_SMLAD(a3, q[3], acc);
+        acc = EQ_FR_SMLAD(a4, q[4], acc);
+        bits = (bits << 1) | ((uint32_t)acc >> 31);
+    }
+#endif
+    return bits;
+}
+
+/* SIGN, 3x3 on one channel: five pairs per channel, the threshold inside the fifth */
+static void eq_fr_u8_row_3x3c1(const eq_conv_job_t *job, const uint8_t *const *rp,
+                               const uint32_t *wq, uint32_t oy)
 {
     const eq_conv_shape_t *s = job->s;
     const uint32_t nc = s->out_c, ocw = EQ_WORDS(nc), st = s->stride;
@@ -518,22 +567,11 @@ EQ_FI void eq_fr_u8_row_3x3c1(const eq_conv_job_t *job, const uint8_t *const *rp
         const uint8_t *p0 = rp[0] + ox * st, *p1 = rp[1] + ox * st, *p2 = rp[2] + ox * st;
         const uint32_t a0 = p0[0] | ((uint32_t)p0[1] << 16), a1 = p0[2] | ((uint32_t)p1[0] << 16);
         const uint32_t a2 = p1[1] | ((uint32_t)p1[2] << 16), a3 = p2[0] | ((uint32_t)p2[1] << 16);
-        const uint32_t a4 = p2[2];
+        const uint32_t a4 = p2[2] | 0x10000u;
         uint32_t *o = (uint32_t *)job->out + ((size_t)oy * s->out_w + ox) * ocw, g;
         for (g = 0; g < ocw; ++g) {
             const uint32_t nch = nc - 32u * g < 32u ? nc - 32u * g : 32u;
-            const uint32_t *q = wq + (size_t)(32u * g + nch) * 6u;
-            uint32_t bits = 0, n;
-            for (n = nch; n > 0u; --n) { /* high channel first */
-                int32_t acc;
-                q -= 6;
-                acc = EQ_FR_SMLAD(a0, q[0], (int32_t)q[5]);
-                acc = EQ_FR_SMLAD(a1, q[1], acc);
-                acc = EQ_FR_SMLAD(a2, q[2], acc);
-                acc = EQ_FR_SMLAD(a3, q[3], acc);
-                acc = EQ_FR_SMLAD(a4, q[4], acc);
-                bits = (bits << 1) | ((uint32_t)acc >> 31); /* 1 = negative */
-            }
+            const uint32_t bits = eq_fr_u8_neg5(a0, a1, a2, a3, a4, wq + (size_t)(32u * g + nch) * 5u, nch);
             o[g] = ~bits & (nch == 32u ? 0xFFFFFFFFu : (1u << nch) - 1u);
         }
     }
@@ -552,17 +590,20 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
     const uint32_t k = L->k, np = L->p, kh = s->kh, kwc = (uint32_t)s->kw * s->in_c;
     const uint32_t taps = (uint32_t)s->kh * s->kw;
     const int sign = job->out_stage == EQ_OUT_SIGN;
-    const int64_t bound = 255 * (int64_t)k + 1; /* |acc| <= 255 K */
+    const int32_t bound = 255 * (int32_t)k + 1; /* |acc| <= 255 K */
+    /* SIGN 3x3 on one channel: rows of five pairs, the threshold in the last high half */
+    const int p9 = sign && s->kh == 3u && s->kw == 3u && s->in_c == 1u;
+    const uint32_t rw = p9 ? 5u : np + 1u;
     uint32_t n, t, oy, ox, next = 0;
     const uint8_t *rp[128];
     uint32_t pk[64];
     /* weights as 16-bit pairs (+ the folded threshold for SIGN) */
     for (n = 0; n < s->out_c; ++n) {
-        uint32_t *q = wq + (size_t)n * (np + 1u);
+        uint32_t *q = wq + (size_t)n * rw;
         const uint32_t *row = w + (size_t)n * (enc == EQ_ENC_TERN ? 2u * taps : taps);
         const uint32_t neg = sign && flip[n] ? 0xFFFFFFFFu : 0u;
         uint32_t tt, ch;
-        memset(q, 0, (np + 1u) * 4u);
+        memset(q, 0, rw * 4u);
         for (tt = 0, t = 0; tt < taps; ++tt) {
             const uint32_t sv = row[tt], zv = enc == EQ_ENC_TERN ? row[taps + tt] : 0xFFFFFFFFu;
             for (ch = 0; ch < s->in_c; ++ch, ++t) {
@@ -573,10 +614,10 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
             }
         }
         if (sign) {
-            int64_t th = thr[n];
-            if (th > bound) th = bound;
-            if (th < -bound) th = -bound;
-            q[np] = (uint32_t)(int32_t)(neg ? th : -th);
+            int32_t th = thr[n] > bound ? bound : thr[n] < -bound ? -bound : thr[n];
+            const uint32_t b = (uint32_t)(int32_t)(neg ? th : -th);
+            if (p9) q[4] |= b << 16; /* |thr| <= 255 * 9 + 1: an int16 */
+            else q[np] = b;
         }
     }
     for (oy = 0; oy < s->out_h; ++oy) {
@@ -587,7 +628,7 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
             eq_fr_fill_u8(s, (const uint8_t *)job->in, next, L->wn,
                           ring + (size_t)(next % kh) * L->row_words * 4u);
         for (ky = 0; ky < kh; ++ky) rp[ky] = ring + (size_t)((r0 + ky) % kh) * L->row_words * 4u;
-        if (sign && s->kh == 3u && s->kw == 3u && s->in_c == 1u) {
+        if (p9) {
             eq_fr_u8_row_3x3c1(job, rp, wq, oy);
             continue;
         }
