@@ -1,7 +1,7 @@
 """Few-channel CONV layers fused with their output stage (firmware/kernels/eq_conv_first.c).
 
 The path is called by the runtime (eq_conv_fast, before its row loop) for layers on 1..4 input
-channels with kh*kw*C <= 127 taps and B1 / TERN weights: B1 input with SIGN output (bit-sliced
+channels with kh*kw*C <= 127 taps and B1 / TERN / TERN_SPARSE weights: B1 input with SIGN output (bit-sliced
 across the output channels) and U8 input with SIGN or MULTI output. Checked here:
 - directly through cffi: eq_conv_first's output equals the row loop (eq_conv2d_row) plus the
   stage kernel (eq_threshold_sign_b1 / eq_threshold_multi_u8), i.e. the runtime with the path
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from edgeq import spec
-from edgeq.format.bits import pack_signs, tern_planes
+from edgeq.format.bits import pack_signs, sparse_encode, sparse_to_bytes, tern_planes
 from edgeq.format.graph import Conv, Graph, MaxPool
 from edgeq.format.pack import write_blob
 from edgeq.native.runtime import Model, native
@@ -45,8 +45,8 @@ def _random_case(rng, c, kh, kw, n, act, w_enc, stage, *, h=None, w=None, stride
     pad = min(pad, max(kh, kw) - 1)
     h, w = max(h, kh - 2 * pad), max(w, kw - 2 * pad)
     wt = rng.choice(np.array([-1, 1], np.int8), size=(n, kh, kw, c))
-    if w_enc == "TERN":
-        wt = (wt * (rng.random(wt.shape) >= 0.4)).astype(np.int8)
+    if w_enc in ("TERN", "TERN_SPARSE"):
+        wt = (wt * (rng.random(wt.shape) >= (0.4 if w_enc == "TERN" else 0.8))).astype(np.int8)
         wt[0] = 0  # an all-zero row
     if act == "B1":
         a = rng.choice(np.array([-1, 1]), size=(h, w, c))
@@ -83,8 +83,13 @@ def _job(cs):
         act = np.ascontiguousarray(cs["a"].astype(np.uint8))
     if cs["w_enc"] == "B1":
         wdat, w_enc = np.ascontiguousarray(pack_signs(cs["wt"]).astype(np.uint32)), lib.EQ_ENC_B1
-    else:
+    elif cs["w_enc"] == "TERN":
         wdat, w_enc = np.ascontiguousarray(tern_planes(cs["wt"]).astype(np.uint32)), lib.EQ_ENC_TERN
+    else:
+        raw = sparse_to_bytes(*sparse_encode(cs["wt"].reshape(n, -1)))
+        wdat = np.zeros((len(raw) + 3) // 4, np.uint32)  # 4-byte aligned, as in a blob
+        wdat.view(np.uint8)[:len(raw)] = np.frombuffer(raw, np.uint8)
+        w_enc = lib.EQ_ENC_TERN_SPARSE
     wd = ffi.new("eq_weights_t *", dict(enc=w_enc, data=ffi.from_buffer(wdat)))
     thr = np.ascontiguousarray(cs["thr"])
     flip = np.ascontiguousarray(cs["flip"].astype(np.uint8))
@@ -160,7 +165,7 @@ def _cases(n_cases, seed):
     out = []
     for i in range(n_cases):
         act = [8, 4, 2, "B1"][i % 4]
-        w_enc = "TERN" if (i // 4) % 2 else "B1"
+        w_enc = ("B1", "TERN", "B1", "TERN_SPARSE")[(i // 4) % 4]
         stage = "SIGN" if act == "B1" or (i // 8) % 3 else "MULTI"
         if i % 3 == 0:
             c, kh, kw = 1, 3, 3  # the specialised loops
@@ -187,7 +192,7 @@ def test_28x28_first_layers_equal_row_loop():
     """The benchmarked shapes (3x3 pad 1, 28x28x1 -> 32) and stride 2 / 64 channels."""
     rng = np.random.default_rng(11)
     for act in ("B1", 8, 2):
-        for w_enc in ("B1", "TERN"):
+        for w_enc in ("B1", "TERN", "TERN_SPARSE"):
             for st, n in ((1, 32), (2, 64), (1, 40)):
                 stages = ("SIGN",) if act == "B1" else ("SIGN", "MULTI")
                 for stage in stages:
@@ -213,7 +218,6 @@ def test_refuses_what_it_does_not_take():
     assert lib.eq_conv_first_scratch(s, lib.EQ_ENC_B1, lib.EQ_ENC_B1, lib.EQ_OUT_MULTI, 0) == 0
     assert lib.eq_conv_first_scratch(s, lib.EQ_ENC_U8, lib.EQ_ENC_B1, lib.EQ_OUT_AFFINE, 0) == 0
     assert lib.eq_conv_first_scratch(s, lib.EQ_ENC_U8, lib.EQ_ENC_I8, lib.EQ_OUT_SIGN, 0) == 0
-    assert lib.eq_conv_first_scratch(s, lib.EQ_ENC_U8, lib.EQ_ENC_TERN_SPARSE, lib.EQ_OUT_SIGN, 0) == 0
     assert lib.eq_conv_first_scratch(s, lib.EQ_ENC_B1, lib.EQ_ENC_B1, lib.EQ_OUT_SIGN, 1) == 0
     for c, kh, kw in ((5, 1, 1), (4, 6, 6), (3, 7, 7)):
         big = ffi.new("eq_conv_shape_t *", dict(in_h=8, in_w=8, in_c=c, out_h=8 - kh + 1,
@@ -224,6 +228,30 @@ def test_refuses_what_it_does_not_take():
                                             kh=7, kw=4, stride=1, pad=0))  # 112 taps
     assert lib.eq_conv_first_scratch(ok, lib.EQ_ENC_B1, lib.EQ_ENC_B1, lib.EQ_OUT_SIGN, 0) > 0
     assert lib.eq_conv_first(ffi.NULL) == unsupported
+
+
+@pytest.mark.parametrize("act", ["B1", 8])
+def test_bad_sparse_stream_is_the_row_loops_error(act):
+    """A TERN_SPARSE nibble 15 or a weight past the row: EQ_ERR_ARG from both paths."""
+    ffi, lib = _lib().ffi, _lib().lib
+    rng = np.random.default_rng(4)
+    for bad in ("nib15", "past"):
+        cs = _random_case(rng, 1, 3, 3, 4, act, "TERN_SPARSE", "SIGN", h=5, w=5, stride=1, pad=1)
+        cs["wt"][1, 1, 1, 0] = 1
+        j = _job(cs)
+        b = j["keep"][2].view(np.uint8)  # the stream starts after row_off[N + 1]
+        off = np.frombuffer(b[:4 * 5].tobytes(), np.uint32)
+        q = int(off[1])  # row 1's first nibble
+        if bad == "nib15":
+            b[20 + q // 2] |= np.uint8(15 << (4 * (q % 2)))
+        else:  # a long run of skips: the next weight lands past K = 9
+            b[20 + q // 2] = (b[20 + q // 2] & np.uint8(0xF0 if q % 2 == 0 else 0x0F)) | np.uint8(
+                (7 << (4 * (q % 2))))
+            b[20 + q // 2 + 1:20 + q // 2 + 2] = 0x77
+        st, _, _ = _fast(j)
+        assert st == lib.EQ_ERR_ARG, bad
+        acc = ffi.new("int32_t[]", j["ow"] * 4)
+        assert lib.eq_conv2d_row(j["s"], j["in_enc"], ffi.from_buffer(j["act"]), j["wd"], 1, acc) == lib.EQ_ERR_ARG
 
 
 def _unpack_out(raw, h, w, n, stage):
@@ -237,7 +265,7 @@ def _unpack_out(raw, h, w, n, stage):
 
 def _graph(rng, c, h, w, n, kh, stride, pad, pre, w_enc, stage, tail=False):
     wt = rng.choice(np.array([-1, 1], np.int8), size=(n, kh, kh, c))
-    if w_enc == "TERN":
+    if w_enc in ("TERN", "TERN_SPARSE"):
         wt = (wt * (rng.random(wt.shape) >= 0.4)).astype(np.int8)
     k = kh * kh * c
     bound = k * (1 if pre[0] == "THRESH" else 255)
@@ -266,6 +294,8 @@ MODEL_CASES = [  # (c, h, w, n, k, stride, pad, preprocessing, w_enc, stage)
     (3, 7, 9, 20, 5, 1, 2, ("THRESH", 128), "B1", "SIGN"),
     (2, 6, 5, 65, 3, 2, 0, ("RAW", 0), "TERN", "SIGN"),
     (3, 5, 5, 7, 1, 1, 0, ("QUANT", 2), "B1", "MULTI"),
+    (1, 28, 28, 32, 3, 1, 1, ("RAW", 0), "TERN_SPARSE", "MULTI"),  # as twn-cnn's first layer
+    (2, 9, 8, 40, 3, 1, 1, ("THRESH", 128), "TERN_SPARSE", "SIGN"),
 ]
 
 
@@ -296,6 +326,8 @@ BOARD_CASES = [  # last layer = the first layer: its output is the score vector 
     (2, 4, 5, 20, 3, 1, 1, ("RAW", 0), "B1", "MULTI"),
     (3, 5, 4, 9, 5, 1, 2, ("THRESH", 128), "TERN", "SIGN"),
     (1, 7, 7, 64, 3, 2, 0, ("RAW", 0), "TERN", "SIGN"),
+    (1, 5, 5, 32, 3, 1, 1, ("RAW", 0), "TERN_SPARSE", "MULTI"),
+    (1, 5, 5, 32, 3, 1, 1, ("THRESH", 128), "TERN_SPARSE", "SIGN"),
 ]
 
 

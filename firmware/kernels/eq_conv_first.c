@@ -94,7 +94,7 @@ static int eq_fr_b1_layout(const eq_conv_shape_t *s, uint8_t w_enc, eq_fr_layout
     uint64_t t;
     if (s->in_c < 1u || s->in_c > EQ_FIRST_MAX_C || s->out_c < 1u || s->out_w < 1u || s->out_h < 1u)
         return 0;
-    if (w_enc != EQ_ENC_B1 && w_enc != EQ_ENC_TERN) return 0;
+    if (w_enc != EQ_ENC_B1 && w_enc != EQ_ENC_TERN && w_enc != EQ_ENC_TERN_SPARSE) return 0;
     L->k = (uint32_t)s->kh * s->kw * s->in_c;
     if (L->k < 1u || L->k > EQ_FIRST_MAX_K) return 0;
     L->p = eq_fr_planes(L->k);
@@ -131,7 +131,7 @@ static int eq_fr_u8_layout(const eq_conv_shape_t *s, uint8_t w_enc, uint8_t stag
     uint64_t t;
     if (s->in_c < 1u || s->in_c > EQ_FIRST_MAX_C || s->out_c < 1u || s->out_w < 1u || s->out_h < 1u)
         return 0;
-    if (w_enc != EQ_ENC_B1 && w_enc != EQ_ENC_TERN) return 0;
+    if (w_enc != EQ_ENC_B1 && w_enc != EQ_ENC_TERN && w_enc != EQ_ENC_TERN_SPARSE) return 0;
     if (stage != EQ_OUT_SIGN && stage != EQ_OUT_MULTI) return 0;
     L->k = (uint32_t)s->kh * s->kw * s->in_c;
     if (L->k < 1u || L->k > EQ_FIRST_MAX_K) return 0;
@@ -297,25 +297,66 @@ static void eq_fr_fill_b1(const eq_conv_shape_t *s, const uint32_t *in, uint32_t
     for (; x < wn; ++x) dst[x] = 0u;
 }
 
-/* ws[g][t] = (sign word, nonzero word) of tap t = (ky*kw + kx)*C + c over the 32 channels of
- * group g (TERN: sign bits only where nonzero; B1: nonzero all ones) */
-static void eq_fr_tapwords(const eq_conv_shape_t *s, const uint32_t *w, uint8_t enc, uint32_t *ws)
+/* sign and nonzero words of weight row n, one word per kernel cell (bit c = input channel c):
+ * B1 (nonzero all ones) and TERN read in place; TERN_SPARSE decoded into sb/zb with the row
+ * loop's checks (docs/blob-format.md): EQ_ERR_ARG on a bad stream, as eq_conv2d_row */
+static eq_status_t eq_fr_row(const eq_conv_shape_t *s, const void *data, uint8_t enc, uint32_t n,
+                             uint32_t *sb, uint32_t *zb, const uint32_t **sv, const uint32_t **zv)
 {
     const uint32_t taps = (uint32_t)s->kh * s->kw, c = s->in_c, k = taps * c;
-    const uint32_t rw = enc == EQ_ENC_TERN ? 2u * taps : taps;
-    uint32_t n, tt, ch;
+    uint32_t i;
+    if (enc == EQ_ENC_TERN_SPARSE) {
+        const uint32_t *off = (const uint32_t *)data;
+        const uint8_t *stream = (const uint8_t *)data + 4u * ((uint32_t)s->out_c + 1u);
+        uint32_t q, p = 0;
+        for (i = 0; i < taps; ++i) sb[i] = zb[i] = 0u;
+        for (q = off[n]; q < off[n + 1u]; ++q) {
+            const uint32_t v = (stream[q >> 1] >> ((q & 1u) * 4u)) & 15u;
+            if (v == 7u) { /* skip 7, no weight */
+                p += 7u;
+                continue;
+            }
+            if (v == 15u) return EQ_ERR_ARG;
+            p += v & 7u;
+            if (p >= k) return EQ_ERR_ARG;
+            zb[p / c] |= 1u << (p % c);
+            if (!(v & 8u)) sb[p / c] |= 1u << (p % c);
+            ++p;
+        }
+        *sv = sb;
+        *zv = zb;
+    } else if (enc == EQ_ENC_TERN) {
+        *sv = (const uint32_t *)data + (size_t)n * 2u * taps;
+        *zv = *sv + taps;
+    } else {
+        for (i = 0; i < taps; ++i) zb[i] = 0xFFFFFFFFu;
+        *sv = (const uint32_t *)data + (size_t)n * taps;
+        *zv = zb;
+    }
+    return EQ_OK;
+}
+
+/* ws[g][t] = (sign word, nonzero word) of tap t = (ky*kw + kx)*C + c over the 32 channels of
+ * group g (TERN: sign bits only where nonzero; B1: nonzero all ones) */
+static eq_status_t eq_fr_tapwords(const eq_conv_shape_t *s, const void *w, uint8_t enc, uint32_t *ws)
+{
+    const uint32_t taps = (uint32_t)s->kh * s->kw, c = s->in_c, k = taps * c;
+    uint32_t n, tt, ch, sb[128], zb[128];
     memset(ws, 0, (size_t)EQ_WORDS(s->out_c) * k * 2u * 4u);
     for (n = 0; n < s->out_c; ++n) {
-        const uint32_t *row = w + (size_t)n * rw, i = n & 31u;
+        const uint32_t i = n & 31u, *sv, *zv;
         uint32_t *wg = ws + (size_t)(n >> 5) * k * 2u;
+        const eq_status_t st = eq_fr_row(s, w, enc, n, sb, zb, &sv, &zv);
+        if (st != EQ_OK) return st;
         for (tt = 0; tt < taps; ++tt) {
-            const uint32_t sv = row[tt], zv = enc == EQ_ENC_TERN ? row[taps + tt] : 0xFFFFFFFFu;
+            const uint32_t z = zv[tt], sg = sv[tt] & z;
             for (ch = 0; ch < c; ++ch, wg += 2) {
-                wg[0] |= ((sv & zv) >> ch & 1u) << i;
-                wg[1] |= (zv >> ch & 1u) << i;
+                wg[0] |= (sg >> ch & 1u) << i;
+                wg[1] |= (z >> ch & 1u) << i;
             }
         }
     }
+    return EQ_OK;
 }
 
 /* planes e[0..np] of one border class (valid kernel cells: the prefix-sum corners ix) for
@@ -346,8 +387,9 @@ static eq_status_t eq_first_b1(const eq_conv_job_t *job, const eq_fr_layout_t *L
 {
     const eq_conv_shape_t *s = job->s;
     const uint8_t enc = job->w->enc;
-    const int tern = enc == EQ_ENC_TERN;
-    const uint32_t *w = (const uint32_t *)job->w->data;
+    const int tern = enc != EQ_ENC_B1;
+    const void *w = job->w->data;
+    eq_status_t st;
     const int32_t *thr = (const int32_t *)job->thr;
     const uint8_t *flip = (const uint8_t *)job->aux;
     uint8_t *base = (uint8_t *)job->scratch;
@@ -368,7 +410,8 @@ static eq_status_t eq_first_b1(const eq_conv_job_t *job, const eq_fr_layout_t *L
     (void)eq_fr_classes(s->out_w, s->kw, s->stride, s->pad, s->in_w, xcls, rlo + L->nyc,
                         rhi + L->nyc);
     /* tap weight words per group: (sign, nonzero) per tap */
-    eq_fr_tapwords(s, w, enc, ws);
+    st = eq_fr_tapwords(s, w, enc, ws);
+    if (st != EQ_OK) return st;
     for (g = 0; g < L->groups; ++g) {
         const uint32_t nch = s->out_c - 32u * g < 32u ? s->out_c - 32u * g : 32u;
         const uint32_t *wg = ws + (size_t)g * k * 2u;
@@ -581,11 +624,12 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
 {
     const eq_conv_shape_t *s = job->s;
     const uint8_t enc = job->w->enc;
-    const uint32_t *w = (const uint32_t *)job->w->data;
+    const void *w = job->w->data;
     const int32_t *thr = (const int32_t *)job->thr;
     const uint8_t *flip = (const uint8_t *)job->aux;
     uint8_t *base = (uint8_t *)job->scratch;
     uint8_t *ring = base + L->off_ring;
+    uint32_t sb[128], zb[128];
     uint32_t *wq = (uint32_t *)(void *)(base + L->off_w);
     const uint32_t k = L->k, np = L->p, kh = s->kh, kwc = (uint32_t)s->kw * s->in_c;
     const uint32_t taps = (uint32_t)s->kh * s->kw;
@@ -600,12 +644,13 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
     /* weights as 16-bit pairs (+ the folded threshold for SIGN) */
     for (n = 0; n < s->out_c; ++n) {
         uint32_t *q = wq + (size_t)n * rw;
-        const uint32_t *row = w + (size_t)n * (enc == EQ_ENC_TERN ? 2u * taps : taps);
-        const uint32_t neg = sign && flip[n] ? 0xFFFFFFFFu : 0u;
+        const uint32_t neg = sign && flip[n] ? 0xFFFFFFFFu : 0u, *srow, *zrow;
         uint32_t tt, ch;
+        const eq_status_t st = eq_fr_row(s, w, enc, n, sb, zb, &srow, &zrow);
+        if (st != EQ_OK) return st;
         memset(q, 0, rw * 4u);
         for (tt = 0, t = 0; tt < taps; ++tt) {
-            const uint32_t sv = row[tt], zv = enc == EQ_ENC_TERN ? row[taps + tt] : 0xFFFFFFFFu;
+            const uint32_t sv = srow[tt], zv = zrow[tt];
             for (ch = 0; ch < s->in_c; ++ch, ++t) {
                 /* +1, -1 or 0 as a 16-bit half, negated for flipped SIGN channels */
                 const uint32_t pm = ((sv >> ch & 1u) ? 1u : 0xFFFFFFFFu) ^ neg;
