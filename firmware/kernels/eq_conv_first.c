@@ -342,6 +342,25 @@ static eq_status_t eq_fr_tapwords(const eq_conv_shape_t *s, const void *w, uint8
 {
     const uint32_t taps = (uint32_t)s->kh * s->kw, c = s->in_c, k = taps * c;
     uint32_t n, tt, ch, sb[128], zb[128];
+    if (c == 1u && enc != EQ_ENC_TERN_SPARSE) { /* one channel, rows in place: word t of row n */
+        const uint32_t *d = (const uint32_t *)w, rw = enc == EQ_ENC_TERN ? 2u * taps : taps;
+        const uint32_t zo = enc == EQ_ENC_TERN ? taps : 0u;
+        for (n = 0; n < s->out_c; n += 32u) {
+            const uint32_t nch = s->out_c - n < 32u ? s->out_c - n : 32u;
+            for (tt = 0; tt < taps; ++tt, ws += 2) {
+                const uint32_t *col = d + (size_t)n * rw + tt;
+                uint32_t sw = 0, zw = 0, i;
+                for (i = nch; i-- > 0u;) {
+                    const uint32_t z = enc == EQ_ENC_TERN ? col[(size_t)i * rw + zo] : 1u;
+                    sw = (sw << 1) | (col[(size_t)i * rw] & z & 1u);
+                    zw = (zw << 1) | (z & 1u);
+                }
+                ws[0] = sw;
+                ws[1] = zw;
+            }
+        }
+        return EQ_OK;
+    }
     memset(ws, 0, (size_t)EQ_WORDS(s->out_c) * k * 2u * 4u);
     for (n = 0; n < s->out_c; ++n) {
         const uint32_t i = n & 31u, *sv, *zv;
@@ -383,6 +402,40 @@ EQ_FI void eq_fr_class(const uint8_t *pre, uint32_t cells1, const uint32_t *ix, 
     for (j = 0; j <= np; ++j) e[j] = pl[j];
 }
 
+/* as eq_fr_class for K <= 32: V and S are popcounts of the channel's tap masks zm / sm over
+ * the class's in-bounds taps rm */
+EQ_FI void eq_fr_class_m(const uint32_t *zm, const uint32_t *sm, uint32_t rm, const int32_t *cb,
+                         const int32_t *cc, const uint32_t *cx, uint32_t nch, uint32_t k,
+                         uint32_t np, uint32_t *e)
+{
+    uint32_t pl[8] = {0, 0, 0, 0, 0, 0, 0, 0}, p0 = 0, p1 = 0, p2 = 0, p3 = 0, p4 = 0, i, j;
+    for (i = nch; i-- > 0u;) {
+        const int32_t v = (int32_t)eq_popcount32(zm[i] & rm), sr = (int32_t)eq_popcount32(sm[i] & rm);
+        int32_t q = (int32_t)((uint32_t)(v + cb[i] + 512) >> 1) - 256 + cc[i] - sr;
+        uint32_t init;
+        q = q < 0 ? 0 : q > (int32_t)k + 1 ? (int32_t)k + 1 : q;
+        init = ((1u << np) - (uint32_t)q) ^ cx[i];
+        if (np == 4u) { /* the planes in registers */
+            p0 = (p0 << 1) | (init & 1u);
+            p1 = (p1 << 1) | ((init >> 1) & 1u);
+            p2 = (p2 << 1) | ((init >> 2) & 1u);
+            p3 = (p3 << 1) | ((init >> 3) & 1u);
+            p4 = (p4 << 1) | ((init >> 4) & 1u);
+        } else {
+            for (j = 0; j <= np; ++j) pl[j] = (pl[j] << 1) | ((init >> j) & 1u);
+        }
+    }
+    if (np == 4u) {
+        e[0] = p0;
+        e[1] = p1;
+        e[2] = p2;
+        e[3] = p3;
+        e[4] = p4;
+    } else {
+        for (j = 0; j <= np; ++j) e[j] = pl[j];
+    }
+}
+
 static eq_status_t eq_first_b1(const eq_conv_job_t *job, const eq_fr_layout_t *L)
 {
     const eq_conv_shape_t *s = job->s;
@@ -399,8 +452,8 @@ static eq_status_t eq_first_b1(const eq_conv_job_t *job, const eq_fr_layout_t *L
     uint8_t *xcls = base + L->off_xcls, *ycls = base + L->off_ycls;
     uint8_t *rlo = base + L->off_rng, *rhi = rlo + L->nyc + L->nxc, *pre = base + L->off_pre;
     uint32_t *pt = (uint32_t *)(void *)(base + L->off_pat);
-    int32_t cb[32], cc[32];
-    uint32_t cx[32];
+    int32_t cb[32], cc[32], stot[32];
+    uint32_t cx[32], zm[32], sm[32];
     int pat;
     const uint32_t kw1 = s->kw + 1u, cells1 = eq_r4((s->kh + 1u) * kw1);
     const uint32_t k = L->k, np = L->p, ocw = L->groups, kh = s->kh, c = s->in_c;
@@ -415,25 +468,37 @@ static eq_status_t eq_first_b1(const eq_conv_job_t *job, const eq_fr_layout_t *L
     for (g = 0; g < L->groups; ++g) {
         const uint32_t nch = s->out_c - 32u * g < 32u ? s->out_c - 32u * g : 32u;
         const uint32_t *wg = ws + (size_t)g * k * 2u;
-        /* prefix sums over the kernel cells (ky, kx) of each channel's nonzero taps and +1 taps,
-         * so the in-bounds part of a border class is four lookups */
-        for (i = 0; i < nch; ++i) {
-            uint8_t *pz = pre + (size_t)i * 2u * cells1, *ps = pz + cells1;
-            uint32_t ky, kx, ch;
-            memset(pz, 0, kw1);
-            memset(ps, 0, kw1);
-            for (ky = 0, t = 0; ky < s->kh; ++ky) {
-                uint32_t rz = 0, rs = 0;
-                pz[(ky + 1u) * kw1] = 0;
-                ps[(ky + 1u) * kw1] = 0;
-                for (kx = 0; kx < s->kw; ++kx) {
-                    for (ch = 0; ch < c; ++ch, ++t) {
-                        rz += (wg[2u * t + 1u] >> i) & 1u;
-                        rs += (wg[2u * t] >> i) & 1u;
-                    }
-                    pz[(ky + 1u) * kw1 + kx + 1u] = (uint8_t)(pz[ky * kw1 + kx + 1u] + rz);
-                    ps[(ky + 1u) * kw1 + kx + 1u] = (uint8_t)(ps[ky * kw1 + kx + 1u] + rs);
+        if (k <= 32u) { /* per channel its taps' nonzero / +1 bits as one word each */
+            for (i = 0; i < nch; ++i) zm[i] = sm[i] = 0u;
+            for (t = k; t-- > 0u;) {
+                const uint32_t zw = wg[2u * t + 1u], sw = wg[2u * t];
+                for (i = 0; i < nch; ++i) {
+                    zm[i] = (zm[i] << 1) | ((zw >> i) & 1u);
+                    sm[i] = (sm[i] << 1) | ((sw >> i) & 1u);
                 }
+            }
+            for (i = 0; i < nch; ++i) stot[i] = (int32_t)eq_popcount32(sm[i]);
+        } else { /* prefix sums over the kernel cells (ky, kx) of each channel's nonzero taps
+                  * and +1 taps, so the in-bounds part of a border class is four lookups */
+            for (i = 0; i < nch; ++i) {
+                uint8_t *pz = pre + (size_t)i * 2u * cells1, *ps = pz + cells1;
+                uint32_t ky, kx, ch;
+                memset(pz, 0, kw1);
+                memset(ps, 0, kw1);
+                for (ky = 0, t = 0; ky < s->kh; ++ky) {
+                    uint32_t rz = 0, rs = 0;
+                    pz[(ky + 1u) * kw1] = 0;
+                    ps[(ky + 1u) * kw1] = 0;
+                    for (kx = 0; kx < s->kw; ++kx) {
+                        for (ch = 0; ch < c; ++ch, ++t) {
+                            rz += (wg[2u * t + 1u] >> i) & 1u;
+                            rs += (wg[2u * t] >> i) & 1u;
+                        }
+                        pz[(ky + 1u) * kw1 + kx + 1u] = (uint8_t)(pz[ky * kw1 + kx + 1u] + rz);
+                        ps[(ky + 1u) * kw1 + kx + 1u] = (uint8_t)(ps[ky * kw1 + kx + 1u] + rs);
+                    }
+                }
+                stot[i] = ps[(s->kh + 1u) * kw1 - 1u];
             }
         }
         /* per channel: the clamped threshold and flip folded into two constants */
@@ -442,18 +507,25 @@ static eq_status_t eq_first_b1(const eq_conv_job_t *job, const eq_fr_layout_t *L
             /* |acc| <= K: a threshold beyond +-(K+1) acts as +-(K+1); the sums stay small */
             const int32_t kk = (int32_t)k + 1;
             const int32_t th = thr[n] > kk ? kk : thr[n] < -kk ? -kk : thr[n];
-            const uint8_t *ps = pre + (size_t)i * 2u * cells1 + cells1;
             cb[i] = f - th;
-            cc[i] = (int32_t)ps[(s->kh + 1u) * kw1 - 1u] + 1 - (int32_t)f;
+            cc[i] = stot[i] + 1 - (int32_t)f;
             cx[i] = f ? 0u : 1u << np;
         }
         for (yc = 0; yc < L->nyc; ++yc) {
             for (xc = 0; xc < L->nxc; ++xc) {
                 uint32_t *e = tab + (((size_t)g * L->nyc + yc) * L->nxc + xc) * (np + 1u);
                 const uint32_t y0 = rlo[yc], y1 = rhi[yc], x0 = rlo[L->nyc + xc], x1 = rhi[L->nyc + xc];
-                const uint32_t ix[4] = {y1 * kw1 + x1, y0 * kw1 + x1, y1 * kw1 + x0, y0 * kw1 + x0};
-                if (np == 4u) eq_fr_class(pre, cells1, ix, cb, cc, cx, nch, k, 4u, e);
-                else eq_fr_class(pre, cells1, ix, cb, cc, cx, nch, k, np, e);
+                if (k <= 32u) {
+                    uint32_t rm = 0, ky, kx; /* the in-bounds taps */
+                    for (ky = y0; ky < y1; ++ky)
+                        for (kx = x0; kx < x1; ++kx)
+                            rm |= ((1u << c) - 1u) << ((ky * s->kw + kx) * c);
+                    if (np == 4u) eq_fr_class_m(zm, sm, rm, cb, cc, cx, nch, k, 4u, e);
+                    else eq_fr_class_m(zm, sm, rm, cb, cc, cx, nch, k, np, e);
+                } else {
+                    const uint32_t ix[4] = {y1 * kw1 + x1, y0 * kw1 + x1, y1 * kw1 + x0, y0 * kw1 + x0};
+                    eq_fr_class(pre, cells1, ix, cb, cc, cx, nch, k, np, e);
+                }
             }
         }
     }
