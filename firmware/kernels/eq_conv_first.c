@@ -37,6 +37,13 @@
 #define EQ_FI static inline
 #endif
 
+#if defined(__GNUC__)
+/* the hot row loops keep their own register allocation */
+#define EQ_FR_NOINLINE static __attribute__((noinline))
+#else
+#define EQ_FR_NOINLINE static
+#endif
+
 #define EQ_FIRST_MAX_C 4u   /* input channels this path takes */
 #define EQ_FIRST_MAX_K 127u /* taps kh*kw*C (bit planes P <= 7) */
 
@@ -217,7 +224,7 @@ EQ_FI void eq_fr_row_generic(const eq_conv_shape_t *s, const uint32_t *const *rp
  * an 8-entry table per kernel row (tl = low plane, th = high plane). The ring holds the
  * patterns of each output column (q[ky][ox]). The three row counts are added (carry-save,
  * 4 planes), then only the carry into plane 4 of (threshold planes + count) is formed. */
-static void eq_fr_row_3x3p(uint32_t out_w, const uint32_t *const *q, const uint32_t *tl,
+EQ_FR_NOINLINE void eq_fr_row_3x3p(uint32_t out_w, const uint32_t *const *q, const uint32_t *tl,
                            const uint32_t *th, const uint32_t *tab, const uint8_t *xcls,
                            uint32_t mask, uint32_t *out, uint32_t ocw)
 {
