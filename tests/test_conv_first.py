@@ -20,7 +20,6 @@ import shutil
 import numpy as np
 import pytest
 
-from edgeq import spec
 from edgeq.format.bits import pack_signs, sparse_encode, sparse_to_bytes, tern_planes
 from edgeq.format.graph import Conv, Graph, MaxPool
 from edgeq.format.pack import write_blob
