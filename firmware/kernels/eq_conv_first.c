@@ -124,7 +124,7 @@ static int eq_fr_b1_layout(const eq_conv_shape_t *s, uint8_t w_enc, eq_fr_layout
     L->off_rng = (uint32_t)t;
     t += eq_r4(2u * (L->nyc + L->nxc));
     L->off_pre = (uint32_t)t;
-    t += 64u * eq_r4(((uint32_t)s->kh + 1u) * (s->kw + 1u));
+    if (L->k > 32u) t += 64u * eq_r4(((uint32_t)s->kh + 1u) * (s->kw + 1u)); /* prefix sums */
     L->off_pat = (uint32_t)t;
     t += (uint64_t)L->groups * 48u * 4u;
     if (t > 0x7FFFFFFFu) return 0;
