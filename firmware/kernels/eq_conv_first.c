@@ -90,6 +90,12 @@ static uint32_t eq_fr_planes(uint32_t k)
 
 static uint32_t eq_r4(uint32_t n) { return (n + 3u) & ~3u; }
 
+/* plain loops (newlib-nano's memset / memcpy go a byte at a time) */
+static void eq_fr_zero32(uint32_t *d, uint32_t n)
+{
+    while (n--) *d++ = 0u;
+}
+
 typedef struct {
     uint32_t k, p, groups, wn, nyc, nxc, row_words;
     uint32_t off_ring, off_w, off_tab, off_xcls, off_ycls, off_rng, off_pre, off_pat, total;
@@ -368,7 +374,7 @@ static eq_status_t eq_fr_tapwords(const eq_conv_shape_t *s, const void *w, uint8
         }
         return EQ_OK;
     }
-    memset(ws, 0, (size_t)EQ_WORDS(s->out_c) * k * 2u * 4u);
+    eq_fr_zero32(ws, EQ_WORDS(s->out_c) * k * 2u);
     for (n = 0; n < s->out_c; ++n) {
         const uint32_t i = n & 31u, *sv, *zv;
         uint32_t *wg = ws + (size_t)(n >> 5) * k * 2u;
@@ -393,8 +399,9 @@ EQ_FI void eq_fr_class(const uint8_t *pre, uint32_t cells1, const uint32_t *ix, 
                        const int32_t *cc, const uint32_t *cx, uint32_t nch, uint32_t k,
                        uint32_t np, uint32_t *e)
 {
-    uint32_t pl[8] = {0, 0, 0, 0, 0, 0, 0, 0}, i, j;
+    uint32_t i, j;
     const uint32_t a = ix[0], b = ix[1], c = ix[2], d = ix[3];
+    for (j = 0; j <= np; ++j) e[j] = 0u;
     for (i = nch; i-- > 0u;) {
         const uint8_t *pz = pre + (size_t)i * 2u * cells1, *ps = pz + cells1;
         const int32_t v = (int32_t)pz[a] - pz[b] - pz[c] + pz[d];
@@ -404,9 +411,8 @@ EQ_FI void eq_fr_class(const uint8_t *pre, uint32_t cells1, const uint32_t *ix, 
         uint32_t init;
         q = q < 0 ? 0 : q > (int32_t)k + 1 ? (int32_t)k + 1 : q;
         init = ((1u << np) - (uint32_t)q) ^ cx[i];
-        for (j = 0; j <= np; ++j) pl[j] = (pl[j] << 1) | ((init >> j) & 1u);
+        for (j = 0; j <= np; ++j) e[j] = (e[j] << 1) | ((init >> j) & 1u);
     }
-    for (j = 0; j <= np; ++j) e[j] = pl[j];
 }
 
 /* as eq_fr_class for K <= 32: V and S are popcounts of the channel's tap masks zm / sm over
@@ -415,32 +421,54 @@ EQ_FI void eq_fr_class_m(const uint32_t *zm, const uint32_t *sm, uint32_t rm, co
                          const int32_t *cc, const uint32_t *cx, uint32_t nch, uint32_t k,
                          uint32_t np, uint32_t *e)
 {
-    uint32_t pl[8] = {0, 0, 0, 0, 0, 0, 0, 0}, p0 = 0, p1 = 0, p2 = 0, p3 = 0, p4 = 0, i, j;
+    uint32_t i, j;
+    for (j = 0; j <= np; ++j) e[j] = 0u;
     for (i = nch; i-- > 0u;) {
         const int32_t v = (int32_t)eq_popcount32(zm[i] & rm), sr = (int32_t)eq_popcount32(sm[i] & rm);
         int32_t q = (int32_t)((uint32_t)(v + cb[i] + 512) >> 1) - 256 + cc[i] - sr;
         uint32_t init;
         q = q < 0 ? 0 : q > (int32_t)k + 1 ? (int32_t)k + 1 : q;
         init = ((1u << np) - (uint32_t)q) ^ cx[i];
-        if (np == 4u) { /* the planes in registers */
-            p0 = (p0 << 1) | (init & 1u);
-            p1 = (p1 << 1) | ((init >> 1) & 1u);
-            p2 = (p2 << 1) | ((init >> 2) & 1u);
-            p3 = (p3 << 1) | ((init >> 3) & 1u);
-            p4 = (p4 << 1) | ((init >> 4) & 1u);
-        } else {
-            for (j = 0; j <= np; ++j) pl[j] = (pl[j] << 1) | ((init >> j) & 1u);
-        }
+        for (j = 0; j <= np; ++j) e[j] = (e[j] << 1) | ((init >> j) & 1u);
     }
-    if (np == 4u) {
-        e[0] = p0;
-        e[1] = p1;
-        e[2] = p2;
-        e[3] = p3;
-        e[4] = p4;
-    } else {
-        for (j = 0; j <= np; ++j) e[j] = pl[j];
+}
+
+/* popcount of a K <= 15 tap mask: two lookups in a 256-entry table */
+static const uint8_t eq_fr_pc8[256] = {
+#define EQ_FR_B2(n) n, n + 1, n + 1, n + 2
+#define EQ_FR_B4(n) EQ_FR_B2(n), EQ_FR_B2(n + 1), EQ_FR_B2(n + 1), EQ_FR_B2(n + 2)
+#define EQ_FR_B6(n) EQ_FR_B4(n), EQ_FR_B4(n + 1), EQ_FR_B4(n + 1), EQ_FR_B4(n + 2)
+    EQ_FR_B6(0), EQ_FR_B6(1), EQ_FR_B6(1), EQ_FR_B6(2)
+#undef EQ_FR_B6
+#undef EQ_FR_B4
+#undef EQ_FR_B2
+};
+#define EQ_FR_PC15(x) ((uint32_t)eq_fr_pc8[(x) & 255u] + eq_fr_pc8[((x) >> 8) & 127u])
+
+/* np = 4 (K <= 15): the five planes in registers */
+EQ_FR_NOINLINE void eq_fr_class_m4(const uint32_t *zm, const uint32_t *sm, uint32_t rm,
+                                   const int32_t *cb, const int32_t *cc, const uint32_t *cx,
+                                   uint32_t nch, uint32_t k, uint32_t *e)
+{
+    uint32_t p0 = 0, p1 = 0, p2 = 0, p3 = 0, p4 = 0, i;
+    for (i = nch; i-- > 0u;) {
+        const uint32_t zr = zm[i] & rm, sr = sm[i] & rm;
+        int32_t q = (int32_t)((EQ_FR_PC15(zr) + (uint32_t)cb[i] + 512u) >> 1) - 256 + cc[i] -
+                    (int32_t)EQ_FR_PC15(sr);
+        uint32_t init;
+        q = q < 0 ? 0 : q > (int32_t)k + 1 ? (int32_t)k + 1 : q;
+        init = (16u - (uint32_t)q) ^ cx[i];
+        p0 = (p0 << 1) | (init & 1u);
+        p1 = (p1 << 1) | ((init >> 1) & 1u);
+        p2 = (p2 << 1) | ((init >> 2) & 1u);
+        p3 = (p3 << 1) | ((init >> 3) & 1u);
+        p4 = (p4 << 1) | ((init >> 4) & 1u);
     }
+    e[0] = p0;
+    e[1] = p1;
+    e[2] = p2;
+    e[3] = p3;
+    e[4] = p4;
 }
 
 static eq_status_t eq_first_b1(const eq_conv_job_t *job, const eq_fr_layout_t *L)
@@ -527,7 +555,7 @@ static eq_status_t eq_first_b1(const eq_conv_job_t *job, const eq_fr_layout_t *L
                     for (ky = y0; ky < y1; ++ky)
                         for (kx = x0; kx < x1; ++kx)
                             rm |= ((1u << c) - 1u) << ((ky * s->kw + kx) * c);
-                    if (np == 4u) eq_fr_class_m(zm, sm, rm, cb, cc, cx, nch, k, 4u, e);
+                    if (np == 4u) eq_fr_class_m4(zm, sm, rm, cb, cc, cx, nch, k, e);
                     else eq_fr_class_m(zm, sm, rm, cb, cc, cx, nch, k, np, e);
                 } else {
                     const uint32_t ix[4] = {y1 * kw1 + x1, y0 * kw1 + x1, y1 * kw1 + x0, y0 * kw1 + x0};
@@ -589,12 +617,13 @@ static void eq_fr_fill_u8(const eq_conv_shape_t *s, const uint8_t *in, uint32_t 
                           uint8_t *dst)
 {
     const int32_t y = (int32_t)r - (int32_t)s->pad;
-    const uint32_t c = s->in_c, lead = (uint32_t)s->pad * c;
-    uint32_t n = (uint32_t)s->in_w * c;
-    memset(dst, 0, wn);
-    if (y < 0 || y >= (int32_t)s->in_h || lead >= wn) return;
-    if (n > wn - lead) n = wn - lead;
-    memcpy(dst + lead, in + (size_t)y * s->in_w * c, n);
+    const uint32_t c = s->in_c, lead = (uint32_t)s->pad * c < wn ? (uint32_t)s->pad * c : wn;
+    uint32_t x = 0, n = 0;
+    if (y >= 0 && y < (int32_t)s->in_h) n = (uint32_t)s->in_w * c < wn - lead ? (uint32_t)s->in_w * c : wn - lead;
+    for (; x < lead; ++x) dst[x] = 0u;
+    in += (size_t)(y < 0 ? 0 : y) * s->in_w * c;
+    for (; x < lead + n; ++x) dst[x] = in[x - lead];
+    for (; x < wn; ++x) dst[x] = 0u;
 }
 
 /* the pixel's stage: SIGN bits of channels [n0, n0 + nch) (bias = -thr folded in) or MULTI codes */
@@ -727,7 +756,7 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
         uint32_t tt, ch;
         const eq_status_t st = eq_fr_row(s, w, enc, n, sb, zb, &srow, &zrow);
         if (st != EQ_OK) return st;
-        memset(q, 0, rw * 4u);
+        eq_fr_zero32(q, rw);
         for (tt = 0, t = 0; tt < taps; ++tt) {
             const uint32_t sv = srow[tt], zv = zrow[tt];
             for (ch = 0; ch < s->in_c; ++ch, ++t) {
