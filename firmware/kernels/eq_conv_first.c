@@ -728,6 +728,42 @@ static void eq_fr_u8_row_3x3c1(const eq_conv_job_t *job, const uint8_t *const *r
     }
 }
 
+/* MULTI, 3x3 on one channel: rows of six words (five pairs, an unused bias), the codes counted
+ * against the channel's thresholds */
+EQ_FR_NOINLINE void eq_fr_u8_row_3x3c1_multi(const eq_conv_job_t *job, const uint8_t *const *rp,
+                                             const uint32_t *wq, uint32_t oy)
+{
+    const eq_conv_shape_t *s = job->s;
+    const uint32_t nc = s->out_c, st = s->stride, nt = (1u << job->out_bits) - 1u;
+    const int32_t *thr = (const int32_t *)job->thr;
+    const uint8_t *flip = (const uint8_t *)job->aux;
+    uint32_t ox;
+    for (ox = 0; ox < s->out_w; ++ox) {
+        const uint8_t *p0 = rp[0] + ox * st, *p1 = rp[1] + ox * st, *p2 = rp[2] + ox * st;
+        const uint32_t a0 = p0[0] | ((uint32_t)p0[1] << 16), a1 = p0[2] | ((uint32_t)p1[0] << 16);
+        const uint32_t a2 = p1[1] | ((uint32_t)p1[2] << 16), a3 = p2[0] | ((uint32_t)p2[1] << 16);
+        const uint32_t a4 = p2[2];
+        uint8_t *o = (uint8_t *)job->out + ((size_t)oy * s->out_w + ox) * nc;
+        const uint32_t *q = wq;
+        const int32_t *tn = thr;
+        uint32_t n;
+        for (n = 0; n < nc; ++n, q += 6, tn += nt) {
+            int32_t acc = EQ_FR_SMLAD(a0, q[0], 0);
+            uint32_t code = 0, i;
+            acc = EQ_FR_SMLAD(a1, q[1], acc);
+            acc = EQ_FR_SMLAD(a2, q[2], acc);
+            acc = EQ_FR_SMLAD(a3, q[3], acc);
+            acc = EQ_FR_SMLAD(a4, q[4], acc);
+            if (flip[n]) {
+                for (i = 0; i < nt; ++i) code += (uint32_t)(acc <= tn[i]);
+            } else {
+                for (i = 0; i < nt; ++i) code += (uint32_t)(acc >= tn[i]);
+            }
+            o[n] = (uint8_t)code;
+        }
+    }
+}
+
 static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L)
 {
     const eq_conv_shape_t *s = job->s;
@@ -783,6 +819,10 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
         for (ky = 0; ky < kh; ++ky) rp[ky] = ring + (size_t)((r0 + ky) % kh) * L->row_words * 4u;
         if (p9) {
             eq_fr_u8_row_3x3c1(job, rp, wq, oy);
+            continue;
+        }
+        if (!sign && s->kh == 3u && s->kw == 3u && s->in_c == 1u) {
+            eq_fr_u8_row_3x3c1_multi(job, rp, wq, oy);
             continue;
         }
         for (ox = 0; ox < s->out_w; ++ox) {
