@@ -316,7 +316,7 @@ def test_runtime_first_layer_equals_refnet(case):
     assert np.array_equal(scores, want_s) and np.array_equal(cls, want_c), case
 
 
-# ---- emulated boards: the DSP M4 (its LDMDB/SMLAD loop), the portable M3, the sim board ------
+# ---- emulated boards: the DSP M4 / M55 (the LDMDB/SMLAD loop), the portable M3, the sim board -
 BOARD_CASES = [  # last layer = the first layer: its output is the score vector (<= 1000 values)
     (1, 5, 5, 33, 3, 1, 1, ("RAW", 0), "B1", "SIGN"),
     (1, 5, 5, 32, 3, 1, 1, ("THRESH", 128), "B1", "SIGN"),
@@ -331,7 +331,7 @@ BOARD_CASES = [  # last layer = the first layer: its output is the score vector 
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("name", ["qemu-mps2-an386", "qemu-lm3s6965", "sim"])
+@pytest.mark.parametrize("name", ["qemu-mps2-an386", "qemu-mps3-an547", "qemu-lm3s6965", "sim"])
 def test_first_layers_on_board_equal_host(name, tmp_path, private_board_state):
     from edgeq.deploy import boards
     from edgeq.deploy.client import Board

@@ -676,22 +676,34 @@ static uint32_t eq_fr_u8_neg5(uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3
 {
     uint32_t bits = 0;
 #if defined(EQ_FIRST_DSP) && defined(__thumb2__)
-    /* LDMDB five words, SMUAD + four SMLAD, the sign shifted in through the carry: 10
-     * instructions a channel (the compiler splits the row into single loads and spills) */
-    __asm__ volatile("1:\n\t"
-                     "ldmdb %[q]!, {r8, r9, r10, r11, r12}\n\t"
-                     "smuad r8, %[a0], r8\n\t"
-                     "smlad r8, %[a1], r9, r8\n\t"
-                     "smlad r8, %[a2], r10, r8\n\t"
-                     "smlad r8, %[a3], r11, r8\n\t"
-                     "smlad r8, %[a4], r12, r8\n\t"
-                     "lsls r8, r8, #1\n\t"
-                     "adc %[b], %[b], %[b]\n\t"
-                     "subs %[n], %[n], #1\n\t"
-                     "bne 1b"
-                     : [q] "+r"(q), [b] "+r"(bits), [n] "+r"(nch)
-                     : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [a4] "r"(a4)
-                     : "r8", "r9", "r10", "r11", "r12", "cc", "memory");
+    /* LDMDB five words, SMUAD + four SMLAD, the sign shifted in through the carry: 8
+     * instructions a channel plus the loop's two per pair (the compiler splits the row into
+     * single loads and spills) */
+#define EQ_FR_NEG5_STEP                                                                      \
+    "ldmdb %[q]!, {r8, r9, r10, r11, r12}\n\t"                                               \
+    "smuad r8, %[a0], r8\n\t"                                                                \
+    "smlad r8, %[a1], r9, r8\n\t"                                                            \
+    "smlad r8, %[a2], r10, r8\n\t"                                                           \
+    "smlad r8, %[a3], r11, r8\n\t"                                                           \
+    "smlad r8, %[a4], r12, r8\n\t"                                                           \
+    "lsls r8, r8, #1\n\t"                                                                    \
+    "adc %[b], %[b], %[b]\n\t"
+    if (nch & 1u) {
+        __asm__ volatile(EQ_FR_NEG5_STEP
+                         : [q] "+r"(q), [b] "+r"(bits)
+                         : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [a4] "r"(a4)
+                         : "r8", "r9", "r10", "r11", "r12", "cc", "memory");
+        --nch;
+    }
+    if (nch) {
+        __asm__ volatile("1:\n\t" EQ_FR_NEG5_STEP EQ_FR_NEG5_STEP
+                         "subs %[n], %[n], #2\n\t"
+                         "bne 1b"
+                         : [q] "+r"(q), [b] "+r"(bits), [n] "+r"(nch)
+                         : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [a4] "r"(a4)
+                         : "r8", "r9", "r10", "r11", "r12", "cc", "memory");
+    }
+#undef EQ_FR_NEG5_STEP
 #else
     while (nch--) {
         int32_t acc;
