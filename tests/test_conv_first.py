@@ -102,7 +102,9 @@ def _job(cs):
 def _fast(j, scratch_bytes=None):
     ffi, lib = _lib().ffi, _lib().lib
     need = lib.eq_conv_first_scratch(j["s"], j["in_enc"], j["w_enc"], j["stage"], 0)
-    assert need == lib.eq_conv_fast_scratch(j["s"], j["in_enc"], j["w_enc"], j["stage"], 0)
+    # the runtime takes the path only where that scratch fits the layer's accumulator row
+    row = j["ow"] * j["s"].out_c * 4
+    assert lib.eq_conv_fast_scratch(j["s"], j["in_enc"], j["w_enc"], j["stage"], 0) == (need if need <= row else 0)
     nb = need if scratch_bytes is None else scratch_bytes
     scratch = ffi.new("uint64_t[]", nb // 8 + 1)
     out = ffi.new("uint8_t[]", j["out_bytes"] + 1)
@@ -207,6 +209,10 @@ def test_refuses_what_it_does_not_take():
     unsupported = lib.EQ_ERR_UNSUPPORTED
     cs = _random_case(rng, 1, 3, 3, 8, "B1", "B1", "SIGN", h=6, w=6, stride=1, pad=1)
     j = _job(cs)
+    # the runtime keeps its row loop where the path's scratch would grow the arena (8 channels
+    # on a 6x6 output: a 192-byte accumulator row)
+    assert lib.eq_conv_first_scratch(j["s"], j["in_enc"], j["w_enc"], j["stage"], 0) > 192
+    assert lib.eq_conv_fast_scratch(j["s"], j["in_enc"], j["w_enc"], j["stage"], 0) == 0
     # a scratch one byte short of what it asked for: refused, the runtime's row loop runs
     st, need, _ = _fast(j, scratch_bytes=None)
     assert st == 0
@@ -285,16 +291,16 @@ def _graph(rng, c, h, w, n, kh, stride, pad, pre, w_enc, stage, tail=False):
     return Graph((c, h, w), *pre, layers)
 
 
-MODEL_CASES = [  # (c, h, w, n, k, stride, pad, preprocessing, w_enc, stage)
+MODEL_CASES = [  # (c, h, w, n, k, stride, pad, preprocessing, w_enc, stage); the runtime takes the path
     (1, 28, 28, 32, 3, 1, 1, ("RAW", 0), "B1", "SIGN"),
     (1, 28, 28, 32, 3, 1, 1, ("THRESH", 128), "B1", "SIGN"),
     (1, 28, 28, 32, 3, 1, 1, ("THRESH", 100), "TERN", "SIGN"),
-    (1, 9, 7, 33, 3, 2, 1, ("QUANT", 4), "TERN", "MULTI"),
-    (3, 7, 9, 20, 5, 1, 2, ("THRESH", 128), "B1", "SIGN"),
-    (2, 6, 5, 65, 3, 2, 0, ("RAW", 0), "TERN", "SIGN"),
+    (1, 9, 15, 33, 3, 2, 1, ("QUANT", 4), "TERN", "MULTI"),
+    (3, 12, 40, 64, 5, 1, 2, ("THRESH", 128), "B1", "SIGN"),
+    (2, 9, 24, 65, 3, 2, 0, ("RAW", 0), "TERN", "SIGN"),
     (3, 5, 5, 7, 1, 1, 0, ("QUANT", 2), "B1", "MULTI"),
     (1, 28, 28, 32, 3, 1, 1, ("RAW", 0), "TERN_SPARSE", "MULTI"),  # as twn-cnn's first layer
-    (2, 9, 8, 40, 3, 1, 1, ("THRESH", 128), "TERN_SPARSE", "SIGN"),
+    (2, 9, 12, 40, 3, 1, 1, ("THRESH", 128), "TERN_SPARSE", "SIGN"),
 ]
 
 
@@ -304,6 +310,14 @@ def test_runtime_first_layer_equals_refnet(case):
     rng = np.random.default_rng(hash(case) % 2**32)
     g = _graph(rng, c, h, w, n, k, st, pad, pre, w_enc, stage)
     m = Model(write_blob(g))
+    ffi, lib = _lib().ffi, _lib().lib
+    oh, ow = (h + 2 * pad - k) // st + 1, (w + 2 * pad - k) // st + 1
+    shape = ffi.new("eq_conv_shape_t *", dict(in_h=h, in_w=w, in_c=c, out_h=oh, out_w=ow, out_c=n,
+                                               kh=k, kw=k, stride=st, pad=pad))
+    enc = {"B1": lib.EQ_ENC_B1, "TERN": lib.EQ_ENC_TERN, "TERN_SPARSE": lib.EQ_ENC_TERN_SPARSE}[w_enc]
+    assert lib.eq_conv_fast_scratch(shape, lib.EQ_ENC_B1 if pre[0] == "THRESH" else lib.EQ_ENC_U8, enc,
+                                    lib.EQ_OUT_SIGN if stage == "SIGN" else lib.EQ_OUT_MULTI, 0) > 0, \
+        "the runtime does not take the fused path for this layer"
     for _ in range(3):
         px = rng.integers(0, 256, (c, h, w), dtype=np.uint8)
         ref = refnet.layer_outputs(g, px)[0]
