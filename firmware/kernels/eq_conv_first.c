@@ -155,7 +155,7 @@ static int eq_fr_u8_layout(const eq_conv_shape_t *s, uint8_t w_enc, uint8_t stag
     L->off_ring = 0;
     t += (uint64_t)s->kh * L->row_words * 4u;
     L->off_w = (uint32_t)t;
-    t += (uint64_t)s->out_c * (L->p + 1u) * 4u;
+    t += (uint64_t)s->out_c * (L->p + (stage == EQ_OUT_SIGN && (L->k & 1u) ? 0u : 1u)) * 4u;
     L->off_tab = L->off_xcls = L->off_ycls = L->off_rng = L->off_pre = L->off_pat = (uint32_t)t;
     L->groups = L->nyc = L->nxc = 0;
     if (t > 0x7FFFFFFFu) return 0;
@@ -640,8 +640,9 @@ EQ_FI void eq_fr_u8_out(const eq_conv_job_t *job, const uint32_t *pk, uint32_t n
             const uint32_t nch = nc - 32u * g < 32u ? nc - 32u * g : 32u;
             uint32_t bits = 0;
             for (n = 32u * g + nch; n-- > 32u * g;) { /* high channel first */
-                const uint32_t *q = wq + (size_t)n * (np + 1u);
-                int32_t acc = (int32_t)q[np];
+                /* odd K: -thr rides in the last pair's high half (rows of np words) */
+                const uint32_t *q = wq + (size_t)n * (np + ((s->kh * s->kw * s->in_c) & 1u ? 0u : 1u));
+                int32_t acc = (s->kh * s->kw * s->in_c) & 1u ? 0 : (int32_t)q[np];
                 for (j = 0; j < np; ++j) acc = EQ_FR_SMLAD(pk[j], q[j], acc);
                 bits = (bits << 1) | ((uint32_t)acc >> 31); /* 1 = negative */
             }
@@ -793,7 +794,9 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
     const int32_t bound = 255 * (int32_t)k + 1; /* |acc| <= 255 K */
     /* SIGN 3x3 on one channel: rows of five pairs, the threshold in the last high half */
     const int p9 = sign && s->kh == 3u && s->kw == 3u && s->in_c == 1u;
-    const uint32_t rw = p9 ? 5u : np + 1u;
+    /* SIGN with an odd K: the folded -thr in the last pair's spare high half (the patch's is 1) */
+    const int odd = sign && (k & 1u);
+    const uint32_t rw = odd ? np : np + 1u;
     uint32_t n, t, oy, ox, next = 0;
     const uint8_t *rp[128];
     uint32_t pk[64];
@@ -817,7 +820,7 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
         if (sign) {
             int32_t th = thr[n] > bound ? bound : thr[n] < -bound ? -bound : thr[n];
             const uint32_t b = (uint32_t)(int32_t)(neg ? th : -th);
-            if (p9) q[4] |= b << 16; /* |thr| <= 255 * 9 + 1: an int16 */
+            if (odd) q[np - 1u] |= b << 16; /* |thr| <= 255 * 127 + 1: an int16 */
             else q[np] = b;
         }
     }
@@ -847,6 +850,7 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
                     else pk[t >> 1] = px[j];
                 }
             }
+            if (odd) pk[np - 1u] |= 0x10000u;
             eq_fr_u8_out(job, pk, np, wq, ox, oy);
         }
     }
