@@ -224,8 +224,8 @@ def test_refuses_what_it_does_not_take():
     assert lib.eq_conv_first_scratch(s, lib.EQ_ENC_U8, lib.EQ_ENC_B1, lib.EQ_OUT_AFFINE, 0) == 0
     assert lib.eq_conv_first_scratch(s, lib.EQ_ENC_U8, lib.EQ_ENC_I8, lib.EQ_OUT_SIGN, 0) == 0
     assert lib.eq_conv_first_scratch(s, lib.EQ_ENC_B1, lib.EQ_ENC_B1, lib.EQ_OUT_SIGN, 1) == 0
-    for c, kh, kw in ((5, 1, 1), (4, 6, 6), (3, 7, 7)):
-        big = ffi.new("eq_conv_shape_t *", dict(in_h=8, in_w=8, in_c=c, out_h=8 - kh + 1,
+    for c, kh, kw in ((5, 1, 1), (4, 6, 6), (3, 7, 7), (1, 17, 1)):  # C > 4, K > 127, kh > 16
+        big = ffi.new("eq_conv_shape_t *", dict(in_h=max(8, kh), in_w=8, in_c=c, out_h=max(8, kh) - kh + 1,
                                                  out_w=8 - kw + 1, out_c=8, kh=kh, kw=kw, stride=1, pad=0))
         for in_enc in (lib.EQ_ENC_B1, lib.EQ_ENC_U8):
             assert lib.eq_conv_first_scratch(big, in_enc, lib.EQ_ENC_B1, lib.EQ_OUT_SIGN, 0) == 0

@@ -46,6 +46,7 @@
 
 #define EQ_FIRST_MAX_C 4u   /* input channels this path takes */
 #define EQ_FIRST_MAX_K 127u /* taps kh*kw*C (bit planes P <= 7) */
+#define EQ_FIRST_MAX_KH 16u /* kernel rows (row pointers on the stack) */
 
 /* ---- geometry shared by the scratch size and the kernels ---------------------------------- */
 /* in-bounds kernel range [lo, hi) of output position o */
@@ -98,7 +99,7 @@ static void eq_fr_zero32(uint32_t *d, uint32_t n)
 
 typedef struct {
     uint32_t k, p, groups, wn, nyc, nxc, row_words;
-    uint32_t off_ring, off_w, off_tab, off_xcls, off_ycls, off_rng, off_pre, off_pat, total;
+    uint32_t off_ring, off_w, off_tab, off_xcls, off_ycls, off_rng, off_pre, off_pat, off_sz, total;
 } eq_fr_layout_t;
 
 /* B1 path: 0 when it does not apply */
@@ -109,7 +110,7 @@ static int eq_fr_b1_layout(const eq_conv_shape_t *s, uint8_t w_enc, eq_fr_layout
         return 0;
     if (w_enc != EQ_ENC_B1 && w_enc != EQ_ENC_TERN && w_enc != EQ_ENC_TERN_SPARSE) return 0;
     L->k = (uint32_t)s->kh * s->kw * s->in_c;
-    if (L->k < 1u || L->k > EQ_FIRST_MAX_K) return 0;
+    if (L->k < 1u || L->k > EQ_FIRST_MAX_K || s->kh > EQ_FIRST_MAX_KH) return 0;
     L->p = eq_fr_planes(L->k);
     L->groups = EQ_WORDS(s->out_c);
     L->wn = (uint32_t)(s->out_w - 1u) * s->stride + s->kw; /* padded row width used */
@@ -133,6 +134,8 @@ static int eq_fr_b1_layout(const eq_conv_shape_t *s, uint8_t w_enc, eq_fr_layout
     if (L->k > 32u) t += 64u * eq_r4(((uint32_t)s->kh + 1u) * (s->kw + 1u)); /* prefix sums */
     L->off_pat = (uint32_t)t;
     t += (uint64_t)L->groups * 48u * 4u;
+    L->off_sz = (uint32_t)t; /* a decoded weight row: sign and nonzero words per kernel cell */
+    t += 8u * (uint32_t)s->kh * s->kw;
     if (t > 0x7FFFFFFFu) return 0;
     L->total = (uint32_t)t;
     return 1;
@@ -147,7 +150,7 @@ static int eq_fr_u8_layout(const eq_conv_shape_t *s, uint8_t w_enc, uint8_t stag
     if (w_enc != EQ_ENC_B1 && w_enc != EQ_ENC_TERN && w_enc != EQ_ENC_TERN_SPARSE) return 0;
     if (stage != EQ_OUT_SIGN && stage != EQ_OUT_MULTI) return 0;
     L->k = (uint32_t)s->kh * s->kw * s->in_c;
-    if (L->k < 1u || L->k > EQ_FIRST_MAX_K) return 0;
+    if (L->k < 1u || L->k > EQ_FIRST_MAX_K || s->kh > EQ_FIRST_MAX_KH) return 0;
     L->p = (L->k + 1u) / 2u;                                  /* 16-bit pairs per channel */
     L->wn = ((uint32_t)(s->out_w - 1u) * s->stride + s->kw) * s->in_c; /* bytes of a padded row */
     L->row_words = EQ_WORDS(L->wn * 8u);
@@ -156,6 +159,8 @@ static int eq_fr_u8_layout(const eq_conv_shape_t *s, uint8_t w_enc, uint8_t stag
     t += (uint64_t)s->kh * L->row_words * 4u;
     L->off_w = (uint32_t)t;
     t += (uint64_t)s->out_c * (L->p + (stage == EQ_OUT_SIGN && (L->k & 1u) ? 0u : 1u)) * 4u;
+    L->off_sz = (uint32_t)t; /* a decoded weight row */
+    t += 8u * (uint32_t)s->kh * s->kw;
     L->off_tab = L->off_xcls = L->off_ycls = L->off_rng = L->off_pre = L->off_pat = (uint32_t)t;
     L->groups = L->nyc = L->nxc = 0;
     if (t > 0x7FFFFFFFu) return 0;
@@ -351,10 +356,11 @@ static eq_status_t eq_fr_row(const eq_conv_shape_t *s, const void *data, uint8_t
 
 /* ws[g][t] = (sign word, nonzero word) of tap t = (ky*kw + kx)*C + c over the 32 channels of
  * group g (TERN: sign bits only where nonzero; B1: nonzero all ones) */
-static eq_status_t eq_fr_tapwords(const eq_conv_shape_t *s, const void *w, uint8_t enc, uint32_t *ws)
+static eq_status_t eq_fr_tapwords(const eq_conv_shape_t *s, const void *w, uint8_t enc, uint32_t *ws,
+                                  uint32_t *sb, uint32_t *zb)
 {
     const uint32_t taps = (uint32_t)s->kh * s->kw, c = s->in_c, k = taps * c;
-    uint32_t n, tt, ch, sb[128], zb[128];
+    uint32_t n, tt, ch;
     if (c == 1u && enc != EQ_ENC_TERN_SPARSE) { /* one channel, rows in place: word t of row n */
         const uint32_t *d = (const uint32_t *)w, rw = enc == EQ_ENC_TERN ? 2u * taps : taps;
         const uint32_t zo = enc == EQ_ENC_TERN ? taps : 0u;
@@ -493,12 +499,13 @@ static eq_status_t eq_first_b1(const eq_conv_job_t *job, const eq_fr_layout_t *L
     const uint32_t kw1 = s->kw + 1u, cells1 = eq_r4((s->kh + 1u) * kw1);
     const uint32_t k = L->k, np = L->p, ocw = L->groups, kh = s->kh, c = s->in_c;
     uint32_t g, t, i, yc, xc, oy, next = 0;
-    const uint32_t *rp[128];
+    const uint32_t *rp[EQ_FIRST_MAX_KH];
     (void)eq_fr_classes(s->out_h, s->kh, s->stride, s->pad, s->in_h, ycls, rlo, rhi);
     (void)eq_fr_classes(s->out_w, s->kw, s->stride, s->pad, s->in_w, xcls, rlo + L->nyc,
                         rhi + L->nyc);
     /* tap weight words per group: (sign, nonzero) per tap */
-    st = eq_fr_tapwords(s, w, enc, ws);
+    st = eq_fr_tapwords(s, w, enc, ws, (uint32_t *)(void *)(base + L->off_sz),
+                        (uint32_t *)(void *)(base + L->off_sz) + (uint32_t)s->kh * s->kw);
     if (st != EQ_OK) return st;
     for (g = 0; g < L->groups; ++g) {
         const uint32_t nch = s->out_c - 32u * g < 32u ? s->out_c - 32u * g : 32u;
@@ -786,7 +793,7 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
     const uint8_t *flip = (const uint8_t *)job->aux;
     uint8_t *base = (uint8_t *)job->scratch;
     uint8_t *ring = base + L->off_ring;
-    uint32_t sb[128], zb[128];
+    uint32_t *sb = (uint32_t *)(void *)(base + L->off_sz), *zb = sb + (uint32_t)s->kh * s->kw;
     uint32_t *wq = (uint32_t *)(void *)(base + L->off_w);
     const uint32_t k = L->k, np = L->p, kh = s->kh, kwc = (uint32_t)s->kw * s->in_c;
     const uint32_t taps = (uint32_t)s->kh * s->kw;
@@ -798,7 +805,7 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
     const int odd = sign && (k & 1u);
     const uint32_t rw = odd ? np : np + 1u;
     uint32_t n, t, oy, ox, next = 0;
-    const uint8_t *rp[128];
+    const uint8_t *rp[EQ_FIRST_MAX_KH];
     uint32_t pk[64];
     /* weights as 16-bit pairs (+ the folded threshold for SIGN) */
     for (n = 0; n < s->out_c; ++n) {
