@@ -6,7 +6,7 @@
  * eq_conv_fast_scratch() is the scratch (bytes) the fast path for this layer needs; the loader
  * adds it to the arena, so eq_conv_fast may rely on job->scratch_bytes >= that value.
  * Each fast path lives in its own file (eq_conv_first.c: few-channel first layers fused with
- * their SIGN stage; eq_conv_wino_i8.c: integer Winograd F(2x2,3x3)); this dispatcher only
+ * their output stage; eq_conv_wino_i8.c: integer Winograd F(2x2,3x3)); this dispatcher only
  * chooses between them. */
 #ifndef EQ_CONV_FAST_H
 #define EQ_CONV_FAST_H

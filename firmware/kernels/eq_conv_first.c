@@ -1,7 +1,10 @@
 /* eq_conv_first: few-channel CONV layers (first layers: 1..4 input channels) computed whole and
  * fused with their output stage (eq_conv_fast.h). Bit-exact with eq_conv2d_row plus the stage.
  *
- * B1 input, B1 / TERN weights, SIGN output: bit-sliced across the output channels. Per output
+ * Weights B1, TERN or TERN_SPARSE (rows decoded once per call with the row loop's checks); the
+ * weights are repacked on every call (there is no per-model cache).
+ *
+ * B1 input, SIGN output: bit-sliced across the output channels. Per output
  * pixel and group of 32 output channels, tap t's mismatch word X_t has bit i set when tap t of
  * channel i counts -1 (B1: a_t != w_t; TERN: w_t != 0 and a_t != w_t). The counts d_i of 32
  * channels are added in bit planes (carry-save full adders, plain AND/XOR/ORR words), so a
@@ -14,13 +17,17 @@
  * The counter starts at 2^P - 1 - T (resp. 2^P - L), clamped so it stays in [0, 2^P]
  * (2^P > K, the number of taps), and the output bit is plane P of the final count, XOR 1 for
  * the >= case: one folded threshold per (border class, channel), no compare per output.
+ * 3x3 kernels on one channel: each kernel row's 2-plane count comes from an 8-entry table
+ * indexed by its 3-bit input pattern (the ring holds the patterns), the three are added.
  *
- * U8 input, B1 / TERN weights, SIGN or MULTI output: the kh*kw*C taps of a pixel are gathered
+ * U8 input, SIGN or MULTI output: the kh*kw*C taps of a pixel are gathered
  * into 16-bit pairs (zero outside the input) and each output channel is ceil(K/2) dual 16-bit
  * multiply-accumulates (SMLAD with __ARM_FEATURE_DSP, plain C elsewhere) against its weights
  * widened once per call to 16-bit pairs. For SIGN the threshold is folded in: flipped channels
  * get negated weights and threshold (after clamping it to the accumulator's range +-255K, +-1),
- * the accumulator starts at -thr, and the output bit is its sign, inverted.
+ * the accumulator starts at -thr (odd K: as the last pair's spare high half, times a patch half
+ * of 1), and the output bit is its sign, inverted. 3x3 on one channel: five-word rows through an
+ * LDMDB + SMUAD/SMLAD loop on DSP cores.
  */
 #include <string.h>
 
