@@ -141,6 +141,17 @@ OLD = {  # instructions of the measured layer before issue 11
 }
 
 
+# instructions of the measured layer at main 1ace747, before the fused few-channel first layers
+# (firmware/kernels/eq_conv_first.c): measured with this benchmark on qemu-mps2-an386 with that
+# path switched off in eq_conv_fast.c, recorded here; the "prev" column of the table
+PREV = {
+    "first 3x3 28x28x1 -> 32, U8 x B1": 896856,
+    "first 3x3 28x28x1 -> 32, B1 x B1": 1200300,
+    "first 3x3 28x28x1 -> 32, B1 x TERN": 3251915,
+}
+PREV_MODELS = {"bnn-cnn": 2786478, "twn-cnn": 9983484, "dorefa-w2a2": 95537208}
+
+
 def _thr_graph(c, h, w, layers):
     """THRESH (bit) input (c, h, w) -> layers -> a small AFFINE head (the head is not measured)."""
     return Graph((c, h, w), "THRESH", 128, layers)
@@ -222,8 +233,10 @@ def _infer(b: Board, blob: bytes):
 def bench_issue(b: Board, board, results: dict) -> None:
     ipt = (1e9 / board.tick_hz) / board.qemu.get("instr_ns", 32)
     print(f"\nIssue-11 layers on {board.name} ({board.cpu}), executed instructions under -icount "
-          "(conv + its output stage); 'before' = the kernels before issue 11, recorded:")
-    print(f"{'layer':<44} {'MACs':>10} {'instructions':>13} {'MACs/instr':>11} {'before':>7} {'x':>6}")
+          "(conv + its output stage); 'before' = the kernels before issue 11, 'prev' = main "
+          "1ace747 before the fused first layers (both recorded, MACs/instruction):")
+    print(f"{'layer':<44} {'MACs':>10} {'instructions':>13} {'MACs/instr':>11} {'before':>7} {'x':>6} "
+          f"{'prev':>7}")
     rows = []
     for name, (g, idx) in issue_layers().items():
         blob = write_blob(g)
@@ -232,20 +245,23 @@ def bench_issue(b: Board, board, results: dict) -> None:
         instr = prof.ticks[idx] * ipt
         r = rec["macs"] / instr
         old = rec["macs"] / OLD[name] if name in OLD else 0.0
+        prev = f"{rec['macs'] / PREV[name]:>7.3f}" if name in PREV else f"{'':>7}"
         print(f"{name:<44} {rec['macs']:>10,} {instr:>13,.0f} {r:>11.3f} {old:>7.3f} "
-              f"{(r / old if old else 0):>5.2f}x")
+              f"{(r / old if old else 0):>5.2f}x {prev}")
         rows.append({"layer": name, "macs": rec["macs"], "instructions": round(instr),
-                     "macs_per_instruction": r, "before": old})
+                     "macs_per_instruction": r, "before": old,
+                     "prev_instructions": PREV.get(name)})
     results["issue_layers"] = rows
     print("\nWhole inference (MNIST-shaped zoo models, random initial weights):")
     zrows = {}
     for name, blob in zoo_models().items():
         prof = _infer(b, blob)
         tot = round(prof.total * ipt)
-        old = OLD_MODELS.get(name, 0)
+        old, prev = OLD_MODELS.get(name, 0), PREV_MODELS.get(name, 0)
         print(f"  {name:<14} {tot:>12,} instructions   before {old:>12,}   "
-              f"{(old / tot if old else 0):5.2f}x fewer")
-        zrows[name] = {"instructions": tot, "before": old}
+              f"{(old / tot if old else 0):5.2f}x fewer   prev {prev:>12,}   "
+              f"{(prev / tot if prev else 0):5.2f}x fewer")
+        zrows[name] = {"instructions": tot, "before": old, "prev": prev}
     results["zoo"] = zrows
 
 

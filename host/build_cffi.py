@@ -39,7 +39,7 @@ def _sources(absolute: bool) -> list:
 
 INCLUDE = [os.path.join(ROOT, d) for d in ("firmware/include", "firmware/kernels", "firmware/runtime", "host")]
 # what Python may call: every prototype, type and integer EQ_* constant these headers declare
-PUBLIC_HEADERS = ("eq_kernels.h", "eq_runtime.h", "eq_host.h", "eq_host_exec.h")
+PUBLIC_HEADERS = ("eq_kernels.h", "eq_conv_fast.h", "eq_runtime.h", "eq_host.h", "eq_host_exec.h")
 SYSTEM_HEADERS = ("stdint.h", "stddef.h", "stdbool.h", "string.h", "limits.h")  # cffi knows their types
 _INT_DEFINE = re.compile(r"^#define (EQ_[A-Z0-9_]+) \(?(-?(?:0x[0-9a-fA-F]+|[0-9]+))[uUlL]*\)?\s*$")
 
@@ -99,7 +99,7 @@ def make_builder(absolute: bool = False) -> FFI:
     ffi.cdef(cdef_from_headers())
     ffi.set_source(
         "edgeq._native",
-        '#include "eq_kernels.h"\n#include "eq_runtime.h"\n#include "eq_host.h"\n'
+        '#include "eq_kernels.h"\n#include "eq_conv_fast.h"\n#include "eq_runtime.h"\n#include "eq_host.h"\n'
         '#include "eq_host_exec.h"\n',
         sources=_sources(absolute),
         include_dirs=INCLUDE,

@@ -6,7 +6,7 @@
  * eq_conv_fast_scratch() is the scratch (bytes) the fast path for this layer needs; the loader
  * adds it to the arena, so eq_conv_fast may rely on job->scratch_bytes >= that value.
  * Each fast path lives in its own file (eq_conv_first.c: few-channel first layers fused with
- * their SIGN stage; eq_conv_wino_i8.c: integer Winograd F(2x2,3x3)); this dispatcher only
+ * their output stage; eq_conv_wino_i8.c: integer Winograd F(2x2,3x3)); this dispatcher only
  * chooses between them. */
 #ifndef EQ_CONV_FAST_H
 #define EQ_CONV_FAST_H
@@ -33,5 +33,13 @@ typedef struct {
 eq_status_t eq_conv_fast(const eq_conv_job_t *job);
 uint32_t eq_conv_fast_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
                               uint8_t out_stage, uint8_t lflags);
+
+/* eq_conv_first.c: layers on 1..4 input channels with kh*kw*in_c <= 127 taps, B1, TERN or
+ * TERN_SPARSE weights; B1 input with SIGN output (bit-sliced across the output channels,
+ * thresholds folded per border class) or U8 input with SIGN / MULTI output (16-bit dual MACs).
+ * Same contract as eq_conv_fast; the scratch is 0 where the path does not apply. */
+eq_status_t eq_conv_first(const eq_conv_job_t *job);
+uint32_t eq_conv_first_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
+                               uint8_t out_stage, uint8_t lflags);
 
 #endif /* EQ_CONV_FAST_H */

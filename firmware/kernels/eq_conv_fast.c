@@ -1,19 +1,33 @@
 /* Dispatcher of the whole-layer CONV fast paths (eq_conv_fast.h). */
 #include "eq_conv_fast.h"
 
+/* few-channel first layers (eq_conv_first.c), taken only where their scratch fits in the
+ * layer's own accumulator row (out_w * out_c int32), so the path never grows the arena */
+static uint32_t eq_first_need(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
+                              uint8_t out_stage, uint8_t lflags)
+{
+    const uint32_t n = s->in_c <= 4u ? eq_conv_first_scratch(s, in_enc, w_enc, out_stage, lflags) : 0u;
+    return (uint64_t)n <= (uint64_t)s->out_w * s->out_c * 4u ? n : 0u;
+}
+
 eq_status_t eq_conv_fast(const eq_conv_job_t *job)
 {
-    (void)job;
+    eq_status_t st;
+    if (job && job->s && job->w &&
+        eq_first_need(job->s, job->in_enc, job->w->enc, job->out_stage, job->lflags)) {
+        st = eq_conv_first(job);
+        if (st != EQ_ERR_UNSUPPORTED) return st;
+    }
     return EQ_ERR_UNSUPPORTED;
 }
 
 uint32_t eq_conv_fast_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
                               uint8_t out_stage, uint8_t lflags)
 {
-    (void)s;
-    (void)in_enc;
-    (void)w_enc;
-    (void)out_stage;
-    (void)lflags;
-    return 0u;
+    uint32_t need = 0u, n;
+    if (s) { /* few-channel first layers (eq_conv_first.c) */
+        n = eq_first_need(s, in_enc, w_enc, out_stage, lflags);
+        if (n > need) need = n;
+    }
+    return need;
 }
