@@ -31,10 +31,26 @@ def act_bytes(enc: str, shape: tuple) -> int:
     return spec.act_bytes(spec.value(spec.ENC, enc), *shape)
 
 
+def conv_fast_scratch(layer: Conv, shape: LayerShape) -> int:
+    """Scratch bytes of the C runtime's whole-layer fast path for this CONV layer, as
+    eq_conv_fast_scratch (firmware/kernels/eq_conv_fast.c) computes them; 0 if none applies.
+    Integer Winograd F(2x2, 3x3) (eq_conv_wino_i8.c): U8 x I8, 3x3 stride 1 pad 1, at least 4
+    input and output channels and 4x4 pixels, C <= 1827 (4 * |acc| < 2**31)."""
+    (h, w, c), n = shape.in_shape, shape.out_shape[2]
+    if not (shape.in_enc == "U8" and layer.w_enc == "I8" and layer.kh == 3 and layer.kw == 3
+            and layer.stride == 1 and layer.pad == 1 and layer.out in ("SIGN", "MULTI", "AFFINE")
+            and 4 <= c <= 1827 and n >= 4 and h >= 4 and w >= 4):
+        return 0
+    npair, tpair, cpair = (n + 1) // 2, ((w + 1) // 2 + 1) // 2, (c + 1) // 2
+    total = (128 * npair * cpair + _align(128 * tpair * cpair, 8) + 16 * (4 * tpair + 2) * cpair
+             + 8 * w * n)
+    return total if total <= 1 << 30 else 0
+
+
 def _arena(g: Graph, shapes: list[LayerShape]) -> int:
     acts = [act_bytes(shapes[0].in_enc, shapes[0].in_shape)]
     acts += [act_bytes(s.out_enc, s.out_shape) for s in shapes]
-    acc_row = max([s.out_shape[1] * s.out_shape[2] * 4
+    acc_row = max([max(s.out_shape[1] * s.out_shape[2] * 4, _align(conv_fast_scratch(layer, s), 8))
                    for s, layer in zip(shapes, g.layers) if isinstance(layer, Conv)] or [0])
     return 2 * _align(max(acts), 8) + acc_row
 

@@ -34,4 +34,11 @@ eq_status_t eq_conv_fast(const eq_conv_job_t *job);
 uint32_t eq_conv_fast_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
                               uint8_t out_stage, uint8_t lflags);
 
+/* Integer Winograd F(2x2, 3x3) (eq_conv_wino_i8.c): U8 activations x I8 weights, 3x3 stride 1
+ * pad 1, SIGN / MULTI / AFFINE stage. _scratch is 0 where the path does not apply (shape, types,
+ * or the shape rule says the direct loop takes fewer instructions), else the bytes it needs. */
+uint32_t eq_conv_wino_i8_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
+                                 uint8_t out_stage);
+eq_status_t eq_conv_wino_i8(const eq_conv_job_t *job);
+
 #endif /* EQ_CONV_FAST_H */
