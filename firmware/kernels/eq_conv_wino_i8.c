@@ -104,41 +104,7 @@ uint32_t eq_conv_wino_i8_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8
     return p.total;
 }
 
-/* ---- weight transform: U = Gs g Gs^T for every (n, c), stored as int16 pairs ---------------- */
-static void eq_wino_weights(const eq_conv_shape_t *s, const int8_t *w, const eq_wino_plan_t *p,
-                            int16_t *u)
-{
-    const uint32_t c_n = s->in_c, k = 9u * c_n, npos = p->np * p->cp2 * 4u; /* int16 a pos */
-    uint32_t n, c, i;
-    for (i = 0; i < 16u * npos; ++i) {
-        u[i] = 0; /* the pad channel / pad output channel */
-    }
-    for (n = 0; n < s->out_c; ++n) {
-        const int8_t *wn = w + (uint32_t)n * k;
-        int16_t *un = u + (n >> 1) * p->cp2 * 4u + (n & 1u) * 2u;
-        for (c = 0; c < c_n; ++c) {
-            int32_t r[3][4], t;
-            int16_t *o = un + (c >> 1) * 4u + (c & 1u);
-            for (i = 0; i < 3u; ++i) { /* rows: Gs g along kx */
-                const int32_t g0 = wn[(3u * i) * c_n + c], g1 = wn[(3u * i + 1u) * c_n + c];
-                const int32_t g2 = wn[(3u * i + 2u) * c_n + c];
-                r[i][0] = 2 * g0;
-                r[i][1] = g0 + g1 + g2;
-                r[i][2] = g0 - g1 + g2;
-                r[i][3] = 2 * g2;
-            }
-            for (i = 0; i < 4u; ++i) { /* columns: Gs along ky; pos = row * 4 + col */
-                t = r[0][i] + r[2][i];
-                o[(0u * 4u + i) * npos] = (int16_t)(2 * r[0][i]);
-                o[(1u * 4u + i) * npos] = (int16_t)(t + r[1][i]);
-                o[(2u * 4u + i) * npos] = (int16_t)(t - r[1][i]);
-                o[(3u * 4u + i) * npos] = (int16_t)(2 * r[2][i]);
-            }
-        }
-    }
-}
-
-/* ---- input transform of one row of tiles: V = B^T d B ----------------------------------------- */
+/* ---- weight transform: U = Gs g Gs^T for every (n, c), channel pairs in int16 lanes -------- */
 /* two int16 lanes a word (channels 2q, 2q + 1): lane-wise add / subtract modulo 2^16 */
 #ifdef EQ_WINO_DSP
 #define EQ_ADD16(a, b) ((uint32_t)__sadd16((int32_t)(a), (int32_t)(b)))
@@ -148,6 +114,47 @@ static void eq_wino_weights(const eq_conv_shape_t *s, const int8_t *w, const eq_
 #define EQ_SUB16(a, b) ((((a) | 0x80008000u) - ((b) & 0x7FFF7FFFu)) ^ (((a) ^ ~(b)) & 0x80008000u))
 #endif
 
+/* weights of channels c, c + 1 (c + 1 < C when two) at one tap as a lane pair */
+static inline uint32_t eq_wino_wpair(const int8_t *w, int two)
+{
+    return (uint32_t)(uint16_t)(int16_t)w[0] | (two ? (uint32_t)(uint16_t)(int16_t)w[1] << 16 : 0u);
+}
+
+static void eq_wino_weights(const eq_conv_shape_t *s, const int8_t *w, const eq_wino_plan_t *p,
+                            uint32_t *u)
+{
+    const uint32_t c_n = s->in_c, k = 9u * c_n, us = p->np * p->cp2 * 2u; /* words a pos */
+    uint32_t n, q, i;
+    for (i = 0; i < 16u * us; ++i) {
+        u[i] = 0; /* the pad output channel */
+    }
+    for (n = 0; n < s->out_c; ++n) {
+        const int8_t *wn = w + (uint32_t)n * k;
+        uint32_t *o = u + (n >> 1) * p->cp2 * 2u + (n & 1u);
+        for (q = 0; q < p->cp2; ++q, o += 2) {
+            const int two = 2u * q + 1u < c_n;
+            uint32_t r[3][4];
+            for (i = 0; i < 3u; ++i) { /* rows: Gs g along kx */
+                const int8_t *g = wn + 3u * i * c_n + 2u * q;
+                const uint32_t g0 = eq_wino_wpair(g, two), g1 = eq_wino_wpair(g + c_n, two);
+                const uint32_t g2 = eq_wino_wpair(g + 2u * c_n, two), t = EQ_ADD16(g0, g2);
+                r[i][0] = EQ_ADD16(g0, g0);
+                r[i][1] = EQ_ADD16(t, g1);
+                r[i][2] = EQ_SUB16(t, g1);
+                r[i][3] = EQ_ADD16(g2, g2);
+            }
+            for (i = 0; i < 4u; ++i) { /* columns: Gs along ky; pos = row * 4 + col */
+                const uint32_t t = EQ_ADD16(r[0][i], r[2][i]);
+                o[(0u + i) * us] = EQ_ADD16(r[0][i], r[0][i]);
+                o[(4u + i) * us] = EQ_ADD16(t, r[1][i]);
+                o[(8u + i) * us] = EQ_SUB16(t, r[1][i]);
+                o[(12u + i) * us] = EQ_ADD16(r[2][i], r[2][i]);
+            }
+        }
+    }
+}
+
+/* ---- input transform of one row of tiles: V = B^T d B ----------------------------------------- */
 /* the tile row's 4 input rows (2 ty - 1 .. 2 ty + 2), columns -1 .. 4 tp, as channel-pair words
  * (zero outside the input and in the pad channel) */
 static void eq_wino_rows(const eq_conv_shape_t *s, const uint8_t *in, uint32_t ty,
@@ -217,6 +224,16 @@ static inline uint32_t eq_wino_dot2(uint32_t a, uint32_t b)
 
 /* u, v: 8-byte aligned; a 64-bit load is one LDRD on Cortex-M (the two channels' or tiles'
  * words of one input-channel pair), two pairs a pass */
+/* one input-channel pair: uu = (channel 2 np, 2 np + 1) words, vv = (tile 2 tp, 2 tp + 1) */
+#define EQ_WINO_PAIR(uu_, vv_)                                                                   \
+    do {                                                                                         \
+        const uint64_t uu = (uu_), vv = (vv_);                                                   \
+        EQ_WINO_MAC(a00, (uint32_t)uu, (uint32_t)vv);                                            \
+        EQ_WINO_MAC(a01, (uint32_t)uu, (uint32_t)(vv >> 32));                                    \
+        EQ_WINO_MAC(a10, (uint32_t)(uu >> 32), (uint32_t)vv);                                    \
+        EQ_WINO_MAC(a11, (uint32_t)(uu >> 32), (uint32_t)(vv >> 32));                            \
+    } while (0)
+
 static void eq_wino_block(const uint32_t *u, const uint32_t *v, uint32_t cp2, uint32_t ustride,
                           uint32_t vstride, uint32_t m[4][16])
 {
@@ -253,25 +270,14 @@ static void eq_wino_block(const uint32_t *u, const uint32_t *v, uint32_t cp2, ui
         }
 #else
         for (q = cp2 >> 1; q != 0u; --q) {
-            const uint64_t uu = pu[0], vv = pv[0], uu1 = pu[1], vv1 = pv[1];
+            EQ_WINO_PAIR(pu[0], pv[0]);
+            EQ_WINO_PAIR(pu[1], pv[1]);
             pu += 2;
             pv += 2;
-            EQ_WINO_MAC(a00, (uint32_t)uu, (uint32_t)vv);
-            EQ_WINO_MAC(a01, (uint32_t)uu, (uint32_t)(vv >> 32));
-            EQ_WINO_MAC(a10, (uint32_t)(uu >> 32), (uint32_t)vv);
-            EQ_WINO_MAC(a11, (uint32_t)(uu >> 32), (uint32_t)(vv >> 32));
-            EQ_WINO_MAC(a00, (uint32_t)uu1, (uint32_t)vv1);
-            EQ_WINO_MAC(a01, (uint32_t)uu1, (uint32_t)(vv1 >> 32));
-            EQ_WINO_MAC(a10, (uint32_t)(uu1 >> 32), (uint32_t)vv1);
-            EQ_WINO_MAC(a11, (uint32_t)(uu1 >> 32), (uint32_t)(vv1 >> 32));
         }
 #endif
         if (cp2 & 1u) {
-            const uint64_t uu = pu[0], vv = pv[0];
-            EQ_WINO_MAC(a00, (uint32_t)uu, (uint32_t)vv);
-            EQ_WINO_MAC(a01, (uint32_t)uu, (uint32_t)(vv >> 32));
-            EQ_WINO_MAC(a10, (uint32_t)(uu >> 32), (uint32_t)vv);
-            EQ_WINO_MAC(a11, (uint32_t)(uu >> 32), (uint32_t)(vv >> 32));
+            EQ_WINO_PAIR(pu[0], pv[0]);
         }
         m[0][pos] = a00;
         m[1][pos] = a01;
@@ -339,7 +345,7 @@ eq_status_t eq_conv_wino_i8(const eq_conv_job_t *job)
     ustride = p.np * p.cp2 * 2u; /* words a pos */
     vstride = p.tp * p.cp2 * 2u;
     rs = (uint32_t)s->out_w * s->out_c; /* one accumulator row */
-    eq_wino_weights(s, (const int8_t *)job->w->data, &p, (int16_t *)(void *)u);
+    eq_wino_weights(s, (const int8_t *)job->w->data, &p, u);
     for (ty = 0; 2u * ty < s->out_h; ++ty) {
         const uint32_t rows = s->out_h - 2u * ty >= 2u ? 2u : 1u;
         eq_wino_rows(s, (const uint8_t *)job->in, ty, &p, (uint32_t *)(void *)(base + p.rows));
