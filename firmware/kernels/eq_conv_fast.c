@@ -5,9 +5,8 @@
 
 eq_status_t eq_conv_fast(const eq_conv_job_t *job)
 {
-    if (job != NULL && job->s != NULL && job->w != NULL
-        && eq_conv_wino_i8_scratch(job->s, job->in_enc, job->w->enc, job->out_stage) != 0u) {
-        const eq_status_t st = eq_conv_wino_i8(job); /* UNSUPPORTED where the shape rule says no */
+    if (job != NULL && job->s != NULL && job->w != NULL && job->w->enc == EQ_ENC_I8) {
+        const eq_status_t st = eq_conv_fast_i8(job); /* UNSUPPORTED where none applies */
         if (st != EQ_ERR_UNSUPPORTED) return st;
     }
     return EQ_ERR_UNSUPPORTED;
@@ -18,9 +17,9 @@ uint32_t eq_conv_fast_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t 
 {
     uint32_t need = 0u;
     (void)lflags;
-    {
-        const uint32_t wino = eq_conv_wino_i8_scratch(s, in_enc, w_enc, out_stage);
-        if (wino > need) need = wino;
+    if (w_enc == EQ_ENC_I8) {
+        const uint32_t i8 = eq_conv_fast_i8_scratch(s, in_enc, w_enc, out_stage);
+        if (i8 > need) need = i8;
     }
     return need;
 }

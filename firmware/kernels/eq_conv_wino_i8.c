@@ -300,24 +300,6 @@ static void eq_wino_output(const uint32_t *m, int32_t y[2][2])
     y[1][1] = (int32_t)(s1[1] - s1[2] - s1[3]) >> 2;
 }
 
-/* the runtime's output stage for n_pix pixels from output pixel `pix` on */
-static void eq_wino_stage(const eq_conv_job_t *job, const int32_t *acc, uint32_t pix,
-                          uint32_t n_pix)
-{
-    const uint16_t c = job->s->out_c;
-    if (job->out_stage == EQ_OUT_SIGN) {
-        eq_threshold_sign_b1(acc, n_pix, c, (const int32_t *)job->thr,
-                             (const uint8_t *)job->aux, (uint32_t *)job->out + pix * EQ_WORDS(c));
-    } else if (job->out_stage == EQ_OUT_MULTI) {
-        eq_threshold_multi_u8(acc, n_pix, c, (const int32_t *)job->thr,
-                              (uint16_t)((1u << job->out_bits) - 1u), (const uint8_t *)job->aux,
-                              (uint8_t *)job->out + pix * c);
-    } else {
-        eq_affine_i32(acc, n_pix, c, (const int32_t *)job->thr, (const int32_t *)job->aux,
-                      job->shift, (int32_t *)job->out + pix * c);
-    }
-}
-
 eq_status_t eq_conv_wino_i8(const eq_conv_job_t *job)
 {
     const eq_conv_shape_t *s;
@@ -326,17 +308,19 @@ eq_status_t eq_conv_wino_i8(const eq_conv_job_t *job)
     uint32_t *u, *v;
     int32_t *acc;
     uint32_t ty, np, tp, j, ustride, vstride, rs;
-    if (job == NULL || job->s == NULL || job->w == NULL || job->in == NULL || job->out == NULL
-        || job->w->data == NULL || job->thr == NULL || job->aux == NULL || job->scratch == NULL) {
-        return EQ_ERR_ARG;
+    eq_status_t st;
+    st = eq_conv_fast_check(job, 1u);
+    if (st != EQ_OK) {
+        return st;
     }
     s = job->s;
     if (eq_conv_wino_i8_scratch(s, job->in_enc, job->w->enc, job->out_stage) == 0u
         || !eq_wino_worth(s) || !eq_wino_plan(s, &p)) {
         return EQ_ERR_UNSUPPORTED;
     }
-    if (job->scratch_bytes < p.total || ((uintptr_t)job->scratch & 7u) != 0u) {
-        return EQ_ERR_ARENA;
+    st = eq_conv_fast_check(job, p.total);
+    if (st != EQ_OK) {
+        return st;
     }
     base = (uint8_t *)job->scratch;
     u = (uint32_t *)(void *)(base + p.u);
@@ -370,7 +354,56 @@ eq_status_t eq_conv_wino_i8(const eq_conv_job_t *job)
                 }
             }
         }
-        eq_wino_stage(job, acc, 2u * ty * s->out_w, rows * s->out_w);
+        eq_conv_fast_stage(job, acc, 2u * ty * s->out_w, rows * s->out_w);
     }
     return EQ_OK;
+}
+
+/* ---- the I8-weight fast paths (this file and eq_conv_i8_b1.c), for the dispatcher ----------- */
+uint32_t eq_conv_fast_i8_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
+                                 uint8_t out_stage)
+{
+    const uint32_t wino = eq_conv_wino_i8_scratch(s, in_enc, w_enc, out_stage);
+    const uint32_t i8b1 = eq_conv_i8_b1_scratch(s, in_enc, w_enc, out_stage);
+    return wino > i8b1 ? wino : i8b1;
+}
+
+eq_status_t eq_conv_fast_i8(const eq_conv_job_t *job)
+{
+    if (eq_conv_wino_i8_scratch(job->s, job->in_enc, job->w->enc, job->out_stage) != 0u) {
+        return eq_conv_wino_i8(job); /* UNSUPPORTED where the shape rule says no */
+    }
+    if (eq_conv_i8_b1_scratch(job->s, job->in_enc, job->w->enc, job->out_stage) != 0u) {
+        return eq_conv_i8_b1(job);
+    }
+    return EQ_ERR_UNSUPPORTED;
+}
+
+eq_status_t eq_conv_fast_check(const eq_conv_job_t *job, uint32_t need)
+{
+    if (job == NULL || job->s == NULL || job->w == NULL || job->in == NULL || job->out == NULL
+        || job->w->data == NULL || job->thr == NULL || job->aux == NULL || job->scratch == NULL) {
+        return EQ_ERR_ARG;
+    }
+    if (job->scratch_bytes < need || ((uintptr_t)job->scratch & 7u) != 0u) {
+        return EQ_ERR_ARENA;
+    }
+    return EQ_OK;
+}
+
+void eq_conv_fast_stage(const eq_conv_job_t *job, const int32_t *acc, uint32_t pix,
+                        uint32_t n_pix)
+{
+    const uint16_t c = job->s->out_c;
+    if (job->out_stage == EQ_OUT_SIGN) {
+        eq_threshold_sign_b1(acc, n_pix, c, (const int32_t *)job->thr,
+                             (const uint8_t *)job->aux, (uint32_t *)job->out + pix * EQ_WORDS(c));
+    } else if (job->out_stage == EQ_OUT_MULTI) {
+        eq_threshold_multi_u8(acc, n_pix, c, (const int32_t *)job->thr,
+                              (uint16_t)((1u << job->out_bits) - 1u), (const uint8_t *)job->aux,
+                              (uint8_t *)job->out + pix * c);
+    } else {
+        eq_affine_i32(acc, n_pix, c, (const int32_t *)job->thr, (const int32_t *)job->aux,
+                      job->shift, (int32_t *)job->out + pix * c);
+    }
 }

@@ -1,7 +1,8 @@
-"""Integer Winograd F(2x2, 3x3) fast path (firmware/kernels/eq_conv_wino_i8.c): U8 x I8 3x3
-stride-1 pad-1 layers through eq_model_run equal the numpy reference and the host executor's
-direct u8 x s8 GEMM bit for bit, on the host and on the emulated boards; the packer's arena
-equals the C loader's."""
+"""The I8-weight whole-layer fast paths through eq_model_run equal the numpy reference and the
+host executor's direct path bit for bit, on the host and on the emulated boards, and the packer's
+arena equals the C loader's:
+- integer Winograd F(2x2, 3x3) (firmware/kernels/eq_conv_wino_i8.c): U8 x I8 3x3 stride 1 pad 1;
+- I8 weights on B1 activations as 8 bit planes through the B1 x B1 row kernel (eq_conv_i8_b1.c)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,17 @@ def wino_graph(seed: int, c: int, n: int, h: int, w: int, out: str = "AFFINE", p
     return Graph((c, h, w), pre, {"RAW": 0, "QUANT": 3}.get(pre, 128), layers)
 
 
+def i8b1_graph(seed: int, c: int, n: int, h: int, w: int, out: str, kh: int = 3, kw: int = 3,
+               stride: int = 1, pad: int = 1, extreme: int = 0) -> Graph:
+    """THRESH (B1) input (c, h, w) -> I8 conv (the bit-plane candidate)."""
+    rng = np.random.default_rng(seed)
+    wt = rng.integers(-128, 128, (n, kh, kw, c)).astype(np.int8)
+    if extreme:
+        wt[: max(1, n // 2)] = extreme
+    return Graph((c, h, w), "THRESH", 128, [Conv(wt, "I8", out, stride=stride, pad=pad, name="planes",
+                                                 **_stage(rng, n, out))])
+
+
 def _check(g, x, what):
     blob = pack.write_blob(g)
     m = Model(blob)
@@ -55,9 +67,12 @@ def _check(g, x, what):
     return m, blob
 
 
-def _uses_wino(g) -> bool:
+def _uses_fast(g) -> bool:
     s = infer_shapes(g)[0]
     return pack.conv_fast_scratch(g.layers[0], s) > 0
+
+
+_uses_wino = _uses_fast
 
 
 @pytest.mark.parametrize("seed", range(24))
@@ -126,19 +141,57 @@ def test_packer_arena_equals_the_c_loader():
     assert [_uses_wino(g) for g in cases[:5]] == [True, False, False, False, True]
 
 
-# ---- the emulated boards: Winograd on the M4 (SMLAD), portable on the M3 and sim --------------
+@pytest.mark.parametrize("seed", range(24))
+def test_i8_on_b1_planes_equal_reference_on_random_shapes(seed):
+    rng = np.random.default_rng(200 + seed)
+    c = int(rng.choice([8, 9, 31, 32, 33, 64, 95]))
+    n = int(rng.choice([1, 2, 5, 8, 17]))
+    out = ("SIGN", "MULTI", "AFFINE")[seed % 3]
+    ext = (0, -128, 127)[seed % 3]
+    while True:  # a shape with at least 16 output pixels (the path's rule)
+        kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+        stride, pad = int(rng.integers(1, 3)), int(rng.integers(0, min(kh, kw)))
+        h, w = (int(v) for v in rng.integers(max(kh, kw) + 2, 14, 2))
+        g = i8b1_graph(seed, c, n, h, w, out, kh, kw, stride, pad, ext)
+        if _uses_fast(g):
+            break
+    x = rng.integers(0, 256, (4, c, h, w)).astype(np.uint8)
+    x[0] = 255  # all +1
+    _check(g, x, (c, n, h, w, kh, kw, stride, pad, out))
+
+
+def test_i8_on_b1_extremes_and_rule():
+    """-128 / 127 everywhere on all +1 / all -1 inputs: acc = +-128 K exactly; the shape rule
+    (8 input channels, 16 output pixels) decides, and both sides agree with the reference."""
+    for c, h, w, fast in ((8, 4, 4, True), (7, 8, 8, False), (8, 3, 5, False), (300, 5, 4, True)):
+        for v in (-128, 127):
+            g = i8b1_graph(c + abs(v), c, 3, h, w, "AFFINE", extreme=v)
+            g.layers[0].weight[:] = v
+            g.layers[0].mul[:] = 1
+            g.layers[0].add[:] = 0
+            g.layers[0].shift = 0
+            assert _uses_fast(g) is fast
+            x = np.stack([np.full((c, h, w), 255, np.uint8), np.zeros((c, h, w), np.uint8)])
+            m, _ = _check(g, x, (c, h, w, v))
+            got = m.predict_one(x)[1].reshape(2, h, w, 3)
+            assert got[0, 1, 1, 0] == 9 * c * v and got[1, 1, 1, 0] == -9 * c * v
+
+
+# ---- the emulated boards: Winograd with SMLAD on the M4, portable on the M3 and sim; bit planes -
 
 BOARD_GRAPHS = (  # (c, n, h, w, out, pre, extreme): inputs <= 1 KB and blobs <= 24 KB (the M3)
     (8, 9, 7, 9, "SIGN", "RAW", 0),
     (12, 8, 8, 6, "SIGN", "QUANT", -128),
     (8, 16, 6, 8, "MULTI", "RAW", 127),
     (5, 6, 5, 7, "AFFINE", "RAW", 0),  # portable rule only (DSP cores: the direct loop)
+    (40, 7, 6, 6, "SIGN", "THRESH", -128),  # I8 x B1 bit planes
+    (9, 5, 7, 5, "MULTI", "THRESH", 127),
 )
 
 
 @pytest.mark.qemu
 @pytest.mark.parametrize("name", ["sim", "qemu-mps2-an386", "qemu-lm3s6965"])
-def test_winograd_on_the_boards_equals_the_host(name, tmp_path, private_board_state):
+def test_i8_fast_paths_on_the_boards_equal_the_host(name, tmp_path, private_board_state):
     from edgeq.deploy import boards
     from edgeq.deploy.client import Board
     import boardutil as U
@@ -148,7 +201,12 @@ def test_winograd_on_the_boards_equals_the_host(name, tmp_path, private_board_st
         pytest.skip(f"{name}: {why or 'qemu-system-arm not found'}")
     blobs = []
     for i, (c, n, h, w, out, pre, ext) in enumerate(BOARD_GRAPHS):
-        g = wino_graph(40 + i, c, n, h, w, out, pre, extreme=ext, tail=True)
+        if pre == "THRESH":
+            g = i8b1_graph(40 + i, c, n, h, w, out, extreme=ext)
+            g.layers += wino_graph(0, 1, n, h, w, out, tail=True).layers[1:]
+        else:
+            g = wino_graph(40 + i, c, n, h, w, out, pre, extreme=ext, tail=True)
+        assert _uses_fast(g)
         blobs.append((g, pack.write_blob(g)))
     path = tmp_path / "m.eqb"
     path.write_bytes(blobs[0][1])
