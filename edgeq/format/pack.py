@@ -39,11 +39,13 @@ def conv_fast_scratch(layer: Conv, shape: LayerShape) -> int:
     - I8 weights on B1 activations as 8 bit planes (eq_conv_i8_b1.c): at least 8 input channels
       and 16 output pixels."""
     (h, w, c), (oh, ow, n) = shape.in_shape, shape.out_shape
-    if layer.w_enc != "I8" or layer.out not in ("SIGN", "MULTI", "AFFINE"):
+    if layer.w_enc != "I8" or layer.out not in ("SIGN", "MULTI", "AFFINE") or getattr(layer, "groups", 1) != 1:
         return 0
+    square = getattr(layer, "stride_w", None) in (None, layer.stride) and getattr(layer, "pad_w", None) in (
+        None, layer.pad)
     total = 0
     if (shape.in_enc == "U8" and layer.kh == 3 and layer.kw == 3 and layer.stride == 1
-            and layer.pad == 1 and 4 <= c <= 1827 and n >= 4 and h >= 4 and w >= 4):
+            and layer.pad == 1 and square and 4 <= c <= 1827 and n >= 4 and h >= 4 and w >= 4):
         npair, tpair, cpair = (n + 1) // 2, ((w + 1) // 2 + 1) // 2, (c + 1) // 2
         total = (128 * npair * cpair + _align(128 * tpair * cpair, 8) + 16 * (4 * tpair + 2) * cpair
                  + 8 * w * n)
