@@ -252,6 +252,7 @@ def bench_issue(b: Board, board, results: dict) -> None:
                      "macs_per_instruction": r, "before": old,
                      "prev_instructions": PREV.get(name)})
     results["issue_layers"] = rows
+    _winograd_line(rows, results)
     print("\nWhole inference (MNIST-shaped zoo models, random initial weights):")
     zrows = {}
     for name, blob in zoo_models().items():
@@ -263,6 +264,24 @@ def bench_issue(b: Board, board, results: dict) -> None:
               f"{(prev / tot if prev else 0):5.2f}x fewer")
         zrows[name] = {"instructions": tot, "before": old, "prev": prev}
     results["zoo"] = zrows
+
+
+# Winograd (issue 11): the I8 x U8 layer above now runs the integer Winograd F(2x2, 3x3) fast
+# path (firmware/kernels/eq_conv_wino_i8.c). Its direct row loop (SMLAD, eq_conv2d_row.c at
+# commit 1ace747) took this many instructions on the same layer, blob and input on
+# qemu-mps2-an386, measured once with Winograd switched off and recorded here.
+WINO_LAYER, WINO_DIRECT = "3x3 16x16x64 -> 64, I8 x U8", 16457615
+
+
+def _winograd_line(rows, results) -> None:
+    row = next((r for r in rows if r["layer"] == WINO_LAYER), None)
+    if row is None:
+        return
+    x = WINO_DIRECT / row["instructions"]
+    print(f"Winograd F(2x2,3x3) {WINO_LAYER}: direct {WINO_DIRECT:,} (recorded) -> "
+          f"{row['instructions']:,} instructions, {x:.2f}x fewer (bar 1.5x)")
+    results["winograd"] = {"layer": WINO_LAYER, "direct": WINO_DIRECT,
+                           "winograd": row["instructions"], "x": x}
 
 
 # whole-inference instructions before issue 11 (same models, same input; recorded as OLD)

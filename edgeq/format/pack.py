@@ -34,11 +34,31 @@ def act_bytes(enc: str, shape: tuple) -> int:
 
 
 def conv_fast_scratch(layer: Conv, shape: LayerShape) -> int:
-    """Bytes of scratch the C runtime's whole-layer fast path needs for this CONV layer: the
-    Python mirror of eq_conv_fast_scratch() (firmware/kernels/eq_conv_fast.c), which adds it to
-    acc_row. No fast path needs scratch yet: 0. A fast path that does must return the same
-    number here, or the header's arena_size disagrees with what the C loader computes."""
-    return 0
+    """Scratch bytes of the C runtime's whole-layer fast path for this CONV layer, as
+    eq_conv_fast_scratch (firmware/kernels/eq_conv_fast.c) computes them; 0 if none applies.
+    - integer Winograd F(2x2, 3x3) (eq_conv_wino_i8.c): U8 x I8, 3x3 stride 1 pad 1, at least 4
+      input and output channels and 4x4 pixels, C <= 1827 (4 * |acc| < 2**31);
+    - I8 weights on B1 activations as 8 bit planes (eq_conv_i8_b1.c): at least 8 input channels
+      and 16 output pixels."""
+    (h, w, c), (oh, ow, n) = shape.in_shape, shape.out_shape
+    # the runtime tries the fast paths on ordinary layers only: one group, stride_w == stride and
+    # pad_w == pad (eq_exec.c run_conv; the loader reserves scratch under the same rule)
+    square = getattr(layer, "stride_w", None) in (None, layer.stride) and getattr(layer, "pad_w", None) in (
+        None, layer.pad)
+    if (layer.w_enc != "I8" or layer.out not in ("SIGN", "MULTI", "AFFINE")
+            or getattr(layer, "groups", 1) != 1 or not square):
+        return 0
+    total = 0
+    if (shape.in_enc == "U8" and layer.kh == 3 and layer.kw == 3 and layer.stride == 1
+            and layer.pad == 1 and 4 <= c <= 1827 and n >= 4 and h >= 4 and w >= 4):
+        npair, tpair, cpair = (n + 1) // 2, ((w + 1) // 2 + 1) // 2, (c + 1) // 2
+        total = (128 * npair * cpair + _align(128 * tpair * cpair, 8) + 16 * (4 * tpair + 2) * cpair
+                 + 8 * w * n)
+    elif (shape.in_enc == "B1" and n <= 65535 // 8 and layer.kh * layer.kw * c * 256 < 1 << 31
+          and c >= 8 and oh * ow >= 16):
+        fw = layer.kh * layer.kw * ((c + 31) // 32)  # words of a B1 filter
+        total = 32 * n * fw + _align(4 * fw, 8) + 32 * ow * n + _align(4 * ow, 8)
+    return total if total <= 1 << 30 else 0
 
 
 def acc_row_bytes(g: Graph, shapes: list[LayerShape]) -> int:

@@ -42,4 +42,31 @@ eq_status_t eq_conv_first(const eq_conv_job_t *job);
 uint32_t eq_conv_first_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
                                uint8_t out_stage, uint8_t lflags);
 
+/* Integer Winograd F(2x2, 3x3) (eq_conv_wino_i8.c): U8 activations x I8 weights, 3x3 stride 1
+ * pad 1, SIGN / MULTI / AFFINE stage. _scratch is 0 where the path does not apply (shape, types,
+ * or the shape rule says the direct loop takes fewer instructions), else the bytes it needs. */
+uint32_t eq_conv_wino_i8_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
+                                 uint8_t out_stage);
+eq_status_t eq_conv_wino_i8(const eq_conv_job_t *job);
+
+/* I8 weights on B1 activations as 8 bit planes through the B1 x B1 row kernel (eq_conv_i8_b1.c):
+ * any kernel, stride and pad, SIGN / MULTI / AFFINE stage, at least 8 input channels and 16
+ * output pixels. */
+uint32_t eq_conv_i8_b1_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
+                               uint8_t out_stage);
+eq_status_t eq_conv_i8_b1(const eq_conv_job_t *job);
+
+/* both (eq_conv_wino_i8.c): what the dispatcher calls for I8 weights */
+uint32_t eq_conv_fast_i8_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
+                                 uint8_t out_stage);
+eq_status_t eq_conv_fast_i8(const eq_conv_job_t *job);
+
+/* EQ_ERR_ARG unless the job's pointers are there, EQ_ERR_ARENA unless its scratch is 8-byte
+ * aligned and holds need bytes, else EQ_OK */
+eq_status_t eq_conv_fast_check(const eq_conv_job_t *job, uint32_t need);
+
+/* the runtime's output stage (job->out_stage) on acc (n_pix, out_c), written from output pixel
+ * `pix` on */
+void eq_conv_fast_stage(const eq_conv_job_t *job, const int32_t *acc, uint32_t pix, uint32_t n_pix);
+
 #endif /* EQ_CONV_FAST_H */

@@ -1,4 +1,6 @@
 /* Dispatcher of the whole-layer CONV fast paths (eq_conv_fast.h). */
+#include <stddef.h>
+
 #include "eq_conv_fast.h"
 
 /* few-channel first layers (eq_conv_first.c), taken only where their scratch fits in the
@@ -18,6 +20,10 @@ eq_status_t eq_conv_fast(const eq_conv_job_t *job)
         st = eq_conv_first(job);
         if (st != EQ_ERR_UNSUPPORTED) return st;
     }
+    if (job != NULL && job->s != NULL && job->w != NULL && job->w->enc == EQ_ENC_I8) {
+        st = eq_conv_fast_i8(job); /* UNSUPPORTED where none applies */
+        if (st != EQ_ERR_UNSUPPORTED) return st;
+    }
     return EQ_ERR_UNSUPPORTED;
 }
 
@@ -27,6 +33,10 @@ uint32_t eq_conv_fast_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t 
     uint32_t need = 0u, n;
     if (s) { /* few-channel first layers (eq_conv_first.c) */
         n = eq_first_need(s, in_enc, w_enc, out_stage, lflags);
+        if (n > need) need = n;
+    }
+    if (s && w_enc == EQ_ENC_I8) { /* integer Winograd, I8 x B1 bit planes (eq_conv_wino_i8.c) */
+        n = eq_conv_fast_i8_scratch(s, in_enc, w_enc, out_stage);
         if (n > need) need = n;
     }
     return need;
