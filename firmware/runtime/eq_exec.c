@@ -116,17 +116,27 @@ static eq_status_t run_conv(const eq_model_t *m, const layer_t *L, const void *i
     return EQ_OK;
 }
 
-/* value of channel ch at pixel p of an activation: +-1 (B1), the code (U8), the value (I32) */
-static int32_t act_at(uint32_t enc, const void *a, uint32_t c, uint32_t p, uint32_t ch)
+/* channels [ch0, ch0 + cnt) of pixel p of an activation (c channels) as int32 values: +-1 (B1),
+ * the code (U8), the value (I32) */
+#define EQ_CH_CHUNK 64u
+static void px_values(uint32_t enc, const void *a, uint32_t c, uint32_t p, uint32_t ch0, uint32_t cnt,
+                      int32_t *dst)
 {
+    uint32_t j;
     if (enc == EQ_ENC_B1) {
         const uint32_t *px = (const uint32_t *)a + (size_t)p * EQ_WORDS(c);
-        return ((px[ch >> 5] >> (ch & 31u)) & 1u) ? 1 : -1;
+        for (j = 0; j < cnt; j++) {
+            const uint32_t ch = ch0 + j;
+            dst[j] = ((px[ch >> 5] >> (ch & 31u)) & 1u) ? 1 : -1;
+        }
+    } else if (enc == EQ_ENC_U8) {
+        const uint8_t *px = (const uint8_t *)a + (size_t)p * c + ch0;
+        for (j = 0; j < cnt; j++) {
+            dst[j] = px[j];
+        }
+    } else {
+        memcpy(dst, (const int32_t *)a + (size_t)p * c + ch0, (size_t)cnt * 4u);
     }
-    if (enc == EQ_ENC_U8) {
-        return ((const uint8_t *)a)[(size_t)p * c + ch];
-    }
-    return ((const int32_t *)a)[(size_t)p * c + ch];
 }
 
 static int32_t sat32(int64_t v)
@@ -139,20 +149,30 @@ static void run_avgpool(const eq_model_t *m, const layer_t *L, const void *in, v
 {
     tensor_t thr, aux;
     const uint32_t c = L->in_c;
-    uint32_t oy, ox, ky, kx, ch;
+    int32_t v[EQ_CH_CHUNK];
+    int64_t sum[EQ_CH_CHUNK];
+    uint32_t oy, ox, ky, kx, ch0, j;
     (void)eq_rt_tensor(m, L->t_thr, &thr);
     (void)eq_rt_tensor(m, L->t_aux, &aux);
     for (oy = 0; oy < L->out_h; oy++) {
         for (ox = 0; ox < L->out_w; ox++) {
-            for (ch = 0; ch < c; ch++) {
-                int64_t sum = 0;
+            for (ch0 = 0; ch0 < c; ch0 += EQ_CH_CHUNK) {
+                const uint32_t cnt = c - ch0 < EQ_CH_CHUNK ? c - ch0 : EQ_CH_CHUNK;
+                for (j = 0; j < cnt; j++) {
+                    sum[j] = 0;
+                }
                 for (ky = 0; ky < L->kh; ky++) {
                     const uint32_t row = (oy * L->stride + ky) * L->in_w + ox * L->stride_w;
                     for (kx = 0; kx < L->kw; kx++) {
-                        sum += act_at(L->in_enc, in, c, row + kx, ch);
+                        px_values(L->in_enc, in, c, row + kx, ch0, cnt, v);
+                        for (j = 0; j < cnt; j++) {
+                            sum[j] += v[j];
+                        }
                     }
                 }
-                acc[ox * c + ch] = sat32(sum);
+                for (j = 0; j < cnt; j++) {
+                    acc[ox * c + ch0 + j] = sat32(sum[j]);
+                }
             }
         }
         stage_row(L, acc, L->out_w, oy, &thr, &aux, out);
@@ -166,18 +186,54 @@ static void run_add(const eq_model_t *m, const layer_t *L, uint32_t enc1, const 
     tensor_t wt, thr, aux;
     const uint32_t c = L->out_c;
     const int32_t *mul;
-    uint32_t oy, ox, ch;
+    int32_t v0[EQ_CH_CHUNK], v1[EQ_CH_CHUNK];
+    uint32_t oy, ox, ch0, j;
+    int fits = 0;
     (void)eq_rt_tensor(m, L->t_weight, &wt);
     (void)eq_rt_tensor(m, L->t_thr, &thr);
     (void)eq_rt_tensor(m, L->t_aux, &aux);
     mul = (const int32_t *)(const void *)wt.data;
+    /* codes of B1 / U8 inputs are at most 255: when every |m0| a0max + |m1| a1max < 2**31 the
+     * sums fit int32 exactly and need no saturation (residual multipliers are small) */
+    if (L->in_enc != EQ_ENC_I32 && enc1 != EQ_ENC_I32) {
+        const uint64_t amax0 = L->in_enc == EQ_ENC_B1 ? 1u : 255u, amax1 = enc1 == EQ_ENC_B1 ? 1u : 255u;
+        fits = 1;
+        for (j = 0; j < c && fits; j++) {
+            const uint64_t b0 = (uint64_t)(mul[j] < 0 ? -(int64_t)mul[j] : mul[j]);
+            const uint64_t b1 = (uint64_t)(mul[c + j] < 0 ? -(int64_t)mul[c + j] : mul[c + j]);
+            fits = b0 * amax0 + b1 * amax1 < 0x80000000ull;
+        }
+    }
     for (oy = 0; oy < L->out_h; oy++) {
         for (ox = 0; ox < L->out_w; ox++) {
             const uint32_t p = oy * L->out_w + ox;
-            for (ch = 0; ch < c; ch++) {
-                const int64_t v = (int64_t)mul[ch] * act_at(L->in_enc, a0, c, p, ch)
-                                  + (int64_t)mul[c + ch] * act_at(enc1, a1, c, p, ch);
-                acc[ox * c + ch] = sat32(v);
+            if (fits && L->in_enc == EQ_ENC_B1 && enc1 == EQ_ENC_B1) { /* +-m0 +-m1 from the bits */
+                const uint32_t *x0 = (const uint32_t *)a0 + (size_t)p * EQ_WORDS(c);
+                const uint32_t *x1 = (const uint32_t *)a1 + (size_t)p * EQ_WORDS(c);
+                int32_t *o = acc + ox * c;
+                for (j = 0; j < c; j++) {
+                    const uint32_t sh = j & 31u;
+                    const int32_t s0 = -(int32_t)((x0[j >> 5] >> sh) & 1u) ^ -1; /* 0: bit 1, -1: bit 0 */
+                    const int32_t s1 = -(int32_t)((x1[j >> 5] >> sh) & 1u) ^ -1;
+                    o[j] = ((mul[j] ^ s0) - s0) + ((mul[c + j] ^ s1) - s1);
+                }
+                continue;
+            }
+            for (ch0 = 0; ch0 < c; ch0 += EQ_CH_CHUNK) {
+                const uint32_t cnt = c - ch0 < EQ_CH_CHUNK ? c - ch0 : EQ_CH_CHUNK;
+                const int32_t *m0 = mul + ch0, *m1 = mul + c + ch0;
+                int32_t *o = acc + ox * c + ch0;
+                px_values(L->in_enc, a0, c, p, ch0, cnt, v0);
+                px_values(enc1, a1, c, p, ch0, cnt, v1);
+                if (fits) {
+                    for (j = 0; j < cnt; j++) {
+                        o[j] = m0[j] * v0[j] + m1[j] * v1[j];
+                    }
+                } else {
+                    for (j = 0; j < cnt; j++) {
+                        o[j] = sat32((int64_t)m0[j] * v0[j] + (int64_t)m1[j] * v1[j]);
+                    }
+                }
             }
         }
         stage_row(L, acc, L->out_w, oy, &thr, &aux, out);
@@ -266,8 +322,9 @@ static void run_pool(const layer_t *L, const void *in, void *out)
                     int32_t best = INT32_MIN;
                     for (ky = 0; ky < L->kh; ky++) {
                         for (kx = 0; kx < L->kw; kx++) {
-                            const int32_t v = act_at(L->in_enc, in, c,
-                                                     (oy * L->stride + ky) * w + ox * L->stride_w + kx, ch);
+                            int32_t v;
+                            px_values(L->in_enc, in, c, (oy * L->stride + ky) * w + ox * L->stride_w + kx, ch, 1u,
+                                      &v);
                             best = v > best ? v : best;
                         }
                     }
