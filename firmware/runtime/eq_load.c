@@ -594,7 +594,9 @@ static eq_status_t load_layers(eq_model_t *m, uint32_t in_enc, uint32_t in_level
             if ((uint64_t)L.out_w * L.out_c * 4u > acc_row) {
                 acc_row = (uint64_t)L.out_w * L.out_c * 4u;
             }
-            if (!f32) { /* whole-layer fast path scratch (eq_conv_fast.h) */
+            /* whole-layer fast path scratch (eq_conv_fast.h), under the rule run_conv tries them by:
+             * one group, equal horizontal and vertical stride and padding */
+            if (!f32 && L.groups == 1u && L.stride_w == L.stride && L.pad_w == L.pad) {
                 const uint64_t need = round8(eq_conv_fast_scratch(&fs, (uint8_t)L.in_enc, (uint8_t)L.w_enc,
                                                                   (uint8_t)L.out_stage, 0u));
                 if (need > acc_row) {
