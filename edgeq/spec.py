@@ -76,7 +76,7 @@ OP = {
     "MAXPOOL": (2, "max-pool (OR on B1 activations, max on U8/I32)"),
     "FLATTEN": (3, "(H, W, C) -> (1, 1, H*W*C) in HWC order; B1 bits are repacked without padding"),
     "AVGPOOL": (4, "window sums (kh x kw, stride, no padding) of B1 (+-1) / U8 / I32 values, then an output stage"),
-    "ADD": (5, "acc = sat32(m0[c] * a0 + m1[c] * a1) of two same-shape inputs (m: I32 (2, C) weights), then an output stage"),
+    "ADD": (5, "acc = sat32(m0[c] * a0 + m1[c] * a1) of two same-shape inputs (m: I32 (2, C)), then an output stage"),
     "CONCAT": (6, "channels of src0 then channels of src1 (same H, W and encoding)"),
 }
 

@@ -62,7 +62,7 @@
 #define EQ_OP_MAXPOOL 2 /* max-pool (OR on B1 activations, max on U8/I32) */
 #define EQ_OP_FLATTEN 3 /* (H, W, C) -> (1, 1, H*W*C) in HWC order; B1 bits are repacked without padding */
 #define EQ_OP_AVGPOOL 4 /* window sums (kh x kw, stride, no padding) of B1 (+-1) / U8 / I32 values, then an output stage */
-#define EQ_OP_ADD 5 /* acc = sat32(m0[c] * a0 + m1[c] * a1) of two same-shape inputs (m: I32 (2, C) weights), then an output stage */
+#define EQ_OP_ADD 5 /* acc = sat32(m0[c] * a0 + m1[c] * a1) of two same-shape inputs (m: I32 (2, C)), then an output stage */
 #define EQ_OP_CONCAT 6 /* channels of src0 then channels of src1 (same H, W and encoding) */
 
 /* OUT */
