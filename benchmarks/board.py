@@ -329,12 +329,36 @@ def _by_kind(recs: list, instr: list) -> dict:
     return out
 
 
+REFERENCE_INPUTS = 3  # random inputs per reference model compared with the host runtime
+
+
+def _reference_on_board(b: Board, board, blob: bytes, ipt: float, n: int = REFERENCE_INPUTS) -> tuple:
+    """Load `blob` on the running board, INFER n random wire inputs (a MobileNet's 27,648 bytes go
+    up in INPUT_CHUNK frames) and compare classes and scores with the C host runtime. Returns
+    (whole-inference instructions of the last input, per-kind instructions (`_by_kind`), every
+    input bit-exact, n)."""
+    from edgeq.native.runtime import Model
+
+    boards.check_fit(board, blob)
+    b.load(blob)
+    model = Model(blob)
+    rng = np.random.default_rng(1)
+    same = True
+    for _ in range(n):
+        x = bytes(rng.integers(0, 256, model.input_wire_bytes, dtype=np.uint8))
+        cls, scores = b.infer(x, timeout=300)
+        hcls, host = model.predict_wire(x)  # the C host runtime on the same input
+        same = same and cls == hcls and np.array_equal(host, scores)
+    prof = b.profile()
+    return (round(prof.total * ipt), _by_kind(layer_records(blob), [t * ipt for t in prof.ticks]),
+            bool(same), n)
+
+
 def bench_reference(b: Board | None, board, results: dict, names=None) -> None:
     """Whole-inference instructions of the reference models on the board (None: host only), blob
     and peak arena bytes against the board's limits, next to MLPerf Tiny's int8 cycles."""
     from edgeq.errors import EdgeqError
     from edgeq.format.pack import read_header
-    from edgeq.native.runtime import Model
     from edgeq.train.archs import REFERENCE_MODELS, get_arch
 
     ipt = (1e9 / board.tick_hz) / board.qemu.get("instr_ns", 32)
@@ -345,8 +369,8 @@ def bench_reference(b: Board | None, board, results: dict, names=None) -> None:
     print("MLPerf Tiny int8 = the reference submission's latency on a 120 MHz Cortex-M4, as cycles "
           "(ms x 120e3). Instructions are not cycles: on a Cortex-M4 every instruction takes >= 1 "
           "cycle (loads 2, taken branches 2-4), so the cycle count is higher than the instruction count.")
-    print(f"{'model':<24} {'blob B':>9} {'arena B':>9} {'MACs':>12} {'instructions':>13} {'MACs/instr':>10}   "
-          f"{'MLPerf int8 cycles':>18}")
+    print(f"{'model':<24} {'blob B':>9} {'arena B':>9} {'MACs':>12} {'instructions':>13} {'MACs/instr':>10} "
+          f"{'= host':>7}   {'MLPerf int8 cycles':>18}")
     rows = {}
     for name in names or REFERENCE_MODELS:
         try:
@@ -367,16 +391,8 @@ def bench_reference(b: Board | None, board, results: dict, names=None) -> None:
             why = "no board"
         else:
             try:
-                boards.check_fit(board, blob)
-                b.load(blob)
-                wire = Model(blob).input_wire_bytes
-                x = bytes(np.random.default_rng(1).integers(0, 256, wire, dtype=np.uint8))
-                cls, scores = b.infer(x, timeout=300)
-                prof = b.profile()
-                instr = round(prof.total * ipt)
-                row["layers"] = _by_kind(layer_records(blob), [t * ipt for t in prof.ticks])
-                _, host = Model(blob).predict_wire(x)  # the C host runtime on the same input
-                row["board_equals_host"] = bool(np.array_equal(host, scores))
+                instr, row["layers"], row["board_equals_host"], row["inputs"] = _reference_on_board(
+                    b, board, blob, ipt)
             except EdgeqError as e:
                 why = str(e)
         if instr is not None:
@@ -389,7 +405,8 @@ def bench_reference(b: Board | None, board, results: dict, names=None) -> None:
         rows[name] = row
         shown = f"{instr:>13,}" if instr is not None else f"{'-':>13}"
         ratio = f"{macs / instr:>10.2f}" if instr else f"{'-':>10}"
-        print(f"{name:<24} {len(blob):>9,} {row['arena_bytes']:>9,} {macs:>12,} {shown} {ratio}   "
+        same = {True: f"{'yes':>7}", False: f"{'NO':>7}"}.get(row.get("board_equals_host"), f"{'-':>7}")
+        print(f"{name:<24} {len(blob):>9,} {row['arena_bytes']:>9,} {macs:>12,} {shown} {ratio} {same}   "
               f"{row['mlperf_int8_cycles']:>18,}  ({title}, {ms:g} ms)")
         if why:
             print(f"  {name}: not run on the board: {why}")

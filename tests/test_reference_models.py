@@ -96,3 +96,93 @@ def test_reference_model_exports_and_fits_the_reference_board(arch, capsys):
     with capsys.disabled():
         print(f"\n{arch}: blob {len(res.blob):,} B, peak arena {int(hdr['arena_size']):,} B "
               f"(qemu-mps2-an386: {board.model_region[1]:,} B model region, {int(board.firmware['arena']):,} B arena)")
+
+
+# --------------------------------------------------------------------------------------------
+# on the reference board (qemu-mps2-an386, the real firmware under QEMU -icount)
+
+BOARD = "qemu-mps2-an386"
+BOARD_INPUTS = 3  # random inputs per model
+
+
+@pytest.fixture(scope="module")
+def reference_blobs():
+    """arch -> blob of every reference model (random init, batch norms calibrated; exported and
+    proved on 4 random inputs)."""
+    import edgeq
+
+    out = {}
+    for arch in REFERENCE_MODELS:
+        m = models.reference_model(arch, calib=16)
+        x = np.random.default_rng(2).integers(0, 256, (4,) + tuple(m.config["input_shape"]), dtype=np.uint8)
+        out[arch] = edgeq.export(m, x).blob
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+def test_reference_models_run_bit_exact_on_the_board(reference_blobs, private_board_state, tmp_path):
+    """Each reference model, uploaded to the running firmware, gives the C host runtime's class and
+    scores on random inputs; the MobileNets' 27,648-byte inputs reach the board in INPUT_CHUNK
+    frames (more than one frame's payload)."""
+    from boardutil import need_board
+
+    from edgeq.deploy import boards
+    from edgeq.deploy.client import Board
+    from edgeq.format import pack
+    from edgeq.native.runtime import Model
+
+    need_board(BOARD)
+    first = tmp_path / "first.eqb"
+    first.write_bytes(reference_blobs[REFERENCE_MODELS[0]])
+    run, _ = boards.flash(BOARD, first, log=lambda s: None)
+    chunked = []
+    try:
+        with Board(run.url, timeout=60) as b:
+            for arch, blob in reference_blobs.items():
+                summary = b.load(blob)
+                assert summary.arena_need == pack.read_header(blob)["arena_size"], arch
+                model = Model(blob)
+                if model.input_wire_bytes > b.max_payload:
+                    chunked.append(arch)
+                x = np.random.default_rng(7).integers(0, 256, (BOARD_INPUTS,) + model.input_shape, dtype=np.uint8)
+                for i, img in enumerate(x):
+                    wire = model.wire_input(img)
+                    cls, scores = b.infer(wire, timeout=300)
+                    hcls, hscores = model.predict_wire(wire)
+                    assert cls == hcls and np.array_equal(scores, hscores), (arch, i, scores, hscores)
+                prof = b.profile()
+                assert len(prof.ticks) == model.n_layers and prof.total > 0, arch
+    finally:
+        boards.stop(BOARD)
+    assert chunked == [a for a in REFERENCE_MODELS if get_arch(a).kind == "mobilenet"] and chunked
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+def test_edgeq_profile_gives_per_layer_instructions_on_qemu(reference_blobs, private_board_state, tmp_path):
+    """`edgeq flash` + `edgeq profile` of the binary ResNet-8 on qemu-mps2-an386: one row per blob
+    layer, counted in executed instructions (QEMU -icount), never called cycles."""
+    import json
+
+    from boardutil import need_board
+    from cliutil import edgeq
+
+    from edgeq.deploy import boards
+    from edgeq.format import pack
+
+    need_board(BOARD)
+    blob = reference_blobs["resnet8-bnn"]
+    path = tmp_path / "resnet8.eqb"
+    path.write_bytes(blob)
+    try:
+        assert "verified on the board" in edgeq("flash", path, "--board", BOARD).stdout
+        out = edgeq("profile", "--board", BOARD, "--model", path, "--runs", "1",
+                    "--json", tmp_path / "p.json").stdout
+    finally:
+        boards.stop(BOARD)
+    rep = json.loads((tmp_path / "p.json").read_text())
+    names = [row["name"] for row in pack.blob_info(blob)["layers"]]
+    assert rep["unit"] == "instructions" and [x["name"] for x in rep["layers"]] == names
+    assert all(x["cycles"] > 0 for x in rep["layers"]) and rep["total_cycles"] >= rep["layer_sum_cycles"] > 0
+    assert "instructions" in out and "cycles" not in out.replace("not cycles", ""), out
