@@ -119,7 +119,6 @@ def reference_blobs():
     return out
 
 
-@pytest.mark.slow
 @pytest.mark.qemu
 def test_reference_models_run_bit_exact_on_the_board(reference_blobs, private_board_state, tmp_path):
     """Each reference model, uploaded to the running firmware, gives the C host runtime's class and
@@ -158,7 +157,6 @@ def test_reference_models_run_bit_exact_on_the_board(reference_blobs, private_bo
     assert chunked == [a for a in REFERENCE_MODELS if get_arch(a).kind == "mobilenet"] and chunked
 
 
-@pytest.mark.slow
 @pytest.mark.qemu
 def test_edgeq_profile_gives_per_layer_instructions_on_qemu(reference_blobs, private_board_state, tmp_path):
     """`edgeq flash` + `edgeq profile` of the binary ResNet-8 on qemu-mps2-an386: one row per blob
