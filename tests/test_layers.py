@@ -28,7 +28,7 @@ ALLOWED = {
     "micro": set(),  # MicroPython: runs on a board with none of the host package
 }
 # modules outside the layer folders
-TOP = {"edgeq.__main__", "edgeq.demo", "edgeq.nn"}
+TOP = {"edgeq.__main__", "edgeq.api", "edgeq.demo", "edgeq.nn"}
 BASE_MODULES = {"edgeq", "edgeq.spec", "edgeq.errors", "edgeq._native"}
 
 

@@ -160,7 +160,9 @@ static uint32_t model_reply(void)
 /* validate a blob for this board; fills st.m on success */
 static uint32_t adopt(const uint8_t *blob, uint32_t size, uint8_t src, uint32_t *detail)
 {
-    eq_model_t m;
+    /* static, not on the stack: eq_model_t holds the DAG plan (about 1 KB on a 32-bit MCU) and the
+     * Cortex-M3 boards have a 4 KB stack; the firmware is single-threaded */
+    static eq_model_t m;
     eq_status_t s = eq_model_load(&m, blob, size);
     *detail = 0;
     if (s != EQ_OK)
