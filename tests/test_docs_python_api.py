@@ -27,12 +27,12 @@ def test_python_api_examples_run(tmp_path, monkeypatch, capsys, private_board_st
     except ImportError as e:  # pragma: no cover
         pytest.skip(f"C host runtime not built: {e}")
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
-    assert len(blocks) == 3 and "boards.flash" in blocks[1]
+    assert len(blocks) == 3 and "edgeq.flash" in blocks[1]
     monkeypatch.chdir(tmp_path)
     ns: dict = {"__name__": "python_api_example"}
     skipped = ""
     for code in blocks:  # each block continues the one before (data, imports, the blob)
-        if "boards.flash" in code:
+        if "edgeq.flash" in code:
             board = re.search(r'BOARD = "([^"]+)"', code).group(1)
             skipped = _board_missing(board)
             if skipped:
