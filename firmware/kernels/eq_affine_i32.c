@@ -16,6 +16,20 @@ void eq_affine_i32(const int32_t *acc, uint32_t n_pix, uint16_t c, const int32_t
 {
     uint32_t p, n;
     const uint32_t sh = shift > 62u ? 62u : shift;
+#if defined(__GNUC__)
+    if (sh >= 1u && sh <= 31u) { /* 32-bit halves: low word of v >> sh, its high word hi >> sh */
+        const uint32_t ls = 32u - sh;
+        for (p = 0; p < n_pix; ++p, acc += c, out += c) {
+            for (n = 0; n < c; ++n) {
+                const int64_t v = (int64_t)acc[n] * (int64_t)mul[n] + (int64_t)add[n];
+                const int32_t hi = (int32_t)(v >> 32);
+                const int32_t r = (int32_t)(((uint32_t)v >> sh) | ((uint32_t)hi << ls));
+                out[n] = (hi >> sh) == (r >> 31) ? r : hi < 0 ? INT32_MIN : INT32_MAX;
+            }
+        }
+        return;
+    }
+#endif
     for (p = 0; p < n_pix; ++p, acc += c, out += c) {
         for (n = 0; n < c; ++n) {
             int64_t v = (int64_t)acc[n] * (int64_t)mul[n] + (int64_t)add[n];
