@@ -301,6 +301,11 @@ MLPERF = {
 }
 MLPERF_HZ = 120e6
 REFERENCE_GOAL = {"resnet8-bnn": 5_000_000}  # instructions per inference (issue 14)
+# resnet8-bnn per layer before the pair / RGB / ADD / AFFINE / FLATTEN fast paths (integration
+# commit 20e8b2b, same blob and input, qemu-mps2-an386 -icount), recorded: the per-layer table
+# prints them next to today's figures
+REFERENCE_BEFORE = {"resnet8-bnn": [2117859, 2438101, 2812335, 762065, 1152559, 1015741, 500352,
+                                    266549, 393675, 905400, 269546, 127140, 66395, 12676]}
 
 
 def reference_blob(name: str) -> tuple:
@@ -336,7 +341,7 @@ def _reference_on_board(b: Board, board, blob: bytes, ipt: float, n: int = REFER
     """Load `blob` on the running board, INFER n random wire inputs (a MobileNet's 27,648 bytes go
     up in INPUT_CHUNK frames) and compare classes and scores with the C host runtime. Returns
     (whole-inference instructions of the last input, per-kind instructions (`_by_kind`), every
-    input bit-exact, n)."""
+    input bit-exact, n, per-layer instructions of the last input)."""
     from edgeq.native.runtime import Model
 
     boards.check_fit(board, blob)
@@ -350,8 +355,30 @@ def _reference_on_board(b: Board, board, blob: bytes, ipt: float, n: int = REFER
         hcls, host = model.predict_wire(x)  # the C host runtime on the same input
         same = same and cls == hcls and np.array_equal(host, scores)
     prof = b.profile()
-    return (round(prof.total * ipt), _by_kind(layer_records(blob), [t * ipt for t in prof.ticks]),
-            bool(same), n)
+    per_layer = [t * ipt for t in prof.ticks]
+    return (round(prof.total * ipt), _by_kind(layer_records(blob), per_layer), bool(same), n, per_layer)
+
+
+def _per_layer(name: str, blob: bytes, instr: list, row: dict) -> None:
+    """Per-layer instructions of `name` next to the recorded REFERENCE_BEFORE figures."""
+    before = REFERENCE_BEFORE[name]
+    recs = layer_records(blob)
+    same = len(before) == len(recs)
+    note = "" if same else ", other layers: not shown"
+    print(f"  {name} per layer (instructions; before = recorded at 20e8b2b{note}):")
+    print(f"  {'#':>3} {'layer':<44} {'shape':<18} {'MACs':>10} {'before':>11} {'now':>11} {'MACs/instr':>10}")
+    rows = []
+    for i, (rec, n) in enumerate(zip(recs, instr)):
+        shape = f"{rec['in_h']}x{rec['in_w']}x{rec['in_c']}->{rec['out_c']}"
+        shape += f" s{rec['stride']}" if rec["stride"] > 1 else ""
+        b = f"{before[i]:>11,}" if same else f"{'-':>11}"
+        ratio = f"{rec['macs'] / n:>10.2f}" if n and rec["macs"] else f"{'-':>10}"
+        print(f"  {i:>3} {label(rec):<44} {shape:<18} {rec['macs']:>10,} {b} {round(n):>11,} {ratio}")
+        rows.append({"layer": label(rec), "shape": shape, "macs": rec["macs"], "instructions": round(n),
+                     "before": before[i] if same else None})
+    if same:
+        print(f"  {'':>3} {'total':<44} {'':<18} {'':>10} {sum(before):>11,} {round(sum(instr)):>11,}")
+    row["per_layer"] = rows
 
 
 def bench_reference(b: Board | None, board, results: dict, names=None) -> None:
@@ -386,12 +413,12 @@ def bench_reference(b: Board | None, board, results: dict, names=None) -> None:
                "proof_images": report["images"]}
         title, ms = MLPERF[kind]
         row["mlperf_int8_cycles"] = round(ms * MLPERF_HZ / 1e3)
-        instr, why = None, None
+        instr, why, per_layer = None, None, []
         if b is None:
             why = "no board"
         else:
             try:
-                instr, row["layers"], row["board_equals_host"], row["inputs"] = _reference_on_board(
+                instr, row["layers"], row["board_equals_host"], row["inputs"], per_layer = _reference_on_board(
                     b, board, blob, ipt)
             except EdgeqError as e:
                 why = str(e)
@@ -416,6 +443,8 @@ def bench_reference(b: Board | None, board, results: dict, names=None) -> None:
             top = sorted(row["layers"].items(), key=lambda kv: -kv[1]["instructions"])[:4]
             print("  " + "; ".join(f"{k} {v['instructions'] / 1e6:.2f} M ({100 * v['instructions'] / instr:.0f} %, "
                                    f"{v['macs'] / v['instructions']:.2f} MACs/instr)" for k, v in top))
+        if instr is not None and not why and name in REFERENCE_BEFORE:
+            _per_layer(name, blob, per_layer, row)
         if instr is not None and name in REFERENCE_GOAL:
             g = REFERENCE_GOAL[name]
             print(f"  {name}: goal <= {g:,} instructions: {'met' if instr <= g else 'NOT met'}")

@@ -169,7 +169,7 @@ def _cases(n_cases, seed):
         w_enc = ("B1", "TERN", "B1", "TERN_SPARSE")[(i // 4) % 4]
         stage = "SIGN" if act == "B1" or (i // 8) % 3 else "MULTI"
         if i % 3 == 0:
-            c, kh, kw = 1, 3, 3  # the specialised loops
+            c, kh, kw = 1 if i % 6 == 0 else 3, 3, 3  # the specialised loops (1 and 3 channels)
         else:
             c, kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 6)), int(rng.integers(1, 6))
         n = int(rng.choice([1, 2, 7, 31, 32, 33, 64, 65]))
@@ -190,17 +190,19 @@ def test_fast_path_equals_row_loop_and_numpy(seed):
 
 
 def test_28x28_first_layers_equal_row_loop():
-    """The benchmarked shapes (3x3 pad 1, 28x28x1 -> 32) and stride 2 / 64 channels."""
+    """The benchmarked shapes (3x3 pad 1, 28x28x1 -> 32) and stride 2 / 64 channels, also on three
+    input channels (RGB, as resnet8's first layer)."""
     rng = np.random.default_rng(11)
     for act in ("B1", 8, 2):
         for w_enc in ("B1", "TERN", "TERN_SPARSE"):
             for st, n in ((1, 32), (2, 64), (1, 40)):
                 stages = ("SIGN",) if act == "B1" else ("SIGN", "MULTI")
                 for stage in stages:
-                    cs = _random_case(rng, 1, 3, 3, n, act, w_enc, stage, h=28, w=28, stride=st, pad=1)
-                    j = _job(cs)
-                    st_, _, got = _fast(j)
-                    assert st_ == 0 and got == _row_loop(j) == _numpy(cs, j), (act, w_enc, st, n, stage)
+                    for c in (1, 3):
+                        cs = _random_case(rng, c, 3, 3, n, act, w_enc, stage, h=28, w=28, stride=st, pad=1)
+                        j = _job(cs)
+                        st_, _, got = _fast(j)
+                        assert st_ == 0 and got == _row_loop(j) == _numpy(cs, j), (act, w_enc, st, n, stage, c)
 
 
 def test_refuses_what_it_does_not_take():
@@ -301,6 +303,7 @@ MODEL_CASES = [  # (c, h, w, n, k, stride, pad, preprocessing, w_enc, stage); th
     (3, 5, 5, 7, 1, 1, 0, ("QUANT", 2), "B1", "MULTI"),
     (1, 28, 28, 32, 3, 1, 1, ("RAW", 0), "TERN_SPARSE", "MULTI"),  # as twn-cnn's first layer
     (2, 9, 12, 40, 3, 1, 1, ("THRESH", 128), "TERN_SPARSE", "SIGN"),
+    (3, 32, 32, 16, 3, 1, 1, ("RAW", 0), "B1", "SIGN"),  # as resnet8-bnn's first layer
 ]
 
 
@@ -341,6 +344,8 @@ BOARD_CASES = [  # last layer = the first layer: its output is the score vector 
     (1, 7, 7, 64, 3, 2, 0, ("RAW", 0), "TERN", "SIGN"),
     (1, 5, 5, 32, 3, 1, 1, ("RAW", 0), "TERN_SPARSE", "MULTI"),
     (1, 5, 5, 32, 3, 1, 1, ("THRESH", 128), "TERN_SPARSE", "SIGN"),
+    (3, 6, 7, 33, 3, 1, 1, ("RAW", 0), "B1", "SIGN"),
+    (3, 7, 6, 16, 3, 2, 1, ("QUANT", 4), "TERN", "SIGN"),
 ]
 
 

@@ -340,11 +340,15 @@ def test_conv2d_kbit_every_slot_width(ae, rows, h, w, c, n, kh, kw, stride, pad)
 
 # B1 x B1 with few channels: taps' bits concatenated per output pixel (C < 32, taps * C <= 256),
 # valid-bit mask at the borders, output channels in chunks of 16
-@pytest.mark.parametrize("c", [1, 2, 3, 7, 28, 31])
-@pytest.mark.parametrize("kh,kw,stride,pad", [(3, 3, 1, 1), (3, 3, 2, 1), (5, 5, 1, 2), (2, 3, 1, 0)])
-def test_binary_conv2d_few_channels(c, kh, kw, stride, pad):
-    r = rng(c * 10 + kh + stride)
-    act, wt = pm1(r, (9, 11, c)), pm1(r, (20, kh, kw, c))
+# (C <= 16: two output pixels per word, eq_row_b1_b1_pair; 45 channels = three weight chunks of
+# a 3x3 kernel, odd and even output widths)
+@pytest.mark.parametrize("c", [1, 2, 3, 7, 16, 28, 31])
+@pytest.mark.parametrize("kh,kw,stride,pad", [(3, 3, 1, 1), (3, 3, 2, 1), (5, 5, 1, 2), (2, 3, 1, 0),
+                                              (1, 1, 2, 0), (1, 5, 1, 0)])
+@pytest.mark.parametrize("n,w", [(20, 11), (45, 12)])
+def test_binary_conv2d_few_channels(c, kh, kw, stride, pad, n, w):
+    r = rng(c * 10 + kh + stride + n)
+    act, wt = pm1(r, (9, w, c)), pm1(r, (n, kh, kw, c))
     assert_same(K.binary_conv2d(act, wt, stride, pad),
                 R.conv2d_ref(act, "B1", wt, "B1", stride, pad), f"bconv c={c} {kh}x{kw}")
 

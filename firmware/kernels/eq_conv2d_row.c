@@ -328,6 +328,261 @@ static void eq_put_bits(uint32_t *dst, uint32_t pos, uint32_t val, uint32_t c)
     if (sh + c > 32u) dst[(pos >> 5) + 1u] |= val >> (32u - sh);
 }
 
+/* B1 x B1 with C <= 16 input channels (each tap's C bits in the low half of its word): two
+ * output pixels per word. Per kernel row in the input, Q[x] = P[x] | P[x + sw] << 16 with P the
+ * zero-padded row of C-bit fields (padded column x' = input column x' - pad_w), so the word of
+ * tap (ky, kx) for the output pair (ox, ox + 1) is Q_ky[ox * sw + kx], and the weights are
+ * duplicated into both halves once per call chunk. A pair costs, per output channel and tap,
+ * two loads, an XOR and a 4-bit SWAR count (three taps summed per nibble, then bytes); the
+ * byte counts of the two halves are the two pixels' popcounts. Kernel rows outside the input
+ * are skipped; columns outside read P = 0 and count popcount(w) there, which border pixels
+ * subtract (corr). acc = n_in * C - 2 * (pc - corr), as the general loop. */
+#define EQ_PAIR_QBUF 192u /* words of the kh pair rows (768 B of stack) */
+#define EQ_PAIR_WBUF 192u /* duplicated weight words of a chunk of channels (768 B of stack) */
+#define EQ_PAIR_MAXT 31u  /* taps kh * kw: at most 8 a tap in a byte count */
+
+static uint32_t eq_pair_nq(const eq_conv_shape_t *s)
+{
+    const uint32_t ow2 = (s->out_w + 1u) & ~1u;
+    return (ow2 - 2u) * eq_shape_stride_w(s) + s->kw;
+}
+
+/* (1x1 kernels stay on the dense path: one word a pixel there already) */
+static int eq_pair_fits(const eq_conv_shape_t *s)
+{
+    const uint32_t taps = (uint32_t)s->kh * s->kw;
+    return s->in_c <= 16u && taps >= 3u && taps <= EQ_PAIR_MAXT && taps <= EQ_PAIR_WBUF &&
+           (uint32_t)s->kh * eq_pair_nq(s) <= EQ_PAIR_QBUF;
+}
+
+/* 4-bit counts of x's nibbles (<= 4 each) */
+static inline uint32_t eq_pair_nib(uint32_t x)
+{
+    x -= (x >> 1) & 0x55555555u;
+    return (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+}
+
+/* byte counts of (q[t] ^ w[t]) over t < n (n <= 31), nibbles summed three taps at a time */
+static inline uint32_t eq_pair_count(const uint32_t *q, const uint32_t *w, uint32_t n)
+{
+    uint32_t b = 0, t = 0, v;
+    for (; t + 3u <= n; t += 3u) {
+        v = eq_pair_nib(q[t] ^ w[t]) + eq_pair_nib(q[t + 1u] ^ w[t + 1u]) + eq_pair_nib(q[t + 2u] ^ w[t + 2u]);
+        b += (v & 0x0F0F0F0Fu) + ((v >> 4) & 0x0F0F0F0Fu);
+    }
+    if (t < n) {
+        v = eq_pair_nib(q[t] ^ w[t]);
+        if (t + 1u < n) v += eq_pair_nib(q[t + 1u] ^ w[t + 1u]);
+        b += (v & 0x0F0F0F0Fu) + ((v >> 4) & 0x0F0F0F0Fu);
+    }
+    return b;
+}
+
+/* 3x3 kernels: one kernel row of three taps */
+#if defined(__thumb2__) && defined(__GNUC__)
+/* Thumb-2: the masks in registers (AND with a shifted operand), 30 instructions */
+static inline uint32_t eq_pair_count3(const uint32_t *q, const uint32_t *w, uint32_t m5, uint32_t m3,
+                                      uint32_t mf)
+{
+    uint32_t a0, a1, a2, t;
+    __asm__("ldr %[a0], [%[q]]\n\t"
+            "ldr %[a1], [%[q], #4]\n\t"
+            "ldr %[a2], [%[q], #8]\n\t"
+            "ldr %[t], [%[w]]\n\t"
+            "eor %[a0], %[a0], %[t]\n\t"
+            "ldr %[t], [%[w], #4]\n\t"
+            "eor %[a1], %[a1], %[t]\n\t"
+            "ldr %[t], [%[w], #8]\n\t"
+            "eor %[a2], %[a2], %[t]\n\t"
+            "and %[t], %[m5], %[a0], lsr #1\n\t"
+            "sub %[a0], %[a0], %[t]\n\t"
+            "and %[t], %[m3], %[a0], lsr #2\n\t"
+            "and %[a0], %[a0], %[m3]\n\t"
+            "add %[a0], %[a0], %[t]\n\t"
+            "and %[t], %[m5], %[a1], lsr #1\n\t"
+            "sub %[a1], %[a1], %[t]\n\t"
+            "and %[t], %[m3], %[a1], lsr #2\n\t"
+            "and %[a1], %[a1], %[m3]\n\t"
+            "add %[a0], %[a0], %[a1]\n\t"
+            "add %[a0], %[a0], %[t]\n\t"
+            "and %[t], %[m5], %[a2], lsr #1\n\t"
+            "sub %[a2], %[a2], %[t]\n\t"
+            "and %[t], %[m3], %[a2], lsr #2\n\t"
+            "and %[a2], %[a2], %[m3]\n\t"
+            "add %[a0], %[a0], %[a2]\n\t"
+            "add %[a0], %[a0], %[t]\n\t"
+            "and %[t], %[mf], %[a0], lsr #4\n\t"
+            "and %[a0], %[a0], %[mf]\n\t"
+            "add %[a0], %[a0], %[t]"
+            : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [t] "=&r"(t)
+            : [q] "r"(q), [w] "r"(w), [m5] "r"(m5), [m3] "r"(m3), [mf] "r"(mf)
+            : "memory");
+    return a0;
+}
+#else
+static inline uint32_t eq_pair_count3(const uint32_t *q, const uint32_t *w, uint32_t m5, uint32_t m3,
+                                      uint32_t mf)
+{
+    const uint32_t v = eq_pair_nib(q[0] ^ w[0]) + eq_pair_nib(q[1] ^ w[1]) + eq_pair_nib(q[2] ^ w[2]);
+    (void)m5;
+    (void)m3;
+    return (v & mf) + ((v >> 4) & mf);
+}
+#endif
+
+/* popcount over the kernel columns outside [kx0, kx1) of the rows [ky0, ky1), weight row w
+ * (duplicated halves: the low half counts) */
+static uint32_t eq_pair_corr(const uint32_t *w, uint32_t kw, uint32_t ky0, uint32_t ky1,
+                             uint32_t kx0, uint32_t kx1)
+{
+    uint32_t c = 0, ky, kx;
+    for (ky = ky0; ky < ky1; ++ky) {
+        const uint32_t *r = w + ky * kw;
+        for (kx = 0; kx < kx0 && kx < kw; ++kx) c += eq_popcount32(r[kx] & 0xFFFFu); /* kx0 may pass kw */
+        for (kx = kx1; kx < kw; ++kx) c += eq_popcount32(r[kx] & 0xFFFFu);
+    }
+    return c;
+}
+
+#if defined(__thumb2__) && defined(__GNUC__)
+/* eq_pair9_asm(q, nq, w, nch, pc): 3x3 kernels, all three kernel rows in the input. For j < nch:
+ * b = byte counts of (q[r * nq + kx] ^ w[9 j + 3 r + kx]) over r, kx < 3, and
+ * pc[j] = (b & 0x00FF00FF) + ((b >> 8) & 0x00FF00FF): the two halves' popcounts (low = the pair's
+ * first pixel). Per kernel row: two LDMs, three EORs, a carry-save adder (s + 2c = x0 + x1 + x2),
+ * 4-bit counts of s and c, n = s + 2c (<= 12 a nibble), bytes of n added up (<= 72 a byte):
+ * 25 instructions; 84 a channel (two output pixels). */
+#define EQ_PAIR_ROW(FIRST)                                                                       \
+    "    ldm r10, {r4, r5, r6}\n"                                                             \
+    "    ldm r2!, {r7, r8, r9}\n"                                                             \
+    "    eor r4, r4, r7\n"                                                                    \
+    "    eor r5, r5, r8\n"                                                                    \
+    "    eor r6, r6, r9\n"                                                                    \
+    "    eor r7, r4, r5\n"                                                                    \
+    "    and r4, r4, r5\n"                                                                    \
+    "    and r5, r7, r6\n"                                                                    \
+    "    eor r7, r7, r6\n"                                                                    \
+    "    orr r4, r4, r5\n"                                                                    \
+    "    and r8, r7, #0xAAAAAAAA\n"                                                           \
+    "    sub r7, r7, r8, lsr #1\n"                                                            \
+    "    and r8, r7, #0xCCCCCCCC\n"                                                           \
+    "    and r7, r7, #0x33333333\n"                                                           \
+    "    add r7, r7, r8, lsr #2\n"                                                            \
+    "    and r8, r4, #0xAAAAAAAA\n"                                                           \
+    "    sub r4, r4, r8, lsr #1\n"                                                            \
+    "    and r8, r4, #0xCCCCCCCC\n"                                                           \
+    "    and r4, r4, #0x33333333\n"                                                           \
+    "    add r4, r4, r8, lsr #2\n"                                                            \
+    "    add r7, r7, r4, lsl #1\n"                                                            \
+    "    and r8, r7, #0x0F0F0F0F\n"                                                           \
+    "    and r7, r7, #0xF0F0F0F0\n"                                                           \
+    FIRST
+
+__asm__(
+    "    .syntax unified\n"
+    "    .thumb\n"
+    "    .text\n"
+    "    .align 2\n"
+    "    .global eq_pair9_asm\n"
+    "    .thumb_func\n"
+    "    .type eq_pair9_asm, %function\n"
+    "eq_pair9_asm:\n"
+    "    push {r4-r11, lr}\n"
+    "    ldr r12, [sp, #36]\n"          /* pc */
+    "    lsl r1, r1, #2\n"              /* row stride in bytes */
+    "1:\n"
+    "    mov r10, r0\n"
+    EQ_PAIR_ROW("    add r11, r8, r7, lsr #4\n")
+    "    add r10, r10, r1\n"
+    EQ_PAIR_ROW("    add r8, r8, r7, lsr #4\n    add r11, r11, r8\n")
+    "    add r10, r10, r1\n"
+    EQ_PAIR_ROW("    add r8, r8, r7, lsr #4\n    add r11, r11, r8\n")
+    "    and r4, r11, #0x00FF00FF\n"
+    "    and r11, r11, #0xFF00FF00\n"
+    "    add r4, r4, r11, lsr #8\n"
+    "    str r4, [r12], #4\n"
+    "    subs r3, r3, #1\n"
+    "    bne 1b\n"
+    "    pop {r4-r11, pc}\n"
+    "    .size eq_pair9_asm, .-eq_pair9_asm\n");
+#undef EQ_PAIR_ROW
+void eq_pair9_asm(const uint32_t *q, uint32_t nq, const uint32_t *w, uint32_t nch, uint32_t *pc);
+#define EQ_HAVE_PAIR9 1
+#endif
+
+static void eq_row_b1_b1_pair(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
+                              uint32_t oy, int32_t *acc)
+{
+    const uint32_t c = s->in_c, kh = s->kh, kw = s->kw, taps = kh * kw;
+    const uint32_t sw = eq_shape_stride_w(s), pw = eq_shape_pad_w(s), nq = eq_pair_nq(s);
+    const uint32_t cm = (1u << c) - 1u, chunk = EQ_PAIR_WBUF / taps, nout = s->out_c;
+    uint32_t qb[EQ_PAIR_QBUF], wd[EQ_PAIR_WBUF];
+    uint32_t m5 = 0x55555555u, m3 = 0x33333333u, mf = 0x0F0F0F0Fu;
+    uint32_t pcb[EQ_PAIR_WBUF / 3u]; /* a chunk's pair counts (taps >= 3) */
+    eq_taps_t t0;
+    uint32_t ky, x, n0, ox, j, nrow, ky0, ky1;
+    eq_taps(s, oy, 0, &t0);
+    ky0 = t0.ky0;
+    ky1 = t0.ky1;
+    nrow = ky1 - ky0;
+    for (ky = ky0; ky < ky1; ++ky) { /* pair rows of the in-bounds kernel rows */
+        const uint32_t *row = in + (uint32_t)(t0.iy0 + (int32_t)ky) * s->in_w;
+        uint32_t *q = qb + (ky - ky0) * nq;
+        for (x = 0; x < nq; ++x) {
+            const uint32_t a = x - pw, b = x + sw - pw; /* input columns (wrap = outside) */
+            const uint32_t lo = a < s->in_w ? row[a] & cm : 0u, hi = b < s->in_w ? row[b] & cm : 0u;
+            q[x] = lo | hi << 16;
+        }
+    }
+    for (n0 = 0; n0 < nout; n0 += chunk) {
+        const uint32_t nch = nout - n0 < chunk ? nout - n0 : chunk;
+        for (j = 0; j < nch * taps; ++j) wd[j] = (wt[n0 * taps + j] & cm) * 0x10001u;
+        for (ox = 0; ox < s->out_w; ox += 2u) {
+            const int two = ox + 1u < s->out_w;
+            const uint32_t *q0 = qb + ox * sw;
+            int32_t *o = acc + ox * nout + n0;
+            eq_taps_t ta, tb;
+            uint32_t na, nb;
+            int ba, bb;
+            eq_taps(s, oy, ox, &ta);
+            eq_taps(s, oy, two ? ox + 1u : ox, &tb);
+            na = nrow * (ta.kx1 - ta.kx0) * c;
+            nb = nrow * (tb.kx1 - tb.kx0) * c;
+            ba = ta.kx1 - ta.kx0 != kw;
+            bb = tb.kx1 - tb.kx0 != kw;
+#ifdef EQ_HAVE_PAIR9
+            if (kh == 3u && kw == 3u && nrow == 3u) {
+                eq_pair9_asm(q0, nq, wd, nch, pcb);
+            } else
+#endif
+            {
+                for (j = 0; j < nch; ++j) {
+                    const uint32_t *w = wd + j * taps;
+                    uint32_t b = 0, r;
+                    if (kw == 3u) {
+                        for (r = 0; r < nrow; ++r) b += eq_pair_count3(q0 + r * nq, w + (ky0 + r) * 3u, m5, m3, mf);
+                    } else {
+                        for (r = 0; r < nrow; ++r) b += eq_pair_count(q0 + r * nq, w + (ky0 + r) * kw, kw);
+                    }
+                    pcb[j] = (b & 0x00FF00FFu) + ((b >> 8) & 0x00FF00FFu); /* halves: the two pixels */
+                }
+            }
+            if (two) {
+                for (j = 0; j < nch; ++j) {
+                    o[j] = (int32_t)(na - 2u * (pcb[j] & 0xFFFFu));
+                    o[nout + j] = (int32_t)(nb - 2u * (pcb[j] >> 16));
+                }
+            } else {
+                for (j = 0; j < nch; ++j) o[j] = (int32_t)(na - 2u * (pcb[j] & 0xFFFFu));
+            }
+            /* border pixels: the columns outside counted popcount(w) there */
+            for (j = 0; ba && j < nch; ++j)
+                o[j] += (int32_t)(2u * eq_pair_corr(wd + j * taps, kw, ky0, ky1, ta.kx0, ta.kx1));
+            for (j = 0; two && bb && j < nch; ++j)
+                o[nout + j] += (int32_t)(2u * eq_pair_corr(wd + j * taps, kw, ky0, ky1, tb.kx0, tb.kx1));
+        }
+    }
+}
+
 static void eq_row_b1_b1_dense(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt,
                                uint32_t oy, int32_t *acc)
 {
@@ -1282,7 +1537,9 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
         const uint32_t *a = (const uint32_t *)in;
         switch (w->enc) {
         case EQ_ENC_B1:
-            if (eq_few_channels(s))
+            if (eq_pair_fits(s))
+                eq_row_b1_b1_pair(s, a, (const uint32_t *)w->data, oy, acc);
+            else if (eq_few_channels(s))
                 eq_row_b1_b1_dense(s, a, (const uint32_t *)w->data, oy, acc);
             else
                 eq_row_b1_b1(s, a, (const uint32_t *)w->data, oy, acc);

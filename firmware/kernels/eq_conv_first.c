@@ -791,6 +791,68 @@ EQ_FR_NOINLINE void eq_fr_u8_row_3x3c1_multi(const eq_conv_job_t *job, const uin
     }
 }
 
+/* SIGN, 3x3 on three channels (RGB): K = 27 taps in 14 pairs, gathered per kernel row of nine
+ * bytes b0..b8 as (b0, b2), (b1, b3), (b4, b6), (b5, b7) (two word loads and byte unpacks:
+ * UXTB16 on DSP cores) and the rows' b8 as (b8 row 0, b8 row 1), (b8 row 2, 1): the weight
+ * pairs are laid out in that order (eq_fr_c3_slot), the folded -thr in the last high half. */
+static uint32_t eq_fr_c3_slot(uint32_t t)
+{
+    const uint32_t r = t / 9u, j = t - 9u * r;
+    if (j == 8u) return 24u + r; /* pair 12 (rows 0, 1), pair 13 low half (row 2) */
+    return 2u * (4u * r + (j >> 2) * 2u + (j & 1u)) + ((j >> 1) & 1u);
+}
+
+EQ_FI uint32_t eq_fr_ld32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+#ifdef EQ_FIRST_DSP
+#define EQ_FR_UXTB16(x) __uxtb16(x)
+#else
+#define EQ_FR_UXTB16(x) ((x) & 0x00FF00FFu)
+#endif
+#define EQ_FR_UXTB16_8(x) EQ_FR_UXTB16((x) >> 8)
+
+EQ_FR_NOINLINE void eq_fr_u8_row_3x3c3(const eq_conv_job_t *job, const uint8_t *const *rp,
+                                       const uint32_t *wq, uint32_t oy)
+{
+    const eq_conv_shape_t *s = job->s;
+    const uint32_t nc = s->out_c, ocw = EQ_WORDS(nc), st3 = s->stride * 3u;
+    uint32_t ox, pk[14];
+    for (ox = 0; ox < s->out_w; ++ox) {
+        uint32_t *o = (uint32_t *)job->out + ((size_t)oy * s->out_w + ox) * ocw, g, r;
+        for (r = 0; r < 3u; ++r) {
+            const uint8_t *p = rp[r] + ox * st3;
+            const uint32_t w0 = eq_fr_ld32(p), w1 = eq_fr_ld32(p + 4);
+            pk[4u * r] = EQ_FR_UXTB16(w0);
+            pk[4u * r + 1u] = EQ_FR_UXTB16_8(w0);
+            pk[4u * r + 2u] = EQ_FR_UXTB16(w1);
+            pk[4u * r + 3u] = EQ_FR_UXTB16_8(w1);
+        }
+        pk[12] = rp[0][ox * st3 + 8u] | (uint32_t)rp[1][ox * st3 + 8u] << 16;
+        pk[13] = rp[2][ox * st3 + 8u] | 0x10000u;
+        for (g = 0; g < ocw; ++g) {
+            const uint32_t nch = nc - 32u * g < 32u ? nc - 32u * g : 32u;
+            const uint32_t *q = wq + (size_t)(32u * g + nch) * 14u;
+            uint32_t bits = 0, n, i;
+            for (n = nch; n--;) { /* high channel first */
+                int32_t acc;
+                q -= 14;
+                acc = EQ_FR_SMLAD(pk[0], q[0], 0);
+#if defined(__GNUC__) && __GNUC__ >= 8
+#pragma GCC unroll 13
+#endif
+                for (i = 1; i < 14u; ++i) acc = EQ_FR_SMLAD(pk[i], q[i], acc);
+                bits = (bits << 1) | ((uint32_t)acc >> 31); /* 1 = negative */
+            }
+            o[g] = ~bits & (nch == 32u ? 0xFFFFFFFFu : (1u << nch) - 1u);
+        }
+    }
+}
+
 static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L)
 {
     const eq_conv_shape_t *s = job->s;
@@ -808,6 +870,8 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
     const int32_t bound = 255 * (int32_t)k + 1; /* |acc| <= 255 K */
     /* SIGN 3x3 on one channel: rows of five pairs, the threshold in the last high half */
     const int p9 = sign && s->kh == 3u && s->kw == 3u && s->in_c == 1u;
+    /* SIGN 3x3 on three channels: the pairs in eq_fr_c3_slot's order */
+    const int c3 = sign && s->kh == 3u && s->kw == 3u && s->in_c == 3u;
     /* SIGN with an odd K: the folded -thr in the last pair's spare high half (the patch's is 1) */
     const int odd = sign && (k & 1u);
     const uint32_t rw = odd ? np : np + 1u;
@@ -828,7 +892,8 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
                 /* +1, -1 or 0 as a 16-bit half, negated for flipped SIGN channels */
                 const uint32_t pm = ((sv >> ch & 1u) ? 1u : 0xFFFFFFFFu) ^ neg;
                 const uint32_t v = (zv >> ch & 1u) ? pm + (neg & 1u) : 0u;
-                q[t >> 1] |= (v & 0xFFFFu) << (16u * (t & 1u));
+                const uint32_t sl = c3 ? eq_fr_c3_slot(t) : t;
+                q[sl >> 1] |= (v & 0xFFFFu) << (16u * (sl & 1u));
             }
         }
         if (sign) {
@@ -848,6 +913,10 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
         for (ky = 0; ky < kh; ++ky) rp[ky] = ring + (size_t)((r0 + ky) % kh) * L->row_words * 4u;
         if (p9) {
             eq_fr_u8_row_3x3c1(job, rp, wq, oy);
+            continue;
+        }
+        if (c3) {
+            eq_fr_u8_row_3x3c3(job, rp, wq, oy);
             continue;
         }
         if (!sign && s->kh == 3u && s->kw == 3u && s->in_c == 1u) {

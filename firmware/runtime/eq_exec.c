@@ -3,6 +3,9 @@
  * lives in the arena at the place eq_model_load planned (eq_rt_value); the accumulator row
  * sits after the values, at arena_need - acc_row.
  */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#endif
 #include "eq_rt_private.h"
 #include "eq_conv_fast.h"
 
@@ -180,6 +183,47 @@ static void run_avgpool(const eq_model_t *m, const layer_t *L, const void *in, v
 }
 
 /* ADD: acc = sat32(m0[c] * a0 + m1[c] * a1) (64-bit), then the output stage */
+/* sat32(pr + v) for a 64-bit product pr and an int32 v: a saturating 32-bit add (QADD on DSP
+ * cores) where pr fits int32, the 64-bit sum otherwise */
+static inline int32_t add_i32_sat(int64_t pr, int32_t v)
+{
+    const int32_t lo = (int32_t)pr;
+    if ((int64_t)lo != pr) {
+        return sat32(pr + v);
+    }
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    return __qadd(lo, v);
+#else
+    return sat32((int64_t)lo + v);
+#endif
+}
+
+/* ADD of one pixel with an I32 first operand x (multipliers mx) and a B1 or I32 second one
+ * (pixel p of b, multipliers mb): o = sat32(mx x + mb v) exactly in 64 bits, no per-channel
+ * buffers (a B1 value +-1 makes mb v = +-mb) */
+static void add_px_i32(uint32_t c, const int32_t *x, const int32_t *mx, uint32_t enc_b, const void *b,
+                       const int32_t *mb, uint32_t p, int32_t *o)
+{
+    uint32_t j;
+    if (enc_b == EQ_ENC_B1) {
+        const uint32_t *bw = (const uint32_t *)b + (size_t)p * EQ_WORDS(c);
+        uint32_t bits = 0;
+        for (j = 0; j < c; j++, bits >>= 1) {
+            int32_t v1;
+            if ((j & 31u) == 0u) {
+                bits = bw[j >> 5];
+            }
+            v1 = (bits & 1u) ? mb[j] : -mb[j]; /* |mb| <= 2**30 */
+            o[j] = add_i32_sat((int64_t)mx[j] * x[j], v1);
+        }
+    } else {
+        const int32_t *y = (const int32_t *)b + (size_t)p * c;
+        for (j = 0; j < c; j++) {
+            o[j] = sat32((int64_t)mx[j] * x[j] + (int64_t)mb[j] * y[j]);
+        }
+    }
+}
+
 static void run_add(const eq_model_t *m, const layer_t *L, uint32_t enc1, const void *a0,
                     const void *a1, void *out, int32_t *acc)
 {
@@ -217,6 +261,15 @@ static void run_add(const eq_model_t *m, const layer_t *L, uint32_t enc1, const 
                     const int32_t s1 = -(int32_t)((x1[j >> 5] >> sh) & 1u) ^ -1;
                     o[j] = ((mul[j] ^ s0) - s0) + ((mul[c + j] ^ s1) - s1);
                 }
+                continue;
+            }
+            if (L->in_enc == EQ_ENC_I32 && (enc1 == EQ_ENC_I32 || enc1 == EQ_ENC_B1)) {
+                add_px_i32(c, (const int32_t *)a0 + (size_t)p * c, mul, enc1, a1, mul + c, p, acc + ox * c);
+                continue;
+            }
+            if (enc1 == EQ_ENC_I32 && L->in_enc == EQ_ENC_B1) { /* the sum commutes */
+                add_px_i32(c, (const int32_t *)a1 + (size_t)p * c, mul + c, EQ_ENC_B1,
+                           a0, mul, p, acc + ox * c);
                 continue;
             }
             for (ch0 = 0; ch0 < c; ch0 += EQ_CH_CHUNK) {
@@ -275,7 +328,7 @@ static void run_concat(const layer_t *L, uint32_t c1, const void *a0, const void
 static void run_flatten(const layer_t *L, const void *in, void *out)
 {
     uint32_t n_pix = L->in_h * L->in_w, c = L->in_c;
-    if (L->in_enc == EQ_ENC_B1) {
+    if (L->in_enc == EQ_ENC_B1 && (c & 31u) != 0u) { /* whole words (c % 32 == 0): a copy */
         const uint32_t *src = (const uint32_t *)in;
         uint32_t *dst = (uint32_t *)out;
         uint32_t cw = EQ_WORDS(c), p, ch, bit = 0;
