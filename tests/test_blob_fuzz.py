@@ -57,8 +57,10 @@ def test_regression_blob_rejected_everywhere(name, blob, status):
     ffi, lib = native().ffi, native().lib
     assert m.blob == ffi.NULL and m.input_pixels == 0 and m.arena_need == 0  # nothing half-filled
     arena, scores = ffi.new("uint64_t[]", 64), ffi.new("int32_t[]", 64)
-    st = lib.eq_model_run(m, ffi.new("uint8_t[]", 16), 16, 0, ffi.cast("uint8_t *", arena), 512,
-                          scores, 64, ffi.NULL, ffi.NULL, 0, ffi.NULL, 0)
+    run = ffi.new("eq_run_t *")
+    run.input, run.input_size, run.input_kind = ffi.new("uint8_t[]", 16), 16, 0
+    run.scores, run.n_scores = scores, 64
+    st = lib.eq_model_run(m, ffi.cast("uint8_t *", arena), 512, run)
     assert st == spec.value(spec.STATUS, "ERR_ARG")  # a failed load cannot be run
     with pytest.raises(BlobFormatError):
         Model(blob)

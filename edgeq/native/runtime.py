@@ -151,12 +151,17 @@ class Model:
         return np.ascontiguousarray(px)
 
     def _run_one(self, data: bytes, kind: int, prof=None, n_run: int = 0, act=None, act_size=0):
-        st = self._lib.eq_model_run(
-            self._m, data, len(data), kind, self._ffi.cast("uint8_t *", self._arena),
-            self.arena_size, self._scores, self.n_classes, self._cls,
-            prof if prof is not None else self._ffi.NULL, n_run,
-            act if act is not None else self._ffi.NULL, act_size)
+        """One eq_model_run: scores into self._scores, the class into self._cls[0]."""
+        run = self._ffi.new("eq_run_t *")
+        inp = self._ffi.from_buffer(data)
+        run.input, run.input_size, run.input_kind = self._ffi.cast("uint8_t *", inp), len(data), kind
+        run.scores, run.n_scores = self._scores, self.n_classes
+        run.prof = prof if prof is not None else self._ffi.NULL
+        run.n_run = n_run
+        run.act_out, run.act_size = (act if act is not None else self._ffi.NULL), act_size
+        st = self._lib.eq_model_run(self._m, self._ffi.cast("uint8_t *", self._arena), self.arena_size, run)
         check(st, "inference failed")
+        self._cls[0] = run.cls
 
     def predict(self, pixels, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """uint8 pixels (N, C, H, W), (N, H, W) or one image -> (classes (N,), scores int32 (N, n)).
