@@ -259,16 +259,11 @@ def canonical(g: Graph) -> Graph:
     return Graph(g.input_shape, g.pre_mode, g.pre_param, layers, list(g.classes), dict(g.meta), g.flags)
 
 
-_NEW_OPS = ("AVGPOOL", "ADD", "CONCAT")
-_NEW_FIELDS = ("src0", "src1", "groups", "stride_w", "pad_w")
-
-
 def uses_1_1(layer_recs: list) -> bool:
-    """True when a layer record uses a blob 1.1 feature: a new op, the REQUANT stage or a
-    non-zero new field (the writer then stores version_minor 1, else 0)."""
-    new_ops = {spec.value(spec.OP, o) for o in _NEW_OPS}
-    return any(r["op"] in new_ops or r["out_stage"] == spec.value(spec.OUT, "REQUANT")
-               or any(r[f] for f in _NEW_FIELDS) for r in layer_recs)
+    """True when a layer record uses a blob 1.1 feature (spec.uses_1_1: a new op, the REQUANT
+    stage or a non-zero src0/src1/groups/stride_w/pad_w); the writer then stores version_minor 1."""
+    return any(spec.uses_1_1(r["op"], r["out_stage"], r["src0"], r["src1"], r["groups"], r["stride_w"],
+                             r["pad_w"]) for r in layer_recs)
 
 
 def _stage_tensors(t: _Tensors, rec: dict, layer, n: int, where: str, f32: bool) -> None:
@@ -622,6 +617,10 @@ def read_blob(blob: bytes) -> Graph:
         tensors.append(te)
     layers = []
     for i, rec in enumerate(recs):
+        if hdr["version_minor"] < 1 and uses_1_1([rec]):
+            raise BlobFormatError(f"layer {i} uses a blob 1.1 feature (DAG inputs, groups, per-axis "
+                                  "stride/pad, AVGPOOL/ADD/CONCAT or REQUANT) but the blob is marked "
+                                  f"{hdr['version_major']}.0; re-pack it with edgeq")
         try:
             layers.append(_layer_from_record(rec, tensors, i, budget))
         except (EdgeqError, ValueError, IndexError, KeyError) as e:
