@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _c_load(blob: bytes):
-    """(status, eq_model_t) of eq_model_load alone (runtime.Model validates in Python first)."""
+    """(status, eq_model_t) of eq_model_load alone (what runtime.Model validates through)."""
     ffi, lib = native().ffi, native().lib
     buf = ffi.new("uint64_t[]", (len(blob) + 7) // 8)
     ffi.memmove(buf, blob, len(blob))
