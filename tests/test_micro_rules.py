@@ -153,3 +153,10 @@ def test_blob_1_0_with_1_1_fields_refused_by_all_three_loaders():
             pack.read_blob(blob)
         as_1_1 = blobgen.set_field(blob, "header", 0, "version_minor", 1)
         assert _agree(name + " as 1.1", as_1_1) != version
+
+
+def test_blob_1_0_with_1_1_fields_on_micropython():
+    """The same blobs through edgeq_micro on the real MicroPython (WebAssembly port): ERR_VERSION."""
+    from test_blob_fuzz import refused_on_micropython
+
+    refused_on_micropython(blobgen.v10_with_1_1_blobs())
