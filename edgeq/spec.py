@@ -398,6 +398,10 @@ WEIGHT_ABS_MAX = {_E("B1"): 1, _E("TERN"): 1, _E("TERN_SPARSE"): 1, _E("I8"): 12
                   _E("I16"): 32768, _E("F32"): 0}
 ACC_LIMIT = 2**31 - 1  # every CONV accumulator bound k * max_prod stays below this (int32)
 ENC_B1 = _E("B1")
+# blob 1.1 (version_minor 1) features of a layer record: these ops, these output stages, and any
+# non-zero src0 / src1 / groups / stride_w / pad_w; a blob marked minor 0 holds none of them
+V11_OPS = (OP["AVGPOOL"][0], OP["ADD"][0], OP["CONCAT"][0])
+V11_STAGES = (OUT["REQUANT"][0],)
 
 
 def act_bytes(enc, h, w, c):
@@ -450,10 +454,17 @@ def acc_fits(k, max_prod):
     return k * max_prod < ACC_LIMIT
 
 
+def uses_1_1(op, out_stage, src0, src1, groups, stride_w, pad_w):
+    """True when a layer record uses a blob 1.1 feature (the writer then stores version_minor 1;
+    every loader refuses such a record in a blob marked minor 0 with ERR_VERSION)."""
+    return op in V11_OPS or out_stage in V11_STAGES or (src0 | src1 | groups | stride_w | pad_w) != 0
+
+
 RULES = [act_bytes, kbit_slot_bits, kbit_slot_bits_for_rows, kbit_row_bytes, wire_bytes,
-         act_code_max, weight_product_max, acc_fits]
+         act_code_max, weight_product_max, acc_fits, uses_1_1]
 RULE_TABLES = ["ACT_ELEM_BYTES", "ACT_ELEM_BYTES_OTHER", "KBIT_SLOTS",
-               "WIRE_PIXEL_BITS", "WIRE_PIXEL_BITS_OTHER", "WEIGHT_ABS_MAX", "ACC_LIMIT"]
+               "WIRE_PIXEL_BITS", "WIRE_PIXEL_BITS_OTHER", "WEIGHT_ABS_MAX", "ACC_LIMIT",
+               "V11_OPS", "V11_STAGES"]
 
 
 def _c_chain(var: str, cases: list, other: str) -> str:
@@ -508,6 +519,13 @@ def render_c_rules() -> list:
         "static inline int eq_rule_acc_fits(uint64_t k, uint64_t max_prod)",
         "{",
         f"    return k * max_prod < {ACC_LIMIT}ull;",
+        "}",
+        "static inline int eq_rule_uses_1_1(uint32_t op, uint32_t out_stage, uint32_t src0, uint32_t src1,",
+        "                                   uint32_t groups, uint32_t stride_w, uint32_t pad_w)",
+        "{",
+        f"    return {' || '.join(f'op == {v}u' for v in V11_OPS)}",
+        f"           || {' || '.join(f'out_stage == {v}u' for v in V11_STAGES)}",
+        "           || (src0 | src1 | groups | stride_w | pad_w) != 0u;",
         "}",
         "",
     ]

@@ -942,12 +942,17 @@ static eq_status_t eq_run_range(const eq_host_plan_t *p, const uint8_t *px, uint
     if (p->per_image) { /* ws->act[0]: an arena of m->arena_need bytes (eq_job) */
         const uint32_t in_bytes = wire ? m->input_wire : m->input_pixels;
         (void)u8_kind;
+        eq_run_t run = {0};
+        run.input_size = in_bytes;
+        run.input_kind = wire ? EQ_INPUT_WIRE : EQ_INPUT_PIXELS;
+        run.n_scores = m->n_classes;
         for (b = i0; b < i1; ++b) {
-            const eq_status_t st = eq_model_run(m, px + (size_t)b * in_bytes, in_bytes,
-                                                wire ? EQ_INPUT_WIRE : EQ_INPUT_PIXELS, ws->act[0],
-                                                m->arena_need, scores + (size_t)b * m->n_classes,
-                                                m->n_classes, cls ? cls + b : NULL, NULL, 0, NULL, 0);
+            eq_status_t st;
+            run.input = px + (size_t)b * in_bytes;
+            run.scores = scores + (size_t)b * m->n_classes;
+            st = eq_model_run(m, ws->act[0], m->arena_need, &run);
             if (st != EQ_OK) return st;
+            if (cls) cls[b] = run.cls;
         }
         return EQ_OK;
     }

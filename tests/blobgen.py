@@ -46,7 +46,9 @@ def layer(op: str, in_enc: str, out_enc: str, in_hwc: tuple, out_hwc: tuple, sta
 def build(layers: list, tensors: list, in_chw: tuple, pre: str, n_classes: int, pre_param: int = 128,
           meta: bytes = b"{}", **hdr_over) -> bytes:
     """Header, tensor table, layer table, metadata, then each tensor's data (4-byte aligned; the
-    last tensor ends the blob exactly, so a reader running past it leaves the buffer)."""
+    last tensor ends the blob exactly, so a reader running past it leaves the buffer). The header
+    says minor 1 when a layer uses a 1.1 feature (pack.uses_1_1), as the writer does, unless
+    hdr_over sets version_minor."""
     off = spec.HEADER_SIZE
     t_off = off
     off += len(tensors) * spec.TENSOR_SIZE
@@ -71,7 +73,8 @@ def build(layers: list, tensors: list, in_chw: tuple, pre: str, n_classes: int, 
                          *[L[f] for f, _, _ in spec.LAYER])
     buf[m_off:m_off + len(meta)] = meta
     c, h, w = in_chw
-    hdr = dict(magic=spec.BLOB_MAGIC, version_major=spec.BLOB_VERSION_MAJOR, version_minor=0,
+    hdr = dict(magic=spec.BLOB_MAGIC, version_major=spec.BLOB_VERSION_MAJOR,
+               version_minor=1 if pack.uses_1_1(layers) else 0,
                total_size=len(buf), crc32=0, header_size=spec.HEADER_SIZE, flags=0,
                n_tensors=len(tensors), tensor_table_off=t_off, n_layers=len(layers),
                layer_table_off=l_off, meta_off=m_off, meta_size=len(meta), in_c=c, in_h=h, in_w=w,
@@ -292,6 +295,37 @@ def dag_too_many_layers(n_layers: int = spec.MAX_DAG_LAYERS + 1) -> bytes:
     return build([dict(L) for _ in range(n_layers)], [], (1, 2, 2), "THRESH", 4)
 
 
+def v10_base_blob() -> bytes:
+    """A valid blob 1.0 (version_minor 0, no 1.1 field): THRESH 1x6x6, conv B1 3x3 pad 1 -> 8
+    SIGN, MAXPOOL 2, FLATTEN + conv I8 AFFINE -> 4 scores (layers 0..3 as stored)."""
+    from edgeq.format.graph import Conv, Graph, MaxPool
+
+    rng = np.random.default_rng(15)
+    w = np.where(rng.random((8, 3, 3, 1)) < 0.5, -1, 1).astype(np.int8)
+    return pack.write_blob(Graph((1, 6, 6), "THRESH", 128, [
+        Conv(w, "B1", "SIGN", pad=1, thr=np.zeros(8, np.int32), flip=np.zeros(8, bool)),
+        MaxPool(2),
+        Conv(rng.integers(-9, 10, (4, 3, 3, 8)).astype(np.int8), "I8", "AFFINE",
+             mul=np.ones(4, np.int32), add=np.zeros(4, np.int32))]))
+
+
+def v10_with_1_1_blobs() -> list:
+    """(name, blob, ERR_VERSION): blobs marked 1.0 (version_minor 0) that use a blob 1.1 feature,
+    which every loader refuses: the DAG base marked 1.0, and v10_base_blob with one 1.1 field set
+    (each would be valid, or refused for another reason, in a blob marked 1.1)."""
+    base, dag = v10_base_blob(), dag_base_blob()
+    s = _status("ERR_VERSION")
+    out = [("v10_dag_base", set_field(dag, "header", 0, "version_minor", 0), s)]
+    for name, idx, field, value in (("src0", 0, "src0", 1), ("src1", 1, "src1", 1), ("groups", 0, "groups", 1),
+                                    ("stride_w", 0, "stride_w", 1), ("pad_w", 0, "pad_w", 2),
+                                    ("avgpool", 1, "op", spec.value(spec.OP, "AVGPOOL")),
+                                    ("add", 1, "op", spec.value(spec.OP, "ADD")),
+                                    ("concat", 1, "op", spec.value(spec.OP, "CONCAT")),
+                                    ("requant", 0, "out_stage", spec.value(spec.OUT, "REQUANT"))):
+        out.append((f"v10_{name}", set_field(base, "layer", idx, field, value), s))
+    return out
+
+
 def dag_regression_blobs() -> list:
     """(name, blob, status) for each blob 1.1 loader rule (docs/blob-format.md, Validation): the
     base DAG (dag_base_blob, valid) with one field broken, CRC resealed. `status` is the C
@@ -331,4 +365,4 @@ def dag_regression_blobs() -> list:
         ("dag_concat_out_c_wrap", concat_out_c_wrap(), s("ERR_SHAPE")),
         ("dag_too_many_layers", dag_too_many_layers(), s("ERR_TOO_LARGE")),
         ("version_minor_2", set_field(base, "header", 0, "version_minor", 2), s("ERR_VERSION")),
-    ]
+    ] + v10_with_1_1_blobs()

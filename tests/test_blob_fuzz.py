@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _c_load(blob: bytes):
-    """(status, eq_model_t) of eq_model_load alone (runtime.Model validates in Python first)."""
+    """(status, eq_model_t) of eq_model_load alone (what runtime.Model validates through)."""
     ffi, lib = native().ffi, native().lib
     buf = ffi.new("uint64_t[]", (len(blob) + 7) // 8)
     ffi.memmove(buf, blob, len(blob))
@@ -57,8 +57,10 @@ def test_regression_blob_rejected_everywhere(name, blob, status):
     ffi, lib = native().ffi, native().lib
     assert m.blob == ffi.NULL and m.input_pixels == 0 and m.arena_need == 0  # nothing half-filled
     arena, scores = ffi.new("uint64_t[]", 64), ffi.new("int32_t[]", 64)
-    st = lib.eq_model_run(m, ffi.new("uint8_t[]", 16), 16, 0, ffi.cast("uint8_t *", arena), 512,
-                          scores, 64, ffi.NULL, ffi.NULL, 0, ffi.NULL, 0)
+    run = ffi.new("eq_run_t *")
+    run.input, run.input_size, run.input_kind = ffi.new("uint8_t[]", 16), 16, 0
+    run.scores, run.n_scores = scores, 64
+    st = lib.eq_model_run(m, ffi.cast("uint8_t *", arena), 512, run)
     assert st == spec.value(spec.STATUS, "ERR_ARG")  # a failed load cannot be run
     with pytest.raises(BlobFormatError):
         Model(blob)
@@ -69,6 +71,12 @@ def test_regression_blob_rejected_everywhere(name, blob, status):
 
 def test_regression_blobs_on_micropython():
     """The same blobs through edgeq_micro on the real MicroPython (WebAssembly port)."""
+    refused_on_micropython(blobgen.regression_blobs())
+
+
+def refused_on_micropython(cases: list):
+    """Each (name, blob, status) is refused by edgeq_micro on the real MicroPython (WebAssembly
+    port) with a BlobError of that status; skips where the port is not built."""
     sys.path.insert(0, "tests/mp_harness")
     import mpwasm
 
@@ -76,7 +84,6 @@ def test_regression_blobs_on_micropython():
         mpwasm.ensure_port()
     except mpwasm.PortMissing as e:
         pytest.skip(str(e))
-    cases = blobgen.regression_blobs()
     res = mpwasm.run_jobs([{"blob": f"{name}.eqb"} for name, _, _ in cases],
                           {f"{name}.eqb": blob for name, blob, _ in cases})
     for (name, _, status), r in zip(cases, res):

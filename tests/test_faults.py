@@ -107,7 +107,7 @@ def _eval_and_stream(url, blob, n, rate, seed):
     finally:
         target.close()
     reports.append(link.report())
-    g = m.graph
+    g = m.summary
     host = stream.run_stream(HostTarget(m), g, stream.SyntheticSource(n, size=28, seed=seed),
                              measure_link=False)
     link = FaultyLink(open_serial(url), rate=rate, seed=seed + 1)

@@ -132,3 +132,31 @@ def test_mutated_blobs_agree(seed):
     seen.pop(-1, None)
     # the mutations reach both outcomes and several different checks
     assert seen.get(0, 0) > 0 and len(seen) >= 5, seen
+
+
+def test_blob_1_0_with_1_1_fields_refused_by_all_three_loaders():
+    """A blob marked 1.0 (version_minor 0) whose layers use a 1.1 feature (src0/src1, groups,
+    stride_w/pad_w, AVGPOOL/ADD/CONCAT, REQUANT) is refused as ERR_VERSION by the C loader and the
+    MicroPython loader, and by the Python reader with a message naming the version; the same
+    blobs marked 1.1 are not refused for their version, and the 1.0 base itself loads in all three."""
+    from edgeq.errors import BlobFormatError
+
+    base = blobgen.v10_base_blob()
+    assert blobgen._hdr(base, "version_minor") == 0 and not uses_1_1(base)
+    assert c_status(base) == micro_status(base) == 0 and pack.read_blob(base)
+    version = spec.value(spec.STATUS, "ERR_VERSION")
+    cases = blobgen.v10_with_1_1_blobs()
+    assert len(cases) == 10
+    for name, blob, status in cases:
+        assert status == version and _agree(name, blob) == version, name
+        with pytest.raises(BlobFormatError, match="1.1 feature.*marked 1.0"):
+            pack.read_blob(blob)
+        as_1_1 = blobgen.set_field(blob, "header", 0, "version_minor", 1)
+        assert _agree(name + " as 1.1", as_1_1) != version
+
+
+def test_blob_1_0_with_1_1_fields_on_micropython():
+    """The same blobs through edgeq_micro on the real MicroPython (WebAssembly port): ERR_VERSION."""
+    from test_blob_fuzz import refused_on_micropython
+
+    refused_on_micropython(blobgen.v10_with_1_1_blobs())

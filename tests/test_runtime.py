@@ -1,11 +1,13 @@
 """The C host runtime equals the numpy reference bit for bit; the C loader survives hostile blobs."""
 
 import shutil
+import struct
 import subprocess
 
 import numpy as np
 import pytest
 
+from edgeq import spec
 from edgeq.format import pack
 from edgeq.reference import refnet
 from edgeq.errors import BlobFormatError, ShapeError
@@ -349,3 +351,23 @@ def test_host_executor_under_asan(host_exec_exe, tmp_path, seed):
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert int(r.stdout.split()[1]) >= 1
+
+
+def test_model_load_validates_in_c_only(monkeypatch):
+    """Model reads only the header, metadata and layer table in Python (pack.read_summary) and
+    leaves every weight to the C loader: it never calls the Python reader pack.read_blob, and a
+    broken weight tensor is refused with the C loader's one-line status."""
+    g = random_graph(3, "small")
+    blob = pack.write_blob(g)
+    monkeypatch.setattr(pack, "read_blob", lambda *_: pytest.fail("Model called pack.read_blob"))
+    m = Model(blob)
+    assert m.summary.input_shape == g.input_shape and len(m.summary.layers) == m.n_layers
+    assert [row["op"] for row in m.summary.layers][0] == "CONV"
+    hdr = pack.read_header(blob)
+    te = pack.tensor_entries(blob, hdr)[0]  # the first layer's weights: one byte short
+    off = hdr["tensor_table_off"] + spec.offsets(spec.TENSOR)["nbytes"]
+    bad = bytearray(blob)
+    struct.pack_into("<I", bad, off, te["nbytes"] - 1)
+    with pytest.raises(BlobFormatError, match=r"C loader rejected the blob: .*\(ERR_\w+, status \d+\)") as e:
+        Model(pack.reseal(bad))
+    assert "\n" not in str(e.value)

@@ -85,6 +85,11 @@ def _rule_sweep():
     cases += [("act_code_max", (e, lv)) for e in encs for lv in (1, 2, 16, 256)]
     cases += [("weight_product_max", (e, a)) for e in encs for a in (0, 1, 15, 255)]
     cases += [("acc_fits", (k, p)) for k in (0, 1, 2**16, 2**31 - 1, 2**31) for p in (0, 1, 2, 32768 * 255)]
+    ops = sorted(v for v, _ in spec.OP.values()) + [0, 99]
+    outs = sorted(v for v, _ in spec.OUT.values()) + [0, 99]
+    cases += [("uses_1_1", (o, st) + (0,) * 5) for o in ops for st in outs]
+    cases += [("uses_1_1", (spec.value(spec.OP, "CONV"), spec.value(spec.OUT, "SIGN")) + tuple(
+        v if j == i else 0 for j in range(5))) for i in range(5) for v in (1, 255, 65535)]
     return cases
 
 

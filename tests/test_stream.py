@@ -40,7 +40,7 @@ def _host_predictions(model, video):
     from edgeq.format.preprocess import video_frames
 
     m = Model(model.read_bytes())
-    return [int(m.predict(stream.prepare(frame, m.graph))[0][0]) for frame in video_frames(video)]
+    return [int(m.predict(stream.prepare(frame, m.summary))[0][0]) for frame in video_frames(video)]
 
 
 def test_stream_video_through_qemu_equals_host(flashed):

@@ -181,14 +181,14 @@ def cmd_run(args) -> int:
     if p.suffix.lower() != ".npy":  # an image, a folder or a video: the blob's preprocessing
         from ..deploy.stream import load_inputs
 
-        x, names, labels = load_inputs(args.input, m.graph, args.invert)
+        x, names, labels = load_inputs(args.input, m.summary, args.invert)
     else:
         x = load_images(args.input)
     if x.ndim in (3, 4) and len(x) == 0:
         nothing_run(f"{args.input} holds no images (shape {x.shape})")
         return 1
     classes, scores = m.predict(x)
-    cnames = m.graph.classes
+    cnames = m.summary.classes
     label_of = lambda c: cnames[c] if 0 <= c < len(cnames) else str(c)  # noqa: E731
     if args.json:
         out = {"predictions": classes.tolist(), "names": [label_of(int(c)) for c in classes],

@@ -57,7 +57,7 @@ def cmd_eval(args) -> int:
     blob = model_file(args.model).read_bytes()
     if not check_limit(args.limit):
         return 1
-    g = pack.read_blob(blob)
+    g = pack.read_summary(blob)  # what eval shows; the target's loader validates the rest
     x, y, what = load_eval_data(g, args.data, args.split)
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]

@@ -36,7 +36,7 @@ def cmd_stream(args) -> int:
     from ..deploy.targets import open_target
 
     model = _model_path(args)
-    g = pack.read_blob(_blob(model))
+    g = pack.read_summary(_blob(model))
     if not check_limit(args.limit):
         return 1
     if args.save:
@@ -134,7 +134,7 @@ def cmd_profile(args) -> int:
         raise EdgeqError(f"--runs must be at least 1 (inferences to take the median over), got {args.runs}")
     model = _model_path(args)
     blob = _blob(model)
-    g = pack.read_blob(blob)
+    g = pack.read_summary(blob)
     old = prof.load_json(args.compare) if args.compare else None  # before the board is busy
     for path, flag in ((args.json, "--json"), (args.csv, "--csv"), (args.plot, "--plot")):
         if path:

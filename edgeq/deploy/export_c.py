@@ -48,7 +48,7 @@ def blob_to_c(blob: bytes, name: str = "model_blob", source: str = "") -> str:
     pre = {v: k for k, (v, _) in spec.PRE.items()}.get(hdr["pre_mode"], str(hdr["pre_mode"]))
     pixels = hdr["in_c"] * hdr["in_h"] * hdr["in_w"]
     wire = model.input_wire_bytes
-    classes = list(model.graph.classes)[: hdr["n_classes"]]
+    classes = list(model.summary.classes)[: hdr["n_classes"]]
     classes += [str(i) for i in range(len(classes), hdr["n_classes"])]
     align = spec.BLOB_DATA_ALIGN
     macros = [

@@ -18,7 +18,6 @@ import numpy as np
 
 from ..format import pack
 from ..errors import EdgeqError
-from ..format.graph import infer_shapes
 
 
 def build_report(blob: bytes, runs: list[tuple[list, int]], tick_hz: int, board: str, clock: str,
@@ -28,23 +27,21 @@ def build_report(blob: bytes, runs: list[tuple[list, int]], tick_hz: int, board:
     unit: what the counts are ("cycles", "instructions" or "ticks"); per_tick: units per tick
     (QEMU -icount: instructions per timer tick). The counts stay under the keys "cycles",
     "total_cycles", ... of the JSON report; "unit" says what they are."""
-    info = pack.blob_info(blob)
-    g = pack.read_blob(blob)
-    shapes = infer_shapes(g)
+    rows = pack.read_summary(blob).layers  # the layer table (the target's loader validated it)
     ticks = np.array([r[0] for r in runs], dtype=np.int64)
-    if ticks.shape[1] != len(info["layers"]):
+    if ticks.shape[1] != len(rows):
         raise EdgeqError(f"the board profiled {ticks.shape[1]} layers but the blob has "
-                         f"{len(info['layers'])}: is the same model flashed? (edgeq flash it again)")
+                         f"{len(rows)}: is the same model flashed? (edgeq flash it again)")
     med = np.median(ticks, axis=0) * per_tick
     total = float(np.median([r[1] for r in runs])) * per_tick
     layers = []
-    for row, s, cyc in zip(info["layers"], shapes, med):
-        scratch = pack.act_bytes(s.in_enc, s.in_shape) + pack.act_bytes(s.out_enc, s.out_shape)
+    for row, cyc in zip(rows, med):
+        ie, oe = row["in_enc"], row["out_enc"]
+        scratch = pack.act_bytes(ie, row["in_shape"]) + pack.act_bytes(oe, row["out_shape"])
         layers.append(dict(
             name=row["name"], op=row["op"],
-            shape=f"{'x'.join(map(str, s.in_shape))}->{'x'.join(map(str, s.out_shape))}",
-            encoding=(f"{s.in_enc}x{row['w_enc']}->{s.out_enc}" if "w_enc" in row
-                      else f"{s.in_enc}->{s.out_enc}"),
+            shape=f"{'x'.join(map(str, row['in_shape']))}->{'x'.join(map(str, row['out_shape']))}",
+            encoding=(f"{ie}x{row['w_enc']}->{oe}" if "w_enc" in row else f"{ie}->{oe}"),
             cycles=float(cyc), time_us=float(cyc) / per_tick / tick_hz * 1e6 if tick_hz else None,
             macs=int(row["macs"]), ops_per_cycle=round(row["macs"] / cyc, 3) if cyc else None,
             weight_bytes=int(row.get("weight_bytes", 0)), scratch_bytes=int(scratch)))

@@ -259,16 +259,11 @@ def canonical(g: Graph) -> Graph:
     return Graph(g.input_shape, g.pre_mode, g.pre_param, layers, list(g.classes), dict(g.meta), g.flags)
 
 
-_NEW_OPS = ("AVGPOOL", "ADD", "CONCAT")
-_NEW_FIELDS = ("src0", "src1", "groups", "stride_w", "pad_w")
-
-
 def uses_1_1(layer_recs: list) -> bool:
-    """True when a layer record uses a blob 1.1 feature: a new op, the REQUANT stage or a
-    non-zero new field (the writer then stores version_minor 1, else 0)."""
-    new_ops = {spec.value(spec.OP, o) for o in _NEW_OPS}
-    return any(r["op"] in new_ops or r["out_stage"] == spec.value(spec.OUT, "REQUANT")
-               or any(r[f] for f in _NEW_FIELDS) for r in layer_recs)
+    """True when a layer record uses a blob 1.1 feature (spec.uses_1_1: a new op, the REQUANT
+    stage or a non-zero src0/src1/groups/stride_w/pad_w); the writer then stores version_minor 1."""
+    return any(spec.uses_1_1(r["op"], r["out_stage"], r["src0"], r["src1"], r["groups"], r["stride_w"],
+                             r["pad_w"]) for r in layer_recs)
 
 
 def _stage_tensors(t: _Tensors, rec: dict, layer, n: int, where: str, f32: bool) -> None:
@@ -541,8 +536,9 @@ def _range_ok(off: int, n: int, total: int) -> bool:
     return 0 <= off and 0 <= n and off + n <= total
 
 
-def read_blob(blob: bytes) -> Graph:
-    """Parse and fully validate a blob back into a Graph."""
+def _tables(blob: bytes) -> tuple[dict, bytes, dict, list]:
+    """(header, blob cut to total_size, metadata, layer records): the header checked (read_header),
+    the three tables inside the blob, the metadata JSON checked (_read_meta); nothing else."""
     hdr = read_header(blob)
     blob = bytes(blob[:hdr["total_size"]])
     total = hdr["total_size"]
@@ -553,6 +549,63 @@ def read_blob(blob: bytes) -> Graph:
         if not _range_ok(off, n, total):
             raise BlobFormatError(f"{name} at {off}+{n} lies outside the {total}-byte blob")
     meta = _read_meta(blob[hdr["meta_off"]:hdr["meta_off"] + hdr["meta_size"]])
+    lnames = [f for f, _, _ in spec.LAYER]
+    recs = [dict(zip(lnames, struct.unpack_from(spec.fmt(spec.LAYER), blob,
+                                                hdr["layer_table_off"] + i * spec.LAYER_SIZE)))
+            for i in range(n_l)]
+    return hdr, blob, meta, recs
+
+
+@dataclasses.dataclass
+class BlobSummary:
+    """What the host shows of a blob, read from its header, metadata and layer table without
+    decoding a weight (read_summary). Graph-like for display and preprocessing (input_shape,
+    pre_mode, pre_param, classes, meta); `layers` holds one dict per stored layer: name, op,
+    in_shape / out_shape (H, W, C), in_enc, out_enc, w_enc (CONV only), macs, weight_bytes
+    (CONV: weights + KBIT lut), src (value ids read). Only as trustworthy as the loader that
+    accepted the blob: the host validates through the C loader (native.runtime.Model)."""
+    header: dict
+    input_shape: tuple
+    pre_mode: str
+    pre_param: int
+    classes: list
+    meta: dict
+    flags: int
+    layers: list
+
+
+def read_summary(blob: bytes) -> BlobSummary:
+    """The BlobSummary of a blob: header and CRC, table bounds and the metadata JSON checked
+    (BlobFormatError), the layer records read as stored; weights are neither decoded nor checked."""
+    hdr, blob, meta, recs = _tables(blob)
+    tbytes = [te["nbytes"] for te in tensor_entries(blob, hdr)]
+    names = meta.get("names", [])
+    enc = lambda code: spec.name_of(spec.ENC, code)  # noqa: E731
+    layers = []
+    for i, rec in enumerate(recs):
+        op = spec.name_of(spec.OP, rec["op"])
+        src0 = i if rec["src0"] == 0 else rec["src0"] - 1
+        row = dict(index=i, name=str(names[i]) if i < len(names) else "", op=op,
+                   in_shape=(rec["in_h"], rec["in_w"], rec["in_c"]), in_enc=enc(rec["in_enc"]),
+                   out_shape=(rec["out_h"], rec["out_w"], rec["out_c"]), out_enc=enc(rec["out_enc"]),
+                   macs=rec["macs"], src=(src0, rec["src1"] - 1) if rec["src1"] else (src0,))
+        if op == "CONV":
+            used = (rec["t_weight"], rec["t_lut"]) if enc(rec["w_enc"]) == "KBIT" else (rec["t_weight"],)
+            row.update(w_enc=enc(rec["w_enc"]),
+                       weight_bytes=sum(tbytes[t] for t in used if 0 <= t < len(tbytes)))
+        layers.append(row)
+    return BlobSummary(header=hdr, input_shape=(hdr["in_c"], hdr["in_h"], hdr["in_w"]),
+                       pre_mode=spec.name_of(spec.PRE, hdr["pre_mode"]), pre_param=hdr["pre_param"],
+                       classes=list(meta.get("classes", [])),
+                       meta={k: v for k, v in meta.items() if k not in ("classes", "names")},
+                       flags=hdr["flags"], layers=layers)
+
+
+def read_blob(blob: bytes) -> Graph:
+    """Parse and fully validate a blob back into a Graph, decoding every weight (for tests and
+    tools that need the graph; the host runtime validates through the C loader instead)."""
+    hdr, blob, meta, recs = _tables(blob)
+    total, n_l = hdr["total_size"], hdr["n_layers"]
     tensors = []
     view = memoryview(blob)
     budget = _Budget(total)
@@ -562,12 +615,12 @@ def read_blob(blob: bytes) -> Graph:
         te["data"] = view[te["offset"]:te["offset"] + te["nbytes"]]  # no copy: tensors may overlap
         te["dims"] = tuple(te[f"d{k}"] for k in range(min(te["rank"], 4)))
         tensors.append(te)
-    lnames = [f for f, _, _ in spec.LAYER]
-    recs = [dict(zip(lnames, struct.unpack_from(spec.fmt(spec.LAYER), blob,
-                                                hdr["layer_table_off"] + i * spec.LAYER_SIZE)))
-            for i in range(n_l)]
     layers = []
     for i, rec in enumerate(recs):
+        if hdr["version_minor"] < 1 and uses_1_1([rec]):
+            raise BlobFormatError(f"layer {i} uses a blob 1.1 feature (DAG inputs, groups, per-axis "
+                                  "stride/pad, AVGPOOL/ADD/CONCAT or REQUANT) but the blob is marked "
+                                  f"{hdr['version_major']}.0; re-pack it with edgeq")
         try:
             layers.append(_layer_from_record(rec, tensors, i, budget))
         except (EdgeqError, ValueError, IndexError, KeyError) as e:

@@ -235,6 +235,7 @@ class Loader:
             if got != crc:
                 raise BlobError(S.ERR_CRC, "stored 0x%08x, computed 0x%08x" % (crc, got))
         self.total_size = total
+        self.version_minor = vmin
         self.flags = flags
         self.model_hash = bytes(mv[S.HEADER_MODEL_HASH:S.HEADER_MODEL_HASH + 8])
         if t_off + n_t * S.TENSOR_SIZE > total or n_t > 32767:
@@ -463,6 +464,9 @@ class Loader:
         (op, in_enc, out_enc, stage, l_ih, l_iw, l_ic, oh, ow, oc, kh, kw, stride, pad, w_enc,
          out_bits, shift, _, t_w, t_lut, t_thr, t_aux, name_off, macs, src0, src1, groups, stride_w,
          pad_w) = f
+        if self.version_minor < 1 and S.uses_1_1(op, stage, src0, src1, groups, stride_w, pad_w):
+            raise BlobError(S.ERR_VERSION, "layer %d uses a blob 1.1 feature but the blob is marked 1.0: "
+                            "re-pack it with edgeq" % i)
         L = _Layer()
         L.index = i
         L.op = op

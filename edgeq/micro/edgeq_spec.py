@@ -180,6 +180,8 @@ WIRE_PIXEL_BITS = {1: 1}
 WIRE_PIXEL_BITS_OTHER = 8
 WEIGHT_ABS_MAX = {6: 1, 7: 1, 8: 1, 2: 128, 3: 32768, 5: 0}
 ACC_LIMIT = 2147483647
+V11_OPS = (4, 5, 6)
+V11_STAGES = (4,)
 
 
 def act_bytes(enc, h, w, c):
@@ -230,3 +232,9 @@ def weight_product_max(w_enc, amax):
 def acc_fits(k, max_prod):
     """True when k products of at most max_prod keep the int32 accumulator from overflowing."""
     return k * max_prod < ACC_LIMIT
+
+
+def uses_1_1(op, out_stage, src0, src1, groups, stride_w, pad_w):
+    """True when a layer record uses a blob 1.1 feature (the writer then stores version_minor 1;
+    every loader refuses such a record in a blob marked minor 0 with ERR_VERSION)."""
+    return op in V11_OPS or out_stage in V11_STAGES or (src0 | src1 | groups | stride_w | pad_w) != 0

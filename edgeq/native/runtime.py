@@ -75,9 +75,10 @@ class Model:
         nat = native()
         self._ffi, self._lib = nat.ffi, nat.lib
         blob = bytes(blob)
-        # validate in Python first for a detailed message; the C loader checks again on its own
-        self.header = pack.read_header(blob)
-        self.graph = pack.read_blob(blob)
+        # Python reads only what it shows (header, CRC, metadata, layer table); the C loader
+        # (eq_model_load) is the one that validates every weight, shape and code
+        self.summary = pack.read_summary(blob)
+        self.header = self.summary.header
         # an 8-byte aligned private copy (the C loader requires alignment)
         self._buf = self._ffi.new("uint64_t[]", (len(blob) + 7) // 8)
         self._ffi.memmove(self._buf, blob, len(blob))
@@ -90,14 +91,25 @@ class Model:
         self.n_layers = m.n_layers
         self.arena_size = m.arena_need
         self.input_wire_bytes = m.input_wire
+        self.pre_mode = m.pre_mode  # spec.PRE code, as the C loader read it
         self._arena = self._ffi.new("uint64_t[]", (m.arena_need + 7) // 8 or 1)
         self._scores = self._ffi.new("int32_t[]", m.n_classes)
         self._cls = self._ffi.new("uint32_t *")
         self.blob = blob
+        self._graph = None
         self.threads = default_threads() if threads is None else self._check_threads(threads)
         plan = self._ffi.new("eq_host_plan_t **")
         check(self._lib.eq_host_plan_new(self._m, plan), "host executor plan")
         self._plan = self._ffi.gc(plan[0], self._lib.eq_host_plan_free)
+
+    @property
+    def graph(self):
+        """The blob decoded into a Graph by the Python reader (pack.read_blob: every weight
+        decoded and validated again in Python). Not used by the runtime; for tools that need
+        the weights. Display and preprocessing need only `summary`."""
+        if self._graph is None:
+            self._graph = pack.read_blob(self.blob)
+        return self._graph
 
     @staticmethod
     def _check_threads(threads) -> int:
@@ -111,8 +123,8 @@ class Model:
         'rows' (eq_conv2d_row, the firmware's loops) or '-' (pool / flatten)."""
         names = {0: "rows", 1: "bits", 2: "u8"}
         out = []
-        for i, layer in enumerate(self.graph.layers):
-            if type(layer).__name__ != "Conv":
+        for i, layer in enumerate(self.summary.layers):
+            if layer["op"] != "CONV":
                 out.append("-")
             else:
                 out.append(names[self._lib.eq_host_plan_layer_kind(self._plan, i)])
@@ -139,12 +151,17 @@ class Model:
         return np.ascontiguousarray(px)
 
     def _run_one(self, data: bytes, kind: int, prof=None, n_run: int = 0, act=None, act_size=0):
-        st = self._lib.eq_model_run(
-            self._m, data, len(data), kind, self._ffi.cast("uint8_t *", self._arena),
-            self.arena_size, self._scores, self.n_classes, self._cls,
-            prof if prof is not None else self._ffi.NULL, n_run,
-            act if act is not None else self._ffi.NULL, act_size)
+        """One eq_model_run: scores into self._scores, the class into self._cls[0]."""
+        run = self._ffi.new("eq_run_t *")
+        inp = self._ffi.from_buffer(data)
+        run.input, run.input_size, run.input_kind = self._ffi.cast("uint8_t *", inp), len(data), kind
+        run.scores, run.n_scores = self._scores, self.n_classes
+        run.prof = prof if prof is not None else self._ffi.NULL
+        run.n_run = n_run
+        run.act_out, run.act_size = (act if act is not None else self._ffi.NULL), act_size
+        st = self._lib.eq_model_run(self._m, self._ffi.cast("uint8_t *", self._arena), self.arena_size, run)
         check(st, "inference failed")
+        self._cls[0] = run.cls
 
     def predict(self, pixels, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """uint8 pixels (N, C, H, W), (N, H, W) or one image -> (classes (N,), scores int32 (N, n)).
@@ -181,7 +198,7 @@ class Model:
     def wire_input(self, image) -> bytes:
         """What the host sends a board for one image (docs/blob-format.md, wire input)."""
         px = self._batch(image)[0]
-        return wire_input(px, spec.value(spec.PRE, self.graph.pre_mode), self.graph.pre_param)
+        return wire_input(px, self.pre_mode, self.summary.pre_param)
 
     def predict_wire(self, wire: bytes) -> tuple[int, np.ndarray]:
         """Run one wire-format input (as a board receives it) through the host executor."""

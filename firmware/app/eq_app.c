@@ -428,8 +428,15 @@ static int cmd_infer(const uint8_t *a, uint32_t n, uint32_t *detail, uint32_t *p
     }
     st.have_prof = 0;
     eq_hal_timed_begin();
-    eq_status_t s = eq_model_run(m, a, n, EQ_INPUT_WIRE, arena, EQ_ARENA_SIZE, scores, MAX_SCORES,
-                                 &cls, prof.now ? &prof : 0, 0u, 0, 0u);
+    eq_run_t run = {0};
+    run.input = a;
+    run.input_size = n;
+    run.input_kind = EQ_INPUT_WIRE;
+    run.scores = scores;
+    run.n_scores = MAX_SCORES;
+    run.prof = prof.now ? &prof : 0;
+    eq_status_t s = eq_model_run(m, arena, EQ_ARENA_SIZE, &run);
+    cls = run.cls;
     eq_hal_timed_end();
     if (s != EQ_OK)
         return (int)s;

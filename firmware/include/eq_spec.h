@@ -332,5 +332,12 @@ static inline int eq_rule_acc_fits(uint64_t k, uint64_t max_prod)
 {
     return k * max_prod < 2147483647ull;
 }
+static inline int eq_rule_uses_1_1(uint32_t op, uint32_t out_stage, uint32_t src0, uint32_t src1,
+                                   uint32_t groups, uint32_t stride_w, uint32_t pad_w)
+{
+    return op == 4u || op == 5u || op == 6u
+           || out_stage == 4u
+           || (src0 | src1 | groups | stride_w | pad_w) != 0u;
+}
 
 #endif /* EQ_SPEC_H */

@@ -1533,80 +1533,76 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
     if (st != EQ_OK) return st;
     if (w->enc == EQ_ENC_KBIT && (!w->lut || !w->lut_rows || !w->lut_cols)) return EQ_ERR_ARG;
 
-    if (in_enc == EQ_ENC_B1) {
-        const uint32_t *a = (const uint32_t *)in;
-        switch (w->enc) {
-        case EQ_ENC_B1:
+    /* one dispatch over the weight encoding; each case picks the B1- or U8-input row */
+    const int b1 = in_enc == EQ_ENC_B1;
+    const uint32_t *ab = (const uint32_t *)in; /* B1 input (bit words) */
+    const uint8_t *au = (const uint8_t *)in;   /* U8 input */
+    const uint32_t *wb = (const uint32_t *)w->data; /* B1 / TERN weights (bit planes) */
+    switch (w->enc) {
+    case EQ_ENC_B1:
+        if (b1) {
             if (eq_pair_fits(s))
-                eq_row_b1_b1_pair(s, a, (const uint32_t *)w->data, oy, acc);
+                eq_row_b1_b1_pair(s, ab, wb, oy, acc);
             else if (eq_few_channels(s))
-                eq_row_b1_b1_dense(s, a, (const uint32_t *)w->data, oy, acc);
+                eq_row_b1_b1_dense(s, ab, wb, oy, acc);
             else
-                eq_row_b1_b1(s, a, (const uint32_t *)w->data, oy, acc);
+                eq_row_b1_b1(s, ab, wb, oy, acc);
             return EQ_OK;
-        case EQ_ENC_TERN:
-#ifdef EQ_HAVE_B1_ROWS
-            if (EQ_B1_DSP((uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c))
-                && (uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c) <= EQ_B1_PATCH) {
-                eq_row_b1_tern_dsp(s, a, (const uint32_t *)w->data, oy, acc);
-                return EQ_OK;
-            }
-#endif
-            eq_row_b1_tern(s, a, (const uint32_t *)w->data, oy, acc);
-            return EQ_OK;
-        case EQ_ENC_I8: eq_row_b1_i8(s, a, w->data, oy, acc); return EQ_OK;
-        case EQ_ENC_I16: eq_row_b1_i16(s, a, w->data, oy, acc); return EQ_OK;
-        case EQ_ENC_KBIT:
-            eq_row_b1_kbit(s, a, (const uint8_t *)w->data, w->lut, w->lut_rows, w->lut_cols,
-                           oy, acc);
-            return EQ_OK;
-        case EQ_ENC_TERN_SPARSE: {
-#ifdef EQ_HAVE_B1_ROWS
-            const eq_status_t st2 = eq_row_sparse_b1_dsp(s, a, (const uint8_t *)w->data, oy, acc);
-            if (st2 != EQ_ERR_UNSUPPORTED) return st2;
-#endif
-            return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, acc, 1u);
         }
-        default: return EQ_ERR_UNSUPPORTED;
+#ifdef EQ_HAVE_B1_ROWS
+        if (eq_row_u8_planes(s, au, wb, 0, oy, acc)) return EQ_OK;
+#endif
+        if (eq_u8_b1_fits(s))
+            eq_row_u8_b1_mask(s, au, wb, oy, acc);
+        else if (eq_few_channels(s))
+            eq_row_u8_b1_dense(s, au, wb, oy, acc);
+        else
+            eq_row_u8_b1(s, au, wb, oy, acc);
+        return EQ_OK;
+    case EQ_ENC_TERN:
+#ifdef EQ_HAVE_B1_ROWS
+        if (b1 && EQ_B1_DSP((uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c))
+            && (uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c) <= EQ_B1_PATCH) {
+            eq_row_b1_tern_dsp(s, ab, wb, oy, acc);
+            return EQ_OK;
         }
-    } else {
-        const uint8_t *a = (const uint8_t *)in;
-        switch (w->enc) {
-        case EQ_ENC_B1:
-#ifdef EQ_HAVE_B1_ROWS
-            if (eq_row_u8_planes(s, a, (const uint32_t *)w->data, 0, oy, acc)) return EQ_OK;
+        if (!b1 && eq_row_u8_planes(s, au, wb, 1, oy, acc)) return EQ_OK;
 #endif
-            if (eq_u8_b1_fits(s))
-                eq_row_u8_b1_mask(s, a, (const uint32_t *)w->data, oy, acc);
-            else if (eq_few_channels(s))
-                eq_row_u8_b1_dense(s, a, (const uint32_t *)w->data, oy, acc);
-            else
-                eq_row_u8_b1(s, a, (const uint32_t *)w->data, oy, acc);
-            return EQ_OK;
-        case EQ_ENC_TERN:
-#ifdef EQ_HAVE_B1_ROWS
-            if (eq_row_u8_planes(s, a, (const uint32_t *)w->data, 1, oy, acc)) return EQ_OK;
-#endif
-            eq_row_u8_tern(s, a, (const uint32_t *)w->data, oy, acc);
-            return EQ_OK;
-        case EQ_ENC_I8:
+        if (b1)
+            eq_row_b1_tern(s, ab, wb, oy, acc);
+        else
+            eq_row_u8_tern(s, au, wb, oy, acc);
+        return EQ_OK;
+    case EQ_ENC_I8:
+    case EQ_ENC_I16: {
+        const int i8 = w->enc == EQ_ENC_I8;
 #if defined(EQ_HAVE_DSP) && defined(__ARM_FEATURE_SIMD32)
-            if ((uint32_t)s->kh * s->kw * s->in_c <= EQ_I8_PATCH) {
-                eq_row_u8_i8_dsp(s, a, (const int8_t *)w->data, oy, acc);
-                return EQ_OK;
-            }
-#endif
-            eq_row_u8_i8(s, a, w->data, oy, acc);
+        if (i8 && !b1 && (uint32_t)s->kh * s->kw * s->in_c <= EQ_I8_PATCH) {
+            eq_row_u8_i8_dsp(s, au, (const int8_t *)w->data, oy, acc);
             return EQ_OK;
-        case EQ_ENC_I16: eq_row_u8_i16(s, a, w->data, oy, acc); return EQ_OK;
-        case EQ_ENC_KBIT:
-            eq_row_u8_kbit(s, a, (const uint8_t *)w->data, w->lut, w->lut_rows, w->lut_cols,
-                           oy, acc);
-            return EQ_OK;
-        case EQ_ENC_TERN_SPARSE:
-            return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, acc, 1u);
-        default: return EQ_ERR_UNSUPPORTED;
         }
+#endif
+        if (b1)
+            (i8 ? eq_row_b1_i8 : eq_row_b1_i16)(s, ab, w->data, oy, acc);
+        else
+            (i8 ? eq_row_u8_i8 : eq_row_u8_i16)(s, au, w->data, oy, acc);
+        return EQ_OK;
+    }
+    case EQ_ENC_KBIT:
+        if (b1)
+            eq_row_b1_kbit(s, ab, (const uint8_t *)w->data, w->lut, w->lut_rows, w->lut_cols, oy, acc);
+        else
+            eq_row_u8_kbit(s, au, (const uint8_t *)w->data, w->lut, w->lut_rows, w->lut_cols, oy, acc);
+        return EQ_OK;
+    case EQ_ENC_TERN_SPARSE:
+#ifdef EQ_HAVE_B1_ROWS
+        if (b1) {
+            const eq_status_t st2 = eq_row_sparse_b1_dsp(s, ab, (const uint8_t *)w->data, oy, acc);
+            if (st2 != EQ_ERR_UNSUPPORTED) return st2;
+        }
+#endif
+        return eq_row_sparse(s, in_enc, in, (const uint8_t *)w->data, oy, acc, 1u);
+    default: return EQ_ERR_UNSUPPORTED;
     }
 }
 

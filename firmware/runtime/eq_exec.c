@@ -414,27 +414,31 @@ static void value_enc_c(const eq_model_t *m, uint32_t v, uint32_t *enc, uint32_t
     *c = P.out_c;
 }
 
-eq_status_t eq_model_run(const eq_model_t *m, const uint8_t *input, uint32_t input_size,
-                         uint32_t input_kind, uint8_t *arena, uint32_t arena_size,
-                         int32_t *scores, uint32_t n_scores, uint32_t *cls,
-                         eq_profile_t *prof, uint32_t n_run, uint8_t *act_out, uint32_t act_size)
+eq_status_t eq_model_run(const eq_model_t *m, uint8_t *arena, uint32_t arena_size, eq_run_t *run)
 {
     uint8_t *v0;
     int32_t *acc;
     uint32_t i, t0 = 0, t_start = 0;
     layer_t L;
     eq_status_t st;
+    uint32_t n_run;
+    eq_profile_t *prof;
+    const uint8_t *input;
 
+    CHECK(run != NULL, EQ_ERR_ARG);
+    n_run = run->n_run;
+    prof = run->prof;
+    input = run->input;
     CHECK(m != NULL && m->blob != NULL && input != NULL && arena != NULL, EQ_ERR_ARG);
     CHECK(((uintptr_t)arena & 7u) == 0u, EQ_ERR_ARG);
     CHECK(arena_size >= m->arena_need, EQ_ERR_ARENA);
     CHECK(n_run <= m->n_layers, EQ_ERR_ARG);
     if (n_run == 0u) {
         n_run = m->n_layers;
-        CHECK(scores != NULL && n_scores >= m->n_classes, EQ_ERR_ARG);
+        CHECK(run->scores != NULL && run->n_scores >= m->n_classes, EQ_ERR_ARG);
     }
-    if (act_out != NULL) {
-        CHECK(act_size >= eq_model_act_bytes(m, n_run - 1u), EQ_ERR_ARG);
+    if (run->act_out != NULL) {
+        CHECK(run->act_size >= eq_model_act_bytes(m, n_run - 1u), EQ_ERR_ARG);
     } else {
         CHECK(n_run == m->n_layers, EQ_ERR_ARG);
     }
@@ -445,16 +449,16 @@ eq_status_t eq_model_run(const eq_model_t *m, const uint8_t *input, uint32_t inp
     v0 = eq_rt_value(m, arena, 0u);
     acc = (int32_t *)(void *)(arena + (m->arena_need - m->acc_row)); /* 8-aligned: values are */
 
-    if (input_kind == EQ_INPUT_PIXELS) {
-        CHECK(input_size == m->input_pixels, EQ_ERR_INPUT);
+    if (run->input_kind == EQ_INPUT_PIXELS) {
+        CHECK(run->input_size == m->input_pixels, EQ_ERR_INPUT);
         if (m->pre_mode == EQ_PRE_THRESH) {
             eq_pack_threshold_chw_b1(input, m->in_c, m->in_h, m->in_w, m->pre_param, (uint32_t *)(void *)v0);
         } else {
             eq_quant_chw_u8(input, m->in_c, m->in_h, m->in_w,
                             m->pre_mode == EQ_PRE_RAW ? 8u : m->pre_param, v0);
         }
-    } else if (input_kind == EQ_INPUT_WIRE) {
-        CHECK(input_size == m->input_wire, EQ_ERR_INPUT);
+    } else if (run->input_kind == EQ_INPUT_WIRE) {
+        CHECK(run->input_size == m->input_wire, EQ_ERR_INPUT);
         if (m->pre_mode == EQ_PRE_THRESH) {
             eq_unpack_wire_chw_b1(input, m->in_c, m->in_h, m->in_w, (uint32_t *)(void *)v0);
         } else {
@@ -499,17 +503,17 @@ eq_status_t eq_model_run(const eq_model_t *m, const uint8_t *input, uint32_t inp
         }
     }
 
-    if (act_out != NULL) {
-        memcpy(act_out, eq_rt_value(m, arena, n_run), eq_model_act_bytes(m, n_run - 1u));
+    if (run->act_out != NULL) {
+        memcpy(run->act_out, eq_rt_value(m, arena, n_run), eq_model_act_bytes(m, n_run - 1u));
     }
-    if (n_run == m->n_layers && scores != NULL && n_scores >= m->n_classes) {
+    if (n_run == m->n_layers && run->scores != NULL && run->n_scores >= m->n_classes) {
         const uint8_t *cur = eq_rt_value(m, arena, n_run);
         uint32_t n = m->n_classes;
         if (L.out_enc == EQ_ENC_I32) {
-            memcpy(scores, cur, (size_t)n * 4u);
+            memcpy(run->scores, cur, (size_t)n * 4u);
         } else if (L.out_enc == EQ_ENC_U8) {
             for (i = 0; i < n; i++) {
-                scores[i] = cur[i];
+                run->scores[i] = cur[i];
             }
         } else {
             /* B1 scores: the last layer's channels per pixel, padded to words */
@@ -518,12 +522,10 @@ eq_status_t eq_model_run(const eq_model_t *m, const uint8_t *input, uint32_t inp
             for (i = 0; i < n; i++) {
                 p = i / L.out_c;
                 ch = i % L.out_c;
-                scores[i] = ((wd[p * cw + ch / 32u] >> (ch % 32u)) & 1u) ? 1 : -1;
+                run->scores[i] = ((wd[p * cw + ch / 32u] >> (ch % 32u)) & 1u) ? 1 : -1;
             }
         }
-        if (cls != NULL) {
-            *cls = eq_argmax_i32(scores, n);
-        }
+        run->cls = eq_argmax_i32(run->scores, n);
     }
     if (prof != NULL && prof->now != NULL) {
         prof->total = prof->now(prof->ctx) - t_start;

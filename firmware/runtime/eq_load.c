@@ -550,6 +550,12 @@ static eq_status_t load_layers(eq_model_t *m, uint32_t in_enc, uint32_t in_level
     for (i = 0; i < m->n_layers; i++) {
         uint32_t lv = 0;
         eq_rt_layer(m, i, &L);
+        if (eq_rule_uses_1_1(L.op, L.out_stage, L.src0_raw, L.src1_raw, L.groups_raw,
+                             L.stride_w_raw, L.pad_w_raw)) {
+            /* a blob marked 1.0 holds no 1.1 feature: refuse rather than guess what it meant */
+            CHECK(m->version_minor >= 1u, EQ_ERR_VERSION);
+            m->v11 = 1u;
+        }
         /* inputs: earlier values only (topological order); src1 for ADD / CONCAT only */
         CHECK(L.src0 <= i, EQ_ERR_SHAPE);
         if (L.op == EQ_OP_ADD || L.op == EQ_OP_CONCAT) {
@@ -562,10 +568,6 @@ static eq_status_t load_layers(eq_model_t *m, uint32_t in_enc, uint32_t in_level
         }
         if (L.op != EQ_OP_CONV && L.op != EQ_OP_MAXPOOL && L.op != EQ_OP_AVGPOOL) {
             CHECK(L.stride_w_raw == 0u && L.pad_w_raw == 0u, EQ_ERR_SHAPE);
-        }
-        if (L.src0_raw || L.src1_raw || L.groups_raw || L.stride_w_raw || L.pad_w_raw
-            || L.op > EQ_OP_FLATTEN || L.out_stage == EQ_OUT_REQUANT) {
-            m->v11 = 1u;
         }
         value_shape(m, L.src0, in_enc, &v0);
         CHECK(L.in_enc == v0.enc && L.in_h == v0.h && L.in_w == v0.w && L.in_c == v0.c, EQ_ERR_SHAPE);

@@ -55,16 +55,28 @@ typedef struct {
  * overflow-checked, and a model whose input or arena would not fit is EQ_ERR_TOO_LARGE. */
 eq_status_t eq_model_load(eq_model_t *m, const uint8_t *blob, uint32_t size);
 
-/* Run the whole model (n_run = 0) or only its first n_run layers (in a DAG: act_out is value
- * n_run, the output of layer n_run - 1).
- * scores: n_scores >= n_classes int32, filled when every layer ran (required when n_run = 0).
- * act_out (optional unless n_run stops early): receives the activation after layer n_run-1 in the
- * runtime layout; act_size must be >= eq_model_act_bytes(m, n_run - 1).
- * cls: argmax (first maximum), may be NULL. prof may be NULL. */
-eq_status_t eq_model_run(const eq_model_t *m, const uint8_t *input, uint32_t input_size,
-                         uint32_t input_kind, uint8_t *arena, uint32_t arena_size,
-                         int32_t *scores, uint32_t n_scores, uint32_t *cls,
-                         eq_profile_t *prof, uint32_t n_run, uint8_t *act_out, uint32_t act_size);
+/* One inference: what eq_model_run reads and writes besides the model and the arena. Zero it
+ * (eq_run_t r = {0};) and set the fields the call needs; zero fields mean "not used". */
+typedef struct {
+    const uint8_t *input;    /* pixels (CHW uint8) or wire bytes, input_size of them */
+    uint32_t input_size;     /* m->input_pixels (EQ_INPUT_PIXELS) or m->input_wire (EQ_INPUT_WIRE) */
+    uint32_t input_kind;     /* EQ_INPUT_PIXELS or EQ_INPUT_WIRE (eq_spec.h) */
+    int32_t *scores;         /* n_scores >= n_classes int32, filled when every layer ran
+                                (required when n_run = 0) */
+    uint32_t n_scores;
+    uint32_t cls;            /* out: argmax of the scores (first maximum), when they were filled */
+    eq_profile_t *prof;      /* per-layer ticks; NULL: no profiling */
+    uint32_t n_run;          /* 0: the whole model; k: only its first k layers (in a DAG act_out
+                                is value k, the output of layer k - 1) */
+    uint8_t *act_out;        /* optional unless n_run stops early: receives the activation after
+                                layer n_run - 1 in the runtime layout */
+    uint32_t act_size;       /* >= eq_model_act_bytes(m, n_run - 1) when act_out is set */
+} eq_run_t;
+
+/* Run one inference of a loaded model as *run describes, in the caller's arena (8-byte aligned,
+ * arena_size >= m->arena_need, else EQ_ERR_ARENA). Writes run->scores, run->cls, run->act_out
+ * and run->prof as asked. */
+eq_status_t eq_model_run(const eq_model_t *m, uint8_t *arena, uint32_t arena_size, eq_run_t *run);
 
 /* Bytes of the activation produced by layer i (for act_out). 0 if i is out of range. */
 uint32_t eq_model_act_bytes(const eq_model_t *m, uint32_t layer);

@@ -83,7 +83,8 @@ static inline eq_status_t eq_harness_one(const uint8_t *data, size_t size)
         uint8_t *px = (uint8_t *)eq_harness_alloc(m.input_pixels);
         uint8_t *wire = (uint8_t *)eq_harness_alloc(m.input_wire);
         int32_t *scores = (int32_t *)eq_harness_alloc((size_t)m.n_classes * 4u);
-        uint32_t act = eq_model_act_bytes(&m, 0), cls = 0;
+        uint32_t act = eq_model_act_bytes(&m, 0);
+        eq_run_t run;
         uint8_t *act_out = (uint8_t *)eq_harness_alloc(act);
         eq_status_t r;
         if (!arena || !px || !wire || !scores || !act_out) {
@@ -95,18 +96,32 @@ static inline eq_status_t eq_harness_one(const uint8_t *data, size_t size)
             wire[m.input_wire - 1u] &= (uint8_t)((1u << (m.input_pixels % 8u)) - 1u);
         }
         /* a loaded model runs to completion: any error status here is a loader hole */
-        r = eq_model_run(&m, px, m.input_pixels, EQ_INPUT_PIXELS, arena, m.arena_need, scores,
-                         m.n_classes, &cls, NULL, 0, NULL, 0);
-        if (r != EQ_OK || cls >= m.n_classes) {
+        memset(&run, 0, sizeof run);
+        run.input = px;
+        run.input_size = m.input_pixels;
+        run.input_kind = EQ_INPUT_PIXELS;
+        run.scores = scores;
+        run.n_scores = m.n_classes;
+        run.cls = m.n_classes; /* must be overwritten */
+        r = eq_model_run(&m, arena, m.arena_need, &run);
+        if (r != EQ_OK || run.cls >= m.n_classes) {
             eq_harness_hole("run from pixels", r);
         }
-        r = eq_model_run(&m, wire, m.input_wire, EQ_INPUT_WIRE, arena, m.arena_need, scores,
-                         m.n_classes, &cls, NULL, 0, NULL, 0);
+        run.input = wire;
+        run.input_size = m.input_wire;
+        run.input_kind = EQ_INPUT_WIRE;
+        r = eq_model_run(&m, arena, m.arena_need, &run);
         if (r != EQ_OK) {
             eq_harness_hole("run from wire", r);
         }
-        r = eq_model_run(&m, px, m.input_pixels, EQ_INPUT_PIXELS, arena, m.arena_need, NULL, 0,
-                         NULL, NULL, 1, act_out, act);
+        memset(&run, 0, sizeof run);
+        run.input = px;
+        run.input_size = m.input_pixels;
+        run.input_kind = EQ_INPUT_PIXELS;
+        run.n_run = 1;
+        run.act_out = act_out;
+        run.act_size = act;
+        r = eq_model_run(&m, arena, m.arena_need, &run);
         if (r != EQ_OK) {
             eq_harness_hole("first layer", r);
         }

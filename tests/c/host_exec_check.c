@@ -40,10 +40,18 @@ int main(int argc, char **argv)
         px[i] = (uint8_t)(seed >> 24);
     }
     for (i = 0; i < n; ++i)
-        if (eq_model_run(&m, px + (size_t)i * m.input_pixels, m.input_pixels, EQ_INPUT_PIXELS,
-                         arena, m.arena_need, ref + (size_t)i * m.n_classes, m.n_classes, NULL,
-                         NULL, 0, NULL, 0) != EQ_OK)
-            return 4;
+    {
+        eq_run_t run = {0};
+        run.input_size = m.input_pixels;
+        run.input_kind = EQ_INPUT_PIXELS;
+        run.n_scores = m.n_classes;
+        for (i = 0; i < n; ++i) {
+            run.input = px + (size_t)i * m.input_pixels;
+            run.scores = ref + (size_t)i * m.n_classes;
+            if (eq_model_run(&m, arena, m.arena_need, &run) != EQ_OK)
+                return 4;
+        }
+    }
     if (eq_host_plan_new(&m, &plan) != EQ_OK) return 5;
     for (v = 0; v < eq_host_variant_count(); ++v) {
         if (eq_host_set_variant((int32_t)v) != EQ_OK) continue;
