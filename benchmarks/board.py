@@ -521,6 +521,8 @@ def main(argv=None) -> int:
                     help="only the issue-11 layer table and the zoo models")
     ap.add_argument("--reference-only", action="store_true",
                     help="only the reference models (ResNet-8, DS-CNN, MobileNetV1-0.25)")
+    ap.add_argument("--models", default=None,
+                    help="comma-separated reference models to run (default: all), e.g. resnet8-bnn")
     args = ap.parse_args(argv)
     board = boards.get(args.board)
     why = boards.toolchain_missing(board)
@@ -541,7 +543,8 @@ def main(argv=None) -> int:
             if not args.reference_only:
                 bench_issue(b, board, results)
             if not args.issue_only:
-                bench_reference(b, board, results)
+                bench_reference(b, board, results,
+                                names=args.models.split(",") if args.models else None)
             if not (args.issue_only or args.reference_only):
                 bench_layers(b, board, results)
                 bench_link(b, results)
