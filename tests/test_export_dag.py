@@ -234,6 +234,17 @@ def test_dag_op_exports_exactly(case, prove):
             assert kind in kinds, (case, kinds)
     if "groups" in case or "depthwise" in case:
         assert any(getattr(layer, "groups", 1) > 1 for layer in res.graph.layers)
+    if case in ("add conv+skip", "add two conv branches"):
+        # a convolution read only by the add stores its accumulator as is (identity AFFINE): the
+        # rescaling is the ADD's multiplier, no intermediate rounding and no stage to run
+        layers = res.graph.layers
+        adds = [i for i, layer in enumerate(layers) if type(layer).__name__ == "Add"]
+        feeding = {v - 1 for i in adds for v in layers[i].src if v > 0}  # value v = layer v - 1's output
+        raw = [j for j in feeding if type(layers[j]).__name__ == "Conv" and layers[j].out == "AFFINE"]
+        assert raw, (case, kinds)
+        for j in raw:
+            c = layers[j]
+            assert c.shift == 0 and np.all(np.asarray(c.mul) == 1) and np.all(np.asarray(c.add) == 0), (case, j)
 
 
 class FloatResNet(nn.Module):

@@ -386,6 +386,13 @@ def test_output_stages(p, c, n_thr, seed):
     add = r.integers(-2**31, 2**31, c, dtype=np.int64).astype(np.int32)
     for shift in (0, 1, 13, 31):
         assert_same(K.affine(acc, mul, add, shift), R.eq_affine_i32(acc, mul, add, shift), "affine")
+    # the identity (a raw accumulator stored for an ADD) is a copy; one channel off it is not
+    one, zero = np.ones(c, np.int32), np.zeros(c, np.int32)
+    assert_same(K.affine(acc, one, zero, 0), acc, "affine identity")
+    j = int(r.integers(0, c))
+    mul1, add1 = one.copy(), zero.copy()
+    (mul1 if seed % 2 else add1)[j] = 3
+    assert_same(K.affine(acc, mul1, add1, 0), R.eq_affine_i32(acc, mul1, add1, 0), "affine near identity")
 
 
 @pytest.mark.parametrize("h,w,c,k,stride", [(4, 4, 1, 2, 2), (7, 5, 33, 2, 2), (6, 6, 64, 3, 1),

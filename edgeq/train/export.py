@@ -56,9 +56,13 @@ Branches (blob 1.1 ops; every runtime value is an integer, v below):
   value's bound at 2**23 units (or the consumer's unit).
   residual add x + y: ADD acc = m0[n] * v0 + m1[n] * v1 on a common unit q_n (a power of two
                            per channel putting the bound of |x + y| at 2**29, or the finer unit of
-                           an int32 input): a pending input is first stored in unit q (m = 1), a
-                           graph value enters with m = round(k_n / q_n) (exact for B1 with scale
-                           1 and for int32 inputs: a power of two).  real(x + y) = q_n * acc +
+                           an int32 input): a convolution's pending accumulator read only by the
+                           add is stored as is (AFFINE mul 1, add 0, shift 0: a copy in every
+                           runtime) and enters with m = round(a_n / q_n), its b_n joining the
+                           sum's offset (one rounding, of m, instead of two); any other pending
+                           input is first stored in unit q (m = 1); a graph value enters with
+                           m = round(k_n / q_n) (exact for B1 with scale 1 and for int32 values
+                           in a power-of-two unit).  real(x + y) = q_n * acc +
                            c0_n + c1_n: a pending accumulator again, so a batch norm and a
                            quantizer after the add become ADD's SIGN / MULTI thresholds (above).
   average pool (kh x kw, no padding; AvgPool1d/2d, F.avg_pool*, adaptive pools with equal
@@ -387,6 +391,7 @@ class _T:
     levels: np.ndarray | None = None  # B1/U8: integer level of each code
     scale: object = 1.0  # B1/U8: real value of one level (float); I32: real unit per channel (array)
     vmax: np.ndarray | None = None  # per channel: max |runtime value| (I32)
+    offset: np.ndarray | None = None  # I32 holding a raw accumulator: real = scale * v + offset
     # acc
     op: _Staged | None = None
     a: np.ndarray | None = None
@@ -579,7 +584,8 @@ class _Walker:
         (B1: +-1, U8: the code, I32: the integer); refuses non-uniform levels."""
         C = t.C
         if t.enc == "I32":
-            return np.broadcast_to(t.scale, (C,)).astype(np.float64), np.zeros(C), t.vmax
+            c0 = np.zeros(C) if t.offset is None else t.offset
+            return np.broadcast_to(t.scale, (C,)).astype(np.float64), c0, t.vmax
         lv = np.asarray(t.levels, np.int64)
         if t.enc == "B1":
             return np.full(C, float(t.scale)), np.zeros(C), np.ones(C)
@@ -641,6 +647,26 @@ class _Walker:
             p.src = (vid,)
             vid = self.append(p)
         return self.act_of(vid, t.shape, "I32", scale=q, vmax=vmax, err=t.err + q * units)
+
+    @staticmethod
+    def _raw_ok(t: _T) -> bool:
+        """A convolution's pending accumulator read only by an add enters the ADD as is (its
+        rescaling folds into the ADD's multiplier): integer, no pending pool, small enough."""
+        return (t.kind == "acc" and isinstance(t.op, FoldedBlock) and not t.f32 and not t.pools
+                and not t.gap and float(np.max(t.acc_bound, initial=0.0)) < 2**24)
+
+    def raw(self, n, t: _T) -> _T:
+        """The accumulator itself as an int32 value (AFFINE with mul 1, add 0, shift 0: the
+        runtimes store acc unchanged): real = a * acc + b, so the add's multiplier for it is
+        round(a / q) and b joins the sum's offset, with no intermediate rounding."""
+        op = t.op
+        C = t.C
+        op.out, op.mul, op.add, op.shift = "AFFINE", np.ones(C, np.int64), np.zeros(C, np.int64), 0
+        vid = self.append(op)
+        v = self.act_of(vid, t.shape, "I32", scale=np.asarray(t.a, np.float64).copy(),
+                        vmax=np.asarray(t.acc_bound, np.float64), err=t.err)
+        v.offset = np.asarray(t.b, np.float64).copy()
+        return v
 
     def identity(self, n, t: _T) -> _T:
         """A graph value as a pending accumulator (a 1 x 1 AVGPOOL), for a stage (batch norm,
@@ -927,9 +953,14 @@ class _Walker:
                 r = r + np.abs(k) * vmax + np.abs(c0)
         q = _pow2_unit(r, 29)
         for v in ins:
-            if v.kind == "act" and v.enc == "I32":
+            if v.kind == "act" and v.enc == "I32" and v.offset is None:
                 q = np.minimum(q, v.scale)
-        ins = [self.materialize(n, v, q) if v.kind == "acc" else v for v in ins]
+        done = {}  # x + x: one stored value read twice
+        for v in ins:
+            if id(v) not in done:
+                done[id(v)] = self.raw(n, v) if self._raw_ok(v) else \
+                    self.materialize(n, v, q) if v.kind == "acc" else v
+        ins = [done[id(v)] for v in ins]
         m, b, err, bound = [], np.zeros_like(q), np.zeros_like(q), np.zeros_like(q)
         for v in ins:
             k, c0, vmax = self.lin(n, v, "an add")

@@ -5,6 +5,8 @@
  * the shift is a plain >> (a few instructions on 32-bit cores instead of a branchy sequence). */
 #include "eq_kernels.h"
 
+#include <string.h>
+
 #if defined(__GNUC__)
 #define EQ_ASR64(v, sh) ((v) >> (sh))
 #else
@@ -16,6 +18,16 @@ void eq_affine_i32(const int32_t *acc, uint32_t n_pix, uint16_t c, const int32_t
 {
     uint32_t p, n;
     const uint32_t sh = shift > 62u ? 62u : shift;
+    if (sh == 0u) { /* the identity (mul 1, add 0: an accumulator stored as is) is a copy */
+        for (n = 0; n < c && mul[n] == 1 && add[n] == 0; ++n) {
+        }
+        if (n == c) {
+            if (out != acc) {
+                memmove(out, acc, (size_t)n_pix * c * sizeof(int32_t));
+            }
+            return;
+        }
+    }
 #if defined(__GNUC__)
     if (sh >= 1u && sh <= 31u) { /* 32-bit halves: low word of v >> sh, its high word hi >> sh */
         const uint32_t ls = 32u - sh;
