@@ -45,7 +45,13 @@ def test_connect_host_target_infers_and_profiles(tmp_path, blob_and_graph):
         rep = edgeq.profile(t, blob, px[0], runs=1)
     assert np.array_equal(scores, m.predict(px)[1])
     assert len(rep["layers"]) == m.n_layers  # the stored layers (a dense layer is FLATTEN + CONV)
-    assert all(lay["cycles"] >= 0 for lay in rep["layers"])
+    # one row per stored layer, in order, with its op and MACs; the times add up
+    ops = [type(layer).__name__.upper() for layer in pack.read_blob(blob).layers]
+    assert [lay["op"] for lay in rep["layers"]] == ops
+    assert all(lay["cycles"] >= 0 for lay in rep["layers"]) and rep["layer_sum_cycles"] > 0
+    assert rep["layer_sum_cycles"] == pytest.approx(sum(lay["cycles"] for lay in rep["layers"]))
+    assert rep["total_cycles"] >= rep["layer_sum_cycles"]
+    assert sum(lay["macs"] for lay in rep["layers"]) > 0
 
 
 def test_connect_host_without_model_is_one_clear_error():
