@@ -102,9 +102,11 @@ def _job(cs):
 def _fast(j, scratch_bytes=None):
     ffi, lib = _lib().ffi, _lib().lib
     need = lib.eq_conv_first_scratch(j["s"], j["in_enc"], j["w_enc"], j["stage"], 0)
-    # the runtime takes the path only where that scratch fits the layer's accumulator row
+    # the runtime takes the B1-input path only where that scratch fits the layer's accumulator
+    # row; the U8-input path always (the loader reserves its scratch)
     row = j["ow"] * j["s"].out_c * 4
-    assert lib.eq_conv_fast_scratch(j["s"], j["in_enc"], j["w_enc"], j["stage"], 0) == (need if need <= row else 0)
+    want = need if need <= row or j["in_enc"] == lib.EQ_ENC_U8 else 0
+    assert lib.eq_conv_fast_scratch(j["s"], j["in_enc"], j["w_enc"], j["stage"], 0) == want
     nb = need if scratch_bytes is None else scratch_bytes
     scratch = ffi.new("uint64_t[]", nb // 8 + 1)
     out = ffi.new("uint8_t[]", j["out_bytes"] + 1)

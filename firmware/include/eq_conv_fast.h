@@ -36,8 +36,11 @@ uint32_t eq_conv_fast_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t 
 
 /* eq_conv_first.c: layers on 1..4 input channels with kh*kw*in_c <= 127 taps, B1, TERN or
  * TERN_SPARSE weights; B1 input with SIGN output (bit-sliced across the output channels,
- * thresholds folded per border class) or U8 input with SIGN / MULTI output (16-bit dual MACs).
- * Same contract as eq_conv_fast; the scratch is 0 where the path does not apply. */
+ * thresholds folded per border class) or U8 input with SIGN / MULTI output (byte masks and
+ * sums of absolute differences, USADA8 on DSP cores). Same contract as eq_conv_fast; the scratch
+ * is 0 where the path does not apply. eq_conv_fast takes the U8 path wherever it applies (the
+ * loader reserves its scratch; edgeq/format/pack.py mirrors the size), the B1 path only where
+ * its scratch fits in the layer's accumulator row. */
 eq_status_t eq_conv_first(const eq_conv_job_t *job);
 uint32_t eq_conv_first_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
                                uint8_t out_stage, uint8_t lflags);

@@ -3,13 +3,14 @@
 
 #include "eq_conv_fast.h"
 
-/* few-channel first layers (eq_conv_first.c), taken only where their scratch fits in the
- * layer's own accumulator row (out_w * out_c int32), so the path never grows the arena */
+/* few-channel first layers (eq_conv_first.c): U8 input always (the loader reserves its scratch:
+ * rows of byte masks, a ring of padded input rows); B1 input only where its scratch fits in the
+ * layer's own accumulator row (out_w * out_c int32), so that path never grows the arena */
 static uint32_t eq_first_need(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
                               uint8_t out_stage, uint8_t lflags)
 {
     const uint32_t n = s->in_c <= 4u ? eq_conv_first_scratch(s, in_enc, w_enc, out_stage, lflags) : 0u;
-    return (uint64_t)n <= (uint64_t)s->out_w * s->out_c * 4u ? n : 0u;
+    return in_enc == EQ_ENC_U8 || (uint64_t)n <= (uint64_t)s->out_w * s->out_c * 4u ? n : 0u;
 }
 
 eq_status_t eq_conv_fast(const eq_conv_job_t *job)

@@ -2,7 +2,8 @@
  * fused with their output stage (eq_conv_fast.h). Bit-exact with eq_conv2d_row plus the stage.
  *
  * Weights B1, TERN or TERN_SPARSE (rows decoded once per call with the row loop's checks); the
- * weights are repacked on every call (there is no per-model cache).
+ * weights are repacked on every call, once per layer and inference (there is no per-model
+ * cache: the scratch is the arena's shared accumulator row).
  *
  * B1 input, SIGN output: bit-sliced across the output channels. Per output
  * pixel and group of 32 output channels, tap t's mismatch word X_t has bit i set when tap t of
@@ -20,14 +21,16 @@
  * 3x3 kernels on one channel: each kernel row's 2-plane count comes from an 8-entry table
  * indexed by its 3-bit input pattern (the ring holds the patterns), the three are added.
  *
- * U8 input, SIGN or MULTI output: the kh*kw*C taps of a pixel are gathered
- * into 16-bit pairs (zero outside the input) and each output channel is ceil(K/2) dual 16-bit
- * multiply-accumulates (SMLAD with __ARM_FEATURE_DSP, plain C elsewhere) against its weights
- * widened once per call to 16-bit pairs. For SIGN the threshold is folded in: flipped channels
- * get negated weights and threshold (after clamping it to the accumulator's range +-255K, +-1),
- * the accumulator starts at -thr (odd K: as the last pair's spare high half, times a patch half
- * of 1), and the output bit is its sign, inverted. 3x3 on one channel: five-word rows through an
- * LDMDB + SMUAD/SMLAD loop on DSP cores.
+ * U8 input, SIGN or MULTI output: a pixel's kh*kw*C taps are gathered as bytes into nw words
+ * (3x3 on three channels: each kernel row's bytes 0..7 as two word loads, the rows' bytes 8 in a
+ * seventh word; 3x3 on one channel: a word per kernel row; else in tap order), zero lanes past
+ * the taps. The weights become per channel byte masks (0xFF where w = +1; TERN: two masks per
+ * word, (0xFF, 0xFF) / (0, 0) / (0, 0xFF) for +1 / -1 / 0), made once per call, and the sum of
+ * absolute differences |m - x| (x or 255 - x) over the patch is a constant minus f times the
+ * dot product: one USADA8 per word and mask on DSP cores (the byte sums of x ^ m in 16-bit
+ * lanes elsewhere). For SIGN the clamped threshold and the flip are folded into the row's
+ * first word so the output bit is the sign of the sum (eq_fr_u8_rows); 3x3 B1 layers on one or
+ * three channels run an LDM + USADA8 loop in assembly on Thumb-2 DSP cores.
  */
 #include <string.h>
 
@@ -148,28 +151,42 @@ static int eq_fr_b1_layout(const eq_conv_shape_t *s, uint8_t w_enc, eq_fr_layout
     return 1;
 }
 
-/* U8 path */
+/* U8 path: the patch of a pixel as nw words of bytes (eq_fr_u8_kind's order), per output channel
+ * one row of rw = 1 + f * nw words (f = 1 for B1, 2 for TERN / TERN_SPARSE); the rows of each
+ * group of 32 channels follow a one-word header */
+enum { EQ_FR_GENERIC = 0, EQ_FR_C1 = 1, EQ_FR_C3 = 3 };
+
+static uint32_t eq_fr_u8_kind(const eq_conv_shape_t *s)
+{
+    if (s->kh == 3u && s->kw == 3u && (s->in_c == 1u || s->in_c == 3u)) return s->in_c;
+    return EQ_FR_GENERIC;
+}
+
 static int eq_fr_u8_layout(const eq_conv_shape_t *s, uint8_t w_enc, uint8_t stage, eq_fr_layout_t *L)
 {
     uint64_t t;
+    uint32_t kind;
     if (s->in_c < 1u || s->in_c > EQ_FIRST_MAX_C || s->out_c < 1u || s->out_w < 1u || s->out_h < 1u)
         return 0;
     if (w_enc != EQ_ENC_B1 && w_enc != EQ_ENC_TERN && w_enc != EQ_ENC_TERN_SPARSE) return 0;
     if (stage != EQ_OUT_SIGN && stage != EQ_OUT_MULTI) return 0;
     L->k = (uint32_t)s->kh * s->kw * s->in_c;
     if (L->k < 1u || L->k > EQ_FIRST_MAX_K || s->kh > EQ_FIRST_MAX_KH) return 0;
-    L->p = (L->k + 1u) / 2u;                                  /* 16-bit pairs per channel */
+    kind = eq_fr_u8_kind(s);
+    L->p = kind == EQ_FR_C3 ? 7u : kind == EQ_FR_C1 ? 3u : (L->k + 3u) / 4u; /* nw <= 32 */
+    L->nxc = w_enc == EQ_ENC_B1 ? 1u : 2u;                                  /* f */
+    L->nyc = 1u + L->nxc * L->p;                                            /* rw */
+    L->groups = EQ_WORDS(s->out_c);
     L->wn = ((uint32_t)(s->out_w - 1u) * s->stride + s->kw) * s->in_c; /* bytes of a padded row */
-    L->row_words = EQ_WORDS(L->wn * 8u);
-    t = 0;
-    L->off_ring = 0;
-    t += (uint64_t)s->kh * L->row_words * 4u;
+    /* one spare word: the one-channel 3x3 gather loads a word at a row's last three bytes */
+    L->row_words = EQ_WORDS(L->wn * 8u) + 1u;
+    /* the ring, and before it is filled (while the rows are made) a decoded weight row */
+    t = (uint64_t)s->kh * L->row_words * 4u;
+    if (t < 8u * (uint32_t)s->kh * s->kw) t = 8u * (uint32_t)s->kh * s->kw;
+    L->off_ring = L->off_sz = 0;
     L->off_w = (uint32_t)t;
-    t += (uint64_t)s->out_c * (L->p + (stage == EQ_OUT_SIGN && (L->k & 1u) ? 0u : 1u)) * 4u;
-    L->off_sz = (uint32_t)t; /* a decoded weight row */
-    t += 8u * (uint32_t)s->kh * s->kw;
+    t += ((uint64_t)L->groups + (uint64_t)s->out_c * L->nyc) * 4u;
     L->off_tab = L->off_xcls = L->off_ycls = L->off_rng = L->off_pre = L->off_pat = (uint32_t)t;
-    L->groups = L->nyc = L->nxc = 0;
     if (t > 0x7FFFFFFFu) return 0;
     L->total = (uint32_t)t;
     return 1;
@@ -613,242 +630,252 @@ static eq_status_t eq_first_b1(const eq_conv_job_t *job, const eq_fr_layout_t *L
     return EQ_OK;
 }
 
-/* ---- U8 input: 16-bit pairs, dual multiply-accumulates ------------------------------------ */
-#ifdef EQ_FIRST_DSP
-#define EQ_FR_SMLAD(a, w, acc) __smlad((a), (w), (acc))
-#else
-EQ_FI int32_t eq_fr_s16(uint32_t h) { return (int32_t)((h & 0xFFFFu) ^ 0x8000u) - 0x8000; }
-/* acc + lo(a) * lo(w) + hi(a) * hi(w), signed 16-bit halves (SMLAD) */
-EQ_FI int32_t eq_fr_smlad(uint32_t a, uint32_t w, int32_t acc)
-{
-    return acc + eq_fr_s16(a) * eq_fr_s16(w) + eq_fr_s16(a >> 16) * eq_fr_s16(w >> 16);
-}
-#define EQ_FR_SMLAD(a, w, acc) eq_fr_smlad((a), (w), (acc))
-#endif
-
-/* padded row r (input row r - pad) of U8 pixels into dst (wn bytes) */
+/* ---- U8 input: byte masks and sums of absolute differences -------------------------------- */
+/* padded row r (input row r - pad) of U8 pixels into dst (wn bytes, then zeros to the row's end) */
 static void eq_fr_fill_u8(const eq_conv_shape_t *s, const uint8_t *in, uint32_t r, uint32_t wn,
-                          uint8_t *dst)
+                          uint32_t row_words, uint8_t *dst)
 {
     const int32_t y = (int32_t)r - (int32_t)s->pad;
     const uint32_t c = s->in_c, lead = (uint32_t)s->pad * c < wn ? (uint32_t)s->pad * c : wn;
-    uint32_t x = 0, n = 0;
+    uint32_t x, n = 0, *d32 = (uint32_t *)(void *)dst;
     if (y >= 0 && y < (int32_t)s->in_h) n = (uint32_t)s->in_w * c < wn - lead ? (uint32_t)s->in_w * c : wn - lead;
-    for (; x < lead; ++x) dst[x] = 0u;
+    eq_fr_zero32(d32, row_words);
     in += (size_t)(y < 0 ? 0 : y) * s->in_w * c;
+    x = lead;
+    for (; x < lead + n && (x & 3u); ++x) dst[x] = in[x - lead];
+    for (; x + 4u <= lead + n; x += 4u) { /* aligned stores, the loads at any alignment */
+        const uint8_t *p = in + (x - lead);
+        d32[x >> 2] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    }
     for (; x < lead + n; ++x) dst[x] = in[x - lead];
-    for (; x < wn; ++x) dst[x] = 0u;
 }
 
-/* the pixel's stage: SIGN bits of channels [n0, n0 + nch) (bias = -thr folded in) or MULTI codes */
-EQ_FI void eq_fr_u8_out(const eq_conv_job_t *job, const uint32_t *pk, uint32_t np,
-                        const uint32_t *wq, uint32_t ox, uint32_t oy)
+/* byte slot (lane t & 3 of word t >> 2 of the gathered patch) of tap t = (ky * kw + kx) * C + c */
+static uint32_t eq_fr_slot(uint32_t kind, uint32_t t)
 {
-    const eq_conv_shape_t *s = job->s;
-    const uint32_t nc = s->out_c;
-    uint32_t n, j;
-    if (job->out_stage == EQ_OUT_SIGN) {
-        const uint32_t ocw = EQ_WORDS(nc);
-        uint32_t *o = (uint32_t *)job->out + ((size_t)oy * s->out_w + ox) * ocw, g;
-        for (g = 0; g < ocw; ++g) {
-            const uint32_t nch = nc - 32u * g < 32u ? nc - 32u * g : 32u;
-            uint32_t bits = 0;
-            for (n = 32u * g + nch; n-- > 32u * g;) { /* high channel first */
-                /* odd K: -thr rides in the last pair's high half (rows of np words) */
-                const uint32_t *q = wq + (size_t)n * (np + ((s->kh * s->kw * s->in_c) & 1u ? 0u : 1u));
-                int32_t acc = (s->kh * s->kw * s->in_c) & 1u ? 0 : (int32_t)q[np];
-                for (j = 0; j < np; ++j) acc = EQ_FR_SMLAD(pk[j], q[j], acc);
-                bits = (bits << 1) | ((uint32_t)acc >> 31); /* 1 = negative */
-            }
-            o[g] = ~bits & (nch == 32u ? 0xFFFFFFFFu : (1u << nch) - 1u);
-        }
-    } else {
-        const uint32_t nt = (1u << job->out_bits) - 1u;
-        const int32_t *thr = (const int32_t *)job->thr;
-        const uint8_t *flip = (const uint8_t *)job->aux;
-        uint8_t *o = (uint8_t *)job->out + ((size_t)oy * s->out_w + ox) * nc;
-        for (n = 0; n < nc; ++n) {
-            const uint32_t *q = wq + (size_t)n * (np + 1u);
-            const int32_t *tn = thr + (size_t)n * nt;
-            int32_t acc = 0;
-            uint32_t code = 0, i;
-            for (j = 0; j < np; ++j) acc = EQ_FR_SMLAD(pk[j], q[j], acc);
-            if (flip[n]) {
-                for (i = 0; i < nt; ++i) code += (uint32_t)(acc <= tn[i]);
-            } else {
-                for (i = 0; i < nt; ++i) code += (uint32_t)(acc >= tn[i]);
-            }
-            o[n] = (uint8_t)code;
-        }
+    if (kind == EQ_FR_C3) { /* rows' bytes 0..7 as words 2r, 2r + 1; their bytes 8 in word 6 */
+        const uint32_t r = t / 9u, j = t - 9u * r;
+        return j == 8u ? 24u + r : 8u * r + j;
     }
-}
-
-/* SIGN bits of nch channels (high channel first: bit i = channel i, 1 = negative sum) for the
- * patch a0..a4; rows of five pairs ending at q (the folded -thr in the last high half, a4's
- * high half is 1) */
-static uint32_t eq_fr_u8_neg5(uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t a4,
-                              const uint32_t *q, uint32_t nch)
-{
-    uint32_t bits = 0;
-#if defined(EQ_FIRST_DSP) && defined(__thumb2__)
-    /* LDMDB five words, SMUAD + four SMLAD, the sign shifted in through the carry: 8
-     * instructions a channel plus the loop's two per pair (the compiler splits the row into
-     * single loads and spills) */
-#define EQ_FR_NEG5_STEP                                                                      \
-    "ldmdb %[q]!, {r8, r9, r10, r11, r12}\n\t"                                               \
-    "smuad r8, %[a0], r8\n\t"                                                                \
-    "smlad r8, %[a1], r9, r8\n\t"                                                            \
-    "smlad r8, %[a2], r10, r8\n\t"                                                           \
-    "smlad r8, %[a3], r11, r8\n\t"                                                           \
-    "smlad r8, %[a4], r12, r8\n\t"                                                           \
-    "lsls r8, r8, #1\n\t"                                                                    \
-    "adc %[b], %[b], %[b]\n\t"
-    if (nch & 1u) {
-        __asm__ volatile(EQ_FR_NEG5_STEP
-                         : [q] "+r"(q), [b] "+r"(bits)
-                         : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [a4] "r"(a4)
-                         : "r8", "r9", "r10", "r11", "r12", "cc", "memory");
-        --nch;
-    }
-    if (nch) {
-        __asm__ volatile("1:\n\t" EQ_FR_NEG5_STEP EQ_FR_NEG5_STEP
-                         "subs %[n], %[n], #2\n\t"
-                         "bne 1b"
-                         : [q] "+r"(q), [b] "+r"(bits), [n] "+r"(nch)
-                         : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [a4] "r"(a4)
-                         : "r8", "r9", "r10", "r11", "r12", "cc", "memory");
-    }
-#undef EQ_FR_NEG5_STEP
-#else
-    while (nch--) {
-        int32_t acc;
-        q -= 5;
-        acc = EQ_FR_SMLAD(a0, q[0], 0);
-        acc = EQ_FR_SMLAD(a1, q[1], acc);
-        acc = EQ_FR_SMLAD(a2, q[2], acc);
-        acc = EQ_FR_SMLAD(a3, q[3], acc);
-        acc = EQ_FR_SMLAD(a4, q[4], acc);
-        bits = (bits << 1) | ((uint32_t)acc >> 31);
-    }
-#endif
-    return bits;
-}
-
-/* SIGN, 3x3 on one channel: five pairs per channel, the threshold inside the fifth */
-static void eq_fr_u8_row_3x3c1(const eq_conv_job_t *job, const uint8_t *const *rp,
-                               const uint32_t *wq, uint32_t oy)
-{
-    const eq_conv_shape_t *s = job->s;
-    const uint32_t nc = s->out_c, ocw = EQ_WORDS(nc), st = s->stride;
-    uint32_t ox;
-    for (ox = 0; ox < s->out_w; ++ox) {
-        const uint8_t *p0 = rp[0] + ox * st, *p1 = rp[1] + ox * st, *p2 = rp[2] + ox * st;
-        const uint32_t a0 = p0[0] | ((uint32_t)p0[1] << 16), a1 = p0[2] | ((uint32_t)p1[0] << 16);
-        const uint32_t a2 = p1[1] | ((uint32_t)p1[2] << 16), a3 = p2[0] | ((uint32_t)p2[1] << 16);
-        const uint32_t a4 = p2[2] | 0x10000u;
-        uint32_t *o = (uint32_t *)job->out + ((size_t)oy * s->out_w + ox) * ocw, g;
-        for (g = 0; g < ocw; ++g) {
-            const uint32_t nch = nc - 32u * g < 32u ? nc - 32u * g : 32u;
-            const uint32_t bits = eq_fr_u8_neg5(a0, a1, a2, a3, a4, wq + (size_t)(32u * g + nch) * 5u, nch);
-            o[g] = ~bits & (nch == 32u ? 0xFFFFFFFFu : (1u << nch) - 1u);
-        }
-    }
-}
-
-/* MULTI, 3x3 on one channel: rows of six words (five pairs, an unused bias), the codes counted
- * against the channel's thresholds */
-EQ_FR_NOINLINE void eq_fr_u8_row_3x3c1_multi(const eq_conv_job_t *job, const uint8_t *const *rp,
-                                             const uint32_t *wq, uint32_t oy)
-{
-    const eq_conv_shape_t *s = job->s;
-    const uint32_t nc = s->out_c, st = s->stride, nt = (1u << job->out_bits) - 1u;
-    const int32_t *thr = (const int32_t *)job->thr;
-    const uint8_t *flip = (const uint8_t *)job->aux;
-    uint32_t ox;
-    for (ox = 0; ox < s->out_w; ++ox) {
-        const uint8_t *p0 = rp[0] + ox * st, *p1 = rp[1] + ox * st, *p2 = rp[2] + ox * st;
-        const uint32_t a0 = p0[0] | ((uint32_t)p0[1] << 16), a1 = p0[2] | ((uint32_t)p1[0] << 16);
-        const uint32_t a2 = p1[1] | ((uint32_t)p1[2] << 16), a3 = p2[0] | ((uint32_t)p2[1] << 16);
-        const uint32_t a4 = p2[2];
-        uint8_t *o = (uint8_t *)job->out + ((size_t)oy * s->out_w + ox) * nc;
-        const uint32_t *q = wq;
-        const int32_t *tn = thr;
-        uint32_t n;
-        for (n = 0; n < nc; ++n, q += 6, tn += nt) {
-            int32_t acc = EQ_FR_SMLAD(a0, q[0], 0);
-            uint32_t code = 0, i;
-            acc = EQ_FR_SMLAD(a1, q[1], acc);
-            acc = EQ_FR_SMLAD(a2, q[2], acc);
-            acc = EQ_FR_SMLAD(a3, q[3], acc);
-            acc = EQ_FR_SMLAD(a4, q[4], acc);
-            if (flip[n]) {
-                for (i = 0; i < nt; ++i) code += (uint32_t)(acc <= tn[i]);
-            } else {
-                for (i = 0; i < nt; ++i) code += (uint32_t)(acc >= tn[i]);
-            }
-            o[n] = (uint8_t)code;
-        }
-    }
-}
-
-/* SIGN, 3x3 on three channels (RGB): K = 27 taps in 14 pairs, gathered per kernel row of nine
- * bytes b0..b8 as (b0, b2), (b1, b3), (b4, b6), (b5, b7) (two word loads and byte unpacks:
- * UXTB16 on DSP cores) and the rows' b8 as (b8 row 0, b8 row 1), (b8 row 2, 1): the weight
- * pairs are laid out in that order (eq_fr_c3_slot), the folded -thr in the last high half. */
-static uint32_t eq_fr_c3_slot(uint32_t t)
-{
-    const uint32_t r = t / 9u, j = t - 9u * r;
-    if (j == 8u) return 24u + r; /* pair 12 (rows 0, 1), pair 13 low half (row 2) */
-    return 2u * (4u * r + (j >> 2) * 2u + (j & 1u)) + ((j >> 1) & 1u);
+    if (kind == EQ_FR_C1) return 4u * (t / 3u) + t % 3u; /* row r in word r, lanes 0..2 */
+    return t;
 }
 
 EQ_FI uint32_t eq_fr_ld32(const uint8_t *p)
 {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-#ifdef EQ_FIRST_DSP
-#define EQ_FR_UXTB16(x) __uxtb16(x)
-#else
-#define EQ_FR_UXTB16(x) ((x) & 0x00FF00FFu)
-#endif
-#define EQ_FR_UXTB16_8(x) EQ_FR_UXTB16((x) >> 8)
+/* the patch of output column ox (kernel rows rp) as nw words in eq_fr_slot's order, zero lanes
+ * past the taps */
+static void eq_fr_gather(const eq_conv_shape_t *s, uint32_t kind, const uint8_t *const *rp,
+                         uint32_t ox, uint32_t nw, uint32_t *pk)
+{
+    const size_t x0 = (size_t)ox * s->stride * s->in_c;
+    uint32_t ky, j, t = 0;
+    if (kind == EQ_FR_C3) {
+        const uint8_t *p0 = rp[0] + x0, *p1 = rp[1] + x0, *p2 = rp[2] + x0;
+        pk[0] = eq_fr_ld32(p0);
+        pk[1] = eq_fr_ld32(p0 + 4);
+        pk[2] = eq_fr_ld32(p1);
+        pk[3] = eq_fr_ld32(p1 + 4);
+        pk[4] = eq_fr_ld32(p2);
+        pk[5] = eq_fr_ld32(p2 + 4);
+        pk[6] = p0[8] | (uint32_t)p1[8] << 8 | (uint32_t)p2[8] << 16;
+        return;
+    }
+    if (kind == EQ_FR_C1) {
+        for (ky = 0; ky < 3u; ++ky) pk[ky] = eq_fr_ld32(rp[ky] + x0) & 0x00FFFFFFu;
+        return;
+    }
+    eq_fr_zero32(pk, nw);
+    for (ky = 0; ky < s->kh; ++ky) {
+        const uint8_t *px = rp[ky] + x0;
+        for (j = 0; j < (uint32_t)s->kw * s->in_c; ++j, ++t) pk[t >> 2] |= (uint32_t)px[j] << (8u * (t & 3u));
+    }
+}
 
-EQ_FR_NOINLINE void eq_fr_u8_row_3x3c3(const eq_conv_job_t *job, const uint8_t *const *rp,
-                                       const uint32_t *wq, uint32_t oy)
+/* acc + sum over the patch's bytes x of |m - x| for the masks m (bytes 0 or 0xFF: x or 255 - x),
+ * f masks per word (USADA8 on DSP cores; portable: the byte sums of x ^ m in 16-bit lanes, at
+ * most 2 * 255 * 64 < 65536) */
+EQ_FI int32_t eq_fr_sad(const uint32_t *pk, const uint32_t *m, uint32_t nw, uint32_t f, int32_t acc)
+{
+    uint32_t j;
+#ifdef EQ_FIRST_DSP
+    uint32_t a = (uint32_t)acc;
+    if (f == 1u) {
+        for (j = 0; j < nw; ++j) a = __usada8(pk[j], m[j], a);
+    } else {
+        for (j = 0; j < nw; ++j) {
+            a = __usada8(pk[j], m[2u * j], a);
+            a = __usada8(pk[j], m[2u * j + 1u], a);
+        }
+    }
+    return (int32_t)a;
+#else
+    uint32_t l = 0;
+    for (j = 0; j < nw * f; ++j) {
+        const uint32_t x = pk[f == 1u ? j : j >> 1] ^ m[j];
+        l += (x & 0x00FF00FFu) + ((x >> 8) & 0x00FF00FFu);
+    }
+    return acc + (int32_t)((l & 0xFFFFu) + (l >> 16));
+#endif
+}
+
+#if defined(EQ_FIRST_DSP) && defined(__thumb2__) && defined(__GNUC__)
+#define EQ_FR_ASM 1
+/* SIGN bits of one group for a 3x3 patch on three channels, B1 weights (rows of 8 words: the
+ * folded threshold, then 7 masks): the patch's 7 words gathered into r4..r10, per channel two
+ * LDMs, seven USADA8, the sign shifted in through the carry. The group's header word (q[0]) is
+ * the sentinel 1 << (32 - nch): the loop (two channels a pass, entered in the middle for an odd
+ * count) ends when it is shifted out. p0..p2: the patch's three kernel rows (9 bytes each). */
+__attribute__((naked, noinline)) static uint32_t eq_fr_sign27(const uint8_t *p0, const uint8_t *p1,
+                                                              const uint8_t *p2, const uint32_t *q)
+{
+#define EQ_FR_STEP27(ADC)                                                                    \
+    "ldm r3!, {r0, r2, r11, r12}\n\t"                                                        \
+    "usada8 r0, r2, r4, r0\n\t"                                                              \
+    "usada8 r0, r11, r5, r0\n\t"                                                             \
+    "usada8 r0, r12, r6, r0\n\t"                                                             \
+    "ldm r3!, {r2, r11, r12, lr}\n\t"                                                        \
+    "usada8 r0, r2, r7, r0\n\t"                                                              \
+    "usada8 r0, r11, r8, r0\n\t"                                                             \
+    "usada8 r0, r12, r9, r0\n\t"                                                             \
+    "usada8 r0, lr, r10, r0\n\t"                                                             \
+    "lsls r0, r0, #1\n\t" ADC " r1, r1, r1\n\t"
+    __asm__ volatile("push {r4-r11, lr}\n\t"
+                     "ldr r4, [r0]\n\t"
+                     "ldr r5, [r0, #4]\n\t"
+                     "ldrb r10, [r0, #8]\n\t"
+                     "ldr r6, [r1]\n\t"
+                     "ldr r7, [r1, #4]\n\t"
+                     "ldrb r11, [r1, #8]\n\t"
+                     "ldr r8, [r2]\n\t"
+                     "ldr r9, [r2, #4]\n\t"
+                     "ldrb r12, [r2, #8]\n\t"
+                     "orr r10, r10, r11, lsl #8\n\t"
+                     "orr r10, r10, r12, lsl #16\n\t"
+                     "ldr r1, [r3], #4\n\t"
+                     "tst r1, #0x55555555\n\t"
+                     "beq 2f\n"
+                     "1:\n\t" EQ_FR_STEP27("adc") "2:\n\t" EQ_FR_STEP27("adcs")
+                     "bcc 1b\n\t"
+                     "mov r0, r1\n\t"
+                     "pop {r4-r11, pc}\n\t");
+#undef EQ_FR_STEP27
+}
+
+/* as eq_fr_sign27 for a 3x3 patch on one channel (rows of 4 words), p0..p2 three bytes each
+ * (the word loads read one byte more: the ring's spare word) */
+__attribute__((naked, noinline)) static uint32_t eq_fr_sign9(const uint8_t *p0, const uint8_t *p1,
+                                                             const uint8_t *p2, const uint32_t *q)
+{
+#define EQ_FR_STEP9(ADC)                                                                     \
+    "ldm r3!, {r0, r2, r7, r8}\n\t"                                                          \
+    "usada8 r0, r2, r4, r0\n\t"                                                              \
+    "usada8 r0, r7, r5, r0\n\t"                                                              \
+    "usada8 r0, r8, r6, r0\n\t"                                                              \
+    "lsls r0, r0, #1\n\t" ADC " r1, r1, r1\n\t"
+    __asm__ volatile("push {r4-r8, lr}\n\t"
+                     "ldr r4, [r0]\n\t"
+                     "ldr r5, [r1]\n\t"
+                     "ldr r6, [r2]\n\t"
+                     "bic r4, r4, #0xFF000000\n\t"
+                     "bic r5, r5, #0xFF000000\n\t"
+                     "bic r6, r6, #0xFF000000\n\t"
+                     "ldr r1, [r3], #4\n\t"
+                     "tst r1, #0x55555555\n\t"
+                     "beq 2f\n"
+                     "1:\n\t" EQ_FR_STEP9("adc") "2:\n\t" EQ_FR_STEP9("adcs")
+                     "bcc 1b\n\t"
+                     "mov r0, r1\n\t"
+                     "pop {r4-r8, pc}\n\t");
+#undef EQ_FR_STEP9
+}
+#endif
+
+/* the rows of the weights: per group of 32 channels a header word (the sentinel 1 << (32 - nch))
+ * and the rows of its channels from the highest down; a row is the init word and f masks per
+ * patch word. With w' = the tap's weight (negated for a flipped SIGN channel), B1 masks have
+ * 0xFF where w' = +1, so sad = 255 N+ - v; TERN masks (0xFF, 0xFF) / (0, 0) / (0, 0xFF) for
+ * w' = +1 / -1 / 0, so sad = 510 N+ + 255 N0 - 2 v: sad = C - f v. SIGN (acc = v >= thr, or
+ * v <= thr flipped: v' >= -thr): init = f thr' - C - 1, so acc = init + sad < 0 exactly when the
+ * output bit is 1; thr clamped to the accumulator's range +-(255 K + 1) first. MULTI: init = -C,
+ * acc = -f v. */
+static eq_status_t eq_fr_u8_rows(const eq_conv_job_t *job, const eq_fr_layout_t *L, uint32_t kind,
+                                 uint32_t *wq, uint32_t *sb, uint32_t *zb)
 {
     const eq_conv_shape_t *s = job->s;
-    const uint32_t nc = s->out_c, ocw = EQ_WORDS(nc), st3 = s->stride * 3u;
-    uint32_t ox, pk[14];
-    for (ox = 0; ox < s->out_w; ++ox) {
-        uint32_t *o = (uint32_t *)job->out + ((size_t)oy * s->out_w + ox) * ocw, g, r;
-        for (r = 0; r < 3u; ++r) {
-            const uint8_t *p = rp[r] + ox * st3;
-            const uint32_t w0 = eq_fr_ld32(p), w1 = eq_fr_ld32(p + 4);
-            pk[4u * r] = EQ_FR_UXTB16(w0);
-            pk[4u * r + 1u] = EQ_FR_UXTB16_8(w0);
-            pk[4u * r + 2u] = EQ_FR_UXTB16(w1);
-            pk[4u * r + 3u] = EQ_FR_UXTB16_8(w1);
-        }
-        pk[12] = rp[0][ox * st3 + 8u] | (uint32_t)rp[1][ox * st3 + 8u] << 16;
-        pk[13] = rp[2][ox * st3 + 8u] | 0x10000u;
-        for (g = 0; g < ocw; ++g) {
-            const uint32_t nch = nc - 32u * g < 32u ? nc - 32u * g : 32u;
-            const uint32_t *q = wq + (size_t)(32u * g + nch) * 14u;
-            uint32_t bits = 0, n, i;
-            for (n = nch; n--;) { /* high channel first */
-                int32_t acc;
-                q -= 14;
-                acc = EQ_FR_SMLAD(pk[0], q[0], 0);
-#if defined(__GNUC__) && __GNUC__ >= 8
-#pragma GCC unroll 13
-#endif
-                for (i = 1; i < 14u; ++i) acc = EQ_FR_SMLAD(pk[i], q[i], acc);
-                bits = (bits << 1) | ((uint32_t)acc >> 31); /* 1 = negative */
+    const int32_t *thr = (const int32_t *)job->thr;
+    const uint8_t *flip = (const uint8_t *)job->aux;
+    const uint32_t taps = (uint32_t)s->kh * s->kw, f = L->nxc, rw = L->nyc;
+    const int sign = job->out_stage == EQ_OUT_SIGN;
+    const int32_t bound = 255 * (int32_t)L->k + 1;
+    uint32_t g;
+    for (g = 0; g < L->groups; ++g) {
+        const uint32_t nch = s->out_c - 32u * g < 32u ? s->out_c - 32u * g : 32u;
+        uint32_t *q = wq + (size_t)g * (1u + 32u * rw), i;
+        *q++ = nch == 32u ? 1u : 1u << (32u - nch);
+        for (i = 0; i < nch; ++i, q += rw) {
+            const uint32_t n = 32u * g + nch - 1u - i;
+            const int neg = sign && flip[n];
+            const uint32_t *srow, *zrow;
+            uint32_t tt, ch, t = 0, npos = 0, nzero = 0;
+            int32_t cc;
+            const eq_status_t st = eq_fr_row(s, job->w->data, job->w->enc, n, sb, zb, &srow, &zrow);
+            if (st != EQ_OK) return st;
+            eq_fr_zero32(q, rw);
+            for (tt = 0; tt < taps; ++tt) {
+                for (ch = 0; ch < s->in_c; ++ch, ++t) {
+                    const uint32_t sl = eq_fr_slot(kind, t), lane = 0xFFu << (8u * (sl & 3u));
+                    uint32_t *m = q + 1u + f * (sl >> 2);
+                    if (!((zrow[tt] >> ch) & 1u)) { /* w = 0 (TERN only): (0, 0xFF) */
+                        m[1] |= lane;
+                        ++nzero;
+                    } else if (((srow[tt] >> ch) & 1u) == (neg ? 0u : 1u)) { /* w' = +1 */
+                        m[0] |= lane;
+                        if (f == 2u) m[1] |= lane;
+                        ++npos;
+                    }
+                }
             }
-            o[g] = ~bits & (nch == 32u ? 0xFFFFFFFFu : (1u << nch) - 1u);
+            cc = f == 1u ? 255 * (int32_t)npos : 510 * (int32_t)npos + 255 * (int32_t)nzero;
+            if (sign) {
+                const int32_t th = thr[n] > bound ? bound : thr[n] < -bound ? -bound : thr[n];
+                q[0] = (uint32_t)((int32_t)f * (neg ? -th : th) - cc - 1);
+            } else {
+                q[0] = (uint32_t)-cc;
+            }
+        }
+    }
+    return EQ_OK;
+}
+
+/* MULTI codes of the pixel's channels (rows from the highest channel down per group) */
+static void eq_fr_u8_multi(const eq_conv_job_t *job, const eq_fr_layout_t *L, const uint32_t *pk,
+                           const uint32_t *wq, uint8_t *o)
+{
+    const eq_conv_shape_t *s = job->s;
+    const uint32_t nt = (1u << job->out_bits) - 1u, f = L->nxc, rw = L->nyc, nw = L->p;
+    const int32_t *thr = (const int32_t *)job->thr;
+    const uint8_t *flip = (const uint8_t *)job->aux;
+    uint32_t g;
+    for (g = 0; g < L->groups; ++g) {
+        const uint32_t nch = s->out_c - 32u * g < 32u ? s->out_c - 32u * g : 32u;
+        const uint32_t *q = wq + (size_t)g * (1u + 32u * rw) + 1u;
+        uint32_t i;
+        for (i = 0; i < nch; ++i, q += rw) {
+            const uint32_t n = 32u * g + nch - 1u - i;
+            const int32_t acc = eq_fr_sad(pk, q + 1, nw, f, (int32_t)q[0]); /* -f v */
+            const int32_t v = f == 1u ? -acc : -(acc / 2);
+            const int32_t *tn = thr + (size_t)n * nt;
+            uint32_t code = 0, j;
+            if (flip[n]) {
+                for (j = 0; j < nt; ++j) code += (uint32_t)(v <= tn[j]);
+            } else {
+                for (j = 0; j < nt; ++j) code += (uint32_t)(v >= tn[j]);
+            }
+            o[n] = (uint8_t)code;
         }
     }
 }
@@ -856,85 +883,58 @@ EQ_FR_NOINLINE void eq_fr_u8_row_3x3c3(const eq_conv_job_t *job, const uint8_t *
 static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L)
 {
     const eq_conv_shape_t *s = job->s;
-    const uint8_t enc = job->w->enc;
-    const void *w = job->w->data;
-    const int32_t *thr = (const int32_t *)job->thr;
-    const uint8_t *flip = (const uint8_t *)job->aux;
     uint8_t *base = (uint8_t *)job->scratch;
     uint8_t *ring = base + L->off_ring;
     uint32_t *sb = (uint32_t *)(void *)(base + L->off_sz), *zb = sb + (uint32_t)s->kh * s->kw;
     uint32_t *wq = (uint32_t *)(void *)(base + L->off_w);
-    const uint32_t k = L->k, np = L->p, kh = s->kh, kwc = (uint32_t)s->kw * s->in_c;
-    const uint32_t taps = (uint32_t)s->kh * s->kw;
+    const uint32_t kh = s->kh, kind = eq_fr_u8_kind(s), nw = L->p, f = L->nxc, rw = L->nyc;
+    const uint32_t ocw = L->groups, rb = L->row_words * 4u;
     const int sign = job->out_stage == EQ_OUT_SIGN;
-    const int32_t bound = 255 * (int32_t)k + 1; /* |acc| <= 255 K */
-    /* SIGN 3x3 on one channel: rows of five pairs, the threshold in the last high half */
-    const int p9 = sign && s->kh == 3u && s->kw == 3u && s->in_c == 1u;
-    /* SIGN 3x3 on three channels: the pairs in eq_fr_c3_slot's order */
-    const int c3 = sign && s->kh == 3u && s->kw == 3u && s->in_c == 3u;
-    /* SIGN with an odd K: the folded -thr in the last pair's spare high half (the patch's is 1) */
-    const int odd = sign && (k & 1u);
-    const uint32_t rw = odd ? np : np + 1u;
-    uint32_t n, t, oy, ox, next = 0;
+    uint32_t oy, ox, g, next = 0;
     const uint8_t *rp[EQ_FIRST_MAX_KH];
-    uint32_t pk[64];
-    /* weights as 16-bit pairs (+ the folded threshold for SIGN) */
-    for (n = 0; n < s->out_c; ++n) {
-        uint32_t *q = wq + (size_t)n * rw;
-        const uint32_t neg = sign && flip[n] ? 0xFFFFFFFFu : 0u, *srow, *zrow;
-        uint32_t tt, ch;
-        const eq_status_t st = eq_fr_row(s, w, enc, n, sb, zb, &srow, &zrow);
-        if (st != EQ_OK) return st;
-        eq_fr_zero32(q, rw);
-        for (tt = 0, t = 0; tt < taps; ++tt) {
-            const uint32_t sv = srow[tt], zv = zrow[tt];
-            for (ch = 0; ch < s->in_c; ++ch, ++t) {
-                /* +1, -1 or 0 as a 16-bit half, negated for flipped SIGN channels */
-                const uint32_t pm = ((sv >> ch & 1u) ? 1u : 0xFFFFFFFFu) ^ neg;
-                const uint32_t v = (zv >> ch & 1u) ? pm + (neg & 1u) : 0u;
-                const uint32_t sl = c3 ? eq_fr_c3_slot(t) : t;
-                q[sl >> 1] |= (v & 0xFFFFu) << (16u * (sl & 1u));
-            }
-        }
-        if (sign) {
-            int32_t th = thr[n] > bound ? bound : thr[n] < -bound ? -bound : thr[n];
-            const uint32_t b = (uint32_t)(int32_t)(neg ? th : -th);
-            if (odd) q[np - 1u] |= b << 16; /* |thr| <= 255 * 127 + 1: an int16 */
-            else q[np] = b;
-        }
-    }
+    uint32_t pk[32]; /* nw <= 32 */
+    const eq_status_t st = eq_fr_u8_rows(job, L, kind, wq, sb, zb);
+    if (st != EQ_OK) return st;
     for (oy = 0; oy < s->out_h; ++oy) {
         const uint32_t r0 = oy * s->stride;
         uint32_t ky;
         if (next < r0) next = r0;
         for (; next < r0 + kh; ++next)
-            eq_fr_fill_u8(s, (const uint8_t *)job->in, next, L->wn,
-                          ring + (size_t)(next % kh) * L->row_words * 4u);
-        for (ky = 0; ky < kh; ++ky) rp[ky] = ring + (size_t)((r0 + ky) % kh) * L->row_words * 4u;
-        if (p9) {
-            eq_fr_u8_row_3x3c1(job, rp, wq, oy);
+            eq_fr_fill_u8(s, (const uint8_t *)job->in, next, L->wn, L->row_words, ring + (size_t)(next % kh) * rb);
+        for (ky = 0; ky < kh; ++ky) rp[ky] = ring + (size_t)((r0 + ky) % kh) * rb;
+        if (!sign) {
+            uint8_t *o = (uint8_t *)job->out + (size_t)oy * s->out_w * s->out_c;
+            for (ox = 0; ox < s->out_w; ++ox, o += s->out_c) {
+                eq_fr_gather(s, kind, rp, ox, nw, pk);
+                eq_fr_u8_multi(job, L, pk, wq, o);
+            }
             continue;
         }
-        if (c3) {
-            eq_fr_u8_row_3x3c3(job, rp, wq, oy);
-            continue;
-        }
-        if (!sign && s->kh == 3u && s->kw == 3u && s->in_c == 1u) {
-            eq_fr_u8_row_3x3c1_multi(job, rp, wq, oy);
-            continue;
-        }
-        for (ox = 0; ox < s->out_w; ++ox) {
-            uint32_t j;
-            t = 0;
-            for (ky = 0; ky < kh; ++ky) {
-                const uint8_t *px = rp[ky] + (size_t)ox * s->stride * s->in_c;
-                for (j = 0; j < kwc; ++j, ++t) {
-                    if (t & 1u) pk[t >> 1] |= (uint32_t)px[j] << 16;
-                    else pk[t >> 1] = px[j];
+        {
+            uint32_t *o = (uint32_t *)job->out + (size_t)oy * s->out_w * ocw;
+#ifdef EQ_FR_ASM
+            if (f == 1u && kind != EQ_FR_GENERIC) {
+                const uint32_t sx = s->stride * s->in_c;
+                const uint8_t *p0 = rp[0], *p1 = rp[1], *p2 = rp[2];
+                for (ox = 0; ox < s->out_w; ++ox, p0 += sx, p1 += sx, p2 += sx)
+                    for (g = 0; g < ocw; ++g, ++o) {
+                        const uint32_t *q = wq + (size_t)g * (1u + 32u * rw);
+                        *o = kind == EQ_FR_C3 ? eq_fr_sign27(p0, p1, p2, q) : eq_fr_sign9(p0, p1, p2, q);
+                    }
+                continue;
+            }
+#endif
+            for (ox = 0; ox < s->out_w; ++ox) {
+                eq_fr_gather(s, kind, rp, ox, nw, pk);
+                for (g = 0; g < ocw; ++g, ++o) {
+                    const uint32_t nch = s->out_c - 32u * g < 32u ? s->out_c - 32u * g : 32u;
+                    const uint32_t *q = wq + (size_t)g * (1u + 32u * rw) + 1u;
+                    uint32_t bits = 0, i;
+                    for (i = 0; i < nch; ++i, q += rw)
+                        bits = (bits << 1) | ((uint32_t)eq_fr_sad(pk, q + 1, nw, f, (int32_t)q[0]) >> 31);
+                    *o = bits;
                 }
             }
-            if (odd) pk[np - 1u] |= 0x10000u;
-            eq_fr_u8_out(job, pk, np, wq, ox, oy);
         }
     }
     return EQ_OK;
