@@ -58,6 +58,12 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
  * in the (ky, kx, c) order of eq_conv2d_row_f32). */
 eq_status_t eq_conv2d_row_grouped(const eq_conv_shape_t *s, uint32_t groups, uint8_t in_enc,
                                   const void *in, const eq_weights_t *w, uint16_t oy, void *acc);
+/* 1x1 B1 x B1 conv, in_c <= 32 (one word a pixel), no padding, one group: rows [oy0, oy1),
+ * channels [n0, n0 + nch): out[((oy - oy0) * out_w + ox) * ostride + j] = lut ? lut[j * (in_c + 1)
+ * + pc] : in_c - 2 * pc, pc = popcount of the in_c bits of x ^ w[n0 + j] (eq_conv1x1_b1b1.c) */
+void eq_conv1x1_b1b1(const eq_conv_shape_t *s, const uint32_t *in, const uint32_t *wt, uint32_t n0,
+                     uint32_t nch, const int32_t *lut, uint32_t oy0, uint32_t oy1, int32_t *out,
+                     uint32_t ostride);
 /* F32 weights (N, kh, kw, in_c) float32: acc (out_w, out_c) float32, summed from +0.0f over the
  * in-bounds taps in (ky, kx, c) order as acc = acc + (a * w), each operation rounded to float32
  * (a = +-1 for B1, the code for U8). Build with -ffp-contract=off where FMA exists. */

@@ -1541,7 +1541,9 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
     switch (w->enc) {
     case EQ_ENC_B1:
         if (b1) {
-            if (eq_pair_fits(s))
+            if (s->kh == 1u && s->kw == 1u && s->in_c <= 32u && !s->pad && !eq_shape_pad_w(s))
+                eq_conv1x1_b1b1(s, ab, wb, 0, s->out_c, (const int32_t *)0, oy, oy + 1u, acc, s->out_c);
+            else if (eq_pair_fits(s))
                 eq_row_b1_b1_pair(s, ab, wb, oy, acc);
             else if (eq_few_channels(s))
                 eq_row_b1_b1_dense(s, ab, wb, oy, acc);

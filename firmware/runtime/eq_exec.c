@@ -9,6 +9,11 @@
 #include "eq_rt_private.h"
 #include "eq_conv_fast.h"
 
+static int32_t sat32(int64_t v)
+{
+    return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}
+
 /* the output stage of one row of n_pix accumulators (CONV, AVGPOOL, ADD) -> row oy of out */
 static void stage_row(const layer_t *L, const int32_t *acc, uint32_t n_pix, uint32_t oy,
                       const tensor_t *thr, const tensor_t *aux, void *out)
@@ -55,6 +60,49 @@ static eq_status_t run_conv_f32(const layer_t *L, const eq_conv_shape_t *s, cons
         }
     }
     return EQ_OK;
+}
+
+/* the AFFINE stage of one channel at the accumulators k - 2 j, j = 0..k (popcount j of a
+ * k-bit B1 x B1 dot product): lut[j] = sat32(((int64)(k - 2 j) * mul + add) >> shift), the
+ * 64-bit value stepped by -2 mul (|v| <= 2**5 * 2**31 + 2**31: no overflow), the shift
+ * arithmetic (flooring) written with unsigned shifts, as docs/blob-format.md defines AFFINE */
+static void affine_ramp(uint32_t k, int32_t mul, int32_t add, uint32_t shift, int32_t *lut)
+{
+    const uint32_t sh = shift & 31u; /* the loader keeps shift < 32 */
+    int64_t v = (int64_t)k * mul + add;
+    uint32_t j;
+    for (j = 0; j <= k; j++, v -= 2 * (int64_t)mul) {
+        const int64_t q = v >= 0 ? (int64_t)((uint64_t)v >> sh) : ~(int64_t)((uint64_t)~v >> sh);
+        lut[j] = sat32(q);
+    }
+}
+
+/* 1x1 B1 x B1 conv (in_c <= 32, no padding, one group) with an AFFINE stage: the accumulator
+ * takes only the in_c + 1 values in_c - 2 pc, so the stage is evaluated once per channel and
+ * accumulator into a table (in the accumulator row, a chunk of channels at a time) and every
+ * output is a popcount and a table load. Taken where the table is smaller than the output map;
+ * returns 0 (nothing done) otherwise. */
+static int conv1x1_affine(const eq_model_t *m, const layer_t *L, const eq_conv_shape_t *s, const void *in,
+                          const eq_weights_t *wd, const tensor_t *thr, const tensor_t *aux, void *out,
+                          int32_t *acc)
+{
+    const uint32_t k1 = (uint32_t)s->in_c + 1u, per = m->acc_row / 4u / k1;
+    uint32_t n0, j;
+    if (L->out_stage != EQ_OUT_AFFINE || wd->enc != EQ_ENC_B1 || L->in_enc != EQ_ENC_B1 || L->groups != 1u
+        || s->kh != 1u || s->kw != 1u || s->in_c > 32u || s->pad != 0u || eq_shape_pad_w(s) != 0u
+        || per == 0u || k1 >= (uint32_t)s->out_h * s->out_w) {
+        return 0;
+    }
+    for (n0 = 0; n0 < s->out_c; n0 += per) {
+        const uint32_t nch = s->out_c - n0 < per ? s->out_c - n0 : per;
+        for (j = 0; j < nch; j++) {
+            affine_ramp(s->in_c, ((const int32_t *)(const void *)thr->data)[n0 + j],
+                        ((const int32_t *)(const void *)aux->data)[n0 + j], L->shift, acc + j * k1);
+        }
+        eq_conv1x1_b1b1(s, (const uint32_t *)in, (const uint32_t *)wd->data, n0, nch, acc, 0u, s->out_h,
+                        (int32_t *)out + n0, s->out_c);
+    }
+    return 1;
 }
 
 static eq_status_t run_conv(const eq_model_t *m, const layer_t *L, const void *in, void *out,
@@ -107,6 +155,9 @@ static eq_status_t run_conv(const eq_model_t *m, const layer_t *L, const void *i
             return st;
         }
     }
+    if (conv1x1_affine(m, L, &s, in, &wd, &thr, &aux, out, acc)) {
+        return EQ_OK;
+    }
     for (oy = 0; oy < L->out_h; oy++) {
         st = L->groups == 1u ? eq_conv2d_row(&s, (uint8_t)L->in_enc, in, &wd, (uint16_t)oy, acc)
                              : eq_conv2d_row_grouped(&s, L->groups, (uint8_t)L->in_enc, in, &wd,
@@ -140,11 +191,6 @@ static void px_values(uint32_t enc, const void *a, uint32_t c, uint32_t p, uint3
     } else {
         memcpy(dst, (const int32_t *)a + (size_t)p * c + ch0, (size_t)cnt * 4u);
     }
-}
-
-static int32_t sat32(int64_t v)
-{
-    return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
 }
 
 /* AVGPOOL: acc = sat32(window sum) per channel (64-bit sums), then the output stage */
@@ -224,6 +270,228 @@ static void add_px_i32(uint32_t c, const int32_t *x, const int32_t *mx, uint32_t
     }
 }
 
+/* ADD -> SIGN in one pass per pixel (no accumulator row): per channel the compare
+ * sat32(m0 a0 + m1 a1) >= thr (<= thr with flip) becomes the sign of one exact 64-bit sum
+ * base + k0 v0 + k1 v1 (two SMLALs on Cortex-M), prepared once per chunk of 32 channels:
+ * - flip 0: bit = (v >= thr) <=> thr - 1 - v < 0 (k = -m, base = thr - 1); flip 1:
+ *   bit = (v <= thr) <=> v - thr - 1 < 0 (k = m, base = -thr - 1). Saturating v to int32 changes
+ *   neither compare except at thr = INT32_MIN (flip 0) / INT32_MAX (flip 1), where the bit is
+ *   always 1: k0 = k1 = 0, base = -1.
+ * - an I32 / U8 operand is its value v with k = m'; a B1 operand (+-1 = 2b - 1) becomes
+ *   m' (2b - 1) = |m'| - 2|m'| b' with b' = b ^ (m' > 0): k = -2|m'| (>= -2**31, fits int32), base
+ *   += |m'|, and the per-word mask of (m' > 0) flips the bits.
+ * |base| < 2**33 and |k v| <= 2**62 / 2 each (|m| <= 2**30): the sum never overflows int64. */
+typedef struct {
+    int32_t k0, k1;
+    int64_t base;
+} eq_addsign_t;
+
+#define EQ_AS_CHUNK 32u
+
+static void addsign_prep(const int32_t *mul, uint32_t c, const int32_t *thr, const uint8_t *flip,
+                         uint32_t enc0, uint32_t enc1, uint32_t n0, uint32_t nch, eq_addsign_t *t,
+                         uint32_t *mask0, uint32_t *mask1)
+{
+    uint32_t j;
+    *mask0 = 0u;
+    *mask1 = 0u;
+    for (j = 0; j < nch; j++) {
+        const uint32_t n = n0 + j;
+        const int f = flip[n] != 0u;
+        const int32_t th = thr[n];
+        int64_t k0, k1, base;
+        if (f ? th == INT32_MAX : th == INT32_MIN) {
+            t[j].k0 = 0;
+            t[j].k1 = 0;
+            t[j].base = -1;
+            continue;
+        }
+        k0 = f ? (int64_t)mul[n] : -(int64_t)mul[n];
+        k1 = f ? (int64_t)mul[c + n] : -(int64_t)mul[c + n];
+        base = f ? -(int64_t)th - 1 : (int64_t)th - 1;
+        if (enc0 == EQ_ENC_B1) {
+            *mask0 |= (uint32_t)(k0 > 0) << j;
+            k0 = k0 < 0 ? k0 : -k0; /* -|k0| */
+            base -= k0;
+            k0 *= 2;
+        }
+        if (enc1 == EQ_ENC_B1) {
+            *mask1 |= (uint32_t)(k1 > 0) << j;
+            k1 = k1 < 0 ? k1 : -k1;
+            base -= k1;
+            k1 *= 2;
+        }
+        t[j].k0 = (int32_t)k0;
+        t[j].k1 = (int32_t)k1;
+        t[j].base = base;
+    }
+}
+
+#if defined(__GNUC__)
+#define EQ_AS_INLINE static inline __attribute__((always_inline))
+#else
+#define EQ_AS_INLINE static inline
+#endif
+
+/* operand j of a pixel: the value (I32, U8 at px) or bit j of w (B1, already masked) */
+EQ_AS_INLINE int32_t as_val(uint32_t enc, const void *px, uint32_t w, uint32_t j)
+{
+    if (enc == EQ_ENC_B1) {
+        return (int32_t)((w >> j) & 1u);
+    }
+    if (enc == EQ_ENC_U8) {
+        return (int32_t)((const uint8_t *)px)[j];
+    }
+    return ((const int32_t *)px)[j];
+}
+
+/* 1 where base + k0 v0 + k1 v1 < 0 */
+EQ_AS_INLINE uint32_t as_bit(const eq_addsign_t *t, int32_t v0, int32_t v1)
+{
+    int64_t s = t->base;
+    s += (int64_t)t->k0 * v0;
+    s += (int64_t)t->k1 * v1;
+    return (uint32_t)((uint64_t)s >> 63);
+}
+
+/* bytes of one pixel, and of one channel (0: B1, whose channels share the pixel's word) */
+EQ_AS_INLINE uint32_t as_px_bytes(uint32_t enc, uint32_t c)
+{
+    return enc == EQ_ENC_B1 ? EQ_WORDS(c) * 4u : enc == EQ_ENC_U8 ? c : c * 4u;
+}
+
+EQ_AS_INLINE uint32_t as_ch_bytes(uint32_t enc)
+{
+    return enc == EQ_ENC_B1 ? 0u : enc == EQ_ENC_U8 ? 1u : 4u;
+}
+
+#define EQ_AS_BIT(i) (as_bit(*t + (i), as_val(enc0, *q0, *w0, (i)), as_val(enc1, *q1, *w1, (i))) << (24u + (i)))
+
+#if defined(__thumb2__) && defined(__GNUC__)
+/* Thumb-2 (Cortex-M3 and up): one channel in seven instructions: the table entry (k0, k1,
+ * base) by one LDM into r8..r11, the operands by LDR with write-back (I32) or UBFX (bit j of
+ * the group's B1 word), two SMLALs into the base, the sum's sign shifted in at bit 31 */
+#define EQ_AS_TAB "ldmia %[t]!, {%[k0], %[k1], %[lo], %[hi]}\n\t"
+#define EQ_AS_LDR(v, q, j) "ldr %[" #v "], [%[" #q "]], #4\n\t"
+#define EQ_AS_BIT1(v, w, j) "ubfx %[" #v "], %[" #w "], #" #j ", #1\n\t"
+#define EQ_AS_SUM "smlal %[lo], %[hi], %[k0], %[v0]\n\tsmlal %[lo], %[hi], %[k1], %[v1]\n\t" \
+                  "and %[hi], %[hi], #0x80000000\n\torr %[bits], %[hi], %[bits], lsr #1\n\t"
+#define EQ_AS_II(j) EQ_AS_TAB EQ_AS_LDR(v0, q0, j) EQ_AS_LDR(v1, q1, j) EQ_AS_SUM
+#define EQ_AS_IB(j) EQ_AS_TAB EQ_AS_LDR(v0, q0, j) EQ_AS_BIT1(v1, w1, j) EQ_AS_SUM
+#define EQ_AS_BI(j) EQ_AS_TAB EQ_AS_BIT1(v0, w0, j) EQ_AS_LDR(v1, q1, j) EQ_AS_SUM
+#define EQ_AS_GROUP(ch, ...)                                                                      \
+    __asm__(ch(0) ch(1) ch(2) ch(3) ch(4) ch(5) ch(6) ch(7)                                      \
+            : [bits] "+r"(bits), [t] "+r"(tp), [k0] "=&r"(k0), [k1] "=&r"(k1), [lo] "=&r"(lo),    \
+              [hi] "=&r"(hi), [v0] "=&r"(v0), [v1] "=&r"(v1), __VA_ARGS__                        \
+            :                                                                                     \
+            : "memory")
+#endif
+
+/* eight channels: bits = (bits >> 8) | their bits << 24 (channel order ascending), the table
+ * and the I32 / U8 operand pointers advanced past them, B1 words shifted down by 8 */
+EQ_AS_INLINE uint32_t as_group8(uint32_t enc0, uint32_t enc1, const eq_addsign_t **t, const void **q0,
+                                const void **q1, uint32_t *w0, uint32_t *w1, uint32_t bits)
+{
+#if defined(__thumb2__) && defined(__GNUC__)
+    /* LDM wants the four table registers ascending: r8..r11 (free of the Thumb frame pointer) */
+    register uint32_t k0 __asm__("r8"), k1 __asm__("r9"), lo __asm__("r10"), hi __asm__("r11");
+    uint32_t v0, v1;
+    const eq_addsign_t *tp = *t;
+    if (enc0 == EQ_ENC_I32 && enc1 == EQ_ENC_I32) {
+        const int32_t *p0 = (const int32_t *)*q0, *p1 = (const int32_t *)*q1;
+        EQ_AS_GROUP(EQ_AS_II, [q0] "+r"(p0), [q1] "+r"(p1));
+        *t = tp;
+        *q0 = p0;
+        *q1 = p1;
+        return bits;
+    }
+    if (enc0 == EQ_ENC_I32 && enc1 == EQ_ENC_B1) {
+        const int32_t *p0 = (const int32_t *)*q0;
+        EQ_AS_GROUP(EQ_AS_IB, [q0] "+r"(p0), [w1] "+r"(*w1));
+        *t = tp;
+        *q0 = p0;
+        *w1 >>= 8;
+        return bits;
+    }
+    if (enc0 == EQ_ENC_B1 && enc1 == EQ_ENC_I32) {
+        const int32_t *p1 = (const int32_t *)*q1;
+        EQ_AS_GROUP(EQ_AS_BI, [w0] "+r"(*w0), [q1] "+r"(p1));
+        *t = tp;
+        *q1 = p1;
+        *w0 >>= 8;
+        return bits;
+    }
+#endif
+    bits = (bits >> 8) | EQ_AS_BIT(0) | EQ_AS_BIT(1) | EQ_AS_BIT(2) | EQ_AS_BIT(3) | EQ_AS_BIT(4)
+           | EQ_AS_BIT(5) | EQ_AS_BIT(6) | EQ_AS_BIT(7);
+    *t += 8;
+    *q0 = (const uint8_t *)*q0 + 8u * as_ch_bytes(enc0);
+    *q1 = (const uint8_t *)*q1 + 8u * as_ch_bytes(enc1);
+    *w0 >>= 8;
+    *w1 >>= 8;
+    return bits;
+}
+
+/* the output words of channels [n0, n0 + nch) (nch <= 32, n0 % 32 == 0) for every pixel;
+ * inlined with constant encodings so each combination gets its own straight loop */
+EQ_AS_INLINE void addsign_pixels(uint32_t enc0, uint32_t enc1, const void *a0, const void *a1,
+                                 uint32_t n_pix, uint32_t c, uint32_t n0, uint32_t nch,
+                                 const eq_addsign_t *tab, uint32_t mask0, uint32_t mask1, uint32_t *out)
+{
+    const uint32_t cw = EQ_WORDS(c), s0 = as_px_bytes(enc0, c), s1 = as_px_bytes(enc1, c);
+    const uint8_t *r0 = (const uint8_t *)a0 + (enc0 == EQ_ENC_B1 ? (n0 >> 5) * 4u : n0 * as_ch_bytes(enc0));
+    const uint8_t *r1 = (const uint8_t *)a1 + (enc1 == EQ_ENC_B1 ? (n0 >> 5) * 4u : n0 * as_ch_bytes(enc1));
+    uint32_t *o = out + (n0 >> 5);
+    uint32_t p;
+    for (p = 0; p < n_pix; p++, r0 += s0, r1 += s1, o += cw) {
+        const void *q0 = r0, *q1 = r1;
+        const eq_addsign_t *t = tab;
+        uint32_t w0 = enc0 == EQ_ENC_B1 ? *(const uint32_t *)(const void *)r0 ^ mask0 : 0u;
+        uint32_t w1 = enc1 == EQ_ENC_B1 ? *(const uint32_t *)(const void *)r1 ^ mask1 : 0u;
+        uint32_t bits = 0, g;
+        for (g = nch >> 3; g != 0u; g--) {
+            bits = as_group8(enc0, enc1, &t, &q0, &q1, &w0, &w1, bits);
+        }
+        for (g = nch & 7u; g != 0u; g--, t++) { /* channel order ascending: shift in at bit 31 */
+            bits = (bits >> 1) | as_bit(t, as_val(enc0, q0, w0, 0), as_val(enc1, q1, w1, 0)) << 31;
+            q0 = (const uint8_t *)q0 + as_ch_bytes(enc0);
+            q1 = (const uint8_t *)q1 + as_ch_bytes(enc1);
+            w0 >>= 1;
+            w1 >>= 1;
+        }
+        *o = bits >> (32u - nch); /* channel j at bit j, pad bits 0 */
+    }
+}
+
+#define EQ_AS_CASE(e0, e1) \
+    if (enc0 == (e0) && enc1 == (e1)) { \
+        addsign_pixels((e0), (e1), a0, a1, n_pix, c, n0, nch, t, mask0, mask1, out); \
+        continue; \
+    }
+
+/* ADD with a SIGN stage: out (n_pix, EQ_WORDS(c)) words, inputs of any encodings */
+static void run_add_sign(const int32_t *mul, uint32_t c, const int32_t *thr, const uint8_t *flip,
+                         uint32_t enc0, uint32_t enc1, const void *a0, const void *a1, uint32_t n_pix,
+                         uint32_t *out)
+{
+    eq_addsign_t t[EQ_AS_CHUNK];
+    uint32_t n0;
+    for (n0 = 0; n0 < c; n0 += EQ_AS_CHUNK) {
+        const uint32_t nch = c - n0 < EQ_AS_CHUNK ? c - n0 : EQ_AS_CHUNK;
+        uint32_t mask0, mask1;
+        addsign_prep(mul, c, thr, flip, enc0, enc1, n0, nch, t, &mask0, &mask1);
+        EQ_AS_CASE(EQ_ENC_I32, EQ_ENC_I32)
+        EQ_AS_CASE(EQ_ENC_I32, EQ_ENC_B1)
+        EQ_AS_CASE(EQ_ENC_B1, EQ_ENC_I32)
+        EQ_AS_CASE(EQ_ENC_B1, EQ_ENC_B1)
+        EQ_AS_CASE(EQ_ENC_I32, EQ_ENC_U8)
+        EQ_AS_CASE(EQ_ENC_U8, EQ_ENC_I32)
+        EQ_AS_CASE(EQ_ENC_U8, EQ_ENC_U8)
+        EQ_AS_CASE(EQ_ENC_U8, EQ_ENC_B1)
+        EQ_AS_CASE(EQ_ENC_B1, EQ_ENC_U8)
+    }
+}
+
 static void run_add(const eq_model_t *m, const layer_t *L, uint32_t enc1, const void *a0,
                     const void *a1, void *out, int32_t *acc)
 {
@@ -237,6 +505,11 @@ static void run_add(const eq_model_t *m, const layer_t *L, uint32_t enc1, const 
     (void)eq_rt_tensor(m, L->t_thr, &thr);
     (void)eq_rt_tensor(m, L->t_aux, &aux);
     mul = (const int32_t *)(const void *)wt.data;
+    if (L->out_stage == EQ_OUT_SIGN) {
+        run_add_sign(mul, c, (const int32_t *)(const void *)thr.data, aux.data, L->in_enc, enc1, a0, a1,
+                     L->out_h * L->out_w, (uint32_t *)out);
+        return;
+    }
     /* codes of B1 / U8 inputs are at most 255: when every |m0| a0max + |m1| a1max < 2**31 the
      * sums fit int32 exactly and need no saturation (residual multipliers are small) */
     if (L->in_enc != EQ_ENC_I32 && enc1 != EQ_ENC_I32) {
