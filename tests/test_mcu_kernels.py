@@ -31,6 +31,10 @@ SHAPES = [
     (1024, 1, 1, 20, 1, 1, 1, 0), (40, 4, 4, 6, 4, 4, 1, 0), (5, 5, 5, 7, 5, 5, 1, 2),
     (1, 5, 5, 33, 3, 3, 1, 1), (3, 5, 4, 2, 1, 1, 2, 0),
     (16, 6, 7, 20, 3, 3, 1, 1), (12, 7, 6, 10, 3, 3, 2, 1),  # B1: two pixels a word (C <= 16)
+    # B1 x B1 3x3 on <= 16 channels fused with the stage (eq_conv_b1_pair.c): stride 2, pad 0,
+    # 8 / 15 channels, odd widths, 1x1 / 2x2 / 3x3 images, several 16-channel passes
+    (15, 5, 9, 17, 3, 3, 2, 1), (8, 3, 3, 33, 3, 3, 1, 1), (16, 2, 2, 40, 3, 3, 1, 1),
+    (16, 1, 1, 16, 3, 3, 1, 1), (16, 9, 8, 16, 3, 3, 2, 0),
 ]
 
 
@@ -69,19 +73,35 @@ def _case(i, shape, act_enc, w_enc="B1"):
     return write_blob(g), px, conv2d_ref(act, enc, wt, w_enc, stride, pad).astype(np.int64)
 
 
-def _sign_case(n):
+def _sign_case(n, c=8, h=4, w=5, stride=1):
     """B1 conv -> SIGN (random thresholds, some flipped, n channels: whole and partial words)
     -> 1x1 B1 conv with AFFINE output, so every output bit of the SIGN stage reaches the scores
     (no numpy reference here: the host runtime is checked against numpy in test_runtime)."""
-    rng = np.random.default_rng(n)
-    w1 = rng.choice(np.array([-1, 1], np.int8), size=(n, 3, 3, 8))
+    rng = np.random.default_rng(n + 100 * c)
+    w1 = rng.choice(np.array([-1, 1], np.int8), size=(n, 3, 3, c))
     w2 = rng.choice(np.array([-1, 1], np.int8), size=(5, 1, 1, n))
-    g = Graph((8, 4, 5), "THRESH", 128, [
-        Conv(w1, "B1", "SIGN", pad=1, thr=rng.integers(-6, 7, n).astype(np.int32),
-             flip=rng.random(n) < 0.4),
+    g = Graph((c, h, w), "THRESH", 128, [
+        Conv(w1, "B1", "SIGN", stride=stride, pad=1,
+             thr=rng.integers(-3 * c, 3 * c + 1, n).astype(np.int32), flip=rng.random(n) < 0.4),
         Conv(w2, "B1", "AFFINE", mul=rng.integers(1, 4, 5).astype(np.int32),
              add=rng.integers(-9, 9, 5).astype(np.int32))])
-    return write_blob(g), rng.integers(0, 256, (8, 4, 5), dtype=np.uint8), None
+    return write_blob(g), rng.integers(0, 256, (c, h, w), dtype=np.uint8), None
+
+
+def _affine_case(c, h, w, n, stride, shift):
+    """B1 x B1 3x3 conv whose AFFINE constants are the exporter's scale (|mul|, |add| near 2**31):
+    the fused path's 32-bit split of the 64-bit stage (eq_conv_b1_pair.c)."""
+    rng = np.random.default_rng(c * h + n)
+    wt = rng.choice(np.array([-1, 1], np.int8), size=(n, 3, 3, c))
+    g = Graph((c, h, w), "THRESH", 128, [
+        Conv(wt, "B1", "AFFINE", stride=stride, pad=1, shift=shift,
+             mul=rng.integers(-2**31, 2**31, n).astype(np.int32),
+             add=rng.integers(-2**31, 2**31, n).astype(np.int32))])
+    px = rng.integers(0, 256, (c, h, w), dtype=np.uint8)
+    acc = conv2d_ref(np.where(px.transpose(1, 2, 0) >= 128, 1, -1), "B1", wt, "B1", stride, 1).astype(np.int64)
+    g0 = g.layers[0]
+    y = (acc * g0.mul.astype(np.int64) + g0.add.astype(np.int64)) >> shift
+    return write_blob(g), px, np.clip(y, -2**31, 2**31 - 1)
 
 
 @pytest.mark.parametrize("name", ["qemu-mps2-an386", "qemu-mps3-an547", "qemu-lm3s6965"])
@@ -94,6 +114,8 @@ def test_conv_accumulators_equal_reference_on_board(name, tmp_path):
                                             ("B1", "TERN_SPARSE"))
              for i, s in enumerate(SHAPES)]
     cases += [_sign_case(n) for n in (1, 31, 64, 70)]
+    cases += [_sign_case(*a) for a in ((17, 16, 5, 7, 1), (40, 12, 6, 5, 2), (16, 15, 1, 3, 1), (33, 16, 3, 3, 2))]
+    cases += [_affine_case(*a) for a in ((16, 5, 6, 16, 1, 9), (15, 7, 5, 20, 2, 11), (16, 2, 3, 9, 1, 10))]
     cases = [c for c in cases if len(c[0]) <= int(fw["model_buf"])
              and Model(c[0]).arena_size <= int(fw["arena"])
              and 4 * Model(c[0]).n_classes + 16 <= int(fw["max_payload"])

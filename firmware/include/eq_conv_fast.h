@@ -6,8 +6,8 @@
  * eq_conv_fast_scratch() is the scratch (bytes) the fast path for this layer needs; the loader
  * adds it to the arena, so eq_conv_fast may rely on job->scratch_bytes >= that value.
  * Each fast path lives in its own file (eq_conv_first.c: few-channel first layers fused with
- * their output stage; eq_conv_wino_i8.c: integer Winograd F(2x2,3x3)); this dispatcher only
- * chooses between them. */
+ * their output stage; eq_conv_b1_pair.c: B1 x B1 3x3 on <= 16 channels fused with SIGN/AFFINE;
+ * eq_conv_wino_i8.c: integer Winograd F(2x2,3x3)); this dispatcher only chooses between them. */
 #ifndef EQ_CONV_FAST_H
 #define EQ_CONV_FAST_H
 
@@ -44,6 +44,14 @@ uint32_t eq_conv_fast_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t 
 eq_status_t eq_conv_first(const eq_conv_job_t *job);
 uint32_t eq_conv_first_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
                                uint8_t out_stage, uint8_t lflags);
+
+/* eq_conv_b1_pair.c: B1 x B1 3x3 layers on 1..16 input channels, pad <= 1, any stride, SIGN or
+ * AFFINE output (two output pixels a word, the stage folded in per border class). The scratch
+ * (pair rows) is 0 where the path does not apply, and never more than the layer's own
+ * accumulator row (out_w * out_c * 4), so the arena does not grow. */
+eq_status_t eq_conv_b1_pair(const eq_conv_job_t *job);
+uint32_t eq_conv_b1_pair_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
+                                 uint8_t out_stage, uint8_t lflags);
 
 /* Integer Winograd F(2x2, 3x3) (eq_conv_wino_i8.c): U8 activations x I8 weights, 3x3 stride 1
  * pad 1, SIGN / MULTI / AFFINE stage. _scratch is 0 where the path does not apply (shape, types,
