@@ -34,7 +34,8 @@ def _lib():
     return native()
 
 
-def _random_case(rng, c, kh, kw, n, act, w_enc, stage, *, h=None, w=None, stride=None, pad=None):
+def _random_case(rng, c, kh, kw, n, act, w_enc, stage, *, h=None, w=None, stride=None, pad=None,
+                 out_bits=2):
     h = h or int(rng.integers(max(1, kh - 2), 12))
     w = w or int(rng.integers(max(1, kw - 2), 12))
     if stride is None:
@@ -58,12 +59,15 @@ def _random_case(rng, c, kh, kw, n, act, w_enc, stage, *, h=None, w=None, stride
         thr = rng.integers(-bound - 2, bound + 3, n).astype(np.int64)
         ext = rng.random(n) < 0.15
         thr[ext] = rng.choice([I32_MIN, I32_MAX, I32_MIN + 1, I32_MAX - 1], int(ext.sum()))
-    else:
-        thr = np.sort(rng.integers(-bound - 1, bound + 2, (n, 3)), axis=1).astype(np.int64)
+    else:  # 2**out_bits - 1 thresholds per channel (up to 3 folded into the rows, more compared)
+        thr = np.sort(rng.integers(-bound - 1, bound + 2, (n, (1 << out_bits) - 1)), axis=1).astype(np.int64)
         thr[rng.random(n) < 0.1, 0] = I32_MIN
         thr[rng.random(n) < 0.1, -1] = I32_MAX
+        if out_bits > 1:
+            unsorted = rng.random(n) < 0.2  # the stage counts thresholds in any order
+            thr[unsorted] = thr[unsorted][:, ::-1]
     return dict(c=c, h=h, w=w, n=n, kh=kh, kw=kw, stride=stride, pad=pad, act=act, a=a, wt=wt,
-                w_enc=w_enc, stage=stage, thr=thr.astype(np.int32), flip=flip)
+                w_enc=w_enc, stage=stage, thr=thr.astype(np.int32), flip=flip, out_bits=out_bits)
 
 
 def _job(cs):
@@ -96,7 +100,7 @@ def _job(cs):
     out_bytes = oh * ow * (4 * ((n + 31) // 32) if stage == lib.EQ_OUT_SIGN else n)
     keep += [act, wdat, wd, thr, flip]
     return dict(s=s, in_enc=in_enc, act=act, wd=wd, w_enc=w_enc, thr=thr, flip=flip, stage=stage,
-                out_bytes=out_bytes, oh=oh, ow=ow, keep=keep)
+                out_bytes=out_bytes, oh=oh, ow=ow, keep=keep, out_bits=cs["out_bits"])
 
 
 def _fast(j, scratch_bytes=None):
@@ -117,7 +121,7 @@ def _fast(j, scratch_bytes=None):
     setattr(job, "in", ffi.from_buffer(j["act"]))
     job.w = j["wd"]
     job.out_stage = j["stage"]
-    job.out_bits = 2
+    job.out_bits = j["out_bits"]
     job.thr = ffi.cast("int32_t *", ffi.from_buffer(j["thr"]))
     job.aux = ffi.cast("uint8_t *", ffi.from_buffer(j["flip"]))
     job.extra = ffi.NULL
@@ -143,7 +147,8 @@ def _row_loop(j):
             lib.eq_threshold_sign_b1(acc, j["ow"], n, ffi.cast("int32_t *", ffi.from_buffer(j["thr"])),
                                      ffi.cast("uint8_t *", ffi.from_buffer(j["flip"])), ffi.cast("uint32_t *", o))
         else:
-            lib.eq_threshold_multi_u8(acc, j["ow"], n, ffi.cast("int32_t *", ffi.from_buffer(j["thr"])), 3,
+            lib.eq_threshold_multi_u8(acc, j["ow"], n, ffi.cast("int32_t *", ffi.from_buffer(j["thr"])),
+                                      (1 << j["out_bits"]) - 1,
                                       ffi.cast("uint8_t *", ffi.from_buffer(j["flip"])), o)
     return bytes(ffi.buffer(out, j["out_bytes"]))
 
@@ -173,9 +178,13 @@ def _cases(n_cases, seed):
         if i % 3 == 0:
             c, kh, kw = 1 if i % 6 == 0 else 3, 3, 3  # the specialised loops (1 and 3 channels)
         else:
-            c, kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 6)), int(rng.integers(1, 6))
+            c, kh, kw = int(rng.integers(1, 5)), int(rng.integers(1, 6)), int(rng.integers(1, 6))
         n = int(rng.choice([1, 2, 7, 31, 32, 33, 64, 65]))
-        out.append(_random_case(rng, c, kh, kw, n, act, w_enc, stage))
+        size = {}
+        if i % 7 == 3:  # tiny images (a single output pixel where the kernel covers it all)
+            size = dict(h=int(rng.integers(1, 4)), w=int(rng.integers(1, 4)))
+        out.append(_random_case(rng, c, kh, kw, n, act, w_enc, stage, out_bits=int(rng.choice([1, 2, 2, 3, 4])),
+                                **size))
     return out
 
 
@@ -306,6 +315,11 @@ MODEL_CASES = [  # (c, h, w, n, k, stride, pad, preprocessing, w_enc, stage); th
     (1, 28, 28, 32, 3, 1, 1, ("RAW", 0), "TERN_SPARSE", "MULTI"),  # as twn-cnn's first layer
     (2, 9, 12, 40, 3, 1, 1, ("THRESH", 128), "TERN_SPARSE", "SIGN"),
     (3, 32, 32, 16, 3, 1, 1, ("RAW", 0), "B1", "SIGN"),  # as resnet8-bnn's first layer
+    (3, 32, 32, 16, 3, 1, 1, ("QUANT", 2), "TERN_SPARSE", "MULTI"),  # as resnet8-twn's first layer
+    (3, 19, 17, 8, 3, 2, 1, ("RAW", 0), "B1", "SIGN"),  # as mobilenet's (stride 2, odd sizes)
+    (4, 7, 9, 5, 3, 2, 1, ("RAW", 0), "B1", "SIGN"),
+    (4, 6, 5, 33, 2, 1, 1, ("QUANT", 4), "TERN", "MULTI"),
+    (2, 3, 2, 9, 3, 1, 1, ("RAW", 0), "B1", "MULTI"),  # a tiny image
 ]
 
 
@@ -335,6 +349,46 @@ def test_runtime_first_layer_equals_refnet(case):
     assert np.array_equal(scores, want_s) and np.array_equal(cls, want_c), case
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_packer_scratch_equals_the_c_rule(seed):
+    """pack.conv_fast_scratch (the header's arena_size) mirrors eq_conv_fast_scratch for U8-input
+    first layers (reserved by the loader wherever the path applies, also beyond the layer's
+    accumulator row), and the header's arena is what the C loader asks for."""
+    from edgeq.format import pack
+    from edgeq.format.graph import infer_shapes
+
+    ffi, lib = _lib().ffi, _lib().lib
+    rng = np.random.default_rng(40 + seed)
+    encs = {"B1": lib.EQ_ENC_B1, "TERN": lib.EQ_ENC_TERN, "TERN_SPARSE": lib.EQ_ENC_TERN_SPARSE}
+    beyond = 0
+    for i in range(40):
+        c, kh = int(rng.integers(1, 6)), int(rng.choice([1, 2, 3, 3, 5, 7]))
+        h, w = (int(v) for v in rng.integers(kh, 14, 2))
+        n = int(rng.choice([1, 3, 16, 33, 70]))
+        st, pad = int(rng.integers(1, 3)), int(rng.integers(0, kh))
+        w_enc, stage = str(rng.choice(list(encs))), str(rng.choice(["SIGN", "MULTI"]))
+        pre = ("RAW", 0) if i % 4 else ("QUANT", 4)
+        wt = rng.choice(np.array([-1, 0, 1], np.int8) if w_enc != "B1" else np.array([-1, 1], np.int8),
+                        size=(n, kh, kh, c))
+        first = (Conv(wt, w_enc, "SIGN", stride=st, pad=pad, thr=np.zeros(n, np.int32), flip=np.zeros(n, bool))
+                 if stage == "SIGN" else
+                 Conv(wt, w_enc, "MULTI", stride=st, pad=pad, thr=np.zeros((n, 3), np.int32),
+                      flip=np.zeros(n, bool), out_bits=2))
+        g = Graph((c, h, w), *pre, [first])
+        sh = infer_shapes(g)[0]
+        (oh, ow, _) = sh.out_shape
+        shape = ffi.new("eq_conv_shape_t *", dict(in_h=h, in_w=w, in_c=c, out_h=oh, out_w=ow, out_c=n,
+                                                   kh=kh, kw=kh, stride=st, pad=pad))
+        want = lib.eq_conv_fast_scratch(shape, lib.EQ_ENC_U8, encs[w_enc],
+                                        lib.EQ_OUT_SIGN if stage == "SIGN" else lib.EQ_OUT_MULTI, 0)
+        assert pack.conv_fast_scratch(first, sh) == want, (c, h, w, n, kh, st, pad, w_enc, stage)
+        assert (want > 0) == (c <= 4 and kh * kh * c <= 127)
+        beyond += want > ow * n * 4
+        blob = pack.write_blob(g)
+        assert pack.read_header(blob)["arena_size"] == Model(blob).arena_size
+    assert beyond > 0  # some scratch beyond the accumulator row, reserved by both
+
+
 # ---- emulated boards: the DSP M4 / M55 (the LDMDB/SMLAD loop), the portable M3, the sim board -
 BOARD_CASES = [  # last layer = the first layer: its output is the score vector (<= 1000 values)
     (1, 5, 5, 33, 3, 1, 1, ("RAW", 0), "B1", "SIGN"),
@@ -348,6 +402,9 @@ BOARD_CASES = [  # last layer = the first layer: its output is the score vector 
     (1, 5, 5, 32, 3, 1, 1, ("THRESH", 128), "TERN_SPARSE", "SIGN"),
     (3, 6, 7, 33, 3, 1, 1, ("RAW", 0), "B1", "SIGN"),
     (3, 7, 6, 16, 3, 2, 1, ("QUANT", 4), "TERN", "SIGN"),
+    (3, 5, 5, 20, 3, 1, 1, ("RAW", 0), "TERN_SPARSE", "MULTI"),
+    (4, 5, 6, 12, 3, 1, 1, ("RAW", 0), "B1", "SIGN"),
+    (3, 5, 7, 31, 3, 2, 0, ("RAW", 0), "B1", "SIGN"),
 ]
 
 

@@ -69,7 +69,7 @@ def _first_u8_scratch(layer: Conv, shape: LayerShape) -> int:
     input channels, K = kh*kw*C <= 127 taps, kh <= 16, B1 / TERN / TERN_SPARSE weights, SIGN or
     MULTI stage; a ring of kh padded input rows (at least a decoded weight row, 8 * kh * kw)
     and per group of 32 channels a header word, per channel 1 + f * nw words (f = 1 for B1, 2
-    for TERN; nw patch words: 7 for 3x3x3, 3 for 3x3x1, else ceil(K / 4))."""
+    for TERN; nw patch words: 7 for 3x3x3, 3 for 3x3x1, else ceil(K / 4)), 2 more for MULTI."""
     (_, _, c), (_, ow, n) = shape.in_shape, shape.out_shape
     kh, kw = layer.kh, layer.kw
     k = kh * kw * c
@@ -79,7 +79,8 @@ def _first_u8_scratch(layer: Conv, shape: LayerShape) -> int:
     nw = 7 if (kh, kw, c) == (3, 3, 3) else 3 if (kh, kw, c) == (3, 3, 1) else (k + 3) // 4
     f = 1 if layer.w_enc == "B1" else 2
     row_words = (((ow - 1) * layer.stride + kw) * c + 3) // 4 + 1
-    total = max(kh * row_words * 4, 8 * kh * kw) + ((n + 31) // 32 + n * (1 + f * nw)) * 4
+    rw = 1 + f * nw + (2 if layer.out == "MULTI" else 0)
+    total = max(kh * row_words * 4, 8 * kh * kw) + ((n + 31) // 32 + n * rw) * 4
     return total if total <= 0x7FFFFFFF else 0
 
 

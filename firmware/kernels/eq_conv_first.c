@@ -175,7 +175,7 @@ static int eq_fr_u8_layout(const eq_conv_shape_t *s, uint8_t w_enc, uint8_t stag
     kind = eq_fr_u8_kind(s);
     L->p = kind == EQ_FR_C3 ? 7u : kind == EQ_FR_C1 ? 3u : (L->k + 3u) / 4u; /* nw <= 32 */
     L->nxc = w_enc == EQ_ENC_B1 ? 1u : 2u;                                  /* f */
-    L->nyc = 1u + L->nxc * L->p;                                            /* rw */
+    L->nyc = 1u + L->nxc * L->p + (stage == EQ_OUT_MULTI ? 2u : 0u);        /* rw */
     L->groups = EQ_WORDS(s->out_c);
     L->wn = ((uint32_t)(s->out_w - 1u) * s->stride + s->kw) * s->in_c; /* bytes of a padded row */
     /* one spare word: the one-channel 3x3 gather loads a word at a row's last three bytes */
@@ -631,21 +631,24 @@ static eq_status_t eq_first_b1(const eq_conv_job_t *job, const eq_fr_layout_t *L
 }
 
 /* ---- U8 input: byte masks and sums of absolute differences -------------------------------- */
-/* padded row r (input row r - pad) of U8 pixels into dst (wn bytes, then zeros to the row's end) */
+/* padded row r (input row r - pad) of U8 pixels into dst (wn bytes, then zeros to the row's end:
+ * row_words words); the inner words stored whole */
 static void eq_fr_fill_u8(const eq_conv_shape_t *s, const uint8_t *in, uint32_t r, uint32_t wn,
                           uint32_t row_words, uint8_t *dst)
 {
     const int32_t y = (int32_t)r - (int32_t)s->pad;
     const uint32_t c = s->in_c, lead = (uint32_t)s->pad * c < wn ? (uint32_t)s->pad * c : wn;
     uint32_t x, n = 0, *d32 = (uint32_t *)(void *)dst;
-    if (y >= 0 && y < (int32_t)s->in_h) n = (uint32_t)s->in_w * c < wn - lead ? (uint32_t)s->in_w * c : wn - lead;
+    if (y >= 0 && y < (int32_t)s->in_h)
+        n = (uint32_t)s->in_w * c < wn - lead ? (uint32_t)s->in_w * c : wn - lead;
     eq_fr_zero32(d32, row_words);
     in += (size_t)(y < 0 ? 0 : y) * s->in_w * c;
     x = lead;
     for (; x < lead + n && (x & 3u); ++x) dst[x] = in[x - lead];
     for (; x + 4u <= lead + n; x += 4u) { /* aligned stores, the loads at any alignment */
-        const uint8_t *p = in + (x - lead);
-        d32[x >> 2] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        uint32_t v;
+        memcpy(&v, in + (x - lead), 4); /* the bytes in memory order */
+        d32[x >> 2] = v;
     }
     for (; x < lead + n; ++x) dst[x] = in[x - lead];
 }
@@ -695,6 +698,13 @@ static void eq_fr_gather(const eq_conv_shape_t *s, uint32_t kind, const uint8_t 
     }
 }
 
+/* constant trip counts (the special shapes) unroll completely */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define EQ_FR_UNROLL _Pragma("GCC unroll 14")
+#else
+#define EQ_FR_UNROLL
+#endif
+
 /* acc + sum over the patch's bytes x of |m - x| for the masks m (bytes 0 or 0xFF: x or 255 - x),
  * f masks per word (USADA8 on DSP cores; portable: the byte sums of x ^ m in 16-bit lanes, at
  * most 2 * 255 * 64 < 65536) */
@@ -704,8 +714,10 @@ EQ_FI int32_t eq_fr_sad(const uint32_t *pk, const uint32_t *m, uint32_t nw, uint
 #ifdef EQ_FIRST_DSP
     uint32_t a = (uint32_t)acc;
     if (f == 1u) {
+        EQ_FR_UNROLL
         for (j = 0; j < nw; ++j) a = __usada8(pk[j], m[j], a);
     } else {
+        EQ_FR_UNROLL
         for (j = 0; j < nw; ++j) {
             a = __usada8(pk[j], m[2u * j], a);
             a = __usada8(pk[j], m[2u * j + 1u], a);
@@ -714,6 +726,7 @@ EQ_FI int32_t eq_fr_sad(const uint32_t *pk, const uint32_t *m, uint32_t nw, uint
     return (int32_t)a;
 #else
     uint32_t l = 0;
+    EQ_FR_UNROLL
     for (j = 0; j < nw * f; ++j) {
         const uint32_t x = pk[f == 1u ? j : j >> 1] ^ m[j];
         l += (x & 0x00FF00FFu) + ((x >> 8) & 0x00FF00FFu);
@@ -724,13 +737,15 @@ EQ_FI int32_t eq_fr_sad(const uint32_t *pk, const uint32_t *m, uint32_t nw, uint
 
 #if defined(EQ_FIRST_DSP) && defined(__thumb2__) && defined(__GNUC__)
 #define EQ_FR_ASM 1
+#define EQ_FR_ARG __attribute__((unused)) /* read by the assembly (r0..r3) */
 /* SIGN bits of one group for a 3x3 patch on three channels, B1 weights (rows of 8 words: the
  * folded threshold, then 7 masks): the patch's 7 words gathered into r4..r10, per channel two
  * LDMs, seven USADA8, the sign shifted in through the carry. The group's header word (q[0]) is
  * the sentinel 1 << (32 - nch): the loop (two channels a pass, entered in the middle for an odd
  * count) ends when it is shifted out. p0..p2: the patch's three kernel rows (9 bytes each). */
-__attribute__((naked, noinline)) static uint32_t eq_fr_sign27(const uint8_t *p0, const uint8_t *p1,
-                                                              const uint8_t *p2, const uint32_t *q)
+__attribute__((naked, noinline)) static uint32_t
+eq_fr_sign27(EQ_FR_ARG const uint8_t *p0, EQ_FR_ARG const uint8_t *p1, EQ_FR_ARG const uint8_t *p2,
+             EQ_FR_ARG const uint32_t *q)
 {
 #define EQ_FR_STEP27(ADC)                                                                    \
     "ldm r3!, {r0, r2, r11, r12}\n\t"                                                        \
@@ -767,8 +782,9 @@ __attribute__((naked, noinline)) static uint32_t eq_fr_sign27(const uint8_t *p0,
 
 /* as eq_fr_sign27 for a 3x3 patch on one channel (rows of 4 words), p0..p2 three bytes each
  * (the word loads read one byte more: the ring's spare word) */
-__attribute__((naked, noinline)) static uint32_t eq_fr_sign9(const uint8_t *p0, const uint8_t *p1,
-                                                             const uint8_t *p2, const uint32_t *q)
+__attribute__((naked, noinline)) static uint32_t
+eq_fr_sign9(EQ_FR_ARG const uint8_t *p0, EQ_FR_ARG const uint8_t *p1, EQ_FR_ARG const uint8_t *p2,
+            EQ_FR_ARG const uint32_t *q)
 {
 #define EQ_FR_STEP9(ADC)                                                                     \
     "ldm r3!, {r0, r2, r7, r8}\n\t"                                                          \
@@ -810,6 +826,8 @@ static eq_status_t eq_fr_u8_rows(const eq_conv_job_t *job, const eq_fr_layout_t 
     const uint8_t *flip = (const uint8_t *)job->aux;
     const uint32_t taps = (uint32_t)s->kh * s->kw, f = L->nxc, rw = L->nyc;
     const int sign = job->out_stage == EQ_OUT_SIGN;
+    const uint32_t nt = sign ? 1u : (1u << job->out_bits) - 1u;
+    const int fold = sign || nt <= 3u; /* MULTI with up to 3 thresholds: folded as SIGN */
     const int32_t bound = 255 * (int32_t)L->k + 1;
     uint32_t g;
     for (g = 0; g < L->groups; ++g) {
@@ -818,7 +836,7 @@ static eq_status_t eq_fr_u8_rows(const eq_conv_job_t *job, const eq_fr_layout_t 
         *q++ = nch == 32u ? 1u : 1u << (32u - nch);
         for (i = 0; i < nch; ++i, q += rw) {
             const uint32_t n = 32u * g + nch - 1u - i;
-            const int neg = sign && flip[n];
+            const int neg = fold && flip[n];
             const uint32_t *srow, *zrow;
             uint32_t tt, ch, t = 0, npos = 0, nzero = 0;
             int32_t cc;
@@ -840,9 +858,17 @@ static eq_status_t eq_fr_u8_rows(const eq_conv_job_t *job, const eq_fr_layout_t 
                 }
             }
             cc = f == 1u ? 255 * (int32_t)npos : 510 * (int32_t)npos + 255 * (int32_t)nzero;
-            if (sign) {
-                const int32_t th = thr[n] > bound ? bound : thr[n] < -bound ? -bound : thr[n];
-                q[0] = (uint32_t)((int32_t)f * (neg ? -th : th) - cc - 1);
+            if (fold) { /* D_j = f t'_j - C - 1: the code counts the j with sad + D_j < 0 */
+                const int32_t *tn = thr + (size_t)n * nt;
+                int32_t d[3];
+                uint32_t j;
+                for (j = 0; j < (sign ? 1u : 3u); ++j) {
+                    const int32_t th = j >= nt ? 0 : tn[j] > bound ? bound : tn[j] < -bound ? -bound : tn[j];
+                    d[j] = (int32_t)f * (neg ? -th : th) - cc - 1;
+                }
+                q[0] = (uint32_t)d[0];
+                if (!sign) /* the other two as differences to D_0; absent ones never count */
+                    for (j = 1; j < 3u; ++j) q[rw - 3u + j] = j < nt ? (uint32_t)(d[0] - d[j]) : 0xC0000000u;
             } else {
                 q[0] = (uint32_t)-cc;
             }
@@ -851,12 +877,13 @@ static eq_status_t eq_fr_u8_rows(const eq_conv_job_t *job, const eq_fr_layout_t 
     return EQ_OK;
 }
 
-/* MULTI codes of the pixel's channels (rows from the highest channel down per group) */
-static void eq_fr_u8_multi(const eq_conv_job_t *job, const eq_fr_layout_t *L, const uint32_t *pk,
-                           const uint32_t *wq, uint8_t *o)
+/* MULTI codes of the pixel's channels (rows from the highest channel down per group); inlined
+ * with constant nw and f where the shape is one of the special ones, so the sums unroll */
+EQ_FI void eq_fr_u8_multi(const eq_conv_job_t *job, const eq_fr_layout_t *L, const uint32_t *pk,
+                          const uint32_t *wq, uint8_t *o, uint32_t nw, uint32_t f)
 {
     const eq_conv_shape_t *s = job->s;
-    const uint32_t nt = (1u << job->out_bits) - 1u, f = L->nxc, rw = L->nyc, nw = L->p;
+    const uint32_t nt = (1u << job->out_bits) - 1u, rw = 3u + f * nw;
     const int32_t *thr = (const int32_t *)job->thr;
     const uint8_t *flip = (const uint8_t *)job->aux;
     uint32_t g;
@@ -864,6 +891,15 @@ static void eq_fr_u8_multi(const eq_conv_job_t *job, const eq_fr_layout_t *L, co
         const uint32_t nch = s->out_c - 32u * g < 32u ? s->out_c - 32u * g : 32u;
         const uint32_t *q = wq + (size_t)g * (1u + 32u * rw) + 1u;
         uint32_t i;
+        if (nt <= 3u) { /* folded: acc = sad + D_0, the code = #{j: acc - (D_0 - D_j) < 0} */
+            for (i = 0; i < nch; ++i, q += rw) {
+                const int32_t acc = eq_fr_sad(pk, q + 1, nw, f, (int32_t)q[0]);
+                const uint32_t c1 = (uint32_t)(acc - (int32_t)q[rw - 2u]) >> 31;
+                const uint32_t c2 = (uint32_t)(acc - (int32_t)q[rw - 1u]) >> 31;
+                o[32u * g + nch - 1u - i] = (uint8_t)(((uint32_t)acc >> 31) + c1 + c2);
+            }
+            continue;
+        }
         for (i = 0; i < nch; ++i, q += rw) {
             const uint32_t n = 32u * g + nch - 1u - i;
             const int32_t acc = eq_fr_sad(pk, q + 1, nw, f, (int32_t)q[0]); /* -f v */
@@ -880,6 +916,54 @@ static void eq_fr_u8_multi(const eq_conv_job_t *job, const eq_fr_layout_t *L, co
     }
 }
 
+/* SIGN bits of the pixel's groups, as eq_fr_u8_multi */
+EQ_FI void eq_fr_u8_sign(const eq_fr_layout_t *L, uint32_t out_c, const uint32_t *pk,
+                         const uint32_t *wq, uint32_t *o, uint32_t nw, uint32_t f)
+{
+    const uint32_t rw = 1u + f * nw;
+    uint32_t g;
+    for (g = 0; g < L->groups; ++g) {
+        const uint32_t nch = out_c - 32u * g < 32u ? out_c - 32u * g : 32u;
+        const uint32_t *q = wq + (size_t)g * (1u + 32u * rw) + 1u;
+        uint32_t bits = 0, i;
+        for (i = 0; i < nch; ++i, q += rw)
+            bits = (bits << 1) | ((uint32_t)eq_fr_sad(pk, q + 1, nw, f, (int32_t)q[0]) >> 31);
+        o[g] = bits;
+    }
+}
+
+/* one output row of the U8 path without the assembly loops: per pixel the gather, then the
+ * stage (constant nw and f for the special shapes) */
+EQ_FR_NOINLINE void eq_fr_u8_row(const eq_conv_job_t *job, const eq_fr_layout_t *L, uint32_t kind,
+                                 const uint8_t *const *rp, const uint32_t *wq, uint32_t oy)
+{
+    const eq_conv_shape_t *s = job->s;
+    const uint32_t nw = L->p, f = L->nxc;
+    uint32_t ox, pk[32]; /* nw <= 32 */
+    if (job->out_stage != EQ_OUT_SIGN) {
+        uint8_t *o = (uint8_t *)job->out + (size_t)oy * s->out_w * s->out_c;
+        for (ox = 0; ox < s->out_w; ++ox, o += s->out_c) {
+            eq_fr_gather(s, kind, rp, ox, nw, pk);
+            if (kind == EQ_FR_C1 && f == 2u) eq_fr_u8_multi(job, L, pk, wq, o, 3u, 2u);
+            else if (kind == EQ_FR_C1) eq_fr_u8_multi(job, L, pk, wq, o, 3u, 1u);
+            else if (kind == EQ_FR_C3 && f == 2u) eq_fr_u8_multi(job, L, pk, wq, o, 7u, 2u);
+            else if (kind == EQ_FR_C3) eq_fr_u8_multi(job, L, pk, wq, o, 7u, 1u);
+            else eq_fr_u8_multi(job, L, pk, wq, o, nw, f);
+        }
+    } else {
+        const uint32_t ocw = L->groups;
+        uint32_t *o = (uint32_t *)job->out + (size_t)oy * s->out_w * ocw;
+        for (ox = 0; ox < s->out_w; ++ox, o += ocw) {
+            eq_fr_gather(s, kind, rp, ox, nw, pk);
+            if (kind == EQ_FR_C1 && f == 2u) eq_fr_u8_sign(L, s->out_c, pk, wq, o, 3u, 2u);
+            else if (kind == EQ_FR_C1) eq_fr_u8_sign(L, s->out_c, pk, wq, o, 3u, 1u);
+            else if (kind == EQ_FR_C3 && f == 2u) eq_fr_u8_sign(L, s->out_c, pk, wq, o, 7u, 2u);
+            else if (kind == EQ_FR_C3) eq_fr_u8_sign(L, s->out_c, pk, wq, o, 7u, 1u);
+            else eq_fr_u8_sign(L, s->out_c, pk, wq, o, nw, f);
+        }
+    }
+}
+
 static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L)
 {
     const eq_conv_shape_t *s = job->s;
@@ -887,12 +971,14 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
     uint8_t *ring = base + L->off_ring;
     uint32_t *sb = (uint32_t *)(void *)(base + L->off_sz), *zb = sb + (uint32_t)s->kh * s->kw;
     uint32_t *wq = (uint32_t *)(void *)(base + L->off_w);
-    const uint32_t kh = s->kh, kind = eq_fr_u8_kind(s), nw = L->p, f = L->nxc, rw = L->nyc;
-    const uint32_t ocw = L->groups, rb = L->row_words * 4u;
+    const uint32_t kh = s->kh, kind = eq_fr_u8_kind(s), rb = L->row_words * 4u;
+#ifdef EQ_FR_ASM
+    const uint32_t f = L->nxc, ocw = L->groups;
     const int sign = job->out_stage == EQ_OUT_SIGN;
-    uint32_t oy, ox, g, next = 0;
+    uint32_t ox, g;
+#endif
+    uint32_t oy, next = 0;
     const uint8_t *rp[EQ_FIRST_MAX_KH];
-    uint32_t pk[32]; /* nw <= 32 */
     const eq_status_t st = eq_fr_u8_rows(job, L, kind, wq, sb, zb);
     if (st != EQ_OK) return st;
     for (oy = 0; oy < s->out_h; ++oy) {
@@ -900,42 +986,23 @@ static eq_status_t eq_first_u8(const eq_conv_job_t *job, const eq_fr_layout_t *L
         uint32_t ky;
         if (next < r0) next = r0;
         for (; next < r0 + kh; ++next)
-            eq_fr_fill_u8(s, (const uint8_t *)job->in, next, L->wn, L->row_words, ring + (size_t)(next % kh) * rb);
+            eq_fr_fill_u8(s, (const uint8_t *)job->in, next, L->wn, L->row_words,
+                          ring + (size_t)(next % kh) * rb);
         for (ky = 0; ky < kh; ++ky) rp[ky] = ring + (size_t)((r0 + ky) % kh) * rb;
-        if (!sign) {
-            uint8_t *o = (uint8_t *)job->out + (size_t)oy * s->out_w * s->out_c;
-            for (ox = 0; ox < s->out_w; ++ox, o += s->out_c) {
-                eq_fr_gather(s, kind, rp, ox, nw, pk);
-                eq_fr_u8_multi(job, L, pk, wq, o);
-            }
+#ifdef EQ_FR_ASM
+        if (sign && f == 1u && kind != EQ_FR_GENERIC) {
+            const uint32_t sx = s->stride * s->in_c, rw = L->nyc;
+            const uint8_t *p0 = rp[0], *p1 = rp[1], *p2 = rp[2];
+            uint32_t *o = (uint32_t *)job->out + (size_t)oy * s->out_w * ocw;
+            for (ox = 0; ox < s->out_w; ++ox, p0 += sx, p1 += sx, p2 += sx)
+                for (g = 0; g < ocw; ++g, ++o) {
+                    const uint32_t *q = wq + (size_t)g * (1u + 32u * rw);
+                    *o = kind == EQ_FR_C3 ? eq_fr_sign27(p0, p1, p2, q) : eq_fr_sign9(p0, p1, p2, q);
+                }
             continue;
         }
-        {
-            uint32_t *o = (uint32_t *)job->out + (size_t)oy * s->out_w * ocw;
-#ifdef EQ_FR_ASM
-            if (f == 1u && kind != EQ_FR_GENERIC) {
-                const uint32_t sx = s->stride * s->in_c;
-                const uint8_t *p0 = rp[0], *p1 = rp[1], *p2 = rp[2];
-                for (ox = 0; ox < s->out_w; ++ox, p0 += sx, p1 += sx, p2 += sx)
-                    for (g = 0; g < ocw; ++g, ++o) {
-                        const uint32_t *q = wq + (size_t)g * (1u + 32u * rw);
-                        *o = kind == EQ_FR_C3 ? eq_fr_sign27(p0, p1, p2, q) : eq_fr_sign9(p0, p1, p2, q);
-                    }
-                continue;
-            }
 #endif
-            for (ox = 0; ox < s->out_w; ++ox) {
-                eq_fr_gather(s, kind, rp, ox, nw, pk);
-                for (g = 0; g < ocw; ++g, ++o) {
-                    const uint32_t nch = s->out_c - 32u * g < 32u ? s->out_c - 32u * g : 32u;
-                    const uint32_t *q = wq + (size_t)g * (1u + 32u * rw) + 1u;
-                    uint32_t bits = 0, i;
-                    for (i = 0; i < nch; ++i, q += rw)
-                        bits = (bits << 1) | ((uint32_t)eq_fr_sad(pk, q + 1, nw, f, (int32_t)q[0]) >> 31);
-                    *o = bits;
-                }
-            }
-        }
+        eq_fr_u8_row(job, L, kind, rp, wq, oy);
     }
     return EQ_OK;
 }
