@@ -154,3 +154,34 @@ def test_depthwise_on_board_equals_host(name, tmp_path, private_state):
                     assert cls == hcls and np.array_equal(got, host), f"{name} {what}: board != host runtime"
     finally:
         boards.stop(name)
+
+
+# ---- TERN weights on 2-bit U8 codes (eq_row_u8_tern2: bit planes, SWAR popcounts) ---------------
+# (C, H, W, N, kh, kw, stride, pad): 1x1 (the TWN pointwise layers), 3x3, K = kh*kw*CW up to and
+# past the 32-word patch, channel counts around the word and the 4-byte step
+T2_SHAPES = [
+    (64, 5, 5, 64, 1, 1, 1, 0), (8, 6, 7, 16, 1, 1, 1, 0), (16, 4, 4, 32, 1, 1, 1, 0), (32, 3, 3, 32, 1, 1, 1, 0),
+    (1, 5, 4, 7, 1, 1, 1, 0), (7, 4, 5, 9, 1, 1, 2, 0), (31, 3, 4, 5, 1, 1, 1, 0), (33, 3, 3, 65, 1, 1, 1, 0),
+    (65, 2, 3, 3, 1, 1, 1, 0), (128, 2, 2, 20, 1, 1, 1, 0), (1024, 1, 1, 4, 1, 1, 1, 0), (1056, 1, 1, 3, 1, 1, 1, 0),
+    (5, 6, 5, 8, 3, 3, 1, 1), (64, 4, 4, 6, 3, 3, 2, 1), (96, 3, 3, 4, 3, 3, 1, 1), (97, 3, 3, 4, 3, 3, 1, 1),
+    (3, 7, 6, 5, 3, 2, (2, 1), (1, 0)),
+]
+
+
+@pytest.mark.parametrize("shape", T2_SHAPES, ids=str)
+def test_tern_on_2bit_codes_equals_reference(shape):
+    """eq_conv2d_row (TERN x U8) on codes 0..3 (the 2-bit plane path) and on codes past 3 (a
+    code of 4 or 255 in the patch: the general path) equals conv2d_ref."""
+    from edgeq.native import kernels as K
+    from edgeq.reference.ref import conv2d_ref
+    c, h, w, n, kh, kw, st, pd = shape
+    rng = np.random.default_rng(c * 1000 + n)
+    wt = rng.choice(np.array([-1, 0, 0, 1], np.int8), (n, kh, kw, c))
+    wt[0] = 0
+    for hi in (3, 4, 255):
+        a = rng.integers(0, 4, (h, w, c))
+        if hi > 3:
+            a.flat[int(rng.integers(0, a.size))] = hi
+        got = K.conv2d(a, "U8", wt, "TERN", st, pd)
+        want = conv2d_ref(a, "U8", wt, "TERN", st, pd)
+        assert np.array_equal(got, want), (shape, hi, np.argwhere(got != want)[:3])
