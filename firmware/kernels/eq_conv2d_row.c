@@ -1206,6 +1206,99 @@ static void eq_row_u8_b1(const eq_conv_shape_t *s, const uint8_t *in, const uint
     }
 }
 
+/* TERN weights on U8 codes 0..3 (TWN's 2-bit activations), any kernel with K = kh * kw * CW <=
+ * EQ_T2_K words. Per output pixel the taps' codes become two bit planes p0, p1 laid out like
+ * the weight rows (K words each, zero outside the input and past C), then per output channel
+ *     acc = 3 pc(z & s) - pc(z & (p0 ^ s)) - 2 pc(z & (p1 ^ s))
+ * (s sign, z nonzero plane; the identity of eq_row_u8_planes with two planes): the two popcounts
+ * of a word in one SWAR pass (nibble counts a + 2 b <= 12, byte sums <= 24), bytes added by
+ * USADA8 on DSP cores. pc(z & s) over the whole row is counted once per call and channel.
+ * Returns 0 (acc not final) when a code in a patch is above 3 or K is too large. */
+#define EQ_T2_K 32u /* patch words of each plane (256 bytes of stack for both) */
+
+/* per-nibble popcounts of x */
+EQ_INLINE_ALWAYS uint32_t eq_t2_nib(uint32_t x)
+{
+    x = x - ((x >> 1) & 0x55555555u);
+    return (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+}
+
+/* pc(x0) + 2 pc(x1) as four byte sums (each <= 24) */
+EQ_INLINE_ALWAYS uint32_t eq_t2_bytes(uint32_t x0, uint32_t x1)
+{
+    const uint32_t v = eq_t2_nib(x0) + (eq_t2_nib(x1) << 1);
+    return (v & 0x0F0F0F0Fu) + ((v >> 4) & 0x0F0F0F0Fu);
+}
+
+/* codes a[0 .. c) -> bit 0 / bit 1 of each into d0 / d1 (bit i of word i / 32); *orv |= every
+ * code (a check that they are 0..3) */
+static void eq_t2_planes(const uint8_t *a, uint32_t c, uint32_t *d0, uint32_t *d1, uint32_t *orv)
+{
+    uint32_t q = 0, o = 0;
+    for (; q + 4u <= c; q += 4u) { /* four codes a step: bit b of each byte to a nibble */
+        uint32_t x;
+        memcpy(&x, a + q, 4);
+        o |= x;
+        d0[q >> 5] |= (((x & 0x01010101u) * 0x10204080u) >> 28) << (q & 31u);
+        d1[q >> 5] |= ((((x >> 1) & 0x01010101u) * 0x10204080u) >> 28) << (q & 31u);
+    }
+    for (; q < c; ++q) {
+        o |= a[q];
+        d0[q >> 5] |= (uint32_t)(a[q] & 1u) << (q & 31u);
+        d1[q >> 5] |= (uint32_t)((a[q] >> 1) & 1u) << (q & 31u);
+    }
+    *orv |= o;
+}
+
+static int eq_row_u8_tern2(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt, uint32_t oy,
+                           int32_t *acc)
+{
+    const uint32_t c = s->in_c, cw = EQ_WORDS(c), k = (uint32_t)s->kh * s->kw * cw, n_out = s->out_c;
+    uint32_t p0[EQ_T2_K], p1[EQ_T2_K];
+    uint32_t ox, n, i, ky, kx;
+    int32_t *zrow = acc + (size_t)(s->out_w - 1u) * n_out; /* 3 pc(z & s) per channel until the
+                                                               last pixel overwrites it */
+    if (k > EQ_T2_K || s->out_w == 0u) return 0;
+    for (n = 0; n < n_out; ++n) {
+        const uint32_t *sg = wt + (size_t)n * 2u * k, *nz = sg + k;
+        uint32_t zs = 0;
+        for (i = 0; i < k; ++i) zs += eq_pc1(nz[i] & sg[i]);
+        zrow[n] = (int32_t)(3u * zs);
+    }
+    for (ox = 0; ox < s->out_w; ++ox) {
+        eq_taps_t t;
+        uint32_t orv = 0;
+        int32_t *o = acc + ox * n_out;
+        eq_taps(s, oy, ox, &t);
+        for (i = 0; i < k; ++i) p0[i] = p1[i] = 0;
+        for (ky = t.ky0; ky < t.ky1; ++ky)
+            for (kx = t.kx0; kx < t.kx1; ++kx) {
+                const uint32_t w0 = (ky * s->kw + kx) * cw;
+                eq_t2_planes(in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w + (uint32_t)(t.ix0 + (int32_t)kx)) * c,
+                             c, p0 + w0, p1 + w0, &orv);
+            }
+        if (orv & 0xFCFCFCFCu) return 0;
+        for (n = 0; n < n_out; ++n) {
+            const uint32_t *sg = wt + (size_t)n * 2u * k, *nz = sg + k;
+            uint32_t sum = 0;
+#if defined(EQ_HAVE_DSP)
+            for (i = 0; i < k; ++i)
+                sum = __usada8(eq_t2_bytes(nz[i] & (p0[i] ^ sg[i]), nz[i] & (p1[i] ^ sg[i])), 0u, sum);
+#else
+            for (i = 0; i < k;) { /* byte sums: up to 10 words (<= 240) before folding */
+                const uint32_t end = k - i < 10u ? k : i + 10u;
+                uint32_t bs = 0;
+                for (; i < end; ++i) bs += eq_t2_bytes(nz[i] & (p0[i] ^ sg[i]), nz[i] & (p1[i] ^ sg[i]));
+                bs = (bs & 0x00FF00FFu) + ((bs >> 8) & 0x00FF00FFu);
+                sum += (bs & 0xFFFFu) + (bs >> 16);
+            }
+#endif
+            o[n] = zrow[n] - (int32_t)sum;
+        }
+    }
+    return 1;
+}
+
 static void eq_row_u8_tern(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt,
                            uint32_t oy, int32_t *acc)
 {
@@ -1562,6 +1655,7 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
             eq_row_u8_b1(s, au, wb, oy, acc);
         return EQ_OK;
     case EQ_ENC_TERN:
+        if (!b1 && eq_row_u8_tern2(s, au, wb, oy, acc)) return EQ_OK;
 #ifdef EQ_HAVE_B1_ROWS
         if (b1 && EQ_B1_DSP((uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c))
             && (uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c) <= EQ_B1_PATCH) {

@@ -133,8 +133,9 @@ static eq_status_t run_conv(const eq_model_t *m, const layer_t *L, const void *i
         return run_conv_f32(L, &s, in, &wd, (const float *)(const void *)thr.data, aux.data, out,
                             (float *)(void *)acc);
     }
-    /* the whole-layer fast paths see ordinary square layers only (their job has no groups) */
-    if (L->groups == 1u && L->stride_w == L->stride && L->pad_w == L->pad) {
+    /* the whole-layer fast paths see ordinary square layers only (their job has no groups);
+     * grouped layers try the depthwise path (eq_conv_dw, any stride and pad) */
+    if ((L->groups == 1u && L->stride_w == L->stride && L->pad_w == L->pad) || L->groups > 1u) {
         eq_conv_job_t job;
         job.s = &s;
         job.in_enc = (uint8_t)L->in_enc;
@@ -150,7 +151,7 @@ static eq_status_t run_conv(const eq_model_t *m, const layer_t *L, const void *i
         job.out = out;
         job.scratch = acc;
         job.scratch_bytes = m->acc_row;
-        st = eq_conv_fast(&job);
+        st = L->groups == 1u ? eq_conv_fast(&job) : eq_conv_dw(&job, L->groups);
         if (st != EQ_ERR_UNSUPPORTED) {
             return st;
         }
