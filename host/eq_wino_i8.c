@@ -347,28 +347,29 @@ eq_status_t eq_host_conv3x3_wino_i8(const uint8_t *x, const int8_t *wt, uint32_t
 }
 
 /* ---- the executor's shape rule (AUTO mode) -------------------------------------------------
- * Measured on an AMD EPYC (Zen 4, AVX-512 VNNI; 2 cores shared with other jobs, so each figure
- * is the ratio of the minima of 21 interleaved rounds), one-layer models (the conv with a SIGN
- * stage) through Model.predict on one thread, 8..64 images a batch, direct time / Winograd time:
+ * Measured on an AMD EPYC (Zen 4, AVX-512 VNNI; 2 cores shared with other jobs, so times are the
+ * thread's CPU time, medians of 9 interleaved rounds), one-layer models (the conv with a SIGN
+ * stage) through Model.predict on one thread, 2..64 images a batch; direct time / Winograd time:
  *  - AVX-512 (kind 2): the direct path's vpdpbusd does 64 u8 x s8 MACs an instruction, the
  *    Winograd GEMMs' vpdpwssd 32 int16 MACs (the transformed values need 11 bits, |U| <= 1152,
  *    V in -510..1020), so 2.25x fewer products is at most 1.125x fewer GEMM instructions, and the
- *    transforms take that back: 0.89-1.05x on 4x4..32x32 layers with 3..256 channels (16x16x64
- *    -> 64: 1.00x, 8x8x32 -> 32: 1.0x). Never taken.
+ *    transforms take that back: 0.89-1.10x over 8x8..32x32 layers with 4..256 channels, no
+ *    region consistently above 1.05x (16x16x64 -> 64: 1.00x, 8x8x32 -> 32: 1.00x, 56x56x64 ->
+ *    64: 1.05x; 3x3 images 0.80x). Never taken.
  *  - AVX2 (kind 1): both paths run vpmaddwd (16 MACs), so Winograd's 2.25x fewer products show:
- *    1.06-1.3x from 16 input channels on (c = 16, n = 8..64 on 8x8 and 16x16), 1.5-2.5x on
- *    32..64 channels (16x16x64 -> 64: 2.1x); on 8 input channels only from about 32 outputs
- *    (c = 8: n = 8 0.92x, n = 16 0.98x, n = 32 1.0-1.1x); 3 input channels 0.5-1.0x.
- *  - portable (kind 0): the GEMMs run on 16-column panels (np), so an output count far from a
- *    multiple of 16 pays for the padding (n = 8: 0.41-0.84x, n = 24: 1.0-1.4x, n = 16 and 32:
- *    1.1-2.4x, any c); 3x3 images (16 outputs computed for 9) 0.84x, 2x2 1.4x, 5x5 1.5x.
+ *    1.07-1.2x from 16 input channels on (c = 16, n = 8..64, 8x8 and 16x16), 1.6-2.4x on 32..64
+ *    channels (16x16x64 -> 64: 2.2x, 56x56x64 -> 64: 2.4x); 8 input channels from 32 outputs on
+ *    (n = 8: 0.93-0.95x, 16: 0.98-1.0x, 32: 1.04-1.05x, 64: 1.09-1.10x); 4 channels 0.85-1.0x.
+ *  - portable (kind 0): the GEMMs run on 16-column panels, so 8 outputs lose (0.66-0.88x) and
+ *    16 or more win (n = 16: 1.10-1.22x, 24: 0.98-1.23x, 32: 1.20-1.28x, 48: 1.29-1.36x, with
+ *    3..32 input channels); tiles computing many outputs past the edge lose (3x3 images: 16
+ *    outputs for 9, 0.82x; 5x5: 36 for 25, 0.96x; 7x7: 64 for 49, 1.06x; 2x2 and 4x4 1.3x).
  */
 int32_t eq_host_wino_i8_worth(int32_t u8_kind, uint32_t c, uint32_t n, uint32_t h, uint32_t w)
 {
-    const uint32_t np = (n + 15u) & ~15u;
     const uint64_t computed = 4ull * ((h + 1u) / 2u) * ((w + 1u) / 2u); /* outputs the tiles make */
     if (!c || !n || !h || !w || c > EQ_HWINO_MAX_C) return 0;
     if (u8_kind == 2) return 0;
     if (u8_kind == 1) return c >= 16u || (c >= 8u && n >= 32u);
-    return n >= 16u && 4u * (np - n) <= n && 2u * computed <= 3ull * h * w;
+    return n >= 16u && 3u * computed <= 4ull * h * w;
 }
