@@ -2,7 +2,7 @@
 PY ?= python3
 export PY
 
-.PHONY: install test test-fast demo bench bench-accuracy bench-board bench-micro lint spec clean
+.PHONY: install test test-fast demo bench bench-host-wino bench-accuracy bench-board bench-micro lint spec clean
 
 install:
 	@bash scripts/install.sh
@@ -18,6 +18,9 @@ demo: install
 
 bench: install
 	$(PY) -m benchmarks.kernels
+
+bench-host-wino: install
+	$(PY) -m benchmarks.host_wino
 
 bench-accuracy: install
 	$(PY) -m benchmarks.accuracy

@@ -212,3 +212,14 @@ eq_status_t eq_pack_pm1_i8_b1_portable(const int8_t *x, uint32_t rows, uint32_t 
 }
 
 int32_t eq_host_u8_kind(void) { return eq_cur()->u8_kind; }
+
+static int32_t eq_wino_i8_mode = EQ_HOST_AUTO; /* see eq_host_set_wino_i8 */
+
+eq_status_t eq_host_set_wino_i8(int32_t mode)
+{
+    if (mode != EQ_HOST_AUTO && mode != 0 && mode != 1) return EQ_ERR_ARG;
+    eq_wino_i8_mode = mode;
+    return EQ_OK;
+}
+
+int32_t eq_host_get_wino_i8(void) { return eq_wino_i8_mode; }

@@ -44,6 +44,29 @@ eq_status_t eq_host_conv3x3_im2col_f32(const float *x, const float *wt, uint32_t
                                        uint32_t w, uint32_t k, void *scratch,
                                        uint32_t scratch_size, float *out);
 
+/* ---- integer Winograd F(2x2, 3x3) for U8 x I8 3x3 stride-1 pad-1 layers (host/eq_wino_i8.c,
+ * eq_avx2_wino_i8.c, eq_avx512_wino_i8.c; math and ranges in host/eq_wino_i8.h) ---------------
+ * x (nimg, h, w, c) uint8, channels innermost; wt (n, 3, 3, c) int8 -> out (nimg, h, w, n) int32,
+ * the exact sums over the in-bounds taps (eq_conv2d_row's accumulators), on the selected
+ * variant. c <= EQ_HWINO_MAX_C (4 * |acc| must fit int32). _scratch: the bytes it needs, 0 if the
+ * shape is out of range. EQ_ERR_ARG for a missing buffer, EQ_ERR_TOO_LARGE for a shape out of
+ * range, EQ_ERR_ARENA for too little scratch. */
+#define EQ_HWINO_MAX_C 1827u
+uint32_t eq_host_conv3x3_wino_i8_scratch(uint32_t nimg, uint32_t h, uint32_t w, uint32_t c,
+                                         uint32_t n);
+eq_status_t eq_host_conv3x3_wino_i8(const uint8_t *x, const int8_t *wt, uint32_t nimg, uint32_t h,
+                                    uint32_t w, uint32_t c, uint32_t n, void *scratch,
+                                    uint32_t scratch_size, int32_t *out);
+/* Whether the host executor runs a U8 x I8 3x3 stride-1 pad-1 layer through Winograd (instead of
+ * im2col + the u8 x s8 GEMM): mode EQ_HOST_AUTO (default) where eq_host_wino_i8_worth says it is
+ * faster on the selected variant, 0 never, 1 wherever it applies (tests, benchmarks).
+ * EQ_ERR_ARG for another mode. */
+eq_status_t eq_host_set_wino_i8(int32_t mode);
+int32_t eq_host_get_wino_i8(void);
+/* the measured shape rule of AUTO for executor GEMM kind u8_kind (eq_host_u8_kind): 1 where
+ * Winograd took less time than the direct path on this layer shape (host/eq_wino_i8.c) */
+int32_t eq_host_wino_i8_worth(int32_t u8_kind, uint32_t c, uint32_t n, uint32_t h, uint32_t w);
+
 /* x (rows, k) int8 that must hold only -1 and +1 -> (rows, EQ_WORDS(k)) packed sign words (bit 1
  * = +1, pad bits 0), validated while packing: EQ_ERR_ARG if any value is neither (out is then
  * unspecified). One pass over x in the selected variant. */

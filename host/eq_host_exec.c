@@ -24,6 +24,7 @@
  * buffers, so results do not depend on the thread count.
  */
 #include "eq_host_exec.h"
+#include "eq_wino_i8.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -61,6 +62,9 @@ typedef struct {
     int32_t *t2;          /* SIGN / MULTI: thresholds u = flip ? t : t - 1 as (n_thr, N) */
     uint32_t *fw;         /* SIGN / MULTI: flips as bit words */
     uint32_t n_thr;
+    int16_t *wu;          /* Winograd (U8 x I8 3x3 s1 p1): transformed weights, else NULL */
+    eq_hwino_t wg;        /* Winograd: geometry (its buffers are set per call) */
+    uint32_t wtr;         /* Winograd: tile rows a band */
 } eq_hl_t;
 
 struct eq_host_plan {
@@ -412,6 +416,34 @@ static eq_status_t eq_plan_stage(eq_hl_t *h)
     return EQ_OK;
 }
 
+/* Integer Winograd (eq_wino_i8.h) for U8 x I8 3x3 stride-1 pad-1 layers whose GEMM sums are
+ * the accumulators themselves (codes unmapped, no shift, no bias or border terms); the weights
+ * are transformed once here, the band buffers come from the executor's row / acc buffers */
+static eq_status_t eq_plan_wino(eq_host_plan_t *p, eq_hl_t *h)
+{
+    const eq_layer_view_t *v = &h->v;
+    uint32_t oy, ox;
+    size_t bb, ab;
+    if (v->in_enc != EQ_ENC_U8 || v->w_enc != EQ_ENC_I8 || v->kh != 3u || v->kw != 3u
+        || v->stride != 1u || v->pad != 1u || v->out_h != v->in_h || v->out_w != v->in_w
+        || h->use_map || h->shl)
+        return EQ_OK;
+    for (oy = 0; oy < v->out_h; ++oy)
+        for (ox = 0; ox < v->out_w; ++ox)
+            if (!h->addz[h->ypat[oy] * h->nx + h->xpat[ox]]) return EQ_OK;
+    if (!eq_hwino_geometry(&h->wg, v->in_h, v->in_w, v->in_c, v->out_c)) return EQ_OK;
+    h->wtr = eq_hwino_band_rows(&h->wg);
+    bb = eq_hwino_band_bytes(&h->wg, h->wtr);
+    ab = (size_t)h->wtr * 2u * v->out_w * v->out_c * 4u;
+    if (!bb || bb > (1u << 30) || ab > (1u << 30)) return EQ_OK;
+    h->wu = (int16_t *)malloc(eq_hwino_u_bytes(&h->wg));
+    if (!h->wu) return EQ_ERR_ARENA;
+    eq_hwino_weights(&h->wg, (const int8_t *)v->weight, h->wu);
+    if (bb > p->rowbuf) p->rowbuf = (uint32_t)bb;
+    if (ab > p->accbuf) p->accbuf = (uint32_t)ab;
+    return EQ_OK;
+}
+
 void eq_host_plan_free(eq_host_plan_t *p)
 {
     uint32_t i;
@@ -430,6 +462,7 @@ void eq_host_plan_free(eq_host_plan_t *p)
         free(h->xpat);
         free(h->add);
         free(h->addz);
+        free(h->wu);
     }
     free(p->layers);
     free(p->cache);
@@ -508,6 +541,10 @@ eq_status_t eq_host_plan_new(const eq_model_t *m, eq_host_plan_t **out)
                 st = eq_plan_stage(h);
                 if (st != EQ_OK) break;
             }
+            if (h->kind == EQ_KIND_U8) {
+                st = eq_plan_wino(p, h);
+                if (st != EQ_OK) break;
+            }
             if (h->kind != EQ_KIND_FALLBACK) {
                 const uint32_t rb = h->kind == EQ_KIND_BITS ? 4u * h->kw : h->kp;
                 uint32_t mb = EQ_BLOCK_BYTES / (rb ? rb : 1u);
@@ -534,6 +571,19 @@ eq_status_t eq_host_plan_new(const eq_model_t *m, eq_host_plan_t **out)
 uint32_t eq_host_plan_layer_kind(const eq_host_plan_t *p, uint32_t i)
 {
     return p && i < p->n_layers ? p->layers[i].kind : 0u;
+}
+
+/* Winograd for this layer with executor GEMM kind u8_kind and the current mode */
+static int eq_wino_on(const eq_hl_t *h, int32_t u8_kind)
+{
+    const int32_t mode = eq_host_get_wino_i8();
+    if (!h->wu || mode == 0) return 0;
+    return mode == 1 || eq_host_wino_i8_worth(u8_kind, h->v.in_c, h->v.out_c, h->v.out_h, h->v.out_w);
+}
+
+uint32_t eq_host_plan_layer_wino(const eq_host_plan_t *p, uint32_t i)
+{
+    return p && i < p->n_layers && eq_wino_on(&p->layers[i], eq_host_u8_kind()) ? 1u : 0u;
 }
 
 /* ---- run --------------------------------------------------------------------------------- */
@@ -759,6 +809,29 @@ static uint32_t eq_pix_bytes(uint32_t enc, uint32_t c)
     return enc == EQ_ENC_B1 ? 4u * EQ_WORDS(c) : enc == EQ_ENC_U8 ? c : 4u * c;
 }
 
+/* a Winograd layer (eq_plan_wino) over nimg stacked images, band by band of tile rows */
+static void eq_conv_wino(const eq_hl_t *h, int32_t u8_kind, const uint8_t *in, uint8_t *out,
+                         uint32_t nimg, eq_ws_t *ws)
+{
+    const uint32_t opb = eq_pix_bytes(h->v.out_enc, h->v.out_c);
+    const eq_hwino_band_fn band = eq_hwino_band_for(u8_kind);
+    eq_hwino_t j = h->wg;
+    const uint32_t total = nimg * j.tph;
+    uint32_t tr, ntr = h->wtr < total ? h->wtr : total;
+    j.x = in;
+    j.u = h->wu;
+    eq_hwino_buffers(&j, ntr, ws->rows);
+    for (tr = 0; tr < total; tr += ntr) {
+        const uint32_t k = total - tr < ntr ? total - tr : ntr;
+        uint32_t rows;
+        const size_t pix = eq_hwino_row_pixel(&j, tr, &rows);
+        const size_t end = tr + k < total ? eq_hwino_row_pixel(&j, tr + k, &rows)
+                                          : (size_t)nimg * j.h * j.w;
+        band(&j, tr, k, ws->acc);
+        eq_stage_fast(h, u8_kind, ws->acc, (uint32_t)(end - pix), out + pix * opb);
+    }
+}
+
 /* a fast CONV layer over nimg images (inputs at in + b * in_stride, outputs likewise) */
 static void eq_conv_fast(const eq_hl_t *h, int32_t u8_kind, const uint8_t *in, uint32_t in_stride,
                          uint8_t *out, uint32_t out_stride, uint32_t nimg, eq_ws_t *ws)
@@ -771,6 +844,10 @@ static void eq_conv_fast(const eq_hl_t *h, int32_t u8_kind, const uint8_t *in, u
     (void)out_stride; /* images are contiguous: out_stride == ppi * opb */
     uint32_t b = 0, oy = 0, ox = 0; /* position of pixel p0, advanced pixel by pixel */
     int map = h->kind == EQ_KIND_U8 && h->use_map && v->in_enc == EQ_ENC_U8;
+    if (eq_wino_on(h, u8_kind)) { /* images are contiguous: in_stride == h * w * c */
+        eq_conv_wino(h, u8_kind, in, out, nimg, ws);
+        return;
+    }
     if (map && ws->mapped) { /* map every input code once, not once per tap */
         const size_t nb = (size_t)nimg * in_stride;
         size_t i;

@@ -18,6 +18,8 @@ eq_status_t eq_host_plan_new(const eq_model_t *m, eq_host_plan_t **out);
 void eq_host_plan_free(eq_host_plan_t *p);
 /* 0: layer i runs eq_conv2d_row (or is not a CONV), 1: bit GEMM, 2: u8 x s8 GEMM */
 uint32_t eq_host_plan_layer_kind(const eq_host_plan_t *p, uint32_t i);
+/* 1 if layer i runs integer Winograd (eq_host_set_wino_i8) with the selected variant and mode */
+uint32_t eq_host_plan_layer_wino(const eq_host_plan_t *p, uint32_t i);
 
 /* pixels (n_images, input_pixels) uint8 CHW -> scores (n_images, n_classes) int32 and, if cls is
  * not NULL, cls (n_images) argmax; n_threads (1 .. EQ_HOST_MAX_THREADS, clamped) split the

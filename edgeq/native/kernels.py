@@ -34,6 +34,8 @@ __all__ = [
     "gemm_f32",
     "winograd_conv3x3",
     "im2col_conv3x3",
+    "winograd_conv3x3_i8",
+    "use_winograd_i8",
     "conv2d",
     "binary_conv2d",
     "threshold_sign",
@@ -396,6 +398,58 @@ def im2col_conv3x3(x, w) -> np.ndarray:
                                           wd, k, _ptr(ffi, "void *", scratch), size,
                                           _ptr(ffi, "float *", out)), "eq_conv3x3_im2col_f32")
     return out
+
+
+def winograd_conv3x3_i8(x, w) -> np.ndarray:
+    """Integer Winograd F(2x2,3x3) of the host executor (host/eq_wino_i8.c), on the selected
+    variant: x uint8 (N, H, W, C) or (H, W, C) codes, w int8 (K, 3, 3, C) -> int32 (N, H, W, K)
+    (or (H, W, K)), stride 1, zero pad 1: exactly the direct sums (edgeq.reference.ref.conv2d_ref
+    with U8 x I8). C <= EQ_HWINO_MAX_C (1827)."""
+    one = np.ndim(x) == 3
+    x = _arr(x, "x", 3 if one else 4, "u")
+    x = np.ascontiguousarray(x[None] if one else x, np.uint8)
+    w = _int8(_arr(w, "w", 4, "i"), "w")
+    b, h, wd, c = x.shape
+    k = w.shape[0]
+    if w.shape[1:] != (3, 3, c):
+        raise ShapeError(f"need x (N, H, W, C) and w (K, 3, 3, C); got {x.shape} and {w.shape}")
+    if min(x.shape) < 1 or k < 1:
+        raise ShapeError(f"empty convolution: x {x.shape}, w {w.shape}")
+    ffi, lib = _lib()
+    if c > lib.EQ_HWINO_MAX_C:
+        raise ShapeError(f"C = {c} input channels: integer Winograd takes at most "
+                         f"{lib.EQ_HWINO_MAX_C} (4 * acc must fit int32); use conv2d")
+    size = lib.eq_host_conv3x3_wino_i8_scratch(b, h, wd, c, k)
+    if not size:
+        raise ShapeError(f"x {x.shape}, w {w.shape}: too large for integer Winograd")
+    scratch = np.empty(size, np.uint8)
+    out = np.empty((b, h, wd, k), np.int32)
+    _check(lib.eq_host_conv3x3_wino_i8(_ptr(ffi, "uint8_t *", x), _ptr(ffi, "int8_t *", w), b, h,
+                                       wd, c, k, _ptr(ffi, "void *", scratch), size,
+                                       _ptr(ffi, "int32_t *", out)), "eq_host_conv3x3_wino_i8")
+    return out[0] if one else out
+
+
+@contextlib.contextmanager
+def _wino_ctx(previous: int):
+    try:
+        yield
+    finally:
+        _lib()[1].eq_host_set_wino_i8(previous)
+
+
+def use_winograd_i8(mode):
+    """When the host executor runs U8 x I8 3x3 stride-1 pad-1 layers through integer Winograd:
+    "auto" (or None: the measured per-variant rule eq_host_wino_i8_worth), "never" or "always"
+    (wherever it applies). Process-wide; the return value also restores the previous mode as a
+    context manager."""
+    modes = {None: -1, "auto": -1, "never": 0, "always": 1}
+    if mode not in modes:
+        raise KernelError(f"Winograd mode {mode!r} is not one of 'auto', 'never', 'always'")
+    lib = _lib()[1]
+    previous = lib.eq_host_get_wino_i8()
+    _check(lib.eq_host_set_wino_i8(modes[mode]), "eq_host_set_wino_i8")
+    return _wino_ctx(previous)
 
 
 # ---- convolution (portable runtime kernel) ----------------------------------------------------
