@@ -394,3 +394,29 @@ def test_under_sanitizers(load_run, tmp_path):  # noqa: F811 - the fixture
     cases = _loader_cases()
     got = _load_run(load_run, {name: blob for name, blob, _ in cases}, tmp_path)
     assert got == {name: status for name, _, status in cases}
+
+
+# --------------------------------------------------------------------------------------------
+# the exporter (edgeq.export): its integer forward computes what the blob holds
+
+
+@pytest.mark.parametrize("winograd", [None, True, False])
+def test_export_float_first_layer(winograd):
+    """bnn-cnn with a float (F32) first layer (3x3 pad 1 on a 1-channel 8x8 input): exported with
+    winograd None / True / False, proven by export_model (C runtime == the torch integer forward,
+    which runs the Winograd reference for flagged layers), flags as asked."""
+    import torch
+
+    from edgeq.train import export, models
+
+    torch.manual_seed(0)
+    model = models.build_model("bnn-cnn", (1, 8, 8), [str(i) for i in range(4)], first_wq="float")
+    px = np.random.default_rng(0).integers(0, 256, (12, 1, 8, 8)).astype(np.uint8)
+    ex = export.export_model(model, px, winograd=winograd)
+    flags = _layer_flags(ex.blob)
+    first = ex.graph.layers[0]
+    assert first.w_enc == "F32"
+    want = 0 if winograd is False else WINO  # the rule picks it: 8x8 outputs, out_c >= in_c / 2
+    assert flags[0] == want and not any(flags[1:])
+    assert pack.read_header(ex.blob)["version_minor"] == (2 if want else 0)
+    assert np.array_equal(Model(ex.blob).scores(export.graph_input(model, px)), ex.scores(px))

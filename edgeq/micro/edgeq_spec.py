@@ -261,6 +261,6 @@ def wino_f23_ok(op, w_enc, kh, kw, stride, stride_w, pad, pad_w, groups):
 def wino_f23_scratch(in_c, out_w, out_c):
     """Bytes of the Winograd F(2x2, 3x3) F32 CONV's scratch (arena accumulator row): two output
     rows of float accumulators (2 * out_w * out_c), the input transforms of one row of tiles
-    (16 * in_c * ceil(out_w / 2)) and one output channel's weight transforms (16 * in_c), 4-byte
+    (16 * in_c * ceil(out_w / 2)) and two output channels' weight transforms (32 * in_c), 4-byte
     floats."""
-    return 4 * (2 * out_w * out_c + 16 * in_c * ((out_w + 1) // 2) + 16 * in_c)
+    return 4 * (2 * out_w * out_c + 16 * in_c * ((out_w + 1) // 2) + 32 * in_c)

@@ -355,7 +355,7 @@ static inline int eq_rule_wino_f23_ok(uint32_t op, uint32_t w_enc, uint32_t kh, 
 }
 static inline uint64_t eq_rule_wino_f23_scratch(uint64_t in_c, uint64_t out_w, uint64_t out_c)
 {
-    return 4u * (2u * out_w * out_c + 16u * in_c * ((out_w + 1u) / 2u) + 16u * in_c);
+    return 4u * (2u * out_w * out_c + 16u * in_c * ((out_w + 1u) / 2u) + 32u * in_c);
 }
 
 #endif /* EQ_SPEC_H */

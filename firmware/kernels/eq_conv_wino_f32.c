@@ -15,8 +15,9 @@
  * host/build_cffi.py do. Vectorising across tiles or channels keeps each element's order.
  *
  * Scratch (floats, eq_rule_wino_f23_scratch): Y (2, out_w, N): the accumulators of one row of
- * tiles; V (TW, C, 16): that row's input transforms; U (C, 16): one output channel's weight
- * transforms (recomputed per row of tiles: the scratch stays O(out_w * (N + C))). */
+ * tiles; V (TW, C, 16): that row's input transforms; U (2, C, 16): two output channels' weight
+ * transforms (recomputed per row of tiles: the scratch stays O(out_w * (N + C))). Two output
+ * channels meet two tiles at a time (wino_sums_2x2), so each loaded value serves two products. */
 #include <stddef.h>
 
 #include "eq_conv_fast.h"
@@ -104,9 +105,10 @@ static void wino_input_row(const eq_conv_shape_t *s, uint8_t in_enc, const void 
     }
 }
 
-/* M = sum over c of U[c] * V[c] (16 elements, channel order), then Y = A^T M A into the two
- * output rows y (2, out_w, N) at column 2tx (and 2tx + 1 if inside) for channel n. The 16 sums
- * are named locals so the compiler keeps them in FPU registers (s0..s31). */
+/* M = sum over c of U[c] * V[c] (16 elements, channel order) for one output channel and one
+ * tile, then Y = A^T M A into the two output rows y (2, out_w, N) at column 2tx (and 2tx + 1 if
+ * inside) for channel n. The 16 sums are named locals so the compiler keeps them in FPU
+ * registers (s0..s31) through the output transform. */
 static void wino_tile(const float *u, const float *v, uint32_t c_n, float *y, uint32_t out_w,
                       uint32_t n_out, uint32_t tx, uint32_t n)
 {
@@ -150,6 +152,66 @@ static void wino_tile(const float *u, const float *v, uint32_t c_n, float *y, ui
             r0[n_out] = (t0[1] - t0[2]) - t0[3];
             r1[n_out] = (t1[1] - t1[2]) - t1[3];
         }
+    }
+}
+
+/* the same sums for two output channels (u0, u1) x two tiles (v0, v1), four positions at a time:
+ * each loaded U value meets two V values and each V value two U values (16 loads per 16
+ * products instead of 32). m[k][16]: k = 0 (u0, v0), 1 (u0, v1), 2 (u1, v0), 3 (u1, v1). Every
+ * sum is still its own channel-ordered chain. */
+static void wino_sums_2x2(const float *u0, const float *u1, const float *v0, const float *v1, uint32_t c_n,
+                          float (*m)[16])
+{
+    uint32_t q, c;
+    for (q = 0; q < 16u; q += 4u) {
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
+        float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f, e0 = 0.0f, e1 = 0.0f, e2 = 0.0f, e3 = 0.0f;
+        const float *pu0 = u0 + q, *pu1 = u1 + q, *pv0 = v0 + q, *pv1 = v1 + q;
+        for (c = 0; c < c_n; ++c, pu0 += 16, pu1 += 16, pv0 += 16, pv1 += 16) {
+            const float x0 = pu0[0], x1 = pu0[1], x2 = pu0[2], x3 = pu0[3];
+            const float y0 = pu1[0], y1 = pu1[1], y2 = pu1[2], y3 = pu1[3];
+            float w0 = pv0[0], w1 = pv0[1], w2 = pv0[2], w3 = pv0[3];
+            a0 = a0 + x0 * w0;
+            a1 = a1 + x1 * w1;
+            a2 = a2 + x2 * w2;
+            a3 = a3 + x3 * w3;
+            d0 = d0 + y0 * w0;
+            d1 = d1 + y1 * w1;
+            d2 = d2 + y2 * w2;
+            d3 = d3 + y3 * w3;
+            w0 = pv1[0], w1 = pv1[1], w2 = pv1[2], w3 = pv1[3];
+            b0 = b0 + x0 * w0;
+            b1 = b1 + x1 * w1;
+            b2 = b2 + x2 * w2;
+            b3 = b3 + x3 * w3;
+            e0 = e0 + y0 * w0;
+            e1 = e1 + y1 * w1;
+            e2 = e2 + y2 * w2;
+            e3 = e3 + y3 * w3;
+        }
+        m[0][q] = a0, m[0][q + 1u] = a1, m[0][q + 2u] = a2, m[0][q + 3u] = a3;
+        m[1][q] = b0, m[1][q + 1u] = b1, m[1][q + 2u] = b2, m[1][q + 3u] = b3;
+        m[2][q] = d0, m[2][q + 1u] = d1, m[2][q + 2u] = d2, m[2][q + 3u] = d3;
+        m[3][q] = e0, m[3][q + 1u] = e1, m[3][q + 2u] = e2, m[3][q + 3u] = e3;
+    }
+}
+
+/* Y = A^T M A of one tile (as in wino_tile) for the sums of wino_sums_2x2; m[4r + s] = M[r][s] */
+static void wino_out(const float *m, float *y, uint32_t out_w, uint32_t n_out, uint32_t tx, uint32_t n)
+{
+    float t0[4], t1[4];
+    uint32_t e;
+    const uint32_t x = 2u * tx;
+    float *r0 = y + (size_t)x * n_out + n, *r1 = r0 + (size_t)out_w * n_out;
+    for (e = 0; e < 4u; ++e) { /* A^T m: rows */
+        t0[e] = (m[e] + m[4u + e]) + m[8u + e];
+        t1[e] = (m[4u + e] - m[8u + e]) - m[12u + e];
+    }
+    r0[0] = (t0[0] + t0[1]) + t0[2]; /* (A^T m) A: columns */
+    r1[0] = (t1[0] + t1[1]) + t1[2];
+    if (x + 1u < out_w) {
+        r0[n_out] = (t0[1] - t0[2]) - t0[3];
+        r1[n_out] = (t1[1] - t1[2]) - t1[3];
     }
 }
 
@@ -200,11 +262,29 @@ eq_status_t eq_conv_wino_f32(const eq_conv_job_t *job)
     u = v + 16u * (size_t)tw * s->in_c;
     for (ty = 0; ty < th; ++ty) {
         wino_input_row(s, job->in_enc, job->in, ty, tw, v);
-        for (n = 0; n < s->out_c; ++n) {
+        for (n = 0; n < s->out_c; n += 2u) {
+            const uint32_t pair = n + 1u < s->out_c; /* channels n and n + 1 */
             const float *wn = wt + (size_t)n * 9u * s->in_c;
+            float *u1 = u + 16u * (size_t)s->in_c;
             for (c = 0; c < s->in_c; ++c) wino_weight(wn + c, s->in_c, u + 16u * c);
-            for (tx = 0; tx < tw; ++tx)
-                wino_tile(u, v + (size_t)tx * s->in_c * 16u, s->in_c, y, s->out_w, s->out_c, tx, n);
+            if (pair)
+                for (c = 0; c < s->in_c; ++c) wino_weight(wn + 9u * s->in_c + c, s->in_c, u1 + 16u * c);
+            for (tx = 0; tx < tw; ++tx) {
+                const float *v0 = v + (size_t)tx * s->in_c * 16u;
+                if (pair && tx + 1u < tw && s->in_c >= 8u) { /* two channels x two tiles (from 8
+                    input channels on: below, its setup costs more than the loads it saves) */
+                    float m4[4][16];
+                    wino_sums_2x2(u, u1, v0, v0 + (size_t)s->in_c * 16u, s->in_c, m4);
+                    wino_out(m4[0], y, s->out_w, s->out_c, tx, n);
+                    wino_out(m4[1], y, s->out_w, s->out_c, tx + 1u, n);
+                    wino_out(m4[2], y, s->out_w, s->out_c, tx, n + 1u);
+                    wino_out(m4[3], y, s->out_w, s->out_c, tx + 1u, n + 1u);
+                    ++tx;
+                } else {
+                    wino_tile(u, v0, s->in_c, y, s->out_w, s->out_c, tx, n);
+                    if (pair) wino_tile(u1, v0, s->in_c, y, s->out_w, s->out_c, tx, n + 1u);
+                }
+            }
         }
         wino_stage_row(job, y, 2u * ty);
         if (2u * ty + 1u < s->out_h) wino_stage_row(job, y + (size_t)s->out_w * s->out_c, 2u * ty + 1u);
