@@ -253,6 +253,7 @@ def bench_issue(b: Board, board, results: dict) -> None:
                      "prev_instructions": PREV.get(name)})
     results["issue_layers"] = rows
     _winograd_line(rows, results)
+    bench_f32_wino(b, board, results)
     print("\nWhole inference (MNIST-shaped zoo models, random initial weights):")
     zrows = {}
     for name, blob in zoo_models().items():
@@ -282,6 +283,41 @@ def _winograd_line(rows, results) -> None:
           f"{row['instructions']:,} instructions, {x:.2f}x fewer (bar 1.5x)")
     results["winograd"] = {"layer": WINO_LAYER, "direct": WINO_DIRECT,
                            "winograd": row["instructions"], "x": x}
+
+
+# F32 Winograd (issue 11): an F32 3x3 layer (U8 input, SIGN stage) packed twice, winograd=False
+# (the direct tap-by-tap loop, eq_conv2d_row_f32) and winograd=True (LFLAG_WINO_F23,
+# eq_conv_wino_f32.c), both measured in this run on the same board and input.
+F32_WINO_LAYERS = ((16, 16, 16, 16), (16, 16, 64, 64))  # (h, w, in_c, out_c)
+
+
+def f32_wino_graph(h: int, w: int, c: int, n: int, winograd: bool, seed: int = 11) -> Graph:
+    """RAW (U8) input (c, h, w) -> F32 3x3 pad-1 conv to n channels, SIGN -> a small B1 head."""
+    rng = np.random.default_rng(seed)
+    conv = _sign(rng, _wide(rng, "F32", (n, 3, 3, c)), w_enc="F32", pad=1)
+    conv.thr = (conv.thr * 64).astype(np.float32)
+    conv.winograd = winograd
+    return Graph((c, h, w), "RAW", 0, [conv, _head(rng, h, w, n)])
+
+
+def bench_f32_wino(b: Board, board, results: dict, shapes=F32_WINO_LAYERS) -> list:
+    ipt = (1e9 / board.tick_hz) / board.qemu.get("instr_ns", 32)
+    print("\nF32 3x3 conv (U8 input, SIGN stage), direct tap-by-tap vs Winograd F(2x2,3x3) "
+          "(LFLAG_WINO_F23), both measured now:")
+    print(f"{'layer':<34} {'MACs':>10} {'direct':>12} {'Winograd':>12} {'x fewer':>8}")
+    rows = []
+    for h, w, c, n in shapes:
+        instr = []
+        for wino in (False, True):
+            blob = write_blob(f32_wino_graph(h, w, c, n, wino))
+            instr.append(round(_infer(b, blob).ticks[0] * ipt))
+        macs = h * w * n * 9 * c
+        name = f"F32 3x3 {h}x{w}x{c} -> {n}, U8 in"
+        print(f"{name:<34} {macs:>10,} {instr[0]:>12,} {instr[1]:>12,} {instr[0] / instr[1]:>7.2f}x")
+        rows.append({"layer": name, "macs": macs, "direct": instr[0], "winograd": instr[1],
+                     "x": instr[0] / instr[1]})
+    results["f32_winograd"] = rows
+    return rows
 
 
 # whole-inference instructions before issue 11 (same models, same input; recorded as OLD)

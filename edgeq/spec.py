@@ -21,7 +21,8 @@ from pathlib import Path
 # Versions
 BLOB_MAGIC = b"EQB\x01"  # 4 bytes at offset 0
 BLOB_VERSION_MAJOR = 1
-BLOB_VERSION_MINOR = 1  # 1.1: DAG inputs, groups, per-axis stride/pad, ADD/CONCAT/AVGPOOL, REQUANT
+BLOB_VERSION_MINOR = 2  # 1.1: DAG inputs, groups, per-axis stride/pad, ADD/CONCAT/AVGPOOL, REQUANT;
+# 1.2: layer flags (LFLAG: an F32 CONV computed by Winograd F(2x2, 3x3))
 MAX_DAG_LAYERS = 255  # a blob that uses src0/src1 (a DAG) has at most this many layers
 BLOB_ALIGN = 8  # every section starts on a multiple of this
 BLOB_DATA_ALIGN = 64  # weight data starts on a multiple of this
@@ -98,6 +99,12 @@ PRE = {
 # Header flags.
 FLAG = {
     "INVERT": (1, "informational: the model was trained on light-on-dark images"),
+}
+
+# Layer flags (LAYER.flags, blob 1.2): bits that change how a layer computes its result.
+LFLAG = {
+    "WINO_F23": (1, "F32 CONV computed by Winograd F(2x2, 3x3) (3x3, stride 1, pad 1, groups 1; "
+                    "docs/blob-format.md)"),
 }
 
 # Capability bits of the HELLO/INFO reply (`caps`).
@@ -199,7 +206,7 @@ LAYER = [
     ("w_enc", "B", "ENC_* of the weights (CONV)"),
     ("out_bits", "B", "bits of U8 output codes (MULTI)"),
     ("shift", "B", "right shift (AFFINE)"),
-    ("reserved", "B", "zero"),
+    ("flags", "B", "LFLAG_* bits (blob 1.2; zero in 1.0 / 1.1 blobs)"),
     ("t_weight", "h", "tensor index of the weights, -1 if none"),
     ("t_lut", "h", "tensor index of the product LUT (KBIT), -1 if none"),
     ("t_thr", "h", "tensor index of the thresholds (SIGN, MULTI) or mul (AFFINE)"),
@@ -354,7 +361,7 @@ def name_of(enum: dict, v: int) -> str:
     return f"?{v}"
 
 
-ENUMS = {"STATUS": STATUS, "ENC": ENC, "OP": OP, "OUT": OUT, "PRE": PRE, "FLAG": FLAG, "CMD": CMD,
+ENUMS = {"STATUS": STATUS, "ENC": ENC, "OP": OP, "OUT": OUT, "PRE": PRE, "FLAG": FLAG, "LFLAG": LFLAG, "CMD": CMD,
          "CAP": CAP, "SRC": SRC, "INPUT": INPUT}
 CONSTS = {
     "BLOB_VERSION_MAJOR": BLOB_VERSION_MAJOR,
@@ -402,6 +409,9 @@ ENC_B1 = _E("B1")
 # non-zero src0 / src1 / groups / stride_w / pad_w; a blob marked minor 0 holds none of them
 V11_OPS = (OP["AVGPOOL"][0], OP["ADD"][0], OP["CONCAT"][0])
 V11_STAGES = (OUT["REQUANT"][0],)
+# blob 1.2 (version_minor 2): any non-zero layer flags; the flags this runtime knows
+LFLAG_KNOWN = LFLAG["WINO_F23"][0]
+WINO_OP, WINO_W_ENC = OP["CONV"][0], ENC["F32"][0]
 
 
 def act_bytes(enc, h, w, c):
@@ -460,11 +470,34 @@ def uses_1_1(op, out_stage, src0, src1, groups, stride_w, pad_w):
     return op in V11_OPS or out_stage in V11_STAGES or (src0 | src1 | groups | stride_w | pad_w) != 0
 
 
+def uses_1_2(flags):
+    """True when a layer record uses a blob 1.2 feature (non-zero layer flags; the writer then
+    stores version_minor 2; every loader refuses such a record in a blob marked minor 0 or 1
+    with ERR_VERSION)."""
+    return flags != 0
+
+
+def wino_f23_ok(op, w_enc, kh, kw, stride, stride_w, pad, pad_w, groups):
+    """True when a layer record (stored fields) may carry LFLAG_WINO_F23: an F32 CONV, 3x3,
+    stride 1 both ways, padding 1 both ways, one group."""
+    return (op == WINO_OP and w_enc == WINO_W_ENC and kh == 3 and kw == 3 and stride == 1
+            and stride_w <= 1 and pad == 1 and (pad_w == 0 or pad_w == 2) and groups <= 1)
+
+
+def wino_f23_scratch(in_c, out_w, out_c):
+    """Bytes of the Winograd F(2x2, 3x3) F32 CONV's scratch (arena accumulator row): two output
+    rows of float accumulators (2 * out_w * out_c), the input transforms of one row of tiles
+    (16 * in_c * ceil(out_w / 2)) and two output channels' weight transforms (32 * in_c), 4-byte
+    floats."""
+    return 4 * (2 * out_w * out_c + 16 * in_c * ((out_w + 1) // 2) + 32 * in_c)
+
+
 RULES = [act_bytes, kbit_slot_bits, kbit_slot_bits_for_rows, kbit_row_bytes, wire_bytes,
-         act_code_max, weight_product_max, acc_fits, uses_1_1]
+         act_code_max, weight_product_max, acc_fits, uses_1_1, uses_1_2, wino_f23_ok,
+         wino_f23_scratch]
 RULE_TABLES = ["ACT_ELEM_BYTES", "ACT_ELEM_BYTES_OTHER", "KBIT_SLOTS",
                "WIRE_PIXEL_BITS", "WIRE_PIXEL_BITS_OTHER", "WEIGHT_ABS_MAX", "ACC_LIMIT",
-               "V11_OPS", "V11_STAGES"]
+               "V11_OPS", "V11_STAGES", "LFLAG_KNOWN", "WINO_OP", "WINO_W_ENC"]
 
 
 def _c_chain(var: str, cases: list, other: str) -> str:
@@ -526,6 +559,21 @@ def render_c_rules() -> list:
         f"    return {' || '.join(f'op == {v}u' for v in V11_OPS)}",
         f"           || {' || '.join(f'out_stage == {v}u' for v in V11_STAGES)}",
         "           || (src0 | src1 | groups | stride_w | pad_w) != 0u;",
+        "}",
+        "static inline int eq_rule_uses_1_2(uint32_t flags)",
+        "{",
+        "    return flags != 0u;",
+        "}",
+        "static inline int eq_rule_wino_f23_ok(uint32_t op, uint32_t w_enc, uint32_t kh, uint32_t kw,",
+        "                                      uint32_t stride, uint32_t stride_w, uint32_t pad,",
+        "                                      uint32_t pad_w, uint32_t groups)",
+        "{",
+        f"    return op == {WINO_OP}u && w_enc == {WINO_W_ENC}u && kh == 3u && kw == 3u && stride == 1u",
+        "           && stride_w <= 1u && pad == 1u && (pad_w == 0u || pad_w == 2u) && groups <= 1u;",
+        "}",
+        "static inline uint64_t eq_rule_wino_f23_scratch(uint64_t in_c, uint64_t out_w, uint64_t out_c)",
+        "{",
+        "    return 4u * (2u * out_w * out_c + 16u * in_c * ((out_w + 1u) / 2u) + 32u * in_c);",
         "}",
         "",
     ]

@@ -25,6 +25,7 @@
  */
 #include "eq_host_exec.h"
 #include "eq_wino_i8.h"
+#include "eq_host_wino_f32.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -894,7 +895,8 @@ static void eq_conv_fast(const eq_hl_t *h, int32_t u8_kind, const uint8_t *in, u
 }
 
 /* eq_model_run's CONV path for one image (F32 weights and the pairs without a fast path) */
-static eq_status_t eq_conv_rows(const eq_layer_view_t *v, const void *in, uint8_t *out, int32_t *acc)
+static eq_status_t eq_conv_rows(const eq_layer_view_t *v, const void *in, uint8_t *out, int32_t *acc,
+                                uint32_t acc_bytes)
 {
     eq_conv_shape_t s;
     eq_weights_t wd;
@@ -915,6 +917,8 @@ static eq_status_t eq_conv_rows(const eq_layer_view_t *v, const void *in, uint8_
     wd.lut = v->lut;
     wd.lut_rows = (uint16_t)v->lut_rows;
     wd.lut_cols = (uint16_t)v->lut_cols;
+    if (v->w_enc == EQ_ENC_F32 && (v->flags & EQ_LFLAG_WINO_F23)) /* blob 1.2: the firmware's kernel */
+        return eq_host_conv_wino_f32(v, &s, in, out, acc, acc_bytes);
     for (oy = 0; oy < v->out_h; ++oy) {
         const size_t o = (size_t)oy * n_pix;
         eq_status_t st;
@@ -1063,7 +1067,7 @@ static eq_status_t eq_run_range(const eq_host_plan_t *p, const uint8_t *px, uint
                     const uint8_t *ib = in + (size_t)b * stride;
                     uint8_t *ob = out + (size_t)b * os;
                     if (h->v.op == EQ_OP_CONV) {
-                        const eq_status_t st = eq_conv_rows(&h->v, ib, ob, ws->acc);
+                        const eq_status_t st = eq_conv_rows(&h->v, ib, ob, ws->acc, p->m->acc_row);
                         if (st != EQ_OK) return st;
                     } else if (h->v.op == EQ_OP_FLATTEN) {
                         eq_flatten(&h->v, ib, ob);

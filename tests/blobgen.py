@@ -31,15 +31,16 @@ def tensor(data: bytes, enc: str, dims: tuple, bits: int = 0, aux: int = 0, **ov
 def layer(op: str, in_enc: str, out_enc: str, in_hwc: tuple, out_hwc: tuple, stage: str | None = None,
           k: tuple = (1, 1), stride: int = 1, pad: int = 0, w_enc: str | None = None, out_bits: int = 0,
           shift: int = 0, t_weight: int = -1, t_lut: int = -1, t_thr: int = -1, t_aux: int = -1,
-          src0: int = 0, src1: int = 0, groups: int = 0, stride_w: int = 0, pad_w: int = 0) -> dict:
+          src0: int = 0, src1: int = 0, groups: int = 0, stride_w: int = 0, pad_w: int = 0,
+          flags: int = 0) -> dict:
     """One layer record; src0/src1/groups/stride_w/pad_w are the stored 1.1 fields (src stored as
-    value + 1, pad_w as pad + 1; 0 = the 1.0 meaning)."""
+    value + 1, pad_w as pad + 1; 0 = the 1.0 meaning); flags the 1.2 layer flags (LFLAG_*)."""
     return dict(op=spec.value(spec.OP, op), in_enc=_ENC[in_enc], out_enc=_ENC[out_enc],
                 out_stage=spec.value(spec.OUT, stage) if stage else 0,
                 in_h=in_hwc[0], in_w=in_hwc[1], in_c=in_hwc[2],
                 out_h=out_hwc[0], out_w=out_hwc[1], out_c=out_hwc[2], kh=k[0], kw=k[1],
                 stride=stride, pad=pad, w_enc=_ENC[w_enc] if w_enc else 0, out_bits=out_bits,
-                shift=shift, reserved=0, t_weight=t_weight, t_lut=t_lut, t_thr=t_thr, t_aux=t_aux,
+                shift=shift, flags=flags, t_weight=t_weight, t_lut=t_lut, t_thr=t_thr, t_aux=t_aux,
                 name_off=0, macs=0, src0=src0, src1=src1, groups=groups, stride_w=stride_w, pad_w=pad_w)
 
 
@@ -74,7 +75,7 @@ def build(layers: list, tensors: list, in_chw: tuple, pre: str, n_classes: int, 
     buf[m_off:m_off + len(meta)] = meta
     c, h, w = in_chw
     hdr = dict(magic=spec.BLOB_MAGIC, version_major=spec.BLOB_VERSION_MAJOR,
-               version_minor=1 if pack.uses_1_1(layers) else 0,
+               version_minor=pack.blob_minor(layers),
                total_size=len(buf), crc32=0, header_size=spec.HEADER_SIZE, flags=0,
                n_tensors=len(tensors), tensor_table_off=t_off, n_layers=len(layers),
                layer_table_off=l_off, meta_off=m_off, meta_size=len(meta), in_c=c, in_h=h, in_w=w,
@@ -364,5 +365,5 @@ def dag_regression_blobs() -> list:
         ("dag_requant_on_f32", f32_requant, s("ERR_UNSUPPORTED")),
         ("dag_concat_out_c_wrap", concat_out_c_wrap(), s("ERR_SHAPE")),
         ("dag_too_many_layers", dag_too_many_layers(), s("ERR_TOO_LARGE")),
-        ("version_minor_2", set_field(base, "header", 0, "version_minor", 2), s("ERR_VERSION")),
+        ("version_minor_3", set_field(base, "header", 0, "version_minor", 3), s("ERR_VERSION")),
     ] + v10_with_1_1_blobs()

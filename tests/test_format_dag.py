@@ -226,7 +226,7 @@ def test_one_new_feature_bumps_the_minor_version():
 
 def test_reader_refuses_a_newer_minor_version():
     blob = bytearray(pack.write_blob(_dag_graph()))
-    struct.pack_into("<H", blob, spec.offsets(spec.HEADER)["version_minor"], 2)
+    struct.pack_into("<H", blob, spec.offsets(spec.HEADER)["version_minor"], spec.BLOB_VERSION_MINOR + 1)
     with pytest.raises(BlobFormatError, match=r"needs a newer edgeq.*upgrade"):
         pack.read_blob(pack.reseal(blob))
 

@@ -90,6 +90,13 @@ def _rule_sweep():
     cases += [("uses_1_1", (o, st) + (0,) * 5) for o in ops for st in outs]
     cases += [("uses_1_1", (spec.value(spec.OP, "CONV"), spec.value(spec.OUT, "SIGN")) + tuple(
         v if j == i else 0 for j in range(5))) for i in range(5) for v in (1, 255, 65535)]
+    cases += [("uses_1_2", (f,)) for f in (0, 1, 2, 255)]
+    conv, f32 = spec.value(spec.OP, "CONV"), spec.value(spec.ENC, "F32")
+    base = (conv, f32, 3, 3, 1, 0, 1, 0, 0)  # the eligible record, then each field changed
+    cases += [("wino_f23_ok", base)] + [("wino_f23_ok", base[:i] + (v,) + base[i + 1:])
+                                        for i in range(9) for v in (0, 1, 2, 3, 5, 255)]
+    cases += [("wino_f23_scratch", (c, w, n)) for c in (1, 17, 65535) for w in (1, 2, 7, 65535)
+              for n in (1, 64, 65535)]
     return cases
 
 

@@ -42,6 +42,9 @@ class Conv:
                          code = clamp((acc * mul + add) >> shift, 0, 2**out_bits - 1)
     F32 weights: float32 accumulators and float32 thr / mul / add (AFFINE: shift 0,
             y = floor(acc * mul + add) saturated to int32; docs/blob-format.md); no REQUANT.
+    winograd: F32 3x3 stride-1 pad-1 one-group layers only: True computes the accumulators by
+            Winograd F(2x2, 3x3) (its own float32 roundings, blob 1.2 flag), False tap by tap,
+            None (default) as wino_f23_auto decides for the layer's shape (see wino_f23).
     src:    () = the previous layer's output, or (value id,).
     """
 
@@ -63,6 +66,7 @@ class Conv:
     stride_w: int | None = None
     pad_w: int | None = None
     src: tuple = ()
+    winograd: bool | None = None
 
     @property
     def kh(self) -> int:
@@ -90,6 +94,35 @@ class Conv:
     def g(self) -> int:
         """Groups (0 and None read as 1)."""
         return int(self.groups or 1)
+
+
+def wino_f23_eligible(layer: Conv) -> bool:
+    """True when the CONV may run by Winograd F(2x2, 3x3) (spec.wino_f23_ok): F32 weights, 3x3,
+    stride 1 and padding 1 both ways, one group."""
+    return (layer.w_enc == "F32" and layer.kh == 3 and layer.kw == 3 and layer.stride == 1
+            and layer.sw == 1 and layer.pad == 1 and layer.pw == 1 and layer.g == 1)
+
+
+def wino_f23_auto(in_c: int, out_c: int, out_h: int, out_w: int) -> bool:
+    """The packer's choice for an eligible layer (winograd=None): Winograd where it took fewer
+    Cortex-M4F instructions than the direct tap-by-tap loop in a sweep of layer shapes on
+    qemu-mps2-an386 (docs/blob-format.md, "F32 Winograd"): outputs of at least 4x4 (smaller
+    images pay the transforms for too few tiles) and at least half as many output as input
+    channels (the input transform is shared by the output channels)."""
+    return min(out_h, out_w) >= 4 and 2 * out_c >= in_c
+
+
+def wino_f23(layer: Conv, in_shape: tuple) -> bool:
+    """Whether this CONV is computed by Winograd F(2x2, 3x3) (blob LFLAG_WINO_F23): the layer's
+    `winograd` (True on an ineligible layer raises ShapeError), or for None wino_f23_auto on an
+    eligible layer. in_shape: (H, W, C) of its input."""
+    if layer.winograd is None:
+        return wino_f23_eligible(layer) and wino_f23_auto(in_shape[2], layer.n_out, in_shape[0], in_shape[1])
+    if layer.winograd and not wino_f23_eligible(layer):
+        raise ShapeError("winograd=True needs an F32 CONV, 3x3, stride 1, pad 1, groups 1 (got "
+                         f"{layer.w_enc} {layer.kh}x{layer.kw} stride {layer.stride}/{layer.sw} pad "
+                         f"{layer.pad}/{layer.pw} groups {layer.g}); use winograd=None or False")
+    return bool(layer.winograd)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from . import bits as B
 from .. import spec
 from ..errors import BlobFormatError, EdgeqError, ShapeError, UnsupportedError
 from .graph import (ADD_M_MAX, Add, AvgPool, Concat, Conv, Flatten, Graph, LayerShape, MaxPool,
-                    infer_shapes, is_dag)
+                    infer_shapes, is_dag, wino_f23)
 
 _HDR = spec.offsets(spec.HEADER)
 
@@ -84,15 +84,25 @@ def _first_u8_scratch(layer: Conv, shape: LayerShape) -> int:
     return total if total <= 0x7FFFFFFF else 0
 
 
+def wino_scratch(layer: Conv, shape: LayerShape) -> int:
+    """Scratch bytes of an F32 CONV computed by Winograd F(2x2, 3x3) (graph.wino_f23; the C
+    loader reserves the same spec.wino_f23_scratch for a layer flagged LFLAG_WINO_F23), else 0."""
+    if not (isinstance(layer, Conv) and wino_f23(layer, shape.in_shape)):
+        return 0
+    return spec.wino_f23_scratch(shape.in_shape[2], shape.out_shape[1], shape.out_shape[2])
+
+
 def acc_row_bytes(g: Graph, shapes: list[LayerShape]) -> int:
-    """The arena's accumulator row: max over CONV / ADD / AVGPOOL layers of out_w * out_c * 4 and
-    (non-F32 CONV) round8(conv_fast_scratch)."""
+    """The arena's accumulator row: max over CONV / ADD / AVGPOOL layers of out_w * out_c * 4,
+    (non-F32 CONV) round8(conv_fast_scratch) and (F32 Winograd CONV) round8(wino_scratch)."""
     row = 0
     for layer, s in zip(g.layers, shapes):
         if isinstance(layer, (Conv, Add, AvgPool)):
             row = max(row, s.out_shape[1] * s.out_shape[2] * 4)
         if isinstance(layer, Conv) and layer.w_enc != "F32":
             row = max(row, _align(conv_fast_scratch(layer, s), 8))
+        if isinstance(layer, Conv) and layer.w_enc == "F32":
+            row = max(row, _align(wino_scratch(layer, s), 8))
     return row
 
 
@@ -289,6 +299,17 @@ def uses_1_1(layer_recs: list) -> bool:
                              r["pad_w"]) for r in layer_recs)
 
 
+def uses_1_2(layer_recs: list) -> bool:
+    """True when a layer record uses a blob 1.2 feature (spec.uses_1_2: non-zero layer flags, an
+    F32 Winograd CONV); the writer then stores version_minor 2."""
+    return any(spec.uses_1_2(r["flags"]) for r in layer_recs)
+
+
+def blob_minor(layer_recs: list) -> int:
+    """The lowest version_minor that holds these layer records (2, 1 or 0)."""
+    return 2 if uses_1_2(layer_recs) else 1 if uses_1_1(layer_recs) else 0
+
+
 def _stage_tensors(t: _Tensors, rec: dict, layer, n: int, where: str, f32: bool) -> None:
     """Output-stage tensors and fields of a CONV / AVGPOOL / ADD layer over n channels."""
     rec["out_stage"] = spec.value(spec.OUT, layer.out)
@@ -364,7 +385,8 @@ def write_blob(g: Graph) -> bytes:
                        pad=layer.pad, w_enc=spec.value(spec.ENC, layer.w_enc),
                        groups=layer.g if layer.g > 1 else 0,
                        stride_w=0 if layer.sw == layer.stride else layer.sw,
-                       pad_w=0 if layer.pw == layer.pad else layer.pw + 1)
+                       pad_w=0 if layer.pw == layer.pad else layer.pw + 1,
+                       flags=spec.value(spec.LFLAG, "WINO_F23") if wino_f23(layer, s.in_shape) else 0)
             if max_abs_acc(layer, s) >= spec.ACC_LIMIT:
                 raise ShapeError(f"{where}: int32 accumulators could overflow; use fewer input "
                                  "channels or smaller LUT/weight values")
@@ -424,7 +446,7 @@ def write_blob(g: Graph) -> bytes:
     model_hash = hashlib.sha256(bytes(buf[spec.HEADER_SIZE:])).digest()[:8]
     hdr = dict(
         magic=spec.BLOB_MAGIC, version_major=spec.BLOB_VERSION_MAJOR,
-        version_minor=1 if uses_1_1(layer_recs) else 0, total_size=total, crc32=0,
+        version_minor=blob_minor(layer_recs), total_size=total, crc32=0,
         header_size=spec.HEADER_SIZE, flags=g.flags, n_tensors=n_t,
         tensor_table_off=tensor_table_off, n_layers=n_l, layer_table_off=layer_table_off,
         meta_off=meta_off, meta_size=len(meta_bytes), in_c=c, in_h=h, in_w=w,
@@ -644,6 +666,10 @@ def read_blob(blob: bytes) -> Graph:
             raise BlobFormatError(f"layer {i} uses a blob 1.1 feature (DAG inputs, groups, per-axis "
                                   "stride/pad, AVGPOOL/ADD/CONCAT or REQUANT) but the blob is marked "
                                   f"{hdr['version_major']}.0; re-pack it with edgeq")
+        if hdr["version_minor"] < 2 and uses_1_2([rec]):
+            raise BlobFormatError(f"layer {i} uses a blob 1.2 feature (layer flags: F32 Winograd) but "
+                                  f"the blob is marked {hdr['version_major']}.{hdr['version_minor']}; "
+                                  "re-pack it with edgeq")
         try:
             layers.append(_layer_from_record(rec, tensors, i, budget))
         except (EdgeqError, ValueError, IndexError, KeyError) as e:
@@ -767,6 +793,12 @@ def _layer_from_record(rec, tensors, i, budget):
     if op.startswith("?"):
         raise BlobFormatError(f"unknown op code {rec['op']}")
     src = _layer_src(rec, i, op in ("ADD", "CONCAT"))
+    if rec["flags"] & ~spec.LFLAG_KNOWN:
+        raise BlobFormatError(f"unknown layer flags 0x{rec['flags']:02x}")
+    if rec["flags"] and not spec.wino_f23_ok(rec["op"], rec["w_enc"], rec["kh"], rec["kw"], rec["stride"],
+                                             rec["stride_w"], rec["pad"], rec["pad_w"], rec["groups"]):
+        raise BlobFormatError("the F32 Winograd flag (LFLAG_WINO_F23) needs an F32 CONV, 3x3, stride 1, "
+                              "pad 1, groups 1")
     if op != "CONV" and (rec["groups"] or rec["pad_w"]):
         raise BlobFormatError(f"{op}: groups and pad_w are for CONV only (must be 0)")
     sw = rec["stride_w"] or None
@@ -858,6 +890,7 @@ def _layer_from_record(rec, tensors, i, budget):
     fl = w_enc == "F32"
     return Conv(weight=weight, w_enc=w_enc, stride=rec["stride"], pad=rec["pad"], lut=lut, wbits=wbits,
                 groups=groups, stride_w=sw, pad_w=rec["pad_w"] - 1 if rec["pad_w"] else None, src=src,
+                winograd=bool(rec["flags"] & spec.value(spec.LFLAG, "WINO_F23")) if fl else None,
                 **_read_stage(rec, tensors, n, budget, fl))
 
 

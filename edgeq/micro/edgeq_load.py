@@ -291,6 +291,10 @@ class Loader:
             if L.op != S.OP_MAXPOOL and L.op != S.OP_FLATTEN and L.op != S.OP_CONCAT \
                     and L.out_w * L.out_c * 4 > acc_row:
                 acc_row = L.out_w * L.out_c * 4
+            if L.wino:  # F32 Winograd scratch (the C loader's eq_rule_wino_f23_scratch, rounded to 8)
+                ws = (S.wino_f23_scratch(L.in_c, L.out_w, L.out_c) + 7) // 8 * 8
+                if ws > acc_row:
+                    acc_row = ws
             vals.append((L.out_enc, L.out_h, L.out_w, L.out_c, L.out_levels))
             ab = S.act_bytes(L.out_enc, L.out_h, L.out_w, L.out_c)
             if ab > max_act:
@@ -462,12 +466,22 @@ class Loader:
 
     def _check_layer(self, i, f, vals):
         (op, in_enc, out_enc, stage, l_ih, l_iw, l_ic, oh, ow, oc, kh, kw, stride, pad, w_enc,
-         out_bits, shift, _, t_w, t_lut, t_thr, t_aux, name_off, macs, src0, src1, groups, stride_w,
+         out_bits, shift, lflags, t_w, t_lut, t_thr, t_aux, name_off, macs, src0, src1, groups, stride_w,
          pad_w) = f
         if self.version_minor < 1 and S.uses_1_1(op, stage, src0, src1, groups, stride_w, pad_w):
             raise BlobError(S.ERR_VERSION, "layer %d uses a blob 1.1 feature but the blob is marked 1.0: "
                             "re-pack it with edgeq" % i)
+        if S.uses_1_2(lflags):  # layer flags (blob 1.2): only the known ones, on layers that allow them
+            if self.version_minor < 2:
+                raise BlobError(S.ERR_VERSION, "layer %d uses a blob 1.2 feature (layer flags) but the blob "
+                                "is marked 1.%d: re-pack it with edgeq" % (i, self.version_minor))
+            if lflags & ~S.LFLAG_KNOWN:
+                raise BlobError(S.ERR_UNSUPPORTED, "layer %d: unknown layer flags 0x%02x" % (i, lflags))
+            if not S.wino_f23_ok(op, w_enc, kh, kw, stride, stride_w, pad, pad_w, groups):
+                raise BlobError(S.ERR_UNSUPPORTED, "layer %d: the F32 Winograd flag needs an F32 CONV, 3x3, "
+                                "stride 1, pad 1, groups 1" % i)
         L = _Layer()
+        L.wino = lflags & S.LFLAG_WINO_F23
         L.index = i
         L.op = op
         L.macs = macs

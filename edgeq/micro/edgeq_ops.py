@@ -18,6 +18,7 @@
 # Names of the integer kernels follow the C ones: conv_<variant>_<in>_<w>.
 
 import struct
+from array import array as _farray
 
 try:
     import time as _time
@@ -97,6 +98,8 @@ class Ops:
     def _run_layer(self, L, act, dst, act1=None):
         op = L.op
         if op == S.OP_CONV:
+            if L.wino:  # blob 1.2: an F32 CONV by Winograd F(2x2, 3x3)
+                return self._conv_wino_f32(L, act, dst)
             if L.groups > 1:  # small groups (depthwise): one value kernel over all groups
                 if L.K <= _GROUP_VALUES_K or not (L.w_enc == _B1 or L.w_enc == _TERN or L.w_enc == _SPARSE):
                     return self._conv_values(L, act, dst)
@@ -582,6 +585,124 @@ class Ops:
                 op += 1
                 if probe is not None:
                     probe()
+        return out if L.stage == _AFFINE else dst
+
+    def _conv_wino_f32(self, L, src, dst):
+        """conv_wino_f32: an F32 CONV flagged LFLAG_WINO_F23 (3x3, stride 1, pad 1), by Winograd
+        F(2x2, 3x3) with the blob's float32 semantics (docs/blob-format.md, "F32 Winograd"; C:
+        eq_conv_wino_f32.c). Every float operation is rounded to float32 by storing it in an
+        array('f') (exact: double rounding of +, -, * from double to float32 is innocuous).
+        V = B^T d B stays in exact integers."""
+        probe = self.probe
+        ih, iw, ic, n = L.in_h, L.in_w, L.in_c, L.out_c
+        oh, ow = L.out_h, L.out_w
+        th, tw = (oh + 1) >> 1, (ow + 1) >> 1
+        fa = _FA
+        if L.in_enc == _B1:  # +-1 values, HWC
+            cw4 = _cw(ic) * 4
+            vals = [0] * (ih * iw * ic)
+            k = 0
+            for p in range(ih * iw):
+                o = p * cw4
+                for c in range(ic):
+                    vals[k] = 2 * ((src[o + (c >> 3)] >> (c & 7)) & 1) - 1
+                    k += 1
+        else:
+            vals = src
+        # U = G g G^T per (n, c): 16 float32 values at U[(r * ic + c) * 16]
+        K = 9 * ic
+        U = _farray("f", [0.0] * (16 * n * ic))
+        t = _farray("f", [0.0] * 12)
+        for r in range(n):
+            g = _unpack_from("<%df" % K, self.mv, L.w_off + 4 * r * K)
+            for c in range(ic):
+                for kx in range(3):  # rows: over ky for each kx
+                    g0, g1, g2 = g[kx * ic + c], g[(3 + kx) * ic + c], g[(6 + kx) * ic + c]
+                    t[kx] = g0
+                    fa[0] = g0 + g1
+                    fa[0] = fa[0] + g2
+                    t[3 + kx] = 0.5 * fa[0]
+                    fa[0] = g0 - g1
+                    fa[0] = fa[0] + g2
+                    t[6 + kx] = 0.5 * fa[0]
+                    t[9 + kx] = g2
+                o = (r * ic + c) * 16
+                for q in range(4):  # columns: over kx on each row
+                    a0, a1, a2 = t[3 * q], t[3 * q + 1], t[3 * q + 2]
+                    U[o + 4 * q] = a0
+                    fa[0] = a0 + a1
+                    fa[0] = fa[0] + a2
+                    U[o + 4 * q + 1] = 0.5 * fa[0]
+                    fa[0] = a0 - a1
+                    fa[0] = fa[0] + a2
+                    U[o + 4 * q + 2] = 0.5 * fa[0]
+                    U[o + 4 * q + 3] = a2
+        thr, aux = self._stage_params(L)
+        out = [] if L.stage == _AFFINE else None
+        m = _farray("f", [0.0] * 16)
+        y = _farray("f", [0.0] * (2 * ow * n))  # two output rows (2, ow, n)
+        tr = _farray("f", [0.0] * 8)
+        d = [0] * 16
+        op = 0
+        for ty in range(th):
+            y0 = 2 * ty - 1
+            V = []  # V[tx * ic + c]: 16 exact integers
+            for tx in range(tw):
+                x0 = 2 * tx - 1
+                for c in range(ic):
+                    for rr in range(4):
+                        yy = y0 + rr
+                        for ss in range(4):
+                            xx = x0 + ss
+                            d[4 * rr + ss] = vals[(yy * iw + xx) * ic + c] \
+                                if 0 <= yy < ih and 0 <= xx < iw else 0
+                    e = []
+                    for ss in range(4):  # B^T d: rows
+                        e.append((d[ss] - d[8 + ss], d[4 + ss] + d[8 + ss], d[8 + ss] - d[4 + ss],
+                                  d[4 + ss] - d[12 + ss]))
+                    v = [0] * 16
+                    for rr in range(4):  # (B^T d) B: columns
+                        c0, c1, c2, c3 = e[0][rr], e[1][rr], e[2][rr], e[3][rr]
+                        v[4 * rr] = c0 - c2
+                        v[4 * rr + 1] = c1 + c2
+                        v[4 * rr + 2] = c2 - c1
+                        v[4 * rr + 3] = c1 - c3
+                    V.append(v)
+            for r in range(n):
+                ub = r * ic * 16
+                for tx in range(tw):
+                    for q in range(16):
+                        m[q] = 0.0
+                    vb = tx * ic
+                    for c in range(ic):
+                        v = V[vb + c]
+                        uo = ub + c * 16
+                        for q in range(16):
+                            fa[0] = U[uo + q] * v[q]
+                            m[q] = m[q] + fa[0]
+                    for q in range(4):  # A^T m: rows
+                        fa[0] = m[q] + m[4 + q]
+                        tr[q] = fa[0] + m[8 + q]
+                        fa[0] = m[4 + q] - m[8 + q]
+                        tr[4 + q] = fa[0] - m[12 + q]
+                    x = 2 * tx
+                    for rr in range(2):  # (A^T m) A: columns
+                        b = 4 * rr
+                        o = (rr * ow + x) * n + r
+                        fa[0] = tr[b] + tr[b + 1]
+                        y[o] = fa[0] + tr[b + 2]
+                        if x + 1 < ow:
+                            fa[0] = tr[b + 1] - tr[b + 2]
+                            y[o + n] = fa[0] - tr[b + 3]
+            for rr in range(2):
+                if 2 * ty + rr >= oh:
+                    break
+                for ox in range(ow):
+                    o = (rr * ow + ox) * n
+                    self._stage_pixel(L, y[o:o + n], op, thr, aux, dst, out)
+                    op += 1
+                    if probe is not None:
+                        probe()
         return out if L.stage == _AFFINE else dst
 
     def _row_signs(self, L):

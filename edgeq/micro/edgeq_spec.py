@@ -3,7 +3,7 @@
 
 BLOB_MAGIC = b'EQB\x01'
 BLOB_VERSION_MAJOR = 1
-BLOB_VERSION_MINOR = 1
+BLOB_VERSION_MINOR = 2
 MAX_DAG_LAYERS = 255
 BLOB_ALIGN = 8
 BLOB_DATA_ALIGN = 64
@@ -64,6 +64,7 @@ PRE_THRESH = 1
 PRE_RAW = 2
 PRE_QUANT = 3
 FLAG_INVERT = 1
+LFLAG_WINO_F23 = 1
 CMD_HELLO = 1
 CMD_INFO = 2
 CMD_LOAD_BEGIN = 3
@@ -156,7 +157,7 @@ LAYER_PAD = 19
 LAYER_W_ENC = 20
 LAYER_OUT_BITS = 21
 LAYER_SHIFT = 22
-LAYER_RESERVED = 23
+LAYER_FLAGS = 23
 LAYER_T_WEIGHT = 24
 LAYER_T_LUT = 26
 LAYER_T_THR = 28
@@ -182,6 +183,9 @@ WEIGHT_ABS_MAX = {6: 1, 7: 1, 8: 1, 2: 128, 3: 32768, 5: 0}
 ACC_LIMIT = 2147483647
 V11_OPS = (4, 5, 6)
 V11_STAGES = (4,)
+LFLAG_KNOWN = 1
+WINO_OP = 1
+WINO_W_ENC = 5
 
 
 def act_bytes(enc, h, w, c):
@@ -238,3 +242,25 @@ def uses_1_1(op, out_stage, src0, src1, groups, stride_w, pad_w):
     """True when a layer record uses a blob 1.1 feature (the writer then stores version_minor 1;
     every loader refuses such a record in a blob marked minor 0 with ERR_VERSION)."""
     return op in V11_OPS or out_stage in V11_STAGES or (src0 | src1 | groups | stride_w | pad_w) != 0
+
+
+def uses_1_2(flags):
+    """True when a layer record uses a blob 1.2 feature (non-zero layer flags; the writer then
+    stores version_minor 2; every loader refuses such a record in a blob marked minor 0 or 1
+    with ERR_VERSION)."""
+    return flags != 0
+
+
+def wino_f23_ok(op, w_enc, kh, kw, stride, stride_w, pad, pad_w, groups):
+    """True when a layer record (stored fields) may carry LFLAG_WINO_F23: an F32 CONV, 3x3,
+    stride 1 both ways, padding 1 both ways, one group."""
+    return (op == WINO_OP and w_enc == WINO_W_ENC and kh == 3 and kw == 3 and stride == 1
+            and stride_w <= 1 and pad == 1 and (pad_w == 0 or pad_w == 2) and groups <= 1)
+
+
+def wino_f23_scratch(in_c, out_w, out_c):
+    """Bytes of the Winograd F(2x2, 3x3) F32 CONV's scratch (arena accumulator row): two output
+    rows of float accumulators (2 * out_w * out_c), the input transforms of one row of tiles
+    (16 * in_c * ceil(out_w / 2)) and two output channels' weight transforms (32 * in_c), 4-byte
+    floats."""
+    return 4 * (2 * out_w * out_c + 16 * in_c * ((out_w + 1) // 2) + 32 * in_c)

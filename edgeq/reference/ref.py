@@ -36,6 +36,7 @@ __all__ = [
     "eq_gemm_f32",
     "eq_conv3x3_wino_f23_f32",
     "eq_conv3x3_im2col_f32",
+    "eq_conv_wino_f32",
     "eq_pack_signs_i8_b1",
     "eq_pack_tern_i8",
     "eq_sparse_encode_i8",
@@ -166,6 +167,67 @@ def conv2d_f32_ref(act, act_enc, weight, stride=1, pad=0, groups: int = 1):
                     part = np.where(ok[..., None], part + prod, part)  # skipped taps add nothing
         acc[..., gi * ng:(gi + 1) * ng] = part
     return acc
+
+
+_F32_HALF = np.float32(0.5)
+
+
+def wino_f23_weight_f32(weight):
+    """U = G g G^T of F32 weights (N, 3, 3, C) -> (N, 4, 4, C) float32, every operation rounded
+    to float32 in this order (docs/blob-format.md, "F32 Winograd"): rows first (over ky, for each
+    kx): u0 = g0, u1 = 0.5 * ((g0 + g1) + g2), u2 = 0.5 * ((g0 - g1) + g2), u3 = g2; then the same
+    over kx on each of the 4 rows."""
+    g = np.asarray(weight, np.float32)
+
+    def tr(a0, a1, a2):
+        return (a0, _F32_HALF * ((a0 + a1) + a2), _F32_HALF * ((a0 - a1) + a2), a2)
+
+    rows = tr(g[:, 0], g[:, 1], g[:, 2])  # 4 x (N, 3, C): kx, c
+    return np.stack([np.stack(tr(r[:, 0], r[:, 1], r[:, 2]), axis=1) for r in rows], axis=1)
+
+
+def conv2d_f32_wino_ref(act, act_enc, weight):
+    """F32-weight 3x3 CONV, stride 1, pad 1, by Winograd F(2x2, 3x3) (blob LFLAG_WINO_F23):
+    float32 accumulators (H, W, N). Output tile (ty, tx) covers outputs rows 2ty, 2ty+1 and
+    columns 2tx, 2tx+1 (those inside); its input d (4, 4) is a[2ty - 1 + r, 2tx - 1 + s] (0
+    outside the input). V = B^T d B exactly on the integer values (+-1 for B1, codes for U8):
+    rows v0 = d0 - d2, v1 = d1 + d2, v2 = d2 - d1, v3 = d1 - d3, then the same on columns.
+    U = wino_f23_weight_f32(weight). M = +0.0, then for each input channel c in order
+    M = fl(M + fl(U[c] * V[c])) elementwise. Y = A^T M A: rows y0 = (m0 + m1) + m2,
+    y1 = (m1 - m2) - m3, then the same on columns, each operation rounded to float32."""
+    ae = _enc(act_enc)
+    a = np.asarray(act).astype(np.int64)
+    if ae == "B1":
+        a = np.where(a >= 0, 1, -1)
+    h, wd, c = a.shape
+    u = wino_f23_weight_f32(weight)  # (N, 4, 4, C)
+    n = u.shape[0]
+    th, tw = (h + 1) // 2, (wd + 1) // 2
+    ap = np.zeros((2 * th + 2, 2 * tw + 2, c), np.int64)
+    ap[1:h + 1, 1:wd + 1] = a
+    ys = (2 * np.arange(th))[:, None] + np.arange(4)[None, :]  # (th, 4)
+    xs = (2 * np.arange(tw))[:, None] + np.arange(4)[None, :]
+    d = ap[ys[:, None, :, None], xs[None, :, None, :]]  # (th, tw, 4, 4, C)
+
+    def bt(d0, d1, d2, d3):
+        return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+
+    t = np.stack(bt(d[:, :, 0], d[:, :, 1], d[:, :, 2], d[:, :, 3]), axis=2)  # rows
+    v = np.stack(bt(t[:, :, :, 0], t[:, :, :, 1], t[:, :, :, 2], t[:, :, :, 3]), axis=3)
+    v = v.astype(np.float32)  # exact: |v| <= 4 * 255
+    m = np.zeros((th, tw, 4, 4, n), np.float32)
+    for ch in range(c):  # channel order, one float32 rounding per product and per sum
+        m = m + u[None, None, :, :, :, ch].transpose(0, 1, 3, 4, 2) * v[..., ch, None]
+    r0 = (m[:, :, 0] + m[:, :, 1]) + m[:, :, 2]  # (th, tw, 4, N)
+    r1 = (m[:, :, 1] - m[:, :, 2]) - m[:, :, 3]
+    y = np.empty((th, 2, tw, 2, n), np.float32)
+    for r, row in enumerate((r0, r1)):
+        y[:, r, :, 0] = (row[:, :, 0] + row[:, :, 1]) + row[:, :, 2]
+        y[:, r, :, 1] = (row[:, :, 1] - row[:, :, 2]) - row[:, :, 3]
+    return np.ascontiguousarray(y.reshape(2 * th, 2 * tw, n)[:h, :wd])
+
+
+eq_conv_wino_f32 = conv2d_f32_wino_ref
 
 
 def affine_f32_ref(acc, mul, add):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ..format.graph import Add, AvgPool, Concat, Conv, Flatten, Graph, MaxPool, infer_shapes
-from .ref import affine_f32_ref, conv2d_f32_ref
+from ..format.graph import Add, AvgPool, Concat, Conv, Flatten, Graph, MaxPool, infer_shapes, wino_f23
+from .ref import affine_f32_ref, conv2d_f32_ref, conv2d_f32_wino_ref
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 
@@ -79,6 +79,8 @@ def conv_acc(layer: Conv, a: np.ndarray, in_enc: str) -> np.ndarray:
     """int64 accumulators (OH, OW, N) of a CONV layer on activation values a (H, W, C); float32
     for F32 weights (edgeq.reference.ref.conv2d_f32_ref: the runtimes' fixed order and roundings).
     Groups: output channel n reads input channels [gi*C/g, (gi+1)*C/g) with gi = n // (N/g)."""
+    if layer.w_enc == "F32" and wino_f23(layer, a.shape):  # blob LFLAG_WINO_F23
+        return conv2d_f32_wino_ref(a, in_enc, layer.weight)
     if layer.w_enc == "F32":
         return conv2d_f32_ref(a, in_enc, layer.weight, (layer.stride, layer.sw),
                               (layer.pad, layer.pw), layer.g)

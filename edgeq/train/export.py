@@ -115,7 +115,8 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ..errors import EdgeqError, ExportMismatchError, ShapeError, UnsupportedError
-from ..format.graph import Add, AvgPool, Concat, Conv, Graph, MaxPool, conv_out_dim, infer_shapes
+from ..format.graph import (Add, AvgPool, Concat, Conv, Graph, MaxPool, conv_out_dim, infer_shapes,
+                            wino_f23_auto)
 from .nn import Input
 from .quant import ActQuantizer, QConv1d, QConv2d, QLinear, ShiftBatchNorm2d, bn_affine_terms
 
@@ -157,6 +158,13 @@ class FoldedBlock(_Staged):
     groups: int = 1
     in_levels: np.ndarray | None = None  # integer value of each input code
     in_ident: bool = True  # input values are the levels (B1, or U8 codes 0..n-1 = levels)
+    winograd: bool | None = None  # F32: Winograd F(2x2, 3x3) (graph.Conv.winograd; None: the rule)
+
+    @property
+    def wino_eligible(self) -> bool:
+        """F32, 3x3, stride 1 and pad 1 both ways, one group (graph.wino_f23_eligible)."""
+        return (self.f32 and tuple(np.shape(self.values)[2:]) == (3, 3) and self.stride == 1
+                and self.stride_w == 1 and self.pad == 1 and self.pad_w == 1 and self.groups == 1)
 
 
 @dataclass(kw_only=True)
@@ -1300,14 +1308,26 @@ def _layer(op, i: int):
                                       .get(fb.w_enc, np.int8)))
     kw = {"weight": w, "w_enc": fb.w_enc, "stride": fb.stride, "pad": fb.pad, "name": fb.name, "src": src,
           "groups": fb.groups, "stride_w": None if fb.stride_w == fb.stride else fb.stride_w,
-          "pad_w": None if fb.pad_w == fb.pad else fb.pad_w}
+          "pad_w": None if fb.pad_w == fb.pad else fb.pad_w,
+          "winograd": fb.winograd if fb.w_enc == "F32" and fb.wino_eligible else None}
     if fb.w_enc == "KBIT":
         kw.update(lut=fb.lut.astype(np.int32), wbits=fb.wbits)
     return Conv(**kw, **_stage_kw(fb))
 
 
+def _check_winograd(winograd):
+    if winograd not in (None, True, False):
+        raise ValueError(f"winograd must be None (the packer's rule), True or False, got {winograd!r}")
+    return winograd
+
+
 def _graph(folded: Folded, model=None, meta: dict | None = None, classes=None,
-           ternary: str = "auto") -> Graph:
+           ternary: str = "auto", winograd: bool | None = None) -> Graph:
+    # F32 3x3 stride-1 pad-1 layers: Winograd F(2x2, 3x3) by the option (None: the packer's rule,
+    # graph.wino_f23_auto); the integer forward (_f32_conv) computes what the blob will hold
+    for op in folded.ops:
+        if isinstance(op, FoldedBlock) and op.f32:
+            op.winograd = _check_winograd(winograd) if op.wino_eligible else None
     layers = [_layer(op, i) for i, op in enumerate(folded.ops)]
     n_out = int(np.prod(infer_shapes(Graph(tuple(folded.input_shape), folded.pre.mode, 0 if folded.pre.mode == "RAW"
                                            else folded.pre.param, layers))[-1].out_shape))
@@ -1343,10 +1363,11 @@ def _graph(folded: Folded, model=None, meta: dict | None = None, classes=None,
 
 
 
-def to_graph(model, meta: dict | None = None, example=None, classes=None, ternary: str = "auto") -> Graph:
+def to_graph(model, meta: dict | None = None, example=None, classes=None, ternary: str = "auto",
+             winograd: bool | None = None) -> Graph:
     """The exported Graph of a model (see module docstring; `ternary`: auto | dense | sparse |
-    smallest)."""
-    return _graph(fold(model, example), model, meta, classes, _check_ternary(ternary))
+    smallest; `winograd`: None | True | False for the F32 3x3 stride-1 pad-1 layers)."""
+    return _graph(fold(model, example), model, meta, classes, _check_ternary(ternary), winograd)
 
 
 def graph_input(model, px) -> np.ndarray:
@@ -1458,6 +1479,15 @@ def _f32_conv(x: torch.Tensor, fb: FoldedBlock) -> torch.Tensor:
     add a zero product: no change)."""
     w = torch.as_tensor(np.asarray(fb.values, np.float32), device=x.device)  # (N, C/g, kh, kw)
     n, cg, kh, kw = w.shape
+    wino = fb.winograd if fb.winograd is not None else (
+        fb.wino_eligible and wino_f23_auto(x.shape[1], n, x.shape[2], x.shape[3]))
+    if wino:  # Winograd F(2x2, 3x3): the numpy reference's float32 operations, image by image
+        from ..reference.ref import conv2d_f32_wino_ref
+
+        wh = np.ascontiguousarray(np.transpose(np.asarray(fb.values, np.float32), (0, 2, 3, 1)))
+        xs = x.detach().cpu().numpy()
+        out = [conv2d_f32_wino_ref(img.transpose(1, 2, 0).astype(np.int64), "U8", wh) for img in xs]
+        return torch.as_tensor(np.stack(out).transpose(0, 3, 1, 2).copy(), device=x.device)
     sh, sw, ph, pw = fb.stride, fb.stride_w, fb.pad, fb.pad_w
     xp = F.pad(x, (pw, pw, ph, ph)).to(torch.float32)
     oh = (x.shape[2] + 2 * ph - kh) // sh + 1
@@ -1479,12 +1509,13 @@ def accs_hwc(accs: list, index: int) -> list:
 
 
 
-def export_blob(model, meta: dict | None = None, example=None, ternary: str = "auto") -> bytes:
+def export_blob(model, meta: dict | None = None, example=None, ternary: str = "auto",
+                winograd: bool | None = None) -> bytes:
     """Graph -> blob bytes via edgeq.format.pack (no check; `edgeq.export` also proves the blob)."""
     from ..format import pack
 
     model.eval()
-    return pack.write_blob(to_graph(model, meta, example, ternary=ternary))
+    return pack.write_blob(to_graph(model, meta, example, ternary=ternary, winograd=winograd))
 
 
 # =============================================================================================
@@ -1509,12 +1540,15 @@ class Exported:
 
 
 def export_model(model: nn.Module, example_input, path=None, *, classes=None, meta: dict | None = None,
-                 verify: bool = True, ternary: str = "auto") -> Exported:
+                 verify: bool = True, ternary: str = "auto", winograd: bool | None = None) -> Exported:
     """Trace `model`, fold it into the integer IR, write the blob to `path` (when given) and prove
     it on `example_input` (raw uint8 inputs, (N, C, H, W) or (N, C, L)): the C host runtime must
     give the exported graph's scores bit for bit, and the model's eval forward (float64) must
     agree with them (see module docstring).  `ternary` chooses the storage of ternary layers:
     "auto" (the faster form), "dense" (TERN bit-planes), "sparse" (TERN_SPARSE) or "smallest".
+    `winograd` chooses how float (F32) 3x3 stride-1 pad-1 layers sum: None (default) by Winograd
+    F(2x2, 3x3) where the packer's rule says it takes fewer Cortex-M4F instructions, True on every
+    such layer, False tap by tap (docs/blob-format.md, "F32 Winograd").
     Raises UnsupportedError for what the IR cannot
     express and ExportMismatchError when the proof fails; leaves the model in eval mode."""
     from ..format import pack
@@ -1522,7 +1556,7 @@ def export_model(model: nn.Module, example_input, path=None, *, classes=None, me
     model.eval()
     px = _example(model, example_input)
     folded = fold(model, px[:1])
-    g = _graph(folded, model, meta, classes, _check_ternary(ternary))
+    g = _graph(folded, model, meta, classes, _check_ternary(ternary), winograd)
     blob = pack.write_blob(g)
     report = verify_blob(model, folded, blob, px) if verify else None
     if path is not None:

@@ -67,6 +67,14 @@ uint32_t eq_conv_i8_b1_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t
                                uint8_t out_stage);
 eq_status_t eq_conv_i8_b1(const eq_conv_job_t *job);
 
+/* F32 Winograd F(2x2, 3x3) (eq_conv_wino_f32.c): an F32 CONV layer flagged EQ_LFLAG_WINO_F23
+ * (3x3, stride 1, pad 1, one group; B1 or U8 input; SIGN / MULTI / AFFINE stage), computed with
+ * the blob's float32 Winograd semantics and fused with its F32 stage. Not an optional fast path:
+ * the flag changes the rounding, so the runtime calls it for exactly the flagged layers.
+ * _scratch: eq_rule_wino_f23_scratch bytes (0 if that reaches 2**31). */
+uint32_t eq_conv_wino_f32_scratch(const eq_conv_shape_t *s);
+eq_status_t eq_conv_wino_f32(const eq_conv_job_t *job);
+
 /* both (eq_conv_wino_i8.c): what the dispatcher calls for I8 weights */
 uint32_t eq_conv_fast_i8_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
                                  uint8_t out_stage);

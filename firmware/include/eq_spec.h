@@ -6,7 +6,7 @@
 
 #define EQ_BLOB_MAGIC_BYTES { 0x45, 0x51, 0x42, 0x01 }
 #define EQ_BLOB_VERSION_MAJOR 1u
-#define EQ_BLOB_VERSION_MINOR 1u
+#define EQ_BLOB_VERSION_MINOR 2u
 #define EQ_MAX_DAG_LAYERS 255u
 #define EQ_BLOB_ALIGN 8u
 #define EQ_BLOB_DATA_ALIGN 64u
@@ -78,6 +78,9 @@
 
 /* FLAG */
 #define EQ_FLAG_INVERT 1 /* informational: the model was trained on light-on-dark images */
+
+/* LFLAG */
+#define EQ_LFLAG_WINO_F23 1 /* F32 CONV computed by Winograd F(2x2, 3x3) (3x3, stride 1, pad 1, groups 1; docs/blob-format.md) */
 
 /* CMD */
 #define EQ_CMD_HELLO 1 /* version handshake; reply: protocol version, max payload, window */
@@ -187,7 +190,7 @@
 #define EQ_LAYER_W_ENC 20 /* B: ENC_* of the weights (CONV) */
 #define EQ_LAYER_OUT_BITS 21 /* B: bits of U8 output codes (MULTI) */
 #define EQ_LAYER_SHIFT 22 /* B: right shift (AFFINE) */
-#define EQ_LAYER_RESERVED 23 /* B: zero */
+#define EQ_LAYER_FLAGS 23 /* B: LFLAG_* bits (blob 1.2; zero in 1.0 / 1.1 blobs) */
 #define EQ_LAYER_T_WEIGHT 24 /* h: tensor index of the weights, -1 if none */
 #define EQ_LAYER_T_LUT 26 /* h: tensor index of the product LUT (KBIT), -1 if none */
 #define EQ_LAYER_T_THR 28 /* h: tensor index of the thresholds (SIGN, MULTI) or mul (AFFINE) */
@@ -338,6 +341,21 @@ static inline int eq_rule_uses_1_1(uint32_t op, uint32_t out_stage, uint32_t src
     return op == 4u || op == 5u || op == 6u
            || out_stage == 4u
            || (src0 | src1 | groups | stride_w | pad_w) != 0u;
+}
+static inline int eq_rule_uses_1_2(uint32_t flags)
+{
+    return flags != 0u;
+}
+static inline int eq_rule_wino_f23_ok(uint32_t op, uint32_t w_enc, uint32_t kh, uint32_t kw,
+                                      uint32_t stride, uint32_t stride_w, uint32_t pad,
+                                      uint32_t pad_w, uint32_t groups)
+{
+    return op == 1u && w_enc == 5u && kh == 3u && kw == 3u && stride == 1u
+           && stride_w <= 1u && pad == 1u && (pad_w == 0u || pad_w == 2u) && groups <= 1u;
+}
+static inline uint64_t eq_rule_wino_f23_scratch(uint64_t in_c, uint64_t out_w, uint64_t out_c)
+{
+    return 4u * (2u * out_w * out_c + 16u * in_c * ((out_w + 1u) / 2u) + 32u * in_c);
 }
 
 #endif /* EQ_SPEC_H */

@@ -129,6 +129,22 @@ static eq_status_t run_conv(const eq_model_t *m, const layer_t *L, const void *i
         wd.lut_rows = (uint16_t)lut.d[0];
         wd.lut_cols = (uint16_t)lut.d[1];
     }
+    if (L->w_enc == EQ_ENC_F32 && (L->flags & EQ_LFLAG_WINO_F23)) { /* blob 1.2: F32 Winograd */
+        eq_conv_job_t wj;
+        memset(&wj, 0, sizeof wj);
+        wj.s = &s;
+        wj.in_enc = (uint8_t)L->in_enc;
+        wj.in = in;
+        wj.w = &wd;
+        wj.out_stage = (uint8_t)L->out_stage;
+        wj.out_bits = (uint8_t)L->out_bits;
+        wj.thr = thr.data;
+        wj.aux = aux.data;
+        wj.out = out;
+        wj.scratch = acc;
+        wj.scratch_bytes = m->acc_row;
+        return eq_conv_wino_f32(&wj);
+    }
     if (L->w_enc == EQ_ENC_F32) {
         return run_conv_f32(L, &s, in, &wd, (const float *)(const void *)thr.data, aux.data, out,
                             (float *)(void *)acc);

@@ -101,6 +101,7 @@ void eq_rt_layer(const eq_model_t *m, uint32_t i, layer_t *L)
     L->w_enc = rd8(e + EQ_LAYER_W_ENC);
     L->out_bits = rd8(e + EQ_LAYER_OUT_BITS);
     L->shift = rd8(e + EQ_LAYER_SHIFT);
+    L->flags = rd8(e + EQ_LAYER_FLAGS);
     L->t_weight = rds16(e + EQ_LAYER_T_WEIGHT);
     L->t_lut = rds16(e + EQ_LAYER_T_LUT);
     L->t_thr = rds16(e + EQ_LAYER_T_THR);
@@ -556,6 +557,12 @@ static eq_status_t load_layers(eq_model_t *m, uint32_t in_enc, uint32_t in_level
             CHECK(m->version_minor >= 1u, EQ_ERR_VERSION);
             m->v11 = 1u;
         }
+        if (eq_rule_uses_1_2(L.flags)) { /* layer flags: blob 1.2, and only the ones we know */
+            CHECK(m->version_minor >= 2u, EQ_ERR_VERSION);
+            CHECK((L.flags & ~(uint32_t)EQ_LFLAG_WINO_F23) == 0u, EQ_ERR_UNSUPPORTED);
+            CHECK(eq_rule_wino_f23_ok(L.op, L.w_enc, L.kh, L.kw, L.stride, L.stride_w_raw, L.pad,
+                                      L.pad_w_raw, L.groups_raw), EQ_ERR_UNSUPPORTED);
+        }
         /* inputs: earlier values only (topological order); src1 for ADD / CONCAT only */
         CHECK(L.src0 <= i, EQ_ERR_SHAPE);
         if (L.op == EQ_OP_ADD || L.op == EQ_OP_CONCAT) {
@@ -595,6 +602,12 @@ static eq_status_t load_layers(eq_model_t *m, uint32_t in_enc, uint32_t in_level
             }
             if ((uint64_t)L.out_w * L.out_c * 4u > acc_row) {
                 acc_row = (uint64_t)L.out_w * L.out_c * 4u;
+            }
+            if (L.flags & EQ_LFLAG_WINO_F23) { /* F32 Winograd (eq_conv_wino_f32.c) */
+                const uint64_t need = round8(eq_rule_wino_f23_scratch(L.in_c, L.out_w, L.out_c));
+                if (need > acc_row) {
+                    acc_row = need;
+                }
             }
             /* whole-layer fast path scratch (eq_conv_fast.h), under the rule run_conv tries them by:
              * one group, equal horizontal and vertical stride and padding */
@@ -755,6 +768,7 @@ eq_status_t eq_model_layer(const eq_model_t *m, uint32_t i, eq_layer_view_t *v)
     v->w_enc = L.w_enc;
     v->out_bits = L.out_bits;
     v->shift = L.shift;
+    v->flags = L.flags;
     v->src0 = L.src0;
     v->src1 = L.src1;
     v->groups = L.groups;

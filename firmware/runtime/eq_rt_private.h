@@ -36,6 +36,7 @@ typedef struct {
     uint32_t op, in_enc, out_enc, out_stage;
     uint32_t in_h, in_w, in_c, out_h, out_w, out_c;
     uint32_t kh, kw, stride, pad, w_enc, out_bits, shift;
+    uint32_t flags;          /* blob 1.2: EQ_LFLAG_* bits */
     int32_t t_weight, t_lut, t_thr, t_aux;
     uint32_t macs;
     /* blob 1.1 (stored fields; the effective values below are resolved by eq_rt_layer) */

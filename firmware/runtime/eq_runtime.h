@@ -91,6 +91,7 @@ typedef struct {
                                 src1 only for ADD / CONCAT (else 0) */
     uint32_t groups;         /* CONV groups (>= 1) */
     uint32_t stride_w, pad_w; /* horizontal stride and padding (stride, pad: vertical) */
+    uint32_t flags;          /* EQ_LFLAG_* bits (blob 1.2; WINO_F23: eq_conv_wino_f32) */
     const void *weight;      /* weight tensor data (CONV) */
     uint32_t weight_bytes;
     const int32_t *lut;      /* KBIT: (lut_rows, lut_cols) int32 */
