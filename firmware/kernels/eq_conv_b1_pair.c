@@ -26,8 +26,10 @@
  * AFFINE: y = floor((K - pr * 2 mul) / 2^sh) with K = (n_in C + 2 corr) mul + add per border
  * class, in 32 bits without a 64-bit multiply: K = Kq 2^sh + Kr and 2 mul = Q 2^sh + R
  * (0 <= Kr, R < 2^sh) give y = Kq - pr Q + floor((Kr - pr R) / 2^sh), exact modulo 2^32 since
- * y fits (the layer is taken only where no channel saturates for |acc| <= 9C and sh <= 23, so
- * |Kr - pr R| < 145 * 2^sh < 2^31); 17 more instructions a channel and pair. Elsewhere
+ * y fits (the layer is taken only where no channel saturates for |acc| <= 9C and sh <= 23);
+ * with Kr' = Kr 2^(23 - sh), R' = R 2^(23 - sh) the last term is (Kr' - pr R') >> 23
+ * (|Kr' - pr R'| < 145 * 2^23 < 2^31), a constant shift: 15 more instructions a channel and
+ * pair. Elsewhere
  * EQ_ERR_UNSUPPORTED: the runtime's row loop and stage run.
  * The Thumb-2 loops run a whole output row (the pair's block, the channels, the read-out); the
  * C driver builds the pair rows (a ring of three), the weight blocks and the folded stage per
@@ -68,29 +70,12 @@ static void eq_pb_range(uint32_t o, uint32_t stride, uint32_t pad, uint32_t n, u
     *hi = (uint32_t)b;
 }
 
-/* column class of output column ox (the classes are runs: the ranges are monotone in ox) */
-static uint32_t eq_pb_col(const eq_conv_shape_t *s, const eq_pb_plan_t *p, uint32_t ox)
-{
-    uint32_t a, b, i;
-    eq_pb_range(ox, s->stride, s->pad, s->in_w, &a, &b);
-    for (i = 0; i + 1u < p->ncc; ++i)
-        if (p->clo[i] == a && p->chi[i] == b) break;
-    return i;
-}
-
-/* pair class of pixel pair k (the second pixel, if any, else the first) */
-static void eq_pb_pair_cls(const eq_conv_shape_t *s, const eq_pb_plan_t *p, uint32_t k,
-                           uint32_t *ca, uint32_t *cb)
-{
-    *ca = eq_pb_col(s, p, 2u * k);
-    *cb = 2u * k + 1u < s->out_w ? eq_pb_col(s, p, 2u * k + 1u) : *ca;
-}
-
-/* 0: not this path */
+/* 0: not this path. pcls (may be NULL): per pixel pair, SIGN: its pair class; AFFINE: its two
+ * column classes ca | cb << 4. The classes are runs (the ranges are monotone in the column). */
 static int eq_pb_plan(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc, uint8_t stage,
-                      uint8_t lflags, eq_pb_plan_t *p)
+                      uint8_t lflags, eq_pb_plan_t *p, uint8_t *pcls)
 {
-    uint32_t ox, k, ow2;
+    uint32_t ox, ow2, ca = 0;
     uint64_t total;
     if (!s || in_enc != EQ_ENC_B1 || w_enc != EQ_ENC_B1 || lflags != 0u) return 0;
     if (stage != EQ_OUT_SIGN && stage != EQ_OUT_AFFINE) return 0;
@@ -101,27 +86,30 @@ static int eq_pb_plan(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc, u
     ow2 = ((uint32_t)s->out_w + 1u) & ~1u;
     p->nq = (ow2 - 2u) * s->stride + 3u;
     p->npair = ow2 / 2u;
-    p->ncc = 0;
-    for (ox = 0; ox < s->out_w; ++ox) { /* column classes: runs of equal ranges */
-        uint32_t a, b;
-        eq_pb_range(ox, s->stride, s->pad, s->in_w, &a, &b);
-        if (!p->ncc || p->clo[p->ncc - 1u] != a || p->chi[p->ncc - 1u] != b) {
-            if (p->ncc == EQ_PB_NCC) return 0;
-            p->clo[p->ncc] = (uint8_t)a;
-            p->chi[p->ncc] = (uint8_t)b;
-            ++p->ncc;
+    p->ncc = p->npc = 0;
+    for (ox = 0; ox < ow2; ++ox) { /* column classes, then (at odd ox) the pair's class */
+        uint32_t a, b, c = ca;
+        if (ox < s->out_w) {
+            eq_pb_range(ox, s->stride, s->pad, s->in_w, &a, &b);
+            if (!p->ncc || p->clo[p->ncc - 1u] != a || p->chi[p->ncc - 1u] != b) {
+                if (p->ncc == EQ_PB_NCC) return 0;
+                p->clo[p->ncc] = (uint8_t)a;
+                p->chi[p->ncc] = (uint8_t)b;
+                ++p->ncc;
+            }
+            c = p->ncc - 1u;
         }
-    }
-    p->npc = 0;
-    for (k = 0; k < p->npair; ++k) { /* pair classes: runs too */
-        uint32_t ca, cb;
-        eq_pb_pair_cls(s, p, k, &ca, &cb);
-        if (!p->npc || p->pa[p->npc - 1u] != ca || p->pb[p->npc - 1u] != cb) {
+        if (!(ox & 1u)) {
+            ca = c;
+            continue;
+        }
+        if (!p->npc || p->pa[p->npc - 1u] != ca || p->pb[p->npc - 1u] != c) {
             if (p->npc == EQ_PB_NPC) return 0;
             p->pa[p->npc] = (uint8_t)ca;
-            p->pb[p->npc] = (uint8_t)cb;
+            p->pb[p->npc] = (uint8_t)c;
             ++p->npc;
         }
+        if (pcls) pcls[ox / 2u] = (uint8_t)(stage == EQ_OUT_SIGN ? p->npc - 1u : ca | c << 4);
     }
     total = 12u * (uint64_t)p->nq + ((p->npair + 7u) & ~7u) + 4u * EQ_PB_G; /* ring, classes, dummy */
     if (total > 4u * (uint64_t)s->out_w * s->out_c) return 0; /* inside the accumulator row */
@@ -133,7 +121,7 @@ uint32_t eq_conv_b1_pair_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8
                                  uint8_t out_stage, uint8_t lflags)
 {
     eq_pb_plan_t p;
-    return eq_pb_plan(s, in_enc, w_enc, out_stage, lflags, &p) ? p.total : 0u;
+    return eq_pb_plan(s, in_enc, w_enc, out_stage, lflags, &p, NULL) ? p.total : 0u;
 }
 
 /* ---- one output row ------------------------------------------------------------------------ */
@@ -156,11 +144,10 @@ typedef struct {
     uint32_t sha, shb, mask, xm, half; /* 48: SIGN read-out: first pixel ((acc >> sha) & mask) ^ xm,
                                           second (acc >> shb) ^ xm; half: store the high halfword */
     uint32_t *qr;          /* 68: AFFINE: [Q, R, pr] a channel */
-    uint32_t sh;           /* 72: AFFINE shift (<= EQ_PB_MAXSH) */
-    uint32_t nch;          /* 76 */
+    uint32_t nch;          /* 72 */
 } eq_pb_row_t;
 
-#define EQ_PB_MAXSH 23u /* AFFINE: |Kr - pr R| < 145 * 2^sh stays below 2^31 */
+#define EQ_PB_MAXSH 23u /* AFFINE: |Kr' - pr R'| < 145 * 2^23 stays below 2^31 (the loop's ASR #23) */
 
 /* where word i of a channel's weight block (rows 0..2 of three words, then the four sum words)
  * is stored at an odd channel position: sums, row 2, row 1, row 0 (the Thumb-2 loop reads every
@@ -365,23 +352,20 @@ __asm__(
     "    add r1, r1, r6, lsl #7\n"      /* of the first's */
     "    ldr r3, [r12, #32]\n"          /* oa */
     "    ldr r10, [r12, #36]\n"         /* ob */
-    "    ldr r11, [r12, #72]\n"         /* sh */
-    "    ldr r12, [r12, #76]\n"         /* nch */
-    "5:\n"                              /* y = Kq - p Q + ((Kr - p R) >> sh) */
+    "    ldr r12, [r12, #72]\n"         /* nch */
+    "5:\n"                              /* y = Kq - p Q + ((Kr' - p R') >> 23) */
     "    ldm r0!, {r4, r5, r6}\n"
     "    ldm r1!, {r7, r8}\n"
     "    uxth r9, r6\n"
     "    mls r8, r9, r5, r8\n"
-    "    asr r8, r8, r11\n"
     "    mls r7, r9, r4, r7\n"
-    "    add r7, r7, r8\n"
+    "    add r7, r7, r8, asr #23\n"
     "    str r7, [r3], #4\n"
     "    ldm r2!, {r7, r8}\n"
     "    lsr r6, r6, #16\n"
     "    mls r8, r6, r5, r8\n"
-    "    asr r8, r8, r11\n"
     "    mls r7, r6, r4, r7\n"
-    "    add r7, r7, r8\n"
+    "    add r7, r7, r8, asr #23\n"
     "    str r7, [r10], #4\n"
     "    subs r12, r12, #1\n"
     "    bne 5b\n"
@@ -402,7 +386,7 @@ void eq_pb_affine_row(eq_pb_row_t *x);
 typedef char eq_pb_row_layout[(offsetof(eq_pb_row_t, step) == 12 && offsetof(eq_pb_row_t, wb) == 16 &&
                                offsetof(eq_pb_row_t, lim) == 24 && offsetof(eq_pb_row_t, oa) == 32 &&
                                offsetof(eq_pb_row_t, npair) == 44 && offsetof(eq_pb_row_t, half) == 64 &&
-                               offsetof(eq_pb_row_t, qr) == 68 && offsetof(eq_pb_row_t, nch) == 76) ? 1 : -1];
+                               offsetof(eq_pb_row_t, qr) == 68 && offsetof(eq_pb_row_t, nch) == 72) ? 1 : -1];
 #define EQ_PB_SIGN_ROW eq_pb_sign_row
 #define EQ_PB_AFFINE_ROW eq_pb_affine_row
 #else
@@ -499,9 +483,9 @@ static void eq_pb_affine_row_c(eq_pb_row_t *x)
         eq_pb_next_block(x, blk);
         for (j = 0; wb != (const uint32_t *)x->lim; wb += EQ_PB_BW, qr += 3) qr[2] = eq_pb_pr(blk, wb, j++);
         for (j = 0, qr = x->qr; j < x->nch; ++j, qr += 3, ka += 2, kb += 2) {
-            const uint32_t pa = qr[2] & 0xFFFFu, pb = qr[2] >> 16; /* y = Kq - p Q + (Kr - p R) >> sh */
-            oa[j] = (int32_t)(ka[0] - pa * qr[0] + (uint32_t)eq_pb_asr((int32_t)(ka[1] - pa * qr[1]), x->sh));
-            ob[j] = (int32_t)(kb[0] - pb * qr[0] + (uint32_t)eq_pb_asr((int32_t)(kb[1] - pb * qr[1]), x->sh));
+            const uint32_t pa = qr[2] & 0xFFFFu, pb = qr[2] >> 16; /* y = Kq - p Q + (Kr' - p R') >> 23 */
+            oa[j] = (int32_t)(ka[0] - pa * qr[0] + (uint32_t)eq_pb_asr((int32_t)(ka[1] - pa * qr[1]), EQ_PB_MAXSH));
+            ob[j] = (int32_t)(kb[0] - pb * qr[0] + (uint32_t)eq_pb_asr((int32_t)(kb[1] - pb * qr[1]), EQ_PB_MAXSH));
         }
         x->oa += x->ostep;
         x->ob += x->ostep;
@@ -644,7 +628,7 @@ static void eq_pb_pass(const eq_conv_job_t *job, const eq_pb_plan_t *p, uint32_t
         } else { /* 2 mul = Q 2^sh + R, 0 <= R < 2^sh (Q mod 2^32) */
             const int64_t m2 = 2 * (int64_t)thr[n0 + j], q = eq_pb_fshr(m2, job->shift);
             qr[j][0] = (uint32_t)(uint64_t)q;
-            qr[j][1] = (uint32_t)(m2 - q * ((int64_t)1 << job->shift));
+            qr[j][1] = (uint32_t)(m2 - q * ((int64_t)1 << job->shift)) << (EQ_PB_MAXSH - job->shift); /* R' */
         }
     }
     x.step = 8u * s->stride;
@@ -657,7 +641,6 @@ static void eq_pb_pass(const eq_conv_job_t *job, const eq_pb_plan_t *p, uint32_t
     x.xm = xm;
     x.half = sign && (g & 1u);
     x.qr = &qr[0][0];
-    x.sh = job->shift;
     x.nch = nch;
     x.ostep = sign ? 8u * cw : 8u * oc;
     for (oy = 0; oy < s->out_h; ++oy) {
@@ -692,7 +675,7 @@ static void eq_pb_pass(const eq_conv_job_t *job, const eq_pb_plan_t *p, uint32_t
                         const int64_t kk = (int64_t)base[cc][j] * thr[n0 + j] + add[n0 + j];
                         const int64_t kq = eq_pb_fshr(kk, job->shift);
                         u.kt[cc][j][0] = (uint32_t)(uint64_t)kq;
-                        u.kt[cc][j][1] = (uint32_t)(kk - kq * ((int64_t)1 << job->shift));
+                        u.kt[cc][j][1] = (uint32_t)(kk - kq * ((int64_t)1 << job->shift)) << (EQ_PB_MAXSH - job->shift);
                     }
                 }
             }
@@ -726,27 +709,21 @@ static void eq_pb_pass(const eq_conv_job_t *job, const eq_pb_plan_t *p, uint32_t
 eq_status_t eq_conv_b1_pair(const eq_conv_job_t *job)
 {
     eq_pb_plan_t p;
-    uint32_t *ring, *dummy, n0, k;
-    uint8_t *pcls;
+    uint32_t *ring, *dummy, n0;
     eq_status_t st;
     if (!job || !eq_pb_plan(job->s, job->in_enc, job->w ? job->w->enc : 0u, job->out_stage,
-                            job->lflags, &p))
+                            job->lflags, &p, NULL))
         return EQ_ERR_UNSUPPORTED;
     st = eq_conv_fast_check(job, 1u);
     if (st != EQ_OK) return st;
     if (job->scratch_bytes < p.total) return EQ_ERR_UNSUPPORTED; /* the row loop runs */
     if (job->out_stage == EQ_OUT_AFFINE && !eq_pb_affine_ok(job)) return EQ_ERR_UNSUPPORTED;
     ring = (uint32_t *)job->scratch;
-    pcls = (uint8_t *)(ring + 3u * p.nq);
-    dummy = (uint32_t *)(void *)(pcls + ((p.npair + 7u) & ~7u)); /* the lone last pixel's partner */
-    for (k = 0; k < p.npair; ++k) { /* SIGN: pair class; AFFINE: column classes */
-        uint32_t ca, cb, i;
-        eq_pb_pair_cls(job->s, &p, k, &ca, &cb);
-        for (i = 0; i + 1u < p.npc && !(p.pa[i] == ca && p.pb[i] == cb); ++i) {
-        }
-        pcls[k] = (uint8_t)(job->out_stage == EQ_OUT_SIGN ? i : ca | cb << 4);
-    }
+    (void)eq_pb_plan(job->s, job->in_enc, job->w->enc, job->out_stage, job->lflags, &p,
+                     (uint8_t *)(ring + 3u * p.nq)); /* the pixel pairs' classes */
+    dummy = (uint32_t *)(void *)((uint8_t *)(ring + 3u * p.nq) + ((p.npair + 7u) & ~7u));
     for (n0 = 0; n0 < job->s->out_c; n0 += EQ_PB_G)
-        eq_pb_pass(job, &p, ring, pcls, dummy, n0, job->s->out_c - n0 < EQ_PB_G ? job->s->out_c - n0 : EQ_PB_G);
+        eq_pb_pass(job, &p, ring, (const uint8_t *)(ring + 3u * p.nq), dummy, n0,
+                   job->s->out_c - n0 < EQ_PB_G ? job->s->out_c - n0 : EQ_PB_G);
     return EQ_OK;
 }
