@@ -36,7 +36,8 @@
  * border class.
  *
  * Stack: one pass of 16 output channels (weight blocks, per-tap counts, folded thresholds or
- * AFFINE constants): 1.9 KB with the Thumb-2 loop's frame. Scratch: the ring (3 pair rows), a
+ * AFFINE constants): about 2.0 KB with the Thumb-2 loop's frame (Cortex-M3 build: 1,884 + 36 +
+ * 92 bytes; the row loop's eq_row_b1_b1_pair takes 2,076 + 36). Scratch: the ring (3 pair rows), a
  * byte per pixel pair and 64 bytes, taken only where it fits the layer's own accumulator row
  * (out_w * out_c int32), so the arena does not grow.
  */
