@@ -21,20 +21,23 @@
  * output bit = (pr >= T') XOR (not flip): the out-of-bounds taps read 0 and count popcount(w)
  * there (corr, per class), the valid taps count n_in * C, and acc = n_in * C - 2 (pr - corr).
  * The word (0x8000 - T'_A) | (0x8000 - T'_B) << 16 added to pr leaves the two compares in bits
- * 15 and 31, which are shifted into one word for 16 channels: 71 instructions a channel and
+ * 15 and 31, which are shifted into one word for 16 channels: 69.5 instructions a channel and
  * pixel pair in the Thumb-2 loop (LDM loads, no popcount or DSP instruction: Cortex-M3 too).
  * AFFINE: y = floor((K - pr * 2 mul) / 2^sh) with K = (n_in C + 2 corr) mul + add per border
  * class, in 32 bits without a 64-bit multiply: K = Kq 2^sh + Kr and 2 mul = Q 2^sh + R
  * (0 <= Kr, R < 2^sh) give y = Kq - pr Q + floor((Kr - pr R) / 2^sh), exact modulo 2^32 since
- * y fits (the layer is taken only where no channel saturates for |acc| <= 9C and sh <= 23, so
- * |Kr - pr R| < 145 * 2^sh < 2^31); 16 more instructions a channel and pair. Elsewhere
+ * y fits (the layer is taken only where no channel saturates for |acc| <= 9C and sh <= 23);
+ * with Kr' = Kr 2^(23 - sh), R' = R 2^(23 - sh) the last term is (Kr' - pr R') >> 23
+ * (|Kr' - pr R'| < 145 * 2^23 < 2^31), a constant shift: 15 more instructions a channel and
+ * pair. Elsewhere
  * EQ_ERR_UNSUPPORTED: the runtime's row loop and stage run.
  * The Thumb-2 loops run a whole output row (the pair's block, the channels, the read-out); the
  * C driver builds the pair rows (a ring of three), the weight blocks and the folded stage per
  * border class.
  *
  * Stack: one pass of 16 output channels (weight blocks, per-tap counts, folded thresholds or
- * AFFINE constants): 1.9 KB with the Thumb-2 loop's frame. Scratch: the ring (3 pair rows), a
+ * AFFINE constants): about 2.0 KB with the Thumb-2 loop's frame (Cortex-M3 build: 1,884 + 36 +
+ * 92 bytes; the row loop's eq_row_b1_b1_pair takes 2,076 + 36). Scratch: the ring (3 pair rows), a
  * byte per pixel pair and 64 bytes, taken only where it fits the layer's own accumulator row
  * (out_w * out_c int32), so the arena does not grow.
  */
@@ -68,29 +71,12 @@ static void eq_pb_range(uint32_t o, uint32_t stride, uint32_t pad, uint32_t n, u
     *hi = (uint32_t)b;
 }
 
-/* column class of output column ox (the classes are runs: the ranges are monotone in ox) */
-static uint32_t eq_pb_col(const eq_conv_shape_t *s, const eq_pb_plan_t *p, uint32_t ox)
-{
-    uint32_t a, b, i;
-    eq_pb_range(ox, s->stride, s->pad, s->in_w, &a, &b);
-    for (i = 0; i + 1u < p->ncc; ++i)
-        if (p->clo[i] == a && p->chi[i] == b) break;
-    return i;
-}
-
-/* pair class of pixel pair k (the second pixel, if any, else the first) */
-static void eq_pb_pair_cls(const eq_conv_shape_t *s, const eq_pb_plan_t *p, uint32_t k,
-                           uint32_t *ca, uint32_t *cb)
-{
-    *ca = eq_pb_col(s, p, 2u * k);
-    *cb = 2u * k + 1u < s->out_w ? eq_pb_col(s, p, 2u * k + 1u) : *ca;
-}
-
-/* 0: not this path */
+/* 0: not this path. pcls (may be NULL): per pixel pair, SIGN: its pair class; AFFINE: its two
+ * column classes ca | cb << 4. The classes are runs (the ranges are monotone in the column). */
 static int eq_pb_plan(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc, uint8_t stage,
-                      uint8_t lflags, eq_pb_plan_t *p)
+                      uint8_t lflags, eq_pb_plan_t *p, uint8_t *pcls)
 {
-    uint32_t ox, k, ow2;
+    uint32_t ox, ow2, ca = 0;
     uint64_t total;
     if (!s || in_enc != EQ_ENC_B1 || w_enc != EQ_ENC_B1 || lflags != 0u) return 0;
     if (stage != EQ_OUT_SIGN && stage != EQ_OUT_AFFINE) return 0;
@@ -101,27 +87,30 @@ static int eq_pb_plan(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc, u
     ow2 = ((uint32_t)s->out_w + 1u) & ~1u;
     p->nq = (ow2 - 2u) * s->stride + 3u;
     p->npair = ow2 / 2u;
-    p->ncc = 0;
-    for (ox = 0; ox < s->out_w; ++ox) { /* column classes: runs of equal ranges */
-        uint32_t a, b;
-        eq_pb_range(ox, s->stride, s->pad, s->in_w, &a, &b);
-        if (!p->ncc || p->clo[p->ncc - 1u] != a || p->chi[p->ncc - 1u] != b) {
-            if (p->ncc == EQ_PB_NCC) return 0;
-            p->clo[p->ncc] = (uint8_t)a;
-            p->chi[p->ncc] = (uint8_t)b;
-            ++p->ncc;
+    p->ncc = p->npc = 0;
+    for (ox = 0; ox < ow2; ++ox) { /* column classes, then (at odd ox) the pair's class */
+        uint32_t a, b, c = ca;
+        if (ox < s->out_w) {
+            eq_pb_range(ox, s->stride, s->pad, s->in_w, &a, &b);
+            if (!p->ncc || p->clo[p->ncc - 1u] != a || p->chi[p->ncc - 1u] != b) {
+                if (p->ncc == EQ_PB_NCC) return 0;
+                p->clo[p->ncc] = (uint8_t)a;
+                p->chi[p->ncc] = (uint8_t)b;
+                ++p->ncc;
+            }
+            c = p->ncc - 1u;
         }
-    }
-    p->npc = 0;
-    for (k = 0; k < p->npair; ++k) { /* pair classes: runs too */
-        uint32_t ca, cb;
-        eq_pb_pair_cls(s, p, k, &ca, &cb);
-        if (!p->npc || p->pa[p->npc - 1u] != ca || p->pb[p->npc - 1u] != cb) {
+        if (!(ox & 1u)) {
+            ca = c;
+            continue;
+        }
+        if (!p->npc || p->pa[p->npc - 1u] != ca || p->pb[p->npc - 1u] != c) {
             if (p->npc == EQ_PB_NPC) return 0;
             p->pa[p->npc] = (uint8_t)ca;
-            p->pb[p->npc] = (uint8_t)cb;
+            p->pb[p->npc] = (uint8_t)c;
             ++p->npc;
         }
+        if (pcls) pcls[ox / 2u] = (uint8_t)(stage == EQ_OUT_SIGN ? p->npc - 1u : ca | c << 4);
     }
     total = 12u * (uint64_t)p->nq + ((p->npair + 7u) & ~7u) + 4u * EQ_PB_G; /* ring, classes, dummy */
     if (total > 4u * (uint64_t)s->out_w * s->out_c) return 0; /* inside the accumulator row */
@@ -133,7 +122,7 @@ uint32_t eq_conv_b1_pair_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8
                                  uint8_t out_stage, uint8_t lflags)
 {
     eq_pb_plan_t p;
-    return eq_pb_plan(s, in_enc, w_enc, out_stage, lflags, &p) ? p.total : 0u;
+    return eq_pb_plan(s, in_enc, w_enc, out_stage, lflags, &p, NULL) ? p.total : 0u;
 }
 
 /* ---- one output row ------------------------------------------------------------------------ */
@@ -156,60 +145,84 @@ typedef struct {
     uint32_t sha, shb, mask, xm, half; /* 48: SIGN read-out: first pixel ((acc >> sha) & mask) ^ xm,
                                           second (acc >> shb) ^ xm; half: store the high halfword */
     uint32_t *qr;          /* 68: AFFINE: [Q, R, pr] a channel */
-    uint32_t sh;           /* 72: AFFINE shift (<= EQ_PB_MAXSH) */
-    uint32_t nch;          /* 76 */
+    uint32_t nch;          /* 72 */
 } eq_pb_row_t;
 
-#define EQ_PB_MAXSH 23u /* AFFINE: |Kr - pr R| < 145 * 2^sh stays below 2^31 */
+#define EQ_PB_MAXSH 23u /* AFFINE: |Kr' - pr R'| < 145 * 2^23 stays below 2^31 (the loop's ASR #23) */
+
+/* where word i of a channel's weight block (rows 0..2 of three words, then the four sum words)
+ * is stored at an odd channel position: sums, row 2, row 1, row 0 (the Thumb-2 loop reads every
+ * second block backward); in order at even positions */
+static const uint8_t eq_pb_odd[EQ_PB_BW] = {10, 11, 12, 7, 8, 9, 4, 5, 6, 0, 1, 2, 3};
 
 #if defined(__thumb2__) && defined(__GNUC__)
-/* Thumb-2 (Cortex-M3 and up; no DSP instruction). A channel: 21 (three row carries: LDM, LDM,
- * three EORs, AND, EOR) + 5 (the carries' full adder) + 9 (the sums' carry and sum) + 20 (4-bit
- * counts) + 11 (nibble, byte and half sums) + SIGN 5 (threshold, compare bits, shift-in, branch)
- * or AFFINE 3 (store, compare, branch) = 71 / 69 instructions for two output pixels. */
-#define EQ_PB_ROW(DST)                                                                           \
-    "    ldm r0!, {r4, r5, r6}\n"                                                             \
+/* Thumb-2 (Cortex-M3 and up; no DSP instruction). Channels go in twos: the first reads the
+ * block forward (LDM, its rows then its sums), the second backward (its sums, then LDMDB of its
+ * rows), so the block pointer returns without an instruction; the weight blocks at odd
+ * positions are stored in that order (sums, row 2, row 1, row 0). A channel: 8 LDMs + 15 (three
+ * row carries: three EORs, AND, EOR each) + 5 (the carries' full adder) + 6 (the sums' carry and
+ * sum) + 20 (4-bit counts) + 11 (nibble, byte and half sums) + SIGN 4.5 (threshold, compare
+ * bits, shift-in, a branch every second channel) or AFFINE 2 (store; compare and branch every
+ * second) = 69.5 / 67 instructions for two output pixels (288 MACs). */
+/* one row's carry: its words LOAD (ldm r0! / ldmdb r0!) against the next three weight words */
+#define EQ_PB_ROW(LOAD, DST)                                                                     \
+    "    " LOAD " r0!, {r4, r5, r6}\n"                                                        \
     "    ldm r1!, {r7, r8, r9}\n"                                                             \
     "    eor r4, r4, r7\n"                                                                    \
     "    eor r5, r5, r8\n"                                                                    \
     "    and r4, r4, r5\n"                                                                    \
     "    eor r6, r6, r9\n"                                                                    \
     "    eor " DST ", r4, r6\n"
+/* the row sums' carry -> C3 and sum -> S (block words 9..12 at r0, not advanced; the weights'
+ * four words into W0..W3, ascending registers) */
+#define EQ_PB_SUMS(W0, W1, W2, W3, C3, S)                                                        \
+    "    ldm r0, {r4, r5, r6, r7}\n"                                                          \
+    "    ldm r1!, {" W0 ", " W1 ", " W2 ", " W3 "}\n"                                         \
+    "    eor r4, r4, " W0 "\n"                                                                \
+    "    eor r5, r5, " W1 "\n"                                                                \
+    "    and r4, r4, r5\n"                                                                    \
+    "    eor r6, r6, " W2 "\n"                                                                \
+    "    eor " C3 ", r4, r6\n"                                                                \
+    "    eor " S ", r7, " W3 "\n"
+/* full adder of the carries A, B, C (T: a free register): A = weight 4, C = weight 2 */
+#define EQ_PB_FA(A, B, C, T)                                                                     \
+    "    eor " T ", " A ", " B "\n"                                                           \
+    "    and " A ", " A ", " B "\n"                                                           \
+    "    and " B ", " T ", " C "\n"                                                           \
+    "    eor " C ", " T ", " C "\n"                                                           \
+    "    orr " A ", " A ", " B "\n"
 #define EQ_PB_NIB(R)                                                                             \
     "    and r5, " R ", #0xAAAAAAAA\n"                                                        \
     "    sub " R ", " R ", r5, lsr #1\n"                                                      \
     "    and r5, " R ", #0xCCCCCCCC\n"                                                        \
     "    and " R ", " R ", #0x33333333\n"                                                     \
     "    add " R ", " R ", r5, lsr #2\n"
-/* r0 block, r1 weight blocks (advanced): the pair's popcounts -> r4 (low half: first pixel) */
-#define EQ_PB_COUNT                                                                              \
-    EQ_PB_ROW("r10") EQ_PB_ROW("r11") EQ_PB_ROW("r12")                                         \
-    "    eor r4, r10, r11\n"          /* carries' full adder: T2 -> r12, f -> r10 */           \
-    "    and r10, r10, r11\n"                                                                 \
-    "    and r11, r4, r12\n"                                                                  \
-    "    eor r12, r4, r12\n"                                                                  \
-    "    orr r10, r10, r11\n"                                                                 \
-    "    ldm r0, {r4, r5, r6, r7}\n"  /* the row sums: carry c3 -> r4, sum S -> r7 */         \
-    "    ldm r1!, {r8, r9, r11, lr}\n"                                                        \
-    "    sub r0, r0, #36\n"                                                                   \
-    "    eor r4, r4, r8\n"                                                                    \
-    "    eor r5, r5, r9\n"                                                                    \
-    "    and r4, r4, r5\n"                                                                    \
-    "    eor r6, r6, r11\n"                                                                   \
-    "    eor r4, r4, r6\n"                                                                    \
-    "    eor r7, r7, lr\n"                                                                    \
-    EQ_PB_NIB("r7") EQ_PB_NIB("r4") EQ_PB_NIB("r12") EQ_PB_NIB("r10")                         \
-    "    add r7, r7, r4, lsl #1\n"    /* |S| + 2|c3|, nibbles <= 12 */                         \
-    "    add r12, r12, r10, lsl #1\n" /* |T2| + 2|f| */                                        \
-    "    and r4, r7, #0x0F0F0F0F\n"   /* bytes <= 72 */                                        \
-    "    and r7, r7, #0xF0F0F0F0\n"                                                           \
-    "    add r4, r4, r7, lsr #4\n"                                                            \
-    "    and r7, r12, #0x0F0F0F0F\n"                                                          \
-    "    add r4, r4, r7, lsl #1\n"                                                            \
-    "    and r7, r12, #0xF0F0F0F0\n"                                                          \
-    "    add r4, r4, r7, lsr #3\n"                                                            \
-    "    add r4, r4, r4, lsr #8\n"    /* halves <= 144 */                                      \
-    "    and r4, r4, #0x00FF00FF\n"
+/* the pair's popcounts |S| + 2|C3| + 2|T2| + 4|F| -> C3 (low half: first pixel); S destroyed */
+#define EQ_PB_TAIL(S, C3, T2, F)                                                                 \
+    EQ_PB_NIB(S) EQ_PB_NIB(C3) EQ_PB_NIB(T2) EQ_PB_NIB(F)                                      \
+    "    add " S ", " S ", " C3 ", lsl #1\n"  /* nibbles <= 12 */                              \
+    "    add " T2 ", " T2 ", " F ", lsl #1\n"                                                 \
+    "    and " C3 ", " S ", #0x0F0F0F0F\n"    /* bytes <= 72 */                                \
+    "    and " S ", " S ", #0xF0F0F0F0\n"                                                     \
+    "    add " C3 ", " C3 ", " S ", lsr #4\n"                                                 \
+    "    and " S ", " T2 ", #0x0F0F0F0F\n"                                                    \
+    "    add " C3 ", " C3 ", " S ", lsl #1\n"                                                 \
+    "    and " S ", " T2 ", #0xF0F0F0F0\n"                                                    \
+    "    add " C3 ", " C3 ", " S ", lsr #3\n"                                                 \
+    "    add " C3 ", " C3 ", " C3 ", lsr #8\n" /* halves <= 144 */                             \
+    "    and " C3 ", " C3 ", #0x00FF00FF\n"
+/* r0 = the block, r1 = the weight blocks (advanced): an even-position channel -> r4 (r0 ends
+ * at block word 9), then an odd-position one -> r10 (r0 back at the block) */
+#define EQ_PB_EVEN                                                                               \
+    EQ_PB_ROW("ldm", "r10") EQ_PB_ROW("ldm", "r11") EQ_PB_ROW("ldm", "r12")                    \
+    EQ_PB_FA("r10", "r11", "r12", "r4")                                                        \
+    EQ_PB_SUMS("r8", "r9", "r11", "lr", "r4", "r7")                                            \
+    EQ_PB_TAIL("r7", "r4", "r12", "r10")
+#define EQ_PB_ODD                                                                                \
+    EQ_PB_SUMS("r8", "r9", "r10", "r11", "r10", "r11")                                         \
+    EQ_PB_ROW("ldmdb", "r12") EQ_PB_ROW("ldmdb", "lr") EQ_PB_ROW("ldmdb", "r4")                \
+    EQ_PB_FA("r4", "lr", "r12", "r5")                                                          \
+    EQ_PB_TAIL("r11", "r10", "r12", "r4")
 /* r12 = the row context: the pair's activation block -> [sp, 52 bytes], q advanced
  * (per row: a ^ c, b ^ c, c and the sum a ^ b ^ c; then the sums' s0 ^ s2, s1 ^ s2, s2, all) */
 #define EQ_PB_BLOCK                                                                              \
@@ -273,11 +286,16 @@ __asm__(
     "    add r2, r2, r5, lsl #6\n"      /* this pair class's thresholds */
     "    mov r0, sp\n"
     "1:\n"
-    EQ_PB_COUNT
+    EQ_PB_EVEN
     "    ldr r5, [r2], #4\n"            /* (0x8000 - T'_a) | (0x8000 - T'_b) << 16 */
     "    add r4, r4, r5\n"
     "    and r4, r4, #0x80008000\n"     /* (pr >= T') of the two pixels */
-    "    orrs r3, r4, r3, lsr #1\n"     /* C: the sentinel bit leaves after the last channel */
+    "    orr r3, r4, r3, lsr #1\n"
+    EQ_PB_ODD
+    "    ldr r5, [r2], #4\n"
+    "    add r10, r10, r5\n"
+    "    and r10, r10, #0x80008000\n"
+    "    orrs r3, r10, r3, lsr #1\n"    /* C: the sentinel bit leaves after the last channel */
     "    bcc 1b\n"
     "    ldr r12, [sp, #52]\n"
     "    add r12, r12, #48\n"
@@ -317,8 +335,10 @@ __asm__(
     "    add r3, r3, #8\n"              /* the pr slots of [Q, R, pr] */
     "    mov r0, sp\n"
     "1:\n"
-    EQ_PB_COUNT
+    EQ_PB_EVEN
     "    str r4, [r3], #12\n"
+    EQ_PB_ODD
+    "    str r10, [r3], #12\n"
     "    cmp r1, r2\n"
     "    bne 1b\n"
     "    ldr r12, [sp, #52]\n"
@@ -333,31 +353,32 @@ __asm__(
     "    add r1, r1, r6, lsl #7\n"      /* of the first's */
     "    ldr r3, [r12, #32]\n"          /* oa */
     "    ldr r10, [r12, #36]\n"         /* ob */
-    "    ldr r11, [r12, #72]\n"         /* sh */
-    "    ldr r12, [r12, #76]\n"         /* nch */
-    "5:\n"                              /* y = Kq - p Q + ((Kr - p R) >> sh) */
+    "    ldr r12, [r12, #72]\n"         /* nch */
+    "5:\n"                              /* y = Kq - p Q + ((Kr' - p R') >> 23) */
     "    ldm r0!, {r4, r5, r6}\n"
     "    ldm r1!, {r7, r8}\n"
     "    uxth r9, r6\n"
     "    mls r8, r9, r5, r8\n"
-    "    asr r8, r8, r11\n"
     "    mls r7, r9, r4, r7\n"
-    "    add r7, r7, r8\n"
+    "    add r7, r7, r8, asr #23\n"
     "    str r7, [r3], #4\n"
     "    ldm r2!, {r7, r8}\n"
     "    lsr r6, r6, #16\n"
     "    mls r8, r6, r5, r8\n"
-    "    asr r8, r8, r11\n"
     "    mls r7, r6, r4, r7\n"
-    "    add r7, r7, r8\n"
+    "    add r7, r7, r8, asr #23\n"
     "    str r7, [r10], #4\n"
     "    subs r12, r12, #1\n"
     "    bne 5b\n"
     EQ_PB_NEXT
     "    .size eq_pb_affine_row, .-eq_pb_affine_row\n");
 #undef EQ_PB_ROW
+#undef EQ_PB_SUMS
+#undef EQ_PB_FA
 #undef EQ_PB_NIB
-#undef EQ_PB_COUNT
+#undef EQ_PB_TAIL
+#undef EQ_PB_EVEN
+#undef EQ_PB_ODD
 #undef EQ_PB_BLOCK
 #undef EQ_PB_NEXT
 void eq_pb_sign_row(eq_pb_row_t *x);
@@ -366,7 +387,7 @@ void eq_pb_affine_row(eq_pb_row_t *x);
 typedef char eq_pb_row_layout[(offsetof(eq_pb_row_t, step) == 12 && offsetof(eq_pb_row_t, wb) == 16 &&
                                offsetof(eq_pb_row_t, lim) == 24 && offsetof(eq_pb_row_t, oa) == 32 &&
                                offsetof(eq_pb_row_t, npair) == 44 && offsetof(eq_pb_row_t, half) == 64 &&
-                               offsetof(eq_pb_row_t, qr) == 68 && offsetof(eq_pb_row_t, nch) == 76) ? 1 : -1];
+                               offsetof(eq_pb_row_t, qr) == 68 && offsetof(eq_pb_row_t, nch) == 72) ? 1 : -1];
 #define EQ_PB_SIGN_ROW eq_pb_sign_row
 #define EQ_PB_AFFINE_ROW eq_pb_affine_row
 #else
@@ -390,9 +411,10 @@ static void eq_pb_block(const uint32_t *const *q, uint32_t *blk)
 
 /* the pair's popcounts (first pixel in the low half): the same full adders, then the four
  * words' popcounts by halves */
-static uint32_t eq_pb_pr(const uint32_t *q, const uint32_t *w)
+static uint32_t eq_pb_pr(const uint32_t *q, const uint32_t *wp, uint32_t pos)
 {
-    uint32_t c[3], r, t2, f, c3, s, lo, hi;
+    uint32_t w[EQ_PB_BW], c[3], r, i, t2, f, c3, s, lo, hi;
+    for (i = 0; i < EQ_PB_BW; ++i) w[i] = wp[pos & 1u ? eq_pb_odd[i] : i];
     for (r = 0; r < 3u; ++r)
         c[r] = ((q[3u * r] ^ w[3u * r]) & (q[3u * r + 1u] ^ w[3u * r + 1u])) ^ (q[3u * r + 2u] ^ w[3u * r + 2u]);
     t2 = c[0] ^ c[1] ^ c[2];
@@ -428,11 +450,11 @@ static void eq_pb_sign_row_c(eq_pb_row_t *x)
     uint32_t blk[EQ_PB_BW];
     do {
         const uint32_t *tp = (const uint32_t *)x->tab + EQ_PB_G * *x->pcls++, *wb = x->wb;
-        uint32_t acc = (uint32_t)x->lim, last, a, b;
+        uint32_t acc = (uint32_t)x->lim, last, a, b, pos = 0;
         eq_pb_next_block(x, blk);
         do { /* the sentinel bit leaves after the last channel */
             last = acc & 1u;
-            acc = ((eq_pb_pr(blk, wb) + *tp++) & 0x80008000u) | acc >> 1;
+            acc = ((eq_pb_pr(blk, wb, pos++) + *tp++) & 0x80008000u) | acc >> 1;
             wb += EQ_PB_BW;
         } while (!last);
         a = ((acc >> x->sha) & x->mask) ^ x->xm;
@@ -460,11 +482,11 @@ static void eq_pb_affine_row_c(eq_pb_row_t *x)
         uint32_t *qr = x->qr, j;
         int32_t *oa = (int32_t *)(void *)x->oa, *ob = (int32_t *)(void *)x->ob;
         eq_pb_next_block(x, blk);
-        for (; wb != (const uint32_t *)x->lim; wb += EQ_PB_BW, qr += 3) qr[2] = eq_pb_pr(blk, wb);
+        for (j = 0; wb != (const uint32_t *)x->lim; wb += EQ_PB_BW, qr += 3) qr[2] = eq_pb_pr(blk, wb, j++);
         for (j = 0, qr = x->qr; j < x->nch; ++j, qr += 3, ka += 2, kb += 2) {
-            const uint32_t pa = qr[2] & 0xFFFFu, pb = qr[2] >> 16; /* y = Kq - p Q + (Kr - p R) >> sh */
-            oa[j] = (int32_t)(ka[0] - pa * qr[0] + (uint32_t)eq_pb_asr((int32_t)(ka[1] - pa * qr[1]), x->sh));
-            ob[j] = (int32_t)(kb[0] - pb * qr[0] + (uint32_t)eq_pb_asr((int32_t)(kb[1] - pb * qr[1]), x->sh));
+            const uint32_t pa = qr[2] & 0xFFFFu, pb = qr[2] >> 16; /* y = Kq - p Q + (Kr' - p R') >> 23 */
+            oa[j] = (int32_t)(ka[0] - pa * qr[0] + (uint32_t)eq_pb_asr((int32_t)(ka[1] - pa * qr[1]), EQ_PB_MAXSH));
+            ob[j] = (int32_t)(kb[0] - pb * qr[0] + (uint32_t)eq_pb_asr((int32_t)(kb[1] - pb * qr[1]), EQ_PB_MAXSH));
         }
         x->oa += x->ostep;
         x->ob += x->ostep;
@@ -476,21 +498,40 @@ static void eq_pb_affine_row_c(eq_pb_row_t *x)
 
 /* ---- the layer ----------------------------------------------------------------------------- */
 /* pair row of input row iy (zero outside the input) */
+/* pair-row word x of input row `in` (columns outside the input read 0) */
+static uint32_t eq_pb_qword(const uint32_t *in, uint32_t x, uint32_t pw, uint32_t sw, uint32_t w,
+                            uint32_t cm)
+{
+    const uint32_t a = x - pw, b = a + sw; /* input columns (wrap = outside) */
+    return (a < w ? in[a] & cm : 0u) | (b < w ? in[b] & cm : 0u) << 16;
+}
+
+/* pair row of input row iy (zero outside the input) */
 static void eq_pb_qrow(const eq_conv_shape_t *s, const uint32_t *in, int32_t iy, uint32_t nq,
                        uint32_t *q)
 {
     const uint32_t cm = (1u << s->in_c) - 1u, sw = s->stride, pw = s->pad, w = s->in_w;
-    uint32_t x;
+    uint32_t x, x1;
     if (iy < 0 || iy >= (int32_t)s->in_h) {
         for (x = 0; x < nq; ++x) q[x] = 0;
         return;
     }
     in += (uint32_t)iy * w;
-    for (x = 0; x < nq; ++x) {
-        const uint32_t a = x - pw, b = a + sw; /* input columns (wrap = outside) */
-        const uint32_t lo = a < w ? in[a] & cm : 0u, hi = b < w ? in[b] & cm : 0u;
-        q[x] = lo | hi << 16;
+    x1 = w + pw > sw ? w + pw - sw : 0u; /* [pw, x1): both columns inside the input */
+    if (x1 > nq) x1 = nq;
+    if (x1 < pw) x1 = pw;
+    for (x = 0; x < pw; ++x) q[x] = eq_pb_qword(in, x, pw, sw, w, cm); /* pw <= 1 < nq */
+    if (sw == 1u && pw < x1) { /* each input word is the high half here, the low half next */
+        uint32_t lo = in[0] & cm;
+        for (x = pw; x < x1; ++x) {
+            const uint32_t hi = in[x - pw + 1u] & cm;
+            q[x] = lo | hi << 16;
+            lo = hi;
+        }
+    } else {
+        for (x = pw; x < x1; ++x) q[x] = (in[x - pw] & cm) | (in[x - pw + sw] & cm) << 16;
     }
+    for (x = x1; x < nq; ++x) q[x] = eq_pb_qword(in, x, pw, sw, w, cm);
 }
 
 /* floor(v / 2^sh), sh <= 31 */
@@ -548,6 +589,10 @@ static void eq_pb_pass(const eq_conv_job_t *job, const eq_pb_plan_t *p, uint32_t
     const int32_t *add = (const int32_t *)job->aux;
     const int sign = job->out_stage == EQ_OUT_SIGN;
     const uint32_t cw = EQ_WORDS(oc), g = n0 / EQ_PB_G;
+    /* the loops take channels in twos: an odd nch gets a padding channel of zero weights, first
+     * for SIGN (its compare bit lands below the others: the read-out drops it), last for AFFINE
+     * (its count is not read) */
+    const uint32_t nsteps = nch + (nch & 1u), pad1 = sign ? nch & 1u : 0u;
     uint32_t wb[EQ_PB_G * EQ_PB_BW];
     uint8_t pct[EQ_PB_G][9];
     uint16_t base[EQ_PB_NCC][EQ_PB_G]; /* acc = base - 2 pr, per column class */
@@ -559,9 +604,11 @@ static void eq_pb_pass(const eq_conv_job_t *job, const eq_pb_plan_t *p, uint32_t
     int32_t rkey[3] = {INT32_MIN, INT32_MIN, INT32_MIN};
     uint32_t j, t, r, oy, xm = 0, rcls = 0xFFFFFFFFu;
     eq_pb_row_t x;
+    if (nch & 1u) /* the padding channel: zeros */
+        for (j = 0; j < EQ_PB_BW; ++j) wb[(sign ? 0u : nch) * EQ_PB_BW + j] = 0;
     for (j = 0; j < nch; ++j) { /* weight blocks and per-tap weight counts */
-        const uint32_t *w = wt + (n0 + j) * 9u;
-        uint32_t d[9], sr[3], *b = wb + j * EQ_PB_BW;
+        const uint32_t *w = wt + (n0 + j) * 9u, pos = j + pad1;
+        uint32_t d[9], sr[3], b[EQ_PB_BW];
         for (t = 0; t < 9u; ++t) {
             d[t] = (w[t] & cm) * 0x10001u;
             pct[j][t] = (uint8_t)eq_popcount32(w[t] & cm);
@@ -576,25 +623,25 @@ static void eq_pb_pass(const eq_conv_job_t *job, const eq_pb_plan_t *p, uint32_t
         b[10] = sr[1] ^ sr[2];
         b[11] = sr[2];
         b[12] = sr[0] ^ sr[1] ^ sr[2];
+        for (t = 0; t < EQ_PB_BW; ++t) wb[pos * EQ_PB_BW + (pos & 1u ? eq_pb_odd[t] : t)] = b[t];
         if (sign) {
             if (!flip[n0 + j]) xm |= 1u << j; /* output bit = (pr >= T') ^ !flip */
         } else { /* 2 mul = Q 2^sh + R, 0 <= R < 2^sh (Q mod 2^32) */
             const int64_t m2 = 2 * (int64_t)thr[n0 + j], q = eq_pb_fshr(m2, job->shift);
             qr[j][0] = (uint32_t)(uint64_t)q;
-            qr[j][1] = (uint32_t)(m2 - q * ((int64_t)1 << job->shift));
+            qr[j][1] = (uint32_t)(m2 - q * ((int64_t)1 << job->shift)) << (EQ_PB_MAXSH - job->shift); /* R' */
         }
     }
     x.step = 8u * s->stride;
     x.wb = wb;
     x.tab = sign ? (const void *)u.tp : (const void *)u.kt;
-    x.lim = sign ? (uintptr_t)1u << (nch - 1u) : (uintptr_t)(wb + nch * EQ_PB_BW);
+    x.lim = sign ? (uintptr_t)1u << (nsteps - 1u) : (uintptr_t)(wb + nsteps * EQ_PB_BW);
     x.sha = 16u - nch;
     x.shb = 32u - nch;
     x.mask = (1u << nch) - 1u;
     x.xm = xm;
     x.half = sign && (g & 1u);
     x.qr = &qr[0][0];
-    x.sh = job->shift;
     x.nch = nch;
     x.ostep = sign ? 8u * cw : 8u * oc;
     for (oy = 0; oy < s->out_h; ++oy) {
@@ -615,28 +662,30 @@ static void eq_pb_pass(const eq_conv_job_t *job, const eq_pb_plan_t *p, uint32_t
             rcls = ky0 << 8 | ky1;
             for (cc = 0; cc < p->ncc; ++cc) {
                 const uint32_t nin = (ky1 - ky0) * (p->chi[cc] - p->clo[cc]) * c;
-                uint32_t oob = 0, ky, kx;
+                uint32_t noob = 0, ky, kx;
+                uint8_t oob[9]; /* the taps outside the input */
                 for (ky = 0; ky < 3u; ++ky)
                     for (kx = 0; kx < 3u; ++kx)
                         if (ky < ky0 || ky >= ky1 || kx < p->clo[cc] || kx >= p->chi[cc])
-                            oob |= 1u << (ky * 3u + kx);
+                            oob[noob++] = (uint8_t)(ky * 3u + kx);
                 for (j = 0; j < nch; ++j) {
                     uint32_t corr = 0;
-                    for (t = 0; t < 9u; ++t)
-                        if (oob >> t & 1u) corr += pct[j][t];
+                    for (t = 0; t < noob; ++t) corr += pct[j][oob[t]];
                     base[cc][j] = (uint16_t)(nin + 2u * corr); /* <= 288 */
                     if (!sign) { /* K = base mul + add = Kq 2^sh + Kr */
                         const int64_t kk = (int64_t)base[cc][j] * thr[n0 + j] + add[n0 + j];
                         const int64_t kq = eq_pb_fshr(kk, job->shift);
                         u.kt[cc][j][0] = (uint32_t)(uint64_t)kq;
-                        u.kt[cc][j][1] = (uint32_t)(kk - kq * ((int64_t)1 << job->shift));
+                        u.kt[cc][j][1] = (uint32_t)(kk - kq * ((int64_t)1 << job->shift)) << (EQ_PB_MAXSH - job->shift);
                     }
                 }
             }
-            for (k = 0; sign && k < p->npc; ++k)
+            for (k = 0; sign && k < p->npc; ++k) {
+                u.tp[k][0] = 0x80008000u; /* the padding channel's (if any; else overwritten) */
                 for (j = 0; j < nch; ++j)
-                    u.tp[k][j] = eq_pb_tneg(base[p->pa[k]][j], thr[n0 + j], flip[n0 + j])
-                                 | eq_pb_tneg(base[p->pb[k]][j], thr[n0 + j], flip[n0 + j]) << 16;
+                    u.tp[k][j + pad1] = eq_pb_tneg(base[p->pa[k]][j], thr[n0 + j], flip[n0 + j])
+                                        | eq_pb_tneg(base[p->pb[k]][j], thr[n0 + j], flip[n0 + j]) << 16;
+            }
         }
         x.pcls = pcls;
         if (sign) {
@@ -661,27 +710,21 @@ static void eq_pb_pass(const eq_conv_job_t *job, const eq_pb_plan_t *p, uint32_t
 eq_status_t eq_conv_b1_pair(const eq_conv_job_t *job)
 {
     eq_pb_plan_t p;
-    uint32_t *ring, *dummy, n0, k;
-    uint8_t *pcls;
+    uint32_t *ring, *dummy, n0;
     eq_status_t st;
     if (!job || !eq_pb_plan(job->s, job->in_enc, job->w ? job->w->enc : 0u, job->out_stage,
-                            job->lflags, &p))
+                            job->lflags, &p, NULL))
         return EQ_ERR_UNSUPPORTED;
     st = eq_conv_fast_check(job, 1u);
     if (st != EQ_OK) return st;
     if (job->scratch_bytes < p.total) return EQ_ERR_UNSUPPORTED; /* the row loop runs */
     if (job->out_stage == EQ_OUT_AFFINE && !eq_pb_affine_ok(job)) return EQ_ERR_UNSUPPORTED;
     ring = (uint32_t *)job->scratch;
-    pcls = (uint8_t *)(ring + 3u * p.nq);
-    dummy = (uint32_t *)(void *)(pcls + ((p.npair + 7u) & ~7u)); /* the lone last pixel's partner */
-    for (k = 0; k < p.npair; ++k) { /* SIGN: pair class; AFFINE: column classes */
-        uint32_t ca, cb, i;
-        eq_pb_pair_cls(job->s, &p, k, &ca, &cb);
-        for (i = 0; i + 1u < p.npc && !(p.pa[i] == ca && p.pb[i] == cb); ++i) {
-        }
-        pcls[k] = (uint8_t)(job->out_stage == EQ_OUT_SIGN ? i : ca | cb << 4);
-    }
+    (void)eq_pb_plan(job->s, job->in_enc, job->w->enc, job->out_stage, job->lflags, &p,
+                     (uint8_t *)(ring + 3u * p.nq)); /* the pixel pairs' classes */
+    dummy = (uint32_t *)(void *)((uint8_t *)(ring + 3u * p.nq) + ((p.npair + 7u) & ~7u));
     for (n0 = 0; n0 < job->s->out_c; n0 += EQ_PB_G)
-        eq_pb_pass(job, &p, ring, pcls, dummy, n0, job->s->out_c - n0 < EQ_PB_G ? job->s->out_c - n0 : EQ_PB_G);
+        eq_pb_pass(job, &p, ring, (const uint8_t *)(ring + 3u * p.nq), dummy, n0,
+                   job->s->out_c - n0 < EQ_PB_G ? job->s->out_c - n0 : EQ_PB_G);
     return EQ_OK;
 }
