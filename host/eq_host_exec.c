@@ -17,6 +17,12 @@
  *  GEMM (a per (channel, tap) constant) is subtracted for the border pixels, so every result is
  *  the exact integer sum over the in-bounds taps, as in eq_conv2d_row. Integer sums are exact in
  *  any order (32-bit wrapping arithmetic; the loader bounds every true sum below 2**31).
+ *    A "u8" layer with U8 activations x I8 weights, 3x3, stride 1, pad 1 whose GEMM sums are the
+ *    accumulators (no code map, shift or border terms) may instead run integer Winograd
+ *    F(2x2, 3x3) (host/eq_wino_i8.h: exact, weights transformed once at plan time), as
+ *    eq_host_set_wino_i8 says: by default where eq_host_wino_i8_worth measured it faster on the
+ *    selected variant (AVX2 and portable C; never on AVX-512 VNNI, where vpdpbusd already does
+ *    64 u8 x s8 MACs an instruction).
  *  - anything else (F32 weights, whose float sums must keep the firmware's order, and the
  *    integer pairs that do not fit the above) runs eq_conv2d_row per image, as eq_model_run does.
  * Output stages are the firmware's stage functions applied to each GEMM block as it is produced.
