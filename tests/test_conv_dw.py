@@ -31,6 +31,8 @@ SHAPES = [
     (16, 6, 6, 3, 3, 2, 0), (5, 1, 9, 1, 3, 1, 1), (9, 7, 1, 3, 1, 1, (1, 0)), (12, 5, 5, 2, 2, 1, 1),
     (3, 6, 5, 3, 2, (2, 1), (1, 0)), (40, 3, 3, 3, 3, 1, 2), (6, 2, 2, 3, 3, 1, 2), (10, 4, 4, 1, 1, 1, 0),
     (2, 4, 6, 3, 3, (1, 2), (0, 1)), (70, 2, 3, 3, 3, 1, 1), (4, 9, 8, 4, 4, 1, 1),  # 16 taps: row loop
+    # wide rows: the U8 path's ring of plane rows fits the accumulator row with few channels too
+    (7, 3, 40, 3, 3, 1, 1), (8, 5, 30, 3, 3, 2, 1), (16, 4, 20, 3, 2, (1, 2), (1, 0)), (12, 3, 25, 1, 3, 1, 1),
 ]
 STAGES = ["SIGN", "MULTI", "AFFINE"]
 
@@ -39,15 +41,16 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else v
 
 
-def dw_graph(rng, shape, w_enc, stage, extreme=False):
-    """THRESH bit input (C, H, W) -> depthwise conv (w_enc, `stage`) -> 1x1 B1 head, AFFINE."""
+def dw_graph(rng, shape, w_enc, stage, extreme=False, bits=0, out_bits=2):
+    """Input (C, H, W): THRESH bits (bits 0) or QUANT `bits`-bit U8 codes -> depthwise conv
+    (w_enc, `stage`, MULTI with `out_bits`) -> 1x1 head, AFFINE."""
     c, h, w, kh, kw, stride, pad = shape
     (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
     wt = rng.choice(np.array([-1, 1], np.int8), (c, kh, kw, 1))
     if w_enc == "TERN":
         wt = (wt * (rng.random(wt.shape) < 0.6)).astype(np.int8)
         wt[0] = 0  # a channel of all-zero weights
-    k = kh * kw
+    k = kh * kw * (1 if bits == 0 else (1 << bits) - 1)  # |acc| <= k
     kwargs = {}
     if stage == "SIGN":
         thr = rng.integers(-k - 2, k + 3, c)
@@ -55,8 +58,11 @@ def dw_graph(rng, shape, w_enc, stage, extreme=False):
             thr[::3] = rng.choice([-2**31, 2**31 - 1, -2**31 + 1, 2**31 - 2], len(thr[::3]))
         kwargs = dict(thr=thr.astype(np.int32), flip=rng.random(c) < 0.4)
     elif stage == "MULTI":
-        kwargs = dict(thr=np.sort(rng.integers(-k - 1, k + 2, (c, 3)), axis=1).astype(np.int32),
-                      flip=rng.random(c) < 0.4, out_bits=2)
+        nt = (1 << out_bits) - 1
+        thr = rng.integers(-k - 1, k + 2, (c, nt))
+        if extreme:
+            thr[::4, 0] = rng.choice([-2**31, 2**31 - 1], len(thr[::4]))
+        kwargs = dict(thr=thr.astype(np.int32), flip=rng.random(c) < 0.4, out_bits=out_bits)
     else:
         kwargs = dict(mul=np.ones(c, np.int32), add=np.zeros(c, np.int32))
     dw = Conv(wt, w_enc, stage, stride=sh, pad=ph, stride_w=sw, pad_w=pw, groups=c, **kwargs)
@@ -66,7 +72,7 @@ def dw_graph(rng, shape, w_enc, stage, extreme=False):
         head_enc = "B1" if stage == "SIGN" else "TERN"
         layers.append(Conv(hw, head_enc, "AFFINE", mul=rng.integers(1, 9, 6).astype(np.int32),
                            add=rng.integers(-9, 9, 6).astype(np.int32)))
-    return Graph((c, h, w), "THRESH", 128, layers)
+    return Graph((c, h, w), *(("THRESH", 128) if bits == 0 else ("QUANT", bits)), layers)
 
 
 def _cases():
@@ -77,12 +83,20 @@ def _cases():
                 rng = np.random.default_rng(1000 * i + 10 * STAGES.index(stage) + (w_enc == "TERN"))
                 out.append((f"{shape} {w_enc} {stage}", dw_graph(rng, shape, w_enc, stage, extreme=i % 2 == 1),
                             rng.integers(0, 256, (3,) + (shape[0], shape[1], shape[2]), dtype=np.uint8)))
+                # U8 codes: 2-bit (the fused plane path; MULTI with 3 and 1 thresholds) and
+                # 3-bit (codes past 3: the row loop)
+                for bits, ob in ((2, 2), (2, 1), (3, 2)):
+                    if stage == "AFFINE" and ob == 1:
+                        continue
+                    out.append((f"{shape} {w_enc} {stage} u{bits} o{ob}",
+                                dw_graph(rng, shape, w_enc, stage, extreme=i % 2 == 0, bits=bits, out_bits=ob),
+                                rng.integers(0, 256, (3,) + (shape[0], shape[1], shape[2]), dtype=np.uint8)))
     return out
 
 
 def test_fused_path_applies_where_documented():
-    """eq_conv_dw_applies: the fused depthwise path takes B1 input, B1 / TERN weights, SIGN,
-    groups = C = N and at most 9 taps; everything else goes to the row loop."""
+    """eq_conv_dw_applies: the fused depthwise paths take groups = C = N, kernels up to 3x3, B1 /
+    TERN weights, and B1 input with SIGN or U8 input with SIGN / MULTI; the rest: the row loop."""
     ffi, L = lib()
     s = ffi.new("eq_conv_shape_t *")
     s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c = 5, 5, 40, 5, 5, 40
@@ -93,9 +107,12 @@ def test_fused_path_applies_where_documented():
     assert not L.eq_conv_dw_applies(s, 20, B1, B1, L.EQ_OUT_SIGN)  # grouped, not depthwise
     assert not L.eq_conv_dw_applies(s, 40, B1, I8, L.EQ_OUT_SIGN)
     assert not L.eq_conv_dw_applies(s, 40, B1, B1, L.EQ_OUT_AFFINE)
+    assert not L.eq_conv_dw_applies(s, 40, B1, B1, L.EQ_OUT_MULTI)
+    assert L.eq_conv_dw_applies(s, 40, U8, TERN, L.EQ_OUT_MULTI)
+    assert L.eq_conv_dw_applies(s, 40, U8, B1, L.EQ_OUT_SIGN)
+    assert not L.eq_conv_dw_applies(s, 40, U8, TERN, L.EQ_OUT_AFFINE)
     s.kh = s.kw = 4
     assert not L.eq_conv_dw_applies(s, 40, B1, B1, L.EQ_OUT_SIGN)  # 16 taps
-    del U8
 
 
 @pytest.mark.parametrize("what,g,x", _cases(), ids=lambda v: v if isinstance(v, str) else "")
