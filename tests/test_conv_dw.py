@@ -174,12 +174,14 @@ def test_depthwise_on_board_equals_host(name, tmp_path, private_state):
 
 
 # ---- TERN weights on 2-bit U8 codes (eq_row_u8_tern2: bit planes, SWAR popcounts) ---------------
-# (C, H, W, N, kh, kw, stride, pad): 1x1 (the TWN pointwise layers), 3x3, K = kh*kw*CW up to and
-# past the 32-word patch, channel counts around the word and the 4-byte step
+# (C, H, W, N, kh, kw, stride, pad): 1x1 (the TWN pointwise layers, any C), 3x3 with K =
+# kh*kw*CW up to and past the 32-word patch, channel counts around the word and the 4-byte step
 T2_SHAPES = [
     (64, 5, 5, 64, 1, 1, 1, 0), (8, 6, 7, 16, 1, 1, 1, 0), (16, 4, 4, 32, 1, 1, 1, 0), (32, 3, 3, 32, 1, 1, 1, 0),
     (1, 5, 4, 7, 1, 1, 1, 0), (7, 4, 5, 9, 1, 1, 2, 0), (31, 3, 4, 5, 1, 1, 1, 0), (33, 3, 3, 65, 1, 1, 1, 0),
     (65, 2, 3, 3, 1, 1, 1, 0), (128, 2, 2, 20, 1, 1, 1, 0), (1024, 1, 1, 4, 1, 1, 1, 0), (1056, 1, 1, 3, 1, 1, 1, 0),
+    (2100, 1, 3, 5, 1, 1, 1, 0), (1030, 2, 2, 3, 1, 1, 2, 0),  # 1x1 past 32 words: in chunks
+    (5, 3, 4, 6, 1, 1, 1, 0), (12, 3, 3, 5, 1, 1, 2, 0), (16, 2, 3, 70, 1, 1, 1, 0), (3, 2, 2, 130, 1, 1, 1, 0),
     (5, 6, 5, 8, 3, 3, 1, 1), (64, 4, 4, 6, 3, 3, 2, 1), (96, 3, 3, 4, 3, 3, 1, 1), (97, 3, 3, 4, 3, 3, 1, 1),
     (3, 7, 6, 5, 3, 2, (2, 1), (1, 0)),
 ]

@@ -76,5 +76,8 @@ void eq_conv_fast_stage(const eq_conv_job_t *job, const int32_t *acc, uint32_t p
 int eq_conv_dw_applies(const eq_conv_shape_t *s, uint32_t groups, uint8_t in_enc, uint8_t w_enc,
                        uint8_t out_stage);
 eq_status_t eq_conv_dw(const eq_conv_job_t *job, uint32_t groups);
+/* codes a[0 .. nb) (nb <= 32) -> bit 0 / bit 1 of each as lanes of *p0 / *p1; returns the OR of
+ * the codes (the caller checks they are 0..3) */
+uint32_t eq_conv_dw_planes_u2(const uint8_t *a, uint32_t nb, uint32_t *p0, uint32_t *p1);
 
 #endif /* EQ_CONV_FAST_H */
