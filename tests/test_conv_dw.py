@@ -22,6 +22,7 @@ from edgeq.format.graph import Conv, Graph, infer_shapes
 from edgeq.native.kernels import _lib as lib
 from edgeq.native.runtime import Model
 from edgeq.reference import refnet
+from test_c_strict import _load_run, load_run  # noqa: F401 (fixture: ASan/UBSan loader + executor)
 from test_runtime_dag import _value_bytes
 
 # (C, H, W, kh, kw, stride, pad): stride / pad an int or (vertical, horizontal)
@@ -204,3 +205,15 @@ def test_tern_on_2bit_codes_equals_reference(shape):
         got = K.conv2d(a, "U8", wt, "TERN", st, pd)
         want = conv2d_ref(a, "U8", wt, "TERN", st, pd)
         assert np.array_equal(got, want), (shape, hi, np.argwhere(got != want)[:3])
+
+
+def test_depthwise_and_2bit_paths_under_sanitizers(load_run, tmp_path):  # noqa: F811
+    """Every depthwise model above and 1x1 TERN layers on 2-bit codes (few channels, one patch,
+    32-word chunks) load and run under ASan/UBSan."""
+    blobs = {f"dw{i}": pack.write_blob(g) for i, (_, g, _) in enumerate(_cases())}
+    rng = np.random.default_rng(5)
+    for c, w, n in ((8, 9, 16), (64, 5, 64), (2100, 3, 5)):
+        wt = rng.choice(np.array([-1, 0, 1], np.int8), (n, 1, 1, c))
+        blobs[f"t2_{c}"] = pack.write_blob(Graph((c, 2, w), "QUANT", 2, [
+            Conv(wt, "TERN", "AFFINE", mul=np.ones(n, np.int32), add=np.zeros(n, np.int32))]))
+    assert _load_run(load_run, blobs, tmp_path) == {k: 0 for k in blobs}
