@@ -22,6 +22,7 @@ from edgeq.format.graph import Conv, Graph, infer_shapes
 from edgeq.native.kernels import _lib as lib
 from edgeq.native.runtime import Model
 from edgeq.reference import refnet
+from test_c_strict import _load_run, load_run  # noqa: F401 (fixture: ASan/UBSan loader + executor)
 from test_runtime_dag import _value_bytes
 
 # (C, H, W, kh, kw, stride, pad): stride / pad an int or (vertical, horizontal)
@@ -31,6 +32,8 @@ SHAPES = [
     (16, 6, 6, 3, 3, 2, 0), (5, 1, 9, 1, 3, 1, 1), (9, 7, 1, 3, 1, 1, (1, 0)), (12, 5, 5, 2, 2, 1, 1),
     (3, 6, 5, 3, 2, (2, 1), (1, 0)), (40, 3, 3, 3, 3, 1, 2), (6, 2, 2, 3, 3, 1, 2), (10, 4, 4, 1, 1, 1, 0),
     (2, 4, 6, 3, 3, (1, 2), (0, 1)), (70, 2, 3, 3, 3, 1, 1), (4, 9, 8, 4, 4, 1, 1),  # 16 taps: row loop
+    # wide rows: the U8 path's ring of plane rows fits the accumulator row with few channels too
+    (7, 3, 40, 3, 3, 1, 1), (8, 5, 30, 3, 3, 2, 1), (16, 4, 20, 3, 2, (1, 2), (1, 0)), (12, 3, 25, 1, 3, 1, 1),
 ]
 STAGES = ["SIGN", "MULTI", "AFFINE"]
 
@@ -39,15 +42,16 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else v
 
 
-def dw_graph(rng, shape, w_enc, stage, extreme=False):
-    """THRESH bit input (C, H, W) -> depthwise conv (w_enc, `stage`) -> 1x1 B1 head, AFFINE."""
+def dw_graph(rng, shape, w_enc, stage, extreme=False, bits=0, out_bits=2):
+    """Input (C, H, W): THRESH bits (bits 0) or QUANT `bits`-bit U8 codes -> depthwise conv
+    (w_enc, `stage`, MULTI with `out_bits`) -> 1x1 head, AFFINE."""
     c, h, w, kh, kw, stride, pad = shape
     (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
     wt = rng.choice(np.array([-1, 1], np.int8), (c, kh, kw, 1))
     if w_enc == "TERN":
         wt = (wt * (rng.random(wt.shape) < 0.6)).astype(np.int8)
         wt[0] = 0  # a channel of all-zero weights
-    k = kh * kw
+    k = kh * kw * (1 if bits == 0 else (1 << bits) - 1)  # |acc| <= k
     kwargs = {}
     if stage == "SIGN":
         thr = rng.integers(-k - 2, k + 3, c)
@@ -55,8 +59,11 @@ def dw_graph(rng, shape, w_enc, stage, extreme=False):
             thr[::3] = rng.choice([-2**31, 2**31 - 1, -2**31 + 1, 2**31 - 2], len(thr[::3]))
         kwargs = dict(thr=thr.astype(np.int32), flip=rng.random(c) < 0.4)
     elif stage == "MULTI":
-        kwargs = dict(thr=np.sort(rng.integers(-k - 1, k + 2, (c, 3)), axis=1).astype(np.int32),
-                      flip=rng.random(c) < 0.4, out_bits=2)
+        nt = (1 << out_bits) - 1
+        thr = rng.integers(-k - 1, k + 2, (c, nt))
+        if extreme:
+            thr[::4, 0] = rng.choice([-2**31, 2**31 - 1], len(thr[::4]))
+        kwargs = dict(thr=thr.astype(np.int32), flip=rng.random(c) < 0.4, out_bits=out_bits)
     else:
         kwargs = dict(mul=np.ones(c, np.int32), add=np.zeros(c, np.int32))
     dw = Conv(wt, w_enc, stage, stride=sh, pad=ph, stride_w=sw, pad_w=pw, groups=c, **kwargs)
@@ -66,7 +73,7 @@ def dw_graph(rng, shape, w_enc, stage, extreme=False):
         head_enc = "B1" if stage == "SIGN" else "TERN"
         layers.append(Conv(hw, head_enc, "AFFINE", mul=rng.integers(1, 9, 6).astype(np.int32),
                            add=rng.integers(-9, 9, 6).astype(np.int32)))
-    return Graph((c, h, w), "THRESH", 128, layers)
+    return Graph((c, h, w), *(("THRESH", 128) if bits == 0 else ("QUANT", bits)), layers)
 
 
 def _cases():
@@ -77,12 +84,20 @@ def _cases():
                 rng = np.random.default_rng(1000 * i + 10 * STAGES.index(stage) + (w_enc == "TERN"))
                 out.append((f"{shape} {w_enc} {stage}", dw_graph(rng, shape, w_enc, stage, extreme=i % 2 == 1),
                             rng.integers(0, 256, (3,) + (shape[0], shape[1], shape[2]), dtype=np.uint8)))
+                # U8 codes: 2-bit (the fused plane path; MULTI with 3 and 1 thresholds) and
+                # 3-bit (codes past 3: the row loop)
+                for bits, ob in ((2, 2), (2, 1), (3, 2)):
+                    if stage == "AFFINE" and ob == 1:
+                        continue
+                    out.append((f"{shape} {w_enc} {stage} u{bits} o{ob}",
+                                dw_graph(rng, shape, w_enc, stage, extreme=i % 2 == 0, bits=bits, out_bits=ob),
+                                rng.integers(0, 256, (3,) + (shape[0], shape[1], shape[2]), dtype=np.uint8)))
     return out
 
 
 def test_fused_path_applies_where_documented():
-    """eq_conv_dw_applies: the fused depthwise path takes B1 input, B1 / TERN weights, SIGN,
-    groups = C = N and at most 9 taps; everything else goes to the row loop."""
+    """eq_conv_dw_applies: the fused depthwise paths take groups = C = N, kernels up to 3x3, B1 /
+    TERN weights, and B1 input with SIGN or U8 input with SIGN / MULTI; the rest: the row loop."""
     ffi, L = lib()
     s = ffi.new("eq_conv_shape_t *")
     s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c = 5, 5, 40, 5, 5, 40
@@ -93,9 +108,12 @@ def test_fused_path_applies_where_documented():
     assert not L.eq_conv_dw_applies(s, 20, B1, B1, L.EQ_OUT_SIGN)  # grouped, not depthwise
     assert not L.eq_conv_dw_applies(s, 40, B1, I8, L.EQ_OUT_SIGN)
     assert not L.eq_conv_dw_applies(s, 40, B1, B1, L.EQ_OUT_AFFINE)
+    assert not L.eq_conv_dw_applies(s, 40, B1, B1, L.EQ_OUT_MULTI)
+    assert L.eq_conv_dw_applies(s, 40, U8, TERN, L.EQ_OUT_MULTI)
+    assert L.eq_conv_dw_applies(s, 40, U8, B1, L.EQ_OUT_SIGN)
+    assert not L.eq_conv_dw_applies(s, 40, U8, TERN, L.EQ_OUT_AFFINE)
     s.kh = s.kw = 4
     assert not L.eq_conv_dw_applies(s, 40, B1, B1, L.EQ_OUT_SIGN)  # 16 taps
-    del U8
 
 
 @pytest.mark.parametrize("what,g,x", _cases(), ids=lambda v: v if isinstance(v, str) else "")
@@ -157,12 +175,14 @@ def test_depthwise_on_board_equals_host(name, tmp_path, private_state):
 
 
 # ---- TERN weights on 2-bit U8 codes (eq_row_u8_tern2: bit planes, SWAR popcounts) ---------------
-# (C, H, W, N, kh, kw, stride, pad): 1x1 (the TWN pointwise layers), 3x3, K = kh*kw*CW up to and
-# past the 32-word patch, channel counts around the word and the 4-byte step
+# (C, H, W, N, kh, kw, stride, pad): 1x1 (the TWN pointwise layers, any C), 3x3 with K =
+# kh*kw*CW up to and past the 32-word patch, channel counts around the word and the 4-byte step
 T2_SHAPES = [
     (64, 5, 5, 64, 1, 1, 1, 0), (8, 6, 7, 16, 1, 1, 1, 0), (16, 4, 4, 32, 1, 1, 1, 0), (32, 3, 3, 32, 1, 1, 1, 0),
     (1, 5, 4, 7, 1, 1, 1, 0), (7, 4, 5, 9, 1, 1, 2, 0), (31, 3, 4, 5, 1, 1, 1, 0), (33, 3, 3, 65, 1, 1, 1, 0),
     (65, 2, 3, 3, 1, 1, 1, 0), (128, 2, 2, 20, 1, 1, 1, 0), (1024, 1, 1, 4, 1, 1, 1, 0), (1056, 1, 1, 3, 1, 1, 1, 0),
+    (2100, 1, 3, 5, 1, 1, 1, 0), (1030, 2, 2, 3, 1, 1, 2, 0),  # 1x1 past 32 words: in chunks
+    (5, 3, 4, 6, 1, 1, 1, 0), (12, 3, 3, 5, 1, 1, 2, 0), (16, 2, 3, 70, 1, 1, 1, 0), (3, 2, 2, 130, 1, 1, 1, 0),
     (5, 6, 5, 8, 3, 3, 1, 1), (64, 4, 4, 6, 3, 3, 2, 1), (96, 3, 3, 4, 3, 3, 1, 1), (97, 3, 3, 4, 3, 3, 1, 1),
     (3, 7, 6, 5, 3, 2, (2, 1), (1, 0)),
 ]
@@ -185,3 +205,15 @@ def test_tern_on_2bit_codes_equals_reference(shape):
         got = K.conv2d(a, "U8", wt, "TERN", st, pd)
         want = conv2d_ref(a, "U8", wt, "TERN", st, pd)
         assert np.array_equal(got, want), (shape, hi, np.argwhere(got != want)[:3])
+
+
+def test_depthwise_and_2bit_paths_under_sanitizers(load_run, tmp_path):  # noqa: F811
+    """Every depthwise model above and 1x1 TERN layers on 2-bit codes (few channels, one patch,
+    32-word chunks) load and run under ASan/UBSan."""
+    blobs = {f"dw{i}": pack.write_blob(g) for i, (_, g, _) in enumerate(_cases())}
+    rng = np.random.default_rng(5)
+    for c, w, n in ((8, 9, 16), (64, 5, 64), (2100, 3, 5)):
+        wt = rng.choice(np.array([-1, 0, 1], np.int8), (n, 1, 1, c))
+        blobs[f"t2_{c}"] = pack.write_blob(Graph((c, 2, w), "QUANT", 2, [
+            Conv(wt, "TERN", "AFFINE", mul=np.ones(n, np.int32), add=np.zeros(n, np.int32))]))
+    assert _load_run(load_run, blobs, tmp_path) == {k: 0 for k in blobs}

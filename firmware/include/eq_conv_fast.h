@@ -88,12 +88,17 @@ eq_status_t eq_conv_fast_check(const eq_conv_job_t *job, uint32_t need);
  * `pix` on */
 void eq_conv_fast_stage(const eq_conv_job_t *job, const int32_t *acc, uint32_t pix, uint32_t n_pix);
 
-/* Depthwise layers (eq_conv_dw.c): groups = in_c = out_c, any stride and padding; B1 input with
- * B1 / TERN weights and a SIGN stage, kh * kw <= 9, bit-sliced across the channels. Same contract
- * as eq_conv_fast (EQ_ERR_UNSUPPORTED where it does not apply); job->scratch is used only within
- * the layer's own accumulator row (out_w * out_c * 4 bytes), so the arena does not change. */
+/* Depthwise layers (eq_conv_dw.c): groups = in_c = out_c, kernels up to 3x3, any stride and
+ * padding, B1 / TERN weights, bit-sliced across the channels: B1 input with a SIGN stage, or U8
+ * codes 0..3 with a SIGN or MULTI (1 or 3 thresholds) stage (other codes, or a ring of plane rows
+ * that does not fit: EQ_ERR_UNSUPPORTED, the row loop runs). Same contract as eq_conv_fast;
+ * job->scratch is used only within the layer's own accumulator row (out_w * out_c * 4 bytes), so
+ * the arena does not change. */
 int eq_conv_dw_applies(const eq_conv_shape_t *s, uint32_t groups, uint8_t in_enc, uint8_t w_enc,
                        uint8_t out_stage);
 eq_status_t eq_conv_dw(const eq_conv_job_t *job, uint32_t groups);
+/* codes a[0 .. nb) (nb <= 32) -> bit 0 / bit 1 of each as lanes of *p0 / *p1; returns the OR of
+ * the codes (the caller checks they are 0..3) */
+uint32_t eq_conv_dw_planes_u2(const uint8_t *a, uint32_t nb, uint32_t *p0, uint32_t *p1);
 
 #endif /* EQ_CONV_FAST_H */

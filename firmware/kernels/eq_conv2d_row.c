@@ -8,6 +8,7 @@
 
 #include "eq_kernels.h"
 #include "eq_bitdot.h"
+#include "eq_conv_fast.h" /* eq_conv_dw_planes_u2 */
 
 typedef struct {
     int32_t iy0, ix0;      /* input coordinates of tap (0, 0) */
@@ -1206,9 +1207,10 @@ static void eq_row_u8_b1(const eq_conv_shape_t *s, const uint8_t *in, const uint
     }
 }
 
-/* TERN weights on U8 codes 0..3 (TWN's 2-bit activations), any kernel with K = kh * kw * CW <=
- * EQ_T2_K words. Per output pixel the taps' codes become two bit planes p0, p1 laid out like
- * the weight rows (K words each, zero outside the input and past C), then per output channel
+/* TERN weights on U8 codes 0..3 (TWN's 2-bit activations): 1x1 kernels (any C, EQ_T2_K channel
+ * words at a time) and other kernels with K = kh * kw * CW <= EQ_T2_K words. Per output pixel
+ * the taps' codes become two bit planes p0, p1 laid out like the weight rows (zero outside the
+ * input and past C), then per output channel
  *     acc = 3 pc(z & s) - pc(z & (p0 ^ s)) - 2 pc(z & (p1 ^ s))
  * (s sign, z nonzero plane; the identity of eq_row_u8_planes with two planes): the two popcounts
  * of a word in one SWAR pass (nibble counts a + 2 b <= 12, byte sums <= 24), bytes added by
@@ -1230,35 +1232,85 @@ EQ_INLINE_ALWAYS uint32_t eq_t2_bytes(uint32_t x0, uint32_t x1)
     return (v & 0x0F0F0F0Fu) + ((v >> 4) & 0x0F0F0F0Fu);
 }
 
-/* codes a[0 .. c) -> bit 0 / bit 1 of each into d0 / d1 (bit i of word i / 32); *orv |= every
- * code (a check that they are 0..3) */
-static void eq_t2_planes(const uint8_t *a, uint32_t c, uint32_t *d0, uint32_t *d1, uint32_t *orv)
+/* 1x1 kernels on at most 16 channels: the output channels' weights packed g = 4 (C <= 8) or 2
+ * (C <= 16) to a word, slot j of g holding channel n + j, and the pixel's planes repeated in every
+ * slot, so one SWAR pass counts g output channels (their byte sums: slot 8 one byte each, slot 16
+ * two). Output channels EQ_T2_NCH at a time (packed weights on the stack). */
+#define EQ_T2_NCH 64u
+
+static int eq_row_u8_tern2_few(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt, uint32_t oy,
+                               int32_t *acc)
 {
-    uint32_t q = 0, o = 0;
-    for (; q + 4u <= c; q += 4u) { /* four codes a step: bit b of each byte to a nibble */
-        uint32_t x;
-        memcpy(&x, a + q, 4);
-        o |= x;
-        d0[q >> 5] |= (((x & 0x01010101u) * 0x10204080u) >> 28) << (q & 31u);
-        d1[q >> 5] |= ((((x >> 1) & 0x01010101u) * 0x10204080u) >> 28) << (q & 31u);
+    const uint32_t c = s->in_c, slot = c <= 8u ? 8u : 16u, g = 32u / slot, n_out = s->out_c;
+    const uint32_t sw = eq_shape_stride_w(s), pw = eq_shape_pad_w(s);
+    const int32_t iy = (int32_t)(oy * s->stride) - (int32_t)s->pad;
+    uint32_t ws[EQ_T2_NCH / 2u], wz[EQ_T2_NCH / 2u];
+    int32_t zs[EQ_T2_NCH];
+    uint32_t n0, ox, q, j;
+    for (n0 = 0; n0 < n_out; n0 += EQ_T2_NCH) {
+        const uint32_t nc = n_out - n0 < EQ_T2_NCH ? n_out - n0 : EQ_T2_NCH, ngr = (nc + g - 1u) / g;
+        for (q = 0; q < ngr; ++q) { /* rows of one word: sign, then nonzero */
+            ws[q] = wz[q] = 0;
+            for (j = 0; j < g && q * g + j < nc; ++j) {
+                const uint32_t *r = wt + 2u * (size_t)(n0 + q * g + j);
+                ws[q] |= r[0] << (j * slot);
+                wz[q] |= r[1] << (j * slot);
+                zs[q * g + j] = (int32_t)(3u * eq_pc1(r[0] & r[1]));
+            }
+        }
+        for (ox = 0; ox < s->out_w; ++ox) {
+            const int32_t ix = (int32_t)(ox * sw) - (int32_t)pw;
+            int32_t *o = acc + ox * n_out + n0;
+            uint32_t p0, p1;
+            if (iy < 0 || iy >= (int32_t)s->in_h || ix < 0 || ix >= (int32_t)s->in_w) {
+                for (j = 0; j < nc; ++j) o[j] = 0; /* the tap is outside: nothing to add */
+                continue;
+            }
+            if (eq_conv_dw_planes_u2(in + ((size_t)(uint32_t)iy * s->in_w + (uint32_t)ix) * c, c, &p0, &p1)
+                & 0xFCFCFCFCu)
+                return 0;
+            p0 |= p0 << slot;
+            p1 |= p1 << slot;
+            if (slot == 8u) {
+                p0 |= p0 << 16;
+                p1 |= p1 << 16;
+            }
+            for (q = 0; q < ngr; ++q) {
+                const uint32_t v = eq_t2_bytes(wz[q] & (p0 ^ ws[q]), wz[q] & (p1 ^ ws[q]));
+                int32_t *oq = o + q * g;
+                const int32_t *zq = zs + q * g;
+                if (slot == 8u && q * g + 4u <= nc) {
+                    oq[0] = zq[0] - (int32_t)(v & 0xFFu);
+                    oq[1] = zq[1] - (int32_t)((v >> 8) & 0xFFu);
+                    oq[2] = zq[2] - (int32_t)((v >> 16) & 0xFFu);
+                    oq[3] = zq[3] - (int32_t)(v >> 24);
+                } else if (slot == 16u && q * g + 2u <= nc) {
+                    oq[0] = zq[0] - (int32_t)((v & 0xFFu) + ((v >> 8) & 0xFFu));
+                    oq[1] = zq[1] - (int32_t)(((v >> 16) & 0xFFu) + (v >> 24));
+                } else {
+                    for (j = 0; q * g + j < nc; ++j) {
+                        const uint32_t sj = (v >> (j * slot)) & (slot == 8u ? 0xFFu : 0xFFFFu);
+                        oq[j] = zq[j] - (int32_t)((sj & 0xFFu) + (sj >> 8));
+                    }
+                }
+            }
+        }
     }
-    for (; q < c; ++q) {
-        o |= a[q];
-        d0[q >> 5] |= (uint32_t)(a[q] & 1u) << (q & 31u);
-        d1[q >> 5] |= (uint32_t)((a[q] >> 1) & 1u) << (q & 31u);
-    }
-    *orv |= o;
+    return 1;
 }
 
 static int eq_row_u8_tern2(const eq_conv_shape_t *s, const uint8_t *in, const uint32_t *wt, uint32_t oy,
                            int32_t *acc)
 {
-    const uint32_t c = s->in_c, cw = EQ_WORDS(c), k = (uint32_t)s->kh * s->kw * cw, n_out = s->out_c;
+    const uint32_t c = s->in_c, cw = EQ_WORDS(c), taps = (uint32_t)s->kh * s->kw, k = taps * cw;
+    const uint32_t n_out = s->out_c;
     uint32_t p0[EQ_T2_K], p1[EQ_T2_K];
-    uint32_t ox, n, i, ky, kx;
+    uint32_t ox, n, i, j, ky, kx, i0;
     int32_t *zrow = acc + (size_t)(s->out_w - 1u) * n_out; /* 3 pc(z & s) per channel until the
                                                                last pixel overwrites it */
-    if (k > EQ_T2_K || s->out_w == 0u) return 0;
+    /* 1x1 kernels take the channel words EQ_T2_K at a time, other kernels one patch */
+    if ((taps > 1u && k > EQ_T2_K) || s->out_w == 0u) return 0;
+    if (taps == 1u && c <= 16u) return eq_row_u8_tern2_few(s, in, wt, oy, acc);
     for (n = 0; n < n_out; ++n) {
         const uint32_t *sg = wt + (size_t)n * 2u * k, *nz = sg + k;
         uint32_t zs = 0;
@@ -1267,33 +1319,40 @@ static int eq_row_u8_tern2(const eq_conv_shape_t *s, const uint8_t *in, const ui
     }
     for (ox = 0; ox < s->out_w; ++ox) {
         eq_taps_t t;
-        uint32_t orv = 0;
         int32_t *o = acc + ox * n_out;
         eq_taps(s, oy, ox, &t);
-        for (i = 0; i < k; ++i) p0[i] = p1[i] = 0;
-        for (ky = t.ky0; ky < t.ky1; ++ky)
-            for (kx = t.kx0; kx < t.kx1; ++kx) {
-                const uint32_t w0 = (ky * s->kw + kx) * cw;
-                eq_t2_planes(in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w + (uint32_t)(t.ix0 + (int32_t)kx)) * c,
-                             c, p0 + w0, p1 + w0, &orv);
-            }
-        if (orv & 0xFCFCFCFCu) return 0;
-        for (n = 0; n < n_out; ++n) {
-            const uint32_t *sg = wt + (size_t)n * 2u * k, *nz = sg + k;
-            uint32_t sum = 0;
+        for (i0 = 0; i0 < k; i0 += EQ_T2_K) { /* patch words [i0, i0 + kc) */
+            const uint32_t kc = k - i0 < EQ_T2_K ? k - i0 : EQ_T2_K;
+            uint32_t orv = 0;
+            for (i = 0; i < kc; ++i) p0[i] = p1[i] = 0;
+            for (ky = t.ky0; ky < t.ky1; ++ky)
+                for (kx = t.kx0; kx < t.kx1; ++kx) {
+                    const uint8_t *a = in + ((uint32_t)(t.iy0 + (int32_t)ky) * s->in_w
+                                             + (uint32_t)(t.ix0 + (int32_t)kx)) * c;
+                    const uint32_t tw = (ky * s->kw + kx) * cw; /* patch word of the tap's channel 0 */
+                    for (j = 0; j < cw; ++j) /* channel word j of the tap, if in this chunk */
+                        if (tw + j >= i0 && tw + j < i0 + kc)
+                            orv |= eq_conv_dw_planes_u2(a + 32u * j, c - 32u * j < 32u ? c - 32u * j : 32u,
+                                                        p0 + (tw + j - i0), p1 + (tw + j - i0));
+                }
+            if (orv & 0xFCFCFCFCu) return 0;
+            for (n = 0; n < n_out; ++n) {
+                const uint32_t *sg = wt + (size_t)n * 2u * k + i0, *nz = sg + k;
+                uint32_t sum = 0;
 #if defined(EQ_HAVE_DSP)
-            for (i = 0; i < k; ++i)
-                sum = __usada8(eq_t2_bytes(nz[i] & (p0[i] ^ sg[i]), nz[i] & (p1[i] ^ sg[i])), 0u, sum);
+                for (i = 0; i < kc; ++i)
+                    sum = __usada8(eq_t2_bytes(nz[i] & (p0[i] ^ sg[i]), nz[i] & (p1[i] ^ sg[i])), 0u, sum);
 #else
-            for (i = 0; i < k;) { /* byte sums: up to 10 words (<= 240) before folding */
-                const uint32_t end = k - i < 10u ? k : i + 10u;
-                uint32_t bs = 0;
-                for (; i < end; ++i) bs += eq_t2_bytes(nz[i] & (p0[i] ^ sg[i]), nz[i] & (p1[i] ^ sg[i]));
-                bs = (bs & 0x00FF00FFu) + ((bs >> 8) & 0x00FF00FFu);
-                sum += (bs & 0xFFFFu) + (bs >> 16);
-            }
+                for (i = 0; i < kc;) { /* byte sums: up to 10 words (<= 240) before folding */
+                    const uint32_t end = kc - i < 10u ? kc : i + 10u;
+                    uint32_t bs = 0;
+                    for (; i < end; ++i) bs += eq_t2_bytes(nz[i] & (p0[i] ^ sg[i]), nz[i] & (p1[i] ^ sg[i]));
+                    bs = (bs & 0x00FF00FFu) + ((bs >> 8) & 0x00FF00FFu);
+                    sum += (bs & 0xFFFFu) + (bs >> 16);
+                }
 #endif
-            o[n] = zrow[n] - (int32_t)sum;
+                o[n] = (i0 == 0u ? zrow[n] : o[n]) - (int32_t)sum;
+            }
         }
     }
     return 1;
@@ -1655,6 +1714,14 @@ eq_status_t eq_conv2d_row(const eq_conv_shape_t *s, uint8_t in_enc, const void *
             eq_row_u8_b1(s, au, wb, oy, acc);
         return EQ_OK;
     case EQ_ENC_TERN:
+#ifdef EQ_HAVE_B1_ROWS
+        /* 8 to 128 words a pixel (2-bit planes fit its patch): the 3-word assembly loop of the
+         * plane path takes fewer instructions (3x3x256 -> 256, 1x1: 781 k against 811 k, M4) */
+        if (!b1 && (uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c) >= 8u
+            && (uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c) <= EQ_B1_PATCH / 2u
+            && eq_row_u8_planes(s, au, wb, 1, oy, acc))
+            return EQ_OK;
+#endif
         if (!b1 && eq_row_u8_tern2(s, au, wb, oy, acc)) return EQ_OK;
 #ifdef EQ_HAVE_B1_ROWS
         if (b1 && EQ_B1_DSP((uint32_t)s->kh * s->kw * EQ_WORDS(s->in_c))

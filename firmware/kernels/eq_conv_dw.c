@@ -18,6 +18,7 @@
  * 4-step carry chain, for 9 * 32 MACs. No scratch; about 200 bytes of stack.
  */
 #include <stddef.h>
+#include <string.h>
 
 #include "eq_conv_fast.h"
 
@@ -264,14 +265,254 @@ EQ_DW_NOINLINE void eq_dw_b1_tern(const eq_conv_shape_t *s, const uint32_t *in, 
     eq_dw_b1_word(s, in, out, cw, p, 1);
 }
 
+/* ---- U8 codes 0..3 (2-bit activations), B1 / TERN weights, MULTI (1 or 3 thresholds) or SIGN --
+ * The codes of a word of 32 channels become two bit planes (a = b0 + 2 b1). Padding is code 0,
+ * so no border classes: with ng_t the lanes whose tap t weight is -1 and nz_t the nonzero ones,
+ * y_bt = (b_bt ^ ng_t) & nz_t is bit b of w * a for w = +1 and of 3 - a for w = -1, so
+ *     acc = F - Q,   F = sum_t y_0t + 2 y_1t (<= 27),   Q = 3 * #(taps with w = -1).
+ * Two 9-input adder trees give F in five bit planes; each threshold is a compare F >= T
+ * (T = thr + Q, + 1 and inverted for flipped channels, clamped to [1, 28] with "always" as an
+ * inverted "never"), the carry out of F + (32 - T) with 32 - T laid out once per channel word.
+ * MULTI codes (the count of compares that hold) are spread back to bytes four lanes at a time.
+ * The planes of the kernel rows in use sit in a ring of 3 zero-padded rows in the layer's own
+ * accumulator row (job->scratch), each input row transposed once per channel word. */
+typedef struct {
+    uint32_t ng[EQ_DW_MAXT], nz[EQ_DW_MAXT]; /* tap t = 3 ky + kx: lanes with w = -1 / w != 0 */
+    uint32_t kt[3][5];                       /* per threshold: 32 - T, bit planes */
+    uint32_t inv[3];                         /* lanes whose compare is inverted */
+    uint32_t lanes;
+} eq_dw2_word_t;
+
+/* four bit planes of the count of set bits of x0 .. x8 */
+EQ_DW_FI void eq_dw_cnt9(uint32_t x0, uint32_t x1, uint32_t x2, uint32_t x3, uint32_t x4, uint32_t x5,
+                         uint32_t x6, uint32_t x7, uint32_t x8, uint32_t *d)
+{
+    uint32_t s1, s2, s3, c1, c2, c3, c4, s5, c5, c;
+    EQ_DW_FA(x0, x1, x2, s1, c1);
+    EQ_DW_FA(x3, x4, x5, s2, c2);
+    EQ_DW_FA(x6, x7, x8, s3, c3);
+    EQ_DW_FA(s1, s2, s3, d[0], c4);
+    EQ_DW_FA(c1, c2, c3, s5, c5);
+    d[1] = s5 ^ c4;
+    c = s5 & c4;
+    d[2] = c5 ^ c;
+    d[3] = c5 & c;
+}
+
+/* codes a[0 .. nb) (nb <= 32) -> bit 0 / bit 1 of each as lanes of *p0 / *p1; returns the OR of
+ * the codes (a check that they are 0..3) */
+uint32_t eq_conv_dw_planes_u2(const uint8_t *a, uint32_t nb, uint32_t *p0, uint32_t *p1)
+{
+    uint32_t q = 0, o = 0, w0 = 0, w1 = 0;
+    for (; q + 4u <= nb; q += 4u) { /* four codes a step: bit b of each byte to a nibble */
+        uint32_t x;
+        memcpy(&x, a + q, 4);
+        o |= x;
+        w0 |= (((x & 0x01010101u) * 0x10204080u) >> 28) << q;
+        w1 |= ((((x >> 1) & 0x01010101u) * 0x10204080u) >> 28) << q;
+    }
+    for (; q < nb; ++q) {
+        o |= a[q];
+        w0 |= (uint32_t)(a[q] & 1u) << q;
+        w1 |= (uint32_t)((a[q] >> 1) & 1u) << q;
+    }
+    *p0 = w0;
+    *p1 = w1;
+    return o;
+}
+
+static void eq_dw2_prep(const eq_conv_job_t *job, uint32_t wi, uint32_t n_thr, eq_dw2_word_t *p)
+{
+    const uint32_t c = job->s->in_c, n0 = 32u * wi, nb = c - n0 < 32u ? c - n0 : 32u;
+    const uint32_t kh = job->s->kh, kw = job->s->kw, taps = kh * kw;
+    const int tern = job->w->enc == EQ_ENC_TERN;
+    const uint32_t rowsz = tern ? 2u * taps : taps;
+    const uint32_t *wd = (const uint32_t *)job->w->data + (size_t)n0 * rowsz;
+    const int32_t *thr = (const int32_t *)job->thr + (size_t)n0 * n_thr;
+    const uint8_t *flip = (const uint8_t *)job->aux + n0;
+    uint32_t b, t, i, j, ky, kx, zc[6] = {0, 0, 0, 0, 0, 0};
+    for (t = 0; t < EQ_DW_MAXT; ++t) p->ng[t] = p->nz[t] = 0;
+    for (ky = 0; ky < kh; ++ky) {
+        for (kx = 0; kx < kw; ++kx) {
+            const uint32_t *w = wd + ky * kw + kx;
+            const uint32_t nz = tern ? eq_dw_gather(w + taps, rowsz, nb) : 0xFFFFFFFFu;
+            p->nz[3u * ky + kx] = nz;
+            p->ng[3u * ky + kx] = ~eq_dw_gather(w, rowsz, nb) & nz;
+            eq_dw_inc(zc, p->ng[3u * ky + kx]); /* per-lane count of -1 taps */
+        }
+    }
+    for (i = 0; i < 3u; ++i) {
+        p->inv[i] = 0;
+        for (j = 0; j < 5u; ++j) p->kt[i][j] = 0;
+    }
+    for (b = 0; b < nb; ++b) {
+        const int32_t q = 3 * (int32_t)(((zc[0] >> b) & 1u) | (((zc[1] >> b) & 1u) << 1)
+                                        | (((zc[2] >> b) & 1u) << 2) | (((zc[3] >> b) & 1u) << 3));
+        for (i = 0; i < n_thr; ++i) {
+            int32_t th = thr[b * n_thr + i], tt;
+            uint32_t inv = flip[b] != 0, k;
+            if (th > 64) th = 64; /* F <= 27 and Q <= 27: the outcome is kept */
+            if (th < -64) th = -64;
+            tt = th + q + (int32_t)inv;
+            if (tt <= 0) { /* always: an inverted "never" */
+                tt = 28;
+                inv ^= 1u;
+            } else if (tt > 28) {
+                tt = 28;
+            }
+            k = 32u - (uint32_t)tt;
+            for (j = 0; j < 5u; ++j) p->kt[i][j] |= ((k >> j) & 1u) << b;
+            p->inv[i] |= inv << b;
+        }
+    }
+    p->lanes = nb == 32u ? 0xFFFFFFFFu : (1u << nb) - 1u;
+}
+
+/* lanes where F >= T (carry out of F + kt), XOR the inversion */
+EQ_DW_FI uint32_t eq_dw2_ge(const uint32_t *f, const uint32_t *kt, uint32_t inv)
+{
+    uint32_t c = f[0] & kt[0];
+    c = (f[1] & kt[1]) | (c & (f[1] | kt[1]));
+    c = (f[2] & kt[2]) | (c & (f[2] | kt[2]));
+    c = (f[3] & kt[3]) | (c & (f[3] | kt[3]));
+    c = (f[4] & kt[4]) | (c & (f[4] | kt[4]));
+    return c ^ inv;
+}
+
+/* bit planes (b0, b1) of input row iy (zero outside the input) into ring row r: entry j is input
+ * column j - pw; returns the OR of the codes */
+static uint32_t eq_dw2_row(const eq_conv_job_t *job, uint32_t wi, int32_t iy, uint32_t pw, uint32_t wr,
+                           uint32_t *r)
+{
+    const eq_conv_shape_t *s = job->s;
+    const uint32_t c = s->in_c, n0 = 32u * wi, nb = c - n0 < 32u ? c - n0 : 32u;
+    uint32_t j, o = 0;
+    for (j = 0; j < 2u * wr; ++j) r[j] = 0;
+    if (iy < 0 || iy >= (int32_t)s->in_h) return 0;
+    for (j = 0; j < s->in_w; ++j) {
+        const uint8_t *a = (const uint8_t *)job->in + ((size_t)(uint32_t)iy * s->in_w + j) * c + n0;
+        o |= eq_conv_dw_planes_u2(a, nb, r + 2u * (j + pw), r + 2u * (j + pw) + 1u);
+    }
+    return o;
+}
+
+EQ_DW_FI uint32_t eq_dw2_spread(uint32_t nib)
+{
+    return (nib * 0x00204081u) & 0x01010101u;
+}
+
+/* one channel word of the whole layer; 0: a code above 3 (nothing final written) */
+EQ_DW_NOINLINE int eq_dw2_word(const eq_conv_job_t *job, uint32_t wi, uint32_t n_thr, uint32_t wr,
+                               uint32_t *ring, const eq_dw2_word_t *p, int tern)
+{
+    const eq_conv_shape_t *s = job->s;
+    const uint32_t sw = eq_shape_stride_w(s), pw = eq_shape_pad_w(s), c = s->in_c, cw = EQ_WORDS(c);
+    const uint32_t n0 = 32u * wi, nb = c - n0 < 32u ? c - n0 : 32u;
+    int32_t have[3] = {INT32_MIN, INT32_MIN, INT32_MIN}; /* input row held by each ring row */
+    uint32_t oy, ox, ky, orv = 0;
+    for (oy = 0; oy < s->out_h; ++oy) {
+        const int32_t iy0 = (int32_t)(oy * s->stride) - (int32_t)s->pad;
+        const uint32_t *rp[3];
+        for (ky = 0; ky < 3u; ++ky) {
+            const int32_t iy = iy0 + (int32_t)(ky < s->kh ? ky : 0u); /* rows past kh: nz = 0 */
+            const uint32_t slot = (uint32_t)((iy % 3 + 3) % 3);
+            if (have[slot] != iy) {
+                orv |= eq_dw2_row(job, wi, iy, pw, wr, ring + slot * 2u * wr);
+                have[slot] = iy;
+            }
+            rp[ky] = ring + slot * 2u * wr;
+        }
+        if (orv & 0xFCFCFCFCu) return 0;
+        for (ox = 0; ox < s->out_w; ++ox) {
+            const uint32_t e = 2u * ox * sw; /* ring entry of tap (., 0) */
+            uint32_t d[4], q[4], f[5], c1, b1, b2, b3, lo, hi;
+#define EQ_DW2_Y(r, kx, t, pl) (tern ? (rp[r][e + 2u * (kx) + (pl)] ^ p->ng[t]) & p->nz[t] \
+                                     : rp[r][e + 2u * (kx) + (pl)] ^ p->ng[t])
+            eq_dw_cnt9(EQ_DW2_Y(0, 0, 0, 0), EQ_DW2_Y(0, 1, 1, 0), EQ_DW2_Y(0, 2, 2, 0), EQ_DW2_Y(1, 0, 3, 0),
+                       EQ_DW2_Y(1, 1, 4, 0), EQ_DW2_Y(1, 2, 5, 0), EQ_DW2_Y(2, 0, 6, 0), EQ_DW2_Y(2, 1, 7, 0),
+                       EQ_DW2_Y(2, 2, 8, 0), d);
+            eq_dw_cnt9(EQ_DW2_Y(0, 0, 0, 1), EQ_DW2_Y(0, 1, 1, 1), EQ_DW2_Y(0, 2, 2, 1), EQ_DW2_Y(1, 0, 3, 1),
+                       EQ_DW2_Y(1, 1, 4, 1), EQ_DW2_Y(1, 2, 5, 1), EQ_DW2_Y(2, 0, 6, 1), EQ_DW2_Y(2, 1, 7, 1),
+                       EQ_DW2_Y(2, 2, 8, 1), q);
+#undef EQ_DW2_Y
+            f[0] = d[0]; /* F = d + 2 q */
+            f[1] = d[1] ^ q[0];
+            c1 = d[1] & q[0];
+            f[2] = d[2] ^ q[1] ^ c1;
+            c1 = (d[2] & q[1]) | (c1 & (d[2] ^ q[1]));
+            f[3] = d[3] ^ q[2] ^ c1;
+            c1 = (d[3] & q[2]) | (c1 & (d[3] ^ q[2]));
+            f[4] = q[3] ^ c1; /* F <= 27: no carry out */
+            b1 = eq_dw2_ge(f, p->kt[0], p->inv[0]);
+            if (job->out_stage == EQ_OUT_SIGN) {
+                ((uint32_t *)job->out)[((size_t)oy * s->out_w + ox) * cw + wi] = b1 & p->lanes;
+                continue;
+            }
+            if (n_thr == 3u) {
+                b2 = eq_dw2_ge(f, p->kt[1], p->inv[1]);
+                b3 = eq_dw2_ge(f, p->kt[2], p->inv[2]);
+                lo = b1 ^ b2 ^ b3;
+                hi = (b1 & b2) | (b3 & (b1 ^ b2));
+            } else {
+                lo = b1;
+                hi = 0;
+            }
+            {
+                uint8_t *o = (uint8_t *)job->out + ((size_t)oy * s->out_w + ox) * c + n0;
+                uint32_t j;
+                for (j = 0; j + 4u <= nb; j += 4u) {
+                    const uint32_t v = eq_dw2_spread((lo >> j) & 15u) | (eq_dw2_spread((hi >> j) & 15u) << 1);
+                    memcpy(o + j, &v, 4);
+                }
+                for (; j < nb; ++j) o[j] = (uint8_t)(((lo >> j) & 1u) | (((hi >> j) & 1u) << 1));
+            }
+        }
+    }
+    return 1;
+}
+
+/* ring row entries (2 words each): input columns -pw .. the last tap's */
+static uint32_t eq_dw2_ring_row(const eq_conv_shape_t *s)
+{
+    const uint32_t pw = eq_shape_pad_w(s);
+    const uint32_t re = (uint32_t)(s->out_w - 1u) * eq_shape_stride_w(s) + 3u; /* past the last tap */
+    return re > (uint32_t)s->in_w + pw ? re : (uint32_t)s->in_w + pw;
+}
+
 int eq_conv_dw_applies(const eq_conv_shape_t *s, uint32_t groups, uint8_t in_enc, uint8_t w_enc,
                        uint8_t out_stage)
 {
-    const uint32_t taps = s ? (uint32_t)s->kh * s->kw : 0u;
-    if (s == NULL || groups != s->in_c || s->out_c != s->in_c || !s->stride || !eq_shape_stride_w(s))
+    if (s == NULL || groups != s->in_c || s->out_c != s->in_c || !s->stride || !eq_shape_stride_w(s)
+        || !s->kh || !s->kw || s->kh > 3u || s->kw > 3u || (w_enc != EQ_ENC_B1 && w_enc != EQ_ENC_TERN))
         return 0;
-    return in_enc == EQ_ENC_B1 && (w_enc == EQ_ENC_B1 || w_enc == EQ_ENC_TERN) && out_stage == EQ_OUT_SIGN
-           && taps >= 1u && s->kh <= 3u && s->kw <= 3u;
+    if (in_enc == EQ_ENC_B1) return out_stage == EQ_OUT_SIGN;
+    return in_enc == EQ_ENC_U8 && (out_stage == EQ_OUT_SIGN || out_stage == EQ_OUT_MULTI);
+}
+
+static eq_status_t eq_conv_dw_u8(const eq_conv_job_t *job)
+{
+    const eq_conv_shape_t *s = job->s;
+    const uint32_t n_thr = job->out_stage == EQ_OUT_SIGN ? 1u : (1u << job->out_bits) - 1u;
+    const uint32_t wr = eq_dw2_ring_row(s), need = 24u * wr, cw = EQ_WORDS(s->in_c);
+    eq_dw2_word_t p;
+    eq_status_t st;
+    uint32_t wi;
+    /* the ring must fit the layer's own accumulator row (the arena does not grow) */
+    if ((job->out_stage == EQ_OUT_MULTI && n_thr != 1u && n_thr != 3u)
+        || (uint64_t)need > (uint64_t)s->out_w * s->out_c * 4u)
+        return EQ_ERR_UNSUPPORTED;
+    st = eq_conv_fast_check(job, need);
+    if (st != EQ_OK) return st;
+    for (wi = 0; wi < cw; ++wi) {
+        int ok;
+        eq_dw2_prep(job, wi, n_thr, &p);
+        /* the nz masks also drop taps past a kernel smaller than 3x3 (B1: nz all ones inside) */
+        ok = job->w->enc == EQ_ENC_TERN || s->kh != 3u || s->kw != 3u
+                 ? eq_dw2_word(job, wi, n_thr, wr, (uint32_t *)job->scratch, &p, 1)
+                 : eq_dw2_word(job, wi, n_thr, wr, (uint32_t *)job->scratch, &p, 0);
+        if (!ok) return EQ_ERR_UNSUPPORTED; /* a code above 3: the row loop redoes the layer */
+    }
+    return EQ_OK;
 }
 
 eq_status_t eq_conv_dw(const eq_conv_job_t *job, uint32_t groups)
@@ -283,6 +524,7 @@ eq_status_t eq_conv_dw(const eq_conv_job_t *job, uint32_t groups)
     if (job == NULL || job->w == NULL
         || !eq_conv_dw_applies(job->s, groups, job->in_enc, job->w->enc, job->out_stage))
         return EQ_ERR_UNSUPPORTED;
+    if (job->in_enc == EQ_ENC_U8) return eq_conv_dw_u8(job);
     st = eq_conv_fast_check(job, 0u);
     if (st != EQ_OK) return st;
     s = job->s;
