@@ -110,6 +110,7 @@ static void eq_fr_zero32(uint32_t *d, uint32_t n)
 typedef struct {
     uint32_t k, p, groups, wn, nyc, nxc, row_words;
     uint32_t off_ring, off_w, off_tab, off_xcls, off_ycls, off_rng, off_pre, off_pat, off_sz, total;
+    uint32_t fold; /* U8 MULTI: rows hold two folded thresholds more (eq_fr_u8_rows) */
 } eq_fr_layout_t;
 
 /* B1 path: 0 when it does not apply */
@@ -175,17 +176,23 @@ static int eq_fr_u8_layout(const eq_conv_shape_t *s, uint8_t w_enc, uint8_t stag
     kind = eq_fr_u8_kind(s);
     L->p = kind == EQ_FR_C3 ? 7u : kind == EQ_FR_C1 ? 3u : (L->k + 3u) / 4u; /* nw <= 32 */
     L->nxc = w_enc == EQ_ENC_B1 ? 1u : 2u;                                  /* f */
-    L->nyc = 1u + L->nxc * L->p + (stage == EQ_OUT_MULTI ? 2u : 0u);        /* rw */
+    L->nyc = 1u + L->nxc * L->p;                                            /* rw */
     L->groups = EQ_WORDS(s->out_c);
     L->wn = ((uint32_t)(s->out_w - 1u) * s->stride + s->kw) * s->in_c; /* bytes of a padded row */
     /* one spare word: the one-channel 3x3 gather loads a word at a row's last three bytes */
-    L->row_words = EQ_WORDS(L->wn * 8u) + 1u;
+    L->row_words = EQ_WORDS(L->wn * 8u) + (kind == EQ_FR_C1 ? 1u : 0u);
     /* the ring, and before it is filled (while the rows are made) a decoded weight row */
     t = (uint64_t)s->kh * L->row_words * 4u;
     if (t < 8u * (uint32_t)s->kh * s->kw) t = 8u * (uint32_t)s->kh * s->kw;
     L->off_ring = L->off_sz = 0;
     L->off_w = (uint32_t)t;
     t += ((uint64_t)L->groups + (uint64_t)s->out_c * L->nyc) * 4u;
+    /* MULTI: the folded thresholds where the rows still fit in the layer's accumulator row */
+    L->fold = stage == EQ_OUT_MULTI && t + 8u * s->out_c <= (uint64_t)s->out_w * s->out_c * 4u;
+    if (L->fold) {
+        L->nyc += 2u;
+        t += 8u * s->out_c;
+    }
     L->off_tab = L->off_xcls = L->off_ycls = L->off_rng = L->off_pre = L->off_pat = (uint32_t)t;
     if (t > 0x7FFFFFFFu) return 0;
     L->total = (uint32_t)t;
@@ -827,7 +834,7 @@ static eq_status_t eq_fr_u8_rows(const eq_conv_job_t *job, const eq_fr_layout_t 
     const uint32_t taps = (uint32_t)s->kh * s->kw, f = L->nxc, rw = L->nyc;
     const int sign = job->out_stage == EQ_OUT_SIGN;
     const uint32_t nt = sign ? 1u : (1u << job->out_bits) - 1u;
-    const int fold = sign || nt <= 3u; /* MULTI with up to 3 thresholds: folded as SIGN */
+    const int fold = sign || (L->fold && nt <= 3u); /* MULTI, up to 3 thresholds: as SIGN */
     const int32_t bound = 255 * (int32_t)L->k + 1;
     uint32_t g;
     for (g = 0; g < L->groups; ++g) {
@@ -883,7 +890,8 @@ EQ_FI void eq_fr_u8_multi(const eq_conv_job_t *job, const eq_fr_layout_t *L, con
                           const uint32_t *wq, uint8_t *o, uint32_t nw, uint32_t f)
 {
     const eq_conv_shape_t *s = job->s;
-    const uint32_t nt = (1u << job->out_bits) - 1u, rw = 3u + f * nw;
+    const uint32_t nt = (1u << job->out_bits) - 1u, fold = L->fold && nt <= 3u;
+    const uint32_t rw = 1u + f * nw + (L->fold ? 2u : 0u); /* L->nyc, constant when inlined */
     const int32_t *thr = (const int32_t *)job->thr;
     const uint8_t *flip = (const uint8_t *)job->aux;
     uint32_t g;
@@ -891,11 +899,11 @@ EQ_FI void eq_fr_u8_multi(const eq_conv_job_t *job, const eq_fr_layout_t *L, con
         const uint32_t nch = s->out_c - 32u * g < 32u ? s->out_c - 32u * g : 32u;
         const uint32_t *q = wq + (size_t)g * (1u + 32u * rw) + 1u;
         uint32_t i;
-        if (nt <= 3u) { /* folded: acc = sad + D_0, the code = #{j: acc - (D_0 - D_j) < 0} */
-            for (i = 0; i < nch; ++i, q += rw) {
+        if (fold) { /* acc = sad + D_0, the code = #{j: acc - (D_0 - D_j) < 0} */
+            for (i = 0; i < nch; ++i, q += 3u + f * nw) {
                 const int32_t acc = eq_fr_sad(pk, q + 1, nw, f, (int32_t)q[0]);
-                const uint32_t c1 = (uint32_t)(acc - (int32_t)q[rw - 2u]) >> 31;
-                const uint32_t c2 = (uint32_t)(acc - (int32_t)q[rw - 1u]) >> 31;
+                const uint32_t c1 = (uint32_t)(acc - (int32_t)q[1u + f * nw]) >> 31;
+                const uint32_t c2 = (uint32_t)(acc - (int32_t)q[2u + f * nw]) >> 31;
                 o[32u * g + nch - 1u - i] = (uint8_t)(((uint32_t)acc >> 31) + c1 + c2);
             }
             continue;
