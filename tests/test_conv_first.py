@@ -388,6 +388,12 @@ BOARD_CASES = [  # last layer = the first layer: its output is the score vector 
     (4, 5, 6, 12, 3, 1, 1, ("RAW", 0), "B1", "SIGN"),
     (3, 5, 7, 31, 3, 2, 0, ("RAW", 0), "B1", "SIGN"),
 ]
+# with a tail, at sizes where the MULTI rows fold their thresholds (the TERN assembly loops)
+BOARD_TAIL_CASES = [
+    (3, 32, 32, 16, 3, 1, 1, ("QUANT", 2), "TERN_SPARSE", "MULTI"),  # as resnet8-twn's
+    (1, 20, 20, 32, 3, 1, 1, ("RAW", 0), "TERN", "MULTI"),
+    (3, 12, 24, 8, 3, 2, 1, ("RAW", 0), "B1", "SIGN"),
+]
 
 
 @pytest.mark.qemu
@@ -405,6 +411,9 @@ def test_first_layers_on_board_equal_host(name, tmp_path, private_board_state):
         c, h, w, n, k, st, pad, pre, w_enc, stage = case
         cases.append((case, _graph(rng, c, h, w, n, k, st, pad, pre, w_enc, stage)))
         cases.append((case + ("tail",), _graph(rng, c, 8, 8, n, k, 1, 1, pre, w_enc, stage, tail=True)))
+    for case in BOARD_TAIL_CASES:
+        c, h, w, n, k, st, pad, pre, w_enc, stage = case
+        cases.append((case + ("tail",), _graph(rng, c, h, w, n, k, st, pad, pre, w_enc, stage, tail=True)))
     fw = boards.get(name).firmware  # the small M3 takes the cases that fit its buffers
     blobs = [(case, g, blob) for case, g in cases for blob in [write_blob(g)]
              if len(blob) <= int(fw["model_buf"]) and Model(blob).arena_size <= int(fw["arena"])

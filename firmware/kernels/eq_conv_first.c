@@ -815,10 +815,74 @@ eq_fr_sign9(EQ_FR_ARG const uint8_t *p0, EQ_FR_ARG const uint8_t *p1, EQ_FR_ARG 
                      "pop {r4-r8, pc}\n\t");
 #undef EQ_FR_STEP9
 }
+
+/* MULTI codes (up to 3 folded thresholds, eq_fr_u8_multi) of one group for TERN weights, the
+ * patch's words at pk (7 for 3x3x3, 3 for 3x3x1) in r4..r10 / r4..r6: per channel its row (D_0,
+ * two masks per word, E_1, E_2) through LDMs and USADA8s, the code from three signs, one byte
+ * stored at o (ascending) until o reaches end. */
+#define EQ_FR_CODE                                                                           \
+    "subs r11, r0, r11\n\t"                                                                   \
+    "subs r12, r0, r12\n\t"                                                                   \
+    "lsrs r11, r11, #31\n\t"                                                                  \
+    "add r11, r11, r0, lsr #31\n\t"                                                           \
+    "add r11, r11, r12, lsr #31\n\t"                                                          \
+    "strb r11, [r2], #1\n\t"                                                                  \
+    "cmp r2, r3\n\t"                                                                          \
+    "bne 1b\n\t"
+__attribute__((naked, noinline)) static void
+eq_fr_multi27t(EQ_FR_ARG const uint32_t *pk, EQ_FR_ARG const uint32_t *q, EQ_FR_ARG uint8_t *o,
+               EQ_FR_ARG const uint8_t *end)
+{
+    __asm__ volatile("push {r4-r11, lr}\n\t"
+                     "ldm r0, {r4-r10}\n"
+                     "1:\n\t"
+                     "ldm r1!, {r0, r11, r12, lr}\n\t"
+                     "usada8 r0, r11, r4, r0\n\t"
+                     "usada8 r0, r12, r4, r0\n\t"
+                     "usada8 r0, lr, r5, r0\n\t"
+                     "ldm r1!, {r11, r12, lr}\n\t"
+                     "usada8 r0, r11, r5, r0\n\t"
+                     "usada8 r0, r12, r6, r0\n\t"
+                     "usada8 r0, lr, r6, r0\n\t"
+                     "ldm r1!, {r11, r12, lr}\n\t"
+                     "usada8 r0, r11, r7, r0\n\t"
+                     "usada8 r0, r12, r7, r0\n\t"
+                     "usada8 r0, lr, r8, r0\n\t"
+                     "ldm r1!, {r11, r12, lr}\n\t"
+                     "usada8 r0, r11, r8, r0\n\t"
+                     "usada8 r0, r12, r9, r0\n\t"
+                     "usada8 r0, lr, r9, r0\n\t"
+                     "ldm r1!, {r11, r12, lr}\n\t"
+                     "usada8 r0, r11, r10, r0\n\t"
+                     "usada8 r0, r12, r10, r0\n\t"
+                     "ldr r12, [r1], #4\n\t"
+                     "mov r11, lr\n\t" EQ_FR_CODE
+                     "pop {r4-r11, pc}\n\t");
+}
+
+__attribute__((naked, noinline)) static void
+eq_fr_multi9t(EQ_FR_ARG const uint32_t *pk, EQ_FR_ARG const uint32_t *q, EQ_FR_ARG uint8_t *o,
+              EQ_FR_ARG const uint8_t *end)
+{
+    __asm__ volatile("push {r4-r6, r11, lr}\n\t"
+                     "ldm r0, {r4-r6}\n"
+                     "1:\n\t"
+                     "ldm r1!, {r0, r11, r12, lr}\n\t"
+                     "usada8 r0, r11, r4, r0\n\t"
+                     "usada8 r0, r12, r4, r0\n\t"
+                     "usada8 r0, lr, r5, r0\n\t"
+                     "ldm r1!, {r11, r12, lr}\n\t"
+                     "usada8 r0, r11, r5, r0\n\t"
+                     "usada8 r0, r12, r6, r0\n\t"
+                     "usada8 r0, lr, r6, r0\n\t"
+                     "ldm r1!, {r11, r12}\n\t" EQ_FR_CODE
+                     "pop {r4-r6, r11, pc}\n\t");
+}
+#undef EQ_FR_CODE
 #endif
 
 /* the rows of the weights: per group of 32 channels a header word (the sentinel 1 << (32 - nch))
- * and the rows of its channels from the highest down; a row is the init word and f masks per
+ * and the rows of its channels (SIGN: from the highest down, MULTI: from the lowest up); a row is the init word and f masks per
  * patch word. With w' = the tap's weight (negated for a flipped SIGN channel), B1 masks have
  * 0xFF where w' = +1, so sad = 255 N+ - v; TERN masks (0xFF, 0xFF) / (0, 0) / (0, 0xFF) for
  * w' = +1 / -1 / 0, so sad = 510 N+ + 255 N0 - 2 v: sad = C - f v. SIGN (acc = v >= thr, or
@@ -842,7 +906,7 @@ static eq_status_t eq_fr_u8_rows(const eq_conv_job_t *job, const eq_fr_layout_t 
         uint32_t *q = wq + (size_t)g * (1u + 32u * rw), i;
         *q++ = nch == 32u ? 1u : 1u << (32u - nch);
         for (i = 0; i < nch; ++i, q += rw) {
-            const uint32_t n = 32u * g + nch - 1u - i;
+            const uint32_t n = 32u * g + (sign ? nch - 1u - i : i); /* SIGN: highest first */
             const int neg = fold && flip[n];
             const uint32_t *srow, *zrow;
             uint32_t tt, ch, t = 0, npos = 0, nzero = 0;
@@ -884,7 +948,7 @@ static eq_status_t eq_fr_u8_rows(const eq_conv_job_t *job, const eq_fr_layout_t 
     return EQ_OK;
 }
 
-/* MULTI codes of the pixel's channels (rows from the highest channel down per group); inlined
+/* MULTI codes of the pixel's channels (rows from the lowest channel up per group); inlined
  * with constant nw and f where the shape is one of the special ones, so the sums unroll */
 EQ_FI void eq_fr_u8_multi(const eq_conv_job_t *job, const eq_fr_layout_t *L, const uint32_t *pk,
                           const uint32_t *wq, uint8_t *o, uint32_t nw, uint32_t f)
@@ -904,12 +968,12 @@ EQ_FI void eq_fr_u8_multi(const eq_conv_job_t *job, const eq_fr_layout_t *L, con
                 const int32_t acc = eq_fr_sad(pk, q + 1, nw, f, (int32_t)q[0]);
                 const uint32_t c1 = (uint32_t)(acc - (int32_t)q[1u + f * nw]) >> 31;
                 const uint32_t c2 = (uint32_t)(acc - (int32_t)q[2u + f * nw]) >> 31;
-                o[32u * g + nch - 1u - i] = (uint8_t)(((uint32_t)acc >> 31) + c1 + c2);
+                o[32u * g + i] = (uint8_t)(((uint32_t)acc >> 31) + c1 + c2);
             }
             continue;
         }
         for (i = 0; i < nch; ++i, q += rw) {
-            const uint32_t n = 32u * g + nch - 1u - i;
+            const uint32_t n = 32u * g + i;
             const int32_t acc = eq_fr_sad(pk, q + 1, nw, f, (int32_t)q[0]); /* -f v */
             const int32_t v = f == 1u ? -acc : -(acc / 2);
             const int32_t *tn = thr + (size_t)n * nt;
@@ -950,6 +1014,22 @@ EQ_FR_NOINLINE void eq_fr_u8_row(const eq_conv_job_t *job, const eq_fr_layout_t 
     uint32_t ox, pk[32]; /* nw <= 32 */
     if (job->out_stage != EQ_OUT_SIGN) {
         uint8_t *o = (uint8_t *)job->out + (size_t)oy * s->out_w * s->out_c;
+#ifdef EQ_FR_ASM
+        if (f == 2u && kind != EQ_FR_GENERIC && L->fold && job->out_bits <= 2u) {
+            const uint32_t rw = L->nyc;
+            uint32_t g;
+            for (ox = 0; ox < s->out_w; ++ox, o += s->out_c) {
+                eq_fr_gather(s, kind, rp, ox, nw, pk);
+                for (g = 0; g < L->groups; ++g) {
+                    const uint32_t nch = s->out_c - 32u * g < 32u ? s->out_c - 32u * g : 32u;
+                    const uint32_t *q = wq + (size_t)g * (1u + 32u * rw) + 1u;
+                    if (kind == EQ_FR_C3) eq_fr_multi27t(pk, q, o + 32u * g, o + 32u * g + nch);
+                    else eq_fr_multi9t(pk, q, o + 32u * g, o + 32u * g + nch);
+                }
+            }
+            return;
+        }
+#endif
         for (ox = 0; ox < s->out_w; ++ox, o += s->out_c) {
             eq_fr_gather(s, kind, rp, ox, nw, pk);
             if (kind == EQ_FR_C1 && f == 2u) eq_fr_u8_multi(job, L, pk, wq, o, 3u, 2u);
