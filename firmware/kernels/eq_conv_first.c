@@ -829,6 +829,16 @@ eq_fr_sign9(EQ_FR_ARG const uint8_t *p0, EQ_FR_ARG const uint8_t *p1, EQ_FR_ARG 
     "strb r11, [r2], #1\n\t"                                                                  \
     "cmp r2, r3\n\t"                                                                          \
     "bne 1b\n\t"
+/* the row's D_0 and the masks of the patch's first three words (r4..r6) */
+#define EQ_FR_T3                                                                             \
+    "ldm r1!, {r0, r11, r12, lr}\n\t"                                                         \
+    "usada8 r0, r11, r4, r0\n\t"                                                              \
+    "usada8 r0, r12, r4, r0\n\t"                                                              \
+    "usada8 r0, lr, r5, r0\n\t"                                                               \
+    "ldm r1!, {r11, r12, lr}\n\t"                                                             \
+    "usada8 r0, r11, r5, r0\n\t"                                                              \
+    "usada8 r0, r12, r6, r0\n\t"                                                              \
+    "usada8 r0, lr, r6, r0\n\t"
 __attribute__((naked, noinline)) static void
 eq_fr_multi27t(EQ_FR_ARG const uint32_t *pk, EQ_FR_ARG const uint32_t *q, EQ_FR_ARG uint8_t *o,
                EQ_FR_ARG const uint8_t *end)
@@ -836,14 +846,7 @@ eq_fr_multi27t(EQ_FR_ARG const uint32_t *pk, EQ_FR_ARG const uint32_t *q, EQ_FR_
     __asm__ volatile("push {r4-r11, lr}\n\t"
                      "ldm r0, {r4-r10}\n"
                      "1:\n\t"
-                     "ldm r1!, {r0, r11, r12, lr}\n\t"
-                     "usada8 r0, r11, r4, r0\n\t"
-                     "usada8 r0, r12, r4, r0\n\t"
-                     "usada8 r0, lr, r5, r0\n\t"
-                     "ldm r1!, {r11, r12, lr}\n\t"
-                     "usada8 r0, r11, r5, r0\n\t"
-                     "usada8 r0, r12, r6, r0\n\t"
-                     "usada8 r0, lr, r6, r0\n\t"
+                     EQ_FR_T3
                      "ldm r1!, {r11, r12, lr}\n\t"
                      "usada8 r0, r11, r7, r0\n\t"
                      "usada8 r0, r12, r7, r0\n\t"
@@ -867,18 +870,12 @@ eq_fr_multi9t(EQ_FR_ARG const uint32_t *pk, EQ_FR_ARG const uint32_t *q, EQ_FR_A
     __asm__ volatile("push {r4-r6, r11, lr}\n\t"
                      "ldm r0, {r4-r6}\n"
                      "1:\n\t"
-                     "ldm r1!, {r0, r11, r12, lr}\n\t"
-                     "usada8 r0, r11, r4, r0\n\t"
-                     "usada8 r0, r12, r4, r0\n\t"
-                     "usada8 r0, lr, r5, r0\n\t"
-                     "ldm r1!, {r11, r12, lr}\n\t"
-                     "usada8 r0, r11, r5, r0\n\t"
-                     "usada8 r0, r12, r6, r0\n\t"
-                     "usada8 r0, lr, r6, r0\n\t"
+                     EQ_FR_T3
                      "ldm r1!, {r11, r12}\n\t" EQ_FR_CODE
                      "pop {r4-r6, r11, pc}\n\t");
 }
 #undef EQ_FR_CODE
+#undef EQ_FR_T3
 #endif
 
 /* the rows of the weights: per group of 32 channels a header word (the sentinel 1 << (32 - nch))
