@@ -36,8 +36,6 @@ def act_bytes(enc: str, shape: tuple) -> int:
 def conv_fast_scratch(layer: Conv, shape: LayerShape) -> int:
     """Scratch bytes of the C runtime's whole-layer fast path for this CONV layer, as
     eq_conv_fast_scratch (firmware/kernels/eq_conv_fast.c) computes them; 0 if none applies.
-    - few-channel first layers on U8 input (eq_conv_first.c, `_first_u8_scratch`); the B1-input
-      first layers take scratch only where it fits in the layer's own accumulator row (0 here);
     - integer Winograd F(2x2, 3x3) (eq_conv_wino_i8.c): U8 x I8, 3x3 stride 1 pad 1, at least 4
       input and output channels and 4x4 pixels, C <= 1827 (4 * |acc| < 2**31);
     - I8 weights on B1 activations as 8 bit planes (eq_conv_i8_b1.c): at least 8 input channels
@@ -47,10 +45,9 @@ def conv_fast_scratch(layer: Conv, shape: LayerShape) -> int:
     # pad_w == pad (eq_exec.c run_conv; the loader reserves scratch under the same rule)
     square = getattr(layer, "stride_w", None) in (None, layer.stride) and getattr(layer, "pad_w", None) in (
         None, layer.pad)
-    if getattr(layer, "groups", 1) != 1 or not square:
+    if (layer.w_enc != "I8" or layer.out not in ("SIGN", "MULTI", "AFFINE")
+            or getattr(layer, "groups", 1) != 1 or not square):
         return 0
-    if layer.w_enc != "I8" or layer.out not in ("SIGN", "MULTI", "AFFINE"):
-        return _first_u8_scratch(layer, shape)
     total = 0
     if (shape.in_enc == "U8" and layer.kh == 3 and layer.kw == 3 and layer.stride == 1
             and layer.pad == 1 and 4 <= c <= 1827 and n >= 4 and h >= 4 and w >= 4):
@@ -62,26 +59,6 @@ def conv_fast_scratch(layer: Conv, shape: LayerShape) -> int:
         fw = layer.kh * layer.kw * ((c + 31) // 32)  # words of a B1 filter
         total = 32 * n * fw + _align(4 * fw, 8) + 32 * ow * n + _align(4 * ow, 8)
     return total if total <= 1 << 30 else 0
-
-
-def _first_u8_scratch(layer: Conv, shape: LayerShape) -> int:
-    """Scratch of the U8-input few-channel first layer (eq_conv_first.c, eq_fr_u8_layout): 1..4
-    input channels, K = kh*kw*C <= 127 taps, kh <= 16, B1 / TERN / TERN_SPARSE weights, SIGN or
-    MULTI stage; a ring of kh padded input rows (at least a decoded weight row, 8 * kh * kw)
-    and per group of 32 channels a header word, per channel 1 + f * nw words (f = 1 for B1, 2
-    for TERN; nw patch words: 7 for 3x3x3, 3 for 3x3x1, else ceil(K / 4)), 2 more for MULTI."""
-    (_, _, c), (_, ow, n) = shape.in_shape, shape.out_shape
-    kh, kw = layer.kh, layer.kw
-    k = kh * kw * c
-    if (shape.in_enc != "U8" or not 1 <= c <= 4 or layer.w_enc not in ("B1", "TERN", "TERN_SPARSE")
-            or layer.out not in ("SIGN", "MULTI") or k > 127 or kh > 16 or n < 1 or ow < 1):
-        return 0
-    nw = 7 if (kh, kw, c) == (3, 3, 3) else 3 if (kh, kw, c) == (3, 3, 1) else (k + 3) // 4
-    f = 1 if layer.w_enc == "B1" else 2
-    row_words = (((ow - 1) * layer.stride + kw) * c + 3) // 4 + 1
-    rw = 1 + f * nw + (2 if layer.out == "MULTI" else 0)
-    total = max(kh * row_words * 4, 8 * kh * kw) + ((n + 31) // 32 + n * rw) * 4
-    return total if total <= 0x7FFFFFFF else 0
 
 
 def wino_scratch(layer: Conv, shape: LayerShape) -> int:

@@ -38,9 +38,10 @@ uint32_t eq_conv_fast_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t 
  * TERN_SPARSE weights; B1 input with SIGN output (bit-sliced across the output channels,
  * thresholds folded per border class) or U8 input with SIGN / MULTI output (byte masks and
  * sums of absolute differences, USADA8 on DSP cores). Same contract as eq_conv_fast; the scratch
- * is 0 where the path does not apply. eq_conv_fast takes the U8 path wherever it applies (the
- * loader reserves its scratch; edgeq/format/pack.py mirrors the size), the B1 path only where
- * its scratch fits in the layer's accumulator row. */
+ * is 0 where the path does not apply. The loader reserves it only where it fits in the layer's
+ * accumulator row (eq_conv_fast_scratch), so the path never grows the arena; at run time
+ * eq_conv_fast tries the path on every layer of 1..4 input channels and it runs wherever its
+ * scratch fits in the job's (EQ_ERR_UNSUPPORTED otherwise). */
 eq_status_t eq_conv_first(const eq_conv_job_t *job);
 uint32_t eq_conv_first_scratch(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
                                uint8_t out_stage, uint8_t lflags);

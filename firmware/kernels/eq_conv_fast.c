@@ -3,14 +3,15 @@
 
 #include "eq_conv_fast.h"
 
-/* few-channel first layers (eq_conv_first.c): U8 input always (the loader reserves its scratch:
- * rows of byte masks, a ring of padded input rows); B1 input only where its scratch fits in the
- * layer's own accumulator row (out_w * out_c int32), so that path never grows the arena */
+/* few-channel first layers (eq_conv_first.c): the loader reserves their scratch only where it
+ * fits in the layer's own accumulator row (out_w * out_c int32), so the path never grows the
+ * arena; at run time eq_conv_first takes any layer whose scratch fits in the job's (the arena's
+ * accumulator row: the largest over the model's layers) and says UNSUPPORTED otherwise */
 static uint32_t eq_first_need(const eq_conv_shape_t *s, uint8_t in_enc, uint8_t w_enc,
                               uint8_t out_stage, uint8_t lflags)
 {
     const uint32_t n = s->in_c <= 4u ? eq_conv_first_scratch(s, in_enc, w_enc, out_stage, lflags) : 0u;
-    return in_enc == EQ_ENC_U8 || (uint64_t)n <= (uint64_t)s->out_w * s->out_c * 4u ? n : 0u;
+    return (uint64_t)n <= (uint64_t)s->out_w * s->out_c * 4u ? n : 0u;
 }
 
 /* B1 x B1 3x3 on <= 16 channels (eq_conv_b1_pair.c), except the SIGN layers on <= 4 channels
@@ -26,9 +27,8 @@ static uint32_t eq_b1_pair_need(const eq_conv_shape_t *s, uint8_t in_enc, uint8_
 eq_status_t eq_conv_fast(const eq_conv_job_t *job)
 {
     eq_status_t st;
-    if (job && job->s && job->w &&
-        eq_first_need(job->s, job->in_enc, job->w->enc, job->out_stage, job->lflags)) {
-        st = eq_conv_first(job);
+    if (job && job->s && job->w && job->s->in_c <= 4u) {
+        st = eq_conv_first(job); /* checks its scratch (one layout computation a call) */
         if (st != EQ_ERR_UNSUPPORTED) return st;
     }
     if (job && job->s && job->w && job->w->enc == EQ_ENC_B1 && eq_b1_pair_need(job->s, job->in_enc,

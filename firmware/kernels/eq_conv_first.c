@@ -110,6 +110,7 @@ static void eq_fr_zero32(uint32_t *d, uint32_t n)
 typedef struct {
     uint32_t k, p, groups, wn, nyc, nxc, row_words;
     uint32_t off_ring, off_w, off_tab, off_xcls, off_ycls, off_rng, off_pre, off_pat, off_sz, total;
+    uint32_t fold; /* U8 MULTI: rows hold two folded thresholds more (eq_fr_u8_rows) */
 } eq_fr_layout_t;
 
 /* B1 path: 0 when it does not apply */
@@ -175,17 +176,23 @@ static int eq_fr_u8_layout(const eq_conv_shape_t *s, uint8_t w_enc, uint8_t stag
     kind = eq_fr_u8_kind(s);
     L->p = kind == EQ_FR_C3 ? 7u : kind == EQ_FR_C1 ? 3u : (L->k + 3u) / 4u; /* nw <= 32 */
     L->nxc = w_enc == EQ_ENC_B1 ? 1u : 2u;                                  /* f */
-    L->nyc = 1u + L->nxc * L->p + (stage == EQ_OUT_MULTI ? 2u : 0u);        /* rw */
+    L->nyc = 1u + L->nxc * L->p;                                            /* rw */
     L->groups = EQ_WORDS(s->out_c);
     L->wn = ((uint32_t)(s->out_w - 1u) * s->stride + s->kw) * s->in_c; /* bytes of a padded row */
     /* one spare word: the one-channel 3x3 gather loads a word at a row's last three bytes */
-    L->row_words = EQ_WORDS(L->wn * 8u) + 1u;
+    L->row_words = EQ_WORDS(L->wn * 8u) + (kind == EQ_FR_C1 ? 1u : 0u);
     /* the ring, and before it is filled (while the rows are made) a decoded weight row */
     t = (uint64_t)s->kh * L->row_words * 4u;
     if (t < 8u * (uint32_t)s->kh * s->kw) t = 8u * (uint32_t)s->kh * s->kw;
     L->off_ring = L->off_sz = 0;
     L->off_w = (uint32_t)t;
     t += ((uint64_t)L->groups + (uint64_t)s->out_c * L->nyc) * 4u;
+    /* MULTI: the folded thresholds where the rows still fit in the layer's accumulator row */
+    L->fold = stage == EQ_OUT_MULTI && t + 8u * s->out_c <= (uint64_t)s->out_w * s->out_c * 4u;
+    if (L->fold) {
+        L->nyc += 2u;
+        t += 8u * s->out_c;
+    }
     L->off_tab = L->off_xcls = L->off_ycls = L->off_rng = L->off_pre = L->off_pat = (uint32_t)t;
     if (t > 0x7FFFFFFFu) return 0;
     L->total = (uint32_t)t;
@@ -808,10 +815,71 @@ eq_fr_sign9(EQ_FR_ARG const uint8_t *p0, EQ_FR_ARG const uint8_t *p1, EQ_FR_ARG 
                      "pop {r4-r8, pc}\n\t");
 #undef EQ_FR_STEP9
 }
+
+/* MULTI codes (up to 3 folded thresholds, eq_fr_u8_multi) of one group for TERN weights, the
+ * patch's words at pk (7 for 3x3x3, 3 for 3x3x1) in r4..r10 / r4..r6: per channel its row (D_0,
+ * two masks per word, E_1, E_2) through LDMs and USADA8s, the code from three signs, one byte
+ * stored at o (ascending) until o reaches end. */
+#define EQ_FR_CODE                                                                           \
+    "subs r11, r0, r11\n\t"                                                                   \
+    "subs r12, r0, r12\n\t"                                                                   \
+    "lsrs r11, r11, #31\n\t"                                                                  \
+    "add r11, r11, r0, lsr #31\n\t"                                                           \
+    "add r11, r11, r12, lsr #31\n\t"                                                          \
+    "strb r11, [r2], #1\n\t"                                                                  \
+    "cmp r2, r3\n\t"                                                                          \
+    "bne 1b\n\t"
+/* the row's D_0 and the masks of the patch's first three words (r4..r6) */
+#define EQ_FR_T3                                                                             \
+    "ldm r1!, {r0, r11, r12, lr}\n\t"                                                         \
+    "usada8 r0, r11, r4, r0\n\t"                                                              \
+    "usada8 r0, r12, r4, r0\n\t"                                                              \
+    "usada8 r0, lr, r5, r0\n\t"                                                               \
+    "ldm r1!, {r11, r12, lr}\n\t"                                                             \
+    "usada8 r0, r11, r5, r0\n\t"                                                              \
+    "usada8 r0, r12, r6, r0\n\t"                                                              \
+    "usada8 r0, lr, r6, r0\n\t"
+__attribute__((naked, noinline)) static void
+eq_fr_multi27t(EQ_FR_ARG const uint32_t *pk, EQ_FR_ARG const uint32_t *q, EQ_FR_ARG uint8_t *o,
+               EQ_FR_ARG const uint8_t *end)
+{
+    __asm__ volatile("push {r4-r11, lr}\n\t"
+                     "ldm r0, {r4-r10}\n"
+                     "1:\n\t"
+                     EQ_FR_T3
+                     "ldm r1!, {r11, r12, lr}\n\t"
+                     "usada8 r0, r11, r7, r0\n\t"
+                     "usada8 r0, r12, r7, r0\n\t"
+                     "usada8 r0, lr, r8, r0\n\t"
+                     "ldm r1!, {r11, r12, lr}\n\t"
+                     "usada8 r0, r11, r8, r0\n\t"
+                     "usada8 r0, r12, r9, r0\n\t"
+                     "usada8 r0, lr, r9, r0\n\t"
+                     "ldm r1!, {r11, r12, lr}\n\t"
+                     "usada8 r0, r11, r10, r0\n\t"
+                     "usada8 r0, r12, r10, r0\n\t"
+                     "ldr r12, [r1], #4\n\t"
+                     "mov r11, lr\n\t" EQ_FR_CODE
+                     "pop {r4-r11, pc}\n\t");
+}
+
+__attribute__((naked, noinline)) static void
+eq_fr_multi9t(EQ_FR_ARG const uint32_t *pk, EQ_FR_ARG const uint32_t *q, EQ_FR_ARG uint8_t *o,
+              EQ_FR_ARG const uint8_t *end)
+{
+    __asm__ volatile("push {r4-r6, r11, lr}\n\t"
+                     "ldm r0, {r4-r6}\n"
+                     "1:\n\t"
+                     EQ_FR_T3
+                     "ldm r1!, {r11, r12}\n\t" EQ_FR_CODE
+                     "pop {r4-r6, r11, pc}\n\t");
+}
+#undef EQ_FR_CODE
+#undef EQ_FR_T3
 #endif
 
 /* the rows of the weights: per group of 32 channels a header word (the sentinel 1 << (32 - nch))
- * and the rows of its channels from the highest down; a row is the init word and f masks per
+ * and the rows of its channels (SIGN: from the highest down, MULTI: from the lowest up); a row is the init word and f masks per
  * patch word. With w' = the tap's weight (negated for a flipped SIGN channel), B1 masks have
  * 0xFF where w' = +1, so sad = 255 N+ - v; TERN masks (0xFF, 0xFF) / (0, 0) / (0, 0xFF) for
  * w' = +1 / -1 / 0, so sad = 510 N+ + 255 N0 - 2 v: sad = C - f v. SIGN (acc = v >= thr, or
@@ -827,7 +895,7 @@ static eq_status_t eq_fr_u8_rows(const eq_conv_job_t *job, const eq_fr_layout_t 
     const uint32_t taps = (uint32_t)s->kh * s->kw, f = L->nxc, rw = L->nyc;
     const int sign = job->out_stage == EQ_OUT_SIGN;
     const uint32_t nt = sign ? 1u : (1u << job->out_bits) - 1u;
-    const int fold = sign || nt <= 3u; /* MULTI with up to 3 thresholds: folded as SIGN */
+    const int fold = sign || (L->fold && nt <= 3u); /* MULTI, up to 3 thresholds: as SIGN */
     const int32_t bound = 255 * (int32_t)L->k + 1;
     uint32_t g;
     for (g = 0; g < L->groups; ++g) {
@@ -835,7 +903,7 @@ static eq_status_t eq_fr_u8_rows(const eq_conv_job_t *job, const eq_fr_layout_t 
         uint32_t *q = wq + (size_t)g * (1u + 32u * rw), i;
         *q++ = nch == 32u ? 1u : 1u << (32u - nch);
         for (i = 0; i < nch; ++i, q += rw) {
-            const uint32_t n = 32u * g + nch - 1u - i;
+            const uint32_t n = 32u * g + (sign ? nch - 1u - i : i); /* SIGN: highest first */
             const int neg = fold && flip[n];
             const uint32_t *srow, *zrow;
             uint32_t tt, ch, t = 0, npos = 0, nzero = 0;
@@ -877,13 +945,14 @@ static eq_status_t eq_fr_u8_rows(const eq_conv_job_t *job, const eq_fr_layout_t 
     return EQ_OK;
 }
 
-/* MULTI codes of the pixel's channels (rows from the highest channel down per group); inlined
+/* MULTI codes of the pixel's channels (rows from the lowest channel up per group); inlined
  * with constant nw and f where the shape is one of the special ones, so the sums unroll */
 EQ_FI void eq_fr_u8_multi(const eq_conv_job_t *job, const eq_fr_layout_t *L, const uint32_t *pk,
                           const uint32_t *wq, uint8_t *o, uint32_t nw, uint32_t f)
 {
     const eq_conv_shape_t *s = job->s;
-    const uint32_t nt = (1u << job->out_bits) - 1u, rw = 3u + f * nw;
+    const uint32_t nt = (1u << job->out_bits) - 1u, fold = L->fold && nt <= 3u;
+    const uint32_t rw = 1u + f * nw + (L->fold ? 2u : 0u); /* L->nyc, constant when inlined */
     const int32_t *thr = (const int32_t *)job->thr;
     const uint8_t *flip = (const uint8_t *)job->aux;
     uint32_t g;
@@ -891,17 +960,17 @@ EQ_FI void eq_fr_u8_multi(const eq_conv_job_t *job, const eq_fr_layout_t *L, con
         const uint32_t nch = s->out_c - 32u * g < 32u ? s->out_c - 32u * g : 32u;
         const uint32_t *q = wq + (size_t)g * (1u + 32u * rw) + 1u;
         uint32_t i;
-        if (nt <= 3u) { /* folded: acc = sad + D_0, the code = #{j: acc - (D_0 - D_j) < 0} */
-            for (i = 0; i < nch; ++i, q += rw) {
+        if (fold) { /* acc = sad + D_0, the code = #{j: acc - (D_0 - D_j) < 0} */
+            for (i = 0; i < nch; ++i, q += 3u + f * nw) {
                 const int32_t acc = eq_fr_sad(pk, q + 1, nw, f, (int32_t)q[0]);
-                const uint32_t c1 = (uint32_t)(acc - (int32_t)q[rw - 2u]) >> 31;
-                const uint32_t c2 = (uint32_t)(acc - (int32_t)q[rw - 1u]) >> 31;
-                o[32u * g + nch - 1u - i] = (uint8_t)(((uint32_t)acc >> 31) + c1 + c2);
+                const uint32_t c1 = (uint32_t)(acc - (int32_t)q[1u + f * nw]) >> 31;
+                const uint32_t c2 = (uint32_t)(acc - (int32_t)q[2u + f * nw]) >> 31;
+                o[32u * g + i] = (uint8_t)(((uint32_t)acc >> 31) + c1 + c2);
             }
             continue;
         }
         for (i = 0; i < nch; ++i, q += rw) {
-            const uint32_t n = 32u * g + nch - 1u - i;
+            const uint32_t n = 32u * g + i;
             const int32_t acc = eq_fr_sad(pk, q + 1, nw, f, (int32_t)q[0]); /* -f v */
             const int32_t v = f == 1u ? -acc : -(acc / 2);
             const int32_t *tn = thr + (size_t)n * nt;
@@ -942,6 +1011,22 @@ EQ_FR_NOINLINE void eq_fr_u8_row(const eq_conv_job_t *job, const eq_fr_layout_t 
     uint32_t ox, pk[32]; /* nw <= 32 */
     if (job->out_stage != EQ_OUT_SIGN) {
         uint8_t *o = (uint8_t *)job->out + (size_t)oy * s->out_w * s->out_c;
+#ifdef EQ_FR_ASM
+        if (f == 2u && kind != EQ_FR_GENERIC && L->fold && job->out_bits <= 2u) {
+            const uint32_t rw = L->nyc;
+            uint32_t g;
+            for (ox = 0; ox < s->out_w; ++ox, o += s->out_c) {
+                eq_fr_gather(s, kind, rp, ox, nw, pk);
+                for (g = 0; g < L->groups; ++g) {
+                    const uint32_t nch = s->out_c - 32u * g < 32u ? s->out_c - 32u * g : 32u;
+                    const uint32_t *q = wq + (size_t)g * (1u + 32u * rw) + 1u;
+                    if (kind == EQ_FR_C3) eq_fr_multi27t(pk, q, o + 32u * g, o + 32u * g + nch);
+                    else eq_fr_multi9t(pk, q, o + 32u * g, o + 32u * g + nch);
+                }
+            }
+            return;
+        }
+#endif
         for (ox = 0; ox < s->out_w; ++ox, o += s->out_c) {
             eq_fr_gather(s, kind, rp, ox, nw, pk);
             if (kind == EQ_FR_C1 && f == 2u) eq_fr_u8_multi(job, L, pk, wq, o, 3u, 2u);
