@@ -1,6 +1,6 @@
 """The residual-block kernels of the C runtime (eq_exec.c, eq_conv1x1_b1b1.c) against the numpy
 reference, on the host and on the emulated boards (the Thumb-2 paths: qemu-mps2-an386 is a
-Cortex-M4 with DSP, qemu-lm3s6965 a Cortex-M3 without):
+Cortex-M4 with DSP, qemu-mps3-an547 a Cortex-M55, qemu-lm3s6965 a Cortex-M3 without DSP):
 
 - ADD -> SIGN fused in one pass per pixel (a 64-bit sum's sign per channel), for every pair of
   input encodings (I32 + I32, I32 + B1, B1 + I32, B1 + B1, U8 with each), channel counts around
@@ -223,7 +223,7 @@ def test_affine_stage_32_and_64_bit_forms_equal_reference(case):
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("name", ["qemu-mps2-an386", "qemu-lm3s6965"])
+@pytest.mark.parametrize("name", ["qemu-mps2-an386", "qemu-mps3-an547", "qemu-lm3s6965"])
 def test_residual_kernels_on_board_equal_reference(name, tmp_path, private_board_state):
     why = boards.toolchain_missing(name)
     if why or not shutil.which(boards.QEMU):
