@@ -357,8 +357,8 @@ def test_b1_conv_k_above_2_30_under_ubsan(tmp_path):
     src.write_text(K_ABOVE_2_30)
     exe = tmp_path / "k"
     r = _run([gcc, *STRICT, "-O1", "-fsanitize=undefined", "-fno-sanitize-recover=all", *INC[:2],
-              str(src), *(os.path.join(ROOT, "firmware", "kernels", f) for f in ("eq_conv2d_row.c", "eq_conv1x1_b1b1.c")),
-              "-o", str(exe)])
+              str(src), *(os.path.join(ROOT, "firmware", "kernels", f)
+                          for f in ("eq_conv2d_row.c", "eq_conv1x1_b1b1.c")), "-o", str(exe)])
     assert r.returncode == 0, r.stderr
     r = _run([str(exe)], timeout=120)
     assert r.returncode == 0, r.stderr

@@ -166,9 +166,11 @@ def _affine_graph(seed, act, w_enc, cin, h, n, kind):
 
 
 def _all_cases():
-    cases = [(f"add {e0}+{e1} c{c}",) + _add_graph(i, e0, e1, c, h, w) for i, (e0, e1, c, h, w) in enumerate(ADD_CASES)]
+    cases = [(f"add {e0}+{e1} c{c}",) + _add_graph(i, e0, e1, c, h, w)
+             for i, (e0, e1, c, h, w) in enumerate(ADD_CASES)]
     cases += [(f"add {e0}+{e1} -> {out}",) + _add_graph(100 + i, e0, e1, 17, 3, 4, out)
-              for i, (e0, e1) in enumerate((("I32", "I32"), ("I32", "B1"), ("U8", "B1"))) for out in ("AFFINE", "REQUANT")]
+              for i, (e0, e1) in enumerate((("I32", "I32"), ("I32", "B1"), ("U8", "B1")))
+              for out in ("AFFINE", "REQUANT")]
     cases += [(f"1x1 {c}",) + _c1x1_graph(200 + i, *c) for i, c in enumerate(C1X1_CASES)]
     cases += [(f"affine {c}",) + _affine_graph(300 + i, *c) for i, c in enumerate(AFF_CASES)]
     return cases
