@@ -81,6 +81,11 @@ void eq_threshold_multi_u8(const int32_t *acc, uint32_t n_pix, uint16_t c, const
 void eq_affine_i32(const int32_t *acc, uint32_t n_pix, uint16_t c, const int32_t *mul,
                    const int32_t *add, uint8_t shift, int32_t *out);
 
+/* the same for accumulators with |acc| <= amax (the caller's bound): 32-bit arithmetic where
+ * mul, add, shift and amax allow it (eq_affine_i32.c), exactly the same values */
+void eq_affine_i32_bounded(const int32_t *acc, uint32_t n_pix, uint16_t c, const int32_t *mul,
+                           const int32_t *add, uint8_t shift, uint32_t amax, int32_t *out);
+
 /* out (n_pix, c) uint8 = clamp(((int64)acc * mul[n] + add[n]) >> shift, 0, 2**out_bits - 1),
  * arithmetic (flooring) shift, out_bits 1..8 (REQUANT stage) */
 void eq_requant_u8(const int32_t *acc, uint32_t n_pix, uint16_t c, const int32_t *mul,

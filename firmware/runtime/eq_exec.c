@@ -14,6 +14,20 @@ static int32_t sat32(int64_t v)
     return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
 }
 
+/* a bound on |acc| of a layer's accumulators: K * max|a| for CONVs with weights in {-1, 0, 1}
+ * (B1, TERN, TERN_SPARSE: B1 inputs +-1, U8 codes <= 255; taps outside the input add 0);
+ * 0xFFFFFFFF (none known) for the others */
+static uint32_t acc_bound(const layer_t *L)
+{
+    uint64_t k;
+    if (L->op != EQ_OP_CONV || (L->w_enc != EQ_ENC_B1 && L->w_enc != EQ_ENC_TERN && L->w_enc != EQ_ENC_TERN_SPARSE)
+        || L->groups == 0u) {
+        return 0xFFFFFFFFu;
+    }
+    k = (uint64_t)L->kh * L->kw * (L->in_c / L->groups) * (L->in_enc == EQ_ENC_B1 ? 1u : 255u);
+    return k < 0xFFFFFFFFull ? (uint32_t)k : 0xFFFFFFFFu;
+}
+
 /* the output stage of one row of n_pix accumulators (CONV, AVGPOOL, ADD) -> row oy of out */
 static void stage_row(const layer_t *L, const int32_t *acc, uint32_t n_pix, uint32_t oy,
                       const tensor_t *thr, const tensor_t *aux, void *out)
@@ -31,8 +45,9 @@ static void stage_row(const layer_t *L, const int32_t *acc, uint32_t n_pix, uint
                       (const int32_t *)(const void *)aux->data, (uint8_t)L->shift, (uint8_t)L->out_bits,
                       (uint8_t *)out + row * c);
     } else {
-        eq_affine_i32(acc, n_pix, c, (const int32_t *)(const void *)thr->data,
-                      (const int32_t *)(const void *)aux->data, (uint8_t)L->shift, (int32_t *)out + row * c);
+        eq_affine_i32_bounded(acc, n_pix, c, (const int32_t *)(const void *)thr->data,
+                              (const int32_t *)(const void *)aux->data, (uint8_t)L->shift, acc_bound(L),
+                              (int32_t *)out + row * c);
     }
 }
 
