@@ -15,20 +15,28 @@
 #define EQ_ASR64(v, sh) ((v) >= 0 ? (int64_t)((uint64_t)(v) >> (sh)) : ~(int64_t)((uint64_t)(~(v)) >> (sh)))
 #endif
 
+/* shift 0, every mul 1 and add 0: the identity (an accumulator the exporter stores as is) */
+static int eq_aff_identity(uint16_t c, const int32_t *mul, const int32_t *add, uint8_t shift)
+{
+    uint32_t n;
+    if (shift != 0u) {
+        return 0;
+    }
+    for (n = 0; n < c && mul[n] == 1 && add[n] == 0; ++n) {
+    }
+    return n == c;
+}
+
 void eq_affine_i32(const int32_t *acc, uint32_t n_pix, uint16_t c, const int32_t *mul,
                    const int32_t *add, uint8_t shift, int32_t *out)
 {
     uint32_t p, n;
     const uint32_t sh = shift > 62u ? 62u : shift;
-    if (sh == 0u) { /* the identity (mul 1, add 0: an accumulator stored as is) is a copy */
-        for (n = 0; n < c && mul[n] == 1 && add[n] == 0; ++n) {
+    if (eq_aff_identity(c, mul, add, shift)) { /* a copy */
+        if (out != acc) {
+            memmove(out, acc, (size_t)n_pix * c * sizeof(int32_t));
         }
-        if (n == c) {
-            if (out != acc) {
-                memmove(out, acc, (size_t)n_pix * c * sizeof(int32_t));
-            }
-            return;
-        }
+        return;
     }
 #if defined(__GNUC__)
     if (sh >= 1u && sh <= 31u) { /* 32-bit halves: low word of v >> sh, its high word hi >> sh */
@@ -123,7 +131,8 @@ void eq_affine_i32_bounded(const int32_t *acc, uint32_t n_pix, uint16_t c, const
 {
     int32_t t[4u * EQ_AFF_CHUNK]; /* per channel: ml, al, mh, ah */
     uint32_t n0, p, n;
-    if (n_pix < EQ_AFF_MIN_PIX) { /* the table would cost more than it saves */
+    if (n_pix < EQ_AFF_MIN_PIX || eq_aff_identity(c, mul, add, shift)) { /* the table would cost more
+                                                                           than it saves, or a copy */
         eq_affine_i32(acc, n_pix, c, mul, add, shift, out);
         return;
     }
