@@ -402,6 +402,9 @@ void eq_conv_fast_stage(const eq_conv_job_t *job, const int32_t *acc, uint32_t p
         eq_threshold_multi_u8(acc, n_pix, c, (const int32_t *)job->thr,
                               (uint16_t)((1u << job->out_bits) - 1u), (const uint8_t *)job->aux,
                               (uint8_t *)job->out + pix * c);
+    } else if (job->out_stage == EQ_OUT_REQUANT) { /* no fast path takes REQUANT yet: kept exact */
+        eq_requant_u8(acc, n_pix, c, (const int32_t *)job->thr, (const int32_t *)job->aux, job->shift,
+                      job->out_bits, (uint8_t *)job->out + pix * c);
     } else {
         eq_affine_i32(acc, n_pix, c, (const int32_t *)job->thr, (const int32_t *)job->aux,
                       job->shift, (int32_t *)job->out + pix * c);
