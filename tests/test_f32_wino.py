@@ -420,3 +420,42 @@ def test_export_float_first_layer(winograd):
     assert flags[0] == want and not any(flags[1:])
     assert pack.read_header(ex.blob)["version_minor"] == (2 if want else 0)
     assert np.array_equal(Model(ex.blob).scores(export.graph_input(model, px)), ex.scores(px))
+
+
+def test_kernel_checks_its_arguments():
+    """eq_conv_wino_f32 (public in eq_conv_fast.h): NULL job / missing pointers EQ_ERR_ARG, a
+    layer it does not compute EQ_ERR_UNSUPPORTED, scratch short of eq_rule_wino_f23_scratch
+    EQ_ERR_ARENA, and with enough scratch the runtime's result."""
+    from edgeq.native.runtime import native
+
+    nat = native()
+    ffi, lib = nat.ffi, nat.lib
+    s = lambda k: spec.value(spec.STATUS, k)  # noqa: E731
+    g = _layer_graph(21, 5, 6, 5, 7, "RAW", "AFFINE")
+    layer = g.layers[0]
+    x = _inputs(g, 1, 0)[0]
+    act = np.ascontiguousarray(x.transpose(1, 2, 0))  # HWC codes
+    shape = ffi.new("eq_conv_shape_t *", dict(in_h=5, in_w=7, in_c=5, out_h=5, out_w=7, out_c=6, kh=3, kw=3,
+                                              stride=1, pad=1))
+    w = np.ascontiguousarray(layer.weight, np.float32)
+    wd = ffi.new("eq_weights_t *", dict(enc=spec.value(spec.ENC, "F32"), data=ffi.from_buffer(w)))
+    mul, add = np.asarray(layer.mul, np.float32), np.asarray(layer.add, np.float32)
+    out = np.zeros((5, 7, 6), np.int32)
+    need = spec.wino_f23_scratch(5, 7, 6)
+    scratch = np.zeros(need // 8 + 1, np.uint64)
+    job = ffi.new("eq_conv_job_t *", dict(
+        s=shape, in_enc=spec.value(spec.ENC, "U8"), **{"in": ffi.from_buffer(act)}, w=wd,
+        out_stage=spec.value(spec.OUT, "AFFINE"), thr=ffi.from_buffer(mul), aux=ffi.from_buffer(add),
+        out=ffi.from_buffer(out), scratch=ffi.from_buffer(scratch), scratch_bytes=need))
+    assert lib.eq_conv_wino_f32(ffi.NULL) == s("ERR_ARG")
+    assert lib.eq_conv_wino_f32_scratch(shape) == need
+    assert lib.eq_conv_wino_f32(job) == s("OK")
+    assert np.array_equal(out.reshape(-1), refnet.run(g, x[None])[0][0])
+    job.scratch_bytes = need - 4
+    assert lib.eq_conv_wino_f32(job) == s("ERR_ARENA")
+    job.scratch_bytes = need
+    shape.stride = 2
+    assert lib.eq_conv_wino_f32(job) == s("ERR_UNSUPPORTED")
+    shape.stride = 1
+    job.thr = ffi.NULL
+    assert lib.eq_conv_wino_f32(job) == s("ERR_ARG")
