@@ -158,6 +158,10 @@ def test_depthwise_on_board_equals_host(name, tmp_path, private_state):
                 and 4 * m.n_classes + 16 <= int(fw["max_payload"]) and m.input_wire_bytes <= int(fw["max_payload"])):
             cases.append((what, blob, m, x))
     assert len(cases) >= len(SHAPES) * 4, "most cases must fit the board"
+    # every case runs on the host (test_depthwise_c_equals_reference); the boards take a
+    # deterministic sample (their load + CRC check per blob dominates): half on the M4 (its DSP /
+    # Thumb-2 variants), a third, offset, on the M3 (the portable C the host runs too)
+    cases = cases[::2] if name == "qemu-mps2-an386" else cases[1::3]
     path = tmp_path / "m.eqb"
     path.write_bytes(cases[0][1])
     run, _ = boards.flash(name, path, log=lambda s: None)
@@ -165,7 +169,7 @@ def test_depthwise_on_board_equals_host(name, tmp_path, private_state):
         with Board(run.url) as b:
             for what, blob, m, x in cases:
                 b.load(blob)
-                for img in x:
+                for img in x[:1]:  # one image per case on the board (the host tests take all three)
                     wire = m.wire_input(img)
                     cls, got = b.infer(wire, timeout=60)
                     hcls, host = m.predict_wire(wire)
