@@ -27,15 +27,21 @@ static int eq_aff_identity(uint16_t c, const int32_t *mul, const int32_t *add, u
     return n == c;
 }
 
+/* the identity stage: a copy (acc and out may be the same buffer) */
+static void eq_aff_copy(const int32_t *acc, uint32_t n_pix, uint16_t c, int32_t *out)
+{
+    if (out != acc) {
+        memmove(out, acc, (size_t)n_pix * c * sizeof(int32_t));
+    }
+}
+
 void eq_affine_i32(const int32_t *acc, uint32_t n_pix, uint16_t c, const int32_t *mul,
                    const int32_t *add, uint8_t shift, int32_t *out)
 {
     uint32_t p, n;
     const uint32_t sh = shift > 62u ? 62u : shift;
-    if (eq_aff_identity(c, mul, add, shift)) { /* a copy */
-        if (out != acc) {
-            memmove(out, acc, (size_t)n_pix * c * sizeof(int32_t));
-        }
+    if (eq_aff_identity(c, mul, add, shift)) {
+        eq_aff_copy(acc, n_pix, c, out);
         return;
     }
 #if defined(__GNUC__)
@@ -131,8 +137,11 @@ void eq_affine_i32_bounded(const int32_t *acc, uint32_t n_pix, uint16_t c, const
 {
     int32_t t[4u * EQ_AFF_CHUNK]; /* per channel: ml, al, mh, ah */
     uint32_t n0, p, n;
-    if (n_pix < EQ_AFF_MIN_PIX || eq_aff_identity(c, mul, add, shift)) { /* the table would cost more
-                                                                           than it saves, or a copy */
+    if (eq_aff_identity(c, mul, add, shift)) { /* checked once here, not again in eq_affine_i32 */
+        eq_aff_copy(acc, n_pix, c, out);
+        return;
+    }
+    if (n_pix < EQ_AFF_MIN_PIX) { /* the table would cost more than it saves */
         eq_affine_i32(acc, n_pix, c, mul, add, shift, out);
         return;
     }
